@@ -1,0 +1,38 @@
+"""Gate results are variants, not booleans: passed, failed (with reason and next action) or skipped."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+PASS = "PASS"
+FAIL = "FAIL"
+SKIPPED = "SKIPPED"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    check: str  # the check's name in the plan
+    type: str  # its check type
+    status: str  # PASS | FAIL | SKIPPED
+    detail: str  # one PII-safe line
+    next_action: str = ""  # what a person should do (empty when PASS)
+    duration: float = 0.0  # seconds
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def passed(check, detail: str, duration: float = 0.0) -> GateResult:
+    return GateResult(check.name, check.type, PASS, detail, "", duration)
+
+
+def failed(check, detail: str, next_action: str, duration: float = 0.0) -> GateResult:
+    return GateResult(check.name, check.type, FAIL, detail, next_action, duration)
+
+
+def skipped(check, detail: str) -> GateResult:
+    return GateResult(check.name, check.type, SKIPPED, detail, "", 0.0)

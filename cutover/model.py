@@ -1,0 +1,202 @@
+"""The frozen, typed plan. `cutover.plan` builds it from phases.yaml; everything else only reads it.
+
+Durations are seconds (float). Mappings are plain dicts by convention: treat them as read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+PENDING = "pending"
+ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True)
+class SsmTarget:
+    """Where a flag lives. Only SSM today; Lambda environment variables are a later adapter."""
+
+    parameter: str
+    kind: str = "ssm"
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    target: SsmTarget
+    rollback: str
+    sensitive: bool = False
+    secure: bool = False
+    description: str = ""
+    line: int = 0
+
+    @property
+    def parameter(self) -> str:
+        return self.target.parameter
+
+
+@dataclass(frozen=True)
+class EnvCheck:
+    name: str
+    equals: dict[str, str] = field(default_factory=dict)
+    present: tuple[str, ...] = ()
+    timeout: float = 10.0
+    type: str = "env"
+
+
+@dataclass(frozen=True)
+class SecretsCheck:
+    name: str
+    secret_ids: tuple[str, ...]
+    decrypt: bool = True
+    timeout: float = 30.0
+    type: str = "secrets"
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    name: str
+    url: str  # may hold ${VAR}, ${VAR:-default}
+    method: str = "GET"  # GET or HEAD
+    headers: dict[str, str] = field(default_factory=dict)  # may hold {{secret:ID}} / {{secret:ID#key}}
+    expect_status: tuple[int, ...] = (200,)
+    timeout: float = 10.0
+    type: str = "http"
+
+
+@dataclass(frozen=True)
+class GraphqlCheck:
+    name: str
+    url: str
+    query: str
+    variables: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    expect_status: tuple[int, ...] = (200,)
+    timeout: float = 10.0
+    type: str = "graphql"
+
+
+@dataclass(frozen=True)
+class LogFreshnessCheck:
+    name: str
+    log_group: str
+    max_age: float
+    json_match: dict | None = None  # exactly one of json_match / contains
+    contains: str | None = None
+    timeout: float = 30.0
+    type: str = "log_freshness"
+
+
+@dataclass(frozen=True)
+class LogAbsentCheck:
+    name: str
+    log_group: str
+    window: float
+    contains: str | None = None  # exactly one of contains / json_match
+    json_match: dict | None = None
+    timeout: float = 30.0
+    type: str = "log_absent"
+
+
+@dataclass(frozen=True)
+class CommandCheck:
+    name: str
+    run: tuple[str, ...]
+    timeout: float = 600.0
+    type: str = "command"
+
+
+@dataclass(frozen=True)
+class AlarmsCheck:
+    name: str
+    names: tuple[str, ...] = ()
+    prefix: str | None = None
+    quiet_for: float = 0.0
+    insufficient_data: str = "fail"  # fail | ok
+    timeout: float = 30.0
+    type: str = "alarms"
+
+
+Check = Union[
+    EnvCheck, SecretsCheck, HttpCheck, GraphqlCheck, LogFreshnessCheck, LogAbsentCheck, CommandCheck, AlarmsCheck
+]
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    set: dict[str, str]
+    gates: tuple[str, ...]
+    description: str = ""
+    bake: float = 0.0
+    approval: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    region: str
+    state_prefix: str
+    flags: tuple[Flag, ...]  # in rollback order
+    checks: dict[str, Check]  # in declaration order
+    phases: tuple[Phase, ...]  # Phase 0 first
+    description: str = ""
+    write_rate: float = 3.0
+    lock_lease: float = 900.0
+    version: int = 1
+    digest: str = ""  # sha256 hex of the plan file's bytes
+    path: str = "phases.yaml"
+
+    # --- derived views -------------------------------------------------------------------------
+    @property
+    def state_parameter(self) -> str:
+        return f"{self.state_prefix}/state"
+
+    @property
+    def lock_parameter(self) -> str:
+        return f"{self.state_prefix}/lock"
+
+    @property
+    def phase_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.phases)
+
+    def flag(self, name: str) -> Flag:
+        return next(f for f in self.flags if f.name == name)
+
+    def phase(self, name: str) -> Phase:
+        for p in self.phases:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def phase_index(self, name: str) -> int:
+        return self.phase_names.index(name)
+
+    def rollback_values(self) -> dict[str, str]:
+        return {f.name: f.rollback for f in self.flags}
+
+    def values_for(self, state: str) -> dict[str, str]:
+        """Every flag's value in a machine state: rollback values overlaid by each phase's `set` up to it.
+
+        `pending` and `rolled_back` are the rollback values.
+        """
+        values = self.rollback_values()
+        if state in (PENDING, ROLLED_BACK):
+            return values
+        for p in self.phases:
+            values.update(p.set)
+            if p.name == state:
+                return values
+        raise KeyError(state)
+
+    def next_phase(self, state: str) -> Phase | None:
+        """The phase an `advance` from `state` enters; None at the last phase."""
+        if state in (PENDING, ROLLED_BACK):
+            return self.phases[0]
+        i = self.phase_index(state)
+        return self.phases[i + 1] if i + 1 < len(self.phases) else None
+
+    def alarm_checks(self, phase: str) -> list[AlarmsCheck]:
+        """The alarms gates of a phase (what `watch` and `status` look at)."""
+        p = self.phase(phase)
+        return [c for g in p.gates if isinstance(c := self.checks[g], AlarmsCheck)]

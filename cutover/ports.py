@@ -1,0 +1,99 @@
+"""The small ports the core talks through. `cutover.aws` implements them with boto3; tests may use fakes.
+
+Every adapter method raises only `cutover.errors` types (AwsError, NotFound, ReadOnlyViolation),
+never botocore exceptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterator, Protocol
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    value: str
+    version: int
+    type: str = "String"  # String | SecureString | StringList
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ParamVersion:
+    name: str
+    value: str
+    version: int
+    last_modified: datetime | None
+    last_modified_user: str | None = None
+
+
+@dataclass(frozen=True)
+class Alarm:
+    name: str
+    state: str  # OK | ALARM | INSUFFICIENT_DATA
+    updated_at: datetime  # StateUpdatedTimestamp, aware UTC
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    timestamp: datetime  # aware UTC
+    message: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    arn: str
+    account: str
+
+
+class ParameterStore(Protocol):
+    def get_many(self, names: list[str]) -> dict[str, Param]:
+        """Current values, decrypted; a missing name is simply absent. Batches of 10 inside."""
+
+    def put(self, name: str, value: str, *, secure: bool = False, overwrite: bool = True) -> int:
+        """Write and return the new version. overwrite=False raises AlreadyExists if the name exists."""
+
+    def delete(self, name: str) -> None:
+        """Delete; a missing name is not an error."""
+
+    def history(self, name: str) -> list[ParamVersion]:
+        """Every stored version, oldest first (decrypted). NotFound if the parameter does not exist."""
+
+
+class AlarmSource(Protocol):
+    def describe(self, names: list[str], prefix: str | None = None) -> list[Alarm]:
+        """Alarms by exact name (batches of 100) plus every alarm starting with prefix; paged inside."""
+
+
+class SecretSource(Protocol):
+    def get_value(self, secret_id: str) -> str:
+        """GetSecretValue's SecretString (or the binary, decoded). NotFound / AwsError otherwise."""
+
+    def describe(self, secret_id: str) -> dict:
+        """DescribeSecret's metadata (never a value)."""
+
+
+class LogSource(Protocol):
+    def events(
+        self, log_group: str, start: datetime, end: datetime, filter_pattern: str = ""
+    ) -> Iterator[LogEvent]:
+        """Every matching event in [start, end], paging through all results. NotFound if the group is missing."""
+
+
+class IdentitySource(Protocol):
+    def caller(self) -> Identity: ...
+
+
+@dataclass
+class AwsPorts:
+    """Everything the core needs from AWS, bundled so use cases take one argument."""
+
+    params: ParameterStore
+    alarms: AlarmSource
+    secrets: SecretSource
+    logs: LogSource
+    identity: IdentitySource
+    region: str = ""
