@@ -1,0 +1,295 @@
+"""The typer app: parse, call one use case, render, map errors to the contract's exit codes.
+
+Kept thin and quick to import: boto3 loads only when a command needs AWS, never for --help or validate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cutover.errors import CutoverError, ExitCode, UsageError
+from cutover.redact import REDACTOR
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Step a production feature through its cutover plan, one phase at a time, and roll it back with one command.",
+)
+
+
+@dataclasses.dataclass
+class Globals:
+    plan: Path = Path("phases.yaml")
+    region: Optional[str] = None
+    profile: Optional[str] = None
+    json: bool = False
+    evidence_dir: Path = Path("evidence")
+    verbose: bool = False
+
+
+G = Globals()
+
+
+@app.callback()
+def main_options(
+    plan: Path = typer.Option(Path("phases.yaml"), "--plan", envvar="CUTOVER_PLAN", help="The cutover plan."),
+    region: Optional[str] = typer.Option(None, "--region", help="AWS Region (overrides the plan's)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="AWS profile."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    evidence_dir: Path = typer.Option(Path("evidence"), "--evidence-dir", help="Where evidence reports go."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Log every step to stderr."),
+) -> None:
+    G.plan, G.region, G.profile, G.json, G.evidence_dir, G.verbose = plan, region, profile, json_out, evidence_dir, verbose
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+def say(text: str = "", err: bool = False) -> None:
+    typer.echo(REDACTOR.text(text), err=err)
+
+
+def emit(command: str, outcome) -> None:
+    """Print an Outcome (human or JSON) and exit with its code."""
+    if G.json:
+        doc = {"command": command, "exit_code": outcome.exit_code, "ok": outcome.exit_code == 0,
+               "headline": outcome.headline, **outcome.data}
+        if outcome.hint:
+            doc["hint"] = outcome.hint
+        say(json.dumps(REDACTOR.value(doc), indent=2, default=str))
+    else:
+        say(outcome.headline)
+        for line in outcome.lines:
+            say(f"  {line}")
+        if outcome.hint:
+            say(f"next: {outcome.hint}")
+        if outcome.evidence_path:
+            say(f"evidence: {outcome.evidence_path}")
+    raise typer.Exit(outcome.exit_code)
+
+
+def fail(command: str, err: CutoverError) -> None:
+    if G.json:
+        say(json.dumps({"command": command, "exit_code": err.exit_code, "ok": False, "error": REDACTOR.text(err.message),
+                        "hint": REDACTOR.text(err.hint)}, indent=2))
+    say(f"error: {err.message}", err=True)
+    if err.hint:
+        say(f"hint: {err.hint}", err=True)
+    raise typer.Exit(err.exit_code)
+
+
+# --- building the runtime ----------------------------------------------------------------------------
+def load_plan():
+    from cutover.plan import load_plan as _load
+
+    plan = _load(G.plan)
+    if G.region:
+        plan = dataclasses.replace(plan, region=G.region)
+    return plan
+
+
+def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = ""):
+    from cutover import logs
+    from cutover.aws import make_ports
+    from cutover.orchestrator import Runtime
+
+    logs.configure(G.verbose, G.evidence_dir / "cutover.log.jsonl")
+    ports = make_ports(plan.region, G.profile, read_only=dry_run)
+    return Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=G.evidence_dir, dry_run=dry_run,
+                   confirm=_confirmer(yes), log=logs.get().bind(command=command))
+
+
+def _confirmer(yes: bool):
+    def confirm(summary: str) -> bool:
+        if yes:
+            return True
+        say(summary, err=True)
+        return typer.confirm("Proceed?", default=False, err=True)
+
+    return confirm
+
+
+def require_yes_or_tty(yes: bool, dry_run: bool, what: str) -> None:
+    if not (yes or dry_run or sys.stdin.isatty()):
+        raise UsageError(f"{what} writes to AWS and needs --yes when not run from a terminal; nothing was written",
+                         f"re-run with --yes (or --dry-run to see what would change)")
+
+
+def run(command: str, fn) -> None:
+    """Run a command body, mapping every error to a one-line message and a contract exit code."""
+    try:
+        fn()
+    except typer.Exit:
+        raise
+    except CutoverError as err:
+        fail(command, err)
+    except KeyboardInterrupt:
+        fail(command, CutoverError("interrupted", "run `cutover status` to see whether anything was written; re-run or `cutover rollback`"))
+    except Exception as err:  # a bug: still one line, never a traceback with local values
+        if G.verbose:
+            import traceback
+
+            traceback.print_exc(limit=20)
+        fail(command, CutoverError(f"internal error: {type(err).__name__} in {command}",
+                                   "run `cutover status` to see whether anything was written; re-run with -v and report it"))
+
+
+# --- commands ----------------------------------------------------------------------------------------
+@app.command()
+def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan format's JSON Schema.")) -> None:
+    """Check the plan and print a summary of its phases. Exit 0 or 2."""
+
+    def body():
+        if schema:
+            from cutover.plan import plan_schema
+
+            say(json.dumps(plan_schema(), indent=2))
+            return
+        from cutover.orchestrator import Outcome
+        from cutover.plan import summarize
+
+        plan = load_plan()
+        summary = summarize(plan)
+        lines = [f"region {plan.region}, state {plan.state_prefix}, write rate {plan.write_rate}/s, sha256 {plan.digest[:12]}",
+                 "rollback order: " + ", ".join(f"{f['name']}={f['rollback']}" for f in summary["flags"])]
+        for i, p in enumerate(summary["phases"]):
+            sets = ", ".join(f"{k}={v}" for k, v in p["sets"].items()) or "no changes"
+            extra = (", approval required" if p["approval"] else "") + (f", bake {p['bake']}" if p.get("bake") else "")
+            lines.append(f"phase {i} {p['name']}: sets {sets}; gates {', '.join(p['gates']) or 'none'}{extra}")
+        emit("validate", Outcome(ExitCode.OK, f"{plan.path}: plan '{plan.name}' is valid: {len(plan.phases)} phases, "
+                                              f"{len(plan.flags)} flags, {len(plan.checks)} checks", lines, summary))
+
+    run("validate", body)
+
+
+@app.command()
+def status(check: bool = typer.Option(False, "--check", help="Exit 5 on drift, an unfinished transition or a bad state record.")) -> None:
+    """Where the cutover stands: phase, lock, live flags vs. declared values, alarms."""
+
+    def body():
+        from cutover import orchestrator
+
+        emit("status", orchestrator.status(runtime(load_plan(), dry_run=True, command="status"), check=check))
+
+    run("status", body)
+
+
+@app.command()
+def preflight(
+    phase: Optional[str] = typer.Option(None, "--phase", help="The phase whose gates to run (default: the next one)."),
+    out_md: Optional[Path] = typer.Option(None, "--out-md", help="Also write the report as markdown to this file."),
+    skip: list[str] = typer.Option([], "--skip", help="Skip a check (diagnosis only: not valid for sign-off)."),
+) -> None:
+    """Run a phase's gates only. Prints overall_status PASS|FAIL; exit 0 or 1. Read-only."""
+
+    def body():
+        from cutover import preflight as pf
+
+        rt = runtime(load_plan(), dry_run=True, command="preflight")
+        outcome = pf.preflight(rt, phase, tuple(skip), out_md)
+        emit("preflight", outcome)
+
+    run("preflight", body)
+
+
+@app.command()
+def advance(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Run the gates and show what would change; write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    approve: bool = typer.Option(False, "--approve", help="Approve entering a phase that requires approval."),
+    reason: str = typer.Option("", "--reason", help="Why, for the record."),
+) -> None:
+    """Pass the next phase's gates, then converge its flags. Exactly one phase per call."""
+
+    def body():
+        from cutover import orchestrator
+
+        require_yes_or_tty(yes, dry_run, "advance")
+        emit("advance", orchestrator.advance(runtime(load_plan(), dry_run=dry_run, yes=yes, command="advance"), approve, reason))
+
+    run("advance", body)
+
+
+@app.command()
+def rollback(
+    to: Optional[str] = typer.Option(None, "--to", help="Roll back to an earlier phase instead of the known-safe values."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    reason: str = typer.Option("", "--reason", help="Why, for the record."),
+) -> None:
+    """Converge every flag to its rollback value (or an earlier phase). Never gated; never waits for the lock."""
+
+    def body():
+        from cutover import orchestrator
+
+        require_yes_or_tty(yes, dry_run, "rollback")
+        emit("rollback", orchestrator.rollback(runtime(load_plan(), dry_run=dry_run, yes=yes, command="rollback"), to, reason))
+
+    run("rollback", body)
+
+
+@app.command()
+def history() -> None:
+    """Every state change: when, who, from, to, reason."""
+
+    def body():
+        from cutover import orchestrator
+
+        emit("history", orchestrator.history(runtime(load_plan(), dry_run=True, command="history")))
+
+    run("history", body)
+
+
+@app.command()
+def unlock(
+    force: bool = typer.Option(False, "--force", help="Required: this breaks another operator's lock."),
+    reason: str = typer.Option("", "--reason", help="Required: why it is safe, for the record."),
+) -> None:
+    """Break a live lock (a rollback never needs this)."""
+
+    def body():
+        from cutover import orchestrator
+
+        if not force or not reason.strip():
+            raise UsageError("unlock needs --force and --reason TEXT", "cutover unlock --force --reason \"why it is safe\"")
+        emit("unlock", orchestrator.unlock(runtime(load_plan(), command="unlock"), force, reason))
+
+    run("unlock", body)
+
+
+@app.command()
+def sandbox(port: int = typer.Option(0, "--port", help="Port for the emulator (default: a free one).")) -> None:
+    """Start an AWS emulator on 127.0.0.1 seeded from the plan, and print the exports to use it."""
+
+    def body():
+        from cutover import rehearse
+
+        rehearse.serve_sandbox(load_plan(), port, say)
+
+    run("sandbox", body)
+
+
+@app.command("rehearse")
+def rehearse_cmd() -> None:
+    """Run the whole plan end to end on the embedded emulator: every phase, an incident, a rollback."""
+
+    def body():
+        from cutover import rehearse
+
+        emit("rehearse", rehearse.rehearse(load_plan(), G.evidence_dir, verbose=G.verbose))
+
+    run("rehearse", body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

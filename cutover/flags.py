@@ -1,0 +1,222 @@
+"""The converging flag engine: read live values, write only what differs in plan order, paced to the
+plan's write rate, and read back until every write is confirmed.
+
+Nothing here depends on what a crashed process remembered: re-running `converge` with the same target
+finds what is already done by reading, and finishes the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from cutover.clock import Clock
+from cutover.errors import AwsError, Incomplete
+from cutover.model import Flag, Plan
+from cutover.ports import Param, ParameterStore
+from cutover.redact import fingerprint
+
+READ_BATCH = 10  # GetParameters takes at most 10 names
+VERIFY_ATTEMPTS = 12  # stale reads: read back this many times, backing off, before giving up
+THROTTLE_RETRIES = 8  # on top of botocore's own retries: a write is never dropped silently
+RETRYABLE_CODES = {"ThrottlingException", "TooManyUpdates", "Throttling", "RequestLimitExceeded", "ConnectionError", "ServiceUnavailable", "InternalServerError"}
+
+
+def shown(flag: Flag, value: str | None) -> str | None:
+    """A flag value as it may be displayed, logged or stored in evidence."""
+    if value is None:
+        return None
+    return fingerprint(value) if flag.sensitive else value
+
+
+@dataclass
+class FlagChange:
+    flag: Flag
+    old: str | None  # None: the parameter does not exist yet
+    new: str
+    old_version: int | None = None
+    new_version: int | None = None
+    written: bool = False
+    confirmed: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.flag.name
+
+    def to_dict(self) -> dict:
+        return {
+            "flag": self.flag.name,
+            "parameter": self.flag.parameter,
+            "old": shown(self.flag, self.old),
+            "new": shown(self.flag, self.new),
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "written": self.written,
+            "confirmed": self.confirmed,
+        }
+
+
+@dataclass
+class ConvergeResult:
+    changes: list[FlagChange] = field(default_factory=list)
+
+    @property
+    def confirmed(self) -> list[str]:
+        return [c.name for c in self.changes if c.confirmed]
+
+    @property
+    def pending(self) -> list[str]:
+        return [c.name for c in self.changes if not c.confirmed]
+
+
+def read_live(plan: Plan, store: ParameterStore, extra: list[str] = ()) -> dict[str, Param]:
+    """Every flag's live parameter (missing ones absent), plus any extra names, keyed by parameter name."""
+    return store.get_many([f.parameter for f in plan.flags] + list(extra))
+
+
+def is_at(flag: Flag, param: Param | None, value: str) -> bool:
+    if param is None or param.value != value:
+        return False
+    # A secure flag stored as plain String is not converged: its value is readable by anyone with GetParameter.
+    return not flag.secure or param.type == "SecureString"
+
+
+def diff(plan: Plan, target: dict[str, str], live: dict[str, Param]) -> list[FlagChange]:
+    """The changes that bring live values to target, in plan (rollback) order."""
+    changes = []
+    for flag in plan.flags:
+        if flag.name not in target:
+            continue
+        param = live.get(flag.parameter)
+        if not is_at(flag, param, target[flag.name]):
+            changes.append(
+                FlagChange(flag, param.value if param else None, target[flag.name], param.version if param else None)
+            )
+    return changes
+
+
+class Pacer:
+    """Spaces write starts at least 1/rate seconds apart (the account-wide SSM write quota)."""
+
+    def __init__(self, rate: float, clock: Clock) -> None:
+        self.interval = 1.0 / rate
+        self.clock = clock
+        self._next = None
+
+    def wait(self, idle: Callable[[], None] | None = None) -> None:
+        now = self.clock.monotonic()
+        if self._next is not None and now < self._next:
+            if idle:  # use the wait for read-backs rather than sleeping through it
+                idle()
+            self.clock.sleep(self._next - self.clock.monotonic())
+        self._next = max(self.clock.monotonic(), self._next or 0) + self.interval
+
+
+class Converger:
+    """Writes a list of changes and confirms them.
+
+    `before_write(state_param)` is called before every write with the freshly read state record (the
+    read rides along with the read-back of earlier writes, so preemption costs no extra call); it raises
+    to stop the run before the next write.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        store: ParameterStore,
+        clock: Clock,
+        *,
+        before_write: Callable[[Param | None], None] | None = None,
+        on_event: Callable[[str, FlagChange], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.store = store
+        self.clock = clock
+        self.before_write = before_write
+        self.on_event = on_event or (lambda event, change: None)
+        self.pacer = Pacer(plan.write_rate, clock)
+
+    def run(self, changes: list[FlagChange]) -> ConvergeResult:
+        result = ConvergeResult(changes)
+        for change in changes:
+            self.pacer.wait(idle=lambda: self._read_back(changes))
+            if self.before_write:
+                live = self._read_back(changes, with_state=True)
+                self.before_write(live.get(self.plan.state_parameter))
+            try:
+                self._write(change)
+            except AwsError as err:
+                raise self._incomplete(result, f"writing {change.flag.parameter} failed: {err.message}", err.hint) from err
+        self._verify(result)
+        return result
+
+    # --- writes -----------------------------------------------------------------------------------
+    def _write(self, change: FlagChange) -> None:
+        flag = change.flag
+        for attempt in range(THROTTLE_RETRIES + 1):
+            try:
+                change.new_version = self.store.put(flag.parameter, change.new, secure=flag.secure, overwrite=True)
+                change.written = True
+                self.on_event("written", change)
+                return
+            except AwsError as err:
+                # The write may have reached SSM even though we saw an error (timeout, dropped
+                # connection): a read-back tells, and then it must not be written again.
+                param = self.store.get_many([flag.parameter]).get(flag.parameter)
+                if is_at(flag, param, change.new) and (change.old_version is None or param.version > change.old_version):
+                    change.new_version, change.written = param.version, True
+                    self.on_event("written", change)
+                    return
+                if err.code not in RETRYABLE_CODES or attempt == THROTTLE_RETRIES:
+                    raise
+                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+
+    # --- read-back --------------------------------------------------------------------------------
+    def _read_back(self, changes: list[FlagChange], with_state: bool = False) -> dict[str, Param]:
+        """One GetParameters call: up to 10 unconfirmed written flags (plus the state record)."""
+        waiting = [c for c in changes if c.written and not c.confirmed]
+        names = [self.plan.state_parameter] if with_state else []
+        names += [c.flag.parameter for c in waiting][: READ_BATCH - len(names)]
+        if not names:
+            return {}
+        live = self.store.get_many(names)
+        for change in waiting:
+            if change.flag.parameter in live:
+                self._confirm(change, live[change.flag.parameter])
+        return live
+
+    def _confirm(self, change: FlagChange, param: Param) -> None:
+        # A stale read shows an older version: only the written version (or a newer one holding the
+        # same value) confirms the write.
+        if is_at(change.flag, param, change.new) and param.version >= (change.new_version or 0):
+            if not change.confirmed:
+                change.confirmed = True
+                self.on_event("confirmed", change)
+
+    def _verify(self, result: ConvergeResult) -> None:
+        delay = 0.1
+        for _ in range(VERIFY_ATTEMPTS):
+            waiting = [c for c in result.changes if not c.confirmed]
+            if not waiting:
+                return
+            for i in range(0, len(waiting), READ_BATCH):
+                batch = waiting[i : i + READ_BATCH]
+                live = self.store.get_many([c.flag.parameter for c in batch])
+                for change in batch:
+                    if change.flag.parameter in live:
+                        self._confirm(change, live[change.flag.parameter])
+            if all(c.confirmed for c in result.changes):
+                return
+            self.clock.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise self._incomplete(result, "some writes could not be confirmed by reading them back", "")
+
+    def _incomplete(self, result: ConvergeResult, why: str, hint: str) -> Incomplete:
+        done = ", ".join(result.confirmed) or "none"
+        todo = ", ".join(result.pending) or "none"
+        err = Incomplete(
+            f"{why}; confirmed: {done}; not confirmed: {todo}",
+            hint or "run `cutover status` to see every flag, then re-run the command or `cutover rollback`",
+        )
+        err.result = result
+        return err

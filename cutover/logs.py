@@ -1,0 +1,57 @@
+"""structlog set-up: readable lines on stderr, JSON lines to a log file, both through the redactor."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import structlog
+
+from cutover.redact import REDACTOR
+
+
+def _redact(logger, method, event_dict):
+    return {k: REDACTOR.value(v) if isinstance(v, (str, dict, list, tuple)) else v for k, v in event_dict.items()}
+
+
+class _Tee:
+    """Sends each rendered event to the console renderer (stderr) and the JSON renderer (file)."""
+
+    def __init__(self, verbose: bool, log_file: Path | None) -> None:
+        self.console = structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+        self.json = structlog.processors.JSONRenderer()
+        self.verbose = verbose
+        self.file = None
+        if log_file is not None:
+            try:
+                log_file.parent.mkdir(parents=True, exist_ok=True)
+                self.file = log_file.open("a", encoding="utf-8")
+            except OSError:
+                self.file = None
+
+    def __call__(self, logger, method, event_dict):
+        if self.file:
+            self.file.write(self.json(logger, method, dict(event_dict)) + "\n")
+            self.file.flush()
+        level = logging.getLevelName(method.upper()) if isinstance(method, str) else logging.INFO
+        if self.verbose or (isinstance(level, int) and level >= logging.WARNING):
+            return self.console(logger, method, event_dict)
+        raise structlog.DropEvent
+
+
+def configure(verbose: bool = False, log_file: Path | None = None) -> None:
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            _Tee(verbose, log_file),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str = "cutover"):
+    return structlog.get_logger(name)

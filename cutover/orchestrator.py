@@ -1,0 +1,502 @@
+"""Use cases: status, advance, rollback, history, unlock. Each returns an Outcome the CLI renders.
+
+Plan, then execute: every command first computes the ordered flag changes from live reads; a dry
+run is the same pipeline on a read-only AWS session, stopping before the first write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from cutover import evidence
+from cutover import flags as flagmod
+from cutover import machine, state
+from cutover.clock import Clock, SystemClock
+from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
+from cutover.gates.context import GateContext
+from cutover.gates.result import GateResult
+from cutover.model import PENDING, ROLLED_BACK, Phase, Plan
+from cutover.ports import AwsPorts, Param
+from cutover.redact import REDACTOR
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@dataclass
+class Runtime:
+    """Everything a use case needs, injected: the plan, AWS ports, a clock, the operator's env."""
+
+    plan: Plan
+    aws: AwsPorts
+    env: Mapping[str, str]
+    clock: Clock = field(default_factory=SystemClock)
+    evidence_dir: Path | None = Path("evidence")
+    run_id: str = field(default_factory=new_run_id)
+    dry_run: bool = False
+    confirm: Callable[[str], bool] = lambda summary: True
+    reroute_url: Callable[[str], str] | None = None
+    command_override: tuple[str, ...] | None = None
+    notes: list[str] = field(default_factory=list)  # substitutions to report (sandbox, rehearsal)
+    log: object = None
+    _identity: object = None
+
+    def identity(self):
+        if self._identity is None:
+            self._identity = self.aws.identity.caller()
+        return self._identity
+
+    def gate_context(self) -> GateContext:
+        return GateContext(
+            aws=self.aws, env=self.env, clock=self.clock, redactor=REDACTOR, reroute_url=self.reroute_url,
+            command_override=self.command_override, cwd=str(Path(self.plan.path).resolve().parent),
+        )
+
+    def emit(self, event: str, **kw) -> None:
+        if self.log is not None:
+            self.log.info(event, run_id=self.run_id, **kw)
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    headline: str  # the one line a person reads first
+    lines: list[str] = field(default_factory=list)  # further human output
+    data: dict = field(default_factory=dict)  # the --json document
+    hint: str = ""
+    evidence_path: str | None = None
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+def _report(rt: Runtime, command: str, **kw) -> evidence.Report:
+    return evidence.Report(
+        command=command, run_id=rt.run_id, plan=rt.plan.name, plan_digest=rt.plan.digest, region=rt.plan.region,
+        started_at=state.iso(rt.clock.now()), dry_run=rt.dry_run, notes=list(rt.notes), **kw,
+    )
+
+
+def _finish(rt: Runtime, report: evidence.Report, outcome: Outcome) -> Outcome:
+    report.final_status = outcome.headline
+    report.exit_code = outcome.exit_code
+    report.ended_at = state.iso(rt.clock.now())
+    try:
+        ident = rt.identity()
+        report.actor, report.account = ident.arn, ident.account
+    except CutoverError:
+        pass
+    if rt.evidence_dir is not None:
+        outcome.evidence_path = str(evidence.write(report, rt.evidence_dir))
+    outcome.data.setdefault("evidence", outcome.evidence_path)
+    return outcome
+
+
+def _change_lines(changes: list[flagmod.FlagChange]) -> list[str]:
+    if not changes:
+        return ["no flag changes: every flag is already at its target value"]
+    return [
+        f"{c.flag.name} ({c.flag.parameter}): {flagmod.shown(c.flag, c.old) if c.old is not None else '(missing)'} -> {flagmod.shown(c.flag, c.new)}"
+        for c in changes
+    ]
+
+
+def _gate_lines(results: list[GateResult]) -> list[str]:
+    out = []
+    for r in results:
+        out.append(f"{r.check} {r.status} {r.detail}")
+        if r.next_action and r.status != "PASS":
+            out.append(f"    next: {r.next_action}")
+    return out
+
+
+def _run_gates(rt: Runtime, phase: Phase) -> list[GateResult]:
+    from cutover.gates import run_gates  # gates pull in http/subprocess machinery: load when needed
+
+    return run_gates(rt.plan, phase.name, rt.gate_context())
+
+
+def _live(rt: Runtime) -> tuple[dict[str, Param], state.StateView, state.LockRecord | None]:
+    """One batched read of every flag, the state record and the lock."""
+    plan = rt.plan
+    live = flagmod.read_live(plan, rt.aws.params, [plan.state_parameter, plan.lock_parameter])
+    return live, state.interpret(plan, live.get(plan.state_parameter)), state.parse_lock(live.get(plan.lock_parameter))
+
+
+def bake_remaining(rt: Runtime, view: state.StateView) -> float:
+    """Seconds left in the current phase's bake (0 when none, or when not in a phase)."""
+    rec = view.record
+    if view.problem or rec is None or rec.status != state.STABLE or rec.phase in (PENDING, ROLLED_BACK) or not rec.entered_at:
+        return 0.0
+    baked = (rt.clock.now() - state.parse_iso(rec.entered_at)).total_seconds()
+    return max(0.0, rt.plan.phase(rec.phase).bake - baked)
+
+
+# --- status ------------------------------------------------------------------------------------------
+def status(rt: Runtime, check: bool = False) -> Outcome:
+    plan = rt.plan
+    live, view, lock = _live(rt)
+    now = rt.clock.now()
+    rec = view.record
+    lines: list[str] = []
+    data: dict = {"plan": plan.name, "plan_digest": plan.digest, "region": plan.region}
+
+    if view.problem:
+        lines.append(f"state: UNREADABLE: {view.problem}")
+        lines.append(f"    fix: {view.fix}")
+        data["state"] = {"problem": view.problem, "fix": view.fix}
+    elif rec is None:
+        lines.append("state: pending (no phase entered yet)")
+        data["state"] = {"phase": PENDING, "status": state.STABLE}
+    else:
+        since = f", entered {rec.entered_at}" if rec.entered_at else ""
+        lines.append(f"state: {rec.phase} ({rec.status}{since}) by {rec.actor or 'unknown'}")
+        if rec.target and rec.status != state.STABLE:
+            lines.append(f"    heading to: {rec.target} (run {rec.run_id}, `{rec.command}`)")
+        if rec.plan_digest and rec.plan_digest != plan.digest:
+            lines.append("    note: the plan file changed since this state was recorded")
+        data["state"] = {k: v for k, v in rec.__dict__.items()}
+
+    lock_live = lock is not None and not (lock.expired(now) or lock.holder_gone())
+    if lock is None:
+        lines.append("lock: free")
+    else:
+        lines.append(f"lock: {'held' if lock_live else 'stale (may be taken over)'} by {lock.describe(now)}")
+    data["lock"] = None if lock is None else {**lock.__dict__, "live": lock_live}
+
+    interrupted = rec is not None and not view.problem and rec.status != state.STABLE and (
+        rec.status == state.INTERRUPTED or lock is None or not lock_live or rec.status == state.ROLLING_BACK
+    )
+    if interrupted:
+        lines.append(
+            f"    {rec.status} was interrupted: finish it by re-running `cutover {'rollback' if rec.status == state.ROLLING_BACK else 'advance'}`, or `cutover rollback`"
+        )
+
+    # Flags: declared values of the recorded phase vs live values (drift); during an unfinished
+    # transition, which side each flag is on.
+    declared = plan.values_for(view.phase) if not view.problem else plan.rollback_values()
+    target = plan.values_for(rec.target) if rec and rec.target and not view.problem and rec.status != state.STABLE else None
+    flag_rows, drift = [], []
+    for f in plan.flags:
+        p = live.get(f.parameter)
+        row = {"flag": f.name, "parameter": f.parameter, "live": flagmod.shown(f, p.value) if p else None,
+               "declared": flagmod.shown(f, declared[f.name])}
+        at_declared = flagmod.is_at(f, p, declared[f.name])
+        if target is not None and target[f.name] != declared[f.name]:
+            at_target = flagmod.is_at(f, p, target[f.name])
+            row["side"] = "target" if at_target else ("recorded phase" if at_declared else "neither")
+            if not (at_target or at_declared):
+                drift.append(f.name)
+        elif not at_declared:
+            drift.append(f.name)
+        row["drift"] = f.name in drift
+        flag_rows.append(row)
+    data["flags"] = flag_rows
+    lines.append("flags:")
+    for row in flag_rows:
+        mark = "DRIFT " if row["drift"] else ""
+        side = f" [{row['side']}]" if "side" in row else ""
+        lines.append(f"    {mark}{row['flag']} = {row['live'] if row['live'] is not None else '(missing)'} (declared {row['declared']}){side}")
+    if target is not None:
+        on_target = [r["flag"] for r in flag_rows if r.get("side") == "target"]
+        on_recorded = [r["flag"] for r in flag_rows if r.get("side") == "recorded phase"]
+        lines.append(f"    mixed between {rec.phase} and {rec.target}: at {rec.target}: {', '.join(on_target) or 'none'}; at {rec.phase}: {', '.join(on_recorded) or 'none'}")
+    data["drift"] = drift
+
+    # Alarms of every alarms gate in the plan, in one batched read.
+    alarm_rows = _alarm_rows(rt)
+    data["alarms"] = alarm_rows
+    if alarm_rows:
+        lines.append("alarms:")
+        for a in alarm_rows:
+            lines.append(f"    {a['name']}: {a['state']} since {a['since']}")
+
+    bad = bool(view.problem or drift or interrupted)
+    if view.problem:
+        headline = f"state record unreadable: {view.problem}"
+    elif drift:
+        headline = f"DRIFT: {len(drift)} flag(s) differ from the recorded phase: {', '.join(drift)}"
+    elif interrupted:
+        headline = f"{rec.status} {rec.phase} -> {rec.target} is unfinished"
+    else:
+        headline = f"{view.phase}: flags match the declared values"
+    data["ok"] = not bad
+    code = ExitCode.DRIFT if (check and bad) else ExitCode.OK
+    return Outcome(code, headline, lines, data, hint=(view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")))
+
+
+def _alarm_rows(rt: Runtime) -> list[dict]:
+    from cutover.model import AlarmsCheck
+
+    names: list[str] = []
+    prefixes: list[str] = []
+    for c in rt.plan.checks.values():
+        if isinstance(c, AlarmsCheck):
+            names += [n for n in c.names if n not in names]
+            if c.prefix and c.prefix not in prefixes:
+                prefixes.append(c.prefix)
+    if not names and not prefixes:
+        return []
+    try:
+        found = {a.name: a for a in rt.aws.alarms.describe(names, prefixes[0] if prefixes else None)}
+        for p in prefixes[1:]:
+            found.update({a.name: a for a in rt.aws.alarms.describe([], p)})
+    except CutoverError as err:
+        return [{"name": "(alarms)", "state": "UNKNOWN", "since": err.message}]
+    rows = [{"name": n, "state": found[n].state, "since": state.iso(found[n].updated_at)} if n in found
+            else {"name": n, "state": "MISSING", "since": "-"} for n in names]
+    rows += [{"name": a.name, "state": a.state, "since": state.iso(a.updated_at)} for a in found.values() if a.name not in names]
+    return rows
+
+
+# --- advance -----------------------------------------------------------------------------------------
+class Preempted(Blocked):
+    pass
+
+
+def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str = "advance") -> Outcome:
+    plan = rt.plan
+    live, view, lock = _live(rt)
+    rec = view.record
+    report = _report(rt, "advance", reason=reason)
+
+    if view.problem:
+        raise Blocked(f"refusing to advance: {view.problem}", view.fix)
+    if rec is not None and rec.status == state.ROLLING_BACK:
+        raise Blocked("a rollback is unfinished; finish it first: cutover rollback", "then advance again")
+    current = view.phase
+    phase = plan.next_phase(current)
+    if phase is None:
+        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: {current} is the last phase", data={"phase": current}))
+    report.from_state, report.to_state = current, phase.name
+    resuming = rec is not None and rec.status in (state.ADVANCING, state.INTERRUPTED)
+
+    if phase.approval and not approve:
+        raise Blocked(f"entering {phase.name} needs explicit approval", f"re-run with --approve --reason \"...\"")
+    remaining = bake_remaining(rt, view)
+    if remaining > 0:
+        from cutover.plan import format_duration
+
+        raise GateFailed(
+            f"{current} is still baking: {format_duration(remaining)} left of {format_duration(plan.phase(current).bake)}",
+            "wait for the bake to finish (`cutover watch` shows it), then advance",
+        )
+
+    lease = None
+    if not rt.dry_run:
+        ident = rt.identity()
+        lease = state.acquire(plan, rt.aws.params, rt.clock, holder=ident.arn, command=command, run_id=rt.run_id, log=rt.log)
+        if lease.taken_over is not None:
+            rt.notes.append(f"took over a stale lock from {lease.taken_over.holder} ({lease.taken_over.command})")
+    try:
+        results: list[GateResult] = []
+
+        def gates_pass(p: Phase) -> bool:
+            results.extend(_run_gates(rt, p))
+            return all(r.passed for r in results)
+
+        model = machine.build(plan, ROLLED_BACK if current == ROLLED_BACK else current, gates_pass)
+        entered = model.advance()
+        report.gates = [r.to_dict() for r in results]
+        gate_lines = _gate_lines(results)
+        if not entered:
+            failed = [r.check for r in results if not r.passed]
+            return _finish(rt, report, Outcome(
+                ExitCode.GATE_FAILED, f"gates for {phase.name} failed: {', '.join(failed)}; nothing was written",
+                gate_lines, {"phase": current, "target": phase.name, "gates": report.gates, "changes": []},
+                hint="fix what each failed gate says, then run `cutover preflight` and advance again"))
+
+        target = plan.values_for(phase.name)
+        changes = flagmod.diff(plan, target, live)
+        report.changes = [c.to_dict() for c in changes]
+        data = {"phase": current, "target": phase.name, "gates": report.gates, "changes": report.changes, "dry_run": rt.dry_run}
+        if rt.dry_run:
+            return _finish(rt, report, Outcome(
+                ExitCode.OK, f"dry run: gates pass; advancing {current} -> {phase.name} would change {len(changes)} flag(s)",
+                gate_lines + _change_lines(changes), data))
+        if not rt.confirm(f"advance {current} -> {phase.name}: " + "; ".join(_change_lines(changes))):
+            raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+
+        ident = rt.identity()
+        store = state.StateStore(plan, rt.aws.params)
+        base = rec.phase if (resuming and rec) else current
+        store.write(state.StateRecord(
+            phase=base, status=state.ADVANCING, target=phase.name, entered_at=rec.entered_at if rec else "",
+            actor=ident.arn, run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
+            approved_by=ident.arn if approve else None), rt.clock)
+
+        def before_write(state_param: Param | None) -> None:
+            seen = state.interpret(plan, state_param).record
+            if seen is None or seen.run_id != rt.run_id or seen.status == state.ROLLING_BACK:
+                who = seen.actor if seen else "unknown"
+                raise Preempted(f"preempted by a rollback started by {who}; stopped before the next write",
+                                "run `cutover status`; the rollback owns the flags now")
+            lease.renew_if_due()
+
+        converger = flagmod.Converger(plan, rt.aws.params, rt.clock, before_write=before_write,
+                                      on_event=lambda ev, c: rt.emit(f"flag_{ev}", flag=c.flag.name, parameter=c.flag.parameter))
+        try:
+            result = converger.run(changes)
+        except Preempted:
+            report.changes = [c.to_dict() for c in changes]
+            raise
+        except Incomplete as err:
+            report.changes = [c.to_dict() for c in changes]
+            _mark_interrupted(rt, store, base, phase.name, reason)
+            _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
+            raise
+        report.changes = [c.to_dict() for c in result.changes]
+        # A rollback may have started after our last write: never record over it.
+        before_write(rt.aws.params.get_many([plan.state_parameter]).get(plan.state_parameter))
+        store.write(state.StateRecord(
+            phase=phase.name, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
+            run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
+            approved_by=ident.arn if approve else None), rt.clock)
+        data["changes"] = report.changes
+        return _finish(rt, report, Outcome(
+            ExitCode.OK, f"entered {phase.name}: {len(changes)} flag(s) changed and confirmed",
+            gate_lines + _change_lines(changes), data,
+            hint=f"watch it bake: cutover watch ({_bake_text(phase)}); roll back any time: cutover rollback"))
+    finally:
+        if lease is not None:
+            try:
+                lease.release()
+            except CutoverError:
+                pass
+
+
+def _bake_text(phase: Phase) -> str:
+    from cutover.plan import format_duration
+
+    return f"bake {format_duration(phase.bake)}" if phase.bake else "no bake"
+
+
+def _mark_interrupted(rt: Runtime, store: state.StateStore, phase: str, target: str, reason: str) -> None:
+    """Best effort: an AWS failure mid-flip is recorded so `status` explains it (a crash is explained
+    by the stale `advancing` record and the dead lock instead)."""
+    try:
+        ident = rt.identity()
+        store.write(state.StateRecord(phase=phase, status=state.INTERRUPTED, target=target, actor=ident.arn,
+                                      run_id=rt.run_id, plan_digest=rt.plan.digest, command="advance", reason=reason), rt.clock)
+    except CutoverError:
+        pass
+
+
+# --- rollback ----------------------------------------------------------------------------------------
+def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
+    """Never gated, never waits for the lock. Works with a missing or corrupt state record."""
+    plan = rt.plan
+    live, view, lock = _live(rt)
+    rec = None if view.problem else view.record
+    current = view.phase if not view.problem else "unknown"
+    report = _report(rt, "rollback", reason=reason)
+
+    if to is not None:
+        if to not in plan.phase_names:
+            raise UsageError(f"--to {to}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
+        if view.problem or current not in plan.phase_names or plan.phase_index(to) >= plan.phase_index(current):
+            raise UsageError(f"--to {to} must name a phase before the current one ({current})",
+                             "use plain `cutover rollback` to return every flag to its known-safe value")
+    dest = to or ROLLED_BACK
+    target = plan.values_for(dest)
+    report.from_state, report.to_state = current, dest
+    changes = flagmod.diff(plan, target, live)
+    report.changes = [c.to_dict() for c in changes]
+    data = {"from": current, "to": dest, "changes": report.changes, "dry_run": rt.dry_run}
+    settled = rec is not None and rec.status == state.STABLE and rec.phase == dest
+    never_started = rec is None and not view.problem and dest == ROLLED_BACK
+    if not changes and (settled or never_started):
+        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: every flag is already at its {dest} value",
+                                           ["no flag changes"], data))
+    if rt.dry_run:
+        return _finish(rt, report, Outcome(ExitCode.OK, f"dry run: rollback {current} -> {dest} would change {len(changes)} flag(s)",
+                                           _change_lines(changes), data))
+    if not rt.confirm(f"rollback {current} -> {dest}: " + "; ".join(_change_lines(changes))):
+        raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+
+    ident = rt.identity()
+    store = state.StateStore(plan, rt.aws.params)
+    now = rt.clock.now()
+    preempted = None
+    if lock is not None and not lock.expired(now):
+        preempted = lock.run_id
+        rt.notes.append(f"preempted {lock.describe(now)}")
+    elif rec is not None and rec.status == state.ADVANCING:
+        preempted = rec.run_id
+    # Marking the record first is what stops a running advance before its next write.
+    store.write(state.StateRecord(phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest,
+                                  entered_at=rec.entered_at if rec else "", actor=ident.arn, run_id=rt.run_id,
+                                  plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), rt.clock)
+    converger = flagmod.Converger(plan, rt.aws.params, rt.clock,
+                                  on_event=lambda ev, c: rt.emit(f"flag_{ev}", flag=c.flag.name, parameter=c.flag.parameter))
+    all_changes = list(changes)
+    try:
+        converger.run(changes)
+        # Re-verify: an advance that read the state just before we marked it may have slipped one
+        # write in; converge again until a fresh read shows every flag at its target.
+        for _ in range(3):
+            more = flagmod.diff(plan, target, flagmod.read_live(plan, rt.aws.params))
+            if not more:
+                break
+            all_changes += more
+            converger.run(more)
+        else:
+            raise Incomplete("flags kept changing while rolling back", "someone else is writing them: run `cutover status`, then roll back again")
+    except Incomplete as err:
+        report.changes = [c.to_dict() for c in all_changes]
+        _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
+        raise
+    report.changes = [c.to_dict() for c in all_changes]
+    data["changes"] = report.changes
+    store.write(state.StateRecord(phase=dest, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
+                                  run_id=rt.run_id, plan_digest=plan.digest, command="rollback", reason=reason,
+                                  preempted=preempted), rt.clock)
+    lines = _change_lines(all_changes)
+    if preempted:
+        lines.append(f"preempted run {preempted}")
+    return _finish(rt, report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(all_changes)} flag(s) changed, every flag confirmed",
+                                       lines, data))
+
+
+# --- history and unlock ------------------------------------------------------------------------------
+def history(rt: Runtime) -> Outcome:
+    rows = []
+    previous = PENDING
+    for version, when, rec, problem in state.StateStore(rt.plan, rt.aws.params).history():
+        if rec is None:
+            rows.append({"version": version, "when": when, "who": "?", "from": "?", "to": "?", "status": problem, "reason": ""})
+            continue
+        to = rec.target if rec.status != state.STABLE and rec.target else rec.phase
+        rows.append({"version": version, "when": when, "who": rec.actor, "from": previous if rec.status == state.STABLE else rec.phase,
+                     "to": to, "status": rec.status, "command": rec.command, "reason": rec.reason, "run_id": rec.run_id,
+                     "preempted": rec.preempted, "approved_by": rec.approved_by})
+        if rec.status == state.STABLE:
+            previous = rec.phase
+    lines = [f"v{r['version']} {r['when']} {r['who']}: {r['from']} -> {r['to']} ({r['status']}){' reason: ' + r['reason'] if r['reason'] else ''}" for r in rows]
+    return Outcome(ExitCode.OK, f"{len(rows)} state change(s) recorded for {rt.plan.name}", lines, {"history": rows})
+
+
+def unlock(rt: Runtime, force: bool, reason: str) -> Outcome:
+    if not force or not reason.strip():
+        raise UsageError("unlock breaks another operator's lock: it needs --force and --reason TEXT",
+                         "cutover unlock --force --reason \"why it is safe\"")
+    plan = rt.plan
+    lock = state.read_lock(plan, rt.aws.params)
+    if lock is None:
+        return Outcome(ExitCode.OK, "nothing to do: no lock is held", data={"lock": None})
+    if rt.dry_run:
+        return Outcome(ExitCode.OK, f"dry run: would break the lock held by {lock.describe(rt.clock.now())}")
+    ident = rt.identity()
+    rt.aws.params.delete(plan.lock_parameter)
+    if rt.log is not None:
+        rt.log.warning("lock_broken", by=ident.arn, reason=reason, old_holder=lock.holder, old_host=lock.host,
+                       old_pid=lock.pid, old_command=lock.command, old_run_id=lock.run_id)
+    view = state.StateStore(plan, rt.aws.params).read()
+    if view.record is not None and not view.problem:
+        rec = view.record
+        rec.actor, rec.run_id, rec.command, rec.reason = ident.arn, rt.run_id, "unlock", f"lock of {lock.holder} broken: {reason}"
+        state.StateStore(plan, rt.aws.params).write(rec, rt.clock)
+    return Outcome(ExitCode.OK, f"lock broken (was held by {lock.describe(rt.clock.now())})",
+                   data={"lock": lock.__dict__, "by": ident.arn, "reason": reason})

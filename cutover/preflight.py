@@ -1,0 +1,49 @@
+"""`cutover preflight`: run one phase's gates and report, without writing anything to AWS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cutover import evidence, orchestrator, state
+from cutover.errors import ExitCode, UsageError
+from cutover.redact import REDACTOR
+
+
+def preflight(rt: orchestrator.Runtime, phase_name: str | None, skip: tuple[str, ...] = (), out_md: Path | None = None):
+    from cutover.gates import run_gates
+
+    plan = rt.plan
+    if phase_name is None:
+        view = state.StateStore(plan, rt.aws.params).read()
+        nxt = plan.next_phase(view.phase if not view.problem else "pending")
+        if nxt is None:
+            raise UsageError(f"no next phase: {view.phase} is the last one", "name one with --phase")
+        phase_name = nxt.name
+    if phase_name not in plan.phase_names:
+        raise UsageError(f"--phase {phase_name}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
+    unknown = [s for s in skip if s not in plan.checks]
+    if unknown:
+        raise UsageError(f"--skip {unknown[0]}: no such check in {plan.path}", f"checks are: {', '.join(plan.checks)}")
+
+    report = orchestrator._report(rt, "preflight")
+    report.to_state = phase_name
+    results = run_gates(plan, phase_name, rt.gate_context(), skip=skip)
+    report.gates = [r.to_dict() for r in results]
+    ok = all(r.status == "PASS" for r in results if r.check not in skip) and all(r.status != "FAIL" for r in results)
+    lines = [f"{r.check} {r.status} {r.detail}" + (f"\n      next: {r.next_action}" if r.next_action and r.status == "FAIL" else "")
+             for r in results]
+    if skip:
+        lines.append(f"NOT VALID FOR SIGN-OFF: skipped {', '.join(skip)}")
+        report.notes.append(f"skipped {', '.join(skip)}: not valid for sign-off")
+    lines.append(f"overall_status {'PASS' if ok else 'FAIL'}")
+    outcome = orchestrator.Outcome(
+        ExitCode.OK if ok else ExitCode.GATE_FAILED,
+        f"preflight for {phase_name}: {'PASS' if ok else 'FAIL'}",
+        lines,
+        {"phase": phase_name, "gates": report.gates, "skipped": list(skip), "overall_status": "PASS" if ok else "FAIL"},
+        hint="" if ok else "fix each FAIL as its next action says, then run preflight again",
+    )
+    outcome = orchestrator._finish(rt, report, outcome)
+    if out_md is not None:
+        out_md.write_text(REDACTOR.text(evidence.render_markdown(report)))
+    return outcome

@@ -1,0 +1,110 @@
+"""State record interpretation and the lease lock, on an in-memory store with an injected clock."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from cutover import state
+from cutover.clock import FakeClock
+from cutover.errors import Blocked
+from cutover.model import Flag, Phase, Plan, SsmTarget
+from cutover.ports import Param
+from tests.fakes import FakeParameterStore
+
+PLAN = Plan(name="t", region="us-east-2", state_prefix="/cutover/t",
+            flags=(Flag("a", SsmTarget("/app/a"), "off"),), checks={},
+            phases=(Phase("shadow", {}, ()), Phase("canary", {"a": "on"}, ())), lock_lease=900)
+
+
+def param(text):
+    return Param(PLAN.state_parameter, text, 1)
+
+
+def test_missing_record_is_pending():
+    view = state.interpret(PLAN, None)
+    assert view.phase == "pending" and view.problem is None
+
+
+@pytest.mark.parametrize("text,words", [
+    ('{"phase": "canary"', "corrupt"),
+    ("[]", "corrupt"),
+    ('{"phase": "canary", "plan": "other-plan"}', "belongs to plan 'other-plan'"),
+    ('{"phase": "gone", "plan": "t"}', "names phase 'gone'"),
+    ('{"phase": "canary", "plan": "t", "status": "weird"}', "unknown status"),
+])
+def test_bad_records_are_explained_with_a_fix(text, words):
+    view = state.interpret(PLAN, param(text))
+    assert words in view.problem and "rollback" in view.fix or "state_prefix" in view.fix
+    assert view.phase == "pending"  # never trusted
+
+
+def test_record_round_trip_and_size_limit():
+    rec = state.StateRecord(phase="canary", reason="x" * 5000, actor="arn:aws:iam::1:user/a")
+    text = rec.to_json()
+    assert len(text) <= state.MAX_RECORD_BYTES
+    assert state.StateRecord.from_json(text).phase == "canary"
+
+
+def test_write_reads_back_and_history_lists_versions():
+    store, clock = FakeParameterStore(), FakeClock()
+    s = state.StateStore(PLAN, store)
+    s.write(state.StateRecord(phase="shadow"), clock)
+    s.write(state.StateRecord(phase="canary"), clock)
+    assert [r[2].phase for r in s.history()] == ["shadow", "canary"]
+    assert s.read().phase == "canary"
+
+
+def acquire(store, clock, run_id="r1", holder="alice"):
+    return state.acquire(PLAN, store, clock, holder=holder, command="advance", run_id=run_id)
+
+
+def test_second_acquire_is_blocked_naming_the_holder():
+    store, clock = FakeParameterStore(), FakeClock()
+    acquire(store, clock)
+    with pytest.raises(Blocked) as err:
+        acquire(store, clock, "r2", "bob")
+    assert "alice" in err.value.message and socket.gethostname() in err.value.message
+    assert "unlock --force" in err.value.hint
+
+
+def test_expired_lease_is_taken_over():
+    store, clock = FakeParameterStore(), FakeClock()
+    acquire(store, clock)
+    clock.advance(901)
+    lease = acquire(store, clock, "r2", "bob")
+    assert lease.taken_over.holder == "alice"
+    assert state.read_lock(PLAN, store).run_id == "r2"
+
+
+def test_lock_of_a_dead_process_on_this_host_is_taken_over():
+    store, clock = FakeParameterStore(), FakeClock()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lease = acquire(store, clock)
+    lease.record.pid = dead.pid
+    store.put(PLAN.lock_parameter, lease.record.to_json())
+    assert acquire(store, clock, "r2", "bob").taken_over.pid == dead.pid
+
+
+def test_release_only_deletes_our_own_lock():
+    store, clock = FakeParameterStore(), FakeClock()
+    mine = acquire(store, clock)
+    clock.advance(901)
+    acquire(store, clock, "r2", "bob")
+    mine.release()
+    assert state.read_lock(PLAN, store).run_id == "r2"
+
+
+def test_lease_renews_and_notices_it_was_taken():
+    store, clock = FakeParameterStore(), FakeClock()
+    lease = acquire(store, clock)
+    clock.advance(600)
+    lease.renew_if_due()
+    assert state.parse_iso(state.read_lock(PLAN, store).expires_at) > clock.now()
+    store.delete(PLAN.lock_parameter)
+    clock.advance(600)
+    with pytest.raises(Blocked):
+        lease.renew_if_due()
