@@ -1,0 +1,81 @@
+"""alarms: every named or prefixed CloudWatch alarm is OK, and has been for at least quiet_for.
+
+An empty selection fails: a gate over no alarms would pass vacuously. INSUFFICIENT_DATA fails unless
+the plan says `insufficient_data: ok`; even then the alarm must have been out of ALARM for
+quiet_for (we cannot see its history, only how long it has been in its current state).
+"""
+
+from __future__ import annotations
+
+from cutover.errors import AwsError
+from cutover.model import AlarmsCheck
+from cutover.ports import Alarm
+
+from ._aws import aws_fail
+from ._fail import Fail
+from ._fmt import duration, stamp
+from .context import GateContext
+
+MAX_NAMED = 3  # names listed per problem class before "+N more"
+
+
+def _names(items: list[str], sep: str = ", ") -> str:
+    head = sep.join(items[:MAX_NAMED])
+    return head + (f" +{len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else "")
+
+
+def check_alarms(check: AlarmsCheck, ctx: GateContext) -> str:
+    names = list(check.names)
+    what = f"alarms {_names(names)}" if names else f"alarms with prefix {check.prefix}"
+    if not names and not check.prefix:
+        raise Fail("no alarm names or prefix: a gate with no alarms would pass vacuously", "list alarm names (or a prefix) in the check")
+    try:
+        alarms = ctx.aws.alarms.describe(names, check.prefix)
+    except AwsError as exc:
+        raise aws_fail(exc, what, permission="cloudwatch:DescribeAlarms") from None
+    by_name: dict[str, Alarm] = {a.name: a for a in alarms}
+    if not by_name:
+        raise Fail(
+            f"no alarms matched (prefix {check.prefix!r}); a gate with no alarms would pass vacuously",
+            "check the alarm names/prefix and the region, or create the alarms, then re-run",
+        )
+
+    now = ctx.clock.now()
+    allow_insufficient = check.insufficient_data == "ok"
+    missing = [n for n in names if n not in by_name]
+    firing, insufficient, settling = [], [], []
+    wait_longest = 0.0
+    for a in sorted(by_name.values(), key=lambda a: a.name):
+        age = max((now - a.updated_at).total_seconds(), 0.0)
+        if a.state == "ALARM":
+            firing.append(f"{a.name} in ALARM since {stamp(a.updated_at)} ({duration(age)})")
+        elif a.state == "INSUFFICIENT_DATA" and not allow_insufficient:
+            insufficient.append(a.name)
+        elif a.state not in ("OK", "INSUFFICIENT_DATA"):
+            firing.append(f"{a.name} in unknown state {a.state}")
+        elif age < check.quiet_for:
+            left = check.quiet_for - age
+            wait_longest = max(wait_longest, left)
+            settling.append(f"{a.name} {a.state} for only {duration(age)}, quiet in {duration(left)}")
+
+    problems, action = [], ""
+    # The most urgent class decides the next action.
+    if settling:
+        problems.append(_names(settling, "; "))
+        action = f"wait {duration(wait_longest)} for the alarms to stay quiet, then re-run"
+    if insufficient:
+        problems.insert(0, f"INSUFFICIENT_DATA: {_names(insufficient)}")
+        action = "check the alarms' metrics are being published (new alarms start INSUFFICIENT_DATA), or set insufficient_data: ok if expected"
+    if missing:
+        problems.insert(0, f"alarm not found: {_names(missing)}")
+        action = "create the missing alarm or fix its name in the plan (right region?), then re-run"
+    if firing:
+        problems.insert(0, _names(firing, "; "))
+        action = "do not advance: investigate the alarm in CloudWatch (and `cutover rollback` if the feature is live); re-run once it is OK and quiet"
+    if problems:
+        raise Fail("; ".join(problems), action)
+
+    n_ins = sum(1 for a in by_name.values() if a.state == "INSUFFICIENT_DATA")
+    n_ok = len(by_name) - n_ins
+    counts = f"{n_ok} alarm{'s' if n_ok != 1 else ''} OK" + (f", {n_ins} INSUFFICIENT_DATA (allowed)" if n_ins else "")
+    return f"{counts}, quiet for >= {duration(check.quiet_for)}"

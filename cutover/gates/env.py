@@ -1,0 +1,56 @@
+"""env: the operator's environment has the declared values (equals) and non-empty variables (present)."""
+
+from __future__ import annotations
+
+import re
+
+from cutover.model import EnvCheck
+
+from ._fail import Fail
+from .context import GateContext
+
+# A variable whose name looks like a credential never has its actual value shown.
+_SENSITIVE_NAME = re.compile(r"(?i)(key|token|secret|pass|credential|auth|cookie|session)")
+_SHOWABLE_LEN = 40
+
+
+def _shown(ctx: GateContext, name: str, actual: str) -> str | None:
+    """The actual value if it is safe to print, else None."""
+    if _SENSITIVE_NAME.search(name) or len(actual) > _SHOWABLE_LEN or ctx.redactor.text(actual) != actual:
+        return None
+    return actual
+
+
+def _mismatch(ctx: GateContext, name: str, actual: str | None, expected: str) -> str:
+    if actual is None:
+        return f"{name} is not set, expected {expected!r}"
+    if actual.strip() == expected:
+        return f"{name} has surrounding whitespace, expected exactly {expected!r}"
+    shown = _shown(ctx, name, actual)
+    if shown is None:
+        return f"{name} has another value (hidden), expected {expected!r}"
+    return f"{name} is {shown!r}, expected {expected!r}"
+
+
+def check_env(check: EnvCheck, ctx: GateContext) -> str:
+    problems: list[str] = []
+    fixes: list[str] = []
+    for name, expected in check.equals.items():
+        actual = ctx.env.get(name)
+        if actual != expected:
+            problems.append(_mismatch(ctx, name, actual, expected))
+            fixes.append(f"{name}={expected}")
+    for name in check.present:
+        actual = ctx.env.get(name)
+        if not actual:
+            problems.append(f"{name} is {'empty' if actual == '' else 'not set'}")
+            fixes.append(f"{name}=<value>")
+    if problems:
+        raise Fail(
+            "; ".join(problems),
+            f"export {' '.join(fixes)} in the shell running cutover (check which profile/.env you loaded), then re-run",
+        )
+    n = len(check.equals) + len(check.present)
+    if not n:
+        raise Fail("no variables listed; the gate would pass vacuously", "list variables under equals/present")
+    return f"{len(check.equals)} equal, {len(check.present)} present"

@@ -1,0 +1,96 @@
+"""secrets: every listed secret exists, is not scheduled for deletion and (decrypt: true) decrypts.
+
+Values are registered with the redactor the moment they are read and go nowhere else.
+"""
+
+from __future__ import annotations
+
+from cutover.errors import AwsError
+from cutover.model import SecretsCheck
+
+from ._aws import DENIED, aws_fail, code_of, is_not_found
+from ._fail import Fail
+from .context import GateContext
+
+KMS_CODES = {
+    "DecryptionFailure",
+    "DecryptionFailureException",
+    "KMSAccessDeniedException",
+    "KMSDisabledException",
+    "KMSInvalidStateException",
+    "KMSNotFoundException",
+    "KMSInvalidKeyUsageException",
+}
+# GetSecretValue on a secret scheduled for deletion fails with this code.
+DELETION_CODES = {"InvalidRequestException"}
+
+
+def secret_fail(exc: AwsError, secret_id: str) -> Fail:
+    """One secret's problem, as a Fail naming it (the id is a name, never a value)."""
+    code = code_of(exc)
+    if is_not_found(exc):
+        return Fail(
+            f"secret {secret_id} not found",
+            f"create secret {secret_id} in Secrets Manager (right region?) or fix its id in the plan",
+        )
+    if code in KMS_CODES or code.startswith("KMS"):
+        return Fail(
+            f"secret {secret_id} cannot be decrypted ({code})",
+            f"grant kms:Decrypt on the KMS key of {secret_id} to your role and check the key is enabled",
+        )
+    if code in DELETION_CODES:
+        return Fail(
+            f"secret {secret_id} is marked for deletion ({code})",
+            f"restore it: aws secretsmanager restore-secret --secret-id {secret_id}",
+        )
+    if code in DENIED or code.startswith("AccessDenied"):
+        return Fail(
+            f"access denied to secret {secret_id} ({code})",
+            f"grant secretsmanager:GetSecretValue and DescribeSecret on {secret_id} to your role "
+            "(see `cutover iam-policy`)",
+        )
+    return aws_fail(exc, f"secret {secret_id}", permission="secretsmanager:GetSecretValue")
+
+
+def fetch_secret(ctx: GateContext, secret_id: str) -> str:
+    """GetSecretValue; the value is registered with the redactor before it is returned."""
+    try:
+        value = ctx.aws.secrets.get_value(secret_id)
+    except AwsError as exc:
+        raise secret_fail(exc, secret_id) from None
+    ctx.redactor.register(value)
+    if not value:
+        raise Fail(f"secret {secret_id} is empty", f"put the value into secret {secret_id} in Secrets Manager")
+    return value
+
+
+def _probe(ctx: GateContext, secret_id: str, decrypt: bool) -> None:
+    if decrypt:
+        fetch_secret(ctx, secret_id)
+        return
+    try:
+        meta = ctx.aws.secrets.describe(secret_id) or {}
+    except AwsError as exc:
+        raise secret_fail(exc, secret_id) from None
+    if meta.get("DeletedDate"):
+        raise secret_fail(AwsError("deleted", code="InvalidRequestException"), secret_id)
+
+
+def check_secrets(check: SecretsCheck, ctx: GateContext) -> str:
+    problems: list[Fail] = []
+    for secret_id in check.secret_ids:
+        try:
+            _probe(ctx, secret_id, check.decrypt)
+        except Fail as f:
+            problems.append(f)
+    n = len(check.secret_ids)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s) in the detail)" if len(problems) > 1 else ""
+        raise Fail(
+            f"{len(problems)} of {n} secrets unusable: " + "; ".join(p.detail for p in problems),
+            problems[0].next_action + more,
+        )
+    if not n:
+        raise Fail("no secret ids listed; the gate would pass vacuously", "list the secrets in the plan's check")
+    noun = "secret exists" if n == 1 else "secrets exist"
+    return f"{n} {noun} and decrypt{'s' if n == 1 else ''}" if check.decrypt else f"{n} {noun} (not decrypted)"
