@@ -1,0 +1,440 @@
+"""phases.yaml -> a frozen `Plan`, with every error reported as FILE:LINE:COL.
+
+Three steps, each refusing with a `PlanError`:
+1. read: UTF-8 only, size-capped; YAML composed (not constructed) with a safe loader that refuses
+   anchors/aliases (no alias bombs), unknown tags, and documents too big or too deep;
+2. structure: the node tree is checked against the JSON Schema (`cutover.schema`), the one source of
+   truth for keys, types and value formats;
+3. meaning: references (phase `set` -> flags, `gates` -> checks), duplicate names and parameters,
+   reserved phase names, then the model is built.
+
+Kept light on purpose: `cutover validate` runs before any AWS call, so no boto3 (nor rich, typer...)
+is imported here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from cutover import schema
+from cutover.errors import PlanError
+from cutover.model import (
+    AlarmsCheck,
+    Check,
+    CommandCheck,
+    EnvCheck,
+    Flag,
+    GraphqlCheck,
+    HttpCheck,
+    LogAbsentCheck,
+    LogFreshnessCheck,
+    Phase,
+    Plan,
+    SecretsCheck,
+    SsmTarget,
+)
+from cutover.redact import fingerprint
+from cutover.schema import Violation, duration_seconds, kind, plan_schema, scalar, where
+
+__all__ = ["load_plan", "parse_plan", "plan_schema", "summarize", "format_duration", "parse_duration"]
+
+MAX_BYTES = 1024 * 1024  # a plan is a page of YAML; anything bigger is a mistake
+MAX_NODES = 20_000  # every YAML value counts; caps work even without aliases
+MAX_DEPTH = 32  # pyyaml's composer recurses; the plan itself is at most ~6 levels deep
+
+_Y = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_Y + t for t in ("str", "int", "float", "bool", "null", "timestamp", "value")}
+_MERGE = _Y + "merge"
+
+
+class _Pos(NamedTuple):
+    """A 0-based position, shaped like a yaml Mark."""
+
+    line: int
+    column: int
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate the plan file at `path`; PlanError (with a line and column) if it is unusable."""
+    name = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)  # bounded: /dev/zero or a log file must not hang us
+    except FileNotFoundError:
+        raise PlanError(name, 1, 1, "plan file not found", "pass --plan PATH or set CUTOVER_PLAN") from None
+    except IsADirectoryError:
+        raise PlanError(name, 1, 1, "this is a directory, not a plan file", "pass --plan PATH/phases.yaml") from None
+    except PermissionError:
+        raise PlanError(name, 1, 1, "cannot read the plan file: permission denied", "check its permissions") from None
+    except OSError as e:
+        raise PlanError(name, 1, 1, f"cannot read the plan file: {e.strerror or e}", "check the path") from None
+    return parse_plan(raw, name)
+
+
+def parse_plan(text_or_bytes: str | bytes, path: str | Path = "phases.yaml") -> Plan:
+    """Validate a plan given as text or bytes; `path` is only used in messages and `Plan.path`."""
+    path = str(path)
+    try:
+        raw, text = _decode(text_or_bytes)
+        root = _compose(text)
+        schema.validate(root)
+        return _build(root, digest=hashlib.sha256(raw).hexdigest(), path=path)
+    except Violation as v:
+        raise PlanError(path, v.mark.line + 1, v.mark.column + 1, v.message, v.hint) from None
+
+
+def _decode(data: str | bytes) -> tuple[bytes, str]:
+    """The file's bytes (for the digest) and its text; only UTF-8 is accepted."""
+    if isinstance(data, str):
+        try:
+            raw = data.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise Violation(_position(data, e.start), "the plan contains a character that is not valid Unicode",
+                            "save the file as UTF-8") from None
+        text = data
+    else:
+        raw = bytes(data)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            pos = _Pos(raw.count(b"\n", 0, e.start), e.start - (raw.rfind(b"\n", 0, e.start) + 1))
+            raise Violation(pos, f"the plan is not UTF-8 text (byte 0x{raw[e.start]:02x})",
+                            "save the file as UTF-8") from None
+    if len(raw) > MAX_BYTES:
+        raise Violation(_Pos(0, 0), f"the plan is too large ({len(raw)} bytes, at most {MAX_BYTES})",
+                        "a plan is a short YAML file; is this the right file?")
+    return raw, text
+
+
+def _position(text: str, index: int) -> _Pos:
+    line = text.count("\n", 0, index)
+    return _Pos(line, index - (text.rfind("\n", 0, index) + 1))
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader's composer with limits: no anchors or aliases, core tags only, bounded size and depth."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._nodes = 0
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise Violation(event.start_mark, "YAML anchors and aliases (&name, *name) are not supported",
+                            "write each value out in full")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise Violation(event.start_mark, f"the plan has too many YAML values (more than {MAX_NODES})",
+                            "a plan is a short YAML file; is this the right file?")
+        if self._depth >= MAX_DEPTH:
+            raise Violation(event.start_mark, f"the plan is nested too deeply (more than {MAX_DEPTH} levels)",
+                            "check the indentation")
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        _check_tag(node)
+        return node
+
+
+def _check_tag(node: Node) -> None:
+    if node.tag == _MERGE:
+        raise Violation(node, "'<<' (a YAML merge key) is not supported", 'quote it if you mean the text: "<<"')
+    expected = {MappingNode: {_Y + "map"}, SequenceNode: {_Y + "seq"}}.get(type(node), _SCALAR_TAGS)
+    if node.tag not in expected:
+        tag = node.tag.replace(_Y, "!!", 1)
+        raise Violation(node, f"unsupported YAML tag {tag!r}", "remove the tag: a plan is plain YAML")
+
+
+def _compose(text: str) -> MappingNode:
+    try:
+        loader = _Loader(text)  # a str is checked for unprintable characters here
+    except yaml.reader.ReaderError as e:
+        raise _reader_violation(e, text) from None
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as e:
+        raise _syntax_violation(e) from None
+    except yaml.reader.ReaderError as e:
+        raise _reader_violation(e, text) from None
+    except yaml.YAMLError as e:
+        raise Violation(_Pos(0, 0), "invalid YAML: " + _one_line(str(e)), "check the file's syntax") from None
+    finally:
+        loader.dispose()
+    if root is None or (isinstance(root, ScalarNode) and kind(root) == "null"):
+        raise Violation(_Pos(0, 0), "the plan is empty", "run `cutover validate --schema` for the format")
+    if not isinstance(root, MappingNode):
+        raise Violation(root, "the plan must be a mapping of keys (version:, name:, flags:, phases: ...)",
+                        "run `cutover validate --schema` for the format")
+    return root
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _syntax_violation(e: yaml.MarkedYAMLError) -> Violation:
+    mark = e.problem_mark or e.context_mark or _Pos(0, 0)
+    problem = _one_line(e.problem or "syntax error")
+    context = f" ({_one_line(e.context)})" if e.context else ""
+    tip = "indent with spaces, not tabs" if "\\t" in problem else "check indentation, quoting and ':' near here"
+    return Violation(mark, f"invalid YAML: {problem}{context}", tip)
+
+
+def _reader_violation(e: yaml.reader.ReaderError, text: str) -> Violation:
+    char = e.character if isinstance(e.character, int) else ord(e.character or "\0")
+    return Violation(_position(text, e.position), f"the plan contains an unprintable character (#x{char:04x})",
+                     "remove it: a plan is plain text")
+
+
+# --- building the model ------------------------------------------------------------------------------
+
+
+def _fields(node: MappingNode) -> dict[str, tuple[Node, Node]]:
+    """key -> (key node, value node); keys are unique and textual once the schema has passed."""
+    return {k.value: (k, v) for k, v in node.value}
+
+
+def _value(fields: dict[str, tuple[Node, Node]], key: str, default: Any = None) -> Any:
+    return scalar(fields[key][1]) if key in fields else default
+
+
+def _seconds(node: Node) -> float:
+    if kind(node) == "integer":
+        return float(scalar(node))
+    seconds = duration_seconds(node.value)
+    assert seconds is not None, "the schema admits only valid durations"
+    return seconds
+
+
+def _build(root: MappingNode, digest: str, path: str) -> Plan:
+    top = _fields(root)
+    name = top["name"][1].value
+    state_prefix = _value(top, "state_prefix", f"/cutover/{name}")
+    flags = _flags(top["flags"][1], state_prefix)
+    checks = _checks(top["checks"][1]) if "checks" in top else {}
+    phases = _phases(top["phases"][1], {f.name for f in flags}, checks)
+    return Plan(
+        name=name,
+        region=top["region"][1].value,
+        state_prefix=state_prefix,
+        flags=flags,
+        checks=checks,
+        phases=phases,
+        description=_value(top, "description", ""),
+        write_rate=float(_value(top, "write_rate", 3.0)),
+        lock_lease=_seconds(top["lock_lease"][1]) if "lock_lease" in top else 900.0,
+        version=_value(top, "version"),
+        digest=digest,
+        path=path,
+    )
+
+
+def _flags(node: MappingNode, state_prefix: str) -> tuple[Flag, ...]:
+    flags: list[Flag] = []
+    owner: dict[str, str] = {}  # parameter -> flag name
+    for key, value in node.value:
+        fields = _fields(value)
+        param_node = fields["parameter"][1]
+        param, here = param_node.value, ("flags", key.value, "parameter")
+        if param in owner:
+            raise Violation(param_node, f"{where(here)}: {param} is already the parameter of flag {owner[param]!r}",
+                            "each flag needs its own parameter")
+        if param == state_prefix or param.startswith(state_prefix + "/"):
+            raise Violation(param_node, f"{where(here)}: {param} is inside state_prefix {state_prefix}, "
+                            "where cutover keeps its state and lock", "move the flag or set another state_prefix")
+        owner[param] = key.value
+        flags.append(
+            Flag(
+                name=key.value,
+                target=SsmTarget(param),
+                rollback=fields["rollback"][1].value,
+                sensitive=_value(fields, "sensitive", False),
+                secure=_value(fields, "secure", False),
+                description=_value(fields, "description", ""),
+                line=key.start_mark.line + 1,
+            )
+        )
+    return tuple(flags)
+
+
+_CHECK_CLASSES: dict[str, type] = {
+    "env": EnvCheck,
+    "secrets": SecretsCheck,
+    "http": HttpCheck,
+    "graphql": GraphqlCheck,
+    "log_freshness": LogFreshnessCheck,
+    "log_absent": LogAbsentCheck,
+    "command": CommandCheck,
+    "alarms": AlarmsCheck,
+}
+# How each check key becomes a model value; a key means the same thing in every check type.
+_DURATIONS = {"timeout", "max_age", "window", "quiet_for"}
+_LISTS = {"present", "secret_ids", "expect_status", "run", "names"}
+_TEXT_MAPS = {"equals", "headers"}
+_DATA = {"json_match", "variables"}
+
+
+def _check_value(key: str, node: Node, path: tuple) -> Any:
+    if key in _DURATIONS:
+        return _seconds(node)
+    if key in _LISTS:
+        return tuple(scalar(item) for item in node.value)
+    if key in _TEXT_MAPS:
+        return {k.value: v.value for k, v in node.value}
+    if key in _DATA:
+        return schema.to_data(node, path)
+    return scalar(node)
+
+
+def _checks(node: MappingNode) -> dict[str, Check]:
+    checks: dict[str, Check] = {}
+    for key, value in node.value:
+        fields = _fields(value)
+        cls = _CHECK_CLASSES[fields.pop("type")[1].value]
+        kwargs = {k: _check_value(k, v, ("checks", key.value, k)) for k, (_, v) in fields.items()}
+        checks[key.value] = cls(name=key.value, **kwargs)
+    return checks
+
+
+RESERVED_PHASES = schema.RESERVED_PHASES
+
+
+def _phases(node: SequenceNode, flag_names: set[str], checks: dict[str, Check]) -> tuple[Phase, ...]:
+    phases: list[Phase] = []
+    first_line: dict[str, int] = {}
+    for i, item in enumerate(node.value):
+        fields = _fields(item)
+        name_node = fields["name"][1]
+        name, here = name_node.value, ("phases", i, "name")
+        if name in RESERVED_PHASES:
+            raise Violation(name_node, f"{where(here)}: {name!r} is reserved (the state before the first phase "
+                            "or after a rollback)", "choose another name")
+        if name in first_line:
+            raise Violation(name_node, f"{where(here)}: duplicate phase {name!r} (first on line {first_line[name]})",
+                            "rename one of them")
+        first_line[name] = name_node.start_mark.line + 1
+        phases.append(
+            Phase(
+                name=name,
+                set=_phase_set(fields, flag_names, ("phases", i, "set")),
+                gates=_phase_gates(fields, checks, ("phases", i, "gates")),
+                description=_value(fields, "description", ""),
+                bake=_seconds(fields["bake"][1]) if "bake" in fields else 0.0,
+                approval=_value(fields, "approval", False),
+            )
+        )
+    return tuple(phases)
+
+
+def _undeclared(node: Node, path: tuple, noun: str, name: str, declared: list[str], section: str) -> Violation:
+    close = difflib.get_close_matches(name, declared, n=1)
+    tip = f"did you mean {close[0]!r}? " if close else ""
+    known = ", ".join(declared) or "none"
+    return Violation(node, f"{where(path)}: undeclared {noun} {name!r}",
+                     f"{tip}declare it under {section}: (declared: {known})")
+
+
+def _phase_set(fields: dict, flag_names: set[str], path: tuple) -> dict[str, str]:
+    if "set" not in fields:
+        return {}
+    values = {}
+    for k, v in fields["set"][1].value:
+        if k.value not in flag_names:
+            raise _undeclared(k, path, "flag", k.value, sorted(flag_names), "flags")
+        values[k.value] = v.value
+    return values
+
+
+def _phase_gates(fields: dict, checks: dict[str, Check], path: tuple) -> tuple[str, ...]:
+    if "gates" not in fields:
+        return ()
+    for item in fields["gates"][1].value:
+        if item.value not in checks:
+            raise _undeclared(item, path, "check", item.value, list(checks), "checks")
+    return tuple(item.value for item in fields["gates"][1].value)
+
+
+# --- durations and the summary -----------------------------------------------------------------------
+
+
+def parse_duration(value: str | int) -> float:
+    """'30s', '15m', '8h', '1d', '1h30m' or whole seconds -> seconds; ValueError otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    seconds = duration_seconds(value.strip()) if isinstance(value, str) else None
+    if seconds is None:
+        raise ValueError(f"not a duration: {value!r} ({schema.DURATION_HINT})")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """5400 -> '1h30m'; 45 -> '45s'; 0 -> '0s' (rounded to whole seconds)."""
+    left = int(round(seconds))
+    if left <= 0:
+        return "0s"
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, left = divmod(left, size)
+        if count:
+            out += f"{count}{unit}"
+    return out
+
+
+def summarize(plan: Plan) -> dict:
+    """A JSON-able view for `validate`: flags in rollback order, and per phase the flag values it
+    changes relative to the phase before it (sensitive values shown only as fingerprints)."""
+    sensitive = {f.name for f in plan.flags if f.sensitive}
+
+    def shown(flag: str, value: str) -> str:
+        return fingerprint(value) if flag in sensitive else value
+
+    phases, before = [], plan.rollback_values()
+    for p in plan.phases:
+        values = plan.values_for(p.name)
+        changes = {k: shown(k, v) for k, v in values.items() if before[k] != v}
+        phases.append(
+            {
+                "name": p.name,
+                "description": p.description,
+                "changes": changes,
+                "gates": list(p.gates),
+                "bake": format_duration(p.bake),
+                "approval": p.approval,
+            }
+        )
+        before = values
+    return {
+        "name": plan.name,
+        "description": plan.description,
+        "path": plan.path,
+        "digest": plan.digest,
+        "region": plan.region,
+        "state_prefix": plan.state_prefix,
+        "write_rate": plan.write_rate,
+        "lock_lease": format_duration(plan.lock_lease),
+        "flags": [
+            {
+                "name": f.name,
+                "parameter": f.parameter,
+                "rollback": shown(f.name, f.rollback),
+                "sensitive": f.sensitive,
+                "secure": f.secure,
+            }
+            for f in plan.flags
+        ],
+        "checks": [{"name": c.name, "type": c.type} for c in plan.checks.values()],
+        "phases": phases,
+    }
