@@ -1,0 +1,659 @@
+"""The only module that imports boto3: session, read-only guard, retries, error translation, adapters.
+
+The endpoint comes from the standard AWS_ENDPOINT_URL variable, which botocore honours itself, so the
+sandbox, moto or LocalStack work unchanged. Nothing imports this module for `--help` or `validate`.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import re
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Iterator, Protocol
+from urllib.parse import urlsplit
+
+import boto3
+import botocore.exceptions as bex
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+from cutover.errors import AlreadyExists, AwsError, CutoverError, NotFound, ReadOnlyViolation, UsageError
+from cutover.ports import Alarm, AwsPorts, Identity, LogEvent, Param, ParamVersion
+
+# --- read-only guard -----------------------------------------------------------------------------------
+
+READ_PREFIXES = ("Describe", "Get", "List", "Filter", "BatchGet")
+READ_OPERATIONS = frozenset({"LookupEvents"})
+
+
+def is_read_operation(operation: str) -> bool:
+    """True for an AWS operation name (PutParameter, GetParameters...) that only reads."""
+    return operation.startswith(READ_PREFIXES) or operation in READ_OPERATIONS
+
+
+# botocore's hyphenated service ids that differ from the IAM action prefix.
+_IAM_PREFIX = {"cloudwatch-logs": "logs", "secrets-manager": "secretsmanager", "eventbridge": "events"}
+
+
+def iam_prefix(service_id: str) -> str:
+    """`cloudwatch-logs` -> `logs`: the prefix people see in IAM policies (ssm:PutParameter)."""
+    sid = service_id.lower().replace(" ", "-")
+    return _IAM_PREFIX.get(sid, sid.replace("-", ""))
+
+
+def _action(model) -> str:
+    return f"{iam_prefix(model.service_model.service_id.hyphenize())}:{model.name}"
+
+
+def _refuse_writes(model, **_: Any) -> None:
+    # 'before-parameter-build' is the first event of every API call, before validation, signing or
+    # any byte on the wire; raising here means the request is never built.
+    if not is_read_operation(model.name):
+        action = _action(model)
+        raise ReadOnlyViolation(
+            f"dry-run is read-only: refused {action}",
+            "nothing was sent to AWS; run the command without --dry-run to apply",
+            code="ReadOnlyViolation",
+            operation=action,
+        )
+
+
+# --- session and clients -------------------------------------------------------------------------------
+
+
+class SessionHook(Protocol):
+    def attach(self, session: boto3.Session) -> None: ...
+
+
+def make_session(
+    region: str | None, profile: str | None, read_only: bool, *, hooks: Iterable[SessionHook] = ()
+) -> boto3.Session:
+    """A session whose every client (made now or later) carries the read-only guard and the hooks."""
+    try:
+        session = boto3.Session(region_name=region or None, profile_name=profile or None)
+    except bex.ProfileNotFound:
+        raise UsageError(
+            f"AWS profile {profile or os.environ.get('AWS_PROFILE', '')!r} not found",
+            "list profiles with `aws configure list-profiles`; pass --profile or set AWS_PROFILE",
+        ) from None
+    # Clients copy the session's event handlers when they are created, so registering here, before any
+    # client exists, puts the guard in every client this session will ever make.
+    if read_only:
+        session.events.register("before-parameter-build", _refuse_writes, unique_id="cutover-read-only")
+    for hook in hooks:
+        hook.attach(session)
+    return session
+
+
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 20
+# SSM's write quota is ~3/s account-wide; 8 standard-mode attempts ride out a throttled burst.
+MAX_ATTEMPTS = {"ssm": 8}
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def client_config(service: str) -> Config:
+    # Attempts in total, first one included. AWS_MAX_ATTEMPTS (the standard variable, same meaning)
+    # still wins, e.g. to fail fast in tests. (Config's `max_attempts` would count retries only.)
+    attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or MAX_ATTEMPTS.get(service, DEFAULT_MAX_ATTEMPTS))
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        user_agent_extra="cutover",
+    )
+
+
+class _Clients:
+    """Clients made on first use (rollback needs only SSM), once, under a lock (gates run in threads)."""
+
+    def __init__(self, session: boto3.Session, endpoint_url: str | None = None) -> None:
+        self._session = session
+        self._endpoint_url = endpoint_url
+        self._made: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str):
+        with self._lock:
+            if service not in self._made:
+                with aws_errors(f"{service}:client"):
+                    self._made[service] = self._session.client(
+                        service, config=client_config(service), endpoint_url=self._endpoint_url
+                    )
+            return self._made[service]
+
+
+def make_ports(
+    region: str | None,
+    profile: str | None,
+    read_only: bool,
+    *,
+    counter: "CallCounter | None" = None,
+    hooks: Iterable[SessionHook] = (),
+) -> AwsPorts:
+    """Every adapter, from one session (so one guard, one set of credentials, one counter)."""
+    session = make_session(region, profile, read_only, hooks=[*([counter] if counter else []), *hooks])
+    if not session.region_name:
+        raise UsageError(
+            "no AWS region", "set `region:` in the plan, pass --region, or set AWS_REGION / AWS_DEFAULT_REGION"
+        )
+    clients = _Clients(session)
+    return AwsPorts(
+        params=SsmParameterStore(clients),
+        alarms=CloudWatchAlarms(clients),
+        secrets=SecretsManagerSource(clients),
+        logs=CloudWatchLogs(clients),
+        identity=StsIdentity(clients),
+        region=session.region_name,
+    )
+
+
+# --- instrumentation -------------------------------------------------------------------------------------
+
+
+class CallCounter:
+    """Counts API calls (`calls`, once per operation) and HTTP attempts (`attempts`, retries included),
+    keyed by IAM-style action, e.g. counter.calls["ssm:PutParameter"]."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.attempts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def attach(self, session: boto3.Session) -> None:
+        session.events.register("before-call", self._on_call)
+        session.events.register("before-send", self._on_send)
+
+    def _on_call(self, model, **_: Any) -> None:
+        with self._lock:
+            self.calls[_action(model)] += 1
+
+    def _on_send(self, event_name: str, **_: Any) -> None:
+        _, service_id, operation = event_name.split(".", 2)
+        with self._lock:
+            self.attempts[f"{iam_prefix(service_id)}:{operation}"] += 1
+
+    def __getitem__(self, action: str) -> int:
+        return self.calls[action]
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def writes(self) -> dict[str, int]:
+        return {a: n for a, n in self.calls.items() if not is_read_operation(a.split(":", 1)[1])}
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.attempts.clear()
+
+
+class _RawBody:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+class FaultInjector:
+    """Injects throttling or connection failures at 'before-send', i.e. through botocore's real retry
+    path (backoff, attempt counting). For JSON-protocol services: SSM, Logs, Secrets Manager, CloudWatch.
+
+        faults = FaultInjector().throttle("ssm:PutParameter", times=2)
+        ports = make_ports(region, None, False, hooks=[faults])
+    """
+
+    def __init__(self) -> None:
+        self._plan: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self.injected: Counter[str] = Counter()
+
+    def throttle(self, action: str, times: int = 1) -> "FaultInjector":
+        return self._add(action, "throttle", times)
+
+    def disconnect(self, action: str, times: int = 1) -> "FaultInjector":
+        return self._add(action, "disconnect", times)
+
+    def _add(self, action: str, kind: str, times: int) -> "FaultInjector":
+        with self._lock:
+            self._plan.setdefault(action, []).extend([kind] * times)
+        return self
+
+    def attach(self, session: boto3.Session) -> None:
+        session.events.register("before-send", self._on_send)
+
+    def _on_send(self, event_name: str, request, **_: Any):
+        _, service_id, operation = event_name.split(".", 2)
+        action = f"{iam_prefix(service_id)}:{operation}"
+        with self._lock:
+            pending = self._plan.get(action)
+            if not pending:
+                return None
+            kind = pending.pop(0)
+            self.injected[action] += 1
+        if kind == "disconnect":
+            raise bex.EndpointConnectionError(endpoint_url=request.url)
+        body = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "cutover-fault"}
+        return AWSResponse(request.url, 400, headers, _RawBody(body))
+
+
+# --- error translation -----------------------------------------------------------------------------------
+
+NOT_FOUND = {"ParameterNotFound", "ParameterVersionNotFound", "ResourceNotFoundException", "NotFoundException"}
+EXISTS = {"ParameterAlreadyExists", "ResourceExistsException", "ResourceAlreadyExistsException"}
+DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnauthorizedException",
+    "AuthorizationError",
+}
+KMS = {
+    "DecryptionFailure",
+    "KMSAccessDeniedException",
+    "KMSDisabledException",
+    "KMSInvalidStateException",
+    "KMSNotFoundException",
+}
+BAD_CREDENTIALS = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "RequestExpired",
+}
+THROTTLED = {
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "TooManyUpdates",
+    "RequestThrottled",
+}
+NO_CREDENTIALS = (
+    bex.NoCredentialsError,
+    bex.PartialCredentialsError,
+    bex.CredentialRetrievalError,
+    bex.SSOError,
+    bex.SSOTokenLoadError,
+    bex.UnauthorizedSSOTokenError,
+    bex.TokenRetrievalError,
+    bex.NoAuthTokenError,
+)
+CREDENTIALS_HINT = (
+    "set AWS_PROFILE and run `aws sso login`, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+    "(for the sandbox, use the variables `cutover sandbox` prints)"
+)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _sanitize(aws_message: str) -> str:
+    """AWS messages can echo request values (`Value 'x' at 'value' failed...`): drop quoted and
+    `value: ...` parts so a secret or sensitive flag value never reaches a console or evidence."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", aws_message)
+    text = re.sub(r"(?i)(value:)\s*[^,]*", r"\1 …", text)
+    return _one_line(text, 160)
+
+
+def _connection_hint() -> str:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        return f"AWS_ENDPOINT_URL={endpoint} is set: is the emulator running (`cutover sandbox`)? Unset it to reach AWS"
+    return "check the network, VPN or proxy (HTTPS_PROXY) and the region"
+
+
+def translate(exc: Exception, action: str, resource: str = "") -> CutoverError:
+    """A botocore/boto3 exception -> the project's error, one line, with a hint; code and operation kept."""
+    on = f" on {resource}" if resource else ""
+    if isinstance(exc, bex.ClientError):
+        err = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        code = str(err.get("Code", "") or meta.get("HTTPStatusCode", "Unknown"))
+        status = meta.get("HTTPStatusCode", 0)
+        attempts = meta.get("RetryAttempts", 0) + 1
+        kw = {"code": code, "operation": action}
+        if code in NOT_FOUND:
+            return NotFound(f"{resource or 'resource'} not found ({action})", "check the name and the region", **kw)
+        if code in EXISTS:
+            return AlreadyExists(f"{resource or 'resource'} already exists ({action})", "", **kw)
+        if code in KMS:
+            return AwsError(
+                f"AWS could not decrypt {resource or 'the value'} ({action}: {code})",
+                "grant kms:Decrypt on the KMS key that encrypts it (see `cutover iam-policy`)",
+                **kw,
+            )
+        if code in DENIED or code.startswith("AccessDenied"):
+            return AwsError(
+                f"AWS denied {action}{on}",
+                f"grant {action}{on} to the role you use (see `cutover iam-policy`), or use the release role",
+                **kw,
+            )
+        if code in BAD_CREDENTIALS:
+            return AwsError(f"AWS rejected the credentials for {action} ({code})", CREDENTIALS_HINT, **kw)
+        if code in THROTTLED:
+            return AwsError(
+                f"AWS throttled {action}{on} after {attempts} attempts",
+                "wait a minute and re-run: the command converges (lower write_rate if this repeats)",
+                **kw,
+            )
+        if status >= 500:
+            return AwsError(
+                f"AWS failed {action}{on}: {code} (HTTP {status}) after {attempts} attempts",
+                "a transient AWS error: re-run, the command converges",
+                **kw,
+            )
+        detail = _sanitize(err.get("Message", ""))
+        return AwsError(f"AWS rejected {action}{on}: {code}" + (f": {detail}" if detail else ""), "", **kw)
+    code = type(exc).__name__
+    kw = {"code": code, "operation": action}
+    if isinstance(exc, NO_CREDENTIALS):
+        return AwsError(f"no usable AWS credentials for {action} ({code})", CREDENTIALS_HINT, **kw)
+    if isinstance(exc, bex.ReadTimeoutError):
+        return AwsError(f"AWS did not answer {action}{on} within {READ_TIMEOUT}s", _connection_hint(), **kw)
+    if isinstance(exc, (bex.ConnectionError, bex.HTTPClientError)):
+        where = getattr(exc, "kwargs", {}).get("endpoint_url") or "the AWS endpoint"
+        return AwsError(f"could not connect to {where} for {action}", _connection_hint(), **kw)
+    if isinstance(exc, bex.NoRegionError):
+        return UsageError("no AWS region", "set `region:` in the plan, pass --region, or set AWS_DEFAULT_REGION")
+    if isinstance(exc, bex.ParamValidationError):
+        return AwsError(f"invalid request for {action}{on}: {_sanitize(str(exc))}", "", **kw)
+    return AwsError(f"{action}{on} failed: {code}: {_sanitize(str(exc))}", "", **kw)
+
+
+@contextmanager
+def aws_errors(action: str, resource: str = "") -> Iterator[None]:
+    """Translate anything boto3 raises inside the block; our own errors pass through untouched."""
+    try:
+        yield
+    except CutoverError:
+        raise
+    except (bex.BotoCoreError, bex.ClientError) as exc:
+        raise translate(exc, action, resource) from exc
+
+
+def _code(exc: bex.ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:2])} and {len(names) - 2} more"
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+ClientFactory = Callable[[str], Any]
+
+# --- adapters ---------------------------------------------------------------------------------------------
+
+
+class SsmParameterStore:
+    """ParameterStore on SSM Parameter Store."""
+
+    BATCH = 10  # GetParameters takes at most 10 names
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("ssm")
+
+    def get_many(self, names: list[str]) -> dict[str, Param]:
+        found: dict[str, Param] = {}
+        for batch in _chunks(_unique(names), self.BATCH):
+            with aws_errors("ssm:GetParameters", _names(batch)):
+                resp = self._client().get_parameters(Names=batch, WithDecryption=True)
+            for p in resp.get("Parameters", []):  # InvalidParameters (missing names) are simply absent
+                found[p["Name"]] = Param(
+                    p["Name"], p["Value"], int(p["Version"]), p.get("Type", "String"), _utc(p.get("LastModifiedDate"))
+                )
+        return found
+
+    def put(self, name: str, value: str, *, secure: bool = False, overwrite: bool = True) -> int:
+        with aws_errors("ssm:PutParameter", name):
+            resp = self._client().put_parameter(
+                Name=name, Value=value, Type="SecureString" if secure else "String", Overwrite=overwrite
+            )
+        return int(resp["Version"])
+
+    def delete(self, name: str) -> None:
+        try:
+            with aws_errors("ssm:DeleteParameter", name):
+                self._client().delete_parameter(Name=name)
+        except NotFound:
+            pass
+
+    def history(self, name: str) -> list[ParamVersion]:
+        versions: list[ParamVersion] = []
+        with aws_errors("ssm:GetParameterHistory", name):
+            pages = self._client().get_paginator("get_parameter_history")
+            for page in pages.paginate(Name=name, WithDecryption=True, PaginationConfig={"PageSize": 50}):
+                for p in page.get("Parameters", []):
+                    user = p.get("LastModifiedUser")
+                    versions.append(
+                        ParamVersion(
+                            p["Name"],
+                            p.get("Value", ""),
+                            int(p["Version"]),
+                            _utc(p.get("LastModifiedDate")),
+                            None if user in (None, "", "N/A") else user,  # moto says "N/A"
+                        )
+                    )
+        return sorted(versions, key=lambda v: v.version)
+
+
+class CloudWatchAlarms:
+    """AlarmSource on CloudWatch: metric and composite alarms, by name and by prefix."""
+
+    BATCH = 100  # DescribeAlarms takes at most 100 names
+    TYPES = ["MetricAlarm", "CompositeAlarm"]  # without AlarmTypes, AWS returns metric alarms only
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("cloudwatch")
+
+    def describe(self, names: list[str], prefix: str | None = None) -> list[Alarm]:
+        found: dict[str, Alarm] = {}
+        for batch in _chunks(_unique(names), self.BATCH):
+            with aws_errors("cloudwatch:DescribeAlarms", _names(batch)):
+                self._collect(found, AlarmNames=batch)
+        if prefix:
+            with aws_errors("cloudwatch:DescribeAlarms", f"alarms named {prefix}*"):
+                self._collect(found, AlarmNamePrefix=prefix)
+        return list(found.values())
+
+    def _collect(self, found: dict[str, Alarm], **query: Any) -> None:
+        pages = self._client().get_paginator("describe_alarms")
+        for page in pages.paginate(AlarmTypes=self.TYPES, PaginationConfig={"PageSize": 100}, **query):
+            for a in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                # StateTransitionedTimestamp (when the state last *changed*) is what "quiet for" means;
+                # AWS also bumps StateUpdatedTimestamp on reason-only updates. moto returns only the latter.
+                when = a.get("StateTransitionedTimestamp") or a.get("StateUpdatedTimestamp")
+                found.setdefault(
+                    a["AlarmName"], Alarm(a["AlarmName"], a["StateValue"], _utc(when), a.get("StateReason", ""))
+                )
+
+
+class SecretsManagerSource:
+    """SecretSource on Secrets Manager. Values are returned, never put in messages."""
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("secretsmanager")
+
+    def get_value(self, secret_id: str) -> str:
+        with aws_errors("secretsmanager:GetSecretValue", f"secret {secret_id}"):
+            resp = self._client().get_secret_value(SecretId=secret_id)
+        if resp.get("SecretString") is not None:
+            return resp["SecretString"]
+        raw: bytes = resp.get("SecretBinary") or b""
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(raw).decode("ascii")
+
+    def describe(self, secret_id: str) -> dict:
+        with aws_errors("secretsmanager:DescribeSecret", f"secret {secret_id}"):
+            resp = self._client().describe_secret(SecretId=secret_id)
+        resp.pop("ResponseMetadata", None)
+        return resp
+
+
+class CloudWatchLogs:
+    """LogSource on CloudWatch Logs FilterLogEvents, following nextToken to the end."""
+
+    def __init__(self, clients: ClientFactory, page_size: int | None = None) -> None:
+        self._client = lambda: clients("logs")
+        self.page_size = page_size  # None = the service default; small values exercise paging in tests
+
+    def events(self, log_group: str, start: datetime, end: datetime, filter_pattern: str = "") -> Iterator[LogEvent]:
+        query: dict[str, Any] = {"logGroupName": log_group, "startTime": _ms(start), "endTime": _ms(end)}
+        if filter_pattern:
+            query["filterPattern"] = filter_pattern
+        if self.page_size:
+            query["limit"] = self.page_size
+        while True:
+            with aws_errors("logs:FilterLogEvents", f"log group {log_group}"):
+                page = self._client().filter_log_events(**query)
+            for e in page.get("events", []):
+                yield LogEvent(datetime.fromtimestamp(e["timestamp"] / 1000, tz=timezone.utc), e.get("message", ""))
+            # AWS may return empty pages with a token while it searches: only a missing token ends it.
+            token = page.get("nextToken")
+            if not token or token == query.get("nextToken"):
+                return
+            query["nextToken"] = token
+
+
+class StsIdentity:
+    """IdentitySource on STS GetCallerIdentity (cached: the caller does not change during a run)."""
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("sts")
+        self._cached: Identity | None = None
+
+    def caller(self) -> Identity:
+        if self._cached is None:
+            with aws_errors("sts:GetCallerIdentity"):
+                resp = self._client().get_caller_identity()
+            self._cached = Identity(resp["Arn"], resp["Account"])
+        return self._cached
+
+
+# --- emulator seeding (writes; loopback endpoints only) ---------------------------------------------------
+
+
+def _is_loopback(endpoint: str) -> bool:
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class EmulatorSeeder:
+    """Writes fixtures into an AWS emulator (moto) on loopback: used by `cutover sandbox`, `rehearse` and
+    tests. It refuses any other endpoint, so it can never write fixtures into a real account."""
+
+    ALARM_NAMESPACE = "Cutover/Sandbox"
+    STREAM = "cutover-sandbox"
+
+    def __init__(self, endpoint: str, region: str) -> None:
+        if not _is_loopback(endpoint):
+            raise UsageError(f"refusing to seed {endpoint}: not a loopback emulator", "seed only 127.0.0.1")
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
+        self._clients = _Clients(session, endpoint_url=endpoint)
+
+    def put_parameter(self, name: str, value: str, *, secure: bool = False) -> None:
+        with aws_errors("ssm:PutParameter", name):
+            self._clients("ssm").put_parameter(
+                Name=name, Value=value, Type="SecureString" if secure else "String", Overwrite=True
+            )
+
+    def put_secret(self, secret_id: str, value: str) -> None:
+        sm = self._clients("secretsmanager")
+        with aws_errors("secretsmanager:CreateSecret", f"secret {secret_id}"):
+            try:
+                sm.create_secret(Name=secret_id, SecretString=value)
+            except bex.ClientError as exc:
+                if _code(exc) != "ResourceExistsException":
+                    raise
+                sm.put_secret_value(SecretId=secret_id, SecretString=value)
+
+    def put_alarm(self, name: str, state: str = "OK", reason: str = "seeded by cutover sandbox") -> None:
+        """A metric alarm on a dummy metric (the emulator never evaluates it), then its state."""
+        cw = self._clients("cloudwatch")
+        with aws_errors("cloudwatch:PutMetricAlarm", name):
+            cw.put_metric_alarm(
+                AlarmName=name,
+                Namespace=self.ALARM_NAMESPACE,
+                MetricName="Sandbox",
+                Statistic="Sum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=1,
+                ComparisonOperator="GreaterThanThreshold",
+            )
+        self.set_alarm_state(name, state, reason)
+
+    def set_alarm_state(self, name: str, state: str, reason: str = "set by cutover sandbox") -> None:
+        """Incident injection: moto changes the state (and StateUpdatedTimestamp) only when told to."""
+        with aws_errors("cloudwatch:SetAlarmState", name):
+            self._clients("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
+
+    def put_log_group(self, group: str) -> None:
+        logs = self._clients("logs")
+        with aws_errors("logs:CreateLogGroup", f"log group {group}"):
+            for create, kw in (
+                (logs.create_log_group, {"logGroupName": group}),
+                (logs.create_log_stream, {"logGroupName": group, "logStreamName": self.STREAM}),
+            ):
+                try:
+                    create(**kw)
+                except bex.ClientError as exc:
+                    if _code(exc) != "ResourceAlreadyExistsException":
+                        raise
+
+    def put_log_event(self, group: str, message: str, when: datetime) -> None:
+        self.put_log_group(group)
+        with aws_errors("logs:PutLogEvents", f"log group {group}"):
+            resp = self._clients("logs").put_log_events(
+                logGroupName=group,
+                logStreamName=self.STREAM,
+                logEvents=[{"timestamp": _ms(when), "message": message}],
+            )
+        # Events over 2 h in the future or 14 days old are dropped with a 200: never silently.
+        if resp.get("rejectedLogEventsInfo"):
+            raise AwsError(
+                f"the emulator rejected a log event for {group} at {when.isoformat()} (too far from the real time)",
+                "log events must be within 14 days before and 2 hours after the real clock",
+                code="RejectedLogEvent",
+                operation="logs:PutLogEvents",
+            )

@@ -1,0 +1,539 @@
+"""The embedded sandbox: an AWS emulator (moto server on loopback) and a local HTTP stub, seeded from a plan.
+
+Used by `cutover sandbox` (hands-on), `cutover rehearse` (end to end, with an injected incident) and the
+integration tests. moto and boto3 are imported lazily (moto via Emulator.start, boto3 only inside
+cutover.aws), so importing this module stays cheap.
+
+moto keeps its backends in process-global state: run one Emulator per process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+import threading
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Mapping, MutableMapping
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from cutover.model import (
+    AlarmsCheck,
+    EnvCheck,
+    GraphqlCheck,
+    HttpCheck,
+    LogAbsentCheck,
+    LogFreshnessCheck,
+    Plan,
+    SecretsCheck,
+)
+
+DUMMY_KEY = "testing"
+LOOPBACK = "127.0.0.1"
+
+# --- the AWS emulator -----------------------------------------------------------------------------------
+
+
+class Emulator:
+    """moto's ThreadedMotoServer in this process, bound to 127.0.0.1 (moto binds 0.0.0.0 by default).
+
+        with Emulator() as emu:
+            os.environ.update(emu.env())
+    """
+
+    # Variables that would make boto3 ignore the dummy credentials (or fail on a missing profile).
+    UNSET = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+    def __init__(self, port: int = 0, region: str = "us-east-1", verbose: bool = False) -> None:
+        self._port = port
+        self.region = region
+        self.verbose = verbose
+        self._server = None
+        self._recording = ""
+        self.endpoint = ""
+
+    def start(self) -> "Emulator":
+        from moto.moto_api import recorder
+        from moto.server import ThreadedMotoServer
+
+        if not self.verbose:
+            # werkzeug logs every request (and moto's "not implemented" tracebacks) to stderr; our
+            # adapters report failures themselves.
+            logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+        # The recorder appends to ./moto_recording by default: keep it out of the user's folder.
+        fd, self._recording = tempfile.mkstemp(prefix="cutover-moto-", suffix=".jsonl")
+        os.close(fd)
+        recorder._location = self._recording
+        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self._port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._recording and os.path.exists(self._recording):
+            os.unlink(self._recording)
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(self.endpoint).port or 0)
+
+    def env(self, region: str | None = None) -> dict[str, str]:
+        """What boto3 needs to talk to the emulator. Also remove UNSET from the environment (apply_env)."""
+        region = region or self.region
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+        }
+
+    def apply_env(self, environ: MutableMapping[str, str], region: str | None = None) -> None:
+        for name in self.UNSET:
+            environ.pop(name, None)
+        environ.update(self.env(region))
+
+    def seeder(self, region: str | None = None):
+        """An EmulatorSeeder on this emulator (puts parameters, secrets, alarms, log events)."""
+        from cutover.aws import EmulatorSeeder
+
+        return EmulatorSeeder(self.endpoint, region or self.region)
+
+    # --- moto's control API ---
+    def _post(self, path: str) -> bytes:
+        req = urllib.request.Request(self.endpoint + path, data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.read()
+
+    def reset(self) -> None:
+        """Forget every resource, and stop and clear the recording."""
+        self._post("/moto-api/reset")
+        self._post("/moto-api/recorder/stop-recording")
+        self._post("/moto-api/recorder/reset-recording")
+
+    def start_recording(self) -> None:
+        """Record every request that reaches the emulator from now on (a fresh recording)."""
+        self._post("/moto-api/recorder/reset-recording")
+        self._post("/moto-api/recorder/start-recording")
+
+    def stop_recording(self) -> None:
+        self._post("/moto-api/recorder/stop-recording")
+
+    def recorded_requests(self) -> list[dict[str, Any]]:
+        """Each recorded request as {method, url, service, operation, body}.
+
+        moto's recorder writes one JSON line per request: {headers, method, url, body, body_encoded};
+        the body is base64 when body_encoded. The operation is in X-Amz-Target (JSON protocols:
+        SSM, Logs, Secrets Manager, CloudWatch), in `Action=` (query protocol: STS) or in the path
+        (`/service/<S>/operation/<Op>`, rpc-v2-cbor). Requests to /moto-api/ are left out.
+        """
+        with urllib.request.urlopen(self.endpoint + "/moto-api/recorder/download-recording", timeout=10) as resp:
+            text = resp.read().decode("utf-8")
+        out = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if urlsplit(entry.get("url", "")).path.startswith("/moto-api/"):
+                continue
+            body = entry.get("body") or ""
+            if entry.get("body_encoded"):
+                body = base64.b64decode(body).decode("utf-8", errors="replace")
+            service, operation = _operation_of(entry.get("headers") or {}, entry.get("url", ""), body)
+            out.append(
+                {"method": entry.get("method"), "url": entry.get("url"), "service": service,
+                 "operation": operation, "body": body}
+            )
+        return out
+
+    def write_requests(self) -> list[dict[str, Any]]:
+        """Recorded requests that are not reads (an unrecognisable request counts as a write)."""
+        from cutover.aws import is_read_operation
+
+        return [r for r in self.recorded_requests() if not (r["operation"] and is_read_operation(r["operation"]))]
+
+
+def _operation_of(headers: Mapping[str, str], url: str, body: str) -> tuple[str, str]:
+    lower = {k.lower(): v for k, v in headers.items()}
+    target = lower.get("x-amz-target", "")
+    if target:
+        service, _, operation = target.rpartition(".")
+        return service, operation
+    m = re.search(r"/service/([^/]+)/operation/([^/?]+)", url)
+    if m:
+        return m.group(1), m.group(2)
+    action = parse_qs(body).get("Action") or parse_qs(urlsplit(url).query).get("Action")
+    if action:
+        scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", lower.get("authorization", ""))
+        return (scope.group(1) if scope else ""), action[0]
+    return "", ""
+
+
+# --- the local HTTP stub for http/graphql checks ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StubRequest:
+    method: str
+    path: str  # without the query string
+    query: str = ""
+    graphql: str = ""  # "query" | "mutation" | "" (not GraphQL)
+
+
+class HttpStub:
+    """Answers the plan's read-only checks on 127.0.0.1: GET/HEAD -> 200 JSON; POST of a GraphQL query
+    -> 200 {"data": ...}; anything else (a mutation, PUT, DELETE...) -> 405. Records every request so a
+    test can assert no write reached it; `fail(path, status)` injects an incident."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._requests: list[StubRequest] = []
+        self._failures: dict[str, tuple[int, dict]] = {}
+        self.base = ""
+
+    def start(self) -> "HttpStub":
+        self._server = ThreadingHTTPServer((LOOPBACK, self._port), _handler(self))
+        self._server.daemon_threads = True
+        # A short poll interval so stop() returns at once (the default waits up to 0.5 s).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="cutover-http-stub", daemon=True
+        )
+        self._thread.start()
+        self.base = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "HttpStub":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- incidents ---
+    def fail(self, path: str, status: int = 500, body: dict | None = None) -> None:
+        """Answer `path` ("*" = every path) with `status` until heal()."""
+        with self._lock:
+            self._failures[path] = (status, body if body is not None else {"error": f"sandbox incident {status}"})
+
+    def graphql_errors(self, path: str, message: str = "Access denied for shop field") -> None:
+        """A 200 that carries a GraphQL `errors` array (e.g. missing token scopes)."""
+        self.fail(path, 200, {"errors": [{"message": message}]})
+
+    def heal(self, path: str | None = None) -> None:
+        with self._lock:
+            if path is None:
+                self._failures.clear()
+            else:
+                self._failures.pop(path, None)
+
+    # --- what reached it ---
+    @property
+    def requests(self) -> list[StubRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def write_requests(self) -> list[StubRequest]:
+        """Requests that were neither GET/HEAD nor a GraphQL query."""
+        return [r for r in self.requests if not (r.method in ("GET", "HEAD") or r.graphql == "query")]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def _record(self, req: StubRequest) -> tuple[int, dict] | None:
+        with self._lock:
+            self._requests.append(req)
+            return self._failures.get(req.path) or self._failures.get("*")
+
+
+_GRAPHQL_OP = re.compile(r"^\s*(query|mutation|subscription)\b|^\s*\{", re.IGNORECASE)
+
+
+def _graphql_kind(body: bytes) -> str:
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        return ""
+    query = doc.get("query") if isinstance(doc, dict) else None
+    if not isinstance(query, str):
+        return ""
+    m = _GRAPHQL_OP.match(query)
+    if not m:
+        return ""
+    return (m.group(1) or "query").lower()  # "{ shop { name } }" is shorthand for a query
+
+
+def _handler(stub: HttpStub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "cutover-sandbox-stub"
+
+        def log_message(self, *args: Any) -> None:  # quiet: the stub records requests itself
+            pass
+
+        def _answer(self, status: int, doc: dict | None) -> None:
+            body = json.dumps(doc).encode() if doc is not None else b""
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _handle(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            kind = _graphql_kind(body) if self.command == "POST" else ""
+            failure = stub._record(StubRequest(self.command, parts.path, parts.query, kind))
+            if failure:
+                self._answer(*failure)
+            elif self.command in ("GET", "HEAD"):
+                self._answer(200, {"ok": True, "sandbox": True, "path": parts.path})
+            elif kind == "query":
+                self._answer(200, {"data": {"sandbox": True, "shop": {"name": "cutover-sandbox"}}})
+            else:
+                self._answer(405, {"errors": [{"message": f"sandbox stub refuses {kind or self.command}"}]})
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
+
+    return Handler
+
+
+# --- URL rerouting ------------------------------------------------------------------------------------------
+
+
+def reroute_url(url: str, stub_base: str) -> str:
+    """Replace scheme and host(:port) with the stub's; keep path, query and fragment."""
+    base = urlsplit(stub_base)
+    parts = urlsplit(url)
+    return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, parts.fragment))
+
+
+_VAR = re.compile(r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def _expand_vars(template: str, env: Mapping[str, str]) -> str:
+    """${VAR} / ${VAR:-default} for display; an unset ${VAR} stays as written."""
+    return _VAR.sub(lambda m: env.get(m["var"]) or (m["default"] if m["default"] is not None else m[0]), template)
+
+
+@dataclass(frozen=True)
+class Reroute:
+    check: str
+    original: str  # the URL template as written in the plan
+    rerouted: str
+
+
+def plan_reroutes(plan: Plan, stub_base: str, env: Mapping[str, str] | None = None) -> list[Reroute]:
+    """Every http/graphql check's URL and where the rehearsal sends it, for output and evidence."""
+    env = env or {}
+    return [
+        Reroute(c.name, c.url, reroute_url(_expand_vars(c.url, env), stub_base))
+        for c in plan.checks.values()
+        if isinstance(c, (HttpCheck, GraphqlCheck))
+    ]
+
+
+# --- seeding ------------------------------------------------------------------------------------------------
+
+_SECRET_REF = re.compile(r"\{\{\s*secret:(?P<sid>[^}#]+?)(?:#(?P<key>[^}]+?))?\s*\}\}")
+
+
+def secret_refs(plan: Plan) -> dict[str, set[str]]:
+    """Every secret the plan reads -> the JSON keys read from it (empty set = a plain string secret)."""
+    refs: dict[str, set[str]] = {}
+    for c in plan.checks.values():
+        if isinstance(c, SecretsCheck):
+            for sid in c.secret_ids:
+                refs.setdefault(sid, set())
+        if isinstance(c, (HttpCheck, GraphqlCheck)):
+            texts = [c.url, *c.headers.values()]
+            if isinstance(c, GraphqlCheck):
+                texts += [c.query, json.dumps(c.variables)]
+            for text in texts:
+                for m in _SECRET_REF.finditer(str(text)):
+                    keys = refs.setdefault(m["sid"].strip(), set())
+                    if m["key"]:
+                        keys.add(m["key"].strip())
+    return refs
+
+
+def _dummy_secret(keys: set[str]) -> str:
+    def token() -> str:
+        return "sandbox-" + secrets.token_urlsafe(18)
+
+    return json.dumps({k: token() for k in sorted(keys)}) if keys else token()
+
+
+def _log_message(check: LogFreshnessCheck) -> str:
+    if check.json_match is not None:
+        return json.dumps(check.json_match)
+    return check.contains or ""
+
+
+def _absent_pattern(check: LogAbsentCheck) -> str:
+    return json.dumps(check.json_match) if check.json_match is not None else (check.contains or "")
+
+
+@dataclass
+class SeedSummary:
+    parameters: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)  # ids only: values never leave the emulator
+    alarms: list[str] = field(default_factory=list)
+    log_groups: dict[str, int] = field(default_factory=dict)  # group -> events written
+    warnings: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{len(self.parameters)} SSM parameters at their rollback values",
+            f"{len(self.secrets)} secrets with generated dummy values",
+            f"{len(self.alarms)} alarms, state OK",
+            f"{len(self.log_groups)} log groups ({sum(self.log_groups.values())} fresh events)",
+        ]
+        return out + [f"warning: {w}" for w in self.warnings]
+
+    def to_dict(self) -> dict:
+        return {
+            "parameters": self.parameters,
+            "secrets": self.secrets,
+            "alarms": self.alarms,
+            "log_groups": self.log_groups,
+            "warnings": self.warnings,
+        }
+
+
+def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) -> SeedSummary:
+    """Seed the emulator (an Emulator or its endpoint URL) so every gate of the plan can pass:
+    flags at their rollback values (pending), secrets, OK alarms, fresh log events, empty log groups."""
+    from cutover.aws import EmulatorSeeder
+
+    endpoint = emulator.endpoint if isinstance(emulator, Emulator) else emulator
+    aws = EmulatorSeeder(endpoint, plan.region)
+    now = now or datetime.now(timezone.utc)
+    summary = SeedSummary()
+
+    for flag in plan.flags:
+        aws.put_parameter(flag.parameter, flag.rollback, secure=flag.secure)
+        summary.parameters.append(flag.parameter)
+
+    for sid, keys in secret_refs(plan).items():
+        aws.put_secret(sid, _dummy_secret(keys))
+        summary.secrets.append(sid)
+
+    for name in _alarm_names(plan):
+        aws.put_alarm(name, "OK")
+        summary.alarms.append(name)
+
+    checks = list(plan.checks.values())
+    for c in checks:
+        if isinstance(c, LogAbsentCheck) and c.log_group not in summary.log_groups:
+            aws.put_log_group(c.log_group)
+            summary.log_groups[c.log_group] = 0
+    for group, count in _put_log_markers(plan, aws, now).items():
+        summary.log_groups[group] = summary.log_groups.get(group, 0) + count
+    for c in checks:
+        if isinstance(c, LogFreshnessCheck):
+            summary.warnings += _conflicts(c, _log_message(c), checks)
+    return summary
+
+
+def seed_log_markers(plan: Plan, emulator: "Emulator | str", now: datetime) -> int:
+    """Write a fresh matching event for every log_freshness check, a few minutes before `now` (as the
+    real scheduled jobs would); a rehearsal calls it again after fast-forwarding its clock.
+
+    moto, like AWS, drops events more than 2 h ahead of the real time, so a marker for a clock further
+    ahead is written at the newest accepted time instead: the freshness gate still measures its true
+    age from `now`, and passes while that age is under max_age."""
+    from cutover.aws import EmulatorSeeder
+
+    endpoint = emulator.endpoint if isinstance(emulator, Emulator) else emulator
+    return sum(_put_log_markers(plan, EmulatorSeeder(endpoint, plan.region), now).values())
+
+
+# The newest timestamp CloudWatch Logs (and moto) accept, less a margin.
+MAX_LOG_LEAD = timedelta(hours=2) - timedelta(minutes=5)
+
+
+def _put_log_markers(plan: Plan, aws, now: datetime) -> dict[str, int]:
+    written: dict[str, int] = {}
+    newest = datetime.now(timezone.utc) + MAX_LOG_LEAD
+    for c in plan.checks.values():
+        if isinstance(c, LogFreshnessCheck):
+            # A few minutes old, but always well inside max_age.
+            age = min(timedelta(minutes=5), timedelta(seconds=c.max_age / 2))
+            aws.put_log_event(c.log_group, _log_message(c), min(now - age, newest))
+            written[c.log_group] = written.get(c.log_group, 0) + 1
+    return written
+
+
+def _alarm_names(plan: Plan) -> list[str]:
+    names: dict[str, None] = {}
+    for c in plan.checks.values():
+        if isinstance(c, AlarmsCheck):
+            names.update(dict.fromkeys(c.names))
+            if c.prefix and not any(n.startswith(c.prefix) for n in c.names):
+                names[c.prefix + "sandbox"] = None  # so a prefix-only check finds something
+    return list(names)
+
+
+def _conflicts(fresh: LogFreshnessCheck, message: str, checks: list) -> list[str]:
+    """A seeded event that a log_absent check on the same group would count as a violation."""
+    return [
+        f"log group {fresh.log_group}: the event seeded for {fresh.name} also matches {c.name}"
+        for c in checks
+        if isinstance(c, LogAbsentCheck) and c.log_group == fresh.log_group and _absent_pattern(c) in message
+    ]
+
+
+# --- the environment a sandbox user needs -------------------------------------------------------------------
+
+# Sandbox values for well-known variables; anything else present-checked gets "sandbox".
+SANDBOX_VALUES = {"SHOPIFY_SHOP_DOMAIN": "sandbox.myshopify.com"}
+
+
+def sandbox_env(plan: Plan, emulator: Emulator, stub: HttpStub | None = None) -> dict[str, str]:
+    """AWS_ENDPOINT_URL and dummy credentials, the values every `env` check wants, and values for the
+    ${VAR}s in check URLs (a URL-valued default points at the stub). Remove Emulator.UNSET too."""
+    env = emulator.env(plan.region)
+    if stub is not None:
+        env["CUTOVER_HTTP_STUB"] = stub.base
+    for c in plan.checks.values():
+        if isinstance(c, (HttpCheck, GraphqlCheck)):
+            for m in _VAR.finditer(c.url):
+                default = m["default"]
+                if default is not None and stub is not None and "://" in default:
+                    env.setdefault(m["var"], stub.base)
+                else:
+                    env.setdefault(m["var"], default or SANDBOX_VALUES.get(m["var"], "sandbox"))
+    for c in plan.checks.values():
+        if isinstance(c, EnvCheck):
+            env.update(c.equals)  # the checks' own values win over URL defaults
+            for name in c.present:
+                if name not in c.equals:
+                    env[name] = SANDBOX_VALUES.get(name, "sandbox")
+    return env

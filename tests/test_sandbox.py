@@ -1,0 +1,258 @@
+"""The sandbox: seeding the emulator from a plan, the HTTP stub, URL rerouting, the sandbox environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from cutover.aws import EmulatorSeeder, make_ports
+from cutover.errors import UsageError
+from cutover.model import (
+    AlarmsCheck,
+    CommandCheck,
+    EnvCheck,
+    Flag,
+    GraphqlCheck,
+    HttpCheck,
+    LogAbsentCheck,
+    LogFreshnessCheck,
+    Phase,
+    Plan,
+    SecretsCheck,
+    SsmTarget,
+)
+from cutover.sandbox import plan_reroutes, reroute_url, sandbox_env, secret_refs, seed
+
+REGION = "us-east-2"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_plan() -> Plan:
+    checks = [
+        EnvCheck("required_env", equals={"RICHPANEL_READ_ONLY": "true"}, present=("SHOPIFY_SHOP_DOMAIN",)),
+        SecretsCheck("required_secrets", ("rp/api_key", "rp/shopify_token")),
+        HttpCheck(
+            "richpanel_read",
+            url="${RICHPANEL_API_BASE:-https://api.richpanel.com}/v1/users?limit=1",
+            headers={"x-richpanel-key": "{{secret:rp/api_key}}"},
+        ),
+        GraphqlCheck(
+            "shopify_graphql",
+            url="https://${SHOPIFY_SHOP_DOMAIN}/admin/api/2024-10/graphql.json",
+            query="query { shop { name } }",
+            headers={"X-Shopify-Access-Token": "{{secret:rp/oauth#access_token}}"},
+        ),
+        LogFreshnessCheck(
+            "refresh_recent", "/aws/lambda/refresh", max_age=8 * 3600, json_match={"refresh_succeeded": True}
+        ),
+        LogFreshnessCheck("heartbeat", "/aws/lambda/beat", max_age=120, contains="heartbeat ok"),
+        LogAbsentCheck("no_writes", "/aws/lambda/worker", window=3600, contains="method=POST"),
+        CommandCheck("shadow_report", ("python", "report.py")),
+        AlarmsCheck("alarms_quiet", names=("rp-worker-errors", "rp-openai-failures"), prefix="rp-", quiet_for=900),
+        AlarmsCheck("other_alarms", prefix="other-"),
+    ]
+    return Plan(
+        name="sandbox-test",
+        region=REGION,
+        state_prefix="/cutover/sandbox-test",
+        flags=(
+            Flag("automation_enabled", SsmTarget("/rp/automation_enabled"), "false"),
+            Flag("safe_mode", SsmTarget("/rp/safe_mode"), "true"),
+            Flag("allowlist", SsmTarget("/rp/allowlist"), "none", sensitive=True, secure=True),
+        ),
+        checks={c.name: c for c in checks},
+        phases=(Phase("shadow", {"safe_mode": "true"}, tuple(c.name for c in checks)),),
+    )
+
+
+# --- seeding ---------------------------------------------------------------------------------------------
+
+
+def test_seed_makes_every_aws_gate_passable(aws_env, emulator):
+    plan = small_plan()
+    summary = seed(plan, emulator)
+    ports = make_ports(REGION, None, read_only=True)
+    now = datetime.now(timezone.utc)
+
+    params = ports.params.get_many([f.parameter for f in plan.flags])
+    assert {n: p.value for n, p in params.items()} == {
+        "/rp/automation_enabled": "false", "/rp/safe_mode": "true", "/rp/allowlist": "none"
+    }
+    assert params["/rp/allowlist"].type == "SecureString"
+
+    assert sorted(summary.secrets) == ["rp/api_key", "rp/oauth", "rp/shopify_token"]
+    assert ports.secrets.get_value("rp/api_key").startswith("sandbox-")
+    assert set(json.loads(ports.secrets.get_value("rp/oauth"))) == {"access_token"}
+
+    alarms = {a.name: a for a in ports.alarms.describe(["rp-worker-errors", "rp-openai-failures"], "other-")}
+    assert set(alarms) == {"rp-worker-errors", "rp-openai-failures", "other-sandbox"}
+    assert all(a.state == "OK" for a in alarms.values())
+
+    fresh = list(ports.logs.events("/aws/lambda/refresh", now - timedelta(hours=8), now))
+    assert [json.loads(e.message) for e in fresh] == [{"refresh_succeeded": True}]
+    assert timedelta(0) < now - fresh[0].timestamp < timedelta(minutes=10)
+    beat = list(ports.logs.events("/aws/lambda/beat", now - timedelta(seconds=120), now))
+    assert [e.message for e in beat] == ["heartbeat ok"]
+    assert list(ports.logs.events("/aws/lambda/worker", now - timedelta(hours=1), now)) == []  # exists, empty
+
+    assert summary.warnings == []
+    assert summary.log_groups == {"/aws/lambda/worker": 0, "/aws/lambda/refresh": 1, "/aws/lambda/beat": 1}
+    assert all("sandbox-" not in line for line in summary.lines())
+
+
+def test_seed_twice_converges(aws_env, emulator):
+    seed(small_plan(), emulator)
+    seed(small_plan(), emulator.endpoint)
+    ports = make_ports(REGION, None, read_only=True)
+    assert ports.params.get_many(["/rp/safe_mode"])["/rp/safe_mode"].version == 2
+
+
+def test_incident_injection_moves_an_alarm_to_alarm(aws_env, emulator):
+    seed(small_plan(), emulator)
+    emulator.seeder(REGION).set_alarm_state("rp-worker-errors", "ALARM", "injected incident")
+    alarm = make_ports(REGION, None, read_only=True).alarms.describe(["rp-worker-errors"])[0]
+    assert (alarm.state, alarm.reason) == ("ALARM", "injected incident")
+
+
+def test_seeder_refuses_anything_but_loopback():
+    with pytest.raises(UsageError):
+        EmulatorSeeder("https://ssm.us-east-2.amazonaws.com", REGION)
+
+
+def test_secret_refs_collect_ids_and_json_keys():
+    assert secret_refs(small_plan()) == {"rp/api_key": set(), "rp/shopify_token": set(), "rp/oauth": {"access_token"}}
+
+
+# --- the environment a sandbox user needs ----------------------------------------------------------------
+
+
+def test_sandbox_env(emulator, http_stub):
+    env = sandbox_env(small_plan(), emulator, http_stub)
+    assert env["AWS_ENDPOINT_URL"] == emulator.endpoint
+    assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_DEFAULT_REGION"] == REGION
+    assert "AWS_SESSION_TOKEN" not in env and "AWS_SESSION_TOKEN" in emulator.UNSET
+    assert env["RICHPANEL_READ_ONLY"] == "true"
+    assert env["SHOPIFY_SHOP_DOMAIN"] == "sandbox.myshopify.com"
+    assert env["RICHPANEL_API_BASE"] == http_stub.base  # a URL-valued default points at the stub
+
+
+# --- the HTTP stub ---------------------------------------------------------------------------------------
+
+
+def call(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict | None]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def test_stub_answers_reads_and_graphql_queries(http_stub):
+    assert call(http_stub.base + "/v1/users?limit=1") == (200, {"ok": True, "sandbox": True, "path": "/v1/users"})
+    assert call(http_stub.base + "/v1/users", "HEAD") == (200, None)
+    status, doc = call(http_stub.base + "/admin/api/2024-10/graphql.json", "POST", {"query": "query { shop { name } }"})
+    assert status == 200 and "data" in doc and "errors" not in doc
+    assert http_stub.write_requests() == []
+    assert [(r.method, r.path) for r in http_stub.requests] == [
+        ("GET", "/v1/users"), ("HEAD", "/v1/users"), ("POST", "/admin/api/2024-10/graphql.json")
+    ]
+
+
+def test_stub_refuses_and_records_writes(http_stub):
+    assert call(http_stub.base + "/g", "POST", {"query": "mutation { shopUpdate { id } }"})[0] == 405
+    assert call(http_stub.base + "/v1/tickets", "PUT", {"x": 1})[0] == 405
+    assert call(http_stub.base + "/v1/tickets/1", "DELETE")[0] == 405
+    assert [(r.method, r.path) for r in http_stub.write_requests()] == [
+        ("POST", "/g"), ("PUT", "/v1/tickets"), ("DELETE", "/v1/tickets/1")
+    ]
+
+
+def test_stub_injects_failures_until_healed(http_stub):
+    http_stub.fail("/v1/users", 429)
+    assert call(http_stub.base + "/v1/users")[0] == 429
+    assert call(http_stub.base + "/v1/other")[0] == 200
+    http_stub.graphql_errors("/graphql.json")
+    status, doc = call(http_stub.base + "/graphql.json", "POST", {"query": "{ shop { name } }"})
+    assert status == 200 and doc["errors"]
+    http_stub.heal()
+    assert call(http_stub.base + "/v1/users")[0] == 200
+
+
+# --- rerouting -------------------------------------------------------------------------------------------
+
+
+def test_reroute_keeps_path_and_query():
+    assert reroute_url("https://api.richpanel.com/v1/users?limit=1", "http://127.0.0.1:8123") == (
+        "http://127.0.0.1:8123/v1/users?limit=1"
+    )
+    assert reroute_url("https://shop.myshopify.com:443/admin/graphql.json", "http://127.0.0.1:9/") == (
+        "http://127.0.0.1:9/admin/graphql.json"
+    )
+
+
+def test_plan_reroutes_list_every_http_check():
+    subs = plan_reroutes(small_plan(), "http://127.0.0.1:8123", {"SHOPIFY_SHOP_DOMAIN": "x.myshopify.com"})
+    assert [(s.check, s.rerouted) for s in subs] == [
+        ("richpanel_read", "http://127.0.0.1:8123/v1/users?limit=1"),
+        ("shopify_graphql", "http://127.0.0.1:8123/admin/api/2024-10/graphql.json"),
+    ]
+    assert subs[0].original.startswith("${RICHPANEL_API_BASE")
+
+
+# --- the repository's own plan ---------------------------------------------------------------------------
+
+
+def test_seed_the_repository_plan(aws_env, emulator):
+    plan_module = pytest.importorskip("cutover.plan")
+    path = REPO / "phases.yaml"
+    if not path.exists() or not hasattr(plan_module, "load_plan"):
+        pytest.skip("no phases.yaml / load_plan yet")
+    plan = plan_module.load_plan(str(path))
+    summary = seed(plan, emulator)
+    ports = make_ports(plan.region, None, read_only=True)
+    values = {n: p.value for n, p in ports.params.get_many([f.parameter for f in plan.flags]).items()}
+    assert values == {f.parameter: f.rollback for f in plan.flags}
+    assert summary.warnings == []
+    for sid in secret_refs(plan):
+        assert ports.secrets.get_value(sid)
+    env = sandbox_env(plan, emulator)
+    assert env["AWS_ENDPOINT_URL"] == emulator.endpoint and os.environ["AWS_ENDPOINT_URL"] == emulator.endpoint
+
+
+def test_log_markers_follow_a_fast_forwarded_clock(aws_env, emulator):
+    from cutover.sandbox import seed_log_markers
+
+    plan = small_plan()
+    seed(plan, emulator)
+    later = datetime.now(timezone.utc) + timedelta(minutes=90)
+    assert seed_log_markers(plan, emulator, later) == 2
+    ports = make_ports(REGION, None, read_only=True)
+    events = list(ports.logs.events("/aws/lambda/beat", later - timedelta(seconds=120), later))
+    assert [e.message for e in events] == ["heartbeat ok"]
+
+
+def test_log_markers_stop_at_the_newest_time_the_emulator_accepts(aws_env, emulator):
+    from cutover.sandbox import seed_log_markers
+
+    real = datetime.now(timezone.utc)
+    assert seed_log_markers(small_plan(), emulator, real + timedelta(hours=5)) == 2
+    ports = make_ports(REGION, None, read_only=True)
+    events = list(ports.logs.events("/aws/lambda/refresh", real, real + timedelta(hours=5)))
+    assert len(events) == 1 and real + timedelta(hours=1) < events[0].timestamp < real + timedelta(hours=2)
+
+
+def test_a_log_event_the_emulator_drops_is_an_error_not_silence(aws_env, emulator):
+    from cutover.errors import AwsError
+
+    with pytest.raises(AwsError) as exc:
+        emulator.seeder(REGION).put_log_event("/t/g", "x", datetime.now(timezone.utc) + timedelta(hours=3))
+    assert exc.value.code == "RejectedLogEvent"
