@@ -159,8 +159,8 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
         lines = [f"region {plan.region}, state {plan.state_prefix}, write rate {plan.write_rate}/s, sha256 {plan.digest[:12]}",
                  "rollback order: " + ", ".join(f"{f['name']}={f['rollback']}" for f in summary["flags"])]
         for i, p in enumerate(summary["phases"]):
-            sets = ", ".join(f"{k}={v}" for k, v in p["sets"].items()) or "no changes"
-            extra = (", approval required" if p["approval"] else "") + (f", bake {p['bake']}" if p.get("bake") else "")
+            sets = ", ".join(f"{k}={v}" for k, v in p["changes"].items()) or "no changes (the rollback values)"
+            extra = (", approval required" if p["approval"] else "") + (f", bake {p['bake']}" if plan.phases[i].bake else "")
             lines.append(f"phase {i} {p['name']}: sets {sets}; gates {', '.join(p['gates']) or 'none'}{extra}")
         emit("validate", Outcome(ExitCode.OK, f"{plan.path}: plan '{plan.name}' is valid: {len(plan.phases)} phases, "
                                               f"{len(plan.flags)} flags, {len(plan.checks)} checks", lines, summary))

@@ -75,11 +75,12 @@ class Outcome:
 def _report(rt: Runtime, command: str, **kw) -> evidence.Report:
     return evidence.Report(
         command=command, run_id=rt.run_id, plan=rt.plan.name, plan_digest=rt.plan.digest, region=rt.plan.region,
-        started_at=state.iso(rt.clock.now()), dry_run=rt.dry_run, notes=list(rt.notes), **kw,
+        started_at=state.iso(rt.clock.now()), dry_run=rt.dry_run, **kw,
     )
 
 
 def _finish(rt: Runtime, report: evidence.Report, outcome: Outcome) -> Outcome:
+    report.notes = [*rt.notes, *report.notes]  # notes gathered while running (lock take-over, preemption)
     report.final_status = outcome.headline
     report.exit_code = outcome.exit_code
     report.ended_at = state.iso(rt.clock.now())

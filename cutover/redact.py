@@ -20,7 +20,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "[REDACTED:aws-key]"),
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[REDACTED:email]"),
     (re.compile(r"(?i)(\"[^\"]*(password|passwd|token|secret|authorization)[^\"]*\"\s*:\s*)\"[^\"]*\""), r'\1"[REDACTED]"'),
-    (re.compile(r"(?<![\w.])\+?\d[\d -]{8,}\d(?![\w.])"), "[REDACTED:phone]"),
+    # Phone numbers; not digits inside ARNs, paths, versions or timestamps (account ids are not PII).
+    (re.compile(r"(?<![\w.:/-])\+?\d[\d -]{8,}\d(?![\w.:/-])"), "[REDACTED:phone]"),
 ]
 
 MIN_REGISTERED_LEN = 4  # shorter values ("true", "none") would mask ordinary words

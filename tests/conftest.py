@@ -46,3 +46,67 @@ def http_stub():
 
     with HttpStub() as stub:
         yield stub
+
+
+E2E_PLAN = "tests/plans/e2e.yaml"
+
+
+class SteppingClock:
+    """Real wall time, but sleeping moves the clock instead of waiting: paced writes, back-offs and
+    bakes take no real time, while AWS-side timestamps (alarms, log events) stay meaningful."""
+
+    def __init__(self) -> None:
+        from cutover.clock import OffsetClock
+
+        self._inner = OffsetClock()
+
+    def now(self):
+        return self._inner.now()
+
+    def monotonic(self):
+        import time
+
+        return time.monotonic() + self._inner.offset
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.advance(max(seconds, 0))
+
+    def advance(self, seconds: float) -> None:
+        self._inner.advance(seconds)
+
+
+@pytest.fixture
+def e2e(aws_env, monkeypatch, tmp_path):
+    """The e2e plan seeded on a clean emulator, with the operator env its gates want.
+
+    Returns a factory of Runtimes (read-write, or read-only with dry_run=True) sharing one clock.
+    """
+    from pathlib import Path
+
+    from cutover.aws import make_ports
+    from cutover.orchestrator import Runtime
+    from cutover.plan import load_plan
+    from cutover.sandbox import seed
+
+    plan = load_plan(Path(__file__).parent.parent / E2E_PLAN)
+    seed(plan, aws_env["AWS_ENDPOINT_URL"])
+    monkeypatch.setenv("E2E_READ_ONLY", "true")
+    clock = SteppingClock()
+
+    class Factory:
+        def __init__(self):
+            self.plan, self.clock, self.evidence = plan, clock, tmp_path / "evidence"
+
+        def __call__(self, dry_run=False, counter=None, **kw):
+            import os
+
+            ports = make_ports(plan.region, None, read_only=dry_run, counter=counter)
+            return Runtime(plan=kw.pop("plan", plan), aws=ports, env=dict(os.environ), clock=clock,
+                           evidence_dir=self.evidence, dry_run=dry_run, **kw)
+
+        def live(self) -> dict[str, str]:
+            params = make_ports(plan.region, None, read_only=True).params
+            got = params.get_many([f.parameter for f in plan.flags])
+            return {f.name: got[f.parameter].value for f in plan.flags if f.parameter in got}
+
+    return Factory()

@@ -1,0 +1,201 @@
+"""`cutover rehearse` and `cutover sandbox`: the plan on the embedded AWS emulator.
+
+The emulator's clock cannot be moved, so the rehearsal moves its own: an OffsetClock fast-forwards
+through each bake and alarm quiet window (and says so), instead of waiting hours. URLs of http and
+graphql checks go to a local stub; command checks run a stub that exits 0. Every substitution is
+printed and written to the evidence. Every gate really runs; none is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from cutover import evidence, orchestrator, state
+from cutover.clock import OffsetClock
+from cutover.errors import CutoverError, ExitCode
+from cutover.model import AlarmsCheck, LogFreshnessCheck, Plan
+
+STUB_COMMAND = (sys.executable, "-c", "raise SystemExit(0)")
+
+
+@dataclass
+class Step:
+    step: str
+    expected: str
+    outcome: str = ""
+    ok: bool = False
+
+
+@dataclass
+class Sandbox:
+    """A running emulator + HTTP stub, seeded from a plan, with the env a user (or the rehearsal) needs."""
+
+    plan: Plan
+    port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> "Sandbox":
+        from cutover.sandbox import Emulator, HttpStub, plan_reroutes, sandbox_env, seed
+
+        self.emulator = Emulator(self.port, self.plan.region).start()
+        self.stub = HttpStub().start()
+        self.seeded = seed(self.plan, self.emulator)
+        self.env = sandbox_env(self.plan, self.emulator, self.stub)
+        self.notes = [f"{r.check}: {r.original} -> {r.rerouted} (local stub)" for r in plan_reroutes(self.plan, self.stub.base, self.env)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stub.stop()
+        self.emulator.stop()
+
+    def reroute(self, url: str) -> str:
+        from cutover.sandbox import reroute_url
+
+        return reroute_url(url, self.stub.base)
+
+
+def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None]) -> None:
+    with Sandbox(plan, port) as sb:
+        say(f"AWS emulator (moto) on {sb.emulator.endpoint}, seeded from {plan.path}:")
+        for line in sb.seeded.lines():
+            say(f"  {line}")
+        say(f"HTTP stub on {sb.stub.base}; http/graphql checks must be pointed at it:")
+        for note in sb.notes:
+            say(f"  {note}")
+        say("\nIn another terminal, paste these lines, then use cutover as usual:")
+        for k, v in sb.env.items():
+            say(f"export {k}='{v}'")
+        say("\n(in this sandbox, preflight/advance reach upstream URLs only if they resolve to the stub: use "
+            "`cutover rehearse` for a full run with rerouting built in)")
+        say("Press Ctrl-C to stop.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            say("sandbox stopped")
+
+
+# --- the rehearsal -----------------------------------------------------------------------------------
+def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestrator.Outcome:
+    from cutover import logs
+    from cutover.aws import make_ports
+
+    logs.configure(verbose, Path(evidence_dir) / "cutover.log.jsonl")
+    clock = OffsetClock()
+    steps: list[Step] = []
+    with Sandbox(plan) as sb:
+        sb.emulator.apply_env(os.environ, plan.region)  # boto3 reads AWS_ENDPOINT_URL and the dummy keys
+        notes = [f"clock fast-forwarded through each bake and alarm quiet window (the emulator's clock cannot move)",
+                 f"command checks run a stub that exits 0 (their programs belong to the system being cut over)",
+                 *sb.notes]
+
+        def runtime(dry_run: bool = False) -> orchestrator.Runtime:
+            return orchestrator.Runtime(
+                plan=plan, aws=make_ports(plan.region, None, read_only=dry_run), env={**os.environ, **sb.env}, clock=clock,
+                evidence_dir=evidence_dir, dry_run=dry_run, reroute_url=sb.reroute, command_override=STUB_COMMAND,
+                notes=list(notes), log=logs.get().bind(command="rehearse"))
+
+        def attempt(name: str, expected_code: int, expected: str, fn, verify=None) -> None:
+            step = Step(name, expected)
+            try:
+                out = fn()
+                code, text = out.exit_code, out.headline
+            except CutoverError as err:
+                code, text = err.exit_code, err.message
+            problem = verify() if (verify and code == expected_code) else None
+            step.ok = code == expected_code and not problem
+            step.outcome = f"exit {code}: {text}" + (f"; {problem}" if problem else "")
+            steps.append(step)
+
+        def flags_at(dest: str):
+            def check() -> str | None:
+                live = make_ports(plan.region, None, read_only=True).params.get_many([f.parameter for f in plan.flags])
+                want = plan.values_for(dest)
+                wrong = [f.name for f in plan.flags if live.get(f.parameter) is None or live[f.parameter].value != want[f.name]]
+                return f"flags not at {dest}: {', '.join(wrong)}" if wrong else None
+            return check
+
+        def no_writes() -> str | None:
+            writes = sb.emulator.write_requests()
+            return f"{len(writes)} write request(s) reached AWS: {writes[0]['operation']}" if writes else None
+
+        def fast_forward(seconds: float, why: str) -> None:
+            if seconds > 0:
+                clock.advance(seconds)
+                _refresh_markers(plan, sb, clock)
+                from cutover.plan import format_duration
+                notes.append(f"fast-forwarded {format_duration(seconds)}: {why}")
+
+        fast_forward(max((c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)), default=0),
+                     "the freshly seeded alarms count as quiet")
+        attempt("status", ExitCode.OK, "pending, no drift", lambda: orchestrator.status(runtime(True), check=True))
+        sb.emulator.start_recording()
+        attempt(f"advance --dry-run into {plan.phases[0].name}", ExitCode.OK, "gates pass, zero write requests",
+                lambda: orchestrator.advance(runtime(True)), no_writes)
+        sb.emulator.stop_recording()
+        for i, phase in enumerate(plan.phases):
+            if i > 0 and plan.phases[i - 1].bake:
+                attempt(f"advance into {phase.name} before the bake", ExitCode.GATE_FAILED, "refused: still baking",
+                        lambda: orchestrator.advance(runtime(), approve=True, reason="rehearsal"))
+                fast_forward(plan.phases[i - 1].bake, f"bake of {plan.phases[i - 1].name}")
+            if phase.approval:
+                attempt(f"advance into {phase.name} without --approve", ExitCode.BLOCKED, "refused: approval required",
+                        lambda: orchestrator.advance(runtime(), reason="rehearsal"))
+            attempt(f"advance into {phase.name}", ExitCode.OK, f"gates pass; flags at {phase.name}",
+                    lambda: orchestrator.advance(runtime(), approve=phase.approval, reason="rehearsal"), flags_at(phase.name))
+        fast_forward(plan.phases[-1].bake, f"bake of {plan.phases[-1].name}")
+        attempt("advance past the last phase", ExitCode.OK, "nothing to do", lambda: orchestrator.advance(runtime()))
+
+        incident = _incident_alarm(plan)
+        if incident:
+            sb.emulator.seeder(plan.region).set_alarm_state(incident, "ALARM", "rehearsal: injected incident")
+            notes.append(f"incident injected: alarm {incident} set to ALARM")
+            from cutover import preflight
+
+            attempt(f"incident: {incident} in ALARM; preflight --phase {plan.phases[-1].name}", ExitCode.GATE_FAILED,
+                    "gate fails naming the alarm", lambda: preflight.preflight(runtime(True), plan.phases[-1].name))
+        attempt("rollback", ExitCode.OK, "every flag at its rollback value",
+                lambda: orchestrator.rollback(runtime(), reason="rehearsal: incident"), flags_at("rolled_back"))
+        sb.emulator.start_recording()
+        attempt("rollback again", ExitCode.OK, "nothing to do, zero write requests",
+                lambda: orchestrator.rollback(runtime(), reason="rehearsal: second rollback"), no_writes)
+        sb.emulator.stop_recording()
+        attempt("status --check", ExitCode.OK, "rolled_back, no drift", lambda: orchestrator.status(runtime(True), check=True))
+        attempt("history", ExitCode.OK, "every transition recorded", lambda: orchestrator.history(runtime(True)),
+                lambda: None if len(state.StateStore(plan, make_ports(plan.region, None, True).params).history()) >= 2 * len(plan.phases) + 2
+                else "fewer state versions than transitions")
+
+    ok = all(s.ok for s in steps)
+    report = evidence.Report(command="rehearse", run_id=orchestrator.new_run_id(), plan=plan.name, plan_digest=plan.digest,
+                             region=plan.region, started_at=state.iso(clock.now()), steps=[s.__dict__ for s in steps],
+                             notes=notes, actor="sandbox")
+    outcome = orchestrator.Outcome(
+        ExitCode.OK if ok else ExitCode.INCOMPLETE,
+        f"rehearsal {'passed' if ok else 'FAILED'}: {sum(s.ok for s in steps)}/{len(steps)} steps behaved as expected",
+        [f"{'ok  ' if s.ok else 'FAIL'} {s.step}: {s.outcome}" for s in steps] + [f"note: {n}" for n in notes],
+        {"steps": [s.__dict__ for s in steps], "notes": notes},
+    )
+    report.final_status, report.exit_code, report.ended_at = outcome.headline, outcome.exit_code, state.iso(clock.now())
+    outcome.evidence_path = str(evidence.write(report, evidence_dir))
+    return outcome
+
+
+def _incident_alarm(plan: Plan) -> str | None:
+    for phase in reversed(plan.phases):
+        for check in plan.alarm_checks(phase.name):
+            if check.names:
+                return check.names[0]
+    return None
+
+
+def _refresh_markers(plan: Plan, sb: Sandbox, clock: OffsetClock) -> None:
+    """Keep the "last success" markers fresh in the fast-forwarded time, as the real jobs would."""
+    from cutover.sandbox import seed_log_markers
+
+    seed_log_markers(plan, sb.emulator, clock.now())
