@@ -101,8 +101,29 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "")
 
     logs.configure(G.verbose, G.evidence_dir / "cutover.log.jsonl")
     ports = make_ports(plan.region, G.profile, read_only=dry_run)
-    return Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=G.evidence_dir, dry_run=dry_run,
-                   confirm=_confirmer(yes), log=logs.get().bind(command=command))
+    rt = Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=G.evidence_dir, dry_run=dry_run,
+                 confirm=_confirmer(yes), log=logs.get().bind(command=command))
+    _use_sandbox_stub(rt)
+    return rt
+
+
+def _use_sandbox_stub(rt) -> None:
+    """Inside `cutover sandbox`, http/graphql checks go to its local stub (CUTOVER_HTTP_STUB). Honoured
+    only when AWS itself is a local emulator: a stub must never stand in for upstream APIs in a real
+    account, so a leftover export there is refused rather than ignored."""
+    from urllib.parse import urlsplit
+
+    stub = os.environ.get("CUTOVER_HTTP_STUB")
+    if not stub:
+        return
+    endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", "")).hostname or ""
+    if endpoint not in ("127.0.0.1", "localhost", "::1"):
+        raise UsageError("CUTOVER_HTTP_STUB is set but AWS_ENDPOINT_URL is not a local emulator; nothing was done",
+                         "unset CUTOVER_HTTP_STUB (it belongs to `cutover sandbox` sessions only)")
+    from cutover.sandbox import reroute_url
+
+    rt.reroute_url = lambda url: reroute_url(url, stub)
+    rt.notes.append(f"sandbox: http and graphql checks rerouted to the local stub {stub}")
 
 
 def _confirmer(yes: bool):

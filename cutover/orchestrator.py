@@ -89,6 +89,9 @@ def _finish(rt: Runtime, report: evidence.Report, outcome: Outcome) -> Outcome:
         report.actor, report.account = ident.arn, ident.account
     except CutoverError:
         pass
+    if rt.notes:
+        outcome.lines += [f"note: {n}" for n in rt.notes]
+        outcome.data.setdefault("notes", list(rt.notes))
     if rt.evidence_dir is not None:
         outcome.evidence_path = str(evidence.write(report, rt.evidence_dir))
     outcome.data.setdefault("evidence", outcome.evidence_path)

@@ -65,14 +65,19 @@ def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None]) -> None:
         say(f"AWS emulator (moto) on {sb.emulator.endpoint}, seeded from {plan.path}:")
         for line in sb.seeded.lines():
             say(f"  {line}")
-        say(f"HTTP stub on {sb.stub.base}; http/graphql checks must be pointed at it:")
+        say(f"HTTP stub on {sb.stub.base}; with the exports below, http/graphql checks go to it:")
         for note in sb.notes:
             say(f"  {note}")
+        quiet = max((c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)), default=0)
+        if quiet:
+            from cutover.plan import format_duration
+
+            ready = time.strftime("%H:%M", time.localtime(time.time() + quiet))
+            say(f"The alarms were just created OK: alarms gates (quiet for {format_duration(quiet)}) pass from {ready}.")
         say("\nIn another terminal, paste these lines, then use cutover as usual:")
+        say("unset " + " ".join(sb.emulator.UNSET))
         for k, v in sb.env.items():
             say(f"export {k}='{v}'")
-        say("\n(in this sandbox, preflight/advance reach upstream URLs only if they resolve to the stub: use "
-            "`cutover rehearse` for a full run with rerouting built in)")
         say("Press Ctrl-C to stop.")
         try:
             while True:
