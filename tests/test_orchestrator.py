@@ -243,3 +243,15 @@ def test_two_advance_processes_at_once_one_wins(e2e, tmp_path):
     loser = next(r for r in results if r[0] == 3)
     assert "the lock is held by arn:aws:sts::123456789012:user/moto" in loser[2] and "Traceback" not in loser[2]
     assert e2e.live() == e2e.plan.values_for("shadow")
+
+
+def test_advance_refuses_while_a_rollback_is_unfinished(e2e):
+    advance_to(e2e, "shadow")
+    params = e2e().aws.params
+    state.StateStore(e2e.plan, params).write(state.StateRecord(phase="shadow", status="rolling_back", target="rolled_back",
+                                                               run_id="died", command="rollback"), e2e.clock)
+    with pytest.raises(Blocked) as err:
+        orchestrator.advance(e2e(), approve=True)
+    assert "rollback is unfinished" in err.value.message
+    assert orchestrator.rollback(e2e()).exit_code == 0  # finishing it is always possible
+    assert state.StateStore(e2e.plan, params).read().record.status == "stable"
