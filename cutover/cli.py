@@ -76,8 +76,8 @@ def emit(command: str, outcome) -> None:
 
 def fail(command: str, err: CutoverError) -> None:
     if G.json:
-        say(json.dumps({"command": command, "exit_code": err.exit_code, "ok": False, "error": REDACTOR.text(err.message),
-                        "hint": REDACTOR.text(err.hint)}, indent=2))
+        say(json.dumps({"command": command, "exit_code": err.exit_code, "ok": False, "headline": REDACTOR.text(err.message),
+                        "error": REDACTOR.text(err.message), "hint": REDACTOR.text(err.hint)}, indent=2))
     say(f"error: {err.message}", err=True)
     if err.hint:
         say(f"hint: {err.hint}", err=True)
@@ -131,7 +131,10 @@ def _confirmer(yes: bool):
         if yes:
             return True
         say(summary, err=True)
-        return typer.confirm("Proceed?", default=False, err=True)
+        try:
+            return typer.confirm("Proceed?", default=False, err=True)
+        except typer.Abort:  # Ctrl-C or end of input at the prompt: a "no", not an internal error
+            return False
 
     return confirm
 
@@ -225,6 +228,8 @@ def advance(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     approve: bool = typer.Option(False, "--approve", help="Approve entering a phase that requires approval."),
     reason: str = typer.Option("", "--reason", help="Why, for the record."),
+    accept_plan_change: bool = typer.Option(False, "--accept-plan-change",
+                                            help="Proceed although the plan changed since the last transition."),
 ) -> None:
     """Pass the next phase's gates, then converge its flags. Exactly one phase per call."""
 
@@ -232,7 +237,8 @@ def advance(
         from cutover import orchestrator
 
         require_yes_or_tty(yes, dry_run, "advance")
-        emit("advance", orchestrator.advance(runtime(load_plan(), dry_run=dry_run, yes=yes, command="advance"), approve, reason))
+        emit("advance", orchestrator.advance(runtime(load_plan(), dry_run=dry_run, yes=yes, command="advance"), approve, reason,
+                                               accept_plan_change=accept_plan_change))
 
     run("advance", body)
 

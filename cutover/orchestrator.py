@@ -260,7 +260,8 @@ class Preempted(Blocked):
     pass
 
 
-def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str = "advance") -> Outcome:
+def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str = "advance",
+            accept_plan_change: bool = False) -> Outcome:
     plan = rt.plan
     live, view, lock = _live(rt)
     rec = view.record
@@ -277,6 +278,21 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     report.from_state, report.to_state = current, phase.name
     resuming = rec is not None and rec.status in (state.ADVANCING, state.INTERRUPTED)
 
+    if rec is not None and rec.plan_digest and rec.plan_digest != plan.digest:
+        from cutover.plandiff import describe, fingerprints
+
+        change = f"the plan changed since the last transition ({describe(rec.plan_items, fingerprints(plan))})"
+        if not (accept_plan_change or rt.dry_run):
+            raise Blocked(f"{change}; nothing was written",
+                          "review the change (git diff of the plan), then re-run with --accept-plan-change")
+        rt.notes.append(change + (", accepted with --accept-plan-change" if accept_plan_change else ""))
+    if not resuming:
+        # Hand-edited flags: advancing would silently paper over them. A person should look first.
+        declared = plan.values_for(current)
+        drifted = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.parameter), declared[f.name])]
+        if drifted:
+            raise Blocked(f"live flags differ from the recorded phase {current}: {', '.join(drifted)}; nothing was written",
+                          "run `cutover status` to see them; restore them with `cutover rollback` (or fix them by hand), then advance")
     if phase.approval and not approve:
         raise Blocked(f"entering {phase.name} needs explicit approval", f"re-run with --approve --reason \"...\"")
     remaining = bake_remaining(rt, view)

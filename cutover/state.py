@@ -46,11 +46,16 @@ class StateRecord:
     updated_at: str = ""
     preempted: str | None = None  # run id of the advance a rollback preempted
     approved_by: str | None = None
+    plan_items: dict[str, str] | None = None  # plandiff.fingerprints of the plan that wrote it
 
     def to_json(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v not in (None, "")}
         text = json.dumps(data, separators=(",", ":"), sort_keys=True)
-        if len(text.encode()) > MAX_RECORD_BYTES:  # keep under the SSM standard-tier limit
+        # Keep under the SSM standard-tier limit: fingerprints are a convenience, the reason is cut last.
+        if len(text.encode()) > MAX_RECORD_BYTES:
+            data.pop("plan_items", None)
+            text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+        if len(text.encode()) > MAX_RECORD_BYTES:
             data["reason"] = data.get("reason", "")[:200]
             text = json.dumps(data, separators=(",", ":"), sort_keys=True)
         return text
@@ -120,6 +125,10 @@ class StateStore:
     def write(self, record: StateRecord, clock: Clock) -> int:
         """Write a new version and read it back (reads may be stale: retry a few times)."""
         record.plan = self.plan.name
+        if record.plan_items is None:
+            from cutover.plandiff import fingerprints
+
+            record.plan_items = fingerprints(self.plan)
         record.updated_at = iso(clock.now())
         text = record.to_json()
         version = self.store.put(self.plan.state_parameter, text, overwrite=True)
@@ -251,6 +260,9 @@ def acquire(
     except AlreadyExists:
         pass
     current = read_lock(plan, store)
+    if current is not None and current.run_id == run_id:
+        # Our own create went through but its response was lost, and a retry found it taken.
+        return Lease(plan, store, clock, mine)
     if current is not None and not (current.expired(now) or current.holder_gone()):
         raise Blocked(
             f"the lock is held by {current.describe(now)}",
@@ -266,6 +278,8 @@ def acquire(
         store.put(plan.lock_parameter, mine.to_json(), overwrite=False)
     except AlreadyExists:
         winner = read_lock(plan, store)
+        if winner is not None and winner.run_id == run_id:
+            return Lease(plan, store, clock, mine, taken_over=current)
         raise Blocked(
             f"the lock was taken over by {winner.describe(now) if winner else 'another operator'} at the same moment",
             "run `cutover status`",
