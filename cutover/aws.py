@@ -497,8 +497,32 @@ class CloudWatchAlarms:
                 # AWS also bumps StateUpdatedTimestamp on reason-only updates. moto returns only the latter.
                 when = a.get("StateTransitionedTimestamp") or a.get("StateUpdatedTimestamp")
                 found.setdefault(
-                    a["AlarmName"], Alarm(a["AlarmName"], a["StateValue"], _utc(when), a.get("StateReason", ""))
+                    a["AlarmName"],
+                    Alarm(a["AlarmName"], a["StateValue"], _utc(when), a.get("StateReason", ""), **self._config(a)),
                 )
+
+    @staticmethod
+    def _config(a: dict) -> dict[str, Any]:
+        """What `expect` compares. A metric-math alarm keeps its metrics in `Metrics`: its period is the
+        returned query's, its metric the expression, its namespace the one its metrics share."""
+        if "AlarmRule" in a:  # composite: no metric, threshold or period of its own
+            return {"composite": True}
+        queries = a.get("Metrics") or []
+        returned = next((q for q in queries if q.get("ReturnData", True)), {})
+        stats = [q["MetricStat"] for q in queries if "MetricStat" in q]
+        spaces = {s["Metric"].get("Namespace") for s in stats}
+        periods = {s.get("Period") for s in stats}
+        period = (a.get("Period") or returned.get("Period") or returned.get("MetricStat", {}).get("Period")
+                  or (periods.pop() if len(periods) == 1 else None))
+        return {
+            "threshold": a.get("Threshold"),
+            "comparison": a.get("ComparisonOperator"),
+            "period": float(period) if period else None,
+            "evaluation_periods": a.get("EvaluationPeriods"),
+            "metric": a.get("MetricName") or returned.get("Expression")
+            or returned.get("MetricStat", {}).get("Metric", {}).get("MetricName"),
+            "namespace": a.get("Namespace") or (spaces.pop() if len(spaces) == 1 else None),
+        }
 
 
 class SecretsManagerSource:
@@ -597,6 +621,14 @@ class EmulatorSeeder:
                 Name=name, Value=value, Type="SecureString" if secure else "String", Overwrite=True
             )
 
+    def delete_parameter(self, name: str) -> None:
+        """Delete a parameter and its history; a missing one is fine."""
+        try:
+            self._clients("ssm").delete_parameter(Name=name)
+        except bex.ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise translate(err, "ssm:DeleteParameter", name) from None
+
     def put_secret(self, secret_id: str, value: str) -> None:
         sm = self._clients("secretsmanager")
         with aws_errors("secretsmanager:CreateSecret", f"secret {secret_id}"):
@@ -607,19 +639,21 @@ class EmulatorSeeder:
                     raise
                 sm.put_secret_value(SecretId=secret_id, SecretString=value)
 
-    def put_alarm(self, name: str, state: str = "OK", reason: str = "seeded by cutover sandbox") -> None:
-        """A metric alarm on a dummy metric (the emulator never evaluates it), then its state."""
+    def put_alarm(self, name: str, state: str = "OK", reason: str = "seeded by cutover sandbox", expect=None) -> None:
+        """A metric alarm on a dummy metric (the emulator never evaluates it), then its state. `expect`
+        (an AlarmExpect) sets the configuration a plan's alarms check verifies."""
+        e = expect.declared() if expect is not None else {}
         cw = self._clients("cloudwatch")
         with aws_errors("cloudwatch:PutMetricAlarm", name):
             cw.put_metric_alarm(
                 AlarmName=name,
-                Namespace=self.ALARM_NAMESPACE,
-                MetricName="Sandbox",
+                Namespace=e.get("namespace", self.ALARM_NAMESPACE),
+                MetricName=e.get("metric", "Sandbox"),
                 Statistic="Sum",
-                Period=60,
-                EvaluationPeriods=1,
-                Threshold=1,
-                ComparisonOperator="GreaterThanThreshold",
+                Period=int(e.get("period", 60)),
+                EvaluationPeriods=e.get("evaluation_periods", 1),
+                Threshold=e.get("threshold", 1),
+                ComparisonOperator=e.get("comparison", "GreaterThanThreshold"),
             )
         self.set_alarm_state(name, state, reason)
 

@@ -1,15 +1,26 @@
-"""Evidence of every advance, rollback, preflight, watch and rehearse: report.json and report.md,
-both passed through the one redactor before they touch the disk."""
+"""Evidence of every advance, rollback, preflight, watch and rehearse: report.json (for machines, with a
+schema version) and report.md (for a pull request), both passed through the one redactor before they
+touch the disk.
+
+report.json, schema_version 2: the Report fields below, plus derived `outcome` (a word for the exit
+code), `duration_seconds` and `counts` (gates by status; changes written and confirmed).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from cutover import __version__
 from cutover.redact import REDACTOR, Redactor
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+OUTCOMES = {0: "ok", 1: "gate_failed", 2: "usage_error", 3: "blocked", 4: "incomplete", 5: "drift", 6: "rolled_back"}
+_READ_ONLY_COMMANDS = {"preflight", "status", "history", "watch"}  # "(dry run)" would say nothing there
 
 
 @dataclass
@@ -26,62 +37,195 @@ class Report:
     from_state: str = ""
     to_state: str = ""
     reason: str = ""
-    gates: list[dict] = field(default_factory=list)
-    changes: list[dict] = field(default_factory=list)
+    gates: list[dict] = field(default_factory=list)  # GateResult.to_dict(), in plan order
+    changes: list[dict] = field(default_factory=list)  # FlagChange.to_dict(): old -> new with SSM versions
     notes: list[str] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)  # rehearse: each step and its outcome
-    final_status: str = ""
+    final_status: str = ""  # the headline
     exit_code: int | None = None
     ended_at: str = ""
+    overall_status: str = ""  # preflight: PASS | FAIL
+    tool_version: str = __version__
+
+    @property
+    def outcome(self) -> str:
+        return OUTCOMES.get(self.exit_code, "unknown") if self.exit_code is not None else "unfinished"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        try:
+            start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (self.started_at, self.ended_at))
+        except ValueError:
+            return None
+        return round((end - start).total_seconds(), 3)
+
+    def counts(self) -> dict:
+        by_status = {s: sum(1 for g in self.gates if g.get("status") == s) for s in ("PASS", "FAIL", "SKIPPED")}
+        return {
+            "gates": {"total": len(self.gates), "passed": by_status["PASS"], "failed": by_status["FAIL"],
+                      "skipped": by_status["SKIPPED"]},
+            "changes": {"total": len(self.changes), "written": sum(1 for c in self.changes if c.get("written")),
+                        "confirmed": sum(1 for c in self.changes if c.get("confirmed"))},
+        }
 
     def to_dict(self) -> dict:
-        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
+        return {"schema_version": SCHEMA_VERSION, **asdict(self), "outcome": self.outcome,
+                "duration_seconds": self.duration_seconds, "counts": self.counts()}
+
+
+# --- markdown --------------------------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    """Text safe inside a markdown table cell: one line, pipes escaped."""
+    return " ".join(str(value if value is not None else "").split()).replace("|", "\\|")
+
+
+def _code(value: object) -> str:
+    text = _cell(value)
+    return f"`{text}`" if text else "—"
+
+
+def _seconds(value: object) -> str:
+    try:
+        return f"{float(value):.2f}s"
+    except (TypeError, ValueError):
+        return "—"
+
+
+def _status_word(r: Report) -> str:
+    if r.overall_status:
+        return r.overall_status
+    return r.outcome.replace("_", " ").upper()
+
+
+def summary_line(r: Report) -> str:
+    """The one line a reviewer reads first."""
+    c = r.counts()
+    parts = [f"**{_status_word(r)}** (exit {r.exit_code})"]
+    if r.from_state or r.to_state:
+        parts.append(f"{r.from_state or '?'} → {r.to_state}" if r.command != "preflight" else f"phase {r.to_state}")
+    g = c["gates"]
+    if g["total"]:
+        skipped = f", {g['skipped']} skipped" if g["skipped"] else ""
+        parts.append(f"gates: {g['passed']} passed, {g['failed']} failed{skipped}")
+    if r.command in ("advance", "rollback") or r.changes:
+        ch = c["changes"]
+        parts.append(f"flags: {ch['total']} to change, {ch['confirmed']} confirmed" if ch["total"] else "flags: no change")
+    if r.duration_seconds is not None:
+        parts.append(f"took {r.duration_seconds:g}s")
+    return " · ".join(parts)
+
+
+def _header(r: Report) -> list[str]:
+    dry = " (dry run)" if r.dry_run and r.command not in _READ_ONLY_COMMANDS else ""
+    rows = [
+        ("plan", f"`{_cell(r.plan)}` · sha256 `{_cell(r.plan_digest[:12])}`"),
+        ("run id", _code(r.run_id)),
+        ("actor", _code(r.actor or "unknown")),
+        ("account / region", f"{_code(r.account or 'unknown')} / {_code(r.region)}"),
+        ("started / ended (UTC)", f"{_cell(r.started_at)} / {_cell(r.ended_at) or '—'}"),
+    ]
+    if r.from_state or r.to_state:
+        label, value = ("phase", _code(r.to_state)) if r.command == "preflight" else (
+            "transition", f"{_code(r.from_state or '?')} → {_code(r.to_state)}")
+        rows.append((label, value))
+    if r.reason:
+        rows.append(("reason", _cell(r.reason)))
+    rows.append(("cutover", _code(r.tool_version)))
+    out = [f"# cutover {r.command}{dry}: {_cell(r.final_status)}", "", summary_line(r), ""]
+    skipped = [g["check"] for g in r.gates if g.get("status") == "SKIPPED"]
+    if skipped:
+        out += [f"> **Not valid for sign-off:** skipped {', '.join(skipped)}.", ""]
+    out += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    return out
+
+
+def _gates(r: Report) -> list[str]:
+    out = ["", "## Gates", "", "| # | check | type | status | detail | next action | time |", "|---|---|---|---|---|---|---|"]
+    for i, g in enumerate(r.gates, 1):
+        status = g.get("status", "")
+        shown = f"**{status}**" if status == "FAIL" else status
+        out.append(f"| {i} | {_cell(g.get('check'))} | {_cell(g.get('type'))} | {shown} | {_cell(g.get('detail'))} "
+                   f"| {_cell(g.get('next_action')) or '—'} | {_seconds(g.get('duration'))} |")
+    return out
+
+
+def _version(c: dict) -> str:
+    old, new = c.get("old_version"), c.get("new_version")
+    if new is None:
+        return f"v{old} (not written)" if old is not None else "(not written)"
+    return f"v{old} → v{new}" if old is not None else f"(new) → v{new}"
+
+
+def _changes(r: Report) -> list[str]:
+    out = ["", "## Flag changes", "", "| flag | parameter | old → new | SSM version | confirmed |", "|---|---|---|---|---|"]
+    for c in r.changes:
+        old = _code(c.get("old")) if c.get("old") is not None else "(missing)"
+        out.append(f"| {_cell(c.get('flag'))} | {_code(c.get('parameter'))} | {old} → {_code(c.get('new'))} "
+                   f"| {_version(c)} | {'yes' if c.get('confirmed') else 'no'} |")
+    return out
+
+
+def _steps(r: Report) -> list[str]:
+    out = ["", "## Steps", "", "| step | expected | outcome | ok |", "|---|---|---|---|"]
+    out += [f"| {_cell(s.get('step'))} | {_cell(s.get('expected'))} | {_cell(s.get('outcome'))} | "
+            f"{'yes' if s.get('ok') else '**NO**'} |" for s in r.steps]
+    return out
 
 
 def render_markdown(report: Report) -> str:
+    """A report that reads well in a pull request. A preflight report ends with `overall_status PASS|FAIL`."""
     r = report
-    out = [
-        f"# cutover {r.command}{' (dry run)' if r.dry_run else ''}: {r.final_status}",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| plan | `{r.plan}` (sha256 `{r.plan_digest[:12]}`) |",
-        f"| run id | `{r.run_id}` |",
-        f"| actor | `{r.actor or 'unknown'}` |",
-        f"| account / region | `{r.account or 'unknown'}` / `{r.region}` |",
-        f"| started / ended | {r.started_at} / {r.ended_at} |",
-    ]
-    if r.from_state or r.to_state:
-        out.append(f"| transition | `{r.from_state}` -> `{r.to_state}` |")
-    if r.reason:
-        out.append(f"| reason | {r.reason} |")
-    out.append(f"| exit code | {r.exit_code} |")
+    out = _header(r)
     if r.steps:
-        out += ["", "## Steps", "", "| step | expected | outcome | ok |", "|---|---|---|---|"]
-        out += [f"| {s['step']} | {s['expected']} | {s['outcome']} | {'yes' if s['ok'] else 'NO'} |" for s in r.steps]
+        out += _steps(r)
     if r.gates:
-        out += ["", "## Gates", "", "| check | status | detail | next action | seconds |", "|---|---|---|---|---|"]
-        out += [
-            f"| {g['check']} | {g['status']} | {g['detail']} | {g.get('next_action', '')} | {g.get('duration', 0):.2f} |"
-            for g in r.gates
-        ]
+        out += _gates(r)
     if r.changes:
-        out += ["", "## Flag changes", "", "| flag | parameter | old | new | version | confirmed |", "|---|---|---|---|---|---|"]
-        out += [
-            f"| {c['flag']} | `{c['parameter']}` | `{c['old']}` | `{c['new']}` | {c.get('old_version')} -> {c.get('new_version')} | {'yes' if c.get('confirmed') else 'no'} |"
-            for c in r.changes
-        ]
+        out += _changes(r)
+    elif r.command in ("advance", "rollback") and r.exit_code == 0:
+        out += ["", "## Flag changes", "", "None: every flag was already at its target value."]
     if r.notes:
-        out += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
-    out += ["", f"final status: **{r.final_status}**", ""]
-    return "\n".join(out)
+        out += ["", "## Notes", ""] + [f"- {_cell(n)}" for n in r.notes]
+    out += ["", f"final status: {_cell(r.final_status)}"]
+    if r.overall_status:
+        out.append(f"overall_status {r.overall_status}")
+    return "\n".join(out) + "\n"
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+
+def folder_name(report: Report) -> str:
+    stamp = report.started_at.replace("-", "").replace(":", "").replace("+0000", "Z")
+    return f"{stamp}-{report.command}-{report.run_id}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    # A crash mid-write must not leave a truncated report that looks complete.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def redacted(report: Report, redactor: Redactor = REDACTOR) -> Report:
+    """A copy with every string redacted. Done field by field, before any formatting: escaping a '|' or
+    folding whitespace for markdown would otherwise turn a registered value into one that no longer
+    matches."""
+    fields = {k: redactor.value(v) for k, v in asdict(report).items()}
+    return Report(**fields)
+
+
+def markdown(report: Report, redactor: Redactor = REDACTOR) -> str:
+    """report.md's text, redacted (also for `preflight --out-md`)."""
+    return redactor.text(render_markdown(redacted(report, redactor)))
 
 
 def write(report: Report, evidence_dir: str | Path, redactor: Redactor = REDACTOR) -> Path:
-    stamp = report.started_at.replace("-", "").replace(":", "").replace("+0000", "Z")
-    folder = Path(evidence_dir) / f"{stamp}-{report.command}-{report.run_id}"
+    folder = Path(evidence_dir) / folder_name(report)
     folder.mkdir(parents=True, exist_ok=True)
     data = redactor.value(report.to_dict())
-    (folder / "report.json").write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    (folder / "report.md").write_text(redactor.text(render_markdown(report)))
+    _write_atomic(folder / "report.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(folder / "report.md", markdown(report, redactor))
     return folder

@@ -40,13 +40,20 @@ class _Tee:
         raise structlog.DropEvent
 
 
+_current: _Tee | None = None
+
+
 def configure(verbose: bool = False, log_file: Path | None = None) -> None:
+    global _current
+    if _current is not None and _current.file:
+        _current.file.close()  # in-process callers (tests, rehearse) configure more than once
+    _current = _Tee(verbose, log_file)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
-            _Tee(verbose, log_file),
+            _current,
         ],
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,

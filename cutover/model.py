@@ -107,12 +107,29 @@ class CommandCheck:
 
 
 @dataclass(frozen=True)
+class AlarmExpect:
+    """How one alarm must be configured in CloudWatch; None = not checked."""
+
+    threshold: float | None = None
+    comparison: str | None = None  # a CloudWatch ComparisonOperator, e.g. GreaterThanThreshold
+    period: float | None = None  # seconds
+    evaluation_periods: int | None = None
+    metric: str | None = None  # MetricName
+    namespace: str | None = None
+
+    def declared(self) -> dict[str, object]:
+        """The fields the plan sets, in a stable order."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
 class AlarmsCheck:
     name: str
     names: tuple[str, ...] = ()
     prefix: str | None = None
     quiet_for: float = 0.0
     insufficient_data: str = "fail"  # fail | ok
+    expect: dict[str, AlarmExpect] = field(default_factory=dict)  # alarm name -> its expected configuration
     timeout: float = 30.0
     type: str = "alarms"
 

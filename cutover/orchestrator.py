@@ -226,7 +226,7 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
         headline = f"{rec.status} {rec.phase} -> {rec.target} is unfinished"
     else:
         headline = f"{view.phase}: flags match the declared values"
-    data["ok"] = not bad
+    data["healthy"] = not bad  # (the document's own "ok" is the exit code's)
     code = ExitCode.DRIFT if (check and bad) else ExitCode.OK
     return Outcome(code, headline, lines, data, hint=(view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")))
 

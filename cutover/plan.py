@@ -25,6 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from cutover import schema
 from cutover.errors import PlanError
 from cutover.model import (
+    AlarmExpect,
     AlarmsCheck,
     Check,
     CommandCheck,
@@ -39,7 +40,7 @@ from cutover.model import (
     SecretsCheck,
     SsmTarget,
 )
-from cutover.redact import fingerprint
+from cutover.redact import REDACTOR, fingerprint, sensitive_values
 from cutover.schema import Violation, duration_seconds, kind, plan_schema, scalar, where
 
 __all__ = ["load_plan", "parse_plan", "plan_schema", "summarize", "format_duration", "parse_duration"]
@@ -77,7 +78,10 @@ def load_plan(path: str | Path) -> Plan:
         raise PlanError(name, 1, 1, "cannot read the plan file: permission denied", "check its permissions") from None
     except OSError as e:
         raise PlanError(name, 1, 1, f"cannot read the plan file: {e.strerror or e}", "check the path") from None
-    return parse_plan(raw, name)
+    plan = parse_plan(raw, name)
+    # From here on no output of this process can show a sensitive flag's declared values.
+    REDACTOR.register_all(sensitive_values(plan))
+    return plan
 
 
 def parse_plan(text_or_bytes: str | bytes, path: str | Path = "phases.yaml") -> Plan:
@@ -288,6 +292,8 @@ _DATA = {"json_match", "variables"}
 
 
 def _check_value(key: str, node: Node, path: tuple) -> Any:
+    if key == "expect":
+        return {k.value: _alarm_expect(v, (*path, k.value)) for k, v in node.value}
     if key in _DURATIONS:
         return _seconds(node)
     if key in _LISTS:
@@ -306,7 +312,45 @@ def _checks(node: MappingNode) -> dict[str, Check]:
         cls = _CHECK_CLASSES[fields.pop("type")[1].value]
         kwargs = {k: _check_value(k, v, ("checks", key.value, k)) for k, (_, v) in fields.items()}
         checks[key.value] = cls(name=key.value, **kwargs)
+        if "expect" in fields:
+            _expect_names(fields["expect"][1], checks[key.value], ("checks", key.value, "expect"))
     return checks
+
+
+# CloudWatch accepts these periods (seconds): high resolution 10, 20, 30, else whole minutes.
+_HIGH_RES_PERIODS = (10.0, 20.0, 30.0)
+
+
+def _alarm_expect(node: MappingNode, path: tuple) -> AlarmExpect:
+    fields = _fields(node)
+    period = None
+    if "period" in fields:
+        period = _seconds(fields["period"][1])
+        if period not in _HIGH_RES_PERIODS and period % 60:
+            raise Violation(fields["period"][1], f"{where((*path, 'period'))}: CloudWatch has no period of "
+                            f"{fields['period'][1].value}", "use 10s, 20s, 30s or whole minutes (1m, 5m, 15m, 1h)")
+    threshold = _value(fields, "threshold")
+    return AlarmExpect(
+        threshold=float(threshold) if threshold is not None else None,
+        comparison=_value(fields, "comparison"),
+        period=period,
+        evaluation_periods=_value(fields, "evaluation_periods"),
+        metric=_value(fields, "metric"),
+        namespace=_value(fields, "namespace"),
+    )
+
+
+def _expect_names(node: MappingNode, check: AlarmsCheck, path: tuple) -> None:
+    """Each alarm named under `expect` is one the check watches: listed in `names`, or under `prefix`."""
+    for k, _ in node.value:
+        name = k.value
+        if name in check.names or (check.prefix and name.startswith(check.prefix)):
+            continue
+        close = difflib.get_close_matches(name, list(check.names), n=1)
+        tip = f"did you mean {close[0]!r}? " if close else ""
+        scope = f"names{' or prefix ' + repr(check.prefix) if check.prefix else ''}"
+        raise Violation(k, f"{where(path)}: alarm {name!r} is not in this check's {scope}",
+                        f"{tip}add it to names, or fix the alarm name under expect")
 
 
 RESERVED_PHASES = schema.RESERVED_PHASES

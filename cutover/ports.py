@@ -35,6 +35,14 @@ class Alarm:
     state: str  # OK | ALARM | INSUFFICIENT_DATA
     updated_at: datetime  # StateUpdatedTimestamp, aware UTC
     reason: str = ""
+    # Its configuration, for `expect` (None where AWS has none, e.g. a composite alarm's threshold).
+    threshold: float | None = None
+    comparison: str | None = None  # ComparisonOperator
+    period: float | None = None  # seconds
+    evaluation_periods: int | None = None
+    metric: str | None = None  # MetricName (a metric-math alarm: its expression)
+    namespace: str | None = None
+    composite: bool = False
 
 
 @dataclass(frozen=True)

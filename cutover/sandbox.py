@@ -445,8 +445,10 @@ def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) ->
         aws.put_secret(sid, _dummy_secret(keys))
         summary.secrets.append(sid)
 
-    for name in _alarm_names(plan):
-        aws.put_alarm(name, "OK")
+    names = _alarm_names(plan)
+    expects = {n: e for c in plan.checks.values() if isinstance(c, AlarmsCheck) for n, e in c.expect.items()}
+    for name in names + [n for n in expects if n not in names]:
+        aws.put_alarm(name, "OK", expect=expects.get(name))  # configured as the plan's `expect` says
         summary.alarms.append(name)
 
     checks = list(plan.checks.values())

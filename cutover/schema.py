@@ -46,6 +46,15 @@ RESERVED_PHASES = ("pending", "rolled_back")  # machine states that are not phas
 
 DURATION_HINT = "write a number and a unit: 30s, 15m, 8h, 1d (or 1h30m), or whole seconds"
 CHECK_TYPES = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms")
+ALARM_COMPARISONS = (
+    "GreaterThanThreshold",
+    "GreaterThanOrEqualToThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+    "LessThanLowerOrGreaterThanUpperThreshold",
+    "LessThanLowerThreshold",
+    "GreaterThanUpperThreshold",
+)
 
 
 def _ref(name: str, **extra: Any) -> dict:
@@ -344,11 +353,38 @@ _SCHEMA: dict = {
                     "default": "fail",
                     "description": "how to treat INSUFFICIENT_DATA: fail (default) or ok",
                 },
+                "expect": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "description": "per alarm, how it must be configured in CloudWatch, e.g. "
+                    "{my-alarm: {threshold: 5, comparison: GreaterThanThreshold, period: 15m}}",
+                    "propertyNames": _ref("alarm_name", title="alarm"),
+                    "additionalProperties": _ref("alarm_expect"),
+                },
             },
             [],
             "30s",
             anyOf=[{"required": ["names"]}, {"required": ["prefix"]}],
         ),
+        "alarm_expect": {
+            "title": "alarm expectation",
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": "any of threshold, comparison, period, evaluation_periods, metric, namespace",
+            "properties": {
+                "threshold": {"type": "number", "description": "the alarm's Threshold, e.g. 5"},
+                "comparison": {
+                    "type": "string",
+                    "enum": list(ALARM_COMPARISONS),
+                    "description": "the alarm's ComparisonOperator, e.g. GreaterThanThreshold",
+                },
+                "period": _ref("positive_duration", description="the metric period: 10s, 20s, 30s or whole minutes"),
+                "evaluation_periods": {"type": "integer", "minimum": 1, "description": "the alarm's EvaluationPeriods"},
+                "metric": _str(minLength=1, maxLength=255, description="the alarm's MetricName"),
+                "namespace": _str(minLength=1, maxLength=255, description="the alarm's metric Namespace, e.g. AWS/Lambda"),
+            },
+        },
     },
 }
 

@@ -97,16 +97,63 @@ def e2e(aws_env, monkeypatch, tmp_path):
         def __init__(self):
             self.plan, self.clock, self.evidence = plan, clock, tmp_path / "evidence"
 
+        _ports: dict = {}
+
         def __call__(self, dry_run=False, counter=None, **kw):
             import os
 
-            ports = make_ports(plan.region, None, read_only=dry_run, counter=counter)
+            # Clients are costly to make (service models): reuse them per flavour and endpoint.
+            key = (dry_run, os.environ.get("AWS_ENDPOINT_URL"))
+            if counter is not None:
+                ports = make_ports(plan.region, None, read_only=dry_run, counter=counter)
+            else:
+                ports = self._ports.get(key) or self._ports.setdefault(key, make_ports(plan.region, None, read_only=dry_run))
             return Runtime(plan=kw.pop("plan", plan), aws=ports, env=dict(os.environ), clock=clock,
                            evidence_dir=self.evidence, dry_run=dry_run, **kw)
 
         def live(self) -> dict[str, str]:
-            params = make_ports(plan.region, None, read_only=True).params
+            """Live flag values, read from the emulator itself (never through a fault proxy)."""
+            from cutover.aws import SsmParameterStore, _Clients, make_session
+
+            params = SsmParameterStore(_Clients(make_session(plan.region, None, True), endpoint_url=aws_env["AWS_ENDPOINT_URL"]))
             got = params.get_many([f.parameter for f in plan.flags])
             return {f.name: got[f.parameter].value for f in plan.flags if f.parameter in got}
 
     return Factory()
+
+
+@pytest.fixture
+def fault_proxy(e2e, emulator, monkeypatch):
+    """A fault-injecting proxy in front of the emulator; AWS_ENDPOINT_URL points at it (seeding and
+    `e2e.live()` still go to the emulator directly)."""
+    from cutover.faultproxy import FaultProxy
+
+    with FaultProxy(emulator.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        yield proxy
+
+
+class Reliability:
+    """Counts cases tried and passed per fault class; scripts/reliability.py turns them into
+    docs/RELIABILITY.md (written only when CUTOVER_RELIABILITY_OUT is set)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict] = {}
+
+    def record(self, fault_class: str, how: str, passed: bool) -> None:
+        row = self.rows.setdefault(fault_class, {"how": how, "tried": 0, "passed": 0})
+        row["tried"] += 1
+        row["passed"] += int(passed)
+
+
+@pytest.fixture(scope="session")
+def reliability():
+    import json
+    import os
+
+    rel = Reliability()
+    yield rel
+    out = os.environ.get("CUTOVER_RELIABILITY_OUT")
+    if out:
+        with open(out, "w") as f:
+            json.dump(rel.rows, f, indent=2)

@@ -55,6 +55,7 @@ class Cli:
         assert isinstance(doc, dict)
         assert doc["exit_code"] == result.exit_code
         assert doc["ok"] is (result.exit_code == 0)
+        assert doc["command"] == args[0] and doc["headline"]
         return result, doc
 
 
@@ -70,6 +71,13 @@ def params(aws_env):
     return make_ports(REGION, None, read_only=False).params
 
 
+def live(params) -> dict[str, str]:
+    """The e2e flags' live values (on the test's own client: quicker than a new session per read)."""
+    names = {"kill": "/e2e/kill", "mode": "/e2e/mode", "allow": "/e2e/allow"}
+    got = params.get_many(list(names.values()))
+    return {flag: got[name].value for flag, name in names.items() if name in got}
+
+
 def state_param(params):
     return params.get_many([STATE]).get(STATE)
 
@@ -81,6 +89,7 @@ def state_record(params) -> dict:
 
 
 def advance_to(cli: Cli, phase: str) -> None:
+    """Through the CLI, one phase per call (slow: use put_phase where the path does not matter)."""
     order = ["shadow", "canary", "full"]
     for name in order[: order.index(phase) + 1]:
         r = cli("advance", "--yes", "--approve", "--reason", f"test to {name}")
@@ -88,8 +97,24 @@ def advance_to(cli: Cli, phase: str) -> None:
         assert f"entered {name}" in r.stdout
 
 
+def put_phase(e2e, params, phase: str) -> None:
+    """Put the emulator in `phase` as a finished advance would leave it: its flag values and a stable
+    state record (through the project's own state API, so the record format stays the real one)."""
+    from cutover import state
+    from cutover.clock import SystemClock
+
+    plan = e2e.plan
+    for f in plan.flags:
+        params.put(f.parameter, plan.values_for(phase)[f.name], secure=f.secure)
+    state.StateStore(plan, params).write(state.StateRecord(
+        phase=phase, status=state.STABLE, entered_at=state.iso(SystemClock().now()),
+        actor="arn:aws:iam::123456789012:user/tester", run_id="seeded00", plan_digest=plan.digest,
+        command="advance", reason="seeded by test"), SystemClock())
+
+
 # --- global options ----------------------------------------------------------------------------------
-def test_globals_are_reset_between_invocations(cli):
+def test_globals_are_reset_between_invocations(tmp_path):
+    cli = Cli(tmp_path / "ev")
     _, doc = cli.json("validate")
     assert G.json is True
     r = cli("validate")
@@ -201,14 +226,11 @@ def test_status_pending(cli):
     assert "pending: flags match the declared values" in r.stdout
     assert "lock: free" in r.stdout
     assert "e2e-errors: OK" in r.stdout
-    r = cli("status", "--check")
-    assert r.exit_code == 0
-
-
-def test_status_json(cli):
+    assert cli("status", "--check").exit_code == 0
     r, doc = cli.json("status")
     assert r.exit_code == 0
     assert doc["command"] == "status"
+    assert doc["headline"] == "pending: flags match the declared values"
     assert doc["drift"] == []
     assert {f["flag"] for f in doc["flags"]} == {"kill", "mode", "allow"}
     assert doc["state"]["phase"] == "pending"
@@ -245,8 +267,8 @@ def test_status_explains_corrupt_state_record(cli, params):
     assert "corrupt" in doc["state"]["problem"]
 
 
-def test_status_never_shows_a_sensitive_value(cli):
-    advance_to(cli, "canary")
+def test_status_never_shows_a_sensitive_value(cli, e2e, params):
+    put_phase(e2e, params, "canary")
     r = cli("status")
     assert r.exit_code == 0, r.output
     assert "canary: flags match the declared values" in r.stdout
@@ -261,21 +283,18 @@ def test_advance_without_yes_and_without_tty_writes_nothing(cli, e2e, params):
     assert r.exit_code == 2
     assert "--yes" in r.stderr
     assert "nothing was written" in r.stderr
-    assert state_param(params) is None
-    assert e2e.live() == PENDING_VALUES
-
-
-def test_advance_without_yes_json(cli, params):
     r, doc = cli.json("advance")
     assert r.exit_code == 2
-    assert "--yes" in doc["error"]
+    assert "--yes" in doc["error"] and doc["hint"]
     assert state_param(params) is None
+    assert live(params) == PENDING_VALUES
 
 
 def test_advance_dry_run_writes_nothing(cli, e2e, emulator, params, tmp_path):
     emulator.start_recording()
     try:
         r = cli("advance", "--dry-run")
+        r2, doc = cli.json("advance", "--dry-run")
         writes = emulator.write_requests()
     finally:
         emulator.stop_recording()
@@ -283,20 +302,33 @@ def test_advance_dry_run_writes_nothing(cli, e2e, emulator, params, tmp_path):
     assert "dry run: gates pass; advancing pending -> shadow would change 1 flag(s)" in r.stdout
     assert "mode (/e2e/mode): safe -> shadow" in r.stdout
     assert "evidence:" in r.stdout
-    assert writes == []
-    assert state_param(params) is None
-    assert e2e.live() == PENDING_VALUES
-
-
-def test_advance_dry_run_json(cli, e2e):
-    r, doc = cli.json("advance", "--dry-run")
-    assert r.exit_code == 0
+    assert r2.exit_code == 0
     assert doc["dry_run"] is True
     assert doc["target"] == "shadow"
     assert [c["flag"] for c in doc["changes"]] == ["mode"]
     assert all(g["status"] == "PASS" for g in doc["gates"])
     assert Path(doc["evidence"]).is_dir()
-    assert e2e.live() == PENDING_VALUES
+    assert writes == []
+    assert state_param(params) is None
+    assert live(params) == PENDING_VALUES
+
+
+def test_advance_at_a_terminal_asks(cli, e2e, params, monkeypatch):
+    # As if run from a terminal (CliRunner's stdin is never one): the prompt reads the given input.
+    monkeypatch.setattr("cutover.cli.require_yes_or_tty", lambda *a: None)
+    for answer in ("n\n", ""):  # "no", and end of input (Ctrl-D)
+        r = cli("advance", input=answer)
+        assert r.exit_code == 3, (answer, r.output)
+        assert "Proceed?" in r.stderr and "mode (/e2e/mode): safe -> shadow" in r.stderr
+        assert "not confirmed; nothing was written" in r.stderr
+        assert "internal error" not in r.output
+        assert live(params) == PENDING_VALUES
+        assert state_param(params) is None
+        assert params.get_many([LOCK]) == {}
+    r = cli("advance", input="y\n")
+    assert r.exit_code == 0, r.output
+    assert "entered shadow" in r.stdout
+    assert live(params) == SHADOW_VALUES
 
 
 def test_advance_yes_enters_shadow(cli, e2e, params):
@@ -305,43 +337,36 @@ def test_advance_yes_enters_shadow(cli, e2e, params):
     assert "entered shadow: 1 flag(s) changed and confirmed" in r.stdout
     assert "env_ok PASS" in r.stdout
     assert "evidence:" in r.stdout
-    assert e2e.live() == SHADOW_VALUES
+    assert live(params) == SHADOW_VALUES
     rec = state_record(params)
     assert rec["phase"] == "shadow" and rec["status"] == "stable" and rec["reason"] == "CHG-1"
     assert params.get_many([LOCK]) == {}  # lock released
 
 
-def test_advance_json(cli, e2e):
-    r, doc = cli.json("advance", "--yes")
-    assert r.exit_code == 0
-    assert doc["headline"].startswith("entered shadow")
-    assert doc["phase"] == "pending" and doc["target"] == "shadow"
-    assert doc["changes"][0]["flag"] == "mode"
-    assert e2e.live() == SHADOW_VALUES
-
-
 def test_advance_into_approval_phase_needs_approve(cli, e2e, params):
-    advance_to(cli, "shadow")
+    put_phase(e2e, params, "shadow")
     version = state_param(params).version
     r = cli("advance", "--yes")
     assert r.exit_code == 3
     assert "approval" in r.stderr and "--approve" in r.stderr
-    assert e2e.live() == SHADOW_VALUES
-    assert state_param(params).version == version
     r, doc = cli.json("advance", "--yes")
     assert r.exit_code == 3 and "--approve" in doc["hint"]
+    assert live(params) == SHADOW_VALUES
+    assert state_param(params).version == version
 
-    r = cli("advance", "--approve", "--yes", "--reason", "go")
+    r, doc = cli.json("advance", "--approve", "--yes", "--reason", "go")
     assert r.exit_code == 0, r.output
-    assert "entered canary" in r.stdout
-    assert e2e.live() == CANARY_VALUES
+    assert doc["headline"].startswith("entered canary")
+    assert doc["phase"] == "shadow" and doc["target"] == "canary"
+    assert [c["flag"] for c in doc["changes"]] == ["kill", "mode", "allow"]
+    assert live(params) == CANARY_VALUES
     assert state_record(params)["approved_by"]
     assert "canary@example.com" not in r.output
 
 
-def test_advance_at_last_phase_is_nothing_to_do(cli, e2e):
-    advance_to(cli, "full")
-    assert e2e.live() == FULL_VALUES
+def test_advance_at_last_phase_is_nothing_to_do(cli, e2e, params):
+    put_phase(e2e, params, "full")
+    assert live(params) == FULL_VALUES
     r = cli("advance", "--yes")
     assert r.exit_code == 0
     assert "nothing to do" in r.stdout and "full is the last phase" in r.stdout
@@ -363,7 +388,7 @@ def test_advance_failing_gate_names_alarm_and_writes_nothing(cli, e2e, emulator,
     assert "quiet FAIL" in r.stdout
     # Only the lease lock may be touched (taken and released); no flag and no state record.
     assert {json.loads(w["body"] or "{}").get("Name") for w in writes} <= {LOCK}
-    assert e2e.live() == PENDING_VALUES
+    assert live(params) == PENDING_VALUES
     assert state_param(params) is None
     r, doc = cli.json("advance", "--yes")
     assert r.exit_code == 1
@@ -376,90 +401,75 @@ def test_advance_missing_env_fails_its_gate(cli, e2e, monkeypatch, params):
     r = cli("advance", "--yes")
     assert r.exit_code == 1, r.output
     assert "env_ok" in r.stdout and "E2E_READ_ONLY" in r.stdout
-    assert e2e.live() == PENDING_VALUES
+    assert live(params) == PENDING_VALUES
     assert state_param(params) is None
-
-
-def test_advance_blocked_by_anothers_lock(cli, e2e, params):
-    from cutover import state
-    from cutover.clock import SystemClock
-
-    state.acquire(e2e.plan, params, SystemClock(), holder="arn:aws:iam::123456789012:user/alice",
-                  command="advance", run_id="other123")
-    r = cli("advance", "--yes")
-    assert r.exit_code == 3
-    assert "lock is held by arn:aws:iam::123456789012:user/alice" in r.stderr
-    assert "unlock --force" in r.stderr
-    assert e2e.live() == PENDING_VALUES
 
 
 # --- rollback ----------------------------------------------------------------------------------------
 def test_rollback_after_advancing(cli, e2e, params):
-    advance_to(cli, "canary")
+    put_phase(e2e, params, "canary")
     r = cli("rollback", "--yes", "--reason", "incident")
     assert r.exit_code == 0, r.output
     assert "rolled back canary -> rolled_back: 3 flag(s) changed, every flag confirmed" in r.stdout
     assert "canary@example.com" not in r.output
-    assert e2e.live() == PENDING_VALUES
+    assert live(params) == PENDING_VALUES
     rec = state_record(params)
     assert rec["phase"] == "rolled_back" and rec["status"] == "stable"
 
 
-def test_rollback_json(cli, e2e):
-    advance_to(cli, "shadow")
+def test_rollback_json_then_nothing_to_do(cli, e2e, params):
+    put_phase(e2e, params, "shadow")
     r, doc = cli.json("rollback", "--yes")
     assert r.exit_code == 0
     assert doc["from"] == "shadow" and doc["to"] == "rolled_back"
     assert [c["flag"] for c in doc["changes"]] == ["mode"]
-    assert e2e.live() == PENDING_VALUES
-
-
-def test_rollback_without_yes_and_without_tty(cli, e2e, params):
-    advance_to(cli, "shadow")
+    assert live(params) == PENDING_VALUES
     version = state_param(params).version
-    r = cli("rollback")
-    assert r.exit_code == 2
-    assert "--yes" in r.stderr
-    assert e2e.live() == SHADOW_VALUES
+    r = cli("rollback", "--yes")
+    assert r.exit_code == 0
+    assert "nothing to do" in r.stdout
+    r, doc = cli.json("rollback", "--yes")
+    assert r.exit_code == 0 and doc["headline"].startswith("nothing to do")
     assert state_param(params).version == version
 
 
-def test_rollback_dry_run_writes_nothing(cli, e2e, emulator, params):
-    advance_to(cli, "canary")
+def test_rollback_dry_run_or_without_yes_writes_nothing(cli, e2e, emulator, params):
+    put_phase(e2e, params, "canary")
     version = state_param(params).version
     emulator.start_recording()
     try:
+        r_noyes = cli("rollback")  # no terminal, no --yes
         r = cli("rollback", "--dry-run")
         writes = emulator.write_requests()
     finally:
         emulator.stop_recording()
+    assert r_noyes.exit_code == 2
+    assert "--yes" in r_noyes.stderr and "nothing was written" in r_noyes.stderr
     assert r.exit_code == 0, r.output
     assert "dry run: rollback canary -> rolled_back would change 3 flag(s)" in r.stdout
     assert "kill (/e2e/kill): on -> off" in r.stdout
     assert writes == []
-    assert e2e.live() == CANARY_VALUES
+    assert live(params) == CANARY_VALUES
     assert state_param(params).version == version
 
 
-def test_rollback_to_an_earlier_phase(cli, e2e, params):
-    advance_to(cli, "canary")
+def test_rollback_to_an_earlier_phase_only(cli, e2e, params):
+    put_phase(e2e, params, "canary")
+    version = state_param(params).version
+    for to in ("canary", "full", "nope"):
+        r = cli("rollback", "--to", to, "--yes")
+        assert r.exit_code == 2, (to, r.output)
+        assert f"--to {to}" in r.stderr
+        assert "hint:" in r.stderr
+    assert "phases are: shadow, canary, full" in r.stderr
+    assert live(params) == CANARY_VALUES
+    assert state_param(params).version == version
+
     r = cli("rollback", "--to", "shadow", "--yes")
     assert r.exit_code == 0, r.output
     assert "rolled back canary -> shadow" in r.stdout
-    assert e2e.live() == SHADOW_VALUES
+    assert live(params) == SHADOW_VALUES
     assert state_record(params)["phase"] == "shadow"
-
-
-@pytest.mark.parametrize("to", ["canary", "full", "nope"])
-def test_rollback_to_a_later_or_unknown_phase_is_usage_error(cli, e2e, params, to):
-    advance_to(cli, "canary")
-    version = state_param(params).version
-    r = cli("rollback", "--to", to, "--yes")
-    assert r.exit_code == 2
-    assert f"--to {to}" in r.stderr
-    assert "hint:" in r.stderr
-    assert e2e.live() == CANARY_VALUES
-    assert state_param(params).version == version
 
 
 def test_rollback_with_nothing_to_do(cli, e2e, emulator, params):
@@ -475,23 +485,13 @@ def test_rollback_with_nothing_to_do(cli, e2e, emulator, params):
     assert state_param(params) is None
 
 
-def test_rollback_twice_second_is_nothing_to_do(cli, e2e, params):
-    advance_to(cli, "shadow")
-    assert cli("rollback", "--yes").exit_code == 0
-    version = state_param(params).version
-    r, doc = cli.json("rollback", "--yes")
-    assert r.exit_code == 0
-    assert doc["headline"].startswith("nothing to do")
-    assert state_param(params).version == version
-
-
 def test_rollback_works_with_a_corrupt_state_record(cli, e2e, params):
-    advance_to(cli, "shadow")
+    put_phase(e2e, params, "shadow")
     params.put(STATE, "{not json")
     r = cli("rollback", "--yes")
     assert r.exit_code == 0, r.output
     assert "rolled back" in r.stdout
-    assert e2e.live() == PENDING_VALUES
+    assert live(params) == PENDING_VALUES
     assert state_record(params)["phase"] == "rolled_back"
     assert cli("status", "--check").exit_code == 0
 
@@ -516,30 +516,37 @@ def test_history_lists_transitions(cli):
 
 
 # --- unlock ------------------------------------------------------------------------------------------
-def test_unlock_without_force_is_usage_error(cli):
+def test_unlock_without_force_is_usage_error(tmp_path):
+    cli = Cli(tmp_path / "ev")  # refused before any AWS call
     r = cli("unlock", "--reason", "stuck")
     assert r.exit_code == 2
     assert "--force" in r.stderr
     r = cli("unlock", "--force")
     assert r.exit_code == 2
     assert "--reason" in r.stderr
+    r, doc = cli.json("unlock")
+    assert r.exit_code == 2 and "--force" in doc["error"]
 
 
-def test_unlock_when_no_lock(cli):
+def test_unlock(cli, e2e, params):
+    from cutover import state
+    from cutover.clock import SystemClock
+
     r = cli("unlock", "--force", "--reason", "stuck")
     assert r.exit_code == 0, r.output
     assert "no lock" in r.stdout
     r, doc = cli.json("unlock", "--force", "--reason", "stuck")
     assert r.exit_code == 0 and doc["lock"] is None
 
-
-def test_unlock_breaks_a_live_lock(cli, e2e, params):
-    from cutover import state
-    from cutover.clock import SystemClock
-
     state.acquire(e2e.plan, params, SystemClock(), holder="arn:aws:iam::123456789012:user/alice",
                   command="advance", run_id="other123")
-    assert "held" in cli("status").stdout
+    assert "lock: held by arn:aws:iam::123456789012:user/alice" in cli("status").stdout
+    r = cli("advance", "--yes")
+    assert r.exit_code == 3
+    assert "lock is held by arn:aws:iam::123456789012:user/alice" in r.stderr
+    assert "unlock --force" in r.stderr
+    assert live(params) == PENDING_VALUES
+
     r = cli("unlock", "--force", "--reason", "alice's laptop died")
     assert r.exit_code == 0, r.output
     assert "lock broken" in r.stdout and "alice" in r.stdout
@@ -556,15 +563,30 @@ def test_preflight_pass(cli, emulator):
     finally:
         emulator.stop_recording()
     assert r.exit_code == 0, r.output
+    assert "preflight for shadow: PASS" in r.stdout
     assert "overall_status PASS" in r.stdout
     assert "secrets_ok PASS" in r.stdout
     assert writes == []
 
-
-def test_preflight_defaults_to_next_phase(cli):
-    r = cli("preflight")
+    r = cli("preflight")  # default: the next phase
     assert r.exit_code == 0, r.output
     assert "preflight for shadow: PASS" in r.stdout
+
+    r, doc = cli.json("preflight", "--phase", "shadow")
+    assert r.exit_code == 0
+    assert doc["overall_status"] == "PASS"
+    assert {g["check"] for g in doc["gates"]} == {"env_ok", "secrets_ok", "quiet"}
+
+    r = cli("preflight", "--phase", "shadow", "--skip", "quiet")
+    assert r.exit_code == 0, r.output
+    assert "NOT VALID FOR SIGN-OFF: skipped quiet" in r.stdout
+
+    r = cli("preflight", "--phase", "nope")
+    assert r.exit_code == 2
+    assert "--phase nope" in r.stderr and "shadow, canary, full" in r.stderr
+    r = cli("preflight", "--phase", "shadow", "--skip", "nope")
+    assert r.exit_code == 2
+    assert "--skip nope" in r.stderr
 
 
 def test_preflight_fail_on_alarm(cli, emulator, tmp_path):
@@ -575,37 +597,15 @@ def test_preflight_fail_on_alarm(cli, emulator, tmp_path):
     assert "overall_status FAIL" in r.stdout
     assert "quiet FAIL" in r.stdout and "e2e-errors" in r.stdout
     assert md.exists() and "e2e-errors" in md.read_text()
-
-
-def test_preflight_json(cli, emulator):
-    r, doc = cli.json("preflight", "--phase", "shadow")
-    assert r.exit_code == 0
-    assert doc["overall_status"] == "PASS"
-    assert {g["check"] for g in doc["gates"]} == {"env_ok", "secrets_ok", "quiet"}
-    emulator.seeder(REGION).set_alarm_state("e2e-errors", "ALARM")
     r, doc = cli.json("preflight", "--phase", "shadow")
     assert r.exit_code == 1
     assert doc["overall_status"] == "FAIL"
-
-
-def test_preflight_skip_is_not_valid_for_sign_off(cli):
-    r = cli("preflight", "--phase", "shadow", "--skip", "quiet")
-    assert r.exit_code == 0, r.output
-    assert "NOT VALID FOR SIGN-OFF" in r.stdout
-    assert "quiet" in r.stdout
-
-
-def test_preflight_unknown_phase_or_check(cli):
-    r = cli("preflight", "--phase", "nope")
-    assert r.exit_code == 2
-    assert "--phase nope" in r.stderr and "shadow, canary, full" in r.stderr
-    r = cli("preflight", "--phase", "shadow", "--skip", "nope")
-    assert r.exit_code == 2
-    assert "--skip nope" in r.stderr
+    assert doc["hint"]
 
 
 # --- AWS errors --------------------------------------------------------------------------------------
-def test_unreachable_endpoint_is_exit_4_with_one_line(cli, monkeypatch):
+def test_unreachable_endpoint_is_exit_4_with_one_line(aws_env, monkeypatch, tmp_path):
+    cli = Cli(tmp_path / "ev")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     r = cli("status")

@@ -165,7 +165,7 @@ def test_rollback_preempts_a_running_advance_before_its_next_write(e2e):
     """A rollback lands right after the advance's first flag write: the advance must stop (exit 3)
     without writing again, and every flag ends at its rollback value."""
     advance_to(e2e, "shadow")
-    rt = e2e()
+    rt = e2e(counter=CallCounter())  # ports of its own: only this run's writes are wrapped below
     real_put = rt.aws.params.put
     puts = []
 

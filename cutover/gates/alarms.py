@@ -1,4 +1,5 @@
-"""alarms: every named or prefixed CloudWatch alarm is OK, and has been for at least quiet_for.
+"""alarms: every named or prefixed CloudWatch alarm is OK, and has been for at least quiet_for; and
+each alarm with an `expect` is configured as the plan says (threshold, comparison, period...).
 
 An empty selection fails: a gate over no alarms would pass vacuously. INSUFFICIENT_DATA fails unless
 the plan says `insufficient_data: ok`; even then the alarm must have been out of ALARM for
@@ -12,6 +13,7 @@ from cutover.model import AlarmsCheck
 from cutover.ports import Alarm
 
 from ._aws import aws_fail
+from ._expect import differences
 from ._fail import Fail
 from ._fmt import duration, stamp
 from .context import GateContext
@@ -42,7 +44,9 @@ def check_alarms(check: AlarmsCheck, ctx: GateContext) -> str:
 
     now = ctx.clock.now()
     allow_insufficient = check.insufficient_data == "ok"
-    missing = [n for n in names if n not in by_name]
+    # An alarm named under expect (one under the prefix, say) is one the plan relies on: it must exist.
+    missing = [n for n in dict.fromkeys([*names, *check.expect]) if n not in by_name]
+    mismatched = [f"{n}: {d}" for n, exp in check.expect.items() if n in by_name for d in differences(exp, by_name[n])]
     firing, insufficient, settling = [], [], []
     wait_longest = 0.0
     for a in sorted(by_name.values(), key=lambda a: a.name):
@@ -66,6 +70,10 @@ def check_alarms(check: AlarmsCheck, ctx: GateContext) -> str:
     if insufficient:
         problems.insert(0, f"INSUFFICIENT_DATA: {_names(insufficient)}")
         action = "check the alarms' metrics are being published (new alarms start INSUFFICIENT_DATA), or set insufficient_data: ok if expected"
+    if mismatched:
+        problems.insert(0, _names(mismatched, "; "))
+        action = ("the alarm in AWS is not the monitoring the plan relies on: fix the alarm (where it is defined, "
+                  "e.g. Terraform) or, if the change was intended, the check's expect in the plan; then re-run")
     if missing:
         problems.insert(0, f"alarm not found: {_names(missing)}")
         action = "create the missing alarm or fix its name in the plan (right region?), then re-run"
@@ -78,4 +86,5 @@ def check_alarms(check: AlarmsCheck, ctx: GateContext) -> str:
     n_ins = sum(1 for a in by_name.values() if a.state == "INSUFFICIENT_DATA")
     n_ok = len(by_name) - n_ins
     counts = f"{n_ok} alarm{'s' if n_ok != 1 else ''} OK" + (f", {n_ins} INSUFFICIENT_DATA (allowed)" if n_ins else "")
-    return f"{counts}, quiet for >= {duration(check.quiet_for)}"
+    matched = f"; {len(check.expect)} configured as expected" if check.expect else ""
+    return f"{counts}, quiet for >= {duration(check.quiet_for)}{matched}"

@@ -1,0 +1,52 @@
+"""An alarm's configuration in AWS against the plan's `expect`: the monitoring the plan relies on.
+
+A plan that says "worker errors > 5% over 15 minutes" must not pass a gate over an alarm that
+someone changed to 10%, or to a 1-hour period: the alarm would stay OK while the feature fails.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cutover.model import AlarmExpect
+from cutover.ports import Alarm
+
+from ._fmt import one_line
+
+
+def _number(x: float) -> str:
+    return f"{x:g}"
+
+
+def _period(seconds: float) -> str:
+    from cutover.plan import format_duration
+
+    return format_duration(seconds)
+
+
+_SHOW = {"threshold": _number, "period": _period}
+_LABEL = {"evaluation_periods": "evaluation periods"}
+
+
+def _same(field: str, want, have) -> bool:
+    if have is None:
+        return False
+    if field in ("threshold", "period"):
+        return math.isclose(float(want), float(have), rel_tol=1e-9, abs_tol=1e-9)
+    return want == have
+
+
+def differences(expect: AlarmExpect, alarm: Alarm) -> list[str]:
+    """One 'expected FIELD X, AWS has Y' per declared field that differs (empty when it matches)."""
+    out = []
+    for field, want in expect.declared().items():
+        have = getattr(alarm, field, None)
+        if _same(field, want, have):
+            continue
+        show = _SHOW.get(field, str)
+        if have is None:
+            has = "none (composite alarm)" if alarm.composite else "none"
+        else:
+            has = one_line(show(have), 80)
+        out.append(f"expected {_LABEL.get(field, field)} {show(want)}, AWS has {has}")
+    return out
