@@ -21,6 +21,7 @@ import boto3
 import botocore.exceptions as bex
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 from cutover.errors import AlreadyExists, AwsError, CutoverError, NotFound, ReadOnlyViolation, UsageError
 from cutover.ports import Alarm, AwsPorts, Identity, LogEvent, Param, ParamVersion
@@ -346,12 +347,14 @@ def translate(exc: Exception, action: str, resource: str = "") -> CutoverError:
         if code in BAD_CREDENTIALS:
             return AwsError(f"AWS rejected the credentials for {action} ({code})", CREDENTIALS_HINT, **kw)
         if code in THROTTLED:
+            kw["transient"] = True
             return AwsError(
                 f"AWS throttled {action}{on} after {attempts} attempts",
                 "wait a minute and re-run: the command converges (lower write_rate if this repeats)",
                 **kw,
             )
         if status >= 500:
+            kw["transient"] = True
             return AwsError(
                 f"AWS failed {action}{on}: {code} (HTTP {status}) after {attempts} attempts",
                 "a transient AWS error: re-run, the command converges",
@@ -364,10 +367,13 @@ def translate(exc: Exception, action: str, resource: str = "") -> CutoverError:
     if isinstance(exc, NO_CREDENTIALS):
         return AwsError(f"no usable AWS credentials for {action} ({code})", CREDENTIALS_HINT, **kw)
     if isinstance(exc, bex.ReadTimeoutError):
-        return AwsError(f"AWS did not answer {action}{on} within {READ_TIMEOUT}s", _connection_hint(), **kw)
+        return AwsError(f"AWS did not answer {action}{on} within {READ_TIMEOUT}s", _connection_hint(), transient=True, **kw)
     if isinstance(exc, (bex.ConnectionError, bex.HTTPClientError)):
         where = getattr(exc, "kwargs", {}).get("endpoint_url") or "the AWS endpoint"
-        return AwsError(f"could not connect to {where} for {action}", _connection_hint(), **kw)
+        return AwsError(f"could not connect to {where} for {action}", _connection_hint(), transient=True, **kw)
+    if isinstance(exc, ResponseParserError):
+        return AwsError(f"AWS sent an unreadable answer to {action}{on}", "a transient fault: re-run, the command converges",
+                        transient=True, **kw)
     if isinstance(exc, bex.NoRegionError):
         return UsageError("no AWS region", "set `region:` in the plan, pass --region, or set AWS_DEFAULT_REGION")
     if isinstance(exc, bex.ParamValidationError):
@@ -382,7 +388,7 @@ def aws_errors(action: str, resource: str = "") -> Iterator[None]:
         yield
     except CutoverError:
         raise
-    except (bex.BotoCoreError, bex.ClientError) as exc:
+    except (bex.BotoCoreError, bex.ClientError, ResponseParserError) as exc:
         raise translate(exc, action, resource) from exc
 
 

@@ -54,10 +54,11 @@ class AwsError(CutoverError):
 
     exit_code = ExitCode.INCOMPLETE
 
-    def __init__(self, message: str, hint: str = "", code: str = "", operation: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", code: str = "", operation: str = "", transient: bool = False) -> None:
         super().__init__(message, hint)
         self.code = code
         self.operation = operation
+        self.transient = transient  # throttling, 5xx, connection trouble: worth retrying
 
 
 class NotFound(AwsError):

@@ -147,6 +147,10 @@ def _handler(proxy: FaultProxy):
             self.wfile.write(body)
 
         def _aws_error(self, status: int, code: str, message: str) -> None:
+            if "x-www-form-urlencoded" in self.headers.get("Content-Type", ""):  # query protocol (STS): XML
+                body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                        f"</Error><RequestId>fault-proxy</RequestId></ErrorResponse>").encode()
+                return self._reply(status, body, {"Content-Type": "text/xml"})
             body = json.dumps({"__type": code, "message": message}).encode()
             self._reply(status, body, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "fault-proxy"})
 

@@ -19,7 +19,6 @@ from cutover.redact import fingerprint
 READ_BATCH = 10  # GetParameters takes at most 10 names
 VERIFY_ATTEMPTS = 12  # stale reads: read back this many times, backing off, before giving up
 THROTTLE_RETRIES = 8  # on top of botocore's own retries: a write is never dropped silently
-RETRYABLE_CODES = {"ThrottlingException", "TooManyUpdates", "Throttling", "RequestLimitExceeded", "ConnectionError", "ServiceUnavailable", "InternalServerError"}
 
 
 def shown(flag: Flag, value: str | None) -> str | None:
@@ -95,6 +94,54 @@ def diff(plan: Plan, target: dict[str, str], live: dict[str, Param]) -> list[Fla
     return changes
 
 
+class PatientStore:
+    """A ParameterStore whose writes never give up silently on a transient fault (throttling, 5xx,
+    dropped connection): back off and retry, on top of botocore's own retries. A write may have
+    reached SSM although we saw an error (its response was lost): a read-back tells, and then it
+    is not written again."""
+
+    def __init__(self, store: ParameterStore, clock: Clock) -> None:
+        self.inner = store
+        self.clock = clock
+
+    def get_many(self, names):
+        return self._patiently(lambda: self.inner.get_many(names))
+
+    def history(self, name):
+        return self._patiently(lambda: self.inner.history(name))
+
+    def delete(self, name):
+        return self._patiently(lambda: self.inner.delete(name))
+
+    def put(self, name: str, value: str, *, secure: bool = False, overwrite: bool = True) -> int:
+        for attempt in range(THROTTLE_RETRIES + 1):
+            try:
+                return self.inner.put(name, value, secure=secure, overwrite=overwrite)
+            except AwsError as err:
+                if not err.transient:
+                    raise
+                seen = self._patiently(lambda: self.inner.get_many([name])).get(name)
+                if seen is not None and seen.value == value:
+                    return seen.version
+                if attempt == THROTTLE_RETRIES:
+                    raise
+                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+        raise AssertionError("unreachable")
+
+    def _patiently(self, call):
+        for attempt in range(THROTTLE_RETRIES + 1):
+            try:
+                return call()
+            except AwsError as err:
+                if not err.transient or attempt == THROTTLE_RETRIES:
+                    raise
+                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+
+
+def patient(store: ParameterStore, clock: Clock) -> PatientStore:
+    return store if isinstance(store, PatientStore) else PatientStore(store, clock)
+
+
 class Pacer:
     """Spaces write starts at least 1/rate seconds apart (the account-wide SSM write quota)."""
 
@@ -130,7 +177,7 @@ class Converger:
         on_event: Callable[[str, FlagChange], None] | None = None,
     ) -> None:
         self.plan = plan
-        self.store = store
+        self.store = patient(store, clock)
         self.clock = clock
         self.before_write = before_write
         self.on_event = on_event or (lambda event, change: None)
@@ -153,23 +200,9 @@ class Converger:
     # --- writes -----------------------------------------------------------------------------------
     def _write(self, change: FlagChange) -> None:
         flag = change.flag
-        for attempt in range(THROTTLE_RETRIES + 1):
-            try:
-                change.new_version = self.store.put(flag.parameter, change.new, secure=flag.secure, overwrite=True)
-                change.written = True
-                self.on_event("written", change)
-                return
-            except AwsError as err:
-                # The write may have reached SSM even though we saw an error (timeout, dropped
-                # connection): a read-back tells, and then it must not be written again.
-                param = self.store.get_many([flag.parameter]).get(flag.parameter)
-                if is_at(flag, param, change.new) and (change.old_version is None or param.version > change.old_version):
-                    change.new_version, change.written = param.version, True
-                    self.on_event("written", change)
-                    return
-                if err.code not in RETRYABLE_CODES or attempt == THROTTLE_RETRIES:
-                    raise
-                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+        change.new_version = self.store.put(flag.parameter, change.new, secure=flag.secure, overwrite=True)
+        change.written = True
+        self.on_event("written", change)
 
     # --- read-back --------------------------------------------------------------------------------
     def _read_back(self, changes: list[FlagChange], with_state: bool = False) -> dict[str, Param]:

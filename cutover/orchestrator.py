@@ -45,6 +45,11 @@ class Runtime:
     log: object = None
     _identity: object = None
 
+    @property
+    def params(self) -> flagmod.PatientStore:
+        """The parameter store, patient with transient faults: every use case writes through it."""
+        return flagmod.patient(self.aws.params, self.clock)
+
     def identity(self):
         if self._identity is None:
             self._identity = self.aws.identity.caller()
@@ -125,7 +130,7 @@ def _run_gates(rt: Runtime, phase: Phase) -> list[GateResult]:
 def _live(rt: Runtime) -> tuple[dict[str, Param], state.StateView, state.LockRecord | None]:
     """One batched read of every flag, the state record and the lock."""
     plan = rt.plan
-    live = flagmod.read_live(plan, rt.aws.params, [plan.state_parameter, plan.lock_parameter])
+    live = flagmod.read_live(plan, rt.params, [plan.state_parameter, plan.lock_parameter])
     return live, state.interpret(plan, live.get(plan.state_parameter)), state.parse_lock(live.get(plan.lock_parameter))
 
 
@@ -307,7 +312,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     lease = None
     if not rt.dry_run:
         ident = rt.identity()
-        lease = state.acquire(plan, rt.aws.params, rt.clock, holder=ident.arn, command=command, run_id=rt.run_id, log=rt.log)
+        lease = state.acquire(plan, rt.params, rt.clock, holder=ident.arn, command=command, run_id=rt.run_id, log=rt.log)
         if lease.taken_over is not None:
             rt.notes.append(f"took over a stale lock from {lease.taken_over.holder} ({lease.taken_over.command})")
     try:
@@ -340,7 +345,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
 
         ident = rt.identity()
-        store = state.StateStore(plan, rt.aws.params)
+        store = state.StateStore(plan, rt.params)
         base = rec.phase if (resuming and rec) else current
         store.write(state.StateRecord(
             phase=base, status=state.ADVANCING, target=phase.name, entered_at=rec.entered_at if rec else "",
@@ -355,7 +360,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                                 "run `cutover status`; the rollback owns the flags now")
             lease.renew_if_due()
 
-        converger = flagmod.Converger(plan, rt.aws.params, rt.clock, before_write=before_write,
+        converger = flagmod.Converger(plan, rt.params, rt.clock, before_write=before_write,
                                       on_event=lambda ev, c: rt.emit(f"flag_{ev}", flag=c.flag.name, parameter=c.flag.parameter))
         try:
             result = converger.run(changes)
@@ -369,7 +374,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             raise
         report.changes = [c.to_dict() for c in result.changes]
         # A rollback may have started after our last write: never record over it.
-        before_write(rt.aws.params.get_many([plan.state_parameter]).get(plan.state_parameter))
+        before_write(rt.params.get_many([plan.state_parameter]).get(plan.state_parameter))
         store.write(state.StateRecord(
             phase=phase.name, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
             run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
@@ -437,7 +442,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
         raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
 
     ident = rt.identity()
-    store = state.StateStore(plan, rt.aws.params)
+    store = state.StateStore(plan, rt.params)
     now = rt.clock.now()
     preempted = None
     if lock is not None and not lock.expired(now):
@@ -449,7 +454,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     store.write(state.StateRecord(phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest,
                                   entered_at=rec.entered_at if rec else "", actor=ident.arn, run_id=rt.run_id,
                                   plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), rt.clock)
-    converger = flagmod.Converger(plan, rt.aws.params, rt.clock,
+    converger = flagmod.Converger(plan, rt.params, rt.clock,
                                   on_event=lambda ev, c: rt.emit(f"flag_{ev}", flag=c.flag.name, parameter=c.flag.parameter))
     all_changes = list(changes)
     try:
@@ -457,7 +462,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
         # Re-verify: an advance that read the state just before we marked it may have slipped one
         # write in; converge again until a fresh read shows every flag at its target.
         for _ in range(3):
-            more = flagmod.diff(plan, target, flagmod.read_live(plan, rt.aws.params))
+            more = flagmod.diff(plan, target, flagmod.read_live(plan, rt.params))
             if not more:
                 break
             all_changes += more
@@ -484,7 +489,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
 def history(rt: Runtime) -> Outcome:
     rows = []
     previous = PENDING
-    for version, when, rec, problem in state.StateStore(rt.plan, rt.aws.params).history():
+    for version, when, rec, problem in state.StateStore(rt.plan, rt.params).history():
         if rec is None:
             rows.append({"version": version, "when": when, "who": "?", "from": "?", "to": "?", "status": problem, "reason": ""})
             continue
@@ -503,20 +508,20 @@ def unlock(rt: Runtime, force: bool, reason: str) -> Outcome:
         raise UsageError("unlock breaks another operator's lock: it needs --force and --reason TEXT",
                          "cutover unlock --force --reason \"why it is safe\"")
     plan = rt.plan
-    lock = state.read_lock(plan, rt.aws.params)
+    lock = state.read_lock(plan, rt.params)
     if lock is None:
         return Outcome(ExitCode.OK, "nothing to do: no lock is held", data={"lock": None})
     if rt.dry_run:
         return Outcome(ExitCode.OK, f"dry run: would break the lock held by {lock.describe(rt.clock.now())}")
     ident = rt.identity()
-    rt.aws.params.delete(plan.lock_parameter)
+    rt.params.delete(plan.lock_parameter)
     if rt.log is not None:
         rt.log.warning("lock_broken", by=ident.arn, reason=reason, old_holder=lock.holder, old_host=lock.host,
                        old_pid=lock.pid, old_command=lock.command, old_run_id=lock.run_id)
-    view = state.StateStore(plan, rt.aws.params).read()
+    view = state.StateStore(plan, rt.params).read()
     if view.record is not None and not view.problem:
         rec = view.record
         rec.actor, rec.run_id, rec.command, rec.reason = ident.arn, rt.run_id, "unlock", f"lock of {lock.holder} broken: {reason}"
-        state.StateStore(plan, rt.aws.params).write(rec, rt.clock)
+        state.StateStore(plan, rt.params).write(rec, rt.clock)
     return Outcome(ExitCode.OK, f"lock broken (was held by {lock.describe(rt.clock.now())})",
                    data={"lock": lock.__dict__, "by": ident.arn, "reason": reason})

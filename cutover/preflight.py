@@ -14,7 +14,7 @@ def preflight(rt: orchestrator.Runtime, phase_name: str | None, skip: tuple[str,
 
     plan = rt.plan
     if phase_name is None:
-        view = state.StateStore(plan, rt.aws.params).read()
+        view = state.StateStore(plan, rt.params).read()
         nxt = plan.next_phase(view.phase if not view.problem else "pending")
         if nxt is None:
             raise UsageError(f"no next phase: {view.phase} is the last one", "name one with --phase")

@@ -111,12 +111,23 @@ def e2e(aws_env, monkeypatch, tmp_path):
             return Runtime(plan=kw.pop("plan", plan), aws=ports, env=dict(os.environ), clock=clock,
                            evidence_dir=self.evidence, dry_run=dry_run, **kw)
 
-        def live(self) -> dict[str, str]:
-            """Live flag values, read from the emulator itself (never through a fault proxy)."""
+        def direct(self):
+            """A read-only parameter store on the emulator itself (never through a fault proxy)."""
             from cutover.aws import SsmParameterStore, _Clients, make_session
 
-            params = SsmParameterStore(_Clients(make_session(plan.region, None, True), endpoint_url=aws_env["AWS_ENDPOINT_URL"]))
-            got = params.get_many([f.parameter for f in plan.flags])
+            if "direct" not in self._ports:
+                self._ports["direct"] = SsmParameterStore(
+                    _Clients(make_session(plan.region, None, True), endpoint_url=aws_env["AWS_ENDPOINT_URL"]))
+            return self._ports["direct"]
+
+        def state(self):
+            from cutover.state import StateStore
+
+            return StateStore(plan, self.direct()).read()
+
+        def live(self) -> dict[str, str]:
+            """Live flag values, read from the emulator itself (never through a fault proxy)."""
+            got = self.direct().get_many([f.parameter for f in plan.flags])
             return {f.name: got[f.parameter].value for f in plan.flags if f.parameter in got}
 
     return Factory()
@@ -130,6 +141,9 @@ def fault_proxy(e2e, emulator, monkeypatch):
 
     with FaultProxy(emulator.endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        # Few botocore attempts (its back-off sleeps for real): our own retry layer, on the
+        # injected clock, must carry the rest.
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
         yield proxy
 
 
@@ -139,6 +153,21 @@ class Reliability:
 
     def __init__(self) -> None:
         self.rows: dict[str, dict] = {}
+
+    def case(self, fault_class: str, how: str):
+        """`with reliability.case(...):` one case, passed if the block raises nothing."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def run():
+            ok = False
+            try:
+                yield
+                ok = True
+            finally:
+                self.record(fault_class, how, ok)
+
+        return run()
 
     def record(self, fault_class: str, how: str, passed: bool) -> None:
         row = self.rows.setdefault(fault_class, {"how": how, "tried": 0, "passed": 0})

@@ -48,7 +48,7 @@ class FakeParameterStore:
             self._stale_for[name] = self.stale_reads
         if self.lost_responses:
             self.lost_responses -= 1
-            raise AwsError("read timeout", code="ConnectionError")
+            raise AwsError("read timeout", code="ReadTimeoutError", transient=True)
         return len(self.versions[name])
 
     def delete(self, name):

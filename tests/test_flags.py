@@ -81,7 +81,7 @@ def test_lost_response_is_recognised_on_read_back_and_not_rewritten():
 
 def test_throttling_backs_off_and_retries():
     plan, store, clock = make_plan(n=1), FakeParameterStore(), FakeClock()
-    store.fail_puts = [AwsError("slow down", code="ThrottlingException")] * 3
+    store.fail_puts = [AwsError("slow down", code="ThrottlingException", transient=True)] * 3
     result = converge(plan, store, clock, plan.values_for("one"))
     assert result.confirmed == ["f0"] and store.value("/app/f0") == "on"
 
