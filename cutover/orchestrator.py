@@ -139,8 +139,11 @@ def bake_remaining(rt: Runtime, view: state.StateView) -> float:
     rec = view.record
     if view.problem or rec is None or rec.status != state.STABLE or rec.phase in (PENDING, ROLLED_BACK) or not rec.entered_at:
         return 0.0
+    bake = rt.plan.phase(rec.phase).bake
+    if bake <= 0:
+        return 0.0
     baked = (rt.clock.now() - state.parse_iso(rec.entered_at)).total_seconds()
-    return max(0.0, rt.plan.phase(rec.phase).bake - baked)
+    return max(0.0, bake - baked)
 
 
 # --- status ------------------------------------------------------------------------------------------
@@ -346,6 +349,13 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
 
         ident = rt.identity()
         store = state.StateStore(plan, rt.params)
+        # The gates took a while: if anyone changed the state meanwhile (a rollback above all), the
+        # decision to advance was taken on stale facts. Stop before the first write.
+        now_view = store.read()
+        if now_view.version != view.version:
+            who = now_view.record.actor if now_view.record else "someone"
+            raise Preempted(f"the state changed while the gates ran ({who}: {now_view.status}); nothing was written",
+                            "run `cutover status`, then advance again if that is still right")
         base = rec.phase if (resuming and rec) else current
         store.write(state.StateRecord(
             phase=base, status=state.ADVANCING, target=phase.name, entered_at=rec.entered_at if rec else "",
@@ -364,7 +374,10 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                                       on_event=lambda ev, c: rt.emit(f"flag_{ev}", flag=c.flag.name, parameter=c.flag.parameter))
         try:
             result = converger.run(changes)
+            # A rollback may have started after our last write: never record over it.
+            before_write(rt.params.get_many([plan.state_parameter]).get(plan.state_parameter))
         except Preempted:
+            _yield_to_rollback(rt, changes)
             report.changes = [c.to_dict() for c in changes]
             raise
         except Incomplete as err:
@@ -373,8 +386,6 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
             raise
         report.changes = [c.to_dict() for c in result.changes]
-        # A rollback may have started after our last write: never record over it.
-        before_write(rt.params.get_many([plan.state_parameter]).get(plan.state_parameter))
         store.write(state.StateRecord(
             phase=phase.name, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
             run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
@@ -390,6 +401,25 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                 lease.release()
             except CutoverError:
                 pass
+
+
+def _yield_to_rollback(rt: Runtime, changes: list[flagmod.FlagChange]) -> None:
+    """A preempted advance puts back what it wrote. Without compare-and-swap in SSM, one write of ours
+    may land after the rollback's last check; but then our own check, made after that write, sees the
+    rollback, and this undoes it. Only flags still holding our value are touched."""
+    plan = rt.plan
+    view = state.StateStore(plan, rt.params).read()
+    rec = view.record
+    dest = ROLLED_BACK
+    if rec is not None and not view.problem:
+        dest = rec.target if rec.status == state.ROLLING_BACK and rec.target else rec.phase
+    safe = plan.values_for(dest)
+    written = [c for c in changes if c.written]
+    live = rt.params.get_many([c.flag.parameter for c in written]) if written else {}
+    for c in written:
+        if flagmod.is_at(c.flag, live.get(c.flag.parameter), c.new) and c.new != safe[c.flag.name]:
+            rt.params.put(c.flag.parameter, safe[c.flag.name], secure=c.flag.secure)
+            rt.emit("flag_yielded", flag=c.flag.name, to=dest)
 
 
 def _bake_text(phase: Phase) -> str:

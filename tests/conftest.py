@@ -108,7 +108,7 @@ def e2e(aws_env, monkeypatch, tmp_path):
                 ports = make_ports(plan.region, None, read_only=dry_run, counter=counter)
             else:
                 ports = self._ports.get(key) or self._ports.setdefault(key, make_ports(plan.region, None, read_only=dry_run))
-            return Runtime(plan=kw.pop("plan", plan), aws=ports, env=dict(os.environ), clock=clock,
+            return Runtime(plan=kw.pop("plan", plan), aws=ports, env=dict(os.environ), clock=kw.pop("clock", clock),
                            evidence_dir=self.evidence, dry_run=dry_run, **kw)
 
         def direct(self):

@@ -1,0 +1,117 @@
+"""Races, each run many times with randomised timing (seeded): two advances at once, a rollback during
+an advance, two rollbacks at once. Threads share nothing but AWS (the emulator), exactly as two
+operators on two laptops share nothing but the account."""
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cutover import orchestrator, state
+from cutover.errors import Blocked, CutoverError
+from cutover.plan import load_plan
+
+ROOT = Path(__file__).parent.parent
+RUNS = 50
+
+
+def outcome(fn):
+    try:
+        return fn().exit_code, ""
+    except CutoverError as err:
+        return err.exit_code, err.message
+
+
+def run_together(*fns, jitter, rng, first_now=False):
+    """Run each fn in its own thread after a random delay (the first at once when first_now)."""
+    results = [None] * len(fns)
+
+    def go(i, fn, delay):
+        time.sleep(delay)
+        results[i] = outcome(fn)
+
+    delays = [0.0 if (first_now and i == 0) else rng.uniform(0, jitter) for i in range(len(fns))]
+    threads = [threading.Thread(target=go, args=(i, fn, delays[i])) for i, fn in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def reset(e2e, emulator):
+    from cutover.aws import EmulatorSeeder
+
+    seeder = EmulatorSeeder(emulator.endpoint, e2e.plan.region)
+    for name in (e2e.plan.state_parameter, e2e.plan.lock_parameter):
+        seeder.delete_parameter(name)
+    for flag in e2e.plan.flags:
+        seeder.put_parameter(flag.parameter, flag.rollback, secure=flag.secure)
+
+
+@pytest.fixture
+def slow_gate_plan(e2e, tmp_path):
+    """The e2e plan with a gate that takes a moment, so that two advances overlap."""
+    text = (ROOT / "tests/plans/e2e.yaml").read_text()
+    text = text.replace("checks:\n", "checks:\n  slow:\n    type: command\n    run: [sleep, \"0.3\"]\n")
+    text = text.replace("gates: [env_ok, secrets_ok, quiet]", "gates: [env_ok, secrets_ok, quiet, slow]")
+    path = tmp_path / "e2e.yaml"
+    path.write_text(text)
+    return load_plan(path)
+
+
+def test_two_advances_at_once_exactly_one_proceeds(e2e, emulator, slow_gate_plan, reliability):
+    rng = random.Random(1)
+    for run in range(RUNS):
+        reset(e2e, emulator)
+        with reliability.case("race: two advances at once", f"two threads, random start jitter up to 0.2 s, {RUNS} runs"):
+            results = run_together(lambda: orchestrator.advance(e2e(plan=slow_gate_plan)),
+                                   lambda: orchestrator.advance(e2e(plan=slow_gate_plan)), jitter=0.2, rng=rng)
+            codes = sorted(code for code, _ in results)
+            assert codes == [0, 3], (run, results)
+            loser = next(msg for code, msg in results if code == 3)
+            assert "the lock is held by" in loser, loser
+            assert e2e.live() == e2e.plan.values_for("shadow")
+
+
+def test_rollback_during_an_advance_always_wins(e2e, emulator, reliability):
+    """The advance into canary writes 3 flags; a rollback lands at a random moment. When the rollback
+    exits 0 every flag is at its rollback value and stays there; the advance stops (exit 3) or had
+    already finished before the rollback began."""
+    import dataclasses
+
+    slow_writes = dataclasses.replace(e2e.plan, write_rate=8)
+    rng = random.Random(2)
+    for run in range(RUNS):
+        reset(e2e, emulator)
+        assert orchestrator.advance(e2e()).exit_code == 0  # shadow
+        with reliability.case("race: rollback during an advance", f"two threads, rollback starts at a random moment in 0-0.6 s, {RUNS} runs"):
+            from cutover.clock import SystemClock
+
+            adv = lambda: orchestrator.advance(e2e(plan=slow_writes, clock=SystemClock()), approve=True)  # noqa: E731
+            rb = lambda: orchestrator.rollback(e2e(), reason="race")  # noqa: E731
+            (adv_code, adv_msg), (rb_code, rb_msg) = run_together(adv, rb, jitter=0.6, rng=rng, first_now=True)
+            assert rb_code == 0, rb_msg
+            assert adv_code in (0, 3), adv_msg
+            if adv_code == 3:
+                # Preempted mid-flip, or refused up front because the rollback had already begun.
+                assert any(w in adv_msg for w in ("preempted", "rollback is unfinished", "state changed")), adv_msg
+            # Stays there: nothing the advance did afterwards may have moved a flag.
+            time.sleep(0.05)
+            assert e2e.live() == e2e.plan.rollback_values(), (run, adv_code, adv_msg)
+            assert e2e.state().record.status == "stable" and e2e.state().phase == "rolled_back"
+
+
+def test_two_rollbacks_at_once_both_end_safe(e2e, emulator, reliability):
+    rng = random.Random(3)
+    for run in range(RUNS):
+        reset(e2e, emulator)
+        assert orchestrator.advance(e2e()).exit_code == 0
+        assert orchestrator.advance(e2e(), approve=True).exit_code == 0  # canary
+        with reliability.case("race: two rollbacks at once", f"two threads, random start jitter up to 0.1 s, {RUNS} runs"):
+            results = run_together(lambda: orchestrator.rollback(e2e()), lambda: orchestrator.rollback(e2e()),
+                                   jitter=0.1, rng=rng)
+            assert [code for code, _ in results] == [0, 0], results
+            assert e2e.live() == e2e.plan.rollback_values()
