@@ -100,7 +100,8 @@ def interpret(plan: Plan, param: Param | None) -> StateView:
     if record.plan and record.plan != plan.name:
         return StateView(
             record, param.version, f"the state record {plan.state_parameter} belongs to plan '{record.plan}', not '{plan.name}'",
-            "check --plan and state_prefix: two plans must not share a state prefix",
+            "check --plan and state_prefix (two plans must not share one); if this is the right plan, "
+            "`cutover rollback` restores its known-safe values and rewrites the record",
         )
     known = {PENDING, ROLLED_BACK, *plan.phase_names}
     for name in (record.phase, record.target):
