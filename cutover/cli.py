@@ -55,14 +55,14 @@ def say(text: str = "", err: bool = False) -> None:
     typer.echo(REDACTOR.text(text), err=err)
 
 
-def emit(command: str, outcome) -> None:
+def emit(command: str, outcome, compact: bool = False) -> None:
     """Print an Outcome (human or JSON) and exit with its code."""
     if G.json:
         doc = {"command": command, "exit_code": outcome.exit_code, "ok": outcome.exit_code == 0,
                "headline": outcome.headline, **outcome.data}
         if outcome.hint:
             doc["hint"] = outcome.hint
-        say(json.dumps(REDACTOR.value(doc), indent=2, default=str))
+        say(json.dumps(REDACTOR.value(doc), indent=None if compact else 2, default=str))
     else:
         say(outcome.headline)
         for line in outcome.lines:
@@ -259,6 +259,28 @@ def rollback(
         emit("rollback", orchestrator.rollback(runtime(load_plan(), dry_run=dry_run, yes=yes, command="rollback"), to, reason))
 
     run("rollback", body)
+
+
+@app.command()
+def watch(
+    auto_rollback: bool = typer.Option(False, "--auto-rollback", help="Roll back at once on an alarm or drift (exit 6)."),
+    interval: float = typer.Option(30.0, "--interval", help="Seconds between polls (at least 1)."),
+) -> None:
+    """Watch the current phase's alarms and flags through its bake; roll back (or say how) on trouble."""
+
+    def body():
+        from cutover import watch as w
+
+        rt = runtime(load_plan(), dry_run=not auto_rollback, yes=True, command="watch")
+        if G.json or not sys.stderr.isatty():
+            # JSON Lines on stdout: one per poll, then the final document on one line.
+            emit("watch", w.watch(rt, auto_rollback, interval, w.json_lines(say)), compact=True)
+        else:
+            with w.LiveView() as view:
+                outcome = w.watch(rt, auto_rollback, interval, view)
+            emit("watch", outcome)
+
+    run("watch", body)
 
 
 @app.command()

@@ -1,0 +1,155 @@
+"""`cutover watch`: hold the current phase through its bake, watching its alarms and its flags.
+
+Each poll reads the phase's alarms (one batched DescribeAlarms per alarms gate) and every flag plus
+the state record (one GetParameters per 10 names). An alarm in ALARM, or a flag that drifted from the
+phase's declared values (during shadow that is the read-only guard), ends the watch: with
+auto-rollback it rolls back at once (exit 6), without it exits 1 and prints the rollback command. A
+bake completed with everything quiet exits 0. A rollback made by someone else ends the watch (exit 3):
+it never triggers a second, automatic one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from cutover import flags as flagmod
+from cutover import orchestrator, state
+from cutover.errors import CutoverError, ExitCode
+from cutover.model import PENDING, ROLLED_BACK
+from cutover.orchestrator import Outcome, Runtime
+
+MIN_INTERVAL = 1.0  # DescribeAlarms allows ~9 calls/s per account; one poll a second is far below
+
+
+@dataclass
+class Poll:
+    at: str
+    phase: str
+    baked: float
+    bake: float
+    alarms: list[dict] = field(default_factory=list)  # name, state, since
+    drift: list[str] = field(default_factory=list)
+    firing: list[str] = field(default_factory=list)
+    event: str = "polling"  # polling | alarm | drift | baked | rolled_back_elsewhere
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def poll(rt: Runtime, phase: str) -> tuple[Poll, state.StateView]:
+    plan = rt.plan
+    live = flagmod.read_live(plan, rt.params, [plan.state_parameter])
+    view = state.interpret(plan, live.get(plan.state_parameter))
+    declared = plan.values_for(phase)
+    drift = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.parameter), declared[f.name])]
+    alarms = []
+    for check in plan.alarm_checks(phase):
+        found = {a.name: a for a in rt.aws.alarms.describe(list(check.names), check.prefix)}
+        alarms += [{"name": n, "state": found[n].state if n in found else "MISSING",
+                    "since": state.iso(found[n].updated_at) if n in found else "-"} for n in check.names]
+        alarms += [{"name": a.name, "state": a.state, "since": state.iso(a.updated_at)} for a in found.values() if a.name not in check.names]
+    firing = [a["name"] for a in alarms if a["state"] in ("ALARM", "MISSING")]
+    rec = view.record
+    baked = (rt.clock.now() - state.parse_iso(rec.entered_at)).total_seconds() if rec and rec.entered_at else 0.0
+    return Poll(state.iso(rt.clock.now()), phase, max(baked, 0.0), plan.phase(phase).bake, alarms, drift, firing), view
+
+
+def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Poll], None],
+          max_polls: int | None = None) -> Outcome:
+    plan = rt.plan
+    view = state.StateStore(plan, rt.params).read()
+    if view.problem:
+        raise CutoverError(f"cannot watch: {view.problem}", view.fix)
+    phase = view.phase
+    if phase in (PENDING, ROLLED_BACK) or view.status != state.STABLE:
+        return Outcome(ExitCode.OK, f"nothing to watch: the cutover is {phase} ({view.status})",
+                       hint="advance first: cutover advance" if phase in (PENDING, ROLLED_BACK) else "run `cutover status`")
+    entered_version = view.version
+    report = orchestrator._report(rt, "watch", from_state=phase, to_state=phase)
+    interval = max(interval, MIN_INTERVAL)
+    polls = 0
+    while True:
+        p, now_view = poll(rt, phase)
+        polls += 1
+        if now_view.version != entered_version and (now_view.problem or now_view.status != state.STABLE or now_view.phase != phase):
+            p.event = "rolled_back_elsewhere"
+            show(p)
+            who = now_view.record.actor if now_view.record else "someone"
+            return orchestrator._finish(rt, report, Outcome(
+                ExitCode.BLOCKED, f"the state changed while watching ({who}: {now_view.phase}, {now_view.status}); watch stopped",
+                data={"last_poll": p.to_dict()}, hint="run `cutover status`"))
+        if p.firing or p.drift:
+            p.event = "alarm" if p.firing else "drift"
+            show(p)
+            why = (f"alarm {', '.join(p.firing)} in ALARM" if p.firing else f"flag drift: {', '.join(p.drift)}")
+            report.notes.append(f"{why} during {phase}")
+            if auto_rollback:
+                rolled = orchestrator.rollback(rt, reason=f"auto-rollback by watch: {why}")
+                return orchestrator._finish(rt, report, Outcome(
+                    ExitCode.ROLLED_BACK, f"{why}: rolled back automatically ({rolled.headline})",
+                    rolled.lines, {"last_poll": p.to_dict(), "rollback": rolled.data}))
+            return orchestrator._finish(rt, report, Outcome(
+                ExitCode.GATE_FAILED, f"{why} during {phase}; nothing was changed",
+                data={"last_poll": p.to_dict()},
+                hint=f'roll back now: cutover rollback --yes --reason "{why}"'))
+        if p.baked >= p.bake:
+            p.event = "baked"
+            show(p)
+            nxt = plan.next_phase(phase)
+            return orchestrator._finish(rt, report, Outcome(
+                ExitCode.OK, f"{phase} baked for {_fmt(p.bake)} with every alarm quiet and no drift",
+                data={"last_poll": p.to_dict()},
+                hint=f"the next advance may proceed: cutover advance{' --approve' if nxt and nxt.approval else ''} --reason \"...\""
+                if nxt else "this is the last phase: the cutover is complete"))
+        show(p)
+        if max_polls is not None and polls >= max_polls:
+            return orchestrator._finish(rt, report, Outcome(ExitCode.OK, f"stopped after {polls} polls; {phase} still baking",
+                                                            data={"last_poll": p.to_dict()}))
+        rt.clock.sleep(min(interval, max(p.bake - p.baked, 0.0)) or interval)
+
+
+def _fmt(seconds: float) -> str:
+    from cutover.plan import format_duration
+
+    return format_duration(seconds)
+
+
+# --- renderers -------------------------------------------------------------------------------------
+def json_lines(write: Callable[[str], None]) -> Callable[[Poll], None]:
+    import json
+
+    return lambda p: write(json.dumps(p.to_dict(), sort_keys=True))
+
+
+class LiveView:
+    """A rich live view: alarms with their state and time in state, the bake's progress, drift."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.live = Live(console=Console(stderr=True), auto_refresh=False)
+
+    def __enter__(self):
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.live.__exit__(*exc)
+
+    def __call__(self, p: Poll) -> None:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        table = Table(title=f"{p.phase}: baked {_fmt(p.baked)} of {_fmt(p.bake)}  ({p.at})")
+        table.add_column("alarm")
+        table.add_column("state")
+        table.add_column("since")
+        for a in p.alarms:
+            style = "red" if a["state"] != "OK" else "green"
+            table.add_row(a["name"], f"[{style}]{a['state']}[/{style}]", a["since"])
+        drift = f"[red]drift: {', '.join(p.drift)}[/red]" if p.drift else "[green]flags as declared[/green]"
+        bar = ProgressBar(total=max(p.bake, 1), completed=min(p.baked, p.bake))
+        self.live.update(Group(table, bar, drift), refresh=True)
