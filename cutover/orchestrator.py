@@ -376,9 +376,10 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             result = converger.run(changes)
             # A rollback may have started after our last write: never record over it.
             before_write(rt.params.get_many([plan.state_parameter]).get(plan.state_parameter))
-        except Preempted:
+        except Preempted as err:
             _yield_to_rollback(rt, changes)
             report.changes = [c.to_dict() for c in changes]
+            _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
             raise
         except Incomplete as err:
             report.changes = [c.to_dict() for c in changes]
