@@ -102,7 +102,7 @@ def _status_word(r: Report) -> str:
 def summary_line(r: Report) -> str:
     """The one line a reviewer reads first."""
     c = r.counts()
-    parts = [f"**{_status_word(r)}** (exit {r.exit_code})"]
+    parts = [f"**{_status_word(r)}**" + (f" (exit {r.exit_code})" if r.exit_code is not None else "")]
     if r.from_state or r.to_state:
         parts.append(f"{r.from_state or '?'} → {r.to_state}" if r.command != "preflight" else f"phase {r.to_state}")
     g = c["gates"]
@@ -111,14 +111,19 @@ def summary_line(r: Report) -> str:
         parts.append(f"gates: {g['passed']} passed, {g['failed']} failed{skipped}")
     if r.command in ("advance", "rollback") or r.changes:
         ch = c["changes"]
-        parts.append(f"flags: {ch['total']} to change, {ch['confirmed']} confirmed" if ch["total"] else "flags: no change")
-    if r.duration_seconds is not None:
-        parts.append(f"took {r.duration_seconds:g}s")
+        if not ch["total"]:
+            parts.append("flags: no change")
+        elif r.dry_run:
+            parts.append(f"flags: {ch['total']} would change")
+        else:
+            parts.append(f"flags: {ch['written']} of {ch['total']} changed, {ch['confirmed']} confirmed")
+    if r.duration_seconds is not None:  # the stamps have whole seconds
+        parts.append(f"took {r.duration_seconds:g}s" if r.duration_seconds >= 1 else "took <1s")
     return " · ".join(parts)
 
 
 def _header(r: Report) -> list[str]:
-    dry = " (dry run)" if r.dry_run and r.command not in _READ_ONLY_COMMANDS else ""
+    dry = " (dry run)" if r.dry_run and r.command not in _READ_ONLY_COMMANDS and not r.final_status.startswith("dry run") else ""
     rows = [
         ("plan", f"`{_cell(r.plan)}` · sha256 `{_cell(r.plan_digest[:12])}`"),
         ("run id", _code(r.run_id)),

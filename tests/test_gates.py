@@ -25,6 +25,7 @@ from cutover.gates.http import operation_keywords
 from cutover.gates.logs import filter_pattern, values_equal
 from cutover.gates.templates import Templates
 from cutover.model import (
+    AlarmExpect,
     AlarmsCheck,
     CommandCheck,
     EnvCheck,
@@ -732,3 +733,104 @@ def test_log_and_secret_gates_on_emulator(emulator, aws_ports):
     assert results[0].detail == "last success 2h ago (max 8h)"
     r = run_check(LogAbsentCheck("absent", "/missing", 3600, contains="x"), ctx)
     assert r.status == FAIL and r.detail == "log group /missing not found"
+
+
+# --- failure classes against real things, through `advance`: each fails the gate, nothing is written ------
+
+
+def _boto(service: str):
+    import boto3
+
+    return boto3.client(service, region_name="us-east-2")
+
+
+def _delete_secret(seed, secret_id: str) -> None:
+    seed.put_secret(secret_id, API_KEY)
+    _boto("secretsmanager").delete_secret(SecretId=secret_id, RecoveryWindowInDays=7)
+
+
+def _alarm(seed, name: str, state: str, **config) -> None:
+    seed.put_alarm(name, "OK")
+    if config:
+        _boto("cloudwatch").put_metric_alarm(AlarmName=name, Namespace="Cutover/Sandbox", MetricName="Sandbox",
+                                             Statistic="Sum", Period=60, EvaluationPeriods=1,
+                                             ComparisonOperator="GreaterThanThreshold", **config)
+    if state != "OK":
+        seed.set_alarm_state(name, state, "injected")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed when the block ends: nothing listens there
+
+
+_NOW = lambda: SystemClock().now()  # noqa: E731
+PY = sys.executable
+
+# (id, check built from the local server's url, emulator set-up, words the detail must contain)
+FAILURE_CLASSES = [
+    ("env-missing", lambda url: EnvCheck("g", equals={"E2E_NOT_SET": "true"}), None, "E2E_NOT_SET is not set"),
+    ("secret-not-found", lambda url: SecretsCheck("g", ("e2e/nope",)), None, "secret e2e/nope not found"),
+    ("secret-deleted", lambda url: SecretsCheck("g", ("e2e/gone",)), lambda s: _delete_secret(s, "e2e/gone"),
+     "secret e2e/gone is marked for deletion"),
+    ("secret-deleted-describe", lambda url: SecretsCheck("g", ("e2e/gone",), decrypt=False),
+     lambda s: _delete_secret(s, "e2e/gone"), "secret e2e/gone is marked for deletion"),
+    ("http-401", lambda url: http_check(url + "/401", name="g"), None, "HTTP 401 from http://127.0.0.1:"),
+    ("http-403", lambda url: http_check(url + "/403", name="g"), None, "authentication/authorization failed"),
+    ("http-429", lambda url: http_check(url + "/429-always", name="g", timeout=5), None,
+     "rate limited (after 2 retries; Retry-After 1s)"),
+    ("http-500", lambda url: http_check(url + "/500", name="g"), None, "HTTP 500 from http://127.0.0.1:"),
+    ("http-slow", lambda url: http_check(url + "/slow", name="g", timeout=0.3), None, "(timeout)"),
+    ("http-closed-port", lambda url: http_check(f"http://127.0.0.1:{_closed_port()}/x", name="g", timeout=2), None,
+     "connection refused by http://127.0.0.1:"),
+    ("graphql-errors", lambda url: GraphqlCheck("g", url + "/graphql-errors", "query { shop { name } }"), None,
+     "GraphQL errors: 2; first ACCESS_DENIED"),
+    ("log-group-missing", lambda url: LogFreshnessCheck("g", "/e2e/nowhere", 8 * 3600, json_match={"ok": True}), None,
+     "log group /e2e/nowhere not found"),
+    ("log-stale", lambda url: LogFreshnessCheck("g", "/e2e/stale", 8 * 3600, json_match={"ok": True}),
+     lambda s: s.put_log_event("/e2e/stale", '{"ok": true}', _NOW() - timedelta(hours=10)),
+     "no success within 8h in /e2e/stale; newest is 10h old"),
+    ("log-absent-match", lambda url: LogAbsentCheck("g", "/e2e/worker", 3600, contains="method=POST"),
+     lambda s: s.put_log_event("/e2e/worker", "GET ok; method=POST to=jane@example.com", _NOW() - timedelta(minutes=5)),
+     "1 matching event in the last 1h; newest at "),
+    ("command-exit", lambda url: CommandCheck("g", (PY, "-c", "raise SystemExit(4)")), None, "exit 4; last output"),
+    ("command-not-found", lambda url: CommandCheck("g", ("cutover-no-such-program",)), None,
+     "command not found: cutover-no-such-program"),
+    ("command-timeout", lambda url: CommandCheck("g", (PY, "-c", "import time; time.sleep(30)"), timeout=0.5), None,
+     "still running after 0.5s, killed"),
+    ("alarm-firing", lambda url: AlarmsCheck("g", ("e2e-errors",)), lambda s: _alarm(s, "e2e-errors", "ALARM"),
+     "e2e-errors in ALARM since "),
+    ("alarm-missing", lambda url: AlarmsCheck("g", ("e2e-errors", "e2e-absent")), None, "alarm not found: e2e-absent"),
+    ("alarm-insufficient", lambda url: AlarmsCheck("g", ("e2e-errors",)),
+     lambda s: _alarm(s, "e2e-errors", "INSUFFICIENT_DATA"), "INSUFFICIENT_DATA: e2e-errors"),
+    ("alarm-not-quiet", lambda url: AlarmsCheck("g", ("e2e-errors",), quiet_for=3600), None, "e2e-errors OK for only "),
+    ("alarm-expect", lambda url: AlarmsCheck("g", ("e2e-errors",), expect={"e2e-errors": AlarmExpect(threshold=5)}),
+     lambda s: _alarm(s, "e2e-errors", "OK", Threshold=50.0), "e2e-errors: expected threshold 5, AWS has 50"),
+]
+
+
+@pytest.mark.parametrize("build,setup,words", [c[1:] for c in FAILURE_CLASSES], ids=[c[0] for c in FAILURE_CLASSES])
+def test_failure_class_fails_the_gate_and_writes_nothing(e2e, emulator, server, build, setup, words):
+    import dataclasses
+
+    from cutover import orchestrator, state
+    from cutover.aws import CallCounter
+
+    if setup is not None:
+        setup(emulator.seeder("us-east-2"))
+    plan = e2e.plan
+    shadow = dataclasses.replace(plan.phases[0], gates=("env_ok", "g"))
+    plan = dataclasses.replace(plan, checks={**plan.checks, "g": build(server.url)}, phases=(shadow, *plan.phases[1:]))
+    counter = CallCounter()
+    out = orchestrator.advance(e2e(plan=plan, counter=counter))
+
+    assert out.exit_code == 1 and out.headline == "gates for shadow failed: g; nothing was written"
+    [gate] = [g for g in out.data["gates"] if g["check"] == "g"]
+    assert gate["status"] == FAIL and words in gate["detail"], gate["detail"]
+    assert gate["next_action"] and API_KEY not in gate["detail"] + gate["next_action"]
+    assert "jane@example.com" not in json.dumps(out.data)
+    assert counter.calls["ssm:PutParameter"] == 1  # the lock; no flag, no state record
+    assert set(counter.writes()) <= {"ssm:PutParameter", "ssm:DeleteParameter"}
+    assert state.StateStore(plan, e2e().aws.params).read().record is None
+    assert e2e.live() == plan.rollback_values()

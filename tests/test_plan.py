@@ -835,7 +835,18 @@ def test_repo_plan_checks(repo_plan: model.Plan) -> None:
     assert c["token_refresh_recent"] == LogFreshnessCheck(
         "token_refresh_recent", "/aws/lambda/rp-mw-prod-shopify-token-refresh", 28800,
         json_match={"refresh_succeeded": True})
-    assert c["alarms_quiet"] == AlarmsCheck("alarms_quiet", ALARMS, quiet_for=900, insufficient_data="fail")
+    quiet = c["alarms_quiet"]
+    assert (quiet.names, quiet.quiet_for, quiet.insufficient_data) == (ALARMS, 900, "fail")
+    # The thresholds of the monitoring in /work/shared/reference/order-status.md.
+    expect = {name: e.declared() for name, e in quiet.expect.items()}
+    assert expect == {
+        "rp-mw-prod-worker-error-rate": {"threshold": 5, "comparison": "GreaterThanThreshold", "period": 900},
+        "rp-mw-prod-shopify-refresh-errors": {"threshold": 0, "comparison": "GreaterThanThreshold", "period": 3600,
+                                              "metric": "Errors", "namespace": "AWS/Lambda"},
+        "rp-mw-prod-richpanel-429-spike": {"threshold": 5, "comparison": "GreaterThanOrEqualToThreshold", "period": 900},
+        "rp-mw-prod-shopify-429-spike": {"threshold": 5, "comparison": "GreaterThanOrEqualToThreshold", "period": 900},
+        "rp-mw-prod-openai-intent-failures": {"threshold": 0, "comparison": "GreaterThanThreshold", "period": 300},
+    }
 
 
 def test_repo_plan_explains_itself_in_comments() -> None:
