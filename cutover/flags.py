@@ -14,7 +14,7 @@ from cutover.clock import Clock
 from cutover.errors import AwsError, Incomplete
 from cutover.model import Flag, Plan
 from cutover.ports import Param, ParameterStore
-from cutover.redact import fingerprint
+from cutover.redact import REDACTOR, fingerprint
 
 READ_BATCH = 10  # GetParameters takes at most 10 names
 VERIFY_ATTEMPTS = 12  # stale reads: read back this many times, backing off, before giving up
@@ -69,8 +69,15 @@ class ConvergeResult:
 
 
 def read_live(plan: Plan, store: ParameterStore, extra: list[str] = ()) -> dict[str, Param]:
-    """Every flag's live parameter (missing ones absent), plus any extra names, keyed by parameter name."""
-    return store.get_many([f.parameter for f in plan.flags] + list(extra))
+    """Every flag's live parameter (missing ones absent), plus any extra names, keyed by parameter name.
+
+    Live values of sensitive flags are registered with the redactor: a hand-edited value is as
+    private as a declared one."""
+    live = store.get_many([f.parameter for f in plan.flags] + list(extra))
+    for f in plan.flags:
+        if f.sensitive and f.parameter in live:
+            REDACTOR.register(live[f.parameter].value)
+    return live
 
 
 def is_at(flag: Flag, param: Param | None, value: str) -> bool:

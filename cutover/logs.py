@@ -52,6 +52,7 @@ def configure(verbose: bool = False, log_file: Path | None = None) -> None:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,  # render tracebacks to text first, so the redactor sees them
             _redact,
             _current,
         ],

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from cutover import evidence, orchestrator, state
-from cutover.clock import OffsetClock
+from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
 from cutover.model import AlarmsCheck, LogFreshnessCheck, Plan
 
@@ -93,6 +93,7 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
 
     logs.configure(verbose, Path(evidence_dir) / "cutover.log.jsonl")
     clock = OffsetClock()
+    started_at = state.iso(clock.now())
     steps: list[Step] = []
     with Sandbox(plan) as sb:
         sb.emulator.apply_env(os.environ, plan.region)  # boto3 reads AWS_ENDPOINT_URL and the dummy keys
@@ -178,7 +179,7 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
 
     ok = all(s.ok for s in steps)
     report = evidence.Report(command="rehearse", run_id=orchestrator.new_run_id(), plan=plan.name, plan_digest=plan.digest,
-                             region=plan.region, started_at=state.iso(clock.now()), steps=[s.__dict__ for s in steps],
+                             region=plan.region, started_at=started_at, steps=[s.__dict__ for s in steps],
                              notes=notes, actor="sandbox")
     outcome = orchestrator.Outcome(
         ExitCode.OK if ok else ExitCode.INCOMPLETE,
@@ -186,7 +187,8 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
         [f"{'ok  ' if s.ok else 'FAIL'} {s.step}: {s.outcome}" for s in steps] + [f"note: {n}" for n in notes],
         {"steps": [s.__dict__ for s in steps], "notes": notes},
     )
-    report.final_status, report.exit_code, report.ended_at = outcome.headline, outcome.exit_code, state.iso(clock.now())
+    # Wall-clock times for the report: the rehearsal's own clock was fast-forwarded.
+    report.final_status, report.exit_code, report.ended_at = outcome.headline, outcome.exit_code, state.iso(SystemClock().now())
     outcome.evidence_path = str(evidence.write(report, evidence_dir))
     return outcome
 

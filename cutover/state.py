@@ -17,6 +17,7 @@ from cutover.clock import Clock
 from cutover.errors import AlreadyExists, Blocked, Incomplete, NotFound
 from cutover.model import PENDING, ROLLED_BACK, Plan
 from cutover.ports import Param, ParameterStore
+from cutover.redact import REDACTOR
 
 STABLE, ADVANCING, ROLLING_BACK, INTERRUPTED = "stable", "advancing", "rolling_back", "interrupted"
 STATUSES = (STABLE, ADVANCING, ROLLING_BACK, INTERRUPTED)
@@ -126,6 +127,7 @@ class StateStore:
     def write(self, record: StateRecord, clock: Clock) -> int:
         """Write a new version and read it back (reads may be stale: retry a few times)."""
         record.plan = self.plan.name
+        record.reason = REDACTOR.text(record.reason)  # operators type reasons; AWS keeps them for years
         if record.plan_items is None:
             from cutover.plandiff import fingerprints
 

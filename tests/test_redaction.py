@@ -483,12 +483,7 @@ def test_log_events_are_redacted_on_the_console_and_in_the_file(tmp_path, capsys
     assert json.loads(text.splitlines()[-1])["headers"] == {"Authorization": "[REDACTED]"}
 
 
-# cli.run prints `traceback.print_exc()` under -v: frames only (no locals), but the exception's message
-# raw. Fix in cli.py: say(REDACTOR.text(traceback.format_exc(limit=20)), err=True).
-VERBOSE_TRACEBACK = pytest.mark.xfail(strict=True, reason="cli.run -v prints the traceback unredacted")
-
-
-@pytest.mark.parametrize("verbose", [False, pytest.param(True, marks=VERBOSE_TRACEBACK)])
+@pytest.mark.parametrize("verbose", [False, True])
 def test_an_unexpected_exception_never_shows_its_message(e2e, tmp_path, monkeypatch, verbose):
     from typer.testing import CliRunner
 
@@ -510,8 +505,6 @@ def test_an_unexpected_exception_never_shows_its_message(e2e, tmp_path, monkeypa
         assert secret not in stream and "jane@example.com" not in stream
 
 
-@pytest.mark.xfail(strict=True, reason="logs.py renders exc_info after the redactor; fix: add "
-                   "structlog.processors.format_exc_info before _redact")
 def test_a_logged_exception_is_redacted(tmp_path, capsys):
     from cutover import logs
     from cutover.redact import REDACTOR
