@@ -147,6 +147,9 @@ class Phase:
     description: str = ""
     bake: float = 0.0
     approval: bool = False
+    approvers: tuple[str, ...] = ()  # ARN patterns (fnmatch: * and ?) allowed to approve; empty = anyone
+    separate_approver: bool = False  # the approver must not be who entered the previous phase
+    auto_rollback: bool = False  # `watch` rolls back on its own in this phase, without --auto-rollback
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ class Plan:
     write_rate: float = 3.0
     lock_lease: float = 900.0
     version: int = 1
+    notify_topic: str | None = None  # SNS topic ARN told of every state change (PII-safe text)
     digest: str = ""  # sha256 hex of the plan file's bytes
     path: str = "phases.yaml"
 

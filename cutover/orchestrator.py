@@ -6,6 +6,7 @@ run is the same pipeline on a read-only AWS session, stopping before the first w
 
 from __future__ import annotations
 
+import fnmatch
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomple
 from cutover.gates.context import GateContext
 from cutover.gates.result import GateResult
 from cutover.model import PENDING, ROLLED_BACK, Phase, Plan
+from cutover.notify import notify
 from cutover.ports import AwsPorts, Param
 from cutover.redact import REDACTOR
 
@@ -301,8 +303,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         if drifted:
             raise Blocked(f"live flags differ from the recorded phase {current}: {', '.join(drifted)}; nothing was written",
                           "run `cutover status` to see them; restore them with `cutover rollback` (or fix them by hand), then advance")
-    if phase.approval and not approve:
-        raise Blocked(f"entering {phase.name} needs explicit approval", f"re-run with --approve --reason \"...\"")
+    approver = _check_approval(rt, phase, current, approve, reason) if phase.approval else None
     remaining = bake_remaining(rt, view)
     if remaining > 0:
         from cutover.plan import format_duration
@@ -360,7 +361,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         store.write(state.StateRecord(
             phase=base, status=state.ADVANCING, target=phase.name, entered_at=rec.entered_at if rec else "",
             actor=ident.arn, run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
-            approved_by=ident.arn if approve else None), rt.clock)
+            approved_by=approver), rt.clock)
 
         def before_write(state_param: Param | None) -> None:
             seen = state.interpret(plan, state_param).record
@@ -384,14 +385,17 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         except Incomplete as err:
             report.changes = [c.to_dict() for c in changes]
             _mark_interrupted(rt, store, base, phase.name, reason)
+            notify(rt, f"advance to {phase.name} INTERRUPTED", [err.message, "run `cutover status`; re-run or roll back"])
             _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
             raise
         report.changes = [c.to_dict() for c in result.changes]
         store.write(state.StateRecord(
             phase=phase.name, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
             run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
-            approved_by=ident.arn if approve else None), rt.clock)
+            approved_by=approver), rt.clock)
         data["changes"] = report.changes
+        notify(rt, f"entered {phase.name}", [f"{current} -> {phase.name} by {ident.arn}", f"{len(changes)} flag(s) changed",
+                                             *([f"approved by {approver}"] if approver else []), f"reason: {reason or '-'}"])
         return _finish(rt, report, Outcome(
             ExitCode.OK, f"entered {phase.name}: {len(changes)} flag(s) changed and confirmed",
             gate_lines + _change_lines(changes), data,
@@ -402,6 +406,32 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                 lease.release()
             except CutoverError:
                 pass
+
+
+def _check_approval(rt: Runtime, phase: Phase, current: str, approve: bool, reason: str) -> str:
+    """Who approves entering `phase`, after checking they may. Blocked (exit 3) with the reason otherwise."""
+    if not approve or not reason.strip():
+        raise Blocked(f"entering {phase.name} needs explicit approval: --approve and --reason",
+                      f'cutover advance --approve --reason "why {phase.name} may start now"')
+    who = rt.identity().arn
+    if phase.approvers and not any(fnmatch.fnmatchcase(who, pattern) for pattern in phase.approvers):
+        raise Blocked(f"{who} may not approve entering {phase.name}",
+                      f"an approver must match one of: {', '.join(phase.approvers)}")
+    if phase.separate_approver:
+        entered_by = _entered_by(rt, current)
+        if entered_by == who:
+            raise Blocked(f"{who} entered {current} and so may not approve entering {phase.name} (four eyes)",
+                          "ask another approver to run the advance")
+    rt.notes.append(f"approved by {who}: {reason}")
+    return who
+
+
+def _entered_by(rt: Runtime, phase: str) -> str | None:
+    """The actor of the last transition that completed into `phase`."""
+    for _, _, rec, _ in reversed(state.StateStore(rt.plan, rt.params).history()):
+        if rec is not None and rec.status == state.STABLE and rec.phase == phase and rec.command in ("advance", "rollback"):
+            return rec.actor
+    return None
 
 
 def _yield_to_rollback(rt: Runtime, changes: list[flagmod.FlagChange]) -> None:
@@ -512,6 +542,10 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     lines = _change_lines(all_changes)
     if preempted:
         lines.append(f"preempted run {preempted}")
+    automatic = reason.startswith("auto-rollback")
+    notify(rt, f"{'AUTOMATIC ' if automatic else ''}ROLLBACK {current} -> {dest}",
+           [f"by {ident.arn}", f"{len(all_changes)} flag(s) restored and confirmed", f"reason: {reason or '-'}",
+            *([f"preempted run {preempted}"] if preempted else [])])
     return _finish(rt, report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(all_changes)} flag(s) changed, every flag confirmed",
                                        lines, data))
 

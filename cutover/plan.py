@@ -241,6 +241,7 @@ def _build(root: MappingNode, digest: str, path: str) -> Plan:
         write_rate=float(_value(top, "write_rate", 3.0)),
         lock_lease=_seconds(top["lock_lease"][1]) if "lock_lease" in top else 900.0,
         version=_value(top, "version"),
+        notify_topic=_fields(top["notify"][1])["sns_topic_arn"][1].value if "notify" in top else None,
         digest=digest,
         path=path,
     )
@@ -378,6 +379,9 @@ def _phases(node: SequenceNode, flag_names: set[str], checks: dict[str, Check]) 
                 description=_value(fields, "description", ""),
                 bake=_seconds(fields["bake"][1]) if "bake" in fields else 0.0,
                 approval=_value(fields, "approval", False),
+                approvers=tuple(scalar(a) for a in fields["approvers"][1].value) if "approvers" in fields else (),
+                separate_approver=_value(fields, "separate_approver", False),
+                auto_rollback=_value(fields, "auto_rollback", False),
             )
         )
     return tuple(phases)

@@ -95,6 +95,11 @@ class IdentitySource(Protocol):
     def caller(self) -> Identity: ...
 
 
+class Notifier(Protocol):
+    def publish(self, topic_arn: str, subject: str, message: str) -> None:
+        """Send a short message; raise AwsError on failure (the caller logs it and moves on)."""
+
+
 @dataclass
 class AwsPorts:
     """Everything the core needs from AWS, bundled so use cases take one argument."""
@@ -105,3 +110,4 @@ class AwsPorts:
     logs: LogSource
     identity: IdentitySource
     region: str = ""
+    notifier: Notifier | None = None

@@ -141,6 +141,16 @@ _SCHEMA: dict = {
             "additionalProperties": _ref("check"),
         },
         "phases": _list_of(_ref("phase"), description="the phases in order, Phase 0 first"),
+        "notify": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["sns_topic_arn"],
+            "description": "who hears of every state change, rollback and automatic rollback",
+            "properties": {
+                "sns_topic_arn": _str(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$",
+                                      description="an SNS topic ARN"),
+            },
+        },
     },
     "$defs": {
         "flag_name": _str(title="flag", pattern=ITEM_NAME, description="letters, digits, '_', '.' and '-'"),
@@ -222,6 +232,20 @@ _SCHEMA: dict = {
                 },
                 "bake": _ref("duration", default=0, description="how long the phase must hold before the next advance"),
                 "approval": {"type": "boolean", "default": False, "description": "advancing into it needs --approve"},
+                "approvers": _list_of(
+                    _str(pattern=r"^arn:aws[a-z-]*:(iam|sts)::[0-9*?]*:[A-Za-z0-9+=,.@_/*?-]+$",
+                         description="an IAM or STS ARN pattern, e.g. arn:aws:sts::123456789012:assumed-role/release-*/*"),
+                    uniqueItems=True,
+                    description="IAM/STS ARN patterns (* and ?) allowed to approve entering this phase",
+                ),
+                "separate_approver": {
+                    "type": "boolean", "default": False,
+                    "description": "the approver must not be who entered the previous phase (four eyes)",
+                },
+                "auto_rollback": {
+                    "type": "boolean", "default": False,
+                    "description": "`cutover watch` rolls back on an alarm or drift in this phase, as with --auto-rollback",
+                },
             },
         },
         "check": {

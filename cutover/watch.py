@@ -65,6 +65,7 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
     if phase in (PENDING, ROLLED_BACK) or view.status != state.STABLE:
         return Outcome(ExitCode.OK, f"nothing to watch: the cutover is {phase} ({view.status})",
                        hint="advance first: cutover advance" if phase in (PENDING, ROLLED_BACK) else "run `cutover status`")
+    auto_rollback = auto_rollback or plan.phase(phase).auto_rollback
     entered_version = view.version
     report = orchestrator._report(rt, "watch", from_state=phase, to_state=phase)
     interval = max(interval, MIN_INTERVAL)

@@ -188,7 +188,7 @@ def test_advance_evidence_on_the_emulator(e2e):
 def test_failed_gate_and_sensitive_change_evidence(e2e, emulator):
     orchestrator.advance(e2e())  # shadow
     emulator.seeder("us-east-2").set_alarm_state("e2e-errors", "ALARM", "injected")
-    out = orchestrator.advance(e2e(), approve=True)
+    out = orchestrator.advance(e2e(), approve=True, reason="test")
     assert out.exit_code == 1
     data = json.loads((Path(out.evidence_path) / "report.json").read_text())
     assert data["outcome"] == "gate_failed" and data["changes"] == [] and data["counts"]["gates"]["failed"] == 1
@@ -196,7 +196,7 @@ def test_failed_gate_and_sensitive_change_evidence(e2e, emulator):
     assert failed["check"] == "quiet" and failed["next_action"].startswith("do not advance")
 
     emulator.seeder("us-east-2").set_alarm_state("e2e-errors", "OK", "recovered")
-    out = orchestrator.advance(e2e(), approve=True)  # canary: writes the sensitive allowlist
+    out = orchestrator.advance(e2e(), approve=True, reason="test")  # canary: writes the sensitive allowlist
     folder = Path(out.evidence_path)
     allow = next(c for c in json.loads((folder / "report.json").read_text())["changes"] if c["flag"] == "allow")
     assert (allow["old"], allow["new"]) == (fingerprint("none"), fingerprint("canary@example.com"))

@@ -23,7 +23,7 @@ HOW = "fault proxy SIGKILLs the CLI process right after its k-th write is applie
 def setup_at(e2e, phase):
     """A clean emulator at `phase` (state recorded, flags declared), with no lock."""
     while state.StateStore(e2e.plan, e2e().aws.params).read().phase != phase:
-        assert orchestrator.advance(e2e(), approve=True).exit_code == 0
+        assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
 
 
 def run_cli(proxy, args, kill_after, tmp_path):
@@ -55,7 +55,7 @@ CASES += [("rollback", start, "rolled_back") for start in ("shadow", "canary", "
 
 @pytest.mark.parametrize("command,start,target", CASES, ids=[f"{c}-from-{s}" for c, s, _ in CASES])
 def test_kill_after_every_write(command, start, target, e2e, emulator, fault_proxy, tmp_path, reliability):
-    args = ["advance", "--yes", "--approve"] if command == "advance" else ["rollback", "--yes"]
+    args = ["advance", "--yes", "--approve", "--reason", "test"] if command == "advance" else ["rollback", "--yes"]
     k = 0
     while True:
         k += 1
@@ -96,7 +96,7 @@ def check_recovery(e2e, command, start, target, k):
     else:
         # ...even k: the operator re-runs the interrupted command, which converges to its target.
         if command == "advance":
-            out = orchestrator.advance(fault_free(), approve=True)
+            out = orchestrator.advance(fault_free(), approve=True, reason="test")
             # A kill after the final state write leaves the phase entered: the re-run moves one further.
             entered = state.StateStore(e2e.plan, fault_free().aws.params).read().phase
             assert out.exit_code == 0 and entered in (target, e2e.plan.next_phase(target).name if e2e.plan.next_phase(target) else target)

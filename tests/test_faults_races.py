@@ -90,7 +90,7 @@ def test_rollback_during_an_advance_always_wins(e2e, emulator, reliability):
         with reliability.case("race: rollback during an advance", f"two threads, rollback starts at a random moment in 0-0.6 s, {RUNS} runs"):
             from cutover.clock import SystemClock
 
-            adv = lambda: orchestrator.advance(e2e(plan=slow_writes, clock=SystemClock()), approve=True)  # noqa: E731
+            adv = lambda: orchestrator.advance(e2e(plan=slow_writes, clock=SystemClock()), approve=True, reason="test")  # noqa: E731
             rb = lambda: orchestrator.rollback(e2e(), reason="race")  # noqa: E731
             (adv_code, adv_msg), (rb_code, rb_msg) = run_together(adv, rb, jitter=0.6, rng=rng, first_now=True)
             assert rb_code == 0, rb_msg
@@ -109,7 +109,7 @@ def test_two_rollbacks_at_once_both_end_safe(e2e, emulator, reliability):
     for run in range(RUNS):
         reset(e2e, emulator)
         assert orchestrator.advance(e2e()).exit_code == 0
-        assert orchestrator.advance(e2e(), approve=True).exit_code == 0  # canary
+        assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0  # canary
         with reliability.case("race: two rollbacks at once", f"two threads, random start jitter up to 0.1 s, {RUNS} runs"):
             results = run_together(lambda: orchestrator.rollback(e2e()), lambda: orchestrator.rollback(e2e()),
                                    jitter=0.1, rng=rng)

@@ -27,7 +27,7 @@ def test_bad_state_record(kind, e2e, reliability):
     with reliability.case("bad state record", "state parameter deleted, truncated, foreign or naming an unknown phase, with flags left at canary"):
         params = e2e().aws.params
         for _ in range(2):
-            orchestrator.advance(e2e(), approve=True)
+            orchestrator.advance(e2e(), approve=True, reason="test")
         assert e2e.live() == e2e.plan.values_for("canary")
         if BAD_RECORDS[kind] is None:
             params.delete(e2e.plan.state_parameter)
@@ -43,7 +43,7 @@ def test_bad_state_record(kind, e2e, reliability):
             assert "DRIFT" in st.headline  # no record: pending, and the canary flags are drift
         # advance refuses with a clear message, writing nothing
         with pytest.raises(Blocked) as err:
-            orchestrator.advance(e2e(), approve=True)
+            orchestrator.advance(e2e(), approve=True, reason="test")
         assert "nothing was written" in err.value.message or "refusing" in err.value.message
         assert e2e.live() == e2e.plan.values_for("canary")
         # rollback still works and leaves a good record
@@ -59,7 +59,7 @@ def test_hand_edited_flag_is_drift_that_blocks_advance(e2e, reliability):
         st = orchestrator.status(e2e(dry_run=True), check=True)
         assert st.exit_code == ExitCode.DRIFT and st.data["drift"] == ["kill"]
         with pytest.raises(Blocked) as err:
-            orchestrator.advance(e2e(), approve=True)
+            orchestrator.advance(e2e(), approve=True, reason="test")
         assert "kill" in err.value.message and "rollback" in err.value.hint
         assert orchestrator.rollback(e2e(), to=None).exit_code == 0
         assert e2e.live() == e2e.plan.rollback_values()
@@ -77,14 +77,14 @@ def test_plan_changed_since_the_last_transition(e2e, tmp_path, reliability):
         orchestrator.advance(e2e())
         changed = edited("a.yaml", 'set: {allow: "*"}', 'set: {allow: "*", mode: "full"}')
         with pytest.raises(Blocked) as err:
-            orchestrator.advance(e2e(plan=changed), approve=True)
+            orchestrator.advance(e2e(plan=changed), approve=True, reason="test")
         assert "plan changed" in err.value.message and "changed: phase:full" in err.value.message  # names what changed
         assert "--accept-plan-change" in err.value.hint
         assert e2e.live() == e2e.plan.values_for("shadow")
         # the dry run shows it without blocking; the explicit confirmation proceeds and says so
-        dry = orchestrator.advance(e2e(plan=changed, dry_run=True), approve=True)
+        dry = orchestrator.advance(e2e(plan=changed, dry_run=True), approve=True, reason="test")
         assert dry.exit_code == 0 and any("plan changed" in n for n in dry.data["notes"])
-        out = orchestrator.advance(e2e(plan=changed), approve=True, accept_plan_change=True)
+        out = orchestrator.advance(e2e(plan=changed), approve=True, reason="test", accept_plan_change=True)
         assert out.exit_code == 0 and any("accepted with --accept-plan-change" in n for n in out.data["notes"])
         # rollback always uses the current plan's rollback values, changed or not
         safer = edited("b.yaml", 'rollback: "off"', 'rollback: "disabled"')
@@ -102,7 +102,7 @@ def test_unlock_force_records_who_and_why(e2e, reliability):
         rec = e2e.state().record
         assert rec.command == "unlock" and "bob's laptop died" in rec.reason and "user/bob" in rec.reason
         assert rec.actor.endswith("user/moto")
-        assert orchestrator.advance(e2e(), approve=True).exit_code == 0  # the way is clear
+        assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0  # the way is clear
 
 
 # --- fuzzed plans: always exit 2, one line, no traceback, no AWS call -------------------------------

@@ -58,7 +58,7 @@ def test_random_faults_on_ssm_calls(seed, e2e, fault_proxy, monkeypatch, reliabi
             view = e2e.state()
             if command == "advance":
                 target = e2e.plan.next_phase(view.phase).name if not view.problem else None
-                code, msg = attempt(lambda: orchestrator.advance(e2e(), approve=True))
+                code, msg = attempt(lambda: orchestrator.advance(e2e(), approve=True, reason="test"))
             else:
                 target = "rolled_back"
                 code, msg = attempt(lambda: orchestrator.rollback(e2e()))
@@ -76,7 +76,7 @@ def test_write_quota_is_respected_without_failures(e2e, fault_proxy, reliability
     fault_proxy.reconfigure(Faults(write_quota=2))  # tighter than the plan's write_rate of 10/s
     with reliability.case("write quota tighter than write_rate", "fault proxy: at most 2 PutParameter in any second"):
         for _ in range(2):
-            assert orchestrator.advance(e2e(), approve=True).exit_code == 0
+            assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
         assert orchestrator.rollback(e2e()).exit_code == 0
         assert e2e.live() == e2e.plan.rollback_values()
         assert fault_proxy.injected["quota"] > 0  # the quota did bite, and nothing was lost
@@ -87,7 +87,7 @@ def test_applied_writes_whose_response_is_lost_are_not_failures(e2e, fault_proxy
     recognises each one, and no flag ever holds any value but its old or its target."""
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     fault_proxy.reconfigure(Faults(lost_response_rate=1.0, only_operations={"PutParameter"}))
-    out = orchestrator.advance(e2e(), approve=True)
+    out = orchestrator.advance(e2e(), approve=True, reason="test")
     assert out.exit_code == 0 and e2e.live() == e2e.plan.values_for("shadow")
     from cutover.aws import SsmParameterStore, _Clients, make_session
 
@@ -101,7 +101,7 @@ def test_applied_writes_whose_response_is_lost_are_not_failures(e2e, fault_proxy
 def test_stale_reads_are_waited_out(e2e, fault_proxy, reliability):
     fault_proxy.reconfigure(Faults(stale_reads=3))
     for _ in e2e.plan.phases:
-        assert orchestrator.advance(e2e(), approve=True).exit_code == 0
+        assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
     assert e2e.live() == e2e.plan.values_for("full")
     assert fault_proxy.injected["stale_read"] > 0
     reliability.record("stale reads (bounded)", "fault proxy serves the previous value for the next 3 reads of a written parameter", True)
@@ -109,7 +109,7 @@ def test_stale_reads_are_waited_out(e2e, fault_proxy, reliability):
 
 def test_endless_stale_reads_end_in_exit_4_naming_unconfirmed_flags(e2e, fault_proxy, reliability):
     fault_proxy.reconfigure(Faults(stale_reads=10_000))
-    code, msg = attempt(lambda: orchestrator.advance(e2e(), approve=True))
+    code, msg = attempt(lambda: orchestrator.advance(e2e(), approve=True, reason="test"))
     assert code == ExitCode.INCOMPLETE
     assert "could not be confirmed" in msg or "not confirmed" in msg
     fault_proxy.reconfigure(Faults())
@@ -119,7 +119,7 @@ def test_endless_stale_reads_end_in_exit_4_naming_unconfirmed_flags(e2e, fault_p
 
 def test_denied_write_stops_before_any_flag_and_names_the_permission(e2e, fault_proxy, reliability):
     fault_proxy.reconfigure(Faults(deny={"PutParameter"}))
-    code, msg = attempt(lambda: orchestrator.advance(e2e(), approve=True))
+    code, msg = attempt(lambda: orchestrator.advance(e2e(), approve=True, reason="test"))
     assert code == ExitCode.INCOMPLETE and "ssm:PutParameter" in msg
     assert e2e.live() == e2e.plan.rollback_values()
     reliability.record("permission denied", "fault proxy answers AccessDeniedException", True)
@@ -127,7 +127,7 @@ def test_denied_write_stops_before_any_flag_and_names_the_permission(e2e, fault_
 
 def test_denied_secret_read_fails_the_gate_closed(e2e, fault_proxy, reliability):
     fault_proxy.reconfigure(Faults(deny={"GetSecretValue"}))
-    out = orchestrator.advance(e2e(), approve=True)
+    out = orchestrator.advance(e2e(), approve=True, reason="test")
     assert out.exit_code == ExitCode.GATE_FAILED and "secrets_ok" in out.headline
     assert e2e.live() == e2e.plan.rollback_values()
     assert e2e.state().record is None
@@ -138,6 +138,6 @@ def test_missing_credentials_stop_with_a_clear_message(e2e, monkeypatch, tmp_pat
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    code, msg = attempt(lambda: orchestrator.advance(e2e(), approve=True))
+    code, msg = attempt(lambda: orchestrator.advance(e2e(), approve=True, reason="test"))
     assert code in (ExitCode.INCOMPLETE, ExitCode.GATE_FAILED) and "credential" in msg.lower()
     reliability.record("credentials missing", "no AWS credentials in the environment", True)

@@ -20,7 +20,7 @@ def advance_to(e2e, phase):
         view = state.StateStore(e2e.plan, e2e().aws.params).read()
         if view.phase == phase:
             return
-        out = orchestrator.advance(e2e(), approve=True)
+        out = orchestrator.advance(e2e(), approve=True, reason="test")
         assert out.exit_code == 0, out.headline
 
 
@@ -32,7 +32,7 @@ def test_advance_through_every_phase_sets_exactly_the_declared_values(e2e):
         assert e2e.live() == e2e.plan.values_for(phase.name)
         rec = state.StateStore(e2e.plan, e2e().aws.params).read().record
         assert (rec.phase, rec.status, rec.actor) == (phase.name, "stable", "arn:aws:sts::123456789012:user/moto")
-    assert "nothing to do" in orchestrator.advance(e2e(), approve=True).headline
+    assert "nothing to do" in orchestrator.advance(e2e(), approve=True, reason="test").headline
 
 
 def test_secure_flag_is_a_securestring_and_never_in_evidence(e2e):
@@ -79,7 +79,7 @@ def test_dry_runs_make_zero_write_requests(e2e, emulator):
     advance_to(e2e, "shadow")
     emulator.start_recording()
     try:
-        adv = orchestrator.advance(e2e(dry_run=True), approve=True)
+        adv = orchestrator.advance(e2e(dry_run=True), approve=True, reason="test")
         rb = orchestrator.rollback(e2e(dry_run=True))
         recorded = emulator.recorded_requests()
         writes = emulator.write_requests()
@@ -125,10 +125,10 @@ def test_bake_must_elapse_before_the_next_advance(e2e):
     baking = dataclasses.replace(plan, phases=(dataclasses.replace(plan.phases[0], bake=1800), *plan.phases[1:]))
     assert orchestrator.advance(e2e(plan=baking)).exit_code == 0
     with pytest.raises(GateFailed) as err:
-        orchestrator.advance(e2e(plan=baking), approve=True)
+        orchestrator.advance(e2e(plan=baking), approve=True, reason="test")
     assert "still baking" in err.value.message and "left of 30m" in err.value.message
     e2e.clock.advance(1801)
-    assert orchestrator.advance(e2e(plan=baking), approve=True).exit_code == 0
+    assert orchestrator.advance(e2e(plan=baking), approve=True, reason="test").exit_code == 0
 
 
 def other_operator_lock(e2e, **kw):
@@ -178,7 +178,7 @@ def test_rollback_preempts_a_running_advance_before_its_next_write(e2e):
 
     rt.aws.params.put = put
     with pytest.raises(Blocked) as err:
-        orchestrator.advance(rt, approve=True)
+        orchestrator.advance(rt, approve=True, reason="test")
     assert "preempted" in err.value.message
     assert [p for p in puts if p.startswith("/e2e/")] == ["/e2e/kill"]
     assert e2e.live() == e2e.plan.rollback_values()
@@ -214,7 +214,7 @@ def test_status_reports_drift_and_an_interrupted_advance(e2e):
     assert st.exit_code == ExitCode.DRIFT
     assert any("mixed between shadow and canary: at canary: kill; at shadow: mode, allow" in line for line in st.lines)
     # Re-running the advance converges to the same target.
-    assert orchestrator.advance(e2e(), approve=True).exit_code == 0
+    assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
     assert e2e.live() == e2e.plan.values_for("canary")
 
 
@@ -251,7 +251,7 @@ def test_advance_refuses_while_a_rollback_is_unfinished(e2e):
     state.StateStore(e2e.plan, params).write(state.StateRecord(phase="shadow", status="rolling_back", target="rolled_back",
                                                                run_id="died", command="rollback"), e2e.clock)
     with pytest.raises(Blocked) as err:
-        orchestrator.advance(e2e(), approve=True)
+        orchestrator.advance(e2e(), approve=True, reason="test")
     assert "rollback is unfinished" in err.value.message
     assert orchestrator.rollback(e2e()).exit_code == 0  # finishing it is always possible
     assert state.StateStore(e2e.plan, params).read().record.status == "stable"

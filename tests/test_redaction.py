@@ -347,7 +347,7 @@ COMMANDS = [  # (argv, expected exit code)
     (["--json", "status"], 0),
     (["preflight", "--phase", "canary", "--out-md", "OUT_MD"], 1),  # every leaky gate fails
     (["--json", "preflight", "--phase", "canary"], 1),
-    (["advance", "--dry-run", "--approve"], 1),
+    (["advance", "--dry-run", "--approve", "--reason", "R"], 1),
     (["-v", "advance", "--yes", "--approve", "--reason", "R"], 1),
     ([DRIFT], None),
     (["status", "--check"], 5),
