@@ -135,8 +135,8 @@ def test_unknown_key_is_per_check_type() -> None:
 
 
 def test_unknown_phase_key() -> None:
-    text = plan_text(phases=PHASES + "    approve: true  # <-\n")
-    assert "did you mean 'approval'" in assert_error(text, "unknown key 'approve'", "phase").hint
+    text = plan_text(phases=PHASES + "    aproval: true  # <-\n")
+    assert "did you mean 'approval'" in assert_error(text, "unknown key 'aproval'", "phase").hint
 
 
 def test_wrong_type() -> None:
