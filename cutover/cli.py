@@ -159,7 +159,7 @@ def run(command: str, fn) -> None:
         if G.verbose:
             import traceback
 
-            traceback.print_exc(limit=20)
+            say(traceback.format_exc(limit=20), err=True)  # frames, no locals, and through the redactor
         fail(command, CutoverError(f"internal error: {type(err).__name__} in {command}",
                                    "run `cutover status` to see whether anything was written; re-run with -v and report it"))
 
@@ -271,7 +271,10 @@ def watch(
     def body():
         from cutover import watch as w
 
-        rt = runtime(load_plan(), dry_run=not auto_rollback, yes=True, command="watch")
+        plan = load_plan()
+        # Read-only unless a rollback may follow (the flag, or `auto_rollback: true` on some phase).
+        may_roll_back = auto_rollback or any(p.auto_rollback for p in plan.phases)
+        rt = runtime(plan, dry_run=not may_roll_back, yes=True, command="watch")
         if G.json or not sys.stderr.isatty():
             # JSON Lines on stdout: one per poll, then the final document on one line.
             emit("watch", w.watch(rt, auto_rollback, interval, w.json_lines(say)), compact=True)
@@ -293,6 +296,53 @@ def history() -> None:
         emit("history", orchestrator.history(runtime(load_plan(), dry_run=True, command="history")))
 
     run("history", body)
+
+
+@app.command()
+def runbook(
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the runbook to this file (default: print it)."),
+    check: bool = typer.Option(False, "--check", help="With --out: exit 1 if FILE differs from a fresh render; write nothing."),
+) -> None:
+    """Render the on-call runbook (markdown) from the plan. No AWS calls."""
+
+    def body():
+        from cutover import runbook as rb
+
+        if check and out is None:
+            raise UsageError("--check needs --out FILE: the runbook to compare", "cutover runbook --out runbooks/NAME.md --check")
+        plan = load_plan()
+        if out is not None:
+            emit("runbook", rb.check(plan, out) if check else rb.write(plan, out))
+        if G.json:
+            from cutover.orchestrator import Outcome
+
+            emit("runbook", Outcome(ExitCode.OK, f"runbook for plan '{plan.name}'", data={"markdown": rb.render(plan)}))
+        # Not through say(): the runbook is redacted as it is rendered (fingerprints, PII patterns), so
+        # stdout is byte for byte what --out writes and --check compares.
+        typer.echo(rb.render(plan), nl=False)
+
+    run("runbook", body)
+
+
+@app.command("iam-policy")
+def iam_policy(
+    read_only: bool = typer.Option(False, "--read-only", help="Only the reads: dry runs, preflight, status, history, rehearsals."),
+    account: str = typer.Option("ACCOUNT_ID", "--account", help="AWS account id for the ARNs (default: the placeholder ACCOUNT_ID)."),
+) -> None:
+    """Print the least-privilege IAM policy (JSON) for the plan. No AWS calls."""
+
+    def body():
+        from cutover import iam
+
+        doc = iam.policy(load_plan(), account, read_only)
+        if account == iam.PLACEHOLDER_ACCOUNT:
+            say(f"note: the ARNs hold the placeholder account {iam.PLACEHOLDER_ACCOUNT}; replace it, "
+                "or pass --account 123456789012", err=True)
+        # The policy document itself, with or without --json. Not through say(): it holds only names
+        # from the plan, and the redactor's credential patterns would mangle ARNs like ...:secret:NAME-??????.
+        typer.echo(iam.render(doc))
+
+    run("iam-policy", body)
 
 
 @app.command()

@@ -883,10 +883,11 @@ def test_schema_is_json_and_names_every_top_level_key() -> None:
     s = json.loads(json.dumps(plan_schema()))
     assert s["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     top = {"version", "name", "description", "region", "state_prefix", "write_rate", "lock_lease", "flags",
-           "checks", "phases"}
+           "checks", "phases", "notify"}
     assert set(s["properties"]) == top
     assert set(s["$defs"]["flag"]["properties"]) == {"parameter", "rollback", "sensitive", "secure", "description"}
-    assert set(s["$defs"]["phase"]["properties"]) == {"name", "description", "set", "gates", "bake", "approval"}
+    assert set(s["$defs"]["phase"]["properties"]) == {"name", "description", "set", "gates", "bake", "approval",
+                                                      "approvers", "separate_approver", "auto_rollback"}
     plan_schema()["properties"].clear()  # callers get a copy
     assert plan_schema()["properties"]
 

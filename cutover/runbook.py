@@ -1,0 +1,514 @@
+"""The on-call runbook, rendered from the plan: rollback first, then prerequisites, each phase, the state
+diagram, exit codes and the plan digest.
+
+Deterministic (no timestamps, nothing read from AWS), so `cutover runbook --check` can tell a stale
+committed runbook from a current one. Sensitive flag values appear only as sha256 fingerprints; every
+other value from the plan passes the redactor's patterns, so an email or a token in a non-sensitive
+value is masked too. No boto3: this is plan -> markdown only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+from cutover import iam, machine
+from cutover.model import (
+    PENDING,
+    ROLLED_BACK,
+    AlarmsCheck,
+    CommandCheck,
+    EnvCheck,
+    GraphqlCheck,
+    HttpCheck,
+    LogAbsentCheck,
+    LogFreshnessCheck,
+    Phase,
+    Plan,
+    SecretsCheck,
+)
+from cutover.errors import ExitCode, UsageError
+from cutover.plan import format_duration
+from cutover.redact import MIN_REGISTERED_LEN, Redactor, fingerprint, sensitive_values
+
+# The contract's exit codes (DESIGN.md section 3), worded for the person at the keyboard.
+EXIT_CODES = (
+    (0, "Done, or nothing to do."),
+    (1, "A gate failed, or the phase is still baking. Nothing was written."),
+    (2, "Bad usage or invalid plan. Nothing was written."),
+    (3, "Blocked: lock held by another operator, approval missing, not confirmed, or preempted by a rollback."),
+    (4, "Could not finish (AWS error or interruption). Run `cutover status`, then re-run or roll back."),
+    (5, "Drift (`status --check`): live flags differ from the recorded phase, or the state record is unusable."),
+    (6, "Rolled back: `watch --auto-rollback` fired."),
+)
+
+_ENV_REF = re.compile(r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+# --- small formatting helpers ----------------------------------------------------------------------------
+
+
+# The redactor's patterns only (emails, tokens...): the process-wide REDACTOR also masks whatever this
+# process registered at runtime, which would make the text depend on what ran before it.
+_PATTERNS = Redactor()
+
+
+def _safe(text: str) -> str:
+    """Plan text with credential- and PII-shaped pieces masked."""
+    return _PATTERNS.text(str(text))
+
+
+def _code(text: str) -> str:
+    """An inline code span that survives backticks inside the text."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _names(items) -> str:
+    return ", ".join(_code(i) for i in items)
+
+
+def _shown(plan: Plan, flag: str, value: str) -> str:
+    return fingerprint(value) if plan.flag(flag).sensitive else _safe(value)
+
+
+def cli_prefix(plan: Plan) -> str:
+    """How to invoke cutover for this plan: the default plan file needs no --plan."""
+    path = Path(plan.path)
+    return "cutover" if path.name == "phases.yaml" else f"cutover --plan {shlex.quote(path.as_posix())}"
+
+
+def _commands(rows: list[tuple[str, str]]) -> list[str]:
+    """A sh code block, comments aligned."""
+    width = max(len(cmd) for cmd, _ in rows)
+    return ["```sh", *(f"{cmd.ljust(width)}  # {note}" if note else cmd for cmd, note in rows), "```"]
+
+
+# --- gate descriptions: one line from each check's type and fields ---------------------------------------
+
+
+def _env(c: EnvCheck) -> str:
+    parts = [_code(f"{k}={_safe(v)}") for k, v in c.equals.items()] + [f"{_code(k)} set" for k in c.present]
+    return "your shell has " + ", ".join(parts) if parts else "no environment requirements"
+
+
+def _secrets(c: SecretsCheck) -> str:
+    what = "exist and decrypt (GetSecretValue)" if c.decrypt else "exist and are not scheduled for deletion (not read)"
+    return f"secrets {_names(c.secret_ids)} {what}"
+
+
+def _headers(headers: dict) -> str:
+    return f", with header {_names(headers)}" if headers else ""
+
+
+def _http(c: HttpCheck) -> str:
+    return f"{c.method} {_code(c.url)} answers {_statuses(c.expect_status)}{_headers(c.headers)}"
+
+
+def _graphql(c: GraphqlCheck) -> str:
+    return (f"GraphQL query to {_code(c.url)} answers {_statuses(c.expect_status)} with no \"errors\""
+            f"{_headers(c.headers)}")
+
+
+def _statuses(codes) -> str:
+    return " or ".join(str(s) for s in codes)
+
+
+def _match(c: LogFreshnessCheck | LogAbsentCheck) -> str:
+    if c.json_match is not None:
+        return "matching " + _code(_safe(json.dumps(c.json_match, sort_keys=True)))
+    return "containing " + _code(_safe(c.contains or ""))
+
+
+def _log_fresh(c: LogFreshnessCheck) -> str:
+    return f"a log event {_match(c)} in {_code(c.log_group)} within the last {format_duration(c.max_age)}"
+
+
+def _log_absent(c: LogAbsentCheck) -> str:
+    return f"no log event {_match(c)} in {_code(c.log_group)} in the last {format_duration(c.window)}"
+
+
+def _command(c: CommandCheck) -> str:
+    return f"{_code(_safe(shlex.join(c.run)))} exits 0 within {format_duration(c.timeout)} (run from the plan's directory)"
+
+
+def _alarms(c: AlarmsCheck) -> str:
+    which = []
+    if c.names:
+        which.append(_names(c.names))
+    if c.prefix:
+        which.append(f"every alarm named {_code(c.prefix + '*')}")
+    quiet = f" and quiet for {format_duration(c.quiet_for)}" if c.quiet_for else ""
+    no_data = "no data (INSUFFICIENT_DATA) counts as OK" if c.insufficient_data == "ok" else "no data (INSUFFICIENT_DATA) fails"
+    return f"alarms {' and '.join(which)} OK{quiet}; {no_data}"
+
+
+_DESCRIBE = {
+    "env": _env,
+    "secrets": _secrets,
+    "http": _http,
+    "graphql": _graphql,
+    "log_freshness": _log_fresh,
+    "log_absent": _log_absent,
+    "command": _command,
+    "alarms": _alarms,
+}
+
+
+def describe_check(check) -> str:
+    """One human line for a check, e.g. "alarms `a`, `b` OK and quiet for 15m; no data fails"."""
+    return _DESCRIBE[check.type](check)
+
+
+def _expect_lines(c: AlarmsCheck) -> list[str]:
+    """How each alarm must be configured (the check fails naming the field that changed in AWS)."""
+    out = []
+    for name, exp in c.expect.items():
+        fields = []
+        for key, value in exp.declared().items():
+            if key == "period":
+                value = format_duration(value)
+            elif isinstance(value, float) and value.is_integer():
+                value = int(value)
+            fields.append(f"{key.replace('_', ' ')} {value}")
+        out.append(f"  - {_code(name)} configured with {', '.join(fields)}")
+    return out
+
+
+# --- sections ------------------------------------------------------------------------------------------
+
+
+def _header(plan: Plan) -> list[str]:
+    lines = [f"# Runbook: {plan.name}", ""]
+    if plan.description:
+        lines += [_safe(plan.description), ""]
+    lines += [
+        f"Generated by `cutover runbook` from {_code(Path(plan.path).name)}. Do not edit it by hand: change the plan,",
+        "then run `cutover runbook --out FILE` again.",
+        "",
+        f"Region {_code(plan.region)}. Cutover keeps its state in {_code(plan.state_parameter)} "
+        f"and its lock in {_code(plan.lock_parameter)}.",
+        "",
+    ]
+    return lines
+
+
+def _rollback(plan: Plan) -> list[str]:
+    cli = cli_prefix(plan)
+    lines = [
+        "## Roll back (read this first)",
+        "",
+        "Something is wrong? Run this. It needs no approval and runs no gates.",
+        "",
+        *_commands([(f'{cli} rollback --yes --reason "what happened"', "")]),
+        "",
+        "It restores these values, in this order (kill switches first):",
+        "",
+        "| # | flag | SSM parameter | restored value | what it does |",
+        "|---|---|---|---|---|",
+    ]
+    for i, f in enumerate(plan.flags, 1):
+        value = _code(_shown(plan, f.name, f.rollback)) + (" (sensitive: fingerprint only)" if f.sensitive else "")
+        lines.append(f"| {i} | {f.name} | {_code(f.parameter)} | {_cell(value)} | {_cell(_safe(f.description))} |")
+    lines += [
+        "",
+        "- Another operator holds the lock? Run it anyway. A rollback never waits for the lock: it preempts.",
+        "  A running advance stops before its next write and exits 3. You do not need `cutover unlock`.",
+        "- It exits 4 (AWS error or interrupted)? Run it again. It writes only what still differs.",
+    ]
+    earlier = plan.phase_names[:-1]
+    if earlier:
+        step_back = f'{cli} rollback --to PHASE --yes --reason "..."'
+        lines.append(f"- To step back to an earlier phase instead ({_names(earlier)}): {_code(step_back)}.")
+    lines += [
+        "",
+        "Check that it worked:",
+        "",
+        *_commands([(f"{cli} status --check", "")]),
+        "",
+        "Exit 0: every flag is at its rollback value. Exit 5: something still differs. Run the rollback again.",
+        f"`{cli} history` shows who changed what, and when.",
+        "",
+    ]
+    return lines
+
+
+def _env_vars(plan: Plan) -> tuple[list[str], dict[str, str | None]]:
+    """Env lines from env checks, and ${VAR} used in http/graphql checks -> its default (None: required)."""
+    required: list[str] = []
+    for c in plan.checks.values():
+        if isinstance(c, EnvCheck):
+            required += [_code(f"{k}={_safe(v)}") for k, v in c.equals.items()]
+            required += [f"{_code(k)} set (any value)" for k in c.present]
+    in_env_checks = {k for c in plan.checks.values() if isinstance(c, EnvCheck) for k in (*c.equals, *c.present)}
+    refs: dict[str, str | None] = {}
+    for c in plan.checks.values():
+        if isinstance(c, (HttpCheck, GraphqlCheck)):
+            texts = [c.url, *c.headers.values()] + ([c.query] if isinstance(c, GraphqlCheck) else [])
+            for m in (m for t in texts for m in _ENV_REF.finditer(t)):
+                if m["default"] is None or refs.get(m["var"], "") is None:
+                    refs[m["var"]] = None  # required wherever one use has no default
+                else:
+                    refs.setdefault(m["var"], m["default"])
+    return list(dict.fromkeys(required)), {k: v for k, v in refs.items() if k not in in_env_checks}
+
+
+def _where(plan: Plan) -> str:
+    path = Path(plan.path)
+    if path.name == "phases.yaml":
+        return f"- **The plan**: run every command from the directory that holds {_code(path.name)}."
+    return f"- **The plan**: run every command from the directory where {_code(path.as_posix())} is (they pass `--plan`)."
+
+
+def _prerequisites(plan: Plan) -> list[str]:
+    inv, cli = iam.inventory(plan), cli_prefix(plan)
+    lines = [
+        "## Before you start",
+        "",
+        f"- **AWS access** in region {_code(plan.region)} (`AWS_PROFILE` or `--profile`). The IAM policy to grant:",
+        f"  {_code(f'{cli} iam-policy --account ACCOUNT')} to step phases and roll back;",
+        f"  {_code(f'{cli} iam-policy --read-only --account ACCOUNT')} for dry runs, preflight, status and rehearsals.",
+        _where(plan) + f" {_code(f'{cli} validate')} checks it.",
+    ]
+    required, refs = _env_vars(plan)
+    if required or refs:
+        lines.append("- **Your shell** must have:")
+        lines += [f"  - {r}" for r in required]
+        for var, default in refs.items():
+            note = "set (used in a check URL)" if default is None else f"optional (default {_code(_safe(default))})"
+            lines.append(f"  - {_code(var)} {note}")
+    if inv.secrets_read:
+        lines.append(f"- **Secrets** (Secrets Manager) that must exist and decrypt: {_names(inv.secrets_read)}")
+    if inv.secrets_described:
+        lines.append(f"- **Secrets** that must exist (not read): {_names(inv.secrets_described)}")
+    if inv.alarm_names or inv.alarm_prefixes:
+        alarms = [*map(_code, inv.alarm_names), *(f"every alarm named {_code(p + '*')}" for p in inv.alarm_prefixes)]
+        lines.append(f"- **Alarms** (CloudWatch): {', '.join(alarms)}")
+    if inv.log_groups:
+        lines.append(f"- **Log groups** (CloudWatch Logs): {_names(inv.log_groups)}")
+    if plan.notify_topic:
+        lines.append(f"- **Notifications**: every state change and rollback is posted to SNS topic {_code(plan.notify_topic)}.")
+    commands = [c for c in plan.checks.values() if isinstance(c, CommandCheck)]
+    if commands:
+        lines.append(f"- **Local commands** the gates run: {', '.join(_code(_safe(shlex.join(c.run))) for c in commands)}")
+    return lines + [""]
+
+
+def _flag_changes(plan: Plan, source: str, before: dict[str, str], after: dict[str, str]) -> list[str]:
+    changed = [f for f in plan.flags if before[f.name] != after[f.name]]
+    if not changed:
+        kept = "its rollback value" if before == plan.rollback_values() else f"its {source} value"
+        return [f"No flag changes: every flag keeps {kept}."]
+    lines = ["| flag | from | to |", "|---|---|---|"]
+    for f in changed:
+        old, new = _shown(plan, f.name, before[f.name]), _shown(plan, f.name, after[f.name])
+        lines.append(f"| {f.name} | {_cell(_code(old))} | {_cell(_code(new))} |")
+    return lines
+
+
+def _phase(plan: Plan, index: int, phase: Phase, before: dict[str, str]) -> list[str]:
+    cli = cli_prefix(plan)
+    sources = [PENDING, ROLLED_BACK] if index == 0 else [plan.phases[index - 1].name]
+    lines = [f"### Phase {index}: {phase.name}", ""]
+    if phase.description:
+        lines += [_safe(phase.description.rstrip(".")) + ".", ""]
+    last = index == len(plan.phases) - 1
+    after = "before you call the cutover done" if last else "before the next advance"
+    bake = f"hold {format_duration(phase.bake)} with alarms quiet {after}" if phase.bake else f"none: nothing to wait for {after}"
+    lines += [
+        f"- **Enter from**: {' or '.join(map(_code, sources))}.",
+        *_approval(phase, sources[0]),
+        f"- **Bake**: {bake}.",
+        "",
+        f"**Flags** ({_code(sources[0])} -> {_code(phase.name)}):",
+        "",
+        *_flag_changes(plan, sources[0], before, plan.values_for(phase.name)),
+        "",
+        "**Gates** (all must pass, or nothing is written):",
+        "",
+    ]
+    for name in phase.gates:
+        check = plan.checks[name]
+        lines.append(f"- {_code(name)} ({check.type}): {describe_check(check)}")
+        if isinstance(check, AlarmsCheck):
+            lines += _expect_lines(check)
+    if not phase.gates:
+        lines.append("- none")
+    reason = ' --reason "CHANGE-TICKET"'
+    approve = " --approve" + reason if phase.approval else ""  # approval is checked in dry runs too
+    watch_note = f"through the {format_duration(phase.bake)} bake; rolls back on ALARM or drift" if phase.bake \
+        else "alarms and drift; rolls back on ALARM or drift"
+    lines += [
+        "",
+        "**Commands**:",
+        "",
+        *_commands([
+            (f"{cli} status", f"phase must be {' or '.join(sources)}"),
+            (f"{cli} preflight --phase {phase.name}", "gates only; prints overall_status PASS|FAIL"),
+            (f"{cli} advance --dry-run{approve}", "gates, and the flags that would change"),
+            (f"{cli} advance{approve or reason}", f"enter {phase.name} (asks to confirm)"),
+            (f"{cli} watch --auto-rollback", watch_note),
+        ]),
+        "",
+        *_watch(plan, index, phase, cli),
+        "",
+    ]
+    return lines
+
+
+def _approval(phase: Phase, previous: str) -> list[str]:
+    if not phase.approval:
+        return ["- **Approval**: not needed."]
+    lines = ["- **Approval**: required. Add `--approve` and `--reason` (the dry run needs them too)."]
+    if phase.approvers:
+        lines.append(f"  Only an identity matching {_names(map(_safe, phase.approvers))} may approve.")
+    if phase.separate_approver:
+        lines.append(f"  The approver must not be whoever entered {_code(previous)} (four eyes).")
+    return lines
+
+
+def _watch(plan: Plan, index: int, phase: Phase, cli: str) -> list[str]:
+    alarms = [a for c in plan.alarm_checks(phase.name) for a in
+              [*map(_code, c.names), *([f"every alarm named {_code(c.prefix + '*')}"] if c.prefix else [])]]
+    what = (f"alarms {', '.join(dict.fromkeys(alarms))} stay OK, and no flag drifts from the values above."
+            if alarms else "this phase has no alarms gate, so watch your dashboards. No flag may drift from the values above.")
+    last = index == len(plan.phases) - 1
+    done = "the cutover is complete" if last else f"the next advance ({plan.phases[index + 1].name}) may start"
+    auto = ["This phase rolls back on its own on ALARM or drift (`auto_rollback: true`), even without "
+            "`--auto-rollback`."] if phase.auto_rollback else []
+    return [
+        f"**Watch**: {what}",
+        *auto,
+        f"`{cli} watch` exits 0 when the bake is over and quiet: {done}.",
+        "Exit 6: it rolled back. Run the check in the rollback section.",
+    ]
+
+
+def _phases(plan: Plan) -> list[str]:
+    order = " -> ".join([PENDING, *plan.phase_names])
+    lines = ["## Phases", "", f"In order: {order}. One `advance` enters one phase, only when its gates pass.", ""]
+    before = plan.rollback_values()
+    for i, phase in enumerate(plan.phases):
+        lines += _phase(plan, i, phase, before)
+        before = plan.values_for(phase.name)
+    return lines
+
+
+def _diagram(plan: Plan) -> list[str]:
+    return [
+        "## State diagram",
+        "",
+        "Drawn from the same transition table the state machine uses.",
+        "",
+        "```mermaid",
+        *machine.mermaid(plan).rstrip("\n").split("\n"),
+        "```",
+        "",
+    ]
+
+
+def _exit_codes() -> list[str]:
+    return ["## Exit codes", "", "Every command uses the same codes.", "", "| code | meaning |", "|---|---|",
+            *(f"| {code} | {text} |" for code, text in EXIT_CODES), ""]
+
+
+def _digest(plan: Plan) -> list[str]:
+    return [
+        "## Plan",
+        "",
+        f"Rendered from {_code(Path(plan.path).name)} (plan {_code(plan.name)}), sha256:",
+        "",
+        f"    {plan.digest}",
+        "",
+        "`cutover validate` prints the first 12 characters. If they differ, this runbook is stale: render it again.",
+    ]
+
+
+def render(plan: Plan) -> str:
+    """The runbook as markdown. Same plan file, same text."""
+    sections = [_header(plan), _rollback(plan), _prerequisites(plan), _phases(plan), _diagram(plan),
+                _exit_codes(), _digest(plan)]
+    text = "\n".join(line for section in sections for line in section) + "\n"
+    # Flag values are fingerprinted where shown; this also catches a sensitive value quoted in free text
+    # (a description, a command). Short values ("none", "*") are ordinary words: as the redactor does.
+    for value in sorted(set(sensitive_values(plan)), key=len, reverse=True):
+        if len(value) >= MIN_REGISTERED_LEN:
+            text = text.replace(value, fingerprint(value))
+    return text
+
+
+# --- the command: write, or check a committed runbook ----------------------------------------------------
+
+DIFF_LINES = 20  # enough to see what changed; the fix is the same whatever the size
+
+
+def write(plan: Plan, out: Path):
+    """Write the runbook to `out` (bytes, so line endings never differ by platform)."""
+    from cutover.orchestrator import Outcome
+
+    text = render(plan)
+    old = _read(out)
+    if old == text:
+        return Outcome(ExitCode.OK, f"{out}: unchanged (already current for {Path(plan.path).name})",
+                       data={"path": str(out), "changed": False, "digest": plan.digest})
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(text.encode("utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror or e}", "check the path and its permissions") from None
+    return Outcome(ExitCode.OK, f"wrote {out} ({len(text.splitlines())} lines) from {Path(plan.path).name}",
+                   data={"path": str(out), "changed": True, "digest": plan.digest})
+
+
+def check(plan: Plan, out: Path):
+    """Exit 0 when `out` is exactly a fresh render, 1 (with how to fix it) when not. Writes nothing."""
+    from cutover.orchestrator import Outcome
+
+    text, old = render(plan), _read(out)
+    fix = f"re-run without --check to rewrite it, then commit it: {cli_prefix(plan)} runbook --out {out}"
+    data = {"path": str(out), "current": old == text, "digest": plan.digest}
+    if old is None:
+        return Outcome(ExitCode.GATE_FAILED, f"{out} does not exist", data=data, hint=fix)
+    if old == text:
+        return Outcome(ExitCode.OK, f"{out} is current: it matches a fresh render of {Path(plan.path).name}", data=data)
+    line = first_difference(old, text)
+    data["first_difference_line"] = line
+    return Outcome(ExitCode.GATE_FAILED,
+                   f"{out} is stale: it differs from a fresh render of {Path(plan.path).name} (first at line {line})",
+                   _diff(old, text, str(out)), data, hint=fix)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        return ""  # not our text: stale, and rewritten by a plain --out
+    except OSError as e:  # a directory, no permission...
+        raise UsageError(f"cannot read {path}: {e.strerror or e}", "pass --out FILE, a markdown file") from None
+
+
+def _diff(old: str, new: str, name: str) -> list[str]:
+    import difflib
+
+    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), f"{name} (committed)", "fresh render", lineterm="", n=1))
+    more = len(lines) - DIFF_LINES
+    return lines[:DIFF_LINES] + ([f"... {more} more diff lines"] if more > 0 else [])
+
+
+def first_difference(old: str, new: str) -> int | None:
+    """The 1-based line where two texts first differ; None when equal."""
+    if old == new:
+        return None
+    a, b = old.splitlines(), new.splitlines()
+    for i, (x, y) in enumerate(zip(a, b), 1):
+        if x != y:
+            return i
+    return min(len(a), len(b)) + 1

@@ -1,0 +1,353 @@
+"""`cutover iam-policy`: valid IAM grammar, exactly the plan's resources, never a value, and enough
+for every call cutover really makes (recorded against the emulator), in both variants."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from cutover import iam, orchestrator, preflight
+from cutover.aws import CallCounter, iam_prefix
+from cutover.cli import app
+from cutover.plan import load_plan
+from cutover.redact import sensitive_values
+
+ROOT = Path(__file__).resolve().parent.parent
+REPO_PLAN = ROOT / "phases.yaml"
+PLANS = [REPO_PLAN, *sorted((ROOT / "tests" / "plans").glob("*.yaml"))]
+VALID_PLANS = [p for p in PLANS if p.name in ("phases.yaml", "e2e.yaml", "every_check.yaml", "minimal.yaml")]
+EMULATOR_ACCOUNT = "123456789012"  # moto's
+
+# The IAM policy grammar (the parts a generated identity policy uses), as JSON Schema.
+ARN = r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}|ACCOUNT_ID)?:.+$"
+_ONE_OR_MANY = lambda item: {"oneOf": [item, {"type": "array", "minItems": 1, "items": item}]}  # noqa: E731
+POLICY_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["Version", "Statement"],
+    "additionalProperties": False,
+    "properties": {
+        "Version": {"const": "2012-10-17"},
+        "Id": {"type": "string"},
+        "Statement": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["Effect", "Action", "Resource"],
+                "additionalProperties": False,
+                "properties": {
+                    "Sid": {"type": "string", "pattern": "^[A-Za-z0-9]*$"},
+                    "Effect": {"enum": ["Allow", "Deny"]},
+                    "Action": _ONE_OR_MANY({"type": "string", "pattern": r"^[a-z0-9-]+:[A-Za-z*]+$"}),
+                    "Resource": {"oneOf": [{"const": "*"}, _ONE_OR_MANY({"type": "string", "pattern": ARN})]},
+                    "Condition": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": {  # operator -> {key: value or values}
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": _ONE_OR_MANY({"type": "string"}),
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+WRITES = {"ssm:PutParameter", "ssm:DeleteParameter", "kms:Encrypt", "sns:Publish"}
+
+
+def statements(doc: dict) -> dict[str, dict]:
+    return {s["Sid"]: s for s in doc["Statement"]}
+
+
+def actions(doc: dict) -> set[str]:
+    return {a for s in doc["Statement"] for a in s["Action"]}
+
+
+def where(doc: dict, resource: str) -> list[str]:
+    """The Sids whose Resource lists this exact ARN."""
+    return [s["Sid"] for s in doc["Statement"] if resource in s["Resource"]]
+
+
+# --- grammar and shape ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("read_only", [False, True])
+@pytest.mark.parametrize("account", [iam.PLACEHOLDER_ACCOUNT, EMULATOR_ACCOUNT])
+@pytest.mark.parametrize("path", VALID_PLANS, ids=lambda p: p.name)
+def test_policy_follows_the_iam_grammar(path, account, read_only):
+    doc = iam.policy(load_plan(path), account, read_only)
+    jsonschema.validate(doc, POLICY_SCHEMA)
+    sids = [s["Sid"] for s in doc["Statement"]]
+    assert len(sids) == len(set(sids)), "each Sid names one statement"
+    assert all(s["Effect"] == "Allow" for s in doc["Statement"])
+    assert json.loads(iam.render(doc)) == doc
+
+
+def test_the_schema_rejects_what_iam_rejects():
+    good = iam.policy(load_plan(REPO_PLAN))
+    broken = [
+        {**good, "Version": "2008-10-17x"},
+        {**good, "Statement": [{**good["Statement"][0], "Sid": "has spaces"}]},
+        {**good, "Statement": [{**good["Statement"][0], "Effect": "allow"}]},
+        {**good, "Statement": [{**good["Statement"][0], "Action": ["GetParameters"]}]},
+        {**good, "Statement": [{**good["Statement"][0], "Resource": ["/rp-mw/prod/safe_mode"]}]},
+        {**good, "Statement": [{**good["Statement"][0], "Resource": ["arn:aws:ssm:us-east-2:*:parameter/x"]}]},
+    ]
+    for doc in broken:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(doc, POLICY_SCHEMA)
+
+
+@pytest.mark.parametrize("path", VALID_PLANS, ids=lambda p: p.name)
+def test_read_only_variant_has_no_writes(path):
+    plan = load_plan(path)
+    ro, rw = iam.policy(plan, read_only=True), iam.policy(plan)
+    assert not actions(ro) & WRITES
+    assert not any(a.startswith(("ssm:Put", "ssm:Delete")) for a in actions(ro))
+    assert {"ssm:PutParameter", "ssm:DeleteParameter"} <= actions(rw)
+    # The read-only policy is the read-write one less its write statements.
+    assert [s for s in rw["Statement"] if not set(s["Action"]) & WRITES] == ro["Statement"]
+
+
+@pytest.mark.parametrize("path", VALID_PLANS, ids=lambda p: p.name)
+def test_sensitive_values_never_appear(path):
+    plan = load_plan(path)
+    for read_only in (False, True):
+        text = iam.render(iam.policy(plan, read_only=read_only))
+        for value in sensitive_values(plan):
+            if len(value) > 1:  # "*" is a wildcard everywhere; a one-character value reveals nothing
+                assert value not in text
+        assert "@" not in text
+
+
+# --- the repo plan: every resource exactly where expected ------------------------------------------------
+def test_repo_plan_names_every_resource_exactly_where_expected():
+    plan = load_plan(REPO_PLAN)
+    doc = iam.policy(plan, EMULATOR_ACCOUNT)
+    base = "arn:aws:ssm:us-east-2:123456789012:parameter"
+    assert f"{base}/rp-mw/prod/safe_mode" in statements(doc)["ReadFlagsStateAndLock"]["Resource"]  # one slash
+    for f in plan.flags:
+        assert where(doc, f"{base}{f.parameter}") == ["ReadFlagsStateAndLock", "WriteFlagsStateAndLock"]
+    assert where(doc, f"{base}/cutover/order-status-prod/state") == ["ReadFlagsStateAndLock", "WriteFlagsStateAndLock"]
+    assert where(doc, f"{base}/cutover/order-status-prod/lock") == [
+        "ReadFlagsStateAndLock", "WriteFlagsStateAndLock", "ReleaseLock"]
+    s = statements(doc)
+    assert s["ReadFlagsStateAndLock"]["Action"] == ["ssm:GetParameters", "ssm:GetParameter", "ssm:GetParameterHistory"]
+    assert s["WriteFlagsStateAndLock"]["Action"] == ["ssm:PutParameter"]
+    assert len(s["WriteFlagsStateAndLock"]["Resource"]) == len(plan.flags) + 2
+    assert s["ReleaseLock"] == {"Sid": "ReleaseLock", "Effect": "Allow", "Action": ["ssm:DeleteParameter"],
+                                "Resource": [f"{base}/cutover/order-status-prod/lock"]}
+
+    alarms = plan.checks["alarms_quiet"].names
+    assert s["DescribeGateAlarms"]["Resource"] == [f"arn:aws:cloudwatch:us-east-2:123456789012:alarm:{a}" for a in alarms]
+    assert s["DescribeGateAlarms"]["Action"] == ["cloudwatch:DescribeAlarms"]
+    assert s["SearchGateLogGroups"]["Resource"] == [
+        "arn:aws:logs:us-east-2:123456789012:log-group:/aws/lambda/rp-mw-prod-shopify-token-refresh:*",
+        "arn:aws:logs:us-east-2:123456789012:log-group:/aws/lambda/rp-mw-prod-worker:*",
+    ]
+    secrets = plan.checks["required_secrets"].secret_ids
+    assert s["ReadGateSecrets"]["Resource"] == [
+        f"arn:aws:secretsmanager:us-east-2:123456789012:secret:{sid}-??????" for sid in secrets]
+    assert "DescribeGateSecrets" not in s  # every secret is read, so GetSecretValue covers it
+
+    # SecureString flag and secrets: KMS only through the service that uses it.
+    assert s["DecryptSecureStringFlagsViaSsm"]["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
+    assert s["EncryptSecureStringFlagsViaSsm"]["Action"] == ["kms:Encrypt"]
+    assert s["DecryptSecretsViaSecretsManager"]["Condition"] == {
+        "StringEquals": {"kms:ViaService": "secretsmanager.us-east-2.amazonaws.com"}}
+    assert s["IdentifyCaller"] == {"Sid": "IdentifyCaller", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"],
+                                   "Resource": "*"}
+    # Nothing but the kms statements and sts use "*".
+    assert {sid for sid, st in s.items() if st["Resource"] == "*"} == {
+        "DecryptSecureStringFlagsViaSsm", "EncryptSecureStringFlagsViaSsm", "DecryptSecretsViaSecretsManager", "IdentifyCaller"}
+
+
+def test_secrets_prefixes_and_templates():
+    doc = iam.policy(load_plan(ROOT / "tests/plans/every_check.yaml"), EMULATOR_ACCOUNT)
+    s = statements(doc)
+    # decrypt: false -> DescribeSecret only; a full ARN stays as written.
+    assert s["DescribeGateSecrets"]["Resource"] == [
+        "arn:aws:secretsmanager:us-west-2:123456789012:secret:app/db-??????",
+        "arn:aws:secretsmanager:us-west-2:123456789012:secret:app/key-AbCdEf",
+    ]
+    # {{secret:app/key#token}} in an http header is read with GetSecretValue.
+    assert s["ReadGateSecrets"]["Resource"] == ["arn:aws:secretsmanager:us-west-2:123456789012:secret:app/key-??????"]
+    assert s["DescribeGateAlarms"]["Resource"] == ["arn:aws:cloudwatch:us-west-2:123456789012:alarm:app-errors",
+                                                   "arn:aws:cloudwatch:us-west-2:123456789012:alarm:app-*"]
+    assert s["ReadFlagsStateAndLock"]["Resource"][-1] == "arn:aws:ssm:us-west-2:123456789012:parameter/ops/cutover/every-check/lock"
+
+
+def test_a_plan_without_secrets_logs_or_secure_flags_gets_no_statements_for_them():
+    s = statements(iam.policy(load_plan(ROOT / "tests/plans/minimal.yaml")))
+    assert set(s) == {"ReadFlagsStateAndLock", "WriteFlagsStateAndLock", "ReleaseLock", "DescribeGateAlarms", "IdentifyCaller"}
+    assert s["DescribeGateAlarms"]["Resource"] == ["arn:aws:cloudwatch:eu-west-1:ACCOUNT_ID:alarm:app-*"]
+
+
+def test_notifications_are_published_only_by_the_read_write_variant():
+    from cutover.plan import parse_plan
+
+    topic = "arn:aws:sns:us-east-2:123456789012:cutover-e2e"
+    text = (ROOT / "tests/plans/e2e.yaml").read_text().replace("flags:\n", f"notify:\n  sns_topic_arn: {topic}\nflags:\n", 1)
+    plan = parse_plan(text, "e2e.yaml")
+    rw, ro = iam.policy(plan), iam.policy(plan, read_only=True)
+    jsonschema.validate(rw, POLICY_SCHEMA)
+    assert statements(rw)["NotifyStateChanges"] == {"Sid": "NotifyStateChanges", "Effect": "Allow",
+                                                    "Action": ["sns:Publish"], "Resource": [topic]}
+    assert "sns:Publish" not in actions(ro)  # a dry run never notifies
+
+
+def test_other_partitions():
+    import dataclasses
+
+    plan = dataclasses.replace(load_plan(REPO_PLAN), region="cn-north-1")
+    doc = iam.policy(plan)
+    jsonschema.validate(doc, POLICY_SCHEMA)
+    s = statements(doc)
+    assert s["ReleaseLock"]["Resource"] == ["arn:aws-cn:ssm:cn-north-1:ACCOUNT_ID:parameter/cutover/order-status-prod/lock"]
+    assert s["DecryptSecureStringFlagsViaSsm"]["Condition"]["StringEquals"]["kms:ViaService"] == "ssm.cn-north-1.amazonaws.com.cn"
+
+
+# --- the policy is enough for what cutover does -----------------------------------------------------------
+class Recorder(CallCounter):
+    """A CallCounter that also keeps each call's parameters, to see which resources it touched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, dict]] = []
+
+    def attach(self, session) -> None:
+        super().attach(session)
+        session.events.register("before-parameter-build", self._on_params)
+
+    def _on_params(self, params, model, **_) -> None:
+        self.requests.append((f"{iam_prefix(model.service_model.service_id.hyphenize())}:{model.name}", dict(params)))
+
+
+def request_resources(action: str, params: dict, region: str) -> list[str]:
+    """The ARNs IAM evaluates for one call, written out independently of cutover.iam."""
+    head = f"{region}:{EMULATOR_ACCOUNT}"
+    service = action.split(":")[0]
+    if service == "ssm":
+        return [f"arn:aws:ssm:{head}:parameter/{n.lstrip('/')}" for n in params.get("Names") or [params["Name"]]]
+    if action == "cloudwatch:DescribeAlarms":
+        names = [f"arn:aws:cloudwatch:{head}:alarm:{n}" for n in params.get("AlarmNames", [])]
+        return names + ([f"arn:aws:cloudwatch:{head}:alarm:{params['AlarmNamePrefix']}*"] if "AlarmNamePrefix" in params else [])
+    if action == "logs:FilterLogEvents":
+        return [f"arn:aws:logs:{head}:log-group:{params['logGroupName']}:*"]
+    if service == "secretsmanager":
+        return [f"arn:aws:secretsmanager:{head}:secret:{params['SecretId']}-Xy12Zq"]  # AWS's random suffix
+    return ["*"]
+
+
+def _glob(pattern: str) -> re.Pattern:
+    """IAM's wildcards: * any run of characters, ? exactly one."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z")
+
+
+def allowed(doc: dict, action: str, resource: str) -> bool:
+    for s in doc["Statement"]:
+        patterns = [s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]
+        if s["Effect"] == "Allow" and action in s["Action"] and any(_glob(p).match(resource) for p in patterns):
+            return True
+    return False
+
+
+def denied(doc: dict, recorder: Recorder, region: str) -> list[str]:
+    return [f"{action} on {r}" for action, params in recorder.requests
+            for r in request_resources(action, params, region) if not allowed(doc, action, r)]
+
+
+def test_read_write_policy_allows_every_call_of_advance_history_and_rollback(e2e):
+    plan, rec = e2e.plan, Recorder()
+    for _ in plan.phases:
+        assert orchestrator.advance(e2e(counter=rec), approve=True, reason="test").exit_code == 0
+    assert orchestrator.history(e2e(counter=rec)).exit_code == 0
+    assert orchestrator.rollback(e2e(counter=rec), reason="incident").exit_code == 0
+
+    doc = iam.policy(plan, EMULATOR_ACCOUNT)
+    called = set(rec.calls)
+    assert {"ssm:PutParameter", "ssm:DeleteParameter", "ssm:GetParameters", "cloudwatch:DescribeAlarms",
+            "logs:FilterLogEvents", "secretsmanager:GetSecretValue", "sts:GetCallerIdentity"} <= called
+    assert called <= actions(doc)
+    assert denied(doc, rec, plan.region) == []
+    # Least privilege the other way: every action granted is one cutover calls, except those AWS
+    # evaluates server-side (kms) or that serve the operator (GetParameter for the AWS CLI).
+    assert actions(doc) - called <= {"ssm:GetParameter", "kms:Decrypt", "kms:Encrypt"}
+
+
+def test_read_only_policy_allows_every_call_of_dry_runs_status_preflight_and_history(e2e):
+    plan, rec = e2e.plan, Recorder()
+    assert orchestrator.status(e2e(dry_run=True, counter=rec)).exit_code == 0
+    assert preflight.preflight(e2e(dry_run=True, counter=rec), "shadow").exit_code == 0
+    assert orchestrator.advance(e2e(dry_run=True, counter=rec), approve=True, reason="test").exit_code == 0
+    assert orchestrator.advance(e2e()).exit_code == 0  # into shadow, so a dry-run rollback has work to show
+    assert orchestrator.rollback(e2e(dry_run=True, counter=rec)).exit_code == 0
+    assert orchestrator.history(e2e(dry_run=True, counter=rec)).exit_code == 0
+
+    doc = iam.policy(plan, EMULATOR_ACCOUNT, read_only=True)
+    assert not rec.writes()
+    assert set(rec.calls) <= actions(doc)
+    assert denied(doc, rec, plan.region) == []
+
+
+def test_the_check_catches_a_missing_grant(e2e):
+    """The evaluator is not vacuous: drop the lock from the write statement and the advance is refused."""
+    rec = Recorder()
+    assert orchestrator.advance(e2e(counter=rec)).exit_code == 0
+    doc = iam.policy(e2e.plan, EMULATOR_ACCOUNT)
+    for s in doc["Statement"]:
+        if s["Sid"] == "WriteFlagsStateAndLock":
+            s["Resource"] = [r for r in s["Resource"] if not r.endswith("/lock")]
+    assert denied(doc, rec, e2e.plan.region) == ["ssm:PutParameter on arn:aws:ssm:us-east-2:123456789012:parameter/cutover/e2e/lock"]
+
+
+# --- the command ------------------------------------------------------------------------------------------
+def invoke(*args: str):
+    return CliRunner().invoke(app, ["--plan", str(REPO_PLAN), *args])
+
+
+def test_cli_prints_only_the_policy_document():
+    r = invoke("iam-policy")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == iam.policy(load_plan(REPO_PLAN))
+    assert "ACCOUNT_ID" in r.stderr and "--account" in r.stderr  # says the account is a placeholder
+
+
+def test_cli_json_flag_prints_the_same_document():
+    plain, as_json = invoke("iam-policy", "--read-only"), CliRunner().invoke(
+        app, ["--plan", str(REPO_PLAN), "--json", "iam-policy", "--read-only"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == json.loads(plain.stdout)
+    assert json.loads(as_json.stdout) == iam.policy(load_plan(REPO_PLAN), read_only=True)
+
+
+def test_cli_account():
+    r = invoke("iam-policy", "--account", EMULATOR_ACCOUNT)
+    assert r.exit_code == 0 and "ACCOUNT_ID" not in r.stdout and "ACCOUNT_ID" not in r.stderr
+    jsonschema.validate(json.loads(r.stdout), POLICY_SCHEMA)
+    bad = invoke("iam-policy", "--account", "prod")
+    assert bad.exit_code == 2 and "12 digits" in bad.stderr and not bad.stdout
+
+
+def test_cli_invalid_plan_is_exit_2(tmp_path):
+    broken = tmp_path / "phases.yaml"
+    broken.write_text("version: 1\n")
+    r = CliRunner().invoke(app, ["--plan", str(broken), "iam-policy"])
+    assert r.exit_code == 2 and not r.stdout
+
+
+def test_iam_policy_needs_no_boto3():
+    code = ("import sys; from typer.testing import CliRunner; from cutover.cli import app; "
+            f"r = CliRunner().invoke(app, ['--plan', {str(REPO_PLAN)!r}, 'iam-policy']); "
+            "print(r.exit_code, 'boto3' in sys.modules, 'botocore' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert p.stdout.split() == ["0", "False", "False"], p.stderr
