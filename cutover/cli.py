@@ -19,6 +19,7 @@ from cutover.redact import REDACTOR
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,  # plain help: rich's help formatter costs more start-up than the rest of the CLI
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Step a production feature through its cutover plan, one phase at a time, and roll it back with one command.",
@@ -175,7 +176,7 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
 
             say(json.dumps(plan_schema(), indent=2))
             return
-        from cutover.orchestrator import Outcome
+        from cutover.outcome import Outcome
         from cutover.plan import summarize
 
         plan = load_plan()
@@ -314,7 +315,7 @@ def runbook(
         if out is not None:
             emit("runbook", rb.check(plan, out) if check else rb.write(plan, out))
         if G.json:
-            from cutover.orchestrator import Outcome
+            from cutover.outcome import Outcome
 
             emit("runbook", Outcome(ExitCode.OK, f"runbook for plan '{plan.name}'", data={"markdown": rb.render(plan)}))
         # Not through say(): the runbook is redacted as it is rendered (fingerprints, PII patterns), so

@@ -7,6 +7,7 @@ finds what is already done by reading, and finishes the rest.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -87,6 +88,14 @@ def is_at(flag: Flag, param: Param | None, value: str) -> bool:
     return not flag.secure or param.type == "SecureString"
 
 
+def rollback_targets(plan: Plan, dest: str = "rolled_back") -> list[tuple[Flag, str]]:
+    """Every flag with its value at `dest` (default: the known-safe rollback values), in plan (rollback)
+    order. The one source of a rollback's writes: `cutover rollback` converges to it, and the guard's
+    SSM Automation document (`cutover guard arm`) is compiled from it."""
+    values = plan.values_for(dest)
+    return [(f, values[f.name]) for f in plan.flags]
+
+
 def diff(plan: Plan, target: dict[str, str], live: dict[str, Param]) -> list[FlagChange]:
     """The changes that bring live values to target, in plan (rollback) order."""
     changes = []
@@ -107,9 +116,10 @@ class PatientStore:
     reached SSM although we saw an error (its response was lost): a read-back tells, and then it
     is not written again."""
 
-    def __init__(self, store: ParameterStore, clock: Clock) -> None:
+    def __init__(self, store: ParameterStore, clock: Clock, pacer: "Pacer | None" = None) -> None:
         self.inner = store
         self.clock = clock
+        self.pacer = pacer  # every put, flag or state or lock, counts against the one write quota
 
     def get_many(self, names):
         return self._patiently(lambda: self.inner.get_many(names))
@@ -122,6 +132,9 @@ class PatientStore:
 
     def put(self, name: str, value: str, *, secure: bool = False, overwrite: bool = True) -> int:
         for attempt in range(THROTTLE_RETRIES + 1):
+            if self.pacer:
+                self.pacer.wait()
+            start = self.clock.monotonic()
             try:
                 return self.inner.put(name, value, secure=secure, overwrite=overwrite)
             except AwsError as err:
@@ -133,6 +146,9 @@ class PatientStore:
                 if attempt == THROTTLE_RETRIES:
                     raise
                 self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+            finally:
+                if self.pacer:
+                    self.pacer.booked(start, self.clock.monotonic())
         raise AssertionError("unreachable")
 
     def _patiently(self, call):
@@ -145,25 +161,38 @@ class PatientStore:
                 self.clock.sleep(min(0.5 * 2**attempt, 8.0))
 
 
-def patient(store: ParameterStore, clock: Clock) -> PatientStore:
-    return store if isinstance(store, PatientStore) else PatientStore(store, clock)
+def patient(store: ParameterStore, clock: Clock, pacer: "Pacer | None" = None) -> PatientStore:
+    return store if isinstance(store, PatientStore) else PatientStore(store, clock, pacer)
+
+
+PACING_MARGIN = 0.01  # seconds: requests reach AWS with some jitter; a throttled write costs far more
 
 
 class Pacer:
-    """Spaces write starts at least 1/rate seconds apart (the account-wide SSM write quota)."""
+    """Keeps writes at most `rate` per second, the account-wide SSM write quota: each write may start
+    1/rate seconds (plus a margin for jitter) after the previous one reached AWS. A write that needed
+    retries reached AWS late, near its end, so the next one is spaced from there, not from its start."""
 
     def __init__(self, rate: float, clock: Clock) -> None:
-        self.interval = 1.0 / rate
+        self.interval = 1.0 / rate + PACING_MARGIN
         self.clock = clock
-        self._next = None
+        self._next: float | None = None
+        self._rtt: float | None = None  # the fastest round trip seen: end - rtt ~ when it arrived
+        self._lock = threading.Lock()
 
     def wait(self, idle: Callable[[], None] | None = None) -> None:
-        now = self.clock.monotonic()
-        if self._next is not None and now < self._next:
-            if idle:  # use the wait for read-backs rather than sleeping through it
+        """Block until the next write may start (using the wait for `idle` work first)."""
+        if self._next is not None and self.clock.monotonic() < self._next:
+            if idle:
                 idle()
             self.clock.sleep(self._next - self.clock.monotonic())
-        self._next = max(self.clock.monotonic(), self._next or 0) + self.interval
+
+    def booked(self, start: float, end: float) -> None:
+        with self._lock:
+            rtt = end - start
+            self._rtt = rtt if self._rtt is None else min(self._rtt, rtt)
+            arrived = max(start, end - self._rtt)
+            self._next = max(self._next or 0.0, arrived + self.interval)
 
 
 class Converger:
@@ -188,7 +217,9 @@ class Converger:
         self.clock = clock
         self.before_write = before_write
         self.on_event = on_event or (lambda event, change: None)
-        self.pacer = Pacer(plan.write_rate, clock)
+        self.store = patient(store, clock, Pacer(plan.write_rate, clock))
+        self.pacer = self.store.pacer or Pacer(plan.write_rate, clock)
+        self.store.pacer = self.pacer
 
     def run(self, changes: list[FlagChange]) -> ConvergeResult:
         result = ConvergeResult(changes)

@@ -21,6 +21,7 @@ from cutover.gates.context import GateContext
 from cutover.gates.result import GateResult
 from cutover.model import PENDING, ROLLED_BACK, Phase, Plan
 from cutover.notify import notify
+from cutover.outcome import Outcome
 from cutover.ports import AwsPorts, Param
 from cutover.redact import REDACTOR
 
@@ -47,10 +48,15 @@ class Runtime:
     log: object = None
     _identity: object = None
 
+    _pacer: flagmod.Pacer | None = None
+
     @property
     def params(self) -> flagmod.PatientStore:
-        """The parameter store, patient with transient faults: every use case writes through it."""
-        return flagmod.patient(self.aws.params, self.clock)
+        """The parameter store, patient with transient faults and paced to the plan's write rate:
+        every use case writes through it (flags, state record and lock share one quota)."""
+        if self._pacer is None:
+            self._pacer = flagmod.Pacer(self.plan.write_rate, self.clock)
+        return flagmod.patient(self.aws.params, self.clock, self._pacer)
 
     def identity(self):
         if self._identity is None:
@@ -66,16 +72,6 @@ class Runtime:
     def emit(self, event: str, **kw) -> None:
         if self.log is not None:
             self.log.info(event, run_id=self.run_id, **kw)
-
-
-@dataclass
-class Outcome:
-    exit_code: int
-    headline: str  # the one line a person reads first
-    lines: list[str] = field(default_factory=list)  # further human output
-    data: dict = field(default_factory=dict)  # the --json document
-    hint: str = ""
-    evidence_path: str | None = None
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -486,7 +482,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
             raise UsageError(f"--to {to} must name a phase before the current one ({current})",
                              "use plain `cutover rollback` to return every flag to its known-safe value")
     dest = to or ROLLED_BACK
-    target = plan.values_for(dest)
+    target = dict((f.name, v) for f, v in flagmod.rollback_targets(plan, dest))
     report.from_state, report.to_state = current, dest
     changes = flagmod.diff(plan, target, live)
     report.changes = [c.to_dict() for c in changes]
