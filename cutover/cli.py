@@ -387,6 +387,11 @@ def rehearse_cmd() -> None:
     run("rehearse", body)
 
 
+from cutover.guard_cli import guard_app  # noqa: E402  (typer only; boto3 loads inside the commands)
+
+app.add_typer(guard_app, name="guard")
+
+
 def main() -> None:
     app()
 

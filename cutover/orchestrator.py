@@ -354,10 +354,11 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             raise Preempted(f"the state changed while the gates ran ({who}: {now_view.status}); nothing was written",
                             "run `cutover status`, then advance again if that is still right")
         base = rec.phase if (resuming and rec) else current
-        store.write(state.StateRecord(
+        marked = store.write(state.StateRecord(
             phase=base, status=state.ADVANCING, target=phase.name, entered_at=rec.entered_at if rec else "",
             actor=ident.arn, run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
             approved_by=approver), rt.clock)
+        _check_not_clobbered(rt, store, marked, now_view.version)
 
         def before_write(state_param: Param | None) -> None:
             seen = state.interpret(plan, state_param).record
@@ -371,8 +372,15 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                                       on_event=lambda ev, c: rt.emit(f"flag_{ev}", flag=c.flag.name, parameter=c.flag.parameter))
         try:
             result = converger.run(changes)
-            # A rollback may have started after our last write: never record over it.
+            # A rollback may have started after our last write: never record over it. Wait for the
+            # write slot first, so the check and the write below stay as close as they can be.
+            rt.params.pacer.wait()
             before_write(rt.params.get_many([plan.state_parameter]).get(plan.state_parameter))
+            final = store.write(state.StateRecord(
+                phase=phase.name, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
+                run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
+                approved_by=approver), rt.clock)
+            _check_not_clobbered(rt, store, final, marked)
         except Preempted as err:
             _yield_to_rollback(rt, changes)
             report.changes = [c.to_dict() for c in changes]
@@ -385,10 +393,6 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
             raise
         report.changes = [c.to_dict() for c in result.changes]
-        store.write(state.StateRecord(
-            phase=phase.name, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
-            run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
-            approved_by=approver), rt.clock)
         data["changes"] = report.changes
         notify(rt, f"entered {phase.name}", [f"{current} -> {phase.name} by {ident.arn}", f"{len(changes)} flag(s) changed",
                                              *([f"approved by {approver}"] if approver else []), f"reason: {reason or '-'}"])
@@ -428,6 +432,33 @@ def _entered_by(rt: Runtime, phase: str) -> str | None:
         if rec is not None and rec.status == state.STABLE and rec.phase == phase and rec.command in ("advance", "rollback"):
             return rec.actor
     return None
+
+
+def _check_not_clobbered(rt: Runtime, store: state.StateStore, version: int, expected_prev: int | None) -> None:
+    """SSM has no compare-and-swap, so a check-then-write can lose a race by a hair. Versions are
+    sequential, though: if our write is not the one right after the version we last knew, someone
+    wrote in between (a rollback, above all). Put their record back on top and stop as preempted."""
+    if version == (expected_prev or 0) + 1:
+        return
+    foreign = []
+    for v in rt.params.history(rt.plan.state_parameter):
+        if (expected_prev or 0) < v.version < version:
+            try:
+                rec = state.StateRecord.from_json(v.value)
+            except (ValueError, TypeError):
+                continue
+            if rec.run_id != rt.run_id:  # (a retried write of ours also skips a version)
+                foreign.append(rec)
+    if not foreign:
+        return
+    if store.read().version == version:  # still on top: put theirs back (a newer record of theirs stands as is)
+        theirs = foreign[-1]
+        theirs.plan_items = None
+        store.write(theirs, rt.clock)
+    else:
+        theirs = foreign[-1]
+    raise Preempted(f"preempted by `{theirs.command or 'another run'}` of {theirs.actor or 'someone'} in the same "
+                    "instant; their record stands", "run `cutover status`")
 
 
 def _yield_to_rollback(rt: Runtime, changes: list[flagmod.FlagChange]) -> None:

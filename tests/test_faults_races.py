@@ -100,7 +100,7 @@ def test_rollback_during_an_advance_always_wins(e2e, emulator, reliability):
                 assert any(w in adv_msg for w in ("preempted", "rollback is unfinished", "state changed")), adv_msg
             # Stays there: nothing the advance did afterwards may have moved a flag.
             time.sleep(0.05)
-            assert e2e.live() == e2e.plan.rollback_values(), (run, adv_code, adv_msg)
+            assert e2e.live() == e2e.plan.rollback_values(), (run, adv_code, adv_msg, _history(e2e))
             assert e2e.state().record.status == "stable" and e2e.state().phase == "rolled_back"
 
 
@@ -115,3 +115,10 @@ def test_two_rollbacks_at_once_both_end_safe(e2e, emulator, reliability):
                                    jitter=0.1, rng=rng)
             assert [code for code, _ in results] == [0, 0], results
             assert e2e.live() == e2e.plan.rollback_values()
+
+
+def _history(e2e):
+    """The state record's versions, for a failure message."""
+    from cutover.state import StateStore
+
+    return [(v, r.run_id, r.command, r.status, r.phase, r.target) for v, _, r, _ in StateStore(e2e.plan, e2e.direct()).history() if r]

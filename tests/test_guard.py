@@ -1,0 +1,602 @@
+"""The guard (issue 7): the plan's rollback armed inside AWS (alarm -> EventBridge -> SSM Automation).
+
+The emulator stores Automation documents, rules, targets and roles, but runs no Automation: these tests
+execute the generated document's steps with a small interpreter (`execute_locally`, the
+`aws:executeAwsApi` subset the document uses) against the emulator over real HTTP, and feed it the
+parameters the armed rule's input transformer actually produces (moto applies rules and transformers to
+put_events, delivering to an SQS probe target). moto has no TestEventPattern, so the rule's pattern is
+also checked by a small matcher with EventBridge's exact-match semantics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cutover import flags as flagmod
+from cutover import guard, orchestrator, state
+from cutover.errors import ExitCode, ReadOnlyViolation, UsageError
+from cutover.model import ROLLED_BACK
+from cutover.plan import load_plan, parse_plan
+from cutover.redact import fingerprint
+
+ROOT = Path(__file__).resolve().parent.parent
+E2E = ROOT / "tests" / "plans" / "e2e.yaml"
+# The repo plan and every valid test plan (billion_laughs and python_tag are invalid on purpose).
+PLANS = {"repo": ROOT / "phases.yaml", "e2e": E2E, "minimal": ROOT / "tests" / "plans" / "minimal.yaml",
+         "every_check": ROOT / "tests" / "plans" / "every_check.yaml"}
+ACCOUNT = "123456789012"  # moto's account
+REGION = "us-east-2"
+
+
+# --- a local SSM Automation runtime for the document's subset -------------------------------------------
+_VAR = re.compile(r"\{\{\s*([A-Za-z0-9_:.-]+)\s*\}\}")
+
+
+def execute_locally(doc: dict, params: dict, call) -> list[tuple[str, str]]:
+    """Run an Automation document the way SSM would, for the subset the guard uses: schemaVersion 0.3,
+    String parameters (given as EventBridge passes them, {"Name": ["value"]}, or defaulted), `{{ name }}`
+    and `{{automation:EXECUTION_ID}}` substitution in string inputs, `aws:executeAwsApi` steps in order,
+    `onFailure: Continue` or the default Abort. `call(service, api, inputs)` makes the API call.
+    Returns (step name, "Success" | "Failed: ...") per step run."""
+    assert doc["schemaVersion"] == "0.3"
+    declared = doc.get("parameters", {})
+    unknown = set(params) - set(declared)
+    if unknown:
+        raise ValueError(f"parameters not declared by the document: {sorted(unknown)}")
+    values = {}
+    for name, spec in declared.items():
+        assert spec["type"] == "String", "the subset has String parameters only"
+        value = params.get(name, spec.get("default"))
+        if isinstance(value, list):
+            assert len(value) == 1, f"a String parameter takes one value, got {value}"
+            value = value[0]
+        if value is None:
+            raise ValueError(f"parameter {name} is required")
+        values[name] = value
+    values["automation:EXECUTION_ID"] = str(uuid.uuid4())
+
+    def substitute(v):
+        # An unknown variable is an error, as in SSM (a KeyError here fails the test loudly).
+        return _VAR.sub(lambda m: values[m.group(1)], v) if isinstance(v, str) else v
+
+    results = []
+    for step in doc["mainSteps"]:
+        assert step["action"] == "aws:executeAwsApi", f"the subset has no {step['action']}"
+        inputs = {k: substitute(v) for k, v in step["inputs"].items()}
+        service, api = inputs.pop("Service"), inputs.pop("Api")
+        try:
+            call(service, api, inputs)
+            results.append((step["name"], "Success"))
+        except Exception as err:  # noqa: BLE001 - a failed step, as Automation records it
+            results.append((step["name"], f"Failed: {err}"))
+            if step.get("onFailure", "Abort") != "Continue":
+                break
+    return results
+
+
+class ApiCaller:
+    """`call` for execute_locally: boto3 through cutover.aws (the project's session and error
+    translation), recording every call."""
+
+    def __init__(self, region: str) -> None:
+        from cutover import aws
+
+        self._aws = aws
+        self.clients = aws._Clients(aws.make_session(region, None, False))
+        self.calls: list[tuple[str, str, dict]] = []
+
+    def __call__(self, service: str, api: str, inputs: dict) -> None:
+        client = self.clients(service)
+        method = {v: k for k, v in client.meta.method_to_api_mapping.items()}[api]
+        with self._aws.aws_errors(f"{service}:{api}", inputs.get("Name", "")):
+            getattr(client, method)(**inputs)
+        self.calls.append((service, api, inputs))
+
+    def puts(self) -> list[tuple[str, str, str]]:
+        return [(i["Name"], i["Value"], i.get("Type", "String")) for s, a, i in self.calls if (s, a) == ("ssm", "PutParameter")]
+
+
+# --- EventBridge's matching, for the pattern's subset -------------------------------------------------------
+def matches(pattern: dict, event: dict) -> bool:
+    """EventBridge semantics for this pattern's subset: every key must match (AND); a list holds
+    alternatives (OR) of exact values (case- and type-sensitive) or {"prefix": ...}; a nested object
+    matches a nested object; a field missing from the event never matches."""
+    for key, rule in pattern.items():
+        if not isinstance(event, dict) or key not in event:
+            return False
+        value = event[key]
+        if isinstance(rule, dict):
+            if not isinstance(value, dict) or not matches(rule, value):
+                return False
+            continue
+        candidates = value if isinstance(value, list) else [value]
+        if not any(_alternative(a, v) for a in rule for v in candidates):
+            return False
+    return True
+
+
+def _alternative(alt, value) -> bool:
+    if isinstance(alt, dict):
+        (op, arg), = alt.items()
+        assert op == "prefix", f"the matcher does not implement {op}"
+        return isinstance(value, str) and value.startswith(arg)
+    return type(alt) is type(value) and alt == value
+
+
+def alarm_event(name: str, value: str = "ALARM", previous: str = "OK", source: str = "aws.cloudwatch",
+                detail_type: str = "CloudWatch Alarm State Change") -> dict:
+    """A CloudWatch alarm state change event, shaped as CloudWatch sends it to EventBridge."""
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source, "account": ACCOUNT,
+        "time": "2026-01-01T00:00:00Z", "region": REGION, "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": value, "reason": "Threshold Crossed", "timestamp": "2026-01-01T00:00:00.000+0000"},
+            "previousState": {"value": previous, "reason": "Threshold not crossed", "timestamp": "2025-12-31T23:00:00.000+0000"},
+            "configuration": {"description": "", "metrics": [{"id": "m1", "metricStat": {"metric": {"namespace": "App", "name": "Errors"},
+                                                                                              "period": 60, "stat": "Sum"}}]},
+        },
+    }
+
+
+def samples(plan) -> list[tuple[dict, bool]]:
+    """(event, should the guard fire) for a plan: ALARM of each plan alarm fires; OK, INSUFFICIENT_DATA,
+    other alarms, near-miss names, and other sources or detail types do not."""
+    names, prefixes = guard.watched_alarms(plan)
+
+    def watched(alarm: str) -> bool:
+        return alarm in names or any(alarm.startswith(p) for p in prefixes)
+
+    out = []
+    for n in names:
+        out += [(alarm_event(n), True), (alarm_event(n, "OK", "ALARM"), False),
+                (alarm_event(n, "INSUFFICIENT_DATA"), False), (alarm_event(n + "-2"), watched(n + "-2")),
+                (alarm_event(n.upper()), watched(n.upper())), (alarm_event(n, source="custom.app"), False),
+                (alarm_event(n, detail_type="CloudWatch Alarm Configuration Change"), False)]
+    for p in prefixes:
+        out += [(alarm_event(p + "anything"), True), (alarm_event(p + "x", "OK"), False),
+                (alarm_event("x" + p), watched("x" + p))]
+    out.append((alarm_event("someone-elses-alarm"), False))
+    return out
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def store(aws_env):
+    from cutover.aws import GuardResources
+
+    return GuardResources.connect(REGION, None, read_only=False)
+
+
+def changed_plan(plan, **edits):
+    """The e2e plan's text with replacements (same name, new digest)."""
+    text = Path(plan.path).read_text()
+    for old, new in edits.values():
+        assert old in text
+        text = text.replace(old, new)
+    return parse_plan(text, plan.path)
+
+
+def put_phase(plan, params, phase: str, clock) -> None:
+    """Flags at the phase's values and a stable record of it, as a finished advance leaves them."""
+    for f in plan.flags:
+        params.put(f.parameter, plan.values_for(phase)[f.name], secure=f.secure)
+    state.StateStore(plan, params).write(state.StateRecord(
+        phase=phase, status=state.STABLE, entered_at=state.iso(clock.now()), actor="arn:aws:iam::123456789012:user/t",
+        run_id="seeded00", plan_digest=plan.digest, command="advance", reason="seeded"), clock)
+
+
+class Recording:
+    """A ParameterStore that records every put, in order."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.puts = inner, []
+
+    def get_many(self, names):
+        return self.inner.get_many(names)
+
+    def put(self, name, value, *, secure=False, overwrite=True):
+        self.puts.append((name, value, "SecureString" if secure else "String"))
+        return self.inner.put(name, value, secure=secure, overwrite=overwrite)
+
+    def delete(self, name):
+        return self.inner.delete(name)
+
+    def history(self, name):
+        return self.inner.history(name)
+
+
+# --- the document is the rollback -------------------------------------------------------------------------
+@pytest.mark.parametrize("key", PLANS)
+def test_document_writes_exactly_the_rollback_targets_then_the_state(key):
+    plan = load_plan(PLANS[key])
+    doc = guard.build_document(plan, ACCOUNT)
+    writes = guard.document_writes(doc)
+    assert [(w["parameter"], w["value"], w["type"]) for w in writes[:-1]] == [
+        (f.parameter, v, "SecureString" if f.secure else "String") for f, v in flagmod.rollback_targets(plan)]
+    assert [(f.name, v) for f, v in flagmod.rollback_targets(plan)] == list(plan.rollback_values().items())
+    assert writes[-1]["parameter"] == plan.state_parameter and writes[-1]["type"] == "String"
+    # The shape SSM Automation expects, and nothing the subset interpreter would not run.
+    assert doc["schemaVersion"] == "0.3" and doc["assumeRole"] == f"arn:aws:iam::{ACCOUNT}:role/{guard.names(plan).automation_role}"
+    assert plan.digest in doc["description"] and guard.armed_digest(doc) == plan.digest
+    names = [s["name"] for s in doc["mainSteps"]]
+    assert len(set(names)) == len(names) and all(re.fullmatch(r"[A-Za-z0-9_]{1,128}", n) for n in names)
+    assert all(s["action"] == "aws:executeAwsApi" and s["inputs"]["Overwrite"] is True for s in doc["mainSteps"])
+    # The record, once Automation substitutes its variables, is one the tool reads as rolled back.
+    text = writes[-1]["value"].replace("{{AlarmName}}", "some-alarm").replace("{{automation:EXECUTION_ID}}", str(uuid.uuid4()))
+    view = state.interpret(plan, state.Param(plan.state_parameter, text, 1))
+    assert view.problem is None
+    rec = view.record
+    assert (rec.phase, rec.status, rec.command, rec.plan, rec.plan_digest) == (ROLLED_BACK, state.STABLE, "guard", plan.name, plan.digest)
+    assert rec.reason == "auto-rollback by guard: alarm some-alarm" and rec.target is None
+    assert len(text.encode()) + 255 <= state.MAX_RECORD_BYTES
+
+
+@pytest.mark.parametrize("key", PLANS)
+def test_rollback_targets_are_the_declared_values_of_each_state(key):
+    plan = load_plan(PLANS[key])
+    for dest in (ROLLED_BACK, *plan.phase_names):
+        targets = flagmod.rollback_targets(plan, dest)
+        assert [f.name for f, _ in targets] == [f.name for f in plan.flags]  # plan (rollback) order
+        assert dict((f.name, v) for f, v in targets) == plan.values_for(dest)
+
+
+@pytest.mark.parametrize("key", ["repo", "e2e", "every_check"])
+def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(key, e2e, tmp_path):
+    """From every phase: what `orchestrator.rollback` writes (only the flags that differ, in order) is
+    the document's run with the unchanged flags left out, and both end at the same values."""
+    from cutover.aws import make_ports
+
+    plan = load_plan(PLANS[key])
+    ports = make_ports(plan.region, None, read_only=False)
+    caller = ApiCaller(plan.region)
+    doc = guard.build_document(plan, ACCOUNT)
+    flag_params = {f.parameter for f in plan.flags}
+    for phase in plan.phase_names:
+        put_phase(plan, ports.params, phase, e2e.clock)
+        rec = Recording(ports.params)
+        rt = orchestrator.Runtime(plan=plan, aws=dataclasses.replace(ports, params=rec), env={}, clock=e2e.clock,
+                                  evidence_dir=tmp_path / "ev")
+        assert orchestrator.rollback(rt, None, "test").exit_code == 0
+        cli_writes = [w for w in rec.puts if w[0] in flag_params]
+        after_cli = {f.name: p.value for f in plan.flags for p in [ports.params.get_many([f.parameter])[f.parameter]]}
+
+        put_phase(plan, ports.params, phase, e2e.clock)
+        caller.calls.clear()
+        assert all(r == "Success" for _, r in execute_locally(doc, {"AlarmName": ["a"]}, caller))
+        doc_writes = [w for w in caller.puts() if w[0] in flag_params]
+        after_doc = {f.name: p.value for f in plan.flags for p in [ports.params.get_many([f.parameter])[f.parameter]]}
+
+        # Least privilege, exactly: the automation role may write what the document writes, nothing more.
+        granted = set(guard.automation_policy(plan, ACCOUNT)["Statement"][0]["Resource"])
+        assert {guard.GuardArns(plan.region, ACCOUNT).parameter(w[0]) for w in caller.puts()} == granted
+
+        differing = {f.parameter for f in plan.flags if plan.values_for(phase)[f.name] != f.rollback}
+        assert cli_writes == [w for w in doc_writes if w[0] in differing], phase
+        assert doc_writes == [(f.parameter, v, "SecureString" if f.secure else "String") for f, v in flagmod.rollback_targets(plan)]
+        assert after_cli == after_doc == plan.rollback_values()
+        if phase == plan.phase_names[-1]:
+            assert cli_writes, "a rollback from the last phase writes something"
+
+
+# --- the event pattern -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("key", PLANS)
+def test_the_rule_fires_on_alarm_of_a_plan_alarm_only(key):
+    plan = load_plan(PLANS[key])
+    pattern = guard.build_event_pattern(plan)
+    assert pattern["source"] == ["aws.cloudwatch"] and pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+    assert pattern["detail"]["state"] == {"value": ["ALARM"]}
+    names, prefixes = guard.watched_alarms(plan)
+    assert pattern["detail"]["alarmName"] == [*names, *({"prefix": p} for p in prefixes)]
+    cases = samples(plan)
+    assert any(fire for _, fire in cases) and any(not fire for _, fire in cases)
+    for event, fire in cases:
+        assert matches(pattern, event) is fire, (event["detail"]["alarmName"], event["detail"]["state"]["value"], event["source"])
+
+
+def test_the_repo_plan_watches_all_five_alarms():
+    plan = load_plan(PLANS["repo"])
+    alarms = guard.build_event_pattern(plan)["detail"]["alarmName"]
+    assert alarms == ["rp-mw-prod-worker-error-rate", "rp-mw-prod-shopify-refresh-errors", "rp-mw-prod-richpanel-429-spike",
+                      "rp-mw-prod-shopify-429-spike", "rp-mw-prod-openai-intent-failures"]
+
+
+# --- names and permissions ----------------------------------------------------------------------------------------
+def test_names_derive_from_the_plan_and_fit_aws_limits():
+    plan = load_plan(E2E)
+    n = guard.names(plan)
+    assert (n.document, n.rule, n.automation_role, n.events_role) == (
+        "cutover-e2e-rollback", "cutover-e2e-rollback", "cutover-e2e-rollback-automation", "cutover-e2e-rollback-events")
+    long_a = dataclasses.replace(plan, name="a" * 60 + "xyz")
+    long_b = dataclasses.replace(plan, name="a" * 60 + "xyw")
+    for p in (long_a, long_b):
+        for name in guard.names(p).__dict__.values():
+            assert len(name) <= 64 and re.fullmatch(r"[A-Za-z0-9_.-]+", name) and name.startswith("cutover-")
+    assert guard.names(long_a) != guard.names(long_b)
+
+
+def test_roles_are_least_privilege():
+    plan = load_plan(PLANS["repo"])
+    auto = guard.automation_policy(plan, ACCOUNT)
+    arns = [f"arn:aws:ssm:us-east-2:{ACCOUNT}:parameter{p}" for p in [*(f.parameter for f in plan.flags), plan.state_parameter]]
+    put, kms = auto["Statement"]
+    assert put["Action"] == ["ssm:PutParameter"] and put["Resource"] == arns  # exactly the flags and the state
+    assert kms["Action"] == ["kms:Encrypt"] and kms["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
+    assert not any(p.parameter.endswith("/lock") for p in plan.flags) and plan.lock_parameter not in json.dumps(auto)
+    ev = guard.events_policy(plan, ACCOUNT)["Statement"]
+    assert [s["Action"] for s in ev] == [["ssm:StartAutomationExecution"], ["iam:PassRole"]]
+    assert ev[0]["Resource"] == [f"arn:aws:ssm:us-east-2:{ACCOUNT}:automation-definition/cutover-order-status-prod-rollback:*"]
+    assert ev[1]["Resource"] == [f"arn:aws:iam::{ACCOUNT}:role/cutover-order-status-prod-rollback-automation"]
+    assert ev[1]["Condition"] == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}
+    trust = guard.automation_trust(plan, ACCOUNT)["Statement"][0]
+    assert trust["Principal"] == {"Service": "ssm.amazonaws.com"} and trust["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    etrust = guard.events_trust(plan, ACCOUNT)["Statement"][0]
+    assert etrust["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:events:us-east-2:{ACCOUNT}:rule/cutover-order-status-prod-rollback"}
+    # No SecureString flag, no KMS grant.
+    e2e_plain = dataclasses.replace(plan, flags=tuple(dataclasses.replace(f, secure=False) for f in plan.flags))
+    assert [s["Sid"] for s in guard.automation_policy(e2e_plain, ACCOUNT)["Statement"]] == ["RollBackFlagsAndRecordState"]
+
+
+def test_plans_the_guard_cannot_express_are_refused_before_any_aws_call():
+    plan = load_plan(E2E)
+    with pytest.raises(UsageError, match="no alarms"):
+        guard.check_plan(dataclasses.replace(plan, checks={k: c for k, c in plan.checks.items() if c.type != "alarms"}))
+    bad = changed_plan(plan, v=('rollback: "safe"', 'rollback: "{{x}}"'))
+    with pytest.raises(UsageError, match="variable") as err:
+        guard.check_plan(bad)
+    assert err.value.exit_code == ExitCode.USAGE
+    with pytest.raises(UsageError, match="cannot pass on"):
+        guard.check_plan(changed_plan(plan, a=("names: [e2e-errors]", 'names: ["e2e-\\"x"]')))
+
+
+# --- on the emulator -------------------------------------------------------------------------------------------
+def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp_path):
+    from cutover.aws import _Clients, make_session
+
+    plan = e2e.plan
+    n = guard.names(plan)
+    out = guard.arm(e2e(), store)
+    assert out.exit_code == 0 and out.headline.startswith("guard armed for e2e: created 5 resource(s)"), out.headline
+    assert out.evidence_path and Path(out.evidence_path, "report.json").exists()
+
+    doc = store.get_document(n.document)
+    assert doc["type"] == "Automation" and json.loads(doc["content"]) == guard.build_document(plan, ACCOUNT)
+    assert doc["tags"][guard.TAG_DIGEST] == plan.digest
+    rule = store.get_rule(n.rule)
+    assert rule["state"] == "ENABLED" and rule["pattern"] == guard.build_event_pattern(plan)
+    (target,) = store.list_targets(n.rule)
+    assert target["Arn"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-definition/{n.document}:$DEFAULT"
+    assert target["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{n.events_role}"
+    for spec in guard.desired(plan, ACCOUNT).roles:
+        role = store.get_role(spec.name)
+        assert role["trust"] == spec.trust and role["policies"] == {guard.POLICY_NAME: spec.policy}
+
+    # The armed pattern and input transformer, run by the emulator's EventBridge: only a plan alarm's
+    # ALARM gets through, as the Automation parameters EventBridge would pass. (moto cannot deliver to an
+    # SSM Automation target: a matching event on the guard's own rule fails PutEvents with a 500. So the
+    # armed pattern and transformer are copied onto a probe rule, on its own bus, with an SQS target.)
+    clients = _Clients(make_session(REGION, None, False))
+    sqs, events = clients("sqs"), clients("events")
+    queue = sqs.create_queue(QueueName="guard-probe")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.create_event_bus(Name="guard-probe")
+    events.put_rule(Name="probe", EventBusName="guard-probe", EventPattern=events.describe_rule(Name=n.rule)["EventPattern"])
+    events.put_targets(Rule="probe", EventBusName="guard-probe",
+                       Targets=[{"Id": "probe", "Arn": queue_arn, "InputTransformer": target["InputTransformer"]}])
+    cases = samples(plan)
+    assert len(cases) <= 10
+    resp = events.put_events(Entries=[{"Source": e["source"], "DetailType": e["detail-type"], "Detail": json.dumps(e["detail"]),
+                                       "Resources": e["resources"], "EventBusName": "guard-probe"} for e, _ in cases])
+    assert resp["FailedEntryCount"] == 0
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    params = [json.loads(m["Body"]) for m in got]
+    assert params == [{"AlarmName": [e["detail"]["alarmName"]]} for e, fire in cases if fire] == [{"AlarmName": ["e2e-errors"]}]
+
+    # The alarm fires in the last phase: the armed document, run with those parameters, rolls back.
+    ports = e2e().aws
+    put_phase(plan, ports.params, "full", e2e.clock)
+    armed = json.loads(store.get_document(n.document)["content"])
+    results = execute_locally(armed, params[0], ApiCaller(REGION))
+    assert [r for _, r in results] == ["Success"] * (len(plan.flags) + 1)
+    assert e2e.live() == plan.rollback_values()
+    assert ports.params.get_many(["/e2e/allow"])["/e2e/allow"].type == "SecureString"
+    view = e2e.state()
+    assert view.problem is None and view.record.phase == ROLLED_BACK and view.record.status == state.STABLE
+    assert view.record.reason == "auto-rollback by guard: alarm e2e-errors" and view.record.command == "guard"
+    assert view.record.plan_digest == plan.digest and view.record.run_id and "{{" not in view.record.run_id
+    assert orchestrator.status(e2e(dry_run=True), check=True).exit_code == 0
+    # A rollback by hand afterwards has nothing to do (the two agree), and writes nothing.
+    assert orchestrator.rollback(e2e(), None, "after the guard").headline.startswith("nothing to do")
+
+
+def test_arm_is_idempotent_and_a_dry_run_writes_nothing(e2e, aws_env):
+    from cutover.aws import CallCounter, GuardResources
+
+    counter = CallCounter()
+    ro = GuardResources.connect(REGION, None, read_only=True, hooks=[counter])
+    out = guard.arm(e2e(dry_run=True), ro)
+    assert out.exit_code == 0 and out.headline.startswith("dry run: arming the guard for e2e would create 5 resource(s)")
+    assert [r["action"] for r in out.data["resources"]] == ["create"] * 5
+    assert counter.total > 0 and counter.writes() == {}
+    assert guard.status(e2e(dry_run=True), ro).data["state"] == "disarmed"
+    with pytest.raises(ReadOnlyViolation):  # the read-only session refuses writes
+        ro.put_rule("x", {"source": ["a"]}, "", {})
+
+    rw = GuardResources.connect(REGION, None, read_only=False, hooks=[counter])
+    assert guard.arm(e2e(), rw).exit_code == 0
+    counter.reset()
+    again = guard.arm(e2e(), rw)
+    assert again.headline == "nothing to do: the guard for e2e is armed and matches the plan"
+    assert counter.writes() == {}
+    assert guard.arm(e2e(dry_run=True), ro).headline.startswith("nothing to do")
+
+
+def test_status_says_what_differs_and_rearming_updates_in_place(e2e, store):
+    plan = e2e.plan
+    n = guard.names(plan)
+    rt = e2e(dry_run=True)
+    st = guard.status(rt, store, check=True)
+    assert st.data["state"] == "disarmed" and st.exit_code == ExitCode.DRIFT and "NOT ARMED" in st.headline
+    guard.arm(e2e(), store)
+    st = guard.status(rt, store, check=True)
+    assert st.exit_code == 0 and st.data["state"] == "armed" and st.data["current"] and st.data["armed_digest"] == plan.digest
+    # What it would do, in order, the sensitive value fingerprinted.
+    steps = [(s["parameter"], s["value"]) for s in st.data["steps"]]
+    assert steps[:3] == [("/e2e/kill", "off"), ("/e2e/mode", "safe"), ("/e2e/allow", fingerprint("none"))]
+    assert steps[3][0] == plan.state_parameter and "rolled_back" in steps[3][1] and "<alarm name>" in steps[3][1]
+    assert not any("/e2e/allow = none" in line for line in st.lines)
+
+    # The plan changes: a rollback value, an alarm, the digest. Status names each; --check exits 5.
+    new = changed_plan(plan, v=('rollback: "safe"', 'rollback: "safer"'), a=("names: [e2e-errors]", "names: [e2e-errors, e2e-latency]"))
+    st = guard.status(e2e(dry_run=True, plan=new), store, check=True)
+    assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "stale"
+    text = "\n".join(st.data["differences"])
+    assert "/e2e/mode: armed safe (String), plan safer (String)" in text
+    assert "alarms not watched by the armed rule: e2e-latency" in text
+    assert f"armed for plan sha256 {plan.digest[:12]}" in text
+    assert guard.arm(e2e(dry_run=True, plan=new), store).data["resources"][2]["action"] == "update"
+
+    out = guard.arm(e2e(plan=new), store)
+    assert out.exit_code == 0 and "updated" in out.headline
+    doc = store.get_document(n.document)
+    assert (doc["default_version"], doc["latest_version"]) == ("2", "2")  # $DEFAULT runs the new content
+    assert json.loads(doc["content"]) == guard.build_document(new, ACCOUNT)
+    assert store.get_rule(n.rule)["pattern"]["detail"]["alarmName"] == ["e2e-errors", "e2e-latency"]
+    assert guard.status(e2e(dry_run=True, plan=new), store).data["current"]
+    # Back to the first plan: SSM refuses a duplicate version; the version holding it becomes the default.
+    guard.arm(e2e(), store)
+    doc = store.get_document(n.document)
+    assert doc["default_version"] == "1" and json.loads(doc["content"]) == guard.build_document(plan, ACCOUNT)
+    assert guard.status(e2e(dry_run=True), store, check=True).exit_code == 0
+
+
+def test_a_partly_armed_guard_is_reported_and_arm_repairs_it(e2e, store):
+    n = guard.names(e2e.plan)
+    guard.arm(e2e(), store)
+    store.remove_targets(n.rule, [guard.TARGET_ID])
+    store.put_role_policy(n.automation_role, "extra", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ssm:*", "Resource": "*"}]})
+    st = guard.status(e2e(dry_run=True), store, check=True)
+    assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "partial" and "missing target" in st.headline
+    assert "extra inline policies: extra" in st.data["differences"]
+    out = guard.arm(e2e(), store)
+    assert "created 1 resource(s) and updated 1 resource(s)" in out.headline, out.headline
+    assert store.get_role(n.automation_role)["policies"].keys() == {guard.POLICY_NAME}
+    assert guard.status(e2e(dry_run=True), store).data["state"] == "armed"
+
+
+def test_disarm_removes_everything(e2e, store):
+    from cutover.aws import CallCounter, GuardResources
+
+    n = guard.names(e2e.plan)
+    assert guard.disarm(e2e(), store).headline == "nothing to do: no guard is armed for e2e"
+    guard.arm(e2e(), store)
+    counter = CallCounter()
+    ro = GuardResources.connect(REGION, None, read_only=True, hooks=[counter])
+    dry = guard.disarm(e2e(dry_run=True), ro)
+    assert "would remove 5 resource(s)" in dry.headline and counter.writes() == {}
+    assert guard.status(e2e(dry_run=True), store).data["state"] == "armed"
+    out = guard.disarm(e2e(), store)
+    assert out.exit_code == 0 and out.headline == "guard disarmed for e2e: removed 5 resource(s)"
+    assert store.get_rule(n.rule) is None and store.get_document(n.document) is None
+    assert store.get_role(n.automation_role) is None and store.get_role(n.events_role) is None
+    assert guard.status(e2e(dry_run=True), store).data["state"] == "disarmed"
+
+
+def test_the_operator_policy_covers_every_call_the_guard_makes_and_little_more(e2e, store):
+    from cutover.aws import CallCounter, GuardResources
+
+    plan = e2e.plan
+    n = guard.names(plan)
+
+    def actions(doc: dict) -> set[str]:
+        return {a for s in doc["Statement"] for a in s["Action"]}
+
+    def scoped(doc: dict) -> bool:
+        return all(s["Resource"] == "*" and s["Action"] == ["sts:GetCallerIdentity"] or "*" not in json.dumps(s["Resource"])
+                   for s in doc["Statement"])
+
+    reads, writes = CallCounter(), CallCounter()
+    ro = GuardResources.connect(REGION, None, True, hooks=[reads])
+    rw = GuardResources.connect(REGION, None, False, hooks=[writes])
+    guard.arm(e2e(dry_run=True, counter=reads), ro)
+    guard.arm(e2e(counter=writes), rw)
+    for op in (guard.status, guard.arm, guard.disarm):
+        op(e2e(dry_run=True, counter=reads), ro)
+    store.update_trust(n.events_role, guard.automation_trust(plan, ACCOUNT))  # someone edits it by hand
+    new = changed_plan(plan, v=('rollback: "safe"', 'rollback: "safer"'))
+    guard.arm(e2e(counter=writes, plan=new), rw)
+    guard.arm(e2e(counter=writes), rw)  # back: the duplicate-content path
+    guard.disarm(e2e(counter=writes), rw)
+    read_only, full = guard.operator_policy(plan, ACCOUNT, read_only=True), guard.operator_policy(plan, ACCOUNT)
+    assert set(reads.calls) <= actions(read_only) and reads.writes() == {}
+    assert set(writes.calls) <= actions(full)
+    # Every grant is used, but for the authorisation-only actions (no API of that name).
+    assert actions(full) - set(reads.calls) - set(writes.calls) == {"iam:TagRole", "events:TagResource", "iam:PassRole"}
+    assert scoped(full) and scoped(read_only)
+    assert "ACCOUNT_ID" in json.dumps(guard.operator_policy(plan))
+
+
+# --- the CLI ---------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def run_cli(e2e, tmp_path):
+    """`cutover ...` with the guard sub-app (on a test-local app, the global options and `status`)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from cutover import cli
+    from cutover.guard_cli import guard_app
+
+    app = typer.Typer()
+    app.callback()(cli.main_options)
+    app.command("status")(cli.status)
+    app.add_typer(guard_app, name="guard")
+
+    def invoke(*args: str):
+        result = CliRunner().invoke(app, ["--plan", str(E2E), "--evidence-dir", str(tmp_path / "ev"), *args])
+        assert "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit)), result.output
+        return result
+
+    return invoke
+
+
+def test_cli_guard_arm_status_disarm(run_cli, e2e):
+    r = run_cli("guard", "arm")  # not a terminal: writing needs --yes
+    assert r.exit_code == 2 and "--yes" in r.output
+    r = run_cli("guard", "arm", "--dry-run")
+    assert r.exit_code == 0 and "would create 5 resource(s)" in r.stdout and "create rule cutover-e2e-rollback" in r.stdout
+    r = run_cli("--json", "guard", "status", "--check")
+    assert r.exit_code == 5 and json.loads(r.stdout)["state"] == "disarmed"
+    r = run_cli("guard", "arm", "--yes")
+    assert r.exit_code == 0 and "guard armed for e2e" in r.stdout
+    r = run_cli("--json", "guard", "status", "--check")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["command"] == "guard" and doc["state"] == "armed" and doc["current"]
+    allow = next(s for s in doc["steps"] if s["parameter"] == "/e2e/allow")
+    assert allow["value"] == fingerprint("none") and allow["type"] == "SecureString"
+    r = run_cli("guard", "status")
+    assert r.exit_code == 0 and "guard ARMED for e2e and it matches the plan" in r.stdout
+    assert "/e2e/allow (allow) = " + fingerprint("none") in r.stdout and "/e2e/allow (allow) = none" not in r.stdout
+
+    # The alarm fires in the full phase; the armed document runs; `cutover status --check` is clean.
+    put_phase(e2e.plan, e2e().aws.params, "full", e2e.clock)
+    from cutover.aws import GuardResources
+
+    armed = json.loads(GuardResources.connect(REGION, None, True).get_document("cutover-e2e-rollback")["content"])
+    execute_locally(armed, {"AlarmName": ["e2e-errors"]}, ApiCaller(REGION))
+    r = run_cli("status", "--check")
+    assert r.exit_code == 0, r.output
+    assert "state: rolled_back (stable" in r.stdout
+
+    r = run_cli("guard", "disarm", "--dry-run")
+    assert r.exit_code == 0 and "would remove 5 resource(s)" in r.stdout
+    r = run_cli("guard", "disarm", "--yes")
+    assert r.exit_code == 0 and "removed 5 resource(s)" in r.stdout
+    r = run_cli("guard", "status")
+    assert r.exit_code == 0 and "NOT ARMED" in r.stdout
