@@ -93,7 +93,7 @@ def test_plan_changed_since_the_last_transition(e2e, tmp_path, reliability):
 
 
 def test_unlock_force_records_who_and_why(e2e, reliability):
-    with reliability.case("locks", "a live lock broken with unlock --force; an expired lease taken over"):
+    with reliability.case("locks", "a live lock broken with unlock --force, recording who and why"):
         orchestrator.advance(e2e())
         state.acquire(e2e.plan, e2e().aws.params, e2e.clock, holder="arn:aws:iam::1:user/bob", command="advance", run_id="bob1")
         out = orchestrator.unlock(e2e(), force=True, reason="bob's laptop died")

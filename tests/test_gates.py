@@ -585,7 +585,7 @@ def test_command_not_found_and_override(tmp_path):
 
 def test_command_timeout_kills(tmp_path):
     t0 = time.monotonic()
-    check = CommandCheck("report", (sys.executable, "-c", "import time; print('started', flush=True); time.sleep(5)"), timeout=0.3)
+    check = CommandCheck("report", (sys.executable, "-c", "import time; print('started', flush=True); time.sleep(4)"), timeout=0.3)
     r = run_check(check, make_ctx(cwd=str(tmp_path)))
     assert r.status == FAIL and r.detail.startswith("still running after 0.3s, killed; last output: started")
     assert time.monotonic() - t0 < 2
@@ -797,7 +797,7 @@ FAILURE_CLASSES = [
     ("command-exit", lambda url: CommandCheck("g", (PY, "-c", "raise SystemExit(4)")), None, "exit 4; last output"),
     ("command-not-found", lambda url: CommandCheck("g", ("cutover-no-such-program",)), None,
      "command not found: cutover-no-such-program"),
-    ("command-timeout", lambda url: CommandCheck("g", (PY, "-c", "import time; time.sleep(30)"), timeout=0.5), None,
+    ("command-timeout", lambda url: CommandCheck("g", (PY, "-c", "import time; time.sleep(3)"), timeout=0.5), None,
      "still running after 0.5s, killed"),
     ("alarm-firing", lambda url: AlarmsCheck("g", ("e2e-errors",)), lambda s: _alarm(s, "e2e-errors", "ALARM"),
      "e2e-errors in ALARM since "),

@@ -837,7 +837,7 @@ def test_repo_plan_checks(repo_plan: model.Plan) -> None:
         json_match={"refresh_succeeded": True})
     quiet = c["alarms_quiet"]
     assert (quiet.names, quiet.quiet_for, quiet.insufficient_data) == (ALARMS, 900, "fail")
-    # The thresholds of the monitoring in /work/shared/reference/order-status.md.
+    # The thresholds of the monitoring in ../shared/reference/order-status.md.
     expect = {name: e.declared() for name, e in quiet.expect.items()}
     assert expect == {
         "rp-mw-prod-worker-error-rate": {"threshold": 5, "comparison": "GreaterThanThreshold", "period": 900},
