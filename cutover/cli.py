@@ -102,8 +102,11 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "")
 
     logs.configure(G.verbose, G.evidence_dir / "cutover.log.jsonl")
     ports = make_ports(plan.region, G.profile, read_only=dry_run)
+    from cutover.aws import GuardResources
+
     rt = Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=G.evidence_dir, dry_run=dry_run,
-                 confirm=_confirmer(yes), log=logs.get().bind(command=command))
+                 confirm=_confirmer(yes), log=logs.get().bind(command=command),
+                 guard_store=lambda: GuardResources.connect(plan.region, G.profile, read_only=dry_run))
     _use_sandbox_stub(rt)
     return rt
 
@@ -329,13 +332,20 @@ def runbook(
 def iam_policy(
     read_only: bool = typer.Option(False, "--read-only", help="Only the reads: dry runs, preflight, status, history, rehearsals."),
     account: str = typer.Option("ACCOUNT_ID", "--account", help="AWS account id for the ARNs (default: the placeholder ACCOUNT_ID)."),
+    with_guard: bool = typer.Option(False, "--guard", help="Add what `cutover guard` needs (always added when a phase has auto_rollback)."),
 ) -> None:
     """Print the least-privilege IAM policy (JSON) for the plan. No AWS calls."""
 
     def body():
         from cutover import iam
 
-        doc = iam.policy(load_plan(), account, read_only)
+        plan = load_plan()
+        doc = iam.policy(plan, account, read_only)
+        if with_guard or any(p.auto_rollback for p in plan.phases):
+            from cutover.guard import operator_policy
+
+            guard_doc = operator_policy(plan, account, read_only)
+            doc["Statement"] += [s for s in guard_doc["Statement"] if s["Sid"] != "IdentifyCaller"]
         if account == iam.PLACEHOLDER_ACCOUNT:
             say(f"note: the ARNs hold the placeholder account {iam.PLACEHOLDER_ACCOUNT}; replace it, "
                 "or pass --account 123456789012", err=True)

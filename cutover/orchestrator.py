@@ -47,6 +47,9 @@ class Runtime:
     notes: list[str] = field(default_factory=list)  # substitutions to report (sandbox, rehearsal)
     log: object = None
     _identity: object = None
+    # The guard's AWS resources (IAM, SSM documents, EventBridge), made on demand: only plans with an
+    # `auto_rollback: true` phase need them in advance and status.
+    guard_store: Callable[[], object] | None = None
 
     _pacer: flagmod.Pacer | None = None
 
@@ -223,6 +226,10 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
         for a in alarm_rows:
             lines.append(f"    {a['name']}: {a['state']} since {a['since']}")
 
+    guard = guard_line(rt)
+    if guard is not None:
+        lines.append(guard[1])
+        data["guard"] = guard[0]
     bad = bool(view.problem or drift or interrupted)
     if view.problem:
         headline = f"state record unreadable: {view.problem}"
@@ -338,12 +345,16 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         report.changes = [c.to_dict() for c in changes]
         data = {"phase": current, "target": phase.name, "gates": report.gates, "changes": report.changes, "dry_run": rt.dry_run}
         if rt.dry_run:
+            if phase.auto_rollback:
+                rt.notes.append(f"{phase.name} has auto_rollback: true: entering it arms the guard first (see `cutover guard arm --dry-run`)")
             return _finish(rt, report, Outcome(
                 ExitCode.OK, f"dry run: gates pass; advancing {current} -> {phase.name} would change {len(changes)} flag(s)",
                 gate_lines + _change_lines(changes), data))
         if not rt.confirm(f"advance {current} -> {phase.name}: " + "; ".join(_change_lines(changes))):
             raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
 
+        if phase.auto_rollback:
+            _arm_guard(rt, phase)
         ident = rt.identity()
         store = state.StateStore(plan, rt.params)
         # The gates took a while: if anyone changed the state meanwhile (a rollback above all), the
@@ -432,6 +443,35 @@ def _entered_by(rt: Runtime, phase: str) -> str | None:
         if rec is not None and rec.status == state.STABLE and rec.phase == phase and rec.command in ("advance", "rollback"):
             return rec.actor
     return None
+
+
+def _arm_guard(rt: Runtime, phase: Phase) -> None:
+    """Entering an `auto_rollback` phase arms the rollback inside AWS first; if that cannot be done,
+    the phase is not entered (exit 3): it would run unprotected whenever no `watch` is running."""
+    from cutover import guard
+
+    if rt.guard_store is None:
+        raise Blocked(f"{phase.name} has auto_rollback: true, and the guard cannot be armed from here; nothing was written",
+                      "run `cutover guard arm` first, or remove auto_rollback from the phase")
+    try:
+        armed = guard.arm(rt, rt.guard_store())
+    except CutoverError as err:
+        raise Blocked(f"{phase.name} has auto_rollback: true, and arming the guard failed: {err.message}; "
+                      "nothing was written", err.hint or "run `cutover guard status`") from None
+    rt.notes.append(f"guard: {armed.headline}")
+
+
+def guard_line(rt: Runtime) -> tuple[str, str] | None:
+    """(state, headline) of the guard when the plan relies on it (some phase has auto_rollback)."""
+    if rt.guard_store is None or not any(p.auto_rollback for p in rt.plan.phases):
+        return None
+    from cutover import guard
+
+    try:
+        out = guard.status(rt, rt.guard_store())
+    except CutoverError as err:
+        return "unknown", f"guard: could not read it ({err.message})"
+    return out.data.get("state", "unknown"), out.headline
 
 
 def _check_not_clobbered(rt: Runtime, store: state.StateStore, version: int, expected_prev: int | None) -> None:

@@ -400,6 +400,33 @@ def _phases(plan: Plan) -> list[str]:
     return lines
 
 
+def _guard(plan: Plan) -> list[str]:
+    """The rollback armed inside AWS: what it does, and how to stand it down for planned work."""
+    cli = cli_prefix(plan)
+    auto = [p.name for p in plan.phases if p.auto_rollback]
+    lines = [
+        "## The guard (rollback armed inside AWS)",
+        "",
+        "When armed, any plan alarm going to ALARM starts an SSM Automation that writes every flag back to the",
+        "rollback values above, in the same order, then records the state as `rolled_back` with the alarm as",
+        "the reason. Nobody needs to be awake. It takes no lock.",
+        "",
+        ("Entering " + ", ".join(auto) + " arms it first (`auto_rollback: true`); if it cannot be armed, the phase "
+         "is not entered." if auto else "No phase arms it automatically; arm it by hand if you want it."),
+        "",
+        *_commands([
+            (f"{cli} guard status", "armed? matching this plan? what it would do"),
+            (f"{cli} guard arm --dry-run", "what arming would create or change"),
+            (f"{cli} guard arm --yes", "arm it (again after every plan change)"),
+            (f"{cli} guard disarm --yes", "stand it down before planned work that trips alarms"),
+        ]),
+        "",
+        "After planned work, set the alarms back to OK and re-arm it.",
+        "",
+    ]
+    return lines
+
+
 def _diagram(plan: Plan) -> list[str]:
     return [
         "## State diagram",
@@ -432,7 +459,7 @@ def _digest(plan: Plan) -> list[str]:
 
 def render(plan: Plan) -> str:
     """The runbook as markdown. Same plan file, same text."""
-    sections = [_header(plan), _rollback(plan), _prerequisites(plan), _phases(plan), _diagram(plan),
+    sections = [_header(plan), _rollback(plan), _prerequisites(plan), _phases(plan), _guard(plan), _diagram(plan),
                 _exit_codes(), _digest(plan)]
     text = "\n".join(line for section in sections for line in section) + "\n"
     # Flag values are fingerprinted where shown; this also catches a sensitive value quoted in free text

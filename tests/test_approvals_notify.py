@@ -93,8 +93,12 @@ def test_plan_auto_rollback_makes_watch_roll_back_on_its_own(e2e, emulator, topi
 
     shadow = dataclasses.replace(e2e.plan.phases[0], bake=600, auto_rollback=True)
     plan = dataclasses.replace(e2e.plan, phases=(shadow, *e2e.plan.phases[1:]), notify_topic=topic)
+    from cutover.aws import GuardResources
+
     clock = FakeClock(datetime.now(timezone.utc))
-    assert orchestrator.advance(e2e(plan=plan, clock=clock)).exit_code == 0
+    # An auto_rollback phase arms the guard on entry, so this advance needs the guard's resources.
+    guard = lambda: GuardResources.connect("us-east-2", None, read_only=False)  # noqa: E731
+    assert orchestrator.advance(e2e(plan=plan, clock=clock, guard_store=guard)).exit_code == 0
     emulator.seeder("us-east-2").set_alarm_state("e2e-errors", "ALARM")
     out = watch.watch(e2e(plan=plan, clock=clock), False, 60, lambda p: None)
     assert out.exit_code == 6 and e2e.live() == plan.rollback_values()
