@@ -219,11 +219,11 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     data["drift"] = drift
 
     # Alarms of every alarms gate in the plan, in one batched read.
-    alarm_rows = _alarm_rows(rt)
-    data["alarms"] = alarm_rows
-    if alarm_rows:
+    alarms_seen = _all_alarm_rows(rt)
+    data["alarms"] = alarms_seen
+    if alarms_seen:
         lines.append("alarms:")
-        for a in alarm_rows:
+        for a in alarms_seen:
             lines.append(f"    {a['name']}: {a['state']} since {a['since']}")
 
     guard = guard_line(rt)
@@ -244,28 +244,34 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     return Outcome(code, headline, lines, data, hint=(view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")))
 
 
-def _alarm_rows(rt: Runtime) -> list[dict]:
-    from cutover.model import AlarmsCheck
-
+def alarm_rows(rt: Runtime, checks: list) -> list[dict]:
+    """{name, state, since} for every alarm the given alarms checks watch (named ones first; a named
+    alarm that does not exist is MISSING), from as few DescribeAlarms calls as the names allow."""
     names: list[str] = []
     prefixes: list[str] = []
-    for c in rt.plan.checks.values():
-        if isinstance(c, AlarmsCheck):
-            names += [n for n in c.names if n not in names]
-            if c.prefix and c.prefix not in prefixes:
-                prefixes.append(c.prefix)
+    for c in checks:
+        names += [n for n in c.names if n not in names]
+        if c.prefix and c.prefix not in prefixes:
+            prefixes.append(c.prefix)
     if not names and not prefixes:
         return []
-    try:
-        found = {a.name: a for a in rt.aws.alarms.describe(names, prefixes[0] if prefixes else None)}
-        for p in prefixes[1:]:
-            found.update({a.name: a for a in rt.aws.alarms.describe([], p)})
-    except CutoverError as err:
-        return [{"name": "(alarms)", "state": "UNKNOWN", "since": err.message}]
+    found = {a.name: a for a in rt.aws.alarms.describe(names, prefixes[0] if prefixes else None)}
+    for p in prefixes[1:]:
+        found.update({a.name: a for a in rt.aws.alarms.describe([], p)})
     rows = [{"name": n, "state": found[n].state, "since": state.iso(found[n].updated_at)} if n in found
             else {"name": n, "state": "MISSING", "since": "-"} for n in names]
     rows += [{"name": a.name, "state": a.state, "since": state.iso(a.updated_at)} for a in found.values() if a.name not in names]
     return rows
+
+
+def _all_alarm_rows(rt: Runtime) -> list[dict]:
+    """Every alarm of the plan, for status: an unreadable alarm source is shown, not fatal."""
+    from cutover.model import AlarmsCheck
+
+    try:
+        return alarm_rows(rt, [c for c in rt.plan.checks.values() if isinstance(c, AlarmsCheck)])
+    except CutoverError as err:
+        return [{"name": "(alarms)", "state": "UNKNOWN", "since": err.message}]
 
 
 # --- advance -----------------------------------------------------------------------------------------

@@ -43,12 +43,7 @@ def poll(rt: Runtime, phase: str) -> tuple[Poll, state.StateView]:
     view = state.interpret(plan, live.get(plan.state_parameter))
     declared = plan.values_for(phase)
     drift = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.parameter), declared[f.name])]
-    alarms = []
-    for check in plan.alarm_checks(phase):
-        found = {a.name: a for a in rt.aws.alarms.describe(list(check.names), check.prefix)}
-        alarms += [{"name": n, "state": found[n].state if n in found else "MISSING",
-                    "since": state.iso(found[n].updated_at) if n in found else "-"} for n in check.names]
-        alarms += [{"name": a.name, "state": a.state, "since": state.iso(a.updated_at)} for a in found.values() if a.name not in check.names]
+    alarms = orchestrator.alarm_rows(rt, plan.alarm_checks(phase))
     firing = [a["name"] for a in alarms if a["state"] in ("ALARM", "MISSING")]
     rec = view.record
     baked = (rt.clock.now() - state.parse_iso(rec.entered_at)).total_seconds() if rec and rec.entered_at else 0.0
