@@ -23,8 +23,17 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.parsers import ResponseParserError
 
-from cutover.errors import AlreadyExists, AwsError, CutoverError, NotFound, ReadOnlyViolation, UsageError
-from cutover.ports import Alarm, AwsPorts, Identity, LogEvent, Param, ParamVersion
+from cutover.errors import (
+    AlreadyExists,
+    AwsError,
+    CutoverError,
+    NotFound,
+    ReadOnlyViolation,
+    RevisionConflict,
+    UpdateInProgress,
+    UsageError,
+)
+from cutover.ports import Alarm, AwsPorts, FunctionConfig, Identity, LogEvent, Param, ParamVersion
 
 # --- read-only guard -----------------------------------------------------------------------------------
 
@@ -152,6 +161,7 @@ def make_ports(
         identity=StsIdentity(clients),
         region=session.region_name,
         notifier=SnsNotifier(session),
+        functions=LambdaFunctions(clients),
     )
 
 
@@ -306,7 +316,9 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 def _sanitize(aws_message: str) -> str:
     """AWS messages can echo request values (`Value 'x' at 'value' failed...`): drop quoted and
-    `value: ...` parts so a secret or sensitive flag value never reaches a console or evidence."""
+    `value: ...` parts so a secret or sensitive flag value never reaches a console or evidence.
+    Lambda's 4 KB refusal quotes the whole environment after "String measured": cut it off."""
+    aws_message = re.split(r"(?i)string measured", aws_message, maxsplit=1)[0]
     text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", aws_message)
     text = re.sub(r"(?i)(value:)\s*[^,]*", r"\1 …", text)
     return _one_line(text, 160)
@@ -333,6 +345,12 @@ def translate(exc: Exception, action: str, resource: str = "") -> CutoverError:
             return NotFound(f"{resource or 'resource'} not found ({action})", "check the name and the region", **kw)
         if code in EXISTS:
             return AlreadyExists(f"{resource or 'resource'} already exists ({action})", "", **kw)
+        if code == "PreconditionFailedException":
+            return RevisionConflict(f"{resource or 'the resource'} changed since it was read ({action})",
+                                    "someone else updated it: read it again", **kw)
+        if code == "ResourceConflictException":
+            return UpdateInProgress(f"{resource or 'the resource'} is still applying an earlier update ({action})",
+                                    "wait until its LastUpdateStatus is Successful", **kw)
         if code in KMS:
             return AwsError(
                 f"AWS could not decrypt {resource or 'the value'} ({action}: {code})",
@@ -475,6 +493,45 @@ class SsmParameterStore:
                         )
                     )
         return sorted(versions, key=lambda v: v.version)
+
+
+class LambdaFunctions:
+    """FunctionStore on Lambda: a function's configuration ($LATEST) and its environment."""
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("lambda")
+
+    def get(self, function: str) -> FunctionConfig:
+        with aws_errors("lambda:GetFunctionConfiguration", f"function {function}"):
+            resp = self._client().get_function_configuration(FunctionName=function)
+        return _function_config(resp, function)
+
+    def put_environment(self, function: str, variables: dict[str, str], revision_id: str | None) -> FunctionConfig:
+        only_if = {"RevisionId": revision_id} if revision_id else {}
+        with aws_errors("lambda:UpdateFunctionConfiguration", f"function {function}"):
+            resp = self._client().update_function_configuration(
+                FunctionName=function, Environment={"Variables": variables}, **only_if
+            )
+        return _function_config(resp, function)
+
+
+def _function_config(resp: dict, function: str) -> FunctionConfig:
+    env = resp.get("Environment") or {}
+    if env.get("Error"):
+        # The variables could not be decrypted: writing now would replace them all with ours alone.
+        code = env["Error"].get("ErrorCode", "Error")
+        raise AwsError(f"cannot read the environment of function {function} ({code})",
+                       "grant kms:Decrypt on the function's KMS key to the role you use", code=code,
+                       operation="lambda:GetFunctionConfiguration")
+    return FunctionConfig(
+        name=resp.get("FunctionName", function),
+        arn=resp.get("FunctionArn", ""),
+        variables=dict(env.get("Variables") or {}),
+        revision_id=resp.get("RevisionId"),
+        update_status=resp.get("LastUpdateStatus") or "Successful",  # absent right after creation
+        update_reason=resp.get("LastUpdateStatusReason", ""),
+        state=resp.get("State") or "Active",
+    )
 
 
 class CloudWatchAlarms:
@@ -821,6 +878,16 @@ class GuardResources:
 # --- emulator seeding (writes; loopback endpoints only) ---------------------------------------------------
 
 
+def _tiny_zip() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", "def handler(event, context):\n    return {}\n")
+    return buf.getvalue()
+
+
 def _is_loopback(endpoint: str) -> bool:
     host = urlsplit(endpoint).hostname or ""
     if host == "localhost":
@@ -857,6 +924,44 @@ class EmulatorSeeder:
         except bex.ClientError as err:
             if err.response.get("Error", {}).get("Code") != "ParameterNotFound":
                 raise translate(err, "ssm:DeleteParameter", name) from None
+
+    SANDBOX_ROLE = "cutover-sandbox-lambda"
+
+    def put_function(self, name: str, variables: dict[str, str]) -> None:
+        """A Lambda function with this environment (the emulator stores it; it never runs the code)."""
+        fn = self._clients("lambda")
+        try:
+            with aws_errors("lambda:GetFunctionConfiguration", f"function {name}"):
+                fn.get_function_configuration(FunctionName=name)
+        except NotFound:
+            with aws_errors("lambda:CreateFunction", f"function {name}"):
+                fn.create_function(
+                    FunctionName=name, Runtime="python3.12", Role=self._lambda_role(), Handler="app.handler",
+                    Code={"ZipFile": _tiny_zip()}, Environment={"Variables": variables},
+                )
+            return
+        self.put_environment(name, variables)
+
+    def put_environment(self, name: str, variables: dict[str, str]) -> None:
+        """Replace a function's whole environment (a hand edit in the console, say)."""
+        with aws_errors("lambda:UpdateFunctionConfiguration", f"function {name}"):
+            self._clients("lambda").update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+
+    def environment(self, name: str) -> dict[str, str]:
+        with aws_errors("lambda:GetFunctionConfiguration", f"function {name}"):
+            resp = self._clients("lambda").get_function_configuration(FunctionName=name)
+        return dict((resp.get("Environment") or {}).get("Variables") or {})
+
+    def _lambda_role(self) -> str:
+        iam = self._clients("iam")
+        trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+        with aws_errors("iam:CreateRole", self.SANDBOX_ROLE):
+            try:
+                return iam.create_role(RoleName=self.SANDBOX_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+            except bex.ClientError as exc:
+                if _code(exc) != "EntityAlreadyExists":
+                    raise
+                return iam.get_role(RoleName=self.SANDBOX_ROLE)["Role"]["Arn"]
 
     def put_secret(self, secret_id: str, value: str) -> None:
         sm = self._clients("secretsmanager")

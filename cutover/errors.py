@@ -77,3 +77,11 @@ class Incomplete(CutoverError):
 
 class AlreadyExists(AwsError):
     """A create-if-absent write found the name taken (the lock is held)."""
+
+
+class RevisionConflict(AwsError):
+    """A Lambda function changed since we read it (PreconditionFailedException on RevisionId)."""
+
+
+class UpdateInProgress(AwsError):
+    """A Lambda function is still applying an earlier update (ResourceConflictException)."""

@@ -9,6 +9,9 @@ retries, our adapters) from outside, and a killed process cannot hide from it. I
 - apply a write and then drop the connection (the client sees an error for a write that happened);
 - serve stale reads: the previous value of a just-written parameter for the next K reads of it;
 - deny operations (AccessDeniedException);
+- refuse the next Lambda UpdateFunctionConfiguration calls with PreconditionFailedException, as
+  Lambda does when the function changed since the caller read its RevisionId (moto ignores
+  RevisionId), optionally after making that change itself;
 - SIGKILL a client process right after its k-th write has been applied.
 
 Everything is counted, so tests and benchmarks can report what was injected.
@@ -22,13 +25,17 @@ import os
 import random
 import signal
 import threading
+import re
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from typing import Callable
+from urllib.parse import parse_qs, unquote, urlsplit
 
-WRITE_OPERATIONS = {"PutParameter", "DeleteParameter", "DeleteParameters", "LabelParameterVersion"}
+WRITE_OPERATIONS = {"PutParameter", "DeleteParameter", "DeleteParameters", "LabelParameterVersion",
+                    "UpdateFunctionConfiguration"}
+_LAMBDA_CONFIGURATION = re.compile(r"^/2015-03-31/functions/([^/?]+)/configuration")
 
 
 @dataclass
@@ -46,6 +53,8 @@ class Faults:
     kill_pid: int | None = None  # SIGKILL this process...
     kill_after_writes: int | None = None  # ...right after its k-th applied write
     only_operations: set[str] | None = None  # random faults only on these operations (None: all)
+    revision_conflicts: int = 0  # the next N UpdateFunctionConfiguration calls: PreconditionFailedException
+    before_conflict: Callable[[str], None] | None = None  # called with the function name before each refusal
 
 
 class FaultProxy:
@@ -100,6 +109,9 @@ class FaultProxy:
         self.calls[operation] += 1
         if operation in f.deny:
             return "deny"
+        if operation == "UpdateFunctionConfiguration" and f.revision_conflicts > 0:
+            f.revision_conflicts -= 1
+            return "conflict"
         if operation == "PutParameter" and f.write_quota is not None:
             now = time.monotonic()
             while self._put_times and now - self._put_times[0] >= 1.0:
@@ -119,7 +131,10 @@ class FaultProxy:
         return None
 
 
-def _operation(headers, body: bytes) -> str:
+def _operation(headers, body: bytes, method: str = "POST", path: str = "") -> str:
+    lambda_config = _LAMBDA_CONFIGURATION.match(path)
+    if lambda_config:  # Lambda is REST: the operation is the method on the path
+        return "UpdateFunctionConfiguration" if method == "PUT" else "GetFunctionConfiguration"
     target = headers.get("X-Amz-Target", "")
     if target:
         return target.rsplit(".", 1)[-1]
@@ -152,7 +167,8 @@ def _handler(proxy: FaultProxy):
                         f"</Error><RequestId>fault-proxy</RequestId></ErrorResponse>").encode()
                 return self._reply(status, body, {"Content-Type": "text/xml"})
             body = json.dumps({"__type": code, "message": message}).encode()
-            self._reply(status, body, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "fault-proxy"})
+            self._reply(status, body, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "fault-proxy",
+                                         "x-amzn-ErrorType": code})
 
         def _drop(self) -> None:
             self.close_connection = True
@@ -175,11 +191,18 @@ def _handler(proxy: FaultProxy):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            operation = _operation(self.headers, body)
+            operation = _operation(self.headers, body, self.command, self.path)
             with proxy.lock:
                 fault = proxy._decide(operation)
                 if fault:
                     proxy.injected[fault] += 1
+                before_conflict = proxy.faults.before_conflict
+            if fault == "conflict":
+                function = unquote(_LAMBDA_CONFIGURATION.match(self.path).group(1))
+                if before_conflict:
+                    before_conflict(function)  # someone else's change, between the client's read and write
+                return self._aws_error(412, "PreconditionFailedException",
+                                       "The Revision Id provided does not match the latest Revision Id.")
             if fault == "deny":
                 return self._aws_error(400, "AccessDeniedException", f"User is not authorized to perform: {operation}")
             if fault in ("quota", "throttle"):
@@ -190,7 +213,7 @@ def _handler(proxy: FaultProxy):
                 return self._drop()
             status, rbody, rheaders = self._forward(body)
             if operation in WRITE_OPERATIONS and status == 200:
-                self._after_write(operation, body)
+                self._after_write(operation, body, self.path)
             elif operation == "GetParameters" and status == 200:
                 rbody = self._maybe_stale(rbody)
             if fault == "lose":
@@ -198,12 +221,16 @@ def _handler(proxy: FaultProxy):
             self._reply(status, rbody, rheaders)
 
         do_GET = do_POST  # moto's control API and the recorder pass through unchanged
+        do_PUT = do_POST  # Lambda's UpdateFunctionConfiguration
 
-        def _after_write(self, operation: str, body: bytes) -> None:
+        def _after_write(self, operation: str, body: bytes, path: str) -> None:
             try:
                 name = json.loads(body or b"{}").get("Name", "")
             except ValueError:
                 name = ""
+            function = _LAMBDA_CONFIGURATION.match(path)
+            if function:
+                name = "lambda:" + unquote(function.group(1))
             kill = False
             with proxy.lock:
                 proxy.applied_writes += 1

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cutover.clock import Clock
-from cutover.errors import AwsError, Incomplete
-from cutover.model import Flag, Plan
-from cutover.ports import Param, ParameterStore
+from cutover.errors import AwsError, Incomplete, UsageError
+from cutover.lambdaenv import EnvWriter
+from cutover.model import Flag, LambdaTarget, Plan
+from cutover.ports import FunctionStore, Param, ParameterStore
 from cutover.redact import REDACTOR, fingerprint
 
 READ_BATCH = 10  # GetParameters takes at most 10 names
@@ -46,7 +47,9 @@ class FlagChange:
     def to_dict(self) -> dict:
         return {
             "flag": self.flag.name,
-            "parameter": self.flag.parameter,
+            "kind": self.flag.kind,
+            "target": self.flag.where,
+            **({"parameter": self.flag.parameter} if self.flag.kind == "ssm" else {}),
             "old": shown(self.flag, self.old),
             "new": shown(self.flag, self.new),
             "old_version": self.old_version,
@@ -69,15 +72,46 @@ class ConvergeResult:
         return [c.name for c in self.changes if not c.confirmed]
 
 
-def read_live(plan: Plan, store: ParameterStore, extra: list[str] = ()) -> dict[str, Param]:
-    """Every flag's live parameter (missing ones absent), plus any extra names, keyed by parameter name.
+class Live(dict):
+    """Live values keyed by `Flag.key` (an SSM flag's key is its parameter name, so extra parameters
+    such as the state record sit beside them). `unreadable` names the Lambda functions whose
+    configuration could not be read, with the error: their flags are simply absent."""
 
-    Live values of sensitive flags are registered with the redactor: a hand-edited value is as
-    private as a declared one."""
-    live = store.get_many([f.parameter for f in plan.flags] + list(extra))
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.unreadable: dict[str, AwsError] = {}
+
+    def raise_unreadable(self) -> None:
+        """For commands that must not act on a partial view (advance)."""
+        for err in self.unreadable.values():
+            raise err
+
+
+def read_live(plan: Plan, store: ParameterStore, extra: list[str] = (), functions: FunctionStore | None = None,
+              clock: Clock | None = None) -> Live:
+    """Every flag's live value (missing ones absent), plus any extra SSM names: one GetParameters per
+    10 names and one GetFunctionConfiguration per Lambda function.
+
+    A function that cannot be read does not stop the read (a rollback must still reach the SSM kill
+    switches): it is listed in `unreadable`. Live values of sensitive flags are registered with the
+    redactor: a hand-edited value is as private as a declared one."""
+    live = Live(store.get_many([f.parameter for f in plan.ssm_flags] + list(extra)))
+    if plan.functions:
+        if functions is None:
+            raise UsageError("this plan has Lambda flags but no Lambda client was set up", "report this as a bug")
+        reader = EnvWriter(functions, clock) if clock is not None else None
+        for function in plan.functions:
+            try:
+                config = reader.read(function) if reader else functions.get(function)
+            except AwsError as err:
+                live.unreadable[function] = err
+                continue
+            for f in plan.flags:
+                if isinstance(f.target, LambdaTarget) and f.target.function == function and f.target.variable in config.variables:
+                    live[f.key] = Param(f.key, config.variables[f.target.variable], 0)
     for f in plan.flags:
-        if f.sensitive and f.parameter in live:
-            REDACTOR.register(live[f.parameter].value)
+        if f.sensitive and f.key in live:
+            REDACTOR.register(live[f.key].value)
     return live
 
 
@@ -102,7 +136,7 @@ def diff(plan: Plan, target: dict[str, str], live: dict[str, Param]) -> list[Fla
     for flag in plan.flags:
         if flag.name not in target:
             continue
-        param = live.get(flag.parameter)
+        param = live.get(flag.key)
         if not is_at(flag, param, target[flag.name]):
             changes.append(
                 FlagChange(flag, param.value if param else None, target[flag.name], param.version if param else None)
@@ -209,12 +243,13 @@ class Converger:
         store: ParameterStore,
         clock: Clock,
         *,
+        functions: FunctionStore | None = None,
         before_write: Callable[[Param | None], None] | None = None,
         on_event: Callable[[str, FlagChange], None] | None = None,
     ) -> None:
         self.plan = plan
-        self.store = patient(store, clock)
         self.clock = clock
+        self.env = EnvWriter(functions, clock) if functions is not None else None
         self.before_write = before_write
         self.on_event = on_event or (lambda event, change: None)
         self.store = patient(store, clock, Pacer(plan.write_rate, clock))
@@ -224,14 +259,20 @@ class Converger:
     def run(self, changes: list[FlagChange]) -> ConvergeResult:
         result = ConvergeResult(changes)
         for change in changes:
-            self.pacer.wait(idle=lambda: self._read_back(changes))
+            if change.written:
+                continue  # a Lambda variable written together with an earlier one of its function
+            if change.flag.kind == "ssm":
+                self.pacer.wait(idle=lambda: self._read_back(changes))  # the SSM write quota
             if self.before_write:
                 live = self._read_back(changes, with_state=True)
                 self.before_write(live.get(self.plan.state_parameter))
             try:
-                self._write(change)
+                if change.flag.kind == "ssm":
+                    self._write(change)
+                else:
+                    self._write_function(change.flag.target.function, changes)
             except AwsError as err:
-                raise self._incomplete(result, f"writing {change.flag.parameter} failed: {err.message}", err.hint) from err
+                raise self._incomplete(result, f"writing {change.flag.where} failed: {err.message}", err.hint) from err
         self._verify(result)
         return result
 
@@ -242,10 +283,25 @@ class Converger:
         change.written = True
         self.on_event("written", change)
 
+    def _write_function(self, function: str, changes: list[FlagChange]) -> None:
+        """Every pending change of one function in one update, at the place of its first flag in plan
+        order; confirmed by the configuration read once Lambda has applied it."""
+        if self.env is None:
+            raise UsageError("this plan has Lambda flags but no Lambda client was set up", "report this as a bug")
+        batch = [c for c in changes if not c.written and c.flag.kind == "lambda" and c.flag.target.function == function]
+        config = self.env.apply(function, {c.flag.target.variable: c.new for c in batch})
+        for change in batch:
+            change.written = True
+            self.on_event("written", change)
+        for change in batch:
+            if config.variables.get(change.flag.target.variable) == change.new and not change.confirmed:
+                change.confirmed = True
+                self.on_event("confirmed", change)
+
     # --- read-back --------------------------------------------------------------------------------
     def _read_back(self, changes: list[FlagChange], with_state: bool = False) -> dict[str, Param]:
         """One GetParameters call: up to 10 unconfirmed written flags (plus the state record)."""
-        waiting = [c for c in changes if c.written and not c.confirmed]
+        waiting = [c for c in changes if c.written and not c.confirmed and c.flag.kind == "ssm"]
         names = [self.plan.state_parameter] if with_state else []
         names += [c.flag.parameter for c in waiting][: READ_BATCH - len(names)]
         if not names:
@@ -267,7 +323,9 @@ class Converger:
     def _verify(self, result: ConvergeResult) -> None:
         delay = 0.1
         for _ in range(VERIFY_ATTEMPTS):
-            waiting = [c for c in result.changes if not c.confirmed]
+            waiting = [c for c in result.changes if not c.confirmed and c.flag.kind == "ssm"]
+            if any(not c.confirmed and c.flag.kind == "lambda" for c in result.changes):
+                break  # confirmed when written, or not at all: nothing to wait for
             if not waiting:
                 return
             for i in range(0, len(waiting), READ_BATCH):

@@ -14,25 +14,78 @@ ROLLED_BACK = "rolled_back"
 
 @dataclass(frozen=True)
 class SsmTarget:
-    """Where a flag lives. Only SSM today; Lambda environment variables are a later adapter."""
+    """A flag kept in an SSM parameter."""
 
     parameter: str
     kind: str = "ssm"
+
+    @property
+    def key(self) -> str:
+        """Where the flag lives, unique in a plan: the key of its live value (see `flags.read_live`)."""
+        return self.parameter
+
+    def describe(self) -> str:
+        return self.parameter
+
+
+@dataclass(frozen=True)
+class LambdaTarget:
+    """A flag kept in one environment variable of a Lambda function ($LATEST). `function` is spelled as
+    the plan spells it (a name or an ARN); every flag of one function spells it the same way."""
+
+    function: str
+    variable: str
+    kind: str = "lambda"
+
+    @property
+    def key(self) -> str:
+        return f"lambda:{self.function}/{self.variable}"  # '/' occurs in neither a function name nor an ARN
+
+    @property
+    def function_name(self) -> str:
+        return function_name(self.function)
+
+    def describe(self) -> str:
+        return f"{self.function_name} env {self.variable}"
+
+
+def function_name(function: str) -> str:
+    """'rp-mw-prod-worker', '123456789012:function:rp-mw-prod-worker' or its full ARN -> the bare name."""
+    return function.split(":function:", 1)[1] if ":function:" in function else function
+
+
+Target = Union[SsmTarget, LambdaTarget]
 
 
 @dataclass(frozen=True)
 class Flag:
     name: str
-    target: SsmTarget
+    target: Target
     rollback: str
     sensitive: bool = False
-    secure: bool = False
+    secure: bool = False  # SSM only: stored as SecureString
     description: str = ""
     line: int = 0
 
     @property
+    def key(self) -> str:
+        """The flag's live value is keyed by this (for an SSM flag: its parameter name)."""
+        return self.target.key
+
+    @property
+    def kind(self) -> str:
+        return self.target.kind
+
+    @property
     def parameter(self) -> str:
+        """The SSM parameter name (SSM flags only)."""
+        assert isinstance(self.target, SsmTarget), f"flag {self.name} is not an SSM flag"
         return self.target.parameter
+
+    @property
+    def where(self) -> str:
+        """Where the flag lives, for people: '/rp-mw/prod/safe_mode' or 'rp-mw-prod-worker env VAR'."""
+        return self.target.describe()
 
 
 @dataclass(frozen=True)
@@ -180,6 +233,15 @@ class Plan:
     @property
     def phase_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.phases)
+
+    @property
+    def ssm_flags(self) -> tuple[Flag, ...]:
+        return tuple(f for f in self.flags if f.kind == "ssm")
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The Lambda functions whose environment holds flags, as the plan spells them, in plan order."""
+        return tuple(dict.fromkeys(f.target.function for f in self.flags if isinstance(f.target, LambdaTarget)))
 
     def flag(self, name: str) -> Flag:
         return next(f for f in self.flags if f.name == name)

@@ -19,6 +19,7 @@ from cutover.clock import Clock, SystemClock
 from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
 from cutover.gates.context import GateContext
 from cutover.gates.result import GateResult
+from cutover.lambdaenv import EnvWriter
 from cutover.model import PENDING, ROLLED_BACK, Phase, Plan
 from cutover.notify import notify
 from cutover.outcome import Outcome
@@ -60,6 +61,18 @@ class Runtime:
         if self._pacer is None:
             self._pacer = flagmod.Pacer(self.plan.write_rate, self.clock)
         return flagmod.patient(self.aws.params, self.clock, self._pacer)
+
+    @property
+    def functions(self):
+        """Lambda (for flags in a function's environment); None when the ports have none."""
+        return self.aws.functions
+
+    def read_live(self, extra: list[str] = ()) -> flagmod.Live:
+        return flagmod.read_live(self.plan, self.params, extra, functions=self.functions, clock=self.clock)
+
+    def converger(self, **kw) -> flagmod.Converger:
+        return flagmod.Converger(self.plan, self.params, self.clock, functions=self.functions,
+                                 on_event=lambda ev, c: self.emit(f"flag_{ev}", flag=c.flag.name, target=c.flag.where), **kw)
 
     def identity(self):
         if self._identity is None:
@@ -108,7 +121,7 @@ def _change_lines(changes: list[flagmod.FlagChange]) -> list[str]:
     if not changes:
         return ["no flag changes: every flag is already at its target value"]
     return [
-        f"{c.flag.name} ({c.flag.parameter}): {flagmod.shown(c.flag, c.old) if c.old is not None else '(missing)'} -> {flagmod.shown(c.flag, c.new)}"
+        f"{c.flag.name} ({c.flag.where}): {flagmod.shown(c.flag, c.old) if c.old is not None else '(missing)'} -> {flagmod.shown(c.flag, c.new)}"
         for c in changes
     ]
 
@@ -131,7 +144,7 @@ def _run_gates(rt: Runtime, phase: Phase) -> list[GateResult]:
 def _live(rt: Runtime) -> tuple[dict[str, Param], state.StateView, state.LockRecord | None]:
     """One batched read of every flag, the state record and the lock."""
     plan = rt.plan
-    live = flagmod.read_live(plan, rt.params, [plan.state_parameter, plan.lock_parameter])
+    live = rt.read_live([plan.state_parameter, plan.lock_parameter])
     return live, state.interpret(plan, live.get(plan.state_parameter)), state.parse_lock(live.get(plan.lock_parameter))
 
 
@@ -192,10 +205,15 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     declared = plan.values_for(view.phase) if not view.problem else plan.rollback_values()
     target = plan.values_for(rec.target) if rec and rec.target and not view.problem and rec.status != state.STABLE else None
     flag_rows, drift = [], []
+    unreadable = [f.name for f in plan.flags if f.kind == "lambda" and f.target.function in live.unreadable]
     for f in plan.flags:
-        p = live.get(f.parameter)
-        row = {"flag": f.name, "parameter": f.parameter, "live": flagmod.shown(f, p.value) if p else None,
-               "declared": flagmod.shown(f, declared[f.name])}
+        p = live.get(f.key)
+        row = {"flag": f.name, "target": f.where, **({"parameter": f.parameter} if f.kind == "ssm" else {}),
+               "live": flagmod.shown(f, p.value) if p else None, "declared": flagmod.shown(f, declared[f.name])}
+        if f.name in unreadable:  # unknown, not drift: said below, with why
+            row.update(unreadable=True, drift=False)
+            flag_rows.append(row)
+            continue
         at_declared = flagmod.is_at(f, p, declared[f.name])
         if target is not None and target[f.name] != declared[f.name]:
             at_target = flagmod.is_at(f, p, target[f.name])
@@ -211,12 +229,17 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     for row in flag_rows:
         mark = "DRIFT " if row["drift"] else ""
         side = f" [{row['side']}]" if "side" in row else ""
-        lines.append(f"    {mark}{row['flag']} = {row['live'] if row['live'] is not None else '(missing)'} (declared {row['declared']}){side}")
+        seen = "(unreadable)" if row.get("unreadable") else (row["live"] if row["live"] is not None else "(missing)")
+        lines.append(f"    {mark}{row['flag']} = {seen} (declared {row['declared']}){side}")
+    for function, err in live.unreadable.items():
+        lines.append(f"    cannot read Lambda function {function}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
     if target is not None:
         on_target = [r["flag"] for r in flag_rows if r.get("side") == "target"]
         on_recorded = [r["flag"] for r in flag_rows if r.get("side") == "recorded phase"]
         lines.append(f"    mixed between {rec.phase} and {rec.target}: at {rec.target}: {', '.join(on_target) or 'none'}; at {rec.phase}: {', '.join(on_recorded) or 'none'}")
     data["drift"] = drift
+    if live.unreadable:
+        data["unreadable_functions"] = {fn: err.message for fn, err in live.unreadable.items()}
 
     # Alarms of every alarms gate in the plan, in one batched read.
     alarms_seen = _all_alarm_rows(rt)
@@ -230,9 +253,11 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     if guard is not None:
         lines.append(guard[1])
         data["guard"] = guard[0]
-    bad = bool(view.problem or drift or interrupted)
+    bad = bool(view.problem or drift or interrupted or unreadable)
     if view.problem:
         headline = f"state record unreadable: {view.problem}"
+    elif unreadable:
+        headline = f"cannot read {len(unreadable)} Lambda flag(s): {', '.join(live.unreadable)} unreadable"
     elif drift:
         headline = f"DRIFT: {len(drift)} flag(s) differ from the recorded phase: {', '.join(drift)}"
     elif interrupted:
@@ -288,6 +313,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
 
     if view.problem:
         raise Blocked(f"refusing to advance: {view.problem}", view.fix)
+    live.raise_unreadable()  # never advance on a partial view of the flags
     if rec is not None and rec.status == state.ROLLING_BACK:
         raise Blocked("a rollback is unfinished; finish it first: cutover rollback", "then advance again")
     current = view.phase
@@ -308,7 +334,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     if not resuming:
         # Hand-edited flags: advancing would silently paper over them. A person should look first.
         declared = plan.values_for(current)
-        drifted = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.parameter), declared[f.name])]
+        drifted = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.key), declared[f.name])]
         if drifted:
             raise Blocked(f"live flags differ from the recorded phase {current}: {', '.join(drifted)}; nothing was written",
                           "run `cutover status` to see them; restore them with `cutover rollback` (or fix them by hand), then advance")
@@ -385,8 +411,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                                 "run `cutover status`; the rollback owns the flags now")
             lease.renew_if_due()
 
-        converger = flagmod.Converger(plan, rt.params, rt.clock, before_write=before_write,
-                                      on_event=lambda ev, c: rt.emit(f"flag_{ev}", flag=c.flag.name, parameter=c.flag.parameter))
+        converger = rt.converger(before_write=before_write)
         try:
             result = converger.run(changes)
             # A rollback may have started after our last write: never record over it. Wait for the
@@ -519,11 +544,20 @@ def _yield_to_rollback(rt: Runtime, changes: list[flagmod.FlagChange]) -> None:
         dest = rec.target if rec.status == state.ROLLING_BACK and rec.target else rec.phase
     safe = plan.values_for(dest)
     written = [c for c in changes if c.written]
-    live = rt.params.get_many([c.flag.parameter for c in written]) if written else {}
+    if not written:
+        return
+    live = rt.read_live()
+    back: dict[str, dict[str, str]] = {}  # Lambda: function -> variables to put back, in one update
     for c in written:
-        if flagmod.is_at(c.flag, live.get(c.flag.parameter), c.new) and c.new != safe[c.flag.name]:
+        if not (flagmod.is_at(c.flag, live.get(c.flag.key), c.new) and c.new != safe[c.flag.name]):
+            continue
+        if c.flag.kind == "ssm":
             rt.params.put(c.flag.parameter, safe[c.flag.name], secure=c.flag.secure)
-            rt.emit("flag_yielded", flag=c.flag.name, to=dest)
+        else:
+            back.setdefault(c.flag.target.function, {})[c.flag.target.variable] = safe[c.flag.name]
+        rt.emit("flag_yielded", flag=c.flag.name, to=dest)
+    for function, values in back.items():
+        EnvWriter(rt.functions, rt.clock).apply(function, values)
 
 
 def _bake_text(phase: Phase) -> str:
@@ -588,15 +622,14 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     store.write(state.StateRecord(phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest,
                                   entered_at=rec.entered_at if rec else "", actor=ident.arn, run_id=rt.run_id,
                                   plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), rt.clock)
-    converger = flagmod.Converger(plan, rt.params, rt.clock,
-                                  on_event=lambda ev, c: rt.emit(f"flag_{ev}", flag=c.flag.name, parameter=c.flag.parameter))
+    converger = rt.converger()
     all_changes = list(changes)
     try:
         converger.run(changes)
         # Re-verify: an advance that read the state just before we marked it may have slipped one
         # write in; converge again until a fresh read shows every flag at its target.
         for _ in range(3):
-            more = flagmod.diff(plan, target, flagmod.read_live(plan, rt.params))
+            more = flagmod.diff(plan, target, rt.read_live())
             if not more:
                 break
             all_changes += more

@@ -37,6 +37,7 @@ from cutover.model import (
     LogFreshnessCheck,
     Phase,
     Plan,
+    LambdaTarget,
     SecretsCheck,
     SsmTarget,
 )
@@ -227,10 +228,10 @@ def _build(root: MappingNode, digest: str, path: str) -> Plan:
     top = _fields(root)
     name = top["name"][1].value
     state_prefix = _value(top, "state_prefix", f"/cutover/{name}")
-    flags = _flags(top["flags"][1], state_prefix)
+    flags = _flags(top["flags"][1], state_prefix, top["region"][1].value)
     checks = _checks(top["checks"][1]) if "checks" in top else {}
     phases = _phases(top["phases"][1], {f.name for f in flags}, checks)
-    return Plan(
+    plan = Plan(
         name=name,
         region=top["region"][1].value,
         state_prefix=state_prefix,
@@ -245,26 +246,30 @@ def _build(root: MappingNode, digest: str, path: str) -> Plan:
         digest=digest,
         path=path,
     )
+    if plan.functions:
+        _check_environment_sizes(plan, root)
+    return plan
 
 
-def _flags(node: MappingNode, state_prefix: str) -> tuple[Flag, ...]:
+def _flags(node: MappingNode, state_prefix: str, region: str) -> tuple[Flag, ...]:
     flags: list[Flag] = []
-    owner: dict[str, str] = {}  # parameter -> flag name
+    owner: dict[str, str] = {}  # target key -> flag name
+    spelled: dict[str, Node] = {}  # Lambda function name -> the first node naming it
     for key, value in node.value:
         fields = _fields(value)
-        param_node = fields["parameter"][1]
-        param, here = param_node.value, ("flags", key.value, "parameter")
-        if param in owner:
-            raise Violation(param_node, f"{where(here)}: {param} is already the parameter of flag {owner[param]!r}",
-                            "each flag needs its own parameter")
-        if param == state_prefix or param.startswith(state_prefix + "/"):
-            raise Violation(param_node, f"{where(here)}: {param} is inside state_prefix {state_prefix}, "
-                            "where cutover keeps its state and lock", "move the flag or set another state_prefix")
-        owner[param] = key.value
+        if "parameter" in fields:
+            target = _ssm_target(fields, key.value, state_prefix)
+        else:
+            target = _lambda_target(fields, key.value, region, spelled)
+        anchor = fields.get("parameter", fields.get("lambda"))[1]
+        if target.key in owner:
+            raise Violation(anchor, f"{where(('flags', key.value))}: {target.describe()} is already the target of flag "
+                            f"{owner[target.key]!r}", "each flag needs its own parameter or variable")
+        owner[target.key] = key.value
         flags.append(
             Flag(
                 name=key.value,
-                target=SsmTarget(param),
+                target=target,
                 rollback=fields["rollback"][1].value,
                 sensitive=_value(fields, "sensitive", False),
                 secure=_value(fields, "secure", False),
@@ -273,6 +278,65 @@ def _flags(node: MappingNode, state_prefix: str) -> tuple[Flag, ...]:
             )
         )
     return tuple(flags)
+
+
+def _ssm_target(fields: dict, flag: str, state_prefix: str) -> SsmTarget:
+    param_node = fields["parameter"][1]
+    param, here = param_node.value, ("flags", flag, "parameter")
+    if param == state_prefix or param.startswith(state_prefix + "/"):
+        raise Violation(param_node, f"{where(here)}: {param} is inside state_prefix {state_prefix}, "
+                        "where cutover keeps its state and lock", "move the flag or set another state_prefix")
+    return SsmTarget(param)
+
+
+def _lambda_target(fields: dict, flag: str, region: str, spelled: dict[str, Node]) -> LambdaTarget:
+    here = ("flags", flag, "lambda")
+    if _value(fields, "secure", False):
+        raise Violation(fields["secure"][0], f"{where(('flags', flag, 'secure'))}: `secure` is for SSM parameters; "
+                        "a Lambda environment is always encrypted at rest", "remove `secure`; keep `sensitive: true` "
+                        "to keep the value out of output")
+    target_fields = _fields(fields["lambda"][1])
+    fn_node = target_fields["function"][1]
+    target = LambdaTarget(fn_node.value, target_fields["variable"][1].value)
+    arn_region = fn_node.value.split(":")[3] if fn_node.value.startswith("arn:") else region
+    if arn_region != region:
+        raise Violation(fn_node, f"{where((*here, 'function'))}: the function's ARN is in {arn_region}, the plan in "
+                        f"{region}", "name a function in the plan's region (or change `region:`)")
+    first = spelled.setdefault(target.function_name, fn_node)
+    if first.value != fn_node.value:
+        raise Violation(fn_node, f"{where((*here, 'function'))}: function {target.function_name} is named "
+                        f"{first.value!r} on line {first.start_mark.line + 1} and {fn_node.value!r} here",
+                        "spell it the same way in every flag (its name, or the same ARN)")
+    return target
+
+
+def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
+    """Lambda refuses an environment over 4 KB: the plan's own variables of a function must fit in
+    every state, with room left for the function's other variables (checked again before a write)."""
+    from cutover.lambdaenv import ENV_LIMIT, env_size
+
+    top = _fields(root)
+    flag_nodes = _fields(top["flags"][1])
+    phase_nodes = top["phases"][1].value
+    for state_index, state in enumerate(["rolled_back", *plan.phase_names]):
+        values = plan.values_for(state)
+        for function in plan.functions:
+            mine = [f for f in plan.flags if isinstance(f.target, LambdaTarget) and f.target.function == function]
+            size = env_size({f.target.variable: values[f.name] for f in mine})
+            if size <= ENV_LIMIT:
+                continue
+            longest = max(mine, key=lambda f: len(values[f.name]))
+            if state_index == 0:
+                anchor = _fields(flag_nodes[longest.name][1])["rollback"][1]
+                when = "with the rollback values"
+            else:
+                phase = _fields(phase_nodes[state_index - 1])
+                sets = _fields(phase["set"][1]) if "set" in phase else {}
+                anchor = sets[longest.name][1] if longest.name in sets else phase["name"][1]
+                when = f"in phase {state}"
+            raise Violation(anchor, f"the environment of Lambda function {function} would be {size} bytes {when}, "
+                            f"over Lambda's {ENV_LIMIT}-byte limit", "shorten the values (the largest is flag "
+                            f"{longest.name!r}); the function's other variables count too")
 
 
 _CHECK_CLASSES: dict[str, type] = {
@@ -476,7 +540,10 @@ def summarize(plan: Plan) -> dict:
         "flags": [
             {
                 "name": f.name,
-                "parameter": f.parameter,
+                "kind": f.kind,
+                "target": f.where,
+                **({"parameter": f.parameter} if f.kind == "ssm" else {"function": f.target.function,
+                                                                      "variable": f.target.variable}),
                 "rollback": shown(f.name, f.rollback),
                 "sensitive": f.sensitive,
                 "secure": f.secure,

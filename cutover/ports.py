@@ -71,6 +71,30 @@ class ParameterStore(Protocol):
         """Every stored version, oldest first (decrypted). NotFound if the parameter does not exist."""
 
 
+@dataclass(frozen=True)
+class FunctionConfig:
+    """A Lambda function's configuration, as far as flags care. Other variables are carried through
+    untouched and never displayed: they may hold anything."""
+
+    name: str
+    arn: str
+    variables: dict[str, str]
+    revision_id: str | None  # None where the emulator has none (moto)
+    update_status: str = "Successful"  # LastUpdateStatus: Successful | InProgress | Failed
+    update_reason: str = ""  # LastUpdateStatusReason (a failed update says why)
+    state: str = "Active"
+
+
+class FunctionStore(Protocol):
+    def get(self, function: str) -> FunctionConfig:
+        """GetFunctionConfiguration ($LATEST). NotFound if the function does not exist."""
+
+    def put_environment(self, function: str, variables: dict[str, str], revision_id: str | None) -> FunctionConfig:
+        """UpdateFunctionConfiguration with the whole environment (it replaces every variable), only
+        if the function is still at `revision_id`: RevisionConflict if it changed, UpdateInProgress if
+        an update is still being applied."""
+
+
 class AlarmSource(Protocol):
     def describe(self, names: list[str], prefix: str | None = None) -> list[Alarm]:
         """Alarms by exact name (batches of 100) plus every alarm starting with prefix; paged inside."""
@@ -111,3 +135,4 @@ class AwsPorts:
     identity: IdentitySource
     region: str = ""
     notifier: Notifier | None = None
+    functions: FunctionStore | None = None  # Lambda, for plans with Lambda flags

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from cutover import evidence, orchestrator, state
+from cutover import flags as flagmod
 from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
 from cutover.model import AlarmsCheck, LogFreshnessCheck, Plan
@@ -121,9 +122,10 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
 
         def flags_at(dest: str):
             def check() -> str | None:
-                live = make_ports(plan.region, None, read_only=True).params.get_many([f.parameter for f in plan.flags])
+                ports = make_ports(plan.region, None, read_only=True)
+                live = flagmod.read_live(plan, ports.params, functions=ports.functions)
                 want = plan.values_for(dest)
-                wrong = [f.name for f in plan.flags if live.get(f.parameter) is None or live[f.parameter].value != want[f.name]]
+                wrong = [f.name for f in plan.flags if live.get(f.key) is None or live[f.key].value != want[f.name]]
                 return f"flags not at {dest}: {', '.join(wrong)}" if wrong else None
             return check
 

@@ -33,9 +33,13 @@ from cutover.model import (
     LogFreshnessCheck,
     Plan,
     SecretsCheck,
+    function_name,
 )
 
 DUMMY_KEY = "testing"
+# A seeded Lambda function also holds variables the plan does not own, as a real one does: every
+# command must leave them exactly as they were.
+OTHER_VARIABLES = {"LOG_LEVEL": "INFO", "POWERTOOLS_SERVICE_NAME": "order-status", "SANDBOX_NOTE": "not a flag"}
 LOOPBACK = "127.0.0.1"
 
 # --- the AWS emulator -----------------------------------------------------------------------------------
@@ -142,7 +146,7 @@ class Emulator:
         moto's recorder writes one JSON line per request: {headers, method, url, body, body_encoded};
         the body is base64 when body_encoded. The operation is in X-Amz-Target (JSON protocols:
         SSM, Logs, Secrets Manager, CloudWatch), in `Action=` (query protocol: STS) or in the path
-        (`/service/<S>/operation/<Op>`, rpc-v2-cbor). Requests to /moto-api/ are left out.
+        (`/service/<S>/operation/<Op>`, rpc-v2-cbor; Lambda's REST paths). Requests to /moto-api/ are left out.
         """
         with urllib.request.urlopen(self.endpoint + "/moto-api/recorder/download-recording", timeout=10) as resp:
             text = resp.read().decode("utf-8")
@@ -156,7 +160,7 @@ class Emulator:
             body = entry.get("body") or ""
             if entry.get("body_encoded"):
                 body = base64.b64decode(body).decode("utf-8", errors="replace")
-            service, operation = _operation_of(entry.get("headers") or {}, entry.get("url", ""), body)
+            service, operation = _operation_of(entry.get("headers") or {}, entry.get("url", ""), body, entry.get("method", ""))
             out.append(
                 {"method": entry.get("method"), "url": entry.get("url"), "service": service,
                  "operation": operation, "body": body}
@@ -170,8 +174,13 @@ class Emulator:
         return [r for r in self.recorded_requests() if not (r["operation"] and is_read_operation(r["operation"]))]
 
 
-def _operation_of(headers: Mapping[str, str], url: str, body: str) -> tuple[str, str]:
+_LAMBDA_CONFIGURATION = re.compile(r"/2015-03-31/functions/[^/?]+/configuration")
+
+
+def _operation_of(headers: Mapping[str, str], url: str, body: str, method: str = "") -> tuple[str, str]:
     lower = {k.lower(): v for k, v in headers.items()}
+    if _LAMBDA_CONFIGURATION.search(urlsplit(url).path):  # Lambda is REST: the method on the path
+        return "lambda", "UpdateFunctionConfiguration" if method == "PUT" else "GetFunctionConfiguration"
     target = lower.get("x-amz-target", "")
     if target:
         service, _, operation = target.rpartition(".")
@@ -403,6 +412,7 @@ def _absent_pattern(check: LogAbsentCheck) -> str:
 @dataclass
 class SeedSummary:
     parameters: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)  # Lambda functions with flag variables
     secrets: list[str] = field(default_factory=list)  # ids only: values never leave the emulator
     alarms: list[str] = field(default_factory=list)
     log_groups: dict[str, int] = field(default_factory=dict)  # group -> events written
@@ -411,6 +421,8 @@ class SeedSummary:
     def lines(self) -> list[str]:
         out = [
             f"{len(self.parameters)} SSM parameters at their rollback values",
+            *([f"{len(self.functions)} Lambda function(s) ({', '.join(self.functions)}) with flag variables at their rollback values"]
+              if self.functions else []),
             f"{len(self.secrets)} secrets with generated dummy values",
             f"{len(self.alarms)} alarms, state OK",
             f"{len(self.log_groups)} log groups ({sum(self.log_groups.values())} fresh events)",
@@ -420,6 +432,7 @@ class SeedSummary:
     def to_dict(self) -> dict:
         return {
             "parameters": self.parameters,
+            "functions": self.functions,
             "secrets": self.secrets,
             "alarms": self.alarms,
             "log_groups": self.log_groups,
@@ -437,9 +450,15 @@ def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) ->
     now = now or datetime.now(timezone.utc)
     summary = SeedSummary()
 
-    for flag in plan.flags:
+    for flag in plan.ssm_flags:
         aws.put_parameter(flag.parameter, flag.rollback, secure=flag.secure)
         summary.parameters.append(flag.parameter)
+    for function in plan.functions:
+        variables = dict(OTHER_VARIABLES)
+        variables.update({f.target.variable: f.rollback for f in plan.flags
+                          if f.kind == "lambda" and f.target.function == function})
+        aws.put_function(function_name(function), variables)
+        summary.functions.append(function)
 
     for sid, keys in secret_refs(plan).items():
         aws.put_secret(sid, _dummy_secret(keys))

@@ -41,6 +41,18 @@ SSM_PREFIX = r"^(?!.*//)(?!(?:/[^/]*){15})/(?![Aa][Ww][Ss])(?![Ss][Ss][Mm])[A-Za
 SSM_NAME_MAX = 1011
 SSM_PREFIX_MAX = SSM_NAME_MAX - len("/state")  # state and lock live under the prefix
 SSM_VALUE_MAX = 4096  # standard tier
+LAMBDA_NAME = r"[a-zA-Z0-9_-]{1,64}"
+# A function's name, partial ARN (123456789012:function:NAME) or ARN; no version or alias qualifier.
+LAMBDA_FUNCTION = (rf"^(?:(?:arn:aws[a-zA-Z-]*:lambda:[a-z]{{2}}(?:-[a-z]+)+-[0-9]{{1,2}}:)?[0-9]{{12}}:function:)?"
+                   rf"{LAMBDA_NAME}$")
+LAMBDA_VARIABLE = r"^[a-zA-Z][a-zA-Z0-9_]+$"
+# Keys Lambda sets itself and refuses in UpdateFunctionConfiguration.
+LAMBDA_RESERVED = frozenset(
+    "_HANDLER _X_AMZN_TRACE_ID AWS_DEFAULT_REGION AWS_REGION AWS_EXECUTION_ENV AWS_LAMBDA_FUNCTION_NAME "
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE AWS_LAMBDA_FUNCTION_VERSION AWS_LAMBDA_INITIALIZATION_TYPE "
+    "AWS_LAMBDA_LOG_GROUP_NAME AWS_LAMBDA_LOG_STREAM_NAME AWS_ACCESS_KEY AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY "
+    "AWS_SESSION_TOKEN AWS_LAMBDA_RUNTIME_API LAMBDA_TASK_ROOT LAMBDA_RUNTIME_DIR".split()
+)
 
 RESERVED_PHASES = ("pending", "rolled_back")  # machine states that are not phases
 
@@ -201,13 +213,30 @@ _SCHEMA: dict = {
             "title": "flag",
             "type": "object",
             "additionalProperties": False,
-            "required": ["parameter", "rollback"],
+            "required": ["rollback"],
+            # Where the flag lives: an SSM parameter, or a variable in a Lambda function's environment.
+            "oneOf": [{"required": ["parameter"]}, {"required": ["lambda"]}],
             "properties": {
                 "parameter": _ref("ssm_parameter"),
+                "lambda": _ref("lambda_target"),
                 "rollback": _ref("flag_value"),  # the known-safe value that `rollback` restores
                 "sensitive": {"type": "boolean", "default": False, "description": "never printed or logged"},
-                "secure": {"type": "boolean", "default": False, "description": "stored as SecureString"},
+                "secure": {"type": "boolean", "default": False,
+                           "description": "stored as SecureString (SSM flags only)"},
                 "description": _str(),
+            },
+        },
+        "lambda_target": {
+            "title": "Lambda target",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["function", "variable"],
+            "description": "a variable in a Lambda function's environment: {function: NAME, variable: NAME}",
+            "properties": {
+                "function": _str(format="lambda-function", pattern=LAMBDA_FUNCTION,
+                                 description="the function's name or ARN, without a version or alias"),
+                "variable": _str(format="lambda-variable", pattern=LAMBDA_VARIABLE,
+                                 description="an environment variable name: a letter, then letters, digits or '_'"),
             },
         },
         "phase": {
@@ -523,7 +552,33 @@ def _check_graphql_query(text: str) -> tuple[str, str] | None:
     return None
 
 
+def _check_lambda_function(text: str) -> tuple[str, str] | None:
+    hint = "use the function's name (rp-mw-prod-worker) or its ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)"
+    if re.match(LAMBDA_FUNCTION, text):
+        return None
+    base = re.match(rf"^(.*:function:)?({LAMBDA_NAME}):([^:]+)$", text)
+    if base and (base.group(1) or not text.startswith("arn:")):
+        return (f"Lambda function {_show(text)} has a version or alias ({_show(base.group(3))}); environment "
+                "variables belong to the unpublished function ($LATEST)", "drop the qualifier: " + hint)
+    name = text.split(":function:", 1)[-1]
+    if not re.match(rf"^{LAMBDA_NAME}$", name):
+        return (f"Lambda function name {_show(name)} is not valid: 1 to 64 letters, digits, '-' or '_'", hint)
+    return f"{_show(text)} is not a Lambda function name or ARN", hint
+
+
+def _check_lambda_variable(text: str) -> tuple[str, str] | None:
+    if text in LAMBDA_RESERVED:
+        return (f"{_show(text)} is reserved by Lambda (it sets it for every function)",
+                "use another variable name; Lambda refuses to change reserved ones")
+    if not re.match(LAMBDA_VARIABLE, text):
+        return (f"Lambda would refuse the environment variable name {_show(text)}",
+                "a name starts with a letter and has at least two characters: letters, digits and '_'")
+    return None
+
+
 FORMATS: dict[str, Callable[[str], tuple[str, str] | None]] = {
+    "lambda-function": _check_lambda_function,
+    "lambda-variable": _check_lambda_variable,
     "duration": _check_duration,
     "positive-duration": _check_positive_duration,
     "ssm-parameter": _check_ssm_parameter,
@@ -783,6 +838,9 @@ class Walker:
         tip = f"did you mean {_show(close[0])}? " if close else ""
         owner = f" for {_article(schema['title'])}" if "title" in schema else ""
         message = f"unknown key {_show(name)}{owner}" if path else f"unknown top-level key {_show(name)}"
+        if schema.get("title") == "flag" and not close:
+            message = f"unknown key {_show(name)} for a flag (no flag target of that kind)"
+            tip = "a flag lives in `parameter: /ssm/name` or `lambda: {function: NAME, variable: NAME}`; "
         return Violation(key, _at(path, message), f"{tip}allowed keys: {', '.join(allowed)}")
 
     def _array(self, node: SequenceNode, schema: dict, path: tuple) -> None:

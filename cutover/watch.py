@@ -39,10 +39,10 @@ class Poll:
 
 def poll(rt: Runtime, phase: str) -> tuple[Poll, state.StateView]:
     plan = rt.plan
-    live = flagmod.read_live(plan, rt.params, [plan.state_parameter])
+    live = rt.read_live([plan.state_parameter])
     view = state.interpret(plan, live.get(plan.state_parameter))
     declared = plan.values_for(phase)
-    drift = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.parameter), declared[f.name])]
+    drift = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.key), declared[f.name])]
     alarms = orchestrator.alarm_rows(rt, plan.alarm_checks(phase))
     firing = [a["name"] for a in alarms if a["state"] in ("ALARM", "MISSING")]
     rec = view.record

@@ -113,7 +113,7 @@ def test_unknown_key_suggests_the_closest_and_lists_allowed() -> None:
     text = plan_text(flags=FLAGS.replace('    rollback: "false"', '    rolback: "false"  # <-'))
     err = assert_error(text, "unknown key 'rolback'", "flags.kill", col=5)
     assert "did you mean 'rollback'" in err.hint
-    assert "parameter, rollback, sensitive, secure, description" in err.hint
+    assert "parameter, lambda, rollback, sensitive, secure, description" in err.hint
 
 
 def test_unknown_top_level_key() -> None:
@@ -354,7 +354,7 @@ def test_flag_inside_state_prefix() -> None:
 
 def test_two_flags_on_one_parameter() -> None:
     text = plan_text(flags=FLAGS + "  kill_again:\n    parameter: /app/kill  # <-\n    rollback: x\n")
-    assert_error(text, "already the parameter of flag 'kill'")
+    assert_error(text, "already the target of flag 'kill'")
 
 
 # --- references and duplicates -----------------------------------------------------------------------
@@ -864,9 +864,10 @@ def test_summary(repo_plan: model.Plan) -> None:
     assert (s["name"], s["region"], s["digest"]) == ("order-status-prod", "us-east-2", repo_plan.digest)
     assert [f["name"] for f in s["flags"]] == list(ROLLBACK)
     allow = s["flags"][-1]
-    assert allow["rollback"] == fingerprint("none") and allow["sensitive"] and allow["parameter"].endswith("emails")
-    assert s["flags"][0] == {"name": "automation_enabled", "parameter": "/rp-mw/prod/automation_enabled",
-                             "rollback": "false", "sensitive": False, "secure": False}
+    assert allow["rollback"] == fingerprint("none") and allow["sensitive"] and allow["target"].endswith("MW_OUTBOUND_ALLOWLIST_EMAILS")
+    assert s["flags"][0] == {"name": "automation_enabled", "kind": "ssm", "target": "/rp-mw/prod/automation_enabled",
+                             "parameter": "/rp-mw/prod/automation_enabled", "rollback": "false", "sensitive": False,
+                             "secure": False}
     shadow, canary, full = s["phases"]
     assert shadow["changes"] == {} and shadow["bake"] == "30m" and not shadow["approval"]
     assert canary["changes"]["automation_enabled"] == "true" and canary["approval"] and canary["bake"] == "1h"
@@ -885,7 +886,7 @@ def test_schema_is_json_and_names_every_top_level_key() -> None:
     top = {"version", "name", "description", "region", "state_prefix", "write_rate", "lock_lease", "flags",
            "checks", "phases", "notify"}
     assert set(s["properties"]) == top
-    assert set(s["$defs"]["flag"]["properties"]) == {"parameter", "rollback", "sensitive", "secure", "description"}
+    assert set(s["$defs"]["flag"]["properties"]) == {"parameter", "lambda", "rollback", "sensitive", "secure", "description"}
     assert set(s["$defs"]["phase"]["properties"]) == {"name", "description", "set", "gates", "bake", "approval",
                                                       "approvers", "separate_approver", "auto_rollback"}
     plan_schema()["properties"].clear()  # callers get a copy

@@ -1,0 +1,105 @@
+"""Flags kept in a Lambda function's environment.
+
+UpdateFunctionConfiguration replaces the whole environment, so a write is read-merge-write: read the
+function once, overlay our variables on every other one it has, and send the result only if the
+function is still at the revision we read (RevisionId). If someone changed it in between, Lambda
+refuses (PreconditionFailed): read again and merge again, so their change is kept, not overwritten.
+Then wait until Lambda has applied the update (LastUpdateStatus) and check our variables by reading.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cutover.clock import Clock
+from cutover.errors import AwsError, RevisionConflict, UpdateInProgress
+from cutover.ports import FunctionConfig, FunctionStore
+
+ENV_LIMIT = 4096  # bytes: Lambda refuses an environment whose variables, as JSON, exceed 4 KB
+WRITE_ATTEMPTS = 6  # read-merge-write rounds: conflicts with other writers, lost responses, throttling
+SETTLE_TIMEOUT = 300.0  # seconds to wait for an update to be applied (VPC functions can take minutes)
+READ_RETRIES = 8  # transient faults on reads
+
+
+def env_size(variables: dict[str, str]) -> int:
+    """The size Lambda holds against its 4 KB limit: the variables map as compact JSON."""
+    return len(json.dumps(variables, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def holds(config: FunctionConfig, values: dict[str, str]) -> bool:
+    return all(config.variables.get(k) == v for k, v in values.items())
+
+
+class EnvWriter:
+    """Reads and writes the flag variables of Lambda functions through a FunctionStore."""
+
+    def __init__(self, functions: FunctionStore, clock: Clock) -> None:
+        self.functions = functions
+        self.clock = clock
+        self.conflicts = 0  # writes refused because someone else changed the function (for reports/tests)
+
+    def read(self, function: str) -> FunctionConfig:
+        for attempt in range(READ_RETRIES + 1):
+            try:
+                return self.functions.get(function)
+            except AwsError as err:
+                if not err.transient or attempt == READ_RETRIES:
+                    raise
+                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+        raise AssertionError("unreachable")
+
+    def settled(self, function: str) -> FunctionConfig:
+        """The function's configuration once no update is being applied."""
+        deadline = self.clock.monotonic() + SETTLE_TIMEOUT
+        delay = 0.5
+        while True:
+            config = self.read(function)
+            if config.update_status != "InProgress":
+                return config
+            if self.clock.monotonic() >= deadline:
+                raise AwsError(f"function {function} is still applying an update after {int(SETTLE_TIMEOUT)}s",
+                               "check the function in the Lambda console, then re-run the command",
+                               code="UpdateInProgress", operation="lambda:GetFunctionConfiguration")
+            self.clock.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def apply(self, function: str, values: dict[str, str]) -> FunctionConfig:
+        """Set `values` in the function's environment, every other variable kept; return the applied
+        configuration (our variables confirmed by reading it back)."""
+        last: AwsError | None = None
+        wrote = False
+        for attempt in range(WRITE_ATTEMPTS + 1):  # the last round only reads: did the last write land?
+            config = self.settled(function)
+            if wrote and config.update_status == "Failed":
+                raise AwsError(f"Lambda could not apply the environment update to {function}: "
+                               f"{config.update_reason or 'no reason given'}",
+                               "fix what Lambda says, then re-run the command", code="UpdateFailed",
+                               operation="lambda:UpdateFunctionConfiguration")
+            if holds(config, values):
+                return config
+            if attempt == WRITE_ATTEMPTS:
+                break
+            merged = {**config.variables, **values}
+            size = env_size(merged)
+            if size > ENV_LIMIT:
+                raise AwsError(f"the environment of {function} would be {size} bytes, over Lambda's {ENV_LIMIT}-byte "
+                               "limit (its other variables count too); nothing was written to it",
+                               "shorten the plan's values or remove unused variables from the function",
+                               code="EnvironmentTooLarge", operation="lambda:UpdateFunctionConfiguration")
+            try:
+                self.functions.put_environment(function, merged, config.revision_id)
+                wrote = True
+            except RevisionConflict as err:
+                self.conflicts += 1  # someone else changed it since our read: read again, merge again
+                last = err
+            except UpdateInProgress as err:
+                last = err  # settled() waits for it
+            except AwsError as err:
+                if not err.transient:
+                    raise
+                last = err  # the write may have landed anyway: the next read tells
+                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+        reason = last.message if last else "its variables kept changing"
+        raise AwsError(f"could not update the environment of {function} after {WRITE_ATTEMPTS} attempts: {reason}",
+                       "someone else keeps changing the function: run `cutover status`, then re-run the command",
+                       code=getattr(last, "code", "") or "Conflict", operation="lambda:UpdateFunctionConfiguration")
