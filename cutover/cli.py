@@ -186,6 +186,9 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
         summary = summarize(plan)
         lines = [f"region {plan.region}, state {plan.state_prefix}, write rate {plan.write_rate}/s, sha256 {plan.digest[:12]}",
                  "rollback order: " + ", ".join(f"{f['name']}={f['rollback']}" for f in summary["flags"])]
+        for function in plan.functions:  # where the flags that are not SSM parameters live
+            names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
+            lines.append(f"Lambda function {function} environment: {', '.join(names)}")
         for i, p in enumerate(summary["phases"]):
             sets = ", ".join(f"{k}={v}" for k, v in p["changes"].items()) or "no changes (the rollback values)"
             extra = (", approval required" if p["approval"] else "") + (f", bake {p['bake']}" if plan.phases[i].bake else "")

@@ -246,8 +246,10 @@ class Converger:
         functions: FunctionStore | None = None,
         before_write: Callable[[Param | None], None] | None = None,
         on_event: Callable[[str, FlagChange], None] | None = None,
+        keep_going: bool = False,
     ) -> None:
         self.plan = plan
+        self.keep_going = keep_going  # after a failed write, write the rest (rollback) instead of stopping
         self.clock = clock
         self.env = EnvWriter(functions, clock) if functions is not None else None
         self.before_write = before_write
@@ -258,9 +260,13 @@ class Converger:
 
     def run(self, changes: list[FlagChange]) -> ConvergeResult:
         result = ConvergeResult(changes)
+        failures: list[tuple[str, AwsError]] = []
+        failed_functions: set[str] = set()
         for change in changes:
             if change.written:
                 continue  # a Lambda variable written together with an earlier one of its function
+            if change.flag.kind == "lambda" and change.flag.target.function in failed_functions:
+                continue
             if change.flag.kind == "ssm":
                 self.pacer.wait(idle=lambda: self._read_back(changes))  # the SSM write quota
             if self.before_write:
@@ -272,8 +278,16 @@ class Converger:
                 else:
                     self._write_function(change.flag.target.function, changes)
             except AwsError as err:
-                raise self._incomplete(result, f"writing {change.flag.where} failed: {err.message}", err.hint) from err
+                why = f"writing {change.flag.where} failed: {err.message}"
+                if not self.keep_going:
+                    raise self._incomplete(result, why, err.hint) from err
+                # A rollback goes on: one unwritable target must not keep the others from their safe values.
+                failures.append((why, err))
+                if change.flag.kind == "lambda":
+                    failed_functions.add(change.flag.target.function)
         self._verify(result)
+        if failures:
+            raise self._incomplete(result, "; ".join(why for why, _ in failures), failures[0][1].hint) from failures[0][1]
         return result
 
     # --- writes -----------------------------------------------------------------------------------
@@ -323,22 +337,22 @@ class Converger:
     def _verify(self, result: ConvergeResult) -> None:
         delay = 0.1
         for _ in range(VERIFY_ATTEMPTS):
-            waiting = [c for c in result.changes if not c.confirmed and c.flag.kind == "ssm"]
-            if any(not c.confirmed and c.flag.kind == "lambda" for c in result.changes):
-                break  # confirmed when written, or not at all: nothing to wait for
+            # Lambda changes are confirmed when written, or not at all; failed writes are not waited for.
+            waiting = [c for c in result.changes if c.written and not c.confirmed and c.flag.kind == "ssm"]
             if not waiting:
-                return
+                break
             for i in range(0, len(waiting), READ_BATCH):
                 batch = waiting[i : i + READ_BATCH]
                 live = self.store.get_many([c.flag.parameter for c in batch])
                 for change in batch:
                     if change.flag.parameter in live:
                         self._confirm(change, live[change.flag.parameter])
-            if all(c.confirmed for c in result.changes):
-                return
+            if all(c.confirmed for c in waiting):
+                break
             self.clock.sleep(delay)
             delay = min(delay * 2, 2.0)
-        raise self._incomplete(result, "some writes could not be confirmed by reading them back", "")
+        if any(c.written and not c.confirmed for c in result.changes):
+            raise self._incomplete(result, "some writes could not be confirmed by reading them back", "")
 
     def _incomplete(self, result: ConvergeResult, why: str, hint: str) -> Incomplete:
         done = ", ".join(result.confirmed) or "none"

@@ -593,6 +593,9 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
             raise UsageError(f"--to {to} must name a phase before the current one ({current})",
                              "use plain `cutover rollback` to return every flag to its known-safe value")
     dest = to or ROLLED_BACK
+    for function, err in live.unreadable.items():  # its flags are written anyway, after the ones before them
+        rt.notes.append(f"cannot read Lambda function {function} ({err.message}): its flags show as (missing) "
+                        "and are written after the flags before them in rollback order")
     target = dict((f.name, v) for f, v in flagmod.rollback_targets(plan, dest))
     report.from_state, report.to_state = current, dest
     changes = flagmod.diff(plan, target, live)
@@ -622,7 +625,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     store.write(state.StateRecord(phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest,
                                   entered_at=rec.entered_at if rec else "", actor=ident.arn, run_id=rt.run_id,
                                   plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), rt.clock)
-    converger = rt.converger()
+    converger = rt.converger(keep_going=True)
     all_changes = list(changes)
     try:
         converger.run(changes)

@@ -329,10 +329,12 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
             if state_index == 0:
                 anchor = _fields(flag_nodes[longest.name][1])["rollback"][1]
                 when = "with the rollback values"
-            else:
+            else:  # point at the largest value this phase sets for the function (else at the phase)
                 phase = _fields(phase_nodes[state_index - 1])
                 sets = _fields(phase["set"][1]) if "set" in phase else {}
-                anchor = sets[longest.name][1] if longest.name in sets else phase["name"][1]
+                here = [f for f in mine if f.name in sets]
+                longest = max(here, key=lambda f: len(values[f.name])) if here else longest
+                anchor = sets[longest.name][1] if here else phase["name"][1]
                 when = f"in phase {state}"
             raise Violation(anchor, f"the environment of Lambda function {function} would be {size} bytes {when}, "
                             f"over Lambda's {ENV_LIMIT}-byte limit", "shorten the values (the largest is flag "

@@ -483,6 +483,33 @@ def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) ->
     return summary
 
 
+def set_flags(plan: Plan, emulator: "Emulator | str", values: dict[str, str]) -> None:
+    """Put flags (any kind) at these values directly in the emulator, as a hand edit would: fixtures,
+    tests and drills. A Lambda function's other variables are kept."""
+    from cutover.aws import EmulatorSeeder
+
+    aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region)
+    by_function: dict[str, dict[str, str]] = {}
+    for f in plan.flags:
+        if f.name not in values:
+            continue
+        if f.kind == "ssm":
+            aws.put_parameter(f.parameter, values[f.name], secure=f.secure)
+        else:
+            by_function.setdefault(function_name(f.target.function), {})[f.target.variable] = values[f.name]
+    for function, variables in by_function.items():
+        aws.put_environment(function, {**aws.environment(function), **variables})
+
+
+def function_environments(plan: Plan, emulator: "Emulator | str") -> dict[str, dict[str, str]]:
+    """Every Lambda function's whole environment, read directly from the emulator (for checks that
+    the variables cutover does not own are left alone)."""
+    from cutover.aws import EmulatorSeeder
+
+    aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region)
+    return {fn: aws.environment(function_name(fn)) for fn in plan.functions}
+
+
 def seed_log_markers(plan: Plan, emulator: "Emulator | str", now: datetime) -> int:
     """Write a fresh matching event for every log_freshness check, a few minutes before `now` (as the
     real scheduled jobs would); a rehearsal calls it again after fast-forwarding its clock.

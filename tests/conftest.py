@@ -126,9 +126,30 @@ def e2e(aws_env, monkeypatch, tmp_path):
             return StateStore(plan, self.direct()).read()
 
         def live(self) -> dict[str, str]:
-            """Live flag values, read from the emulator itself (never through a fault proxy)."""
-            got = self.direct().get_many([f.parameter for f in plan.flags])
-            return {f.name: got[f.parameter].value for f in plan.flags if f.parameter in got}
+            """Live flag values of both kinds, read from the emulator itself (never through a fault proxy)."""
+            from cutover.sandbox import function_environments
+
+            got = self.direct().get_many([f.parameter for f in plan.ssm_flags])
+            envs = function_environments(plan, aws_env["AWS_ENDPOINT_URL"])
+            values = {f.name: got[f.parameter].value for f in plan.ssm_flags if f.parameter in got}
+            for f in plan.flags:
+                if f.kind == "lambda" and f.target.variable in envs[f.target.function]:
+                    values[f.name] = envs[f.target.function][f.target.variable]
+            return values
+
+        def others(self) -> dict[str, dict[str, str]]:
+            """Per function, the variables that are not the plan's flags (they must never change)."""
+            from cutover.sandbox import function_environments
+
+            mine = {f.target.variable for f in plan.flags if f.kind == "lambda"}
+            return {fn: {k: v for k, v in env.items() if k not in mine}
+                    for fn, env in function_environments(plan, aws_env["AWS_ENDPOINT_URL"]).items()}
+
+        def set_flags(self, values: dict[str, str]) -> None:
+            """Hand-edit flags in the emulator itself."""
+            from cutover.sandbox import set_flags
+
+            set_flags(plan, aws_env["AWS_ENDPOINT_URL"], values)
 
     return Factory()
 

@@ -75,3 +75,61 @@ class FakeIdentity:
 
     def caller(self):
         return Identity(self.arn, "123456789012")
+
+
+class FakeFunctionStore:
+    """Lambda functions in memory, with the behaviours the emulator lacks: RevisionId checks, updates
+    that stay InProgress for a few reads, updates that fail, responses lost after the update applied."""
+
+    def __init__(self, functions: dict[str, dict[str, str]] | None = None) -> None:
+        self.env = {name: dict(v) for name, v in (functions or {}).items()}
+        self.revision = {name: 1 for name in self.env}
+        self.calls: list[tuple[str, str]] = []  # (operation, function)
+        self.in_progress_reads = 0  # after an update, this many reads still say InProgress
+        self.fail_update: str | None = None  # after an update, LastUpdateStatus Failed with this reason
+        self.lost_responses = 0  # the next N updates are applied but raise as if the response was lost
+        self.before_update = None  # called (with the function name) between the caller's read and the update
+        self._pending: dict[str, int] = {}
+
+    def _config(self, name):
+        from cutover.ports import FunctionConfig
+
+        if name not in self.env:
+            raise NotFound(f"function {name} not found", code="ResourceNotFoundException")
+        status = "Successful"
+        if self._pending.get(name, 0) > 0:
+            self._pending[name] -= 1
+            status = "InProgress"
+        elif self.fail_update is not None and self.revision[name] > 1:
+            status = "Failed"
+        return FunctionConfig(name, f"arn:aws:lambda:us-east-2:123456789012:function:{name}", dict(self.env[name]),
+                              str(self.revision[name]), status, self.fail_update or "" if status == "Failed" else "")
+
+    def get(self, function):
+        self.calls.append(("GetFunctionConfiguration", function))
+        return self._config(function)
+
+    def put_environment(self, function, variables, revision_id):
+        from cutover.errors import RevisionConflict
+
+        self.calls.append(("UpdateFunctionConfiguration", function))
+        if self.before_update:
+            self.before_update(function)
+        if revision_id is not None and revision_id != str(self.revision[function]):
+            raise RevisionConflict(f"function {function} changed", code="PreconditionFailedException")
+        self.set(function, variables)
+        applied = self._config(function)
+        self._pending[function] = self.in_progress_reads  # reads from now on see the update being applied
+        if self.lost_responses:
+            self.lost_responses -= 1
+            raise AwsError("read timeout", code="ReadTimeoutError", transient=True)
+        return applied
+
+    # --- test helpers ---
+    def set(self, function, variables):
+        """Replace the environment (as anyone with UpdateFunctionConfiguration can)."""
+        self.env[function] = dict(variables)
+        self.revision[function] += 1
+
+    def updates(self):
+        return [f for op, f in self.calls if op == "UpdateFunctionConfiguration"]

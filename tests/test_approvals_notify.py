@@ -73,7 +73,7 @@ def test_every_state_change_and_rollback_is_notified_pii_safe(e2e, topic):
     assert "pending -> shadow" in messages[0] and "jane@example.com" not in messages[0]
     assert f"approved by {MOTO}" in messages[1]
     assert "ROLLBACK canary -> rolled_back" not in messages[2]  # the subject carries it; the body says how
-    assert "3 flag(s) restored and confirmed" in messages[2]
+    assert "5 flag(s) restored and confirmed" in messages[2]
     assert all("canary@example.com" not in m for m in messages)
     assert orchestrator.advance(e2e(plan=plan, dry_run=True)).exit_code == 0 and len(sent(topic)) == 3  # dry runs say nothing
 

@@ -104,8 +104,7 @@ def put_phase(e2e, params, phase: str) -> None:
     from cutover.clock import SystemClock
 
     plan = e2e.plan
-    for f in plan.flags:
-        params.put(f.parameter, plan.values_for(phase)[f.name], secure=f.secure)
+    e2e.set_flags(plan.values_for(phase))
     state.StateStore(plan, params).write(state.StateRecord(
         phase=phase, status=state.STABLE, entered_at=state.iso(SystemClock().now()),
         actor="arn:aws:iam::123456789012:user/tester", run_id="seeded00", plan_digest=plan.digest,
@@ -140,7 +139,7 @@ def test_validate_repo_plan(tmp_path):
 def test_validate_e2e_plan(tmp_path):
     r = Cli(tmp_path / "ev")("validate")
     assert r.exit_code == 0, r.output
-    assert "plan 'e2e' is valid: 3 phases, 3 flags, 4 checks" in r.stdout
+    assert "plan 'e2e' is valid: 3 phases, 5 flags, 4 checks" in r.stdout
     assert "phase 1 canary" in r.stdout and "approval required" in r.stdout
     assert "canary@example.com" not in r.output  # `allow` is sensitive: shown as sha256
     assert "sha256:" in r.stdout
@@ -232,7 +231,7 @@ def test_status_pending(cli):
     assert doc["command"] == "status"
     assert doc["headline"] == "pending: flags match the declared values"
     assert doc["drift"] == []
-    assert {f["flag"] for f in doc["flags"]} == {"kill", "mode", "allow"}
+    assert {f["flag"] for f in doc["flags"]} == {"kill", "outbound", "mode", "allow", "cohort"}
     assert doc["state"]["phase"] == "pending"
     assert doc["lock"] is None
     assert doc["alarms"][0]["name"] == "e2e-errors"
@@ -358,7 +357,7 @@ def test_advance_into_approval_phase_needs_approve(cli, e2e, params):
     assert r.exit_code == 0, r.output
     assert doc["headline"].startswith("entered canary")
     assert doc["phase"] == "shadow" and doc["target"] == "canary"
-    assert [c["flag"] for c in doc["changes"]] == ["kill", "mode", "allow"]
+    assert [c["flag"] for c in doc["changes"]] == ["kill", "outbound", "mode", "allow", "cohort"]
     assert live(params) == CANARY_VALUES
     assert state_record(params)["approved_by"]
     assert "canary@example.com" not in r.output
@@ -410,7 +409,7 @@ def test_rollback_after_advancing(cli, e2e, params):
     put_phase(e2e, params, "canary")
     r = cli("rollback", "--yes", "--reason", "incident")
     assert r.exit_code == 0, r.output
-    assert "rolled back canary -> rolled_back: 3 flag(s) changed, every flag confirmed" in r.stdout
+    assert "rolled back canary -> rolled_back: 5 flag(s) changed, every flag confirmed" in r.stdout
     assert "canary@example.com" not in r.output
     assert live(params) == PENDING_VALUES
     rec = state_record(params)
@@ -446,7 +445,7 @@ def test_rollback_dry_run_or_without_yes_writes_nothing(cli, e2e, emulator, para
     assert r_noyes.exit_code == 2
     assert "--yes" in r_noyes.stderr and "nothing was written" in r_noyes.stderr
     assert r.exit_code == 0, r.output
-    assert "dry run: rollback canary -> rolled_back would change 3 flag(s)" in r.stdout
+    assert "dry run: rollback canary -> rolled_back would change 5 flag(s)" in r.stdout
     assert "kill (/e2e/kill): on -> off" in r.stdout
     assert writes == []
     assert live(params) == CANARY_VALUES

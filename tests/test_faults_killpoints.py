@@ -45,8 +45,7 @@ def reset(e2e, emulator):
     seeder = EmulatorSeeder(emulator.endpoint, e2e.plan.region)
     for name in (e2e.plan.state_parameter, e2e.plan.lock_parameter):
         seeder.delete_parameter(name)
-    for flag in e2e.plan.flags:
-        seeder.put_parameter(flag.parameter, flag.rollback, secure=flag.secure)
+    e2e.set_flags(e2e.plan.rollback_values())
 
 
 CASES = [("advance", start, target) for start, target in (("pending", "shadow"), ("shadow", "canary"), ("canary", "full"))]

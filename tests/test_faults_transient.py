@@ -92,7 +92,7 @@ def test_applied_writes_whose_response_is_lost_are_not_failures(e2e, fault_proxy
     from cutover.aws import SsmParameterStore, _Clients, make_session
 
     direct = SsmParameterStore(_Clients(make_session("us-east-2", None, True), endpoint_url=fault_proxy.upstream.geturl()))
-    for flag in e2e.plan.flags:
+    for flag in e2e.plan.ssm_flags:
         values = {v.value for v in direct.history(flag.parameter)}
         assert values <= {flag.rollback, e2e.plan.values_for("shadow")[flag.name]}
     reliability.record("write applied but response lost", "fault proxy applies every PutParameter, then drops the connection", True)

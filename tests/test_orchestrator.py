@@ -85,7 +85,7 @@ def test_dry_runs_make_zero_write_requests(e2e, emulator):
         writes = emulator.write_requests()
     finally:
         emulator.stop_recording()
-    assert adv.exit_code == 0 and [c["flag"] for c in adv.data["changes"]] == ["kill", "mode", "allow"]
+    assert adv.exit_code == 0 and [c["flag"] for c in adv.data["changes"]] == ["kill", "outbound", "mode", "allow", "cohort"]
     assert rb.exit_code == 0 and [c["flag"] for c in rb.data["changes"]] == ["mode"]
     assert any(r["operation"] == "GetParameters" for r in recorded)  # the recorder did see the reads
     assert writes == []
@@ -212,7 +212,7 @@ def test_status_reports_drift_and_an_interrupted_advance(e2e):
     params.put("/e2e/kill", "on")
     st = orchestrator.status(e2e(dry_run=True), check=True)
     assert st.exit_code == ExitCode.DRIFT
-    assert any("mixed between shadow and canary: at canary: kill; at shadow: mode, allow" in line for line in st.lines)
+    assert any("mixed between shadow and canary: at canary: kill; at shadow: outbound, mode, allow, cohort" in line for line in st.lines)
     # Re-running the advance converges to the same target.
     assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
     assert e2e.live() == e2e.plan.values_for("canary")

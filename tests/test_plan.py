@@ -773,12 +773,26 @@ def test_repo_plan_identity(repo_plan: model.Plan) -> None:
     assert p.phase_names == ("shadow", "canary", "full")
 
 
+WORKER_VARIABLES = {
+    "richpanel_outbound_enabled": "RICHPANEL_OUTBOUND_ENABLED",
+    "mw_outbound_enabled": "MW_OUTBOUND_ENABLED",
+    "richpanel_write_disabled": "RICHPANEL_WRITE_DISABLED",
+    "mw_prod_writes_ack": "MW_PROD_WRITES_ACK",
+    "outbound_allowlist_emails": "MW_OUTBOUND_ALLOWLIST_EMAILS",
+}
+
+
 def test_repo_plan_flags_in_rollback_order(repo_plan: model.Plan) -> None:
     assert [f.name for f in repo_plan.flags] == list(ROLLBACK)
     assert repo_plan.rollback_values() == ROLLBACK
+    ssm = {"automation_enabled", "safe_mode"}  # the kill switches; the worker's own switches are in its environment
     for f in repo_plan.flags:
-        assert f.parameter == f"/rp-mw/prod/{f.name}" and f.description
-        assert f.sensitive == f.secure == (f.name == "outbound_allowlist_emails")
+        assert f.description
+        assert f.sensitive == (f.name == "outbound_allowlist_emails") and not f.secure
+        if f.name in ssm:
+            assert f.parameter == f"/rp-mw/prod/{f.name}"
+        else:
+            assert (f.target.function, f.target.variable) == ("rp-mw-prod-worker", WORKER_VARIABLES[f.name])
 
 
 def test_repo_plan_effective_values(repo_plan: model.Plan) -> None:
@@ -995,3 +1009,82 @@ def test_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- Lambda flags ---------------------------------------------------------------------------------------
+def lambda_flags(target: str = "{function: worker, variable: OUT_ENABLED}", extra: str = "") -> str:
+    """The base flags plus one Lambda flag `out` (its `lambda:` line is the 7th of the flags section)."""
+    return FLAGS + f"  out:\n    lambda: {target}\n    rollback: \"off\"\n{extra}"
+
+
+def test_a_lambda_flag_parses_into_its_target():
+    plan = parse_plan(plan_text(flags=lambda_flags(extra="    sensitive: true\n")))
+    out = plan.flag("out")
+    assert (out.kind, out.target.function, out.target.variable, out.key) == ("lambda", "worker", "OUT_ENABLED",
+                                                                             "lambda:worker/OUT_ENABLED")
+    assert out.where == "worker env OUT_ENABLED" and out.sensitive and plan.functions == ("worker",)
+    assert [f.name for f in plan.ssm_flags] == ["kill", "allowlist"]
+
+
+@pytest.mark.parametrize("target,words", [
+    ("{function: worker, variable: 9LIVES}  # <-", ["Lambda would refuse the environment variable name '9LIVES'"]),
+    ("{function: worker, variable: X}  # <-", ["Lambda would refuse"]),  # at least two characters
+    ("{function: worker, variable: OUT-ENABLED}  # <-", ["Lambda would refuse"]),
+    ("{function: worker, variable: AWS_REGION}  # <-", ["'AWS_REGION' is reserved by Lambda"]),
+    ("{function: worker, variable: _HANDLER}  # <-", ["reserved by Lambda"]),
+    ("{function: 'worker:live', variable: OUT}  # <-", ["has a version or alias ('live')", "$LATEST"]),
+    ("{function: 'arn:aws:lambda:us-east-2:123456789012:function:worker:7', variable: OUT}  # <-", ["version or alias"]),
+    ("{function: 'bad name!', variable: OUT}  # <-", ["is not valid"]),
+    ("{function: 'arn:aws:lambda:eu-west-1:123456789012:function:worker', variable: OUT}  # <-",
+     ["the function's ARN is in eu-west-1, the plan in us-east-2"]),
+    ("{function: worker}  # <-", ["missing required key 'variable'"]),
+    ("{function: worker, variable: OUT, qualifier: live}  # <-", ["unknown key 'qualifier'"]),
+])
+def test_lambda_targets_are_validated_with_line_numbers(target, words):
+    assert_error(plan_text(flags=lambda_flags(target)), *words)
+
+
+def test_an_unknown_target_kind_is_named():
+    flags = FLAGS + '  out:\n    ecs_env: {service: worker, variable: OUT}  # <-\n    rollback: "off"\n'
+    err = assert_error(plan_text(flags=flags), "unknown key 'ecs_env' for a flag (no flag target of that kind)")
+    assert "`lambda: {function: NAME, variable: NAME}`" in err.hint
+
+
+def test_a_flag_needs_exactly_one_target():
+    both = FLAGS + '  out:\n    parameter: /app/out\n    lambda: {function: worker, variable: OUT}  # <-\n    rollback: "off"\n'
+    assert_error(plan_text(flags=both), "has both parameter and lambda")
+    neither = FLAGS + '  out:  # <-\n    rollback: "off"\n'
+    assert_error(plan_text(flags=neither), "needs one of parameter, lambda")
+
+
+def test_one_variable_is_one_flag():
+    flags = lambda_flags() + '  out_again:\n    lambda: {function: worker, variable: OUT_ENABLED}  # <-\n    rollback: "off"\n'
+    assert_error(plan_text(flags=flags), "worker env OUT_ENABLED is already the target of flag 'out'")
+
+
+def test_a_function_named_two_ways_is_refused():
+    arn = "arn:aws:lambda:us-east-2:123456789012:function:worker"
+    flags = lambda_flags() + f'  more:\n    lambda: {{function: "{arn}", variable: MORE}}  # <-\n    rollback: "off"\n'
+    err = assert_error(plan_text(flags=flags), "function worker is named 'worker' on line 13", repr(arn))
+    assert "spell it the same way" in err.hint
+    same = lambda_flags(f'{{function: "{arn}", variable: OUT}}') + \
+        f'  more:\n    lambda: {{function: "{arn}", variable: MORE}}\n    rollback: "off"\n'
+    assert parse_plan(plan_text(flags=same)).functions == (arn,)
+
+
+def test_secure_is_for_ssm_only():
+    assert_error(plan_text(flags=lambda_flags(extra="    secure: true  # <-\n")), "`secure` is for SSM parameters")
+
+
+def test_the_4kb_environment_limit_is_checked_in_every_state():
+    big = "x" * 2100
+    flags = FLAGS + "".join(f'  v{i}:\n    lambda: {{function: worker, variable: V{i}}}\n    rollback: "off"\n' for i in (1, 2))
+    phases = f'phases:\n  - name: one\n    set: {{v1: "{big}"}}\n  - name: two\n    set:\n      v2: "{big}"  # <-\n'
+    err = assert_error(plan_text(flags=flags, phases=phases),
+                       "the environment of Lambda function worker would be", "in phase two", "4096-byte limit")
+    assert "v2" in err.hint or "v1" in err.hint
+    rollback = FLAGS + "".join(f'  v{i}:\n    lambda: {{function: worker, variable: V{i}}}\n    rollback: "{big}"{"  # <-" if i == 1 else ""}\n'
+                               for i in (1, 2))
+    assert_error(plan_text(flags=rollback), "with the rollback values")
+    fits = FLAGS + "".join(f'  v{i}:\n    lambda: {{function: worker, variable: V{i}}}\n    rollback: "{"x" * 1900}"\n' for i in (1, 2))
+    assert parse_plan(plan_text(flags=fits)).functions == ("worker",)

@@ -119,7 +119,7 @@ def test_sensitive_values_of_a_plan():
     from cutover.plan import parse_plan
 
     plan = parse_plan(Path(__file__).parent.joinpath("plans", "e2e.yaml").read_text())
-    assert set(sensitive_values(plan)) == {"none", "canary@example.com", "*"}
+    assert set(sensitive_values(plan)) == {"none", "canary@example.com", "cohort@example.com", "*"}
 
 
 def test_load_plan_registers_sensitive_values(tmp_path):
@@ -286,6 +286,7 @@ write_rate: 10
 flags:
   kill: {{parameter: /leak/kill, rollback: "off"}}
   allow: {{parameter: /leak/allow, rollback: "nobody", sensitive: true, secure: true}}
+  cohort: {{lambda: {{function: leak-worker, variable: LEAK_COHORT}}, rollback: "nobody", sensitive: true}}
 checks:
   env_ok: {{type: env, equals: {{LEAK_MODE: "shadow"}}}}
   secrets_ok: {{type: secrets, secret_ids: [leak/api_key, leak/json]}}
@@ -313,7 +314,7 @@ checks:
   crash: {{type: log_absent, log_group: /leak/crash, contains: x, window: 1h}}
 phases:
   - name: shadow
-    set: {{allow: {q(p.flag)}}}
+    set: {{allow: {q(p.flag)}, cohort: {q(p.flag)}}}
     gates: [env_ok, secrets_ok, upstream_ok, quiet]
   - name: canary
     set: {{kill: "on"}}
@@ -329,6 +330,8 @@ def seed_emulator(emulator, p: Planted) -> None:
     seeder.put_secret("leak/json", json.dumps({"client_secret": p.json_secret, "owner": p.email}))
     seeder.put_parameter("/leak/kill", "off")
     seeder.put_parameter("/leak/allow", "nobody", secure=True)
+    # The function's other variables are none of cutover's business, and may hold anything.
+    seeder.put_function("leak-worker", {"LEAK_COHORT": "nobody", "LEAK_OTHER_KEY": p.secret, "LEAK_OWNER": p.email})
     seeder.put_alarm("leak-errors", "OK")
     seeder.put_alarm("leak-firing", "ALARM", reason=f"threshold crossed by {p.email} {p.secret}")
     seeder.put_log_group("/leak/worker")
@@ -379,9 +382,13 @@ def run_every_command(p: Planted, base_url: str, workdir: Path) -> tuple[list[tu
     reason = f"incident for {p.email} call {p.phone}"
     for argv, _ in COMMANDS:
         if argv == [DRIFT]:
-            from cutover.aws import make_ports
+            import os
+
+            from cutover.aws import EmulatorSeeder, make_ports
 
             make_ports("us-east-2", None, read_only=False).params.put("/leak/allow", p.live_flag, secure=True)
+            seeder = EmulatorSeeder(os.environ["AWS_ENDPOINT_URL"], "us-east-2")
+            seeder.put_environment("leak-worker", {**seeder.environment("leak-worker"), "LEAK_COHORT": p.live_flag})
             continue
         argv = [reason if a == "R" else str(out_md) if a == "OUT_MD" else a for a in argv]
         r = runner.invoke(app, ["--plan", str(plan_file), "--evidence-dir", str(evidence), *argv], env=env)
@@ -461,6 +468,13 @@ def test_every_failure_class_was_exercised(emulator, aws_env, upstream, leaky_aw
     rollback = json.loads(next(f for name, f in files.items() if "-rollback-" in name and name.endswith("report.json")
                                and '"dry_run": false' in f))
     assert {"flag": "allow", "old": fingerprint(p.live_flag), "new": fingerprint("nobody")}.items() <= rollback["changes"][0].items()
+    # The Lambda flag: as private as the SSM one, hand edit included; the function's other variables untouched.
+    cohort = next(f for f in status["flags"] if f["flag"] == "cohort")
+    assert cohort["live"] == fingerprint(p.live_flag) and cohort["target"] == "leak-worker env LEAK_COHORT"
+    assert {"flag": "cohort", "kind": "lambda", "old": fingerprint(p.live_flag), "new": fingerprint("nobody")}.items() <= \
+        rollback["changes"][1].items()
+    assert emulator.seeder("us-east-2").environment("leak-worker") == {
+        "LEAK_COHORT": "nobody", "LEAK_OTHER_KEY": p.secret, "LEAK_OWNER": p.email}
 
 
 # --- logs and exception messages ---------------------------------------------------------------------------

@@ -219,8 +219,11 @@ def test_seed_the_repository_plan(aws_env, emulator):
     plan = plan_module.load_plan(str(path))
     summary = seed(plan, emulator)
     ports = make_ports(plan.region, None, read_only=True)
-    values = {n: p.value for n, p in ports.params.get_many([f.parameter for f in plan.flags]).items()}
-    assert values == {f.parameter: f.rollback for f in plan.flags}
+    from cutover import flags as flagmod
+
+    live = flagmod.read_live(plan, ports.params, functions=ports.functions)
+    assert {f.name: live[f.key].value for f in plan.flags} == plan.rollback_values()
+    assert summary.functions == ["rp-mw-prod-worker"]
     assert summary.warnings == []
     for sid in secret_refs(plan):
         assert ports.secrets.get_value(sid)
