@@ -15,6 +15,7 @@ import pytest
 from cutover import orchestrator, state
 from cutover.errors import ExitCode
 from cutover.faultproxy import Faults
+from cutover.sandbox import OTHER_VARIABLES
 
 ROOT = Path(__file__).parent.parent
 HOW = "fault proxy SIGKILLs the CLI process right after its k-th write is applied, for every k"
@@ -48,6 +49,7 @@ def reset(e2e, emulator):
     e2e.set_flags(e2e.plan.rollback_values())
 
 
+OTHERS = {"e2e-worker": dict(OTHER_VARIABLES)}  # as seeded: no command may change them
 CASES = [("advance", start, target) for start, target in (("pending", "shadow"), ("shadow", "canary"), ("canary", "full"))]
 CASES += [("rollback", start, "rolled_back") for start in ("shadow", "canary", "full")]
 
@@ -77,6 +79,8 @@ def test_kill_after_every_write(command, start, target, e2e, emulator, fault_pro
 
 def check_recovery(e2e, command, start, target, k):
     fault_free = lambda **kw: e2e(**kw)  # noqa: E731  (through the proxy, now without faults)
+    # A kill right after a Lambda update: the function's other variables are whole, whatever k is.
+    assert e2e.others() == OTHERS
     view = state.StateStore(e2e.plan, fault_free().aws.params).read()
     st = orchestrator.status(fault_free(dry_run=True), check=True)
     text = "\n".join([st.headline, *st.lines])
@@ -104,3 +108,4 @@ def check_recovery(e2e, command, start, target, k):
             assert orchestrator.rollback(fault_free()).exit_code == 0
             assert e2e.live() == e2e.plan.rollback_values()
     assert orchestrator.status(fault_free(dry_run=True), check=True).exit_code == ExitCode.OK
+    assert e2e.others() == OTHERS

@@ -70,12 +70,14 @@ def test_plan_changed_since_the_last_transition(e2e, tmp_path, reliability):
 
     def edited(name, old, new):
         path = tmp_path / name
-        path.write_text((ROOT / "tests/plans/e2e.yaml").read_text().replace(old, new))
+        text = (ROOT / "tests/plans/e2e.yaml").read_text()
+        assert old in text, f"the e2e plan no longer has {old!r}"
+        path.write_text(text.replace(old, new))
         return load_plan(path)
 
     with reliability.case("plan changed since the last transition", "the plan file edited between two advances"):
         orchestrator.advance(e2e())
-        changed = edited("a.yaml", 'set: {allow: "*"}', 'set: {allow: "*", mode: "full"}')
+        changed = edited("a.yaml", 'set: {allow: "*", cohort: "*"}', 'set: {allow: "*", cohort: "*", mode: "full"}')
         with pytest.raises(Blocked) as err:
             orchestrator.advance(e2e(plan=changed), approve=True, reason="test")
         assert "plan changed" in err.value.message and "changed: phase:full" in err.value.message  # names what changed
