@@ -1,5 +1,6 @@
-"""The on-call runbook, rendered from the plan: rollback first, then prerequisites, each phase, the state
-diagram, exit codes and the plan digest.
+"""The on-call runbook, rendered from the plan: rollback first (with the same rollback by hand, for when
+cutover itself cannot run), then prerequisites, each phase, the guard, the state diagram, exit codes and
+the plan digest.
 
 Deterministic (no timestamps, nothing read from AWS), so `cutover runbook --check` can tell a stale
 committed runbook from a current one. Sensitive flag values appear only as sha256 fingerprints; every
@@ -9,6 +10,7 @@ value is masked too. No boto3: this is plan -> markdown only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -21,13 +23,16 @@ from cutover.model import (
     AlarmsCheck,
     CommandCheck,
     EnvCheck,
+    Flag,
     GraphqlCheck,
     HttpCheck,
+    LambdaTarget,
     LogAbsentCheck,
     LogFreshnessCheck,
     Phase,
     Plan,
     SecretsCheck,
+    function_name,
 )
 from cutover.errors import ExitCode, UsageError
 from cutover.plan import format_duration
@@ -76,6 +81,22 @@ def _names(items) -> str:
 
 def _shown(plan: Plan, flag: str, value: str) -> str:
     return fingerprint(value) if plan.flag(flag).sensitive else _safe(value)
+
+
+def _lives(f: Flag) -> str:
+    """Where a flag lives, for a table cell: an SSM parameter, or one variable of a Lambda function."""
+    if isinstance(f.target, LambdaTarget):
+        return f"Lambda {_code(f.target.function_name)}, variable {_code(f.target.variable)}"
+    return f"SSM parameter {_code(f.parameter)}"
+
+
+def _typed(plan: Plan, f: Flag, value: str) -> str | None:
+    """The exact value for a command to type, or None when the runbook may not show it: a sensitive
+    flag's value, a value the redactor would mask, or one equal to some sensitive value."""
+    hidden = {v for v in sensitive_values(plan) if len(v) >= MIN_REGISTERED_LEN}
+    if f.sensitive or _safe(value) != value or any(h in value for h in hidden):
+        return None
+    return value
 
 
 def cli_prefix(plan: Plan) -> str:
@@ -210,18 +231,29 @@ def _rollback(plan: Plan) -> list[str]:
         "",
         "It restores these values, in this order (kill switches first):",
         "",
-        "| # | flag | SSM parameter | restored value | what it does |",
+        "| # | flag | where it lives | restored value | what it does |",
         "|---|---|---|---|---|",
     ]
     for i, f in enumerate(plan.flags, 1):
         value = _code(_shown(plan, f.name, f.rollback)) + (" (sensitive: fingerprint only)" if f.sensitive else "")
-        lines.append(f"| {i} | {f.name} | {_code(f.parameter)} | {_cell(value)} | {_cell(_safe(f.description))} |")
+        lines.append(f"| {i} | {f.name} | {_cell(_lives(f))} | {_cell(value)} | {_cell(_safe(f.description))} |")
+    if plan.functions:
+        lines += [
+            "",
+            "The variables of one Lambda function are changed together, in one update of its environment, when the",
+            "rollback reaches the function's first flag. Every other variable of the function is kept as it is.",
+        ]
     lines += [
         "",
         "- Another operator holds the lock? Run it anyway. A rollback never waits for the lock: it preempts.",
         "  A running advance stops before its next write and exits 3. You do not need `cutover unlock`.",
         "- It exits 4 (AWS error or interrupted)? Run it again. It writes only what still differs.",
     ]
+    if plan.functions:
+        lines += [
+            "- It exits 4 and names a Lambda function? Run it again. If that function keeps failing,",
+            f"  `{cli} status` shows which flags are restored; update that function by hand as described below.",
+        ]
     earlier = plan.phase_names[:-1]
     if earlier:
         step_back = f'{cli} rollback --to PHASE --yes --reason "..."'
@@ -234,6 +266,160 @@ def _rollback(plan: Plan) -> list[str]:
         "",
         "Exit 0: every flag is at its rollback value. Exit 5: something still differs. Run the rollback again.",
         f"`{cli} history` shows who changed what, and when.",
+        "",
+        *_manual(plan),
+    ]
+    return lines
+
+
+# --- the rollback by hand, for when cutover itself cannot run -----------------------------------------------
+
+
+def _steps(plan: Plan) -> list[tuple[str, list[Flag]]]:
+    """The rollback's writes as manual steps, in rollback order: consecutive SSM flags make one step, and
+    each Lambda function one step (all its flags, one update) at the place of its first flag, as
+    `cutover rollback` writes them."""
+    steps: list[tuple[str, list[Flag]]] = []
+    done: set[str] = set()
+    for f in plan.flags:
+        if isinstance(f.target, LambdaTarget):
+            if f.target.function not in done:
+                done.add(f.target.function)
+                steps.append(("lambda", [g for g in plan.flags if isinstance(g.target, LambdaTarget)
+                                         and g.target.function == f.target.function]))
+        elif steps and steps[-1][0] == "ssm":
+            steps[-1][1].append(f)
+        else:
+            steps.append(("ssm", [f]))
+    return steps
+
+
+def _shell_var(f: Flag) -> str:
+    return "ROLLBACK_" + re.sub(r"[^A-Za-z0-9_]", "_", f.name).upper()
+
+
+def _manual(plan: Plan) -> list[str]:
+    plan_file = _code(Path(plan.path).name)
+    region = shlex.quote(plan.region)
+    lines = [
+        "### If `cutover` itself cannot run",
+        "",
+        "Only when `cutover` cannot start at all (not installed, broken Python...). If it ran and exited with a code,",
+        "follow that code above instead. This is the same rollback done by hand with the AWS CLI, with the same",
+        "AWS access. Do the steps in this order (kill switches first).",
+        "",
+    ]
+    for n, (kind, flags) in enumerate(_steps(plan), 1):
+        lines += (_manual_ssm if kind == "ssm" else _manual_lambda)(plan, n, flags, region, plan_file)
+    lines += [
+        "When `cutover` runs again, run the rollback command at the top of this page anyway: it writes whatever",
+        "still differs and records the rollback in the state record, so `status --check` exits 0 and `history`",
+        "shows it.",
+        "",
+    ]
+    return lines
+
+
+def _manual_ssm(plan: Plan, n: int, flags: list[Flag], region: str, plan_file: str) -> list[str]:
+    what = "parameter" if len(flags) == 1 else "parameters, one command each, in this order"
+    lines = [f"**Step {n}: SSM {what}** ({_names(f.name for f in flags)}).", ""]
+    hidden = [f for f in flags if _typed(plan, f, f.rollback) is None]
+    if hidden:
+        example = _code(_shell_var(hidden[0]) + "='...'")
+        lines += [f"{_names(f.name for f in hidden)}: the value is not shown here. Copy the flag's `rollback:` value",
+                  f"from {plan_file} into the shell variable its command names first, e.g. {example}.",
+                  "Without it the command stops and writes nothing.", ""]
+    lines.append("```sh")
+    for f in flags:
+        lines.append(_put_parameter(plan, f, region))
+    each = "It prints" if len(flags) == 1 else "Each command prints"
+    lines += ["```", "", f"{each} the parameter's new `Version` when it worked.", ""]
+    return lines
+
+
+# The AWS CLI reads a parameter value starting with one of these from a file or a URL instead.
+_CLI_LOADS = ("file://", "fileb://", "http://", "https://")
+
+
+def _put_parameter(plan: Plan, f: Flag, region: str) -> str:
+    kind = "SecureString" if f.secure else "String"
+    value = _typed(plan, f, f.rollback)
+    if value is not None and value.startswith(_CLI_LOADS):  # taken as it is from --cli-input-json
+        doc = {"Name": f.parameter, "Value": value, "Type": kind, "Overwrite": True}
+        return f"aws ssm put-parameter --region {region} --cli-input-json {shlex.quote(json.dumps(doc))}"
+    if value is None:
+        var = _shell_var(f)
+        arg = f'--value "${{{var}:?set {var} to the rollback value of {f.name} in {Path(plan.path).name}}}"'
+    else:  # --value=X: a value starting with "-" is not taken for an option
+        arg = f"--value{'=' if value.startswith('-') else ' '}{shlex.quote(value)}"
+    return f"aws ssm put-parameter --region {region} --name {shlex.quote(f.parameter)} {arg} --type {kind} --overwrite"
+
+
+def _manual_lambda(plan: Plan, n: int, flags: list[Flag], region: str, plan_file: str) -> list[str]:
+    target = flags[0].target
+    name = target.function_name
+    fn = f"--region {region} --function-name {shlex.quote(target.function)}"
+    env_file = f"{name}-env.json"
+    count = "its flag variable" if len(flags) == 1 else f"its {len(flags)} flag variables"
+    lines = [
+        f"**Step {n}: Lambda function {_code(name)}** ({_names(f.name for f in flags)}): {count} in ONE update.",
+        "",
+        "Careful: an update replaces the function's WHOLE environment. Sending only the variables below would",
+        f"delete every other variable of {_code(name)} and break the function. So read its environment first,",
+        "change only these variables, and send it all back in one update for the function (never one per variable).",
+        "",
+        f"a. Read the function's revision, then its environment, into {_code(env_file)} (in this order):",
+        "",
+        "```sh",
+        f"REV=$(aws lambda get-function-configuration {fn} --query RevisionId --output text)",
+        f"aws lambda get-function-configuration {fn} --query '{{Variables: Environment.Variables}}' --output json "
+        f"> {shlex.quote(env_file)}",
+        "```",
+        "",
+        '   If the file says `"Variables": null`, STOP: Lambda did not return the environment (for example, it',
+        "   cannot decrypt it). Writing the flags alone would replace it: do not run step c, get help.",
+        "",
+        f"b. Edit {_code(env_file)}: set these variables to these values and change nothing else. Values are JSON",
+        '   strings: keep the double quotes. A variable that is missing goes in as a new line `"NAME": "value",`',
+        '   right after the line `"Variables": {`.',
+        "",
+        "| variable | set it to |",
+        "|---|---|",
+    ]
+    for f in flags:
+        value = _typed(plan, f, f.rollback)
+        why = "sensitive: not shown here" if f.sensitive else "not shown here"
+        shown = (_code(json.dumps(value, ensure_ascii=False)) if value is not None else
+                 f"the `rollback:` value of {_code(f.name)} in {plan_file} ({why})")
+        lines.append(f"| {_code(f.target.variable)} | {_cell(shown)} |")
+    visible = [f.target.variable for f in flags if not f.sensitive]
+    lines += [
+        "",
+        "c. Send it back in one update (refused if the function changed since step a), wait until Lambda has",
+        "   applied it, check the variables, then delete the file: it holds the function's whole environment.",
+        "",
+        "```sh",
+        f"aws lambda update-function-configuration {fn} --revision-id \"${{REV:?run step a first}}\" "
+        f"--environment file://{shlex.quote(env_file)} --query LastUpdateStatus --output text",
+        f"aws lambda wait function-updated {fn}",
+    ]
+    if visible:
+        query = "Environment.Variables.{" + ", ".join(f"{v}: {v}" for v in visible) + "}"
+        lines.append(f"aws lambda get-function-configuration {fn} --query {shlex.quote(query)} --output json")
+    lines += [
+        f"rm {shlex.quote(env_file)}",
+        "```",
+        "",
+        *([f"The last `get-function-configuration` prints {_names(visible)}: each must have its value from the table"
+           + (" (sensitive variables are left out, so they are not printed)." if len(visible) < len(flags) else "."),
+           ""] if visible else []),
+        "If a command fails:",
+        "",
+        "- `PreconditionFailedException`: someone changed the function after step a. Start again at step a.",
+        "- `ResourceConflictException`: another update is still being applied. Run the `wait` command, then start",
+        "  again at step a.",
+        f"- The `wait` fails: Lambda could not apply the update. "
+        f"{_code(f'aws lambda get-function-configuration {fn} --query LastUpdateStatusReason')} says why.",
         "",
     ]
     return lines
@@ -267,7 +453,9 @@ def _where(plan: Plan) -> str:
 
 
 def _prerequisites(plan: Plan) -> list[str]:
-    inv, cli = iam.inventory(plan), cli_prefix(plan)
+    # The checks' resources only (the flags are in the rollback table): listed the same whatever kinds of
+    # flag the IAM inventory supports.
+    inv, cli = iam.inventory(dataclasses.replace(plan, flags=())), cli_prefix(plan)
     lines = [
         "## Before you start",
         "",
@@ -292,6 +480,10 @@ def _prerequisites(plan: Plan) -> list[str]:
         lines.append(f"- **Alarms** (CloudWatch): {', '.join(alarms)}")
     if inv.log_groups:
         lines.append(f"- **Log groups** (CloudWatch Logs): {_names(inv.log_groups)}")
+    if plan.functions:
+        names = _names(dict.fromkeys(function_name(fn) for fn in plan.functions))
+        lines.append(f"- **Lambda functions** whose environment holds flags: {names}. Cutover reads their configuration"
+                     " and updates their environment variables.")
     if plan.notify_topic:
         lines.append(f"- **Notifications**: every state change and rollback is posted to SNS topic {_code(plan.notify_topic)}.")
     commands = [c for c in plan.checks.values() if isinstance(c, CommandCheck)]
@@ -410,6 +602,8 @@ def _guard(plan: Plan) -> list[str]:
         "When armed, any plan alarm going to ALARM starts an SSM Automation that writes every flag back to the",
         "rollback values above, in the same order, then records the state as `rolled_back` with the alarm as",
         "the reason. Nobody needs to be awake. It takes no lock.",
+        *(["A Lambda function's variables are written as `cutover rollback` writes them: in one update that keeps",
+           "every other variable of the function."] if plan.functions else []),
         "",
         ("Entering " + ", ".join(auto) + " arms it first (`auto_rollback: true`); if it cannot be armed, the phase "
          "is not entered." if auto else "No phase arms it automatically; arm it by hand if you want it."),

@@ -26,6 +26,13 @@ COMMITTED = ROOT / "runbooks" / "order-status-prod.md"
 PLANS = [REPO_PLAN, E2E_PLAN, EVERY_CHECK, ROOT / "tests" / "plans" / "minimal.yaml"]
 
 
+# How the rollback table says where a flag lives, by kind.
+LIVES = {
+    "ssm": lambda f: f"SSM parameter `{f.parameter}`",
+    "lambda": lambda f: f"Lambda `{f.target.function_name}`, variable `{f.target.variable}`",
+}
+
+
 def section(text: str, heading: str) -> str:
     """The text under a heading, up to the next heading of the same or a higher level."""
     level = heading.split(" ")[0]
@@ -67,19 +74,203 @@ def test_a_sensitive_value_quoted_in_free_text_is_fingerprinted_too():
 def test_rollback_section_comes_first_with_the_command_and_values_in_order():
     plan = load_plan(REPO_PLAN)
     text = runbook.render(plan)
-    headings = re.findall(r"^##+ .*", text, re.M)
+    headings = re.findall(r"^## .*", text, re.M)
     assert headings[:3] == ["## Roll back (read this first)", "## Before you start", "## Phases"]
     rb = section(text, "## Roll back (read this first)")
     assert '```sh\ncutover rollback --yes --reason "what happened"\n```' in rb
-    rows = re.findall(r"^\| (\d+) \| (\w+) \| `([^`]+)` \| `([^`]+)`", rb, re.M)
-    assert [(int(n), name, param) for n, name, param, _ in rows] == [
-        (i, f.name, f.parameter) for i, f in enumerate(plan.flags, 1)]
+    rows = re.findall(r"^\| (\d+) \| (\w+) \| ([^|]+) \| `([^`]+)`", rb, re.M)
+    assert [(int(n), name, where) for n, name, where, _ in rows] == [
+        (i, f.name, LIVES[f.kind](f)) for i, f in enumerate(plan.flags, 1)]
     restored = {name: value for _, name, _, value in rows}
     assert restored["automation_enabled"] == "false" and restored["safe_mode"] == "true"
     assert restored["outbound_allowlist_emails"] == fingerprint("none")
     assert "preempts" in rb and "exits 3" in rb and "unlock" in rb  # what happens when someone holds the lock
     assert "```sh\ncutover status --check\n```" in rb
     assert 'cutover rollback --to PHASE --yes --reason "..."' in rb and "`shadow`, `canary`" in rb
+
+
+# --- flags of both kinds: where they live, and the rollback by hand ------------------------------------------
+MANUAL = "### If `cutover` itself cannot run"
+
+
+def manual(text: str) -> str:
+    return section(text, MANUAL)
+
+
+def sh_lines(text: str) -> list[str]:
+    """Every line of every sh code block, in order."""
+    return [line for block in re.findall(r"```sh\n(.*?)```", text, re.S) for line in block.splitlines()]
+
+
+def test_the_rollback_table_names_the_ssm_parameter_or_the_function_and_variable():
+    plan = load_plan(REPO_PLAN)
+    assert {f.kind for f in plan.flags} == {"ssm", "lambda"}
+    rb = section(runbook.render(plan), "## Roll back (read this first)")
+    assert "| # | flag | where it lives | restored value | what it does |" in rb
+    assert "| 1 | automation_enabled | SSM parameter `/rp-mw/prod/automation_enabled` | `false` |" in rb
+    assert ("| 4 | mw_outbound_enabled | Lambda `rp-mw-prod-worker`, variable `MW_OUTBOUND_ENABLED` | `false` |"
+            in rb)
+    assert "one update of its environment" in rb and "Every other variable of the function is kept" in rb
+    assert "names a Lambda function" in rb  # what an exit 4 on a function means
+
+
+def test_ssm_only_plans_render_as_before_and_their_manual_rollback_is_put_parameter():
+    minimal = load_plan(ROOT / "tests" / "plans" / "minimal.yaml")
+    text = runbook.render(minimal)
+    assert "| 1 | kill_switch | SSM parameter `/app/kill_switch` | `off` |" in text
+    assert "Lambda" not in text and "lambda" not in text
+    assert sh_lines(manual(text)) == [
+        f"aws ssm put-parameter --region {minimal.region} --name /app/kill_switch --value off --type String --overwrite"]
+
+    every = load_plan(EVERY_CHECK)  # `cohort` is sensitive and secure
+    lines = sh_lines(manual(runbook.render(every)))
+    put = f"aws ssm put-parameter --region {every.region} --name"
+    assert lines[0] == f"{put} /app/mode --value safe --type String --overwrite"
+    assert lines[1].startswith(f'{put} /app/cohort --value "${{ROLLBACK_COHORT:?')
+    assert lines[1].endswith(" --type SecureString --overwrite")
+
+
+# Flags of both kinds interleaved in rollback order, two variables of one function apart, a second function,
+# and sensitive values long enough to be hidden wherever they would appear.
+MIXED = """\
+version: 1
+name: mixed
+region: us-east-2
+flags:
+  kill: {parameter: /mixed/kill, rollback: "off"}
+  outbound:
+    lambda: {function: mixed-worker, variable: MIXED_OUTBOUND}
+    rollback: "off"
+  mode: {parameter: /mixed/mode, rollback: "safe"}
+  allow: {parameter: /mixed/allow, rollback: "nobody-allowed-zq81", sensitive: true, secure: true}
+  cohort:
+    lambda: {function: mixed-worker, variable: MIXED_COHORT}
+    rollback: "cohort-token-zq81"
+    sensitive: true
+  other:
+    lambda: {function: mixed-other, variable: OTHER_SWITCH}
+    rollback: "off"
+checks:
+  quiet: {type: alarms, names: [mixed-errors]}
+phases:
+  - name: canary
+    set: {kill: "on", outbound: "on", mode: "live", allow: "canary@example.com", cohort: "cohort@example.com", other: "on"}
+    gates: [quiet]
+"""
+
+
+def mixed(**replace: str):
+    from cutover.plan import parse_plan
+
+    text = MIXED
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    return parse_plan(text, "mixed.yaml")
+
+
+def test_the_manual_rollback_follows_rollback_order_with_one_step_per_function():
+    plan = mixed()
+    text = manual(runbook.render(plan))
+    steps = re.findall(r"^\*\*Step (\d+): (.*?)\*\* \((.*?)\)", text, re.M)
+    assert steps == [
+        ("1", "SSM parameter", "`kill`"),
+        ("2", "Lambda function `mixed-worker`", "`outbound`, `cohort`"),  # at the place of its first flag
+        ("3", "SSM parameters, one command each, in this order", "`mode`, `allow`"),
+        ("4", "Lambda function `mixed-other`", "`other`"),
+    ]
+    writes = [" ".join(line.split()[:3] + [line.split()[6]]) for line in sh_lines(text)
+              if line.startswith(("aws ssm put-parameter", "aws lambda update-function-configuration"))]
+    assert writes == ["aws ssm put-parameter /mixed/kill", "aws lambda update-function-configuration mixed-worker",
+                      "aws ssm put-parameter /mixed/mode", "aws ssm put-parameter /mixed/allow",
+                      "aws lambda update-function-configuration mixed-other"]
+
+
+@pytest.mark.parametrize("which", ["phases.yaml", "mixed"])
+def test_the_manual_lambda_update_reads_first_merges_and_writes_once_per_function(which):
+    plan = load_plan(REPO_PLAN) if which == "phases.yaml" else mixed()
+    text = manual(runbook.render(plan))
+    lines = sh_lines(text)
+    assert plan.functions
+    for function in plan.functions:
+        name = function.split(":function:")[-1]
+        mine = [line for line in lines if f"--function-name {function} " in line + " "]
+        updates = [i for i, line in enumerate(mine) if line.startswith("aws lambda update-function-configuration")]
+        assert len(updates) == 1  # one update for the function, never one per variable
+        update = mine[updates[0]]
+        rev, read = mine[0], mine[1]
+        assert rev.startswith("REV=$(aws lambda get-function-configuration") and "--query RevisionId --output text" in rev
+        assert read.startswith("aws lambda get-function-configuration") and updates[0] > 1  # read before write
+        assert f"--query '{{Variables: Environment.Variables}}' --output json > {name}-env.json" in read
+        assert f"--environment file://{name}-env.json" in update and '--revision-id "${REV:?' in update
+        assert "Variables=" not in update  # the whole merged environment from the file, never an inline map
+        assert "--query LastUpdateStatus --output text" in update  # the environment is not echoed
+        assert mine[updates[0] + 1] == f"aws lambda wait function-updated --region {plan.region} --function-name {function}"
+        assert lines.index(f"rm {name}-env.json") > lines.index(update)  # the file holds every variable: removed
+        # The edit table names every variable of the function, and nothing else.
+        block = text[text.index(f"Lambda function `{name}`"):]
+        variables = re.findall(r"^\| `(\w+)` \| ", block.split("If a command fails")[0], re.M)
+        assert variables == [f.target.variable for f in plan.flags if f.kind == "lambda" and f.target.function == function]
+    # In words: an update replaces the whole environment, so sending only the flags would wipe the rest.
+    assert "replaces the function's WHOLE environment" in text and "delete every other variable" in text
+    assert "never one per variable" in text and "change nothing else" in text
+    assert "PreconditionFailedException" in text and "start again at step a" in text.lower()
+    assert 'If the file says `"Variables": null`, STOP' in text  # nothing read: writing would wipe the rest
+
+
+def test_the_manual_read_gives_the_shape_the_update_takes():
+    import jmespath
+
+    config = {"RevisionId": "r-1", "Environment": {"Variables": {"OTHER": "kept", "MIXED_OUTBOUND": "on",
+                                                                 "MIXED_COHORT": "x"}}}
+    lines = sh_lines(manual(runbook.render(mixed())))
+    read = next(line for line in lines if "Environment.Variables}" in line)
+    query = re.search(r"--query '([^']+)'", read).group(1)
+    assert jmespath.search(query, config) == {"Variables": config["Environment"]["Variables"]}
+    check = next(line for line in lines if "Environment.Variables.{" in line)
+    assert jmespath.search(re.search(r"--query '([^']+)'", check).group(1), config) == {"MIXED_OUTBOUND": "on"}
+
+
+def test_sensitive_lambda_values_are_never_in_the_runbook():
+    plan = mixed()
+    assert plan.flag("cohort").kind == "lambda" and plan.flag("cohort").sensitive
+    text = runbook.render(plan)
+    for value in ("cohort-token-zq81", "cohort@example.com", "nobody-allowed-zq81", "canary@example.com"):
+        assert value not in text
+    assert "| 5 | cohort | Lambda `mixed-worker`, variable `MIXED_COHORT` | `" + fingerprint("cohort-token-zq81") + "` " in text
+    assert f"| cohort | `{fingerprint('cohort-token-zq81')}` | `{fingerprint('cohort@example.com')}` |" in text
+    hand = manual(text)
+    assert "| `MIXED_COHORT` | the `rollback:` value of `cohort` in `mixed.yaml` (sensitive: not shown here) |" in hand
+    check = next(line for line in sh_lines(hand) if "--function-name mixed-worker --query 'Environment.Variables.{" in line)
+    assert "MIXED_OUTBOUND" in check and "MIXED_COHORT" not in check  # the check prints no sensitive variable
+    put = next(line for line in sh_lines(hand) if "--name /mixed/allow" in line)  # a sensitive SSM flag
+    assert '--value "${ROLLBACK_ALLOW:?' in put and put.endswith("--type SecureString --overwrite")
+
+
+def test_a_value_the_redactor_would_mask_is_not_typed_into_a_manual_command():
+    hand = manual(runbook.render(mixed(**{'MIXED_OUTBOUND}\n    rollback: "off"': 'MIXED_OUTBOUND}\n    rollback: "ops@example.com"'})))
+    assert "@" not in hand and "| `MIXED_OUTBOUND` | the `rollback:` value of `outbound` in `mixed.yaml` (not shown here) |" in hand
+
+
+def test_ssm_values_the_aws_cli_would_misread_are_passed_literally():
+    lines = sh_lines(manual(runbook.render(mixed(**{'/mixed/kill, rollback: "off"': '/mixed/kill, rollback: "-1"',
+                                                    '/mixed/mode, rollback: "safe"': '/mixed/mode, rollback: "https://x.test/"'}))))
+    assert "aws ssm put-parameter --region us-east-2 --name /mixed/kill --value=-1 --type String --overwrite" in lines
+    assert ("aws ssm put-parameter --region us-east-2 --cli-input-json '{\"Name\": \"/mixed/mode\", \"Value\": "
+            "\"https://x.test/\", \"Type\": \"String\", \"Overwrite\": true}'") in lines  # not fetched from the URL
+
+
+def test_a_function_named_by_arn_is_called_by_its_arn_and_shown_by_its_name():
+    arn = "arn:aws:lambda:us-east-2:123456789012:function:mixed-worker"
+    plan = mixed(**{"function: mixed-worker": f"function: '{arn}'"})
+    text = runbook.render(plan)
+    assert "| 2 | outbound | Lambda `mixed-worker`, variable `MIXED_OUTBOUND` |" in text
+    lines = [line for line in sh_lines(manual(text)) if "mixed-worker" in line]
+    assert sum(line.startswith("aws lambda update-function-configuration") for line in lines) == 1
+    assert all(f"--function-name {arn} " in line + " " for line in lines if "aws lambda" in line)
+    assert "rm mixed-worker-env.json" in lines
+    pre = section(text, "## Before you start")
+    assert "- **Lambda functions** whose environment holds flags: `mixed-worker`, `mixed-other`." in pre
 
 
 @pytest.mark.parametrize("path", PLANS, ids=lambda p: p.name)
@@ -107,7 +298,7 @@ def test_each_phase_shows_its_flags_from_and_to_relative_to_the_state_before():
     assert "**Flags** (`shadow` -> `canary`)" in canary
     assert "| kill | `off` | `on` |" in canary and "| mode | `shadow` | `live` |" in canary
     assert f"| allow | `{fp('none')}` | `{fp('canary@example.com')}` |" in canary
-    assert re.findall(r"^\| (\w+) \|", full, re.M) == ["flag", "allow"]
+    assert re.findall(r"^\| (\w+) \|", full, re.M) == ["flag", *(f.name for f in plan.flags if f.name in plan.phase("full").set)]
     assert f"| allow | `{fp('canary@example.com')}` | `{fp('*')}` |" in full
 
 
@@ -186,6 +377,7 @@ def test_prerequisites_name_what_the_operator_needs():
     assert "`RICHPANEL_API_BASE` optional (default `https://api.richpanel.com`)" in pre
     assert "`rp-mw/prod/shopify/admin_api_token`" in pre and "`rp-mw-prod-openai-intent-failures`" in pre
     assert "`/aws/lambda/rp-mw-prod-worker`" in pre
+    assert "- **Lambda functions** whose environment holds flags: `rp-mw-prod-worker`." in pre
 
 
 def test_the_state_diagram_is_the_machines():
