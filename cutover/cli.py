@@ -146,7 +146,7 @@ def _confirmer(yes: bool):
 def require_yes_or_tty(yes: bool, dry_run: bool, what: str) -> None:
     if not (yes or dry_run or sys.stdin.isatty()):
         raise UsageError(f"{what} writes to AWS and needs --yes when not run from a terminal; nothing was written",
-                         f"re-run with --yes (or --dry-run to see what would change)")
+                         "re-run with --yes (or --dry-run to see what would change)")
 
 
 def run(command: str, fn) -> None:

@@ -19,7 +19,7 @@ from cutover import evidence, orchestrator, state
 from cutover import flags as flagmod
 from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
-from cutover.model import AlarmsCheck, LogFreshnessCheck, Plan
+from cutover.model import AlarmsCheck, Plan
 
 STUB_COMMAND = (sys.executable, "-c", "raise SystemExit(0)")
 
@@ -98,8 +98,8 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
     steps: list[Step] = []
     with Sandbox(plan) as sb:
         sb.emulator.apply_env(os.environ, plan.region)  # boto3 reads AWS_ENDPOINT_URL and the dummy keys
-        notes = [f"clock fast-forwarded through each bake and alarm quiet window (the emulator's clock cannot move)",
-                 f"command checks run a stub that exits 0 (their programs belong to the system being cut over)",
+        notes = ["clock fast-forwarded through each bake and alarm quiet window (the emulator's clock cannot move)",
+                 "command checks run a stub that exits 0 (their programs belong to the system being cut over)",
                  *sb.notes]
 
         def runtime(dry_run: bool = False) -> orchestrator.Runtime:

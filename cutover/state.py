@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 
 from cutover.clock import Clock
@@ -269,8 +269,8 @@ def acquire(
     if current is not None and not (current.expired(now) or current.holder_gone()):
         raise Blocked(
             f"the lock is held by {current.describe(now)}",
-            f"wait for it to finish, or if that run is dead: cutover unlock --force --reason \"...\""
-            f" (a rollback never needs the lock: cutover rollback)",
+            "wait for it to finish, or if that run is dead: cutover unlock --force --reason \"...\""
+            " (a rollback never needs the lock: cutover rollback)",
         )
     # Take over: delete, then create-if-absent again. Whoever loses that create is blocked.
     if log and current is not None:

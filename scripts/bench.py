@@ -41,7 +41,7 @@ CUTOVER = [sys.executable, "-m", "cutover"]
 # --- plans --------------------------------------------------------------------------------------------
 def plan_text(name: str, flags: int, alarms: int, phases: int, write_rate: float = QUOTA, http_urls: list[str] = (),
               log_group: str | None = None) -> str:
-    lines = [f"version: 1", f"name: {name}", f"region: {REGION}", f"write_rate: {write_rate}", "flags:"]
+    lines = ["version: 1", f"name: {name}", f"region: {REGION}", f"write_rate: {write_rate}", "flags:"]
     for i in range(flags):
         lines += [f"  f{i:04d}:", f"    parameter: /bench/{name}/f{i:04d}", '    rollback: "off"']
     lines.append("checks:")
@@ -326,7 +326,7 @@ def render(r: dict) -> str:
     g = r["gates"]
     out += ["", "Targets: wall at most 1.15 x (quota-bound minimum + start-up); kill switch confirmed within 1.5 s; zero failed writes.", "",
             "## 2. Gate concurrency", "",
-            f"8 HTTP checks against a local server answering each after 300 ms, plus an alarms gate (5 alarms) and a log gate;",
+            "8 HTTP checks against a local server answering each after 300 ms, plus an alarms gate (5 alarms) and a log gate;",
             "`run_gates` in-process (clients warm), median of 3.", "",
             "| checks | all passed | wall s | slowest check s | sum of checks s | wall / slowest |", "|---|---|---|---|---|---|",
             f"| {g['checks']} | {g['all_passed']} | {g['wall_s']} | {g['slowest_check_s']} | {g['sum_of_checks_s']} | {g['ratio']} |",

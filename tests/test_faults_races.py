@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cutover import orchestrator, state
-from cutover.errors import Blocked, CutoverError
+from cutover import orchestrator
+from cutover.errors import CutoverError
 from cutover.plan import load_plan
 
 ROOT = Path(__file__).parent.parent

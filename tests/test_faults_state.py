@@ -1,7 +1,6 @@
 """Bad state, changed plans, hand-edited flags, broken locks, fuzzed plans: each explained, each
 refused where it must be, and rollback always works."""
 
-import dataclasses
 import json
 from pathlib import Path
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cutover import orchestrator, state
+from cutover import orchestrator
 from cutover.errors import CutoverError, ExitCode
 from cutover.faultproxy import Faults
 

@@ -382,8 +382,6 @@ def run_every_command(p: Planted, base_url: str, workdir: Path) -> tuple[list[tu
     reason = f"incident for {p.email} call {p.phone}"
     for argv, _ in COMMANDS:
         if argv == [DRIFT]:
-            import os
-
             from cutover.aws import EmulatorSeeder, make_ports
 
             make_ports("us-east-2", None, read_only=False).params.put("/leak/allow", p.live_flag, secure=True)

@@ -1,6 +1,5 @@
 """State record interpretation and the lease lock, on an in-memory store with an injected clock."""
 
-import os
 import socket
 import subprocess
 import sys
