@@ -230,7 +230,8 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
         mark = "DRIFT " if row["drift"] else ""
         side = f" [{row['side']}]" if "side" in row else ""
         seen = "(unreadable)" if row.get("unreadable") else (row["live"] if row["live"] is not None else "(missing)")
-        lines.append(f"    {mark}{row['flag']} = {seen} (declared {row['declared']}){side}")
+        where = "" if "parameter" in row else f" in {row['target']}"  # SSM is the default; say where the others live
+        lines.append(f"    {mark}{row['flag']} = {seen} (declared {row['declared']}){side}{where}")
     for function, err in live.unreadable.items():
         lines.append(f"    cannot read Lambda function {function}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
     if target is not None:

@@ -155,7 +155,7 @@ def test_a_hand_edited_variable_is_drift_and_blocks_the_advance(e2e):
     e2e.set_flags({"outbound": "on"})
     st = orchestrator.status(e2e(dry_run=True), check=True)
     assert st.exit_code == ExitCode.DRIFT and st.data["drift"] == ["outbound"]
-    assert any(line.strip() == "DRIFT outbound = on (declared off)" for line in st.lines)
+    assert any(line.strip() == "DRIFT outbound = on (declared off) in e2e-worker env E2E_OUTBOUND" for line in st.lines)
     e2e.clock.advance(3600)
     with pytest.raises(Blocked) as err:
         orchestrator.advance(e2e(), approve=True, reason="canary")
