@@ -157,6 +157,8 @@ def _gates(r: Report) -> list[str]:
 
 
 def _version(c: dict) -> str:
+    if c.get("kind") == "lambda":  # a function's environment has no per-variable version
+        return "written" if c.get("written") else "(not written)"
     old, new = c.get("old_version"), c.get("new_version")
     if new is None:
         return f"v{old} (not written)" if old is not None else "(not written)"
@@ -164,10 +166,10 @@ def _version(c: dict) -> str:
 
 
 def _changes(r: Report) -> list[str]:
-    out = ["", "## Flag changes", "", "| flag | parameter | old → new | SSM version | confirmed |", "|---|---|---|---|---|"]
+    out = ["", "## Flag changes", "", "| flag | where it lives | old → new | SSM version | confirmed |", "|---|---|---|---|---|"]
     for c in r.changes:
         old = _code(c.get("old")) if c.get("old") is not None else "(missing)"
-        out.append(f"| {_cell(c.get('flag'))} | {_code(c.get('parameter'))} | {old} → {_code(c.get('new'))} "
+        out.append(f"| {_cell(c.get('flag'))} | {_code(c.get('target') or c.get('parameter'))} | {old} → {_code(c.get('new'))} "
                    f"| {_version(c)} | {'yes' if c.get('confirmed') else 'no'} |")
     return out
 

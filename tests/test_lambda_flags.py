@@ -173,5 +173,6 @@ def test_evidence_names_the_function_and_variable_and_hides_sensitive_values(e2e
     cohort = next(c for c in report["changes"] if c["flag"] == "cohort")
     assert cohort["kind"] == "lambda" and cohort["target"] == "e2e-worker env E2E_COHORT" and "parameter" not in cohort
     assert cohort["new"].startswith("sha256:") and cohort["confirmed"]
-    text = (Path(out.evidence_path) / "report.md").read_text() + json.dumps(report)
-    assert "cohort@example.com" not in text
+    md = (Path(out.evidence_path) / "report.md").read_text()
+    assert "| cohort | `e2e-worker env E2E_COHORT` | `sha256:" in md and "| kill | `/e2e/kill` |" in md
+    assert "cohort@example.com" not in md + json.dumps(report)
