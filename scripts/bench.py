@@ -279,12 +279,43 @@ def bench_scale(emu: Emulator) -> list[dict]:
     return rows
 
 
+# --- 6. a mixed plan: SSM and Lambda flags (the repo's Order Status plan) ---------------------------------
+def bench_mixed(emu: Emulator) -> dict:
+    from cutover.plan import load_plan
+    from cutover.sandbox import OTHER_VARIABLES, function_environments, seed as seed_plan, set_flags
+
+    plan_path = str(ROOT / "phases.yaml")
+    plan = load_plan(plan_path)
+    emu.reset()
+    seed_plan(plan, emu)
+    set_flags(plan, emu, plan.values_for("full"))  # every flag out of place
+    evidence = WORK / "ev-mixed"
+    with FaultProxy(emu.endpoint, Faults(write_quota=QUOTA)) as proxy:
+        wall, proc, t0 = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(evidence), "rollback", "--yes"],
+                             env_for(proxy.endpoint))
+        rollback_calls = dict(proxy.calls)
+        proxy.calls.clear()
+        _, status, _ = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(evidence), "status", "--check"],
+                           env_for(proxy.endpoint))
+        status_calls = dict(proxy.calls)
+    envs = function_environments(plan, emu)
+    flag_vars = {f.target.variable for f in plan.flags if f.kind == "lambda"}
+    others_kept = all({k: v for k, v in env.items() if k not in flag_vars} == OTHER_VARIABLES for env in envs.values())
+    confirmed = _confirm_times(evidence / "cutover.log.jsonl", t0)
+    return {"plan": "phases.yaml", "ssm_flags": len(plan.ssm_flags), "lambda_flags": len(plan.flags) - len(plan.ssm_flags),
+            "functions": len(plan.functions), "exit": proc.returncode, "wall_s": round(wall, 2),
+            "rollback_calls": rollback_calls, "updates_per_function": rollback_calls.get("UpdateFunctionConfiguration", 0) / len(plan.functions),
+            "kill_switch_confirmed_s": round(confirmed.get(plan.flags[0].name, float("nan")), 2),
+            "others_kept": others_kept, "status_exit": status.returncode, "status_calls": status_calls,
+            "status_minimum": 1 + len(plan.functions) + 1}  # one GetParameters (flags, state, lock), one read per function, alarms
+
+
 # --- report ---------------------------------------------------------------------------------------------
 def main() -> int:
     started = time.perf_counter()
     with Emulator(region=REGION) as emu:
         results = {"rollback": bench_rollback(emu), "gates": bench_gates(emu), "api": bench_api(emu),
-                   "startup": bench_startup(), "scale": bench_scale(emu)}
+                   "startup": bench_startup(), "scale": bench_scale(emu), "mixed": bench_mixed(emu)}
     results["total_s"] = round(time.perf_counter() - started, 1)
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "BENCHMARKS.md").write_text(render(results))
@@ -348,6 +379,17 @@ def render(r: dict) -> str:
     for x in r["scale"]:
         out.append(f"| {x['flags']} | {x['alarms']} | {x['validate_s']} | {x['advance_dry_run_s']} | {x['dry_run_exit']} |")
     out += ["", "Target: time grows linearly with size.", ""]
+    m = r["mixed"]
+    out += ["## 6. A mixed plan: SSM and Lambda flags", "",
+            f"The repo's `phases.yaml` ({m['ssm_flags']} SSM flags, {m['lambda_flags']} variables of {m['functions']} Lambda function), every flag",
+            "out of place; `cutover rollback --yes` through the write quota, then `cutover status --check`; calls counted by the proxy.", "",
+            "| exit | wall s | rollback calls | updates per function | kill switch confirmed s | other variables kept | status calls | status minimum |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {m['exit']} | {m['wall_s']} | {', '.join(f'{k} {v}' for k, v in sorted(m['rollback_calls'].items()))} | "
+            f"{m['updates_per_function']} | {m['kill_switch_confirmed_s']} | {m['others_kept']} | "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(m['status_calls'].items()))} | {m['status_minimum']} |",
+            "", "Targets: one UpdateFunctionConfiguration per function; every other variable kept; kill switch confirmed within 1.5 s;",
+            "status at most minimum + 2 calls.", ""]
     out += ["## Verdicts", ""] + [f"- {v}" for v in verdicts(r)] + [""]
     return "\n".join(out)
 
@@ -371,6 +413,13 @@ def verdicts(r: dict) -> list[str]:
     out.append(f"gate concurrency: {g['ratio']} x the slowest check, target 1.5: {'met' if g['ratio'] <= 1.5 else 'MISSED'}")
     a = r["api"]
     out.append(f"API economy: {a['total']} calls, minimum {a['minimum']}, target minimum + 2: {'met' if a['over_minimum'] <= 2 else 'MISSED'}")
+    m = r["mixed"]
+    status_total = sum(m["status_calls"].values())
+    out.append(f"mixed plan: {m['updates_per_function']} update(s) per function, other variables kept: {m['others_kept']}, "
+               f"kill switch confirmed {m['kill_switch_confirmed_s']} s: "
+               f"{'met' if m['updates_per_function'] == 1 and m['others_kept'] and m['exit'] == 0 and m['kill_switch_confirmed_s'] <= 1.5 else 'MISSED'}")
+    out.append(f"mixed plan status: {status_total} calls, minimum {m['status_minimum']}: "
+               f"{'met' if status_total <= m['status_minimum'] + 2 else 'MISSED'}")
     s = r["startup"]
     for name in ("help", "validate"):
         ratio = s[f"{name}_ratio"]
