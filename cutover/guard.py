@@ -1,18 +1,22 @@
 """The guard: the plan's rollback armed inside AWS, so an alarm rolls the flags back with no laptop awake.
 
     CloudWatch alarm -> ALARM  ==>  EventBridge rule  ==>  SSM Automation document  ==>  PutParameter x N
+                                                                                     + Lambda env update x F
 
 `cutover guard arm` compiles the plan into three kinds of AWS resources, all named from the plan:
 
-- the SSM Automation document `cutover-<plan>-rollback` (schemaVersion 0.3): one `aws:executeAwsApi`
-  PutParameter step per flag, in plan (rollback) order, to exactly the values `cutover rollback` converges
-  to (both come from `flags.rollback_targets`), then one step writing the state record as rolled back,
-  with the alarm's name (an Automation parameter) as the reason;
+- the SSM Automation document `cutover-<plan>-rollback` (schemaVersion 0.3), in plan (rollback) order, to
+  exactly the values `cutover rollback` converges to (both come from `flags.rollback_targets`): one
+  `aws:executeAwsApi` PutParameter step per SSM flag, and one `aws:executeScript` step per Lambda function,
+  at the place of its first flag, setting all its flag variables in one read-merge-write update that keeps
+  every other variable (`LAMBDA_SCRIPT`); then one step writing the state record as rolled back, with the
+  alarm's name (an Automation parameter) as the reason;
 - the EventBridge rule `cutover-<plan>-rollback`, matching "CloudWatch Alarm State Change" events into
   ALARM for the plan's alarms, whose one target starts that document (`$DEFAULT` version), passing the
   alarm's name through an input transformer;
 - two IAM roles, least privilege: `...-automation` (assumed by SSM Automation: ssm:PutParameter on exactly
-  the flag and state parameters, kms:Encrypt through SSM when a flag is a SecureString) and `...-events`
+  the flag and state parameters, lambda:Get/UpdateFunctionConfiguration on exactly the flag functions,
+  kms:Encrypt through SSM when a flag is a SecureString) and `...-events`
   (assumed by EventBridge: start that one document and pass that one role).
 
 Arming is idempotent: it reads what exists, writes only what differs (a changed document becomes a new
@@ -34,7 +38,7 @@ from cutover import iam
 from cutover.errors import Blocked, CutoverError, ExitCode, Incomplete, UsageError
 from cutover.notify import notify
 from cutover.orchestrator import Outcome, Runtime, _finish, _report
-from cutover.model import ROLLED_BACK, Plan
+from cutover.model import ROLLED_BACK, LambdaTarget, Plan, function_name
 from cutover.redact import fingerprint
 from cutover.state import MAX_RECORD_BYTES, STABLE, StateRecord
 
@@ -114,8 +118,108 @@ def check_plan(plan: Plan) -> None:
                              "change the rollback value, or roll this plan back with `cutover rollback` only")
 
 
-def _step_name(index: int, flag: str) -> str:
-    return f"Flag{index:02d}_{re.sub(r'[^A-Za-z0-9_]', '_', flag)}"[:80]
+def _step_name(index: int, what: str, prefix: str = "Flag") -> str:
+    return f"{prefix}{index:02d}_{re.sub(r'[^A-Za-z0-9_]', '_', what)}"[:80]
+
+
+# The Lambda step's script (Automation's python3.11 runtime, boto3 included). UpdateFunctionConfiguration
+# replaces the whole environment, so it reads, merges our variables over the others and writes only if the
+# function is still at the revision it read; if someone changed it meanwhile Lambda refuses
+# (PreconditionFailed) and it reads and merges again, so their change is kept. It fails the step unless
+# our variables read back set. It must hold no double braces: Automation would take them for variables.
+SCRIPT_RUNTIME, SCRIPT_HANDLER = "python3.11", "handler"
+LAMBDA_SCRIPT = '''\
+import time
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ATTEMPTS = 6  # read-merge-write rounds
+SETTLE_SECONDS = 300  # to wait for Lambda to apply an update
+RETRY = ("PreconditionFailedException", "ResourceConflictException")  # changed meanwhile / update in progress
+
+
+def handler(events, context):
+    function, want = events["Function"], events["Variables"]
+    client = boto3.client("lambda", config=Config(retries={"mode": "standard", "max_attempts": 10}))
+    conflicts, wrote = 0, False
+    for attempt in range(ATTEMPTS + 1):  # the last round only reads: did the last write land?
+        config = settled(client, function)
+        if wrote and config.get("LastUpdateStatus") == "Failed":
+            raise RuntimeError(f"Lambda could not apply the update to {function}: {config.get('LastUpdateStatusReason')}")
+        current = variables(config, function)
+        if all(current.get(k) == v for k, v in want.items()):
+            return {"Function": function, "Variables": sorted(want), "Conflicts": conflicts}
+        if attempt == ATTEMPTS:
+            break
+        merged = dict(current, **want)
+        revision = {"RevisionId": config["RevisionId"]} if config.get("RevisionId") else {}  # emulators may have none
+        try:
+            client.update_function_configuration(FunctionName=function, Environment={"Variables": merged}, **revision)
+            wrote = True
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in RETRY:
+                raise
+            conflicts += 1
+    raise RuntimeError(f"{function}: variables {sorted(want)} are not at their rollback values after {ATTEMPTS} "
+                       f"attempts ({conflicts} refused: the function kept changing)")
+
+
+def settled(client, function):
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        config = client.get_function_configuration(FunctionName=function)
+        if config.get("LastUpdateStatus") != "InProgress":
+            return config
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{function} is still applying an update after {SETTLE_SECONDS}s")
+        time.sleep(2)
+
+
+def variables(config, function):
+    env = config.get("Environment") or {}
+    if env.get("Error"):  # undecryptable: writing would replace every other variable with ours alone
+        raise RuntimeError(f"cannot read the environment of {function}: {env['Error'].get('ErrorCode')}")
+    return dict(env.get("Variables") or {})
+'''
+
+
+def _lambda_step(index: int, function: str, values: dict[str, str]) -> dict:
+    return {
+        "name": _step_name(index, function_name(function), "Env"),
+        "action": "aws:executeScript",
+        "onFailure": "Continue",  # as a PutParameter step: the other flags still roll back
+        "maxAttempts": 3,
+        "timeoutSeconds": 600,  # the most Automation allows a script step
+        "inputs": {"Runtime": SCRIPT_RUNTIME, "Handler": SCRIPT_HANDLER, "Script": LAMBDA_SCRIPT,
+                   "InputPayload": {"Function": function, "Variables": values}},
+    }
+
+
+def _flag_steps(plan: Plan) -> list[dict]:
+    """One step per SSM flag and one per Lambda function (at its first flag), in rollback order."""
+    targets = flagmod.rollback_targets(plan)
+    steps, done = [], set()
+    for i, (flag, value) in enumerate(targets, 1):
+        if isinstance(flag.target, LambdaTarget):
+            function = flag.target.function
+            if function not in done:
+                done.add(function)
+                steps.append(_lambda_step(i, function, {f.target.variable: v for f, v in targets
+                                                        if isinstance(f.target, LambdaTarget) and f.target.function == function}))
+            continue
+        steps.append({
+            "name": _step_name(i, flag.name),
+            "action": "aws:executeAwsApi",
+            # A failed flag must not stop the others (kill switches come first, but every one counts);
+            # the execution still ends Failed, and `cutover status` shows the flag that differs.
+            "onFailure": "Continue",
+            "maxAttempts": 3,
+            "inputs": {"Service": "ssm", "Api": "PutParameter", "Name": flag.parameter, "Value": value,
+                       "Type": "SecureString" if flag.secure else "String", "Overwrite": True},
+        })
+    return steps
 
 
 def record_template(plan: Plan, automation_role_arn: str) -> str:
@@ -142,18 +246,7 @@ def build_document(plan: Plan, account: str) -> dict:
     """The SSM Automation document (schemaVersion 0.3) that performs the plan's rollback."""
     n, arn = names(plan), GuardArns(plan.region, account)
     role = arn.role(n.automation_role)
-    steps = []
-    for i, (flag, value) in enumerate(flagmod.rollback_targets(plan), 1):
-        steps.append({
-            "name": _step_name(i, flag.name),
-            "action": "aws:executeAwsApi",
-            # A failed flag must not stop the others (kill switches come first, but every one counts);
-            # the execution still ends Failed, and `cutover status` shows the flag that differs.
-            "onFailure": "Continue",
-            "maxAttempts": 3,
-            "inputs": {"Service": "ssm", "Api": "PutParameter", "Name": flag.parameter, "Value": value,
-                       "Type": "SecureString" if flag.secure else "String", "Overwrite": True},
-        })
+    steps = _flag_steps(plan)
     steps.append({
         "name": RECORD_STEP,
         "action": "aws:executeAwsApi",
@@ -207,10 +300,14 @@ def events_trust(plan: Plan, account: str) -> dict:
 
 
 def automation_policy(plan: Plan, account: str) -> dict:
-    """What the automation does and nothing else: PutParameter on the flags and the state record."""
+    """What the automation does and nothing else: PutParameter on the SSM flags and the state record, and
+    read-merge-write of the Lambda functions holding flags."""
     arn = GuardArns(plan.region, account)
-    params = list(dict.fromkeys([*(arn.parameter(f.parameter) for f in plan.flags), arn.parameter(plan.state_parameter)]))
+    params = list(dict.fromkeys([*(arn.parameter(f.parameter) for f in plan.ssm_flags), arn.parameter(plan.state_parameter)]))
     stmts = [{"Sid": "RollBackFlagsAndRecordState", "Effect": "Allow", "Action": ["ssm:PutParameter"], "Resource": params}]
+    if plan.functions:
+        stmts.append({"Sid": "RollBackLambdaFlags", "Effect": "Allow", "Action": [iam.LAMBDA_READ, iam.LAMBDA_WRITE],
+                      "Resource": [arn.function(fn) for fn in plan.functions]})
     if any(f.secure for f in plan.flags):
         # Writing a SecureString under a customer managed key needs Encrypt; it never reads one back.
         stmts.append({"Sid": "EncryptSecureStringFlagsViaSsm", "Effect": "Allow", "Action": ["kms:Encrypt"],
@@ -260,7 +357,7 @@ def desired(plan: Plan, account: str) -> Desired:
         target=build_target(plan, account),
         roles=(
             RoleSpec("automation role", n.automation_role, automation_trust(plan, account), automation_policy(plan, account),
-                     f"cutover guard {plan.name}: the rollback automation's role (PutParameter on the plan's flags)"),
+                     f"cutover guard {plan.name}: the rollback automation's role (writes the plan's flags, nothing else)"),
             RoleSpec("events role", n.events_role, events_trust(plan, account), events_policy(plan, account),
                      f"cutover guard {plan.name}: lets EventBridge start the rollback automation {n.document}"),
         ),
@@ -303,14 +400,32 @@ def operator_policy(plan: Plan, account: str = iam.PLACEHOLDER_ACCOUNT, read_onl
 
 # --- reading a document back ---------------------------------------------------------------------------
 def document_writes(doc: dict) -> list[dict]:
-    """The PutParameter steps of a document, in order: step, parameter, value, type."""
+    """What a document writes, in order, one row per value: step, kind, key (as `Flag.key`), value, type,
+    and parameter (SSM) or function and variable (Lambda; one row per variable of its step)."""
     out = []
     for s in doc.get("mainSteps", []):
         inputs = s.get("inputs", {})
         if s.get("action") == "aws:executeAwsApi" and inputs.get("Service") == "ssm" and inputs.get("Api") == "PutParameter":
-            out.append({"step": s.get("name", ""), "parameter": inputs.get("Name", ""), "value": inputs.get("Value", ""),
-                        "type": inputs.get("Type", "String")})
+            name = inputs.get("Name", "")
+            out.append({"step": s.get("name", ""), "kind": "ssm", "key": name, "parameter": name, "function": None,
+                        "variable": None, "value": inputs.get("Value", ""), "type": inputs.get("Type", "String")})
+        elif s.get("action") == "aws:executeScript":
+            payload = inputs.get("InputPayload") or {}
+            function = payload.get("Function", "")
+            for variable, value in (payload.get("Variables") or {}).items():
+                out.append({"step": s.get("name", ""), "kind": "lambda", "key": LambdaTarget(function, variable).key,
+                            "parameter": None, "function": function, "variable": variable, "value": value, "type": "String"})
     return out
+
+
+def _label(w: dict) -> str:
+    """Where a write goes, for people: the parameter, or 'function env VARIABLE'."""
+    return w["parameter"] if w["kind"] == "ssm" else LambdaTarget(w["function"], w["variable"]).describe()
+
+
+def _script_of(step: dict) -> tuple:
+    inputs = step.get("inputs", {})
+    return inputs.get("Runtime"), inputs.get("Handler"), inputs.get("Script")
 
 
 def armed_digest(doc: dict, tags: dict[str, str] | None = None) -> str | None:
@@ -319,13 +434,14 @@ def armed_digest(doc: dict, tags: dict[str, str] | None = None) -> str | None:
 
 
 def describe_writes(plan: Plan, doc: dict) -> list[dict]:
-    """A document's writes as they may be shown: sensitive values (and values of parameters the plan
-    does not know) as fingerprints, never the value; the state record summarised."""
-    by_param = {f.parameter: f for f in plan.flags}
+    """A document's writes as they may be shown: sensitive values (and values of targets the plan does
+    not know) as fingerprints, never the value; the state record summarised."""
+    by_key = {f.key: f for f in plan.flags}
     rows = []
     for w in document_writes(doc):
-        flag = by_param.get(w["parameter"])
-        row = {"step": w["step"], "parameter": w["parameter"], "type": w["type"]}
+        flag = by_key.get(w["key"])
+        row = {k: w[k] for k in ("step", "kind", "parameter", "function", "variable", "type")}
+        row["target"] = _label(w)
         if w["parameter"] == plan.state_parameter:
             row["flag"] = None
             try:
@@ -414,20 +530,26 @@ def _doc_differences(plan: Plan, armed: dict, want: dict, tags: dict[str, str]) 
     digest = armed_digest(armed, tags)
     if digest != plan.digest:
         diffs.append(f"armed for plan sha256 {(digest or 'unknown')[:12]}, the plan file is now {plan.digest[:12]}")
-    by_param = {f.parameter: f for f in plan.flags}
+    by_key = {f.key: f for f in plan.flags}
 
-    def show(param: str, value: str) -> str:
-        flag = by_param.get(param)
-        return flagmod.shown(flag, value) if flag is not None else fingerprint(value)
+    def show(w: dict) -> str:
+        flag = by_key.get(w["key"])
+        value = flagmod.shown(flag, w["value"]) if flag is not None else fingerprint(w["value"])
+        return f"{value} ({w['type']})" if w["kind"] == "ssm" else value
 
-    have = {w["parameter"]: w for w in document_writes(armed) if w["parameter"] != plan.state_parameter}
-    need = {w["parameter"]: w for w in document_writes(want) if w["parameter"] != plan.state_parameter}
-    for p, w in need.items():
-        if p not in have:
-            diffs.append(f"{p} is not rolled back by the armed guard")
-        elif (have[p]["value"], have[p]["type"]) != (w["value"], w["type"]):
-            diffs.append(f"{p}: armed {show(p, have[p]['value'])} ({have[p]['type']}), plan {show(p, w['value'])} ({w['type']})")
-    diffs += [f"{p} is rolled back by the armed guard but is not in the plan" for p in have if p not in need]
+    have = {w["key"]: w for w in document_writes(armed) if w["key"] != plan.state_parameter}
+    need = {w["key"]: w for w in document_writes(want) if w["key"] != plan.state_parameter}
+    for k, w in need.items():
+        if k not in have:
+            diffs.append(f"{_label(w)} is not rolled back by the armed guard")
+        elif (have[k]["value"], have[k]["type"]) != (w["value"], w["type"]):
+            diffs.append(f"{_label(w)}: armed {show(have[k])}, plan {show(w)}")
+    diffs += [f"{_label(w)} is rolled back by the armed guard but is not in the plan" for k, w in have.items() if k not in need]
+    for step in armed.get("mainSteps", []):
+        if step.get("action") == "aws:executeScript" and _script_of(step) != (SCRIPT_RUNTIME, SCRIPT_HANDLER, LAMBDA_SCRIPT):
+            function = (step.get("inputs", {}).get("InputPayload") or {}).get("Function", "?")
+            diffs.append(f"the armed step for Lambda function {function_name(function)} runs another script than this "
+                         "cutover's (armed by another version, or edited)")
     if not diffs and list(have) != list(need):
         diffs.append("the rollback order differs from the plan's")
     if not diffs and armed != want:
@@ -506,11 +628,20 @@ def _trigger_line(plan: Plan) -> str:
 
 
 def _step_lines(rows: list[dict]) -> list[str]:
-    out = []
-    for i, w in enumerate(rows, 1):
+    """Numbered by step: a Lambda step lists the variables it sets in its one update."""
+    out, last, n = [], None, 0
+    for w in rows:
         what = f" ({w['flag']})" if w.get("flag") else ""
-        secure = " [SecureString]" if w["type"] == "SecureString" else ""
-        out.append(f"    {i}. {w['parameter']}{what} = {w['value']}{secure}")
+        if w["kind"] == "lambda":
+            if w["step"] != last:
+                n += 1
+                out.append(f"    {n}. Lambda {function_name(w['function'])}, one update keeping its other variables:")
+            out.append(f"         {w['variable']}{what} = {w['value']}")
+        else:
+            n += 1
+            secure = " [SecureString]" if w["type"] == "SecureString" else ""
+            out.append(f"    {n}. {w['parameter']}{what} = {w['value']}{secure}")
+        last = w["step"]
     return out
 
 

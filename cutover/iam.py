@@ -1,6 +1,7 @@
 """The least-privilege IAM policy for a plan: exactly the resources it names, exactly the calls cutover makes.
 
-`inventory(plan)` lists the AWS resources a plan touches (the runbook's prerequisites use it too);
+`inventory(plan)` lists the AWS resources a plan touches (the runbook's prerequisites use it too): SSM
+parameters, the Lambda functions whose environment holds flags, alarms, log groups, secrets;
 `policy(plan, ...)` turns them into a policy document. Only names go in: never a flag value, so a
 sensitive value cannot reach the policy. No boto3 here: the policy is computed from the plan alone.
 """
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from cutover.errors import UsageError
-from cutover.model import AlarmsCheck, LogAbsentCheck, LogFreshnessCheck, Plan, SecretsCheck
+from cutover.model import AlarmsCheck, LogAbsentCheck, LogFreshnessCheck, Plan, SecretsCheck, function_name
 
 PLACEHOLDER_ACCOUNT = "ACCOUNT_ID"
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -21,14 +22,18 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 # The SSM reads cutover makes (GetParameters); GetParameter and GetParameterHistory let an operator
 # inspect the same parameters with the AWS CLI, and `history` reads the state's versions.
 SSM_READS = ["ssm:GetParameters", "ssm:GetParameter", "ssm:GetParameterHistory"]
+# A Lambda flag is read with GetFunctionConfiguration and written with UpdateFunctionConfiguration (the
+# whole environment, read-merge-write); both on the unqualified function ($LATEST), never a version.
+LAMBDA_READ, LAMBDA_WRITE = "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"
 
 
 @dataclass(frozen=True)
 class Inventory:
     """The AWS resources a plan names, each list in plan order without repeats."""
 
-    flag_parameters: tuple[str, ...]  # rollback order
+    flag_parameters: tuple[str, ...]  # SSM flags, rollback order
     secure_parameters: tuple[str, ...]  # SecureString flags: KMS is involved
+    functions: tuple[str, ...]  # bare names of the Lambda functions holding flags, plan order
     state_parameter: str
     lock_parameter: str
     alarm_names: tuple[str, ...]
@@ -52,8 +57,9 @@ def inventory(plan: Plan) -> Inventory:
     secret_checks = [c for c in checks if isinstance(c, SecretsCheck)]
     read = _unique([*(s for c in secret_checks if c.decrypt for s in c.secret_ids), *_template_secrets(plan)])
     return Inventory(
-        flag_parameters=_unique(f.parameter for f in plan.flags),
-        secure_parameters=_unique(f.parameter for f in plan.flags if f.secure),
+        flag_parameters=_unique(f.parameter for f in plan.ssm_flags),
+        secure_parameters=_unique(f.parameter for f in plan.ssm_flags if f.secure),
+        functions=_unique(function_name(fn) for fn in plan.functions),
         state_parameter=plan.state_parameter,
         lock_parameter=plan.lock_parameter,
         alarm_names=_unique(n for c in alarms for n in (*c.names, *c.expect)),
@@ -97,6 +103,10 @@ class Arns:
     def parameter(self, name: str) -> str:
         # The ARN joins "parameter" and the name with one slash: /a/b -> parameter/a/b.
         return self._arn("ssm", "parameter/" + name.lstrip("/"))
+
+    def function(self, name: str) -> str:
+        """The unqualified function ARN ($LATEST), from a name, partial ARN or ARN (the plan's region)."""
+        return self._arn("lambda", f"function:{function_name(name)}")
 
     def alarm(self, name: str) -> str:
         return self._arn("cloudwatch", f"alarm:{name}")
@@ -143,6 +153,11 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     if not read_only:
         stmts.append(_statement("WriteFlagsStateAndLock", ["ssm:PutParameter"], params))
         stmts.append(_statement("ReleaseLock", ["ssm:DeleteParameter"], [arn.parameter(inv.lock_parameter)]))
+    if inv.functions:
+        functions = [arn.function(f) for f in inv.functions]
+        stmts.append(_statement("ReadLambdaFlags", [LAMBDA_READ], functions))
+        if not read_only:
+            stmts.append(_statement("WriteLambdaFlags", [LAMBDA_WRITE], functions))
     alarms = [arn.alarm(n) for n in inv.alarm_names] + [arn.alarm(p + "*") for p in inv.alarm_prefixes]
     if alarms:
         stmts.append(_statement("DescribeGateAlarms", ["cloudwatch:DescribeAlarms"], alarms))

@@ -1,19 +1,24 @@
 """The guard (issue 7): the plan's rollback armed inside AWS (alarm -> EventBridge -> SSM Automation).
 
 The emulator stores Automation documents, rules, targets and roles, but runs no Automation: these tests
-execute the generated document's steps with a small interpreter (`execute_locally`, the
-`aws:executeAwsApi` subset the document uses) against the emulator over real HTTP, and feed it the
-parameters the armed rule's input transformer actually produces (moto applies rules and transformers to
-put_events, delivering to an SQS probe target). moto has no TestEventPattern, so the rule's pattern is
-also checked by a small matcher with EventBridge's exact-match semantics.
+execute the generated document's steps with a small interpreter (`execute_locally`: the
+`aws:executeAwsApi` and `aws:executeScript` subset the document uses) against the emulator over real
+HTTP (a script step's handler runs in this process, its boto3 pointed at the emulator by the
+environment), and feed it the parameters the armed rule's input transformer actually produces (moto
+applies rules and transformers to put_events, delivering to an SQS probe target). moto has no
+TestEventPattern, so the rule's pattern is also checked by a small matcher with EventBridge's
+exact-match semantics. moto ignores a Lambda RevisionId, so the Lambda step's conflict path runs
+behind the fault proxy, which refuses updates as Lambda does when the function changed meanwhile.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -21,9 +26,10 @@ import pytest
 from cutover import flags as flagmod
 from cutover import guard, orchestrator, state
 from cutover.errors import ExitCode, ReadOnlyViolation, UsageError
-from cutover.model import ROLLED_BACK
+from cutover.model import ROLLED_BACK, function_name
 from cutover.plan import load_plan, parse_plan
 from cutover.redact import fingerprint
+from cutover.sandbox import OTHER_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E = ROOT / "tests" / "plans" / "e2e.yaml"
@@ -41,8 +47,9 @@ _VAR = re.compile(r"\{\{\s*([A-Za-z0-9_:.-]+)\s*\}\}")
 def execute_locally(doc: dict, params: dict, call) -> list[tuple[str, str]]:
     """Run an Automation document the way SSM would, for the subset the guard uses: schemaVersion 0.3,
     String parameters (given as EventBridge passes them, {"Name": ["value"]}, or defaulted), `{{ name }}`
-    and `{{automation:EXECUTION_ID}}` substitution in string inputs, `aws:executeAwsApi` steps in order,
-    `onFailure: Continue` or the default Abort. `call(service, api, inputs)` makes the API call.
+    and `{{automation:EXECUTION_ID}}` substitution in string inputs (nested ones too), `aws:executeAwsApi`
+    and python3.11 `aws:executeScript` steps in order, `onFailure: Continue` or the default Abort.
+    `call(service, api, inputs)` makes an API call; a script's handler runs here (`run_script`).
     Returns (step name, "Success" | "Failed: ...") per step run."""
     assert doc["schemaVersion"] == "0.3"
     declared = doc.get("parameters", {})
@@ -63,21 +70,35 @@ def execute_locally(doc: dict, params: dict, call) -> list[tuple[str, str]]:
 
     def substitute(v):
         # An unknown variable is an error, as in SSM (a KeyError here fails the test loudly).
+        if isinstance(v, dict):
+            return {k: substitute(x) for k, x in v.items()}
         return _VAR.sub(lambda m: values[m.group(1)], v) if isinstance(v, str) else v
 
     results = []
     for step in doc["mainSteps"]:
-        assert step["action"] == "aws:executeAwsApi", f"the subset has no {step['action']}"
-        inputs = {k: substitute(v) for k, v in step["inputs"].items()}
-        service, api = inputs.pop("Service"), inputs.pop("Api")
+        assert step["action"] in ("aws:executeAwsApi", "aws:executeScript"), f"the subset has no {step['action']}"
+        inputs = substitute(step["inputs"])
         try:
-            call(service, api, inputs)
+            if step["action"] == "aws:executeScript":
+                run_script(inputs, {"automation:EXECUTION_ID": values["automation:EXECUTION_ID"], "global:ACCOUNT_ID": ACCOUNT})
+            else:
+                service, api = inputs.pop("Service"), inputs.pop("Api")
+                call(service, api, inputs)
             results.append((step["name"], "Success"))
         except Exception as err:  # noqa: BLE001 - a failed step, as Automation records it
             results.append((step["name"], f"Failed: {err}"))
             if step.get("onFailure", "Abort") != "Continue":
                 break
     return results
+
+
+def run_script(inputs: dict, context: dict | None = None):
+    """An `aws:executeScript` step as Automation runs it: the inline Script, its Handler called with the
+    InputPayload and the automation context; boto3 inside reaches whatever AWS_ENDPOINT_URL names."""
+    assert inputs["Runtime"] == "python3.11" and set(inputs) <= {"Runtime", "Handler", "Script", "InputPayload"}
+    namespace: dict = {"__name__": "automation_script"}
+    exec(compile(inputs["Script"], "<guard script step>", "exec"), namespace)  # noqa: S102 - the document's own script
+    return namespace[inputs["Handler"]](inputs.get("InputPayload", {}), context or {})
 
 
 class ApiCaller:
@@ -183,13 +204,53 @@ def changed_plan(plan, **edits):
     return parse_plan(text, plan.path)
 
 
+def seeder(plan, endpoint: str | None = None):
+    from cutover.aws import EmulatorSeeder
+
+    return EmulatorSeeder(endpoint or os.environ["AWS_ENDPOINT_URL"], plan.region)
+
+
+def seed_functions(plan) -> None:
+    """The plan's Lambda functions, each with the sandbox's other variables beside its flags."""
+    for fn in plan.functions:
+        seeder(plan).put_function(function_name(fn), {**OTHER_VARIABLES, **{
+            f.target.variable: f.rollback for f in plan.flags if f.kind == "lambda" and f.target.function == fn}})
+
+
+def envs(plan) -> dict[str, dict[str, str]]:
+    """Every flag function's whole environment, read from the emulator."""
+    return {fn: seeder(plan).environment(function_name(fn)) for fn in plan.functions}
+
+
+def live(plan, params) -> dict[str, str]:
+    """Every flag's live value, both kinds."""
+    got, env = params.get_many([f.parameter for f in plan.ssm_flags]), envs(plan)
+    return {f.name: got[f.parameter].value if f.kind == "ssm" else env[f.target.function].get(f.target.variable)
+            for f in plan.flags}
+
+
 def put_phase(plan, params, phase: str, clock) -> None:
-    """Flags at the phase's values and a stable record of it, as a finished advance leaves them."""
-    for f in plan.flags:
-        params.put(f.parameter, plan.values_for(phase)[f.name], secure=f.secure)
+    """Flags at the phase's values and a stable record of it, as a finished advance leaves them (a
+    function's other variables kept)."""
+    values = plan.values_for(phase)
+    for f in plan.ssm_flags:
+        params.put(f.parameter, values[f.name], secure=f.secure)
+    for fn, env in envs(plan).items():
+        seeder(plan).put_environment(function_name(fn), {**env, **{
+            f.target.variable: values[f.name] for f in plan.flags if f.kind == "lambda" and f.target.function == fn}})
     state.StateStore(plan, params).write(state.StateRecord(
         phase=phase, status=state.STABLE, entered_at=state.iso(clock.now()), actor="arn:aws:iam::123456789012:user/t",
         run_id="seeded00", plan_digest=plan.digest, command="advance", reason="seeded"), clock)
+
+
+def others(plan) -> dict[str, dict[str, str]]:
+    """Per function, the variables that are not the plan's flags: nothing may change them."""
+    mine = {f.target.variable for f in plan.flags if f.kind == "lambda"}
+    return {fn: {k: v for k, v in env.items() if k not in mine} for fn, env in envs(plan).items()}
+
+
+def lambda_steps(doc: dict) -> list[dict]:
+    return [s for s in doc["mainSteps"] if s["action"] == "aws:executeScript"]
 
 
 class Recording:
@@ -213,21 +274,50 @@ class Recording:
 
 
 # --- the document is the rollback -------------------------------------------------------------------------
+def expected_steps(plan) -> list[tuple[str, str, dict]]:
+    """The guard's step layout, written out from the rule: rollback order; an SSM flag is one step; a
+    Lambda function is one step at the place of its first flag, with all its flag variables."""
+    targets, out = flagmod.rollback_targets(plan), []
+    for f, v in targets:
+        if f.kind == "ssm":
+            out.append(("ssm", f.parameter, {f.parameter: v}))
+        elif f.target.function not in [where for kind, where, _ in out if kind == "lambda"]:
+            out.append(("lambda", f.target.function, {g.target.variable: w for g, w in targets
+                                                      if g.kind == "lambda" and g.target.function == f.target.function}))
+    return out
+
+
 @pytest.mark.parametrize("key", PLANS)
 def test_document_writes_exactly_the_rollback_targets_then_the_state(key):
     plan = load_plan(PLANS[key])
     doc = guard.build_document(plan, ACCOUNT)
     writes = guard.document_writes(doc)
-    assert [(w["parameter"], w["value"], w["type"]) for w in writes[:-1]] == [
-        (f.parameter, v, "SecureString" if f.secure else "String") for f, v in flagmod.rollback_targets(plan)]
-    assert [(f.name, v) for f, v in flagmod.rollback_targets(plan)] == list(plan.rollback_values().items())
+    targets = flagmod.rollback_targets(plan)
+    assert sorted((w["key"], w["value"]) for w in writes[:-1]) == sorted((f.key, v) for f, v in targets)
+    assert [(f.name, v) for f, v in targets] == list(plan.rollback_values().items())
+    steps = doc["mainSteps"][:-1]
+    layout = [("ssm", s["inputs"]["Name"], {s["inputs"]["Name"]: s["inputs"]["Value"]}) if s["action"] == "aws:executeAwsApi"
+              else ("lambda", s["inputs"]["InputPayload"]["Function"], s["inputs"]["InputPayload"]["Variables"]) for s in steps]
+    assert layout == expected_steps(plan)
+    secure = {f.parameter for f in plan.ssm_flags if f.secure}
+    assert all(w["type"] == ("SecureString" if w["parameter"] in secure else "String") for w in writes[:-1])
     assert writes[-1]["parameter"] == plan.state_parameter and writes[-1]["type"] == "String"
     # The shape SSM Automation expects, and nothing the subset interpreter would not run.
     assert doc["schemaVersion"] == "0.3" and doc["assumeRole"] == f"arn:aws:iam::{ACCOUNT}:role/{guard.names(plan).automation_role}"
     assert plan.digest in doc["description"] and guard.armed_digest(doc) == plan.digest
     names = [s["name"] for s in doc["mainSteps"]]
     assert len(set(names)) == len(names) and all(re.fullmatch(r"[A-Za-z0-9_]{1,128}", n) for n in names)
-    assert all(s["action"] == "aws:executeAwsApi" and s["inputs"]["Overwrite"] is True for s in doc["mainSteps"])
+    assert all(s["inputs"]["Overwrite"] is True for s in doc["mainSteps"] if s["action"] == "aws:executeAwsApi")
+    assert len(lambda_steps(doc)) == len(plan.functions) and (key not in ("repo", "e2e") or plan.functions)
+    for step in lambda_steps(doc):
+        inputs = step["inputs"]
+        assert (inputs["Runtime"], inputs["Handler"], inputs["Script"]) == ("python3.11", "handler", guard.LAMBDA_SCRIPT)
+        assert step["onFailure"] == "Continue" and step["timeoutSeconds"] <= 600  # Automation's ceiling for a script
+        # No {{ }}: Automation would substitute it. And the handler exists, with Automation's signature.
+        assert "{{" not in inputs["Script"] and "}}" not in inputs["Script"]
+        namespace: dict = {}
+        exec(compile(inputs["Script"], "<script>", "exec"), namespace)  # noqa: S102
+        assert namespace["handler"].__code__.co_varnames[:2] == ("events", "context")
     # The record, once Automation substitutes its variables, is one the tool reads as rolled back.
     text = writes[-1]["value"].replace("{{AlarmName}}", "some-alarm").replace("{{automation:EXECUTION_ID}}", str(uuid.uuid4()))
     view = state.interpret(plan, state.Param(plan.state_parameter, text, 1))
@@ -247,42 +337,111 @@ def test_rollback_targets_are_the_declared_values_of_each_state(key):
         assert dict((f.name, v) for f, v in targets) == plan.values_for(dest)
 
 
+def changed(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Per function, the variables whose value changed (or appeared)."""
+    return {fn: {k: v for k, v in env.items() if before[fn].get(k) != v} for fn, env in after.items()}
+
+
 @pytest.mark.parametrize("key", ["repo", "e2e", "every_check"])
 def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(key, e2e, tmp_path):
     """From every phase: what `orchestrator.rollback` writes (only the flags that differ, in order) is
-    the document's run with the unchanged flags left out, and both end at the same values."""
+    the document's run with the unchanged flags left out, and both end at the same values, every other
+    variable of a flag function untouched."""
     from cutover.aws import make_ports
 
     plan = load_plan(PLANS[key])
+    assert not plan.functions or plan.region == REGION  # the script's boto3 takes its region from the environment
+    seed_functions(plan)
+    kept = others(plan)
+    assert all(OTHER_VARIABLES.items() <= env.items() for env in kept.values())
     ports = make_ports(plan.region, None, read_only=False)
     caller = ApiCaller(plan.region)
     doc = guard.build_document(plan, ACCOUNT)
-    flag_params = {f.parameter for f in plan.flags}
+    flag_params = {f.parameter for f in plan.ssm_flags}
     for phase in plan.phase_names:
         put_phase(plan, ports.params, phase, e2e.clock)
+        before = envs(plan)
         rec = Recording(ports.params)
         rt = orchestrator.Runtime(plan=plan, aws=dataclasses.replace(ports, params=rec), env={}, clock=e2e.clock,
                                   evidence_dir=tmp_path / "ev")
         assert orchestrator.rollback(rt, None, "test").exit_code == 0
         cli_writes = [w for w in rec.puts if w[0] in flag_params]
-        after_cli = {f.name: p.value for f in plan.flags for p in [ports.params.get_many([f.parameter])[f.parameter]]}
+        cli_env_writes = changed(before, envs(plan))
+        after_cli = live(plan, ports.params)
+        assert others(plan) == kept
 
         put_phase(plan, ports.params, phase, e2e.clock)
         caller.calls.clear()
         assert all(r == "Success" for _, r in execute_locally(doc, {"AlarmName": ["a"]}, caller))
         doc_writes = [w for w in caller.puts() if w[0] in flag_params]
-        after_doc = {f.name: p.value for f in plan.flags for p in [ports.params.get_many([f.parameter])[f.parameter]]}
+        doc_env_writes = changed(before, envs(plan))
+        after_doc = live(plan, ports.params)
+        assert others(plan) == kept, "the guard's Lambda step keeps every other variable"
 
         # Least privilege, exactly: the automation role may write what the document writes, nothing more.
-        granted = set(guard.automation_policy(plan, ACCOUNT)["Statement"][0]["Resource"])
-        assert {guard.GuardArns(plan.region, ACCOUNT).parameter(w[0]) for w in caller.puts()} == granted
+        arn = guard.GuardArns(plan.region, ACCOUNT)
+        policy = {st["Sid"]: st for st in guard.automation_policy(plan, ACCOUNT)["Statement"]}
+        assert {arn.parameter(w[0]) for w in caller.puts()} == set(policy["RollBackFlagsAndRecordState"]["Resource"])
+        functions = [s["inputs"]["InputPayload"]["Function"] for s in lambda_steps(doc)]
+        assert [arn.function(fn) for fn in functions] == policy.get("RollBackLambdaFlags", {}).get("Resource", [])
 
-        differing = {f.parameter for f in plan.flags if plan.values_for(phase)[f.name] != f.rollback}
+        differing = {f.key for f in plan.flags if plan.values_for(phase)[f.name] != f.rollback}
         assert cli_writes == [w for w in doc_writes if w[0] in differing], phase
-        assert doc_writes == [(f.parameter, v, "SecureString" if f.secure else "String") for f, v in flagmod.rollback_targets(plan)]
+        assert doc_writes == [(f.parameter, v, "SecureString" if f.secure else "String")
+                              for f, v in flagmod.rollback_targets(plan) if f.kind == "ssm"]
+        assert cli_env_writes == doc_env_writes == {fn: {f.target.variable: f.rollback for f in plan.flags if f.key in differing
+                                                         and f.kind == "lambda" and f.target.function == fn} for fn in plan.functions}
         assert after_cli == after_doc == plan.rollback_values()
         if phase == plan.phase_names[-1]:
-            assert cli_writes, "a rollback from the last phase writes something"
+            assert cli_writes and (any(cli_env_writes.values()) or not plan.functions), "a rollback from the last phase writes something"
+
+
+def test_the_lambda_step_keeps_a_change_made_between_its_read_and_its_write(e2e, fault_proxy, emulator):
+    """Someone changes the function after the step read it: Lambda refuses the step's write (the fault
+    proxy answers as Lambda does), and the step reads and merges again, so their change is kept."""
+    from cutover.faultproxy import Faults
+
+    plan = e2e.plan
+    (step,) = lambda_steps(guard.build_document(plan, ACCOUNT))
+    fn = step["inputs"]["InputPayload"]["Function"]
+    direct = seeder(plan, emulator.endpoint)  # the emulator itself, not through the proxy
+    edits = []
+
+    def someone_else(function: str) -> None:
+        edits.append(function)
+        direct.put_environment(function, {**direct.environment(function), "HAND_EDIT": f"edit {len(edits)}"})
+
+    put_phase(plan, e2e().aws.params, "full", e2e.clock)
+    fault_proxy.reconfigure(Faults(revision_conflicts=2, before_conflict=someone_else))
+    calls_before = Counter(fault_proxy.calls)
+    out = run_script(step["inputs"])
+    calls = Counter(fault_proxy.calls) - calls_before
+    assert out == {"Function": fn, "Variables": sorted(step["inputs"]["InputPayload"]["Variables"]), "Conflicts": 2}
+    assert edits == [fn, fn] and calls["UpdateFunctionConfiguration"] == 3  # refused, refused, applied
+    env = direct.environment(fn)
+    assert env["HAND_EDIT"] == "edit 2", "the change made meanwhile is kept, not overwritten by a stale merge"
+    assert OTHER_VARIABLES.items() <= env.items()
+    assert {k: env[k] for k in step["inputs"]["InputPayload"]["Variables"]} == step["inputs"]["InputPayload"]["Variables"]
+    # Only what the automation role grants: read and update the function's configuration.
+    assert set(calls) == {"GetFunctionConfiguration", "UpdateFunctionConfiguration"}
+
+    # The function never stops changing: the step gives up after its bounded attempts and fails (the
+    # execution shows it), having written nothing over anyone; the other steps still roll back.
+    put_phase(plan, e2e().aws.params, "full", e2e.clock)
+    edits.clear()
+    fault_proxy.reconfigure(Faults(revision_conflicts=1000, before_conflict=someone_else))
+    results = dict(execute_locally(guard.build_document(plan, ACCOUNT), {"AlarmName": ["e2e-errors"]}, ApiCaller(REGION)))
+    assert results[step["name"]].startswith("Failed: ") and "attempts" in results[step["name"]]
+    assert [n for n, r in results.items() if r != "Success"] == [step["name"]]
+    assert 2 <= len(edits) <= 10, "bounded: a few read-merge-write rounds, then the step fails"
+    env = direct.environment(fn)
+    assert env["HAND_EDIT"] == f"edit {len(edits)}" and OTHER_VARIABLES.items() <= env.items()
+    values = plan.values_for("full")
+    assert {f.name: env[f.target.variable] for f in plan.flags if f.kind == "lambda"} == {
+        f.name: values[f.name] for f in plan.flags if f.kind == "lambda"}
+    fault_proxy.reconfigure(Faults())
+    st = orchestrator.status(e2e(dry_run=True), check=True)
+    assert st.exit_code == ExitCode.DRIFT, "the flags the guard could not restore show as drift"
 
 
 # --- the event pattern -----------------------------------------------------------------------------------------
@@ -324,11 +483,14 @@ def test_names_derive_from_the_plan_and_fit_aws_limits():
 def test_roles_are_least_privilege():
     plan = load_plan(PLANS["repo"])
     auto = guard.automation_policy(plan, ACCOUNT)
-    arns = [f"arn:aws:ssm:us-east-2:{ACCOUNT}:parameter{p}" for p in [*(f.parameter for f in plan.flags), plan.state_parameter]]
-    put, kms = auto["Statement"]
-    assert put["Action"] == ["ssm:PutParameter"] and put["Resource"] == arns  # exactly the flags and the state
-    assert kms["Action"] == ["kms:Encrypt"] and kms["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
-    assert not any(p.parameter.endswith("/lock") for p in plan.flags) and plan.lock_parameter not in json.dumps(auto)
+    arns = [f"arn:aws:ssm:us-east-2:{ACCOUNT}:parameter{p}" for p in [*(f.parameter for f in plan.ssm_flags), plan.state_parameter]]
+    put, lam = auto["Statement"]  # the repo plan has no SecureString flag: no KMS grant
+    assert put["Action"] == ["ssm:PutParameter"] and put["Resource"] == arns  # exactly the SSM flags and the state
+    # Read-merge-write of exactly the flag function ($LATEST, unqualified: no version, no wildcard).
+    assert lam["Action"] == ["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"]
+    assert lam["Resource"] == [f"arn:aws:lambda:us-east-2:{ACCOUNT}:function:rp-mw-prod-worker"]
+    assert "*" not in json.dumps(auto)
+    assert not any(p.parameter.endswith("/lock") for p in plan.ssm_flags) and plan.lock_parameter not in json.dumps(auto)
     ev = guard.events_policy(plan, ACCOUNT)["Statement"]
     assert [s["Action"] for s in ev] == [["ssm:StartAutomationExecution"], ["iam:PassRole"]]
     assert ev[0]["Resource"] == [f"arn:aws:ssm:us-east-2:{ACCOUNT}:automation-definition/cutover-order-status-prod-rollback:*"]
@@ -338,9 +500,12 @@ def test_roles_are_least_privilege():
     assert trust["Principal"] == {"Service": "ssm.amazonaws.com"} and trust["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
     etrust = guard.events_trust(plan, ACCOUNT)["Statement"][0]
     assert etrust["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:events:us-east-2:{ACCOUNT}:rule/cutover-order-status-prod-rollback"}
-    # No SecureString flag, no KMS grant.
-    e2e_plain = dataclasses.replace(plan, flags=tuple(dataclasses.replace(f, secure=False) for f in plan.flags))
-    assert [s["Sid"] for s in guard.automation_policy(e2e_plain, ACCOUNT)["Statement"]] == ["RollBackFlagsAndRecordState"]
+    # A SecureString flag adds Encrypt through SSM only; a plan without Lambda flags gets no Lambda grant.
+    e2e = load_plan(E2E)
+    kms = guard.automation_policy(e2e, ACCOUNT)["Statement"][-1]
+    assert kms["Action"] == ["kms:Encrypt"] and kms["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
+    ssm_only = dataclasses.replace(e2e, flags=tuple(dataclasses.replace(f, secure=False) for f in e2e.ssm_flags))
+    assert [s["Sid"] for s in guard.automation_policy(ssm_only, ACCOUNT)["Statement"]] == ["RollBackFlagsAndRecordState"]
 
 
 def test_plans_the_guard_cannot_express_are_refused_before_any_aws_call():
@@ -401,10 +566,13 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     # The alarm fires in the last phase: the armed document, run with those parameters, rolls back.
     ports = e2e().aws
     put_phase(plan, ports.params, "full", e2e.clock)
+    kept = others(plan)
     armed = json.loads(store.get_document(n.document)["content"])
     results = execute_locally(armed, params[0], ApiCaller(REGION))
-    assert [r for _, r in results] == ["Success"] * (len(plan.flags) + 1)
-    assert e2e.live() == plan.rollback_values()
+    assert [r for _, r in results] == ["Success"] * len(armed["mainSteps"])
+    assert [s["name"] for s in lambda_steps(armed)] == ["Env02_e2e_worker"]  # at the place of its first flag
+    assert live(plan, ports.params) == plan.rollback_values()
+    assert others(plan) == kept and OTHER_VARIABLES.items() <= envs(plan)["e2e-worker"].items()
     assert ports.params.get_many(["/e2e/allow"])["/e2e/allow"].type == "SecureString"
     view = e2e.state()
     assert view.problem is None and view.record.phase == ROLLED_BACK and view.record.status == state.STABLE
@@ -446,20 +614,34 @@ def test_status_says_what_differs_and_rearming_updates_in_place(e2e, store):
     guard.arm(e2e(), store)
     st = guard.status(rt, store, check=True)
     assert st.exit_code == 0 and st.data["state"] == "armed" and st.data["current"] and st.data["armed_digest"] == plan.digest
-    # What it would do, in order, the sensitive value fingerprinted.
-    steps = [(s["parameter"], s["value"]) for s in st.data["steps"]]
-    assert steps[:3] == [("/e2e/kill", "off"), ("/e2e/mode", "safe"), ("/e2e/allow", fingerprint("none"))]
-    assert steps[3][0] == plan.state_parameter and "rolled_back" in steps[3][1] and "<alarm name>" in steps[3][1]
-    assert not any("/e2e/allow = none" in line for line in st.lines)
+    # What it would do, in order (the function's variables in one step, at its first flag), the
+    # sensitive values fingerprinted.
+    steps = [(s["target"], s["value"]) for s in st.data["steps"]]
+    assert steps[:5] == [("/e2e/kill", "off"), ("e2e-worker env E2E_OUTBOUND", "off"),
+                         ("e2e-worker env E2E_COHORT", fingerprint("none")), ("/e2e/mode", "safe"), ("/e2e/allow", fingerprint("none"))]
+    assert steps[5][0] == plan.state_parameter and "rolled_back" in steps[5][1] and "<alarm name>" in steps[5][1]
+    assert [s["step"] for s in st.data["steps"]][1:3] == ["Env02_e2e_worker"] * 2
+    assert not any("/e2e/allow = none" in line or "(cohort) = none" in line for line in st.lines)
+    assert "    2. Lambda e2e-worker, one update keeping its other variables:" in st.lines
+    assert f"         E2E_COHORT (cohort) = {fingerprint('none')}" in st.lines and "    3. /e2e/mode (mode) = safe" in st.lines
 
-    # The plan changes: a rollback value, an alarm, the digest. Status names each; --check exits 5.
-    new = changed_plan(plan, v=('rollback: "safe"', 'rollback: "safer"'), a=("names: [e2e-errors]", "names: [e2e-errors, e2e-latency]"))
+    # The plan changes: rollback values of both kinds, a Lambda flag added, an alarm, the digest. Status
+    # names each (sensitive values fingerprinted); --check exits 5.
+    new = changed_plan(plan, v=('rollback: "safe"', 'rollback: "safer"'), a=("names: [e2e-errors]", "names: [e2e-errors, e2e-latency]"),
+                       o=('E2E_OUTBOUND}\n    rollback: "off"', 'E2E_OUTBOUND}\n    rollback: "halt"'),
+                       c=('E2E_COHORT}\n    rollback: "none"', 'E2E_COHORT}\n    rollback: "nobody"'),
+                       x=("\nchecks:", '\n  extra:\n    lambda: {function: e2e-worker, variable: E2E_EXTRA}\n    rollback: "no"\nchecks:'))
     st = guard.status(e2e(dry_run=True, plan=new), store, check=True)
     assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "stale"
     text = "\n".join(st.data["differences"])
     assert "/e2e/mode: armed safe (String), plan safer (String)" in text
+    assert "e2e-worker env E2E_OUTBOUND: armed off, plan halt" in text
+    assert f"e2e-worker env E2E_COHORT: armed {fingerprint('none')}, plan {fingerprint('nobody')}" in text and "nobody" not in text
+    assert "e2e-worker env E2E_EXTRA is not rolled back by the armed guard" in text
     assert "alarms not watched by the armed rule: e2e-latency" in text
     assert f"armed for plan sha256 {plan.digest[:12]}" in text
+    # Its automation role may write the same function: the permissions did not change.
+    assert not any("permissions" in d for d in text.splitlines())
     assert guard.arm(e2e(dry_run=True, plan=new), store).data["resources"][2]["action"] == "update"
 
     out = guard.arm(e2e(plan=new), store)
@@ -473,6 +655,24 @@ def test_status_says_what_differs_and_rearming_updates_in_place(e2e, store):
     guard.arm(e2e(), store)
     doc = store.get_document(n.document)
     assert doc["default_version"] == "1" and json.loads(doc["content"]) == guard.build_document(plan, ACCOUNT)
+    assert guard.status(e2e(dry_run=True), store, check=True).exit_code == 0
+
+
+def test_status_names_a_lambda_step_that_runs_another_script_and_rearming_replaces_it(e2e, store):
+    """A document armed by another cutover version (or edited by hand) whose Lambda step runs another
+    script is stale even when every value matches: it is the script that keeps the other variables."""
+    n = guard.names(e2e.plan)
+    guard.arm(e2e(), store)
+    doc = json.loads(store.get_document(n.document)["content"])
+    (step,) = lambda_steps(doc)
+    step["inputs"]["Script"] = step["inputs"]["Script"].replace("merged = dict(current, **want)", "merged = dict(want)")
+    store.update_document(n.document, json.dumps(doc, indent=2), {guard.TAG_PLAN: e2e.plan.name, guard.TAG_DIGEST: e2e.plan.digest})
+    st = guard.status(e2e(dry_run=True), store, check=True)
+    assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "stale"
+    assert st.data["differences"] == ["the armed step for Lambda function e2e-worker runs another script than this cutover's "
+                                      "(armed by another version, or edited)"]
+    assert guard.arm(e2e(), store).exit_code == 0
+    assert lambda_steps(json.loads(store.get_document(n.document)["content"]))[0]["inputs"]["Script"] == guard.LAMBDA_SCRIPT
     assert guard.status(e2e(dry_run=True), store, check=True).exit_code == 0
 
 
@@ -580,16 +780,20 @@ def test_cli_guard_arm_status_disarm(run_cli, e2e):
     assert r.exit_code == 0 and doc["command"] == "guard" and doc["state"] == "armed" and doc["current"]
     allow = next(s for s in doc["steps"] if s["parameter"] == "/e2e/allow")
     assert allow["value"] == fingerprint("none") and allow["type"] == "SecureString"
+    cohort = next(s for s in doc["steps"] if s["variable"] == "E2E_COHORT")
+    assert (cohort["kind"], cohort["function"], cohort["flag"], cohort["value"]) == ("lambda", "e2e-worker", "cohort", fingerprint("none"))
     r = run_cli("guard", "status")
     assert r.exit_code == 0 and "guard ARMED for e2e and it matches the plan" in r.stdout
     assert "/e2e/allow (allow) = " + fingerprint("none") in r.stdout and "/e2e/allow (allow) = none" not in r.stdout
+    assert "Lambda e2e-worker, one update keeping its other variables:" in r.stdout
+    assert "E2E_COHORT (cohort) = " + fingerprint("none") in r.stdout and "(cohort) = none" not in r.stdout
 
     # The alarm fires in the full phase; the armed document runs; `cutover status --check` is clean.
     put_phase(e2e.plan, e2e().aws.params, "full", e2e.clock)
     from cutover.aws import GuardResources
 
     armed = json.loads(GuardResources.connect(REGION, None, True).get_document("cutover-e2e-rollback")["content"])
-    execute_locally(armed, {"AlarmName": ["e2e-errors"]}, ApiCaller(REGION))
+    assert all(r == "Success" for _, r in execute_locally(armed, {"AlarmName": ["e2e-errors"]}, ApiCaller(REGION)))
     r = run_cli("status", "--check")
     assert r.exit_code == 0, r.output
     assert "state: rolled_back (stable" in r.stdout

@@ -2,10 +2,11 @@
 and `status` shows it whenever the plan relies on it."""
 
 import dataclasses
+import json
 
 import pytest
 
-from cutover import orchestrator
+from cutover import guard, orchestrator
 from cutover.aws import GuardResources
 from cutover.errors import Blocked
 
@@ -31,6 +32,12 @@ def test_entering_an_auto_rollback_phase_arms_the_guard_first(e2e):
     assert e2e.live() == plan.values_for("canary")
     st = orchestrator.status(e2e(plan=plan, dry_run=True, guard_store=guard_store(True)))
     assert st.data["guard"] == "armed"
+    # What it armed rolls back the Lambda flags too, and its role may write exactly that function.
+    n = guard.names(plan)
+    armed = json.loads(guard_store(True)().get_document(n.document)["content"])
+    assert [s["inputs"]["InputPayload"]["Function"] for s in armed["mainSteps"] if s["action"] == "aws:executeScript"] == ["e2e-worker"]
+    policy = guard_store(True)().get_role(n.automation_role)["policies"][guard.POLICY_NAME]
+    assert "arn:aws:lambda:us-east-2:123456789012:function:e2e-worker" in json.dumps(policy)
 
 
 def test_an_auto_rollback_phase_is_not_entered_unprotected(e2e):
@@ -48,8 +55,6 @@ def test_status_says_nothing_of_the_guard_when_the_plan_does_not_use_it(e2e):
 
 
 def test_iam_policy_adds_the_guard_when_asked_or_when_a_phase_needs_it(tmp_path):
-    import json
-
     from typer.testing import CliRunner
 
     from cutover.cli import app

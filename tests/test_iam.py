@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cutover import iam, orchestrator, preflight
-from cutover.aws import CallCounter, iam_prefix
+from cutover.aws import CallCounter, iam_prefix, make_ports
 from cutover.cli import app
 from cutover.plan import load_plan
 from cutover.redact import sensitive_values
@@ -63,7 +63,7 @@ POLICY_SCHEMA = {
         },
     },
 }
-WRITES = {"ssm:PutParameter", "ssm:DeleteParameter", "kms:Encrypt", "sns:Publish"}
+WRITES = {"ssm:PutParameter", "ssm:DeleteParameter", "kms:Encrypt", "sns:Publish", "lambda:UpdateFunctionConfiguration"}
 
 
 def statements(doc: dict) -> dict[str, dict]:
@@ -114,6 +114,9 @@ def test_read_only_variant_has_no_writes(path):
     assert not actions(ro) & WRITES
     assert not any(a.startswith(("ssm:Put", "ssm:Delete")) for a in actions(ro))
     assert {"ssm:PutParameter", "ssm:DeleteParameter"} <= actions(rw)
+    # Lambda flags: reading the configuration is read-only; updating it is not.
+    assert ("lambda:GetFunctionConfiguration" in actions(ro)) is bool(plan.functions)
+    assert ("lambda:UpdateFunctionConfiguration" in actions(rw)) is bool(plan.functions)
     # The read-only policy is the read-write one less its write statements.
     assert [s for s in rw["Statement"] if not set(s["Action"]) & WRITES] == ro["Statement"]
 
@@ -135,7 +138,7 @@ def test_repo_plan_names_every_resource_exactly_where_expected():
     doc = iam.policy(plan, EMULATOR_ACCOUNT)
     base = "arn:aws:ssm:us-east-2:123456789012:parameter"
     assert f"{base}/rp-mw/prod/safe_mode" in statements(doc)["ReadFlagsStateAndLock"]["Resource"]  # one slash
-    for f in plan.flags:
+    for f in plan.ssm_flags:
         assert where(doc, f"{base}{f.parameter}") == ["ReadFlagsStateAndLock", "WriteFlagsStateAndLock"]
     assert where(doc, f"{base}/cutover/order-status-prod/state") == ["ReadFlagsStateAndLock", "WriteFlagsStateAndLock"]
     assert where(doc, f"{base}/cutover/order-status-prod/lock") == [
@@ -143,9 +146,20 @@ def test_repo_plan_names_every_resource_exactly_where_expected():
     s = statements(doc)
     assert s["ReadFlagsStateAndLock"]["Action"] == ["ssm:GetParameters", "ssm:GetParameter", "ssm:GetParameterHistory"]
     assert s["WriteFlagsStateAndLock"]["Action"] == ["ssm:PutParameter"]
-    assert len(s["WriteFlagsStateAndLock"]["Resource"]) == len(plan.flags) + 2
+    assert len(s["WriteFlagsStateAndLock"]["Resource"]) == len(plan.ssm_flags) + 2
     assert s["ReleaseLock"] == {"Sid": "ReleaseLock", "Effect": "Allow", "Action": ["ssm:DeleteParameter"],
                                 "Resource": [f"{base}/cutover/order-status-prod/lock"]}
+
+    # The five Lambda flags live in one function: read and update its configuration, that function only
+    # (unqualified: $LATEST; no version, alias or wildcard).
+    worker = "arn:aws:lambda:us-east-2:123456789012:function:rp-mw-prod-worker"
+    assert len(plan.flags) - len(plan.ssm_flags) == 5 and plan.functions == ("rp-mw-prod-worker",)
+    assert s["ReadLambdaFlags"] == {"Sid": "ReadLambdaFlags", "Effect": "Allow", "Action": ["lambda:GetFunctionConfiguration"],
+                                    "Resource": [worker]}
+    assert s["WriteLambdaFlags"] == {"Sid": "WriteLambdaFlags", "Effect": "Allow",
+                                     "Action": ["lambda:UpdateFunctionConfiguration"], "Resource": [worker]}
+    assert sorted(a for a in actions(doc) if a.startswith("lambda:")) == ["lambda:GetFunctionConfiguration",
+                                                                          "lambda:UpdateFunctionConfiguration"]
 
     alarms = plan.checks["alarms_quiet"].names
     assert s["DescribeGateAlarms"]["Resource"] == [f"arn:aws:cloudwatch:us-east-2:123456789012:alarm:{a}" for a in alarms]
@@ -159,16 +173,21 @@ def test_repo_plan_names_every_resource_exactly_where_expected():
         f"arn:aws:secretsmanager:us-east-2:123456789012:secret:{sid}-??????" for sid in secrets]
     assert "DescribeGateSecrets" not in s  # every secret is read, so GetSecretValue covers it
 
-    # SecureString flag and secrets: KMS only through the service that uses it.
-    assert s["DecryptSecureStringFlagsViaSsm"]["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
-    assert s["EncryptSecureStringFlagsViaSsm"]["Action"] == ["kms:Encrypt"]
+    # No SecureString flag (the emails moved to the Lambda environment): KMS only for the secrets,
+    # only through Secrets Manager.
+    assert "DecryptSecureStringFlagsViaSsm" not in s and "EncryptSecureStringFlagsViaSsm" not in s
     assert s["DecryptSecretsViaSecretsManager"]["Condition"] == {
         "StringEquals": {"kms:ViaService": "secretsmanager.us-east-2.amazonaws.com"}}
     assert s["IdentifyCaller"] == {"Sid": "IdentifyCaller", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"],
                                    "Resource": "*"}
-    # Nothing but the kms statements and sts use "*".
-    assert {sid for sid, st in s.items() if st["Resource"] == "*"} == {
-        "DecryptSecureStringFlagsViaSsm", "EncryptSecureStringFlagsViaSsm", "DecryptSecretsViaSecretsManager", "IdentifyCaller"}
+    # Nothing but the kms statement and sts use "*".
+    assert {sid for sid, st in s.items() if st["Resource"] == "*"} == {"DecryptSecretsViaSecretsManager", "IdentifyCaller"}
+
+
+def test_secure_string_flags_get_kms_through_ssm_only():
+    s = statements(iam.policy(load_plan(ROOT / "tests/plans/e2e.yaml"), EMULATOR_ACCOUNT))
+    assert s["DecryptSecureStringFlagsViaSsm"]["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
+    assert s["EncryptSecureStringFlagsViaSsm"]["Action"] == ["kms:Encrypt"]
 
 
 def test_secrets_prefixes_and_templates():
@@ -213,7 +232,12 @@ def test_other_partitions():
     jsonschema.validate(doc, POLICY_SCHEMA)
     s = statements(doc)
     assert s["ReleaseLock"]["Resource"] == ["arn:aws-cn:ssm:cn-north-1:ACCOUNT_ID:parameter/cutover/order-status-prod/lock"]
-    assert s["DecryptSecureStringFlagsViaSsm"]["Condition"]["StringEquals"]["kms:ViaService"] == "ssm.cn-north-1.amazonaws.com.cn"
+    assert s["WriteLambdaFlags"]["Resource"] == ["arn:aws-cn:lambda:cn-north-1:ACCOUNT_ID:function:rp-mw-prod-worker"]
+    assert s["DecryptSecretsViaSecretsManager"]["Condition"]["StringEquals"]["kms:ViaService"] == \
+        "secretsmanager.cn-north-1.amazonaws.com.cn"
+    e2e = dataclasses.replace(load_plan(ROOT / "tests/plans/e2e.yaml"), region="cn-north-1")
+    kms = statements(iam.policy(e2e))["DecryptSecureStringFlagsViaSsm"]
+    assert kms["Condition"]["StringEquals"]["kms:ViaService"] == "ssm.cn-north-1.amazonaws.com.cn"
 
 
 # --- the policy is enough for what cutover does -----------------------------------------------------------
@@ -245,6 +269,8 @@ def request_resources(action: str, params: dict, region: str) -> list[str]:
         return [f"arn:aws:logs:{head}:log-group:{params['logGroupName']}:*"]
     if service == "secretsmanager":
         return [f"arn:aws:secretsmanager:{head}:secret:{params['SecretId']}-Xy12Zq"]  # AWS's random suffix
+    if service == "lambda":  # a name, partial ARN or ARN; no qualifier: the unqualified function ARN
+        return [f"arn:aws:lambda:{head}:function:{params['FunctionName'].split(':function:')[-1]}"]
     return ["*"]
 
 
@@ -277,6 +303,7 @@ def test_read_write_policy_allows_every_call_of_advance_history_and_rollback(e2e
     called = set(rec.calls)
     assert {"ssm:PutParameter", "ssm:DeleteParameter", "ssm:GetParameters", "cloudwatch:DescribeAlarms",
             "logs:FilterLogEvents", "secretsmanager:GetSecretValue", "sts:GetCallerIdentity"} <= called
+    assert plan.functions and {"lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"} <= called
     assert called <= actions(doc)
     assert denied(doc, rec, plan.region) == []
     # Least privilege the other way: every action granted is one cutover calls, except those AWS
@@ -295,6 +322,7 @@ def test_read_only_policy_allows_every_call_of_dry_runs_status_preflight_and_his
 
     doc = iam.policy(plan, EMULATOR_ACCOUNT, read_only=True)
     assert not rec.writes()
+    assert "lambda:GetFunctionConfiguration" in rec.calls
     assert set(rec.calls) <= actions(doc)
     assert denied(doc, rec, plan.region) == []
 
@@ -308,6 +336,41 @@ def test_the_check_catches_a_missing_grant(e2e):
         if s["Sid"] == "WriteFlagsStateAndLock":
             s["Resource"] = [r for r in s["Resource"] if not r.endswith("/lock")]
     assert denied(doc, rec, e2e.plan.region) == ["ssm:PutParameter on arn:aws:ssm:us-east-2:123456789012:parameter/cutover/e2e/lock"]
+
+
+def test_the_repo_plan_policy_allows_every_call_of_its_rollback_status_and_dry_runs(e2e, aws_env, tmp_path):
+    """The production plan, on the emulator: from its last phase, a rollback reads and rewrites the
+    worker function's environment (one update) and its SSM flags; status and a dry-run rollback read them.
+    Every call is allowed by the policy for exactly those resources; drop the function from the write
+    grant and the update is refused."""
+    from cutover.aws import EmulatorSeeder
+    from cutover.sandbox import seed
+
+    plan = load_plan(REPO_PLAN)
+    seed(plan, aws_env["AWS_ENDPOINT_URL"])  # flags at their rollback values, the worker with other variables
+    emu, full = EmulatorSeeder(aws_env["AWS_ENDPOINT_URL"], plan.region), plan.values_for(plan.phase_names[-1])
+    for f in plan.ssm_flags:
+        emu.put_parameter(f.parameter, full[f.name], secure=f.secure)
+    emu.put_environment("rp-mw-prod-worker", {**emu.environment("rp-mw-prod-worker"),
+                                              **{f.target.variable: full[f.name] for f in plan.flags if f.kind == "lambda"}})
+    rw, ro = Recorder(), Recorder()
+    runtime = lambda rec, dry_run=False: orchestrator.Runtime(  # noqa: E731
+        plan=plan, aws=make_ports(plan.region, None, read_only=dry_run, counter=rec), env={}, clock=e2e.clock,
+        evidence_dir=tmp_path / "ev", dry_run=dry_run)
+    assert orchestrator.status(runtime(ro, True)).exit_code == 0
+    assert orchestrator.rollback(runtime(ro, True), reason="drill").exit_code == 0
+    assert orchestrator.rollback(runtime(rw), reason="incident").exit_code == 0
+
+    for doc, rec in ((iam.policy(plan, EMULATOR_ACCOUNT), rw), (iam.policy(plan, EMULATOR_ACCOUNT, read_only=True), ro)):
+        assert set(rec.calls) <= actions(doc) and denied(doc, rec, plan.region) == []
+    assert rw.calls["lambda:UpdateFunctionConfiguration"] == 1 and rw.calls["lambda:GetFunctionConfiguration"] >= 1
+    assert ro.calls["lambda:GetFunctionConfiguration"] >= 1 and not ro.writes()
+    assert {r for a, p in rw.requests if a.startswith("lambda:") for r in request_resources(a, p, plan.region)} == {
+        "arn:aws:lambda:us-east-2:123456789012:function:rp-mw-prod-worker"}
+    narrowed = iam.policy(plan, EMULATOR_ACCOUNT)
+    statements(narrowed)["WriteLambdaFlags"]["Resource"] = ["arn:aws:lambda:us-east-2:123456789012:function:rp-mw-prod-other"]
+    assert denied(narrowed, rw, plan.region) == [
+        "lambda:UpdateFunctionConfiguration on arn:aws:lambda:us-east-2:123456789012:function:rp-mw-prod-worker"]
 
 
 # --- the command ------------------------------------------------------------------------------------------
