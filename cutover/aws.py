@@ -785,8 +785,9 @@ class GuardResources:
                 "type": d.get("DocumentType", ""), "description": d.get("Description", ""), "tags": tags}
 
     def create_document(self, name: str, content: str, tags: dict[str, str]) -> str:
+        """`content` is YAML (SSM converts it: `get_document` reads it back as JSON)."""
         resp = self._call("ssm", "create_document", "ssm:CreateDocument", f"document {name}", Name=name,
-                          Content=content, DocumentType="Automation", DocumentFormat="JSON", Tags=self._tags(tags))
+                          Content=content, DocumentType="Automation", DocumentFormat="YAML", Tags=self._tags(tags))
         return str(resp["DocumentDescription"].get("DocumentVersion", "1"))
 
     def update_document(self, name: str, content: str, tags: dict[str, str]) -> str:
@@ -794,7 +795,7 @@ class GuardResources:
         version already holds exactly this content (SSM refuses a duplicate), that one becomes the default."""
         resp = self._call("ssm", "update_document", "ssm:UpdateDocument", f"document {name}",
                           {"DuplicateDocumentContent"}, Name=name, Content=content, DocumentVersion="$LATEST",
-                          DocumentFormat="JSON")
+                          DocumentFormat="YAML")
         version = str(resp["DocumentDescription"]["DocumentVersion"]) if resp else self._version_holding(name, content)
         self._call("ssm", "update_document_default_version", "ssm:UpdateDocumentDefaultVersion",
                    f"document {name}", Name=name, DocumentVersion=version)
@@ -805,11 +806,13 @@ class GuardResources:
     def _version_holding(self, name: str, content: str) -> str:
         import json
 
+        import yaml
+
         desc = self.get_document(name)
         latest = int(desc["latest_version"]) if desc and desc["latest_version"].isdigit() else 0
         for v in range(latest, 0, -1):
-            got = self.get_document(name, str(v))
-            if got is not None and json.loads(got["content"]) == json.loads(content):
+            got = self.get_document(name, str(v))  # read back as JSON; written as YAML
+            if got is not None and json.loads(got["content"]) == yaml.safe_load(content):
                 return str(v)
         raise AwsError(f"SSM says a version of document {name} holds this content, but none was found",
                        "re-run `cutover guard arm`", code="DuplicateDocumentContent", operation="ssm:UpdateDocument")

@@ -33,6 +33,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import yaml
+
 from cutover import flags as flagmod
 from cutover import iam
 from cutover.errors import Blocked, CutoverError, ExitCode, Incomplete, UsageError
@@ -738,7 +740,8 @@ def _apply(store: GuardStore, want: Desired, resources: list[Resource], done: di
                 store.delete_role_policy(spec.name, extra)
         store.put_role_policy(spec.name, POLICY_NAME, spec.policy)
         done[r.name + r.kind] = "created" if not r.present else "updated"
-    content = json.dumps(want.document, indent=2)
+    # YAML, not JSON: AWS has documented inline `Script` (the Lambda steps) for YAML runbooks only.
+    content = yaml.safe_dump(want.document, sort_keys=False, width=1000)
     d = by_kind["document"]
     if d.verb == "create":
         store.create_document(d.name, content, want.tags)

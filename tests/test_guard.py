@@ -533,6 +533,9 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     doc = store.get_document(n.document)
     assert doc["type"] == "Automation" and json.loads(doc["content"]) == guard.build_document(plan, ACCOUNT)
     assert doc["tags"][guard.TAG_DIGEST] == plan.digest
+    # Stored as YAML: the Lambda steps' inline scripts are documented for YAML runbooks.
+    ssm = _Clients(make_session(REGION, None, True))("ssm")
+    assert ssm.describe_document(Name=n.document)["Document"]["DocumentFormat"] == "YAML"
     rule = store.get_rule(n.rule)
     assert rule["state"] == "ENABLED" and rule["pattern"] == guard.build_event_pattern(plan)
     (target,) = store.list_targets(n.rule)
