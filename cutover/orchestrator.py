@@ -512,25 +512,36 @@ def _check_not_clobbered(rt: Runtime, store: state.StateStore, version: int, exp
     wrote in between (a rollback, above all). Put their record back on top and stop as preempted."""
     if version == (expected_prev or 0) + 1:
         return
-    foreign = []
+    foreign = _foreign_records(rt, expected_prev or 0, version)
+    if not foreign:
+        return
+    # Put their newest record back on top. If yet another write lands between ours and that put-back
+    # (the rollback finishing, say), the put-back's version says so: put that newer one back instead.
+    # Each round ends with the newest foreign record on top; a round with nothing in between ends it.
+    theirs, known = foreign[-1], version
+    for _ in range(5):
+        theirs.plan_items = None
+        put = store.write(theirs, rt.clock)
+        newer = _foreign_records(rt, known, put) if put != known + 1 else []
+        if not newer:
+            break
+        theirs, known = newer[-1], put
+    raise Preempted(f"preempted by `{theirs.command or 'another run'}` of {theirs.actor or 'someone'} in the same "
+                    "instant; their record stands", "run `cutover status`")
+
+
+def _foreign_records(rt: Runtime, after: int, before: int) -> list[state.StateRecord]:
+    """Records written by other runs between two versions of the state parameter, oldest first."""
+    found = []
     for v in rt.params.history(rt.plan.state_parameter):
-        if (expected_prev or 0) < v.version < version:
+        if after < v.version < before:
             try:
                 rec = state.StateRecord.from_json(v.value)
             except (ValueError, TypeError):
                 continue
             if rec.run_id != rt.run_id:  # (a retried write of ours also skips a version)
-                foreign.append(rec)
-    if not foreign:
-        return
-    if store.read().version == version:  # still on top: put theirs back (a newer record of theirs stands as is)
-        theirs = foreign[-1]
-        theirs.plan_items = None
-        store.write(theirs, rt.clock)
-    else:
-        theirs = foreign[-1]
-    raise Preempted(f"preempted by `{theirs.command or 'another run'}` of {theirs.actor or 'someone'} in the same "
-                    "instant; their record stands", "run `cutover status`")
+                found.append(rec)
+    return found
 
 
 def _yield_to_rollback(rt: Runtime, changes: list[flagmod.FlagChange]) -> None:
