@@ -10,7 +10,6 @@ value is masked too. No boto3: this is plan -> markdown only.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import shlex
@@ -453,9 +452,7 @@ def _where(plan: Plan) -> str:
 
 
 def _prerequisites(plan: Plan) -> list[str]:
-    # The checks' resources only (the flags are in the rollback table): listed the same whatever kinds of
-    # flag the IAM inventory supports.
-    inv, cli = iam.inventory(dataclasses.replace(plan, flags=())), cli_prefix(plan)
+    inv, cli = iam.inventory(plan), cli_prefix(plan)  # the checks' resources (the flags are in the rollback table)
     lines = [
         "## Before you start",
         "",
