@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from cutover.clock import Clock
+from cutover.clock import Clock, SystemClock
 from cutover.errors import AwsError, Incomplete, UsageError
 from cutover.lambdaenv import EnvWriter
 from cutover.model import Flag, LambdaTarget, Plan
@@ -97,12 +97,10 @@ def read_live(plan: Plan, store: ParameterStore, extra: list[str] = (), function
     redactor: a hand-edited value is as private as a declared one."""
     live = Live(store.get_many([f.parameter for f in plan.ssm_flags] + list(extra)))
     if plan.functions:
-        if functions is None:
-            raise UsageError("this plan has Lambda flags but no Lambda client was set up", "report this as a bug")
-        reader = EnvWriter(functions, clock) if clock is not None else None
+        reader = env_writer(functions, clock or SystemClock())
         for function in plan.functions:
             try:
-                config = reader.read(function) if reader else functions.get(function)
+                config = reader.read(function)
             except AwsError as err:
                 live.unreadable[function] = err
                 continue
@@ -113,6 +111,12 @@ def read_live(plan: Plan, store: ParameterStore, extra: list[str] = (), function
         if f.sensitive and f.key in live:
             REDACTOR.register(live[f.key].value)
     return live
+
+
+def env_writer(functions: FunctionStore | None, clock: Clock) -> EnvWriter:
+    if functions is None:  # make_ports always sets it: only a hand-built AwsPorts can lack it
+        raise UsageError("this plan has Lambda flags but no Lambda client was set up", "report this as a bug")
+    return EnvWriter(functions, clock)
 
 
 def is_at(flag: Flag, param: Param | None, value: str) -> bool:
@@ -251,7 +255,7 @@ class Converger:
         self.plan = plan
         self.keep_going = keep_going  # after a failed write, write the rest (rollback) instead of stopping
         self.clock = clock
-        self.env = EnvWriter(functions, clock) if functions is not None else None
+        self.env = env_writer(functions, clock) if plan.functions else None
         self.before_write = before_write
         self.on_event = on_event or (lambda event, change: None)
         self.store = patient(store, clock, Pacer(plan.write_rate, clock))
@@ -300,8 +304,6 @@ class Converger:
     def _write_function(self, function: str, changes: list[FlagChange]) -> None:
         """Every pending change of one function in one update, at the place of its first flag in plan
         order; confirmed by the configuration read once Lambda has applied it."""
-        if self.env is None:
-            raise UsageError("this plan has Lambda flags but no Lambda client was set up", "report this as a bug")
         batch = [c for c in changes if not c.written and c.flag.kind == "lambda" and c.flag.target.function == function]
         config = self.env.apply(function, {c.flag.target.variable: c.new for c in batch})
         for change in batch:
