@@ -95,12 +95,40 @@ def load_plan():
     return plan
 
 
+# Commands that end with an evidence report (the others only log).
+WRITES_EVIDENCE = frozenset({"advance", "rollback", "preflight", "watch", "guard-arm", "guard-disarm"})
+
+
+def check_evidence_dir() -> None:
+    """Exit 2 before any AWS call if the evidence cannot be written: found out at the end, it would
+    turn a finished advance or rollback into an error."""
+    from cutover import evidence, private
+
+    try:
+        evidence.check_dir(G.evidence_dir)
+    except OSError as err:
+        raise UsageError(f"--evidence-dir {G.evidence_dir} {private.why_unusable(G.evidence_dir, err)}",
+                         "pass --evidence-dir DIR, a folder cutover can create or write to (default ./evidence)") from None
+
+
+def check_out_file(option: str, path: Path) -> None:
+    """Exit 2 before any work if `option`'s file could not be written."""
+    from cutover.private import unwritable_file
+
+    problem = unwritable_file(path)
+    if problem:
+        raise UsageError(f"{option} {path} {problem}", f"pass {option} FILE in a folder you can write to")
+
+
 def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = ""):
     from cutover import logs
     from cutover.aws import make_ports
+    from cutover.evidence import LOG_NAME
     from cutover.orchestrator import Runtime
 
-    logs.configure(G.verbose, G.evidence_dir / "cutover.log.jsonl")
+    if command in WRITES_EVIDENCE:
+        check_evidence_dir()
+    logs.configure(G.verbose, G.evidence_dir / LOG_NAME)
     ports = make_ports(plan.region, G.profile, read_only=dry_run)
     from cutover.aws import GuardResources
 
@@ -222,6 +250,8 @@ def preflight(
     def body():
         from cutover import preflight as pf
 
+        if out_md is not None:
+            check_out_file("--out-md", out_md)
         rt = runtime(load_plan(), dry_run=True, command="preflight")
         outcome = pf.preflight(rt, phase, tuple(skip), out_md)
         emit("preflight", outcome)
@@ -395,7 +425,9 @@ def rehearse_cmd() -> None:
     def body():
         from cutover import rehearse
 
-        emit("rehearse", rehearse.rehearse(load_plan(), G.evidence_dir, verbose=G.verbose))
+        plan = load_plan()
+        check_evidence_dir()
+        emit("rehearse", rehearse.rehearse(plan, G.evidence_dir, verbose=G.verbose))
 
     run("rehearse", body)
 
