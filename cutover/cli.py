@@ -91,6 +91,11 @@ def load_plan():
 
     plan = _load(G.plan)
     if G.region:
+        from cutover.regions import problem
+
+        wrong = problem(G.region)
+        if wrong:
+            raise UsageError(f"--region {wrong[0]}", wrong[1])
         plan = dataclasses.replace(plan, region=G.region)
     return plan
 

@@ -57,6 +57,13 @@ CASES = [
     ("evidence-dir-rehearse", ["--evidence-dir", "{file}", "rehearse"], {}, ["--evidence-dir {file}"]),
     ("out-md-is-a-directory", ["preflight", "--out-md", "{dir}"], {}, ["--out-md {dir}", "is a directory"]),
     ("out-md-under-a-file", ["preflight", "--out-md", "{file}/report.md"], {}, ["--out-md {file}/report.md", "is a file"]),
+    ("plan-is-a-fifo", ["--plan", "{fifo}", "validate"], {}, ["{fifo}:1:1", "not a regular file"]),
+    ("plan-is-a-fifo-status", ["--plan", "{fifo}", "status"], {}, ["{fifo}:1:1", "not a regular file"]),
+    ("plan-is-a-device", ["--plan", "/dev/zero", "validate"], {}, ["/dev/zero:1:1", "not a regular file"]),
+    ("plan-is-huge", ["--plan", "{big}", "validate"], {}, ["{big}:1:1", "too large (2000000 bytes"]),
+    ("region-mars", ["--region", "mars-1", "status"], {}, ["--region mars-1", "not an AWS region"]),
+    ("region-spaces", ["--region", "us east 2", "status"], {}, ["not an AWS region"]),
+    ("region-unknown", ["--region", "us-east-9", "rollback", "--yes"], {}, ["--region us-east-9", "not a known AWS region"]),
 ]
 
 
@@ -85,6 +92,19 @@ def test_a_read_only_command_works_where_its_log_cannot_be_written(odd, e2e):
     p = cutover("--plan", E2E, "--evidence-dir", odd["file"], "status")
     assert p.returncode == 0, p.stderr
     assert "pending" in p.stdout and p.stderr == ""
+
+
+def test_a_region_unknown_to_botocore_goes_through_when_allowed(odd, emulator):
+    """The way through for a region newer than the installed botocore: CUTOVER_ALLOW_UNKNOWN_REGION=1.
+    (moto refuses unknown regions itself, so `validate` shows it: no AWS call is needed.)"""
+    plan = Path(odd["dir"]) / "new-region.yaml"
+    plan.write_text(Path(E2E).read_text().replace("region: us-east-2", "region: us-east-9"))
+    p = cutover("--plan", str(plan), "validate")
+    assert_usage_error(p, f"{plan}:", "region: us-east-9 is not a known AWS region")
+    assert "CUTOVER_ALLOW_UNKNOWN_REGION=1" in p.stderr
+    p = cutover("--plan", str(plan), "validate", env={"CUTOVER_ALLOW_UNKNOWN_REGION": "1"})
+    assert p.returncode == 0, p.stderr
+    assert "region us-east-9" in p.stdout
 
 
 # --- file permissions ----------------------------------------------------------------------------------
@@ -133,3 +153,47 @@ def test_a_shared_folder_given_as_evidence_dir_keeps_its_mode(odd, e2e):
     assert (shared / "cutover.log.jsonl").stat().st_mode & 0o777 == 0o600
     (run,) = [d for d in shared.iterdir() if d.is_dir()]
     assert run.stat().st_mode & 0o777 == 0o700 and (run / "report.md").stat().st_mode & 0o777 == 0o600
+
+
+# --- region names (no AWS call: the plan and the flags are checked before any) ------------------------------
+
+
+@pytest.mark.parametrize("region", ["us-east-2", "us-gov-west-1", "cn-north-1", "ap-southeast-5", "eusc-de-east-1",
+                                    "us-isob-east-1", "il-central-1", "mx-central-1"])
+def test_real_regions_are_accepted(region, monkeypatch):
+    from cutover import regions
+    from cutover.plan import parse_plan
+
+    monkeypatch.delenv(regions.ALLOW_UNKNOWN, raising=False)
+    assert regions.problem(region) is None
+    assert parse_plan(Path(E2E).read_text().replace("region: us-east-2", f"region: {region}")).region == region
+
+
+@pytest.mark.parametrize("region,says", [
+    ("mars-1", "not an AWS region name"), ("US-EAST-2", "not an AWS region name"), ("us-east-2 ", "not an AWS region name"),
+    ("us-east-9", "not a known AWS region"), ("xx-east-1", "not a known AWS region"),
+])
+def test_a_bad_region_in_the_plan_points_at_its_line(region, says, monkeypatch):
+    from cutover import regions
+    from cutover.errors import PlanError
+    from cutover.plan import parse_plan
+
+    monkeypatch.delenv(regions.ALLOW_UNKNOWN, raising=False)
+    text = Path(E2E).read_text()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("region:"))
+    with pytest.raises(PlanError) as info:
+        parse_plan(text.replace("region: us-east-2", f"region: '{region}'"), "e2e.yaml")
+    assert (info.value.line, info.value.col) == (line, 9), str(info.value)
+    assert says in info.value.detail and info.value.hint
+
+
+def test_a_new_region_has_a_way_through_and_close_names_are_suggested(monkeypatch):
+    from cutover import regions
+
+    monkeypatch.delenv(regions.ALLOW_UNKNOWN, raising=False)
+    message, hint = regions.problem("us-east-3")
+    assert "us-east-1" in message and "us-east-2" in message  # the closest known names
+    assert regions.ALLOW_UNKNOWN + "=1" in hint and "boto" in hint
+    monkeypatch.setenv(regions.ALLOW_UNKNOWN, "1")
+    assert regions.problem("us-east-3") is None
+    assert regions.problem("mars-1") is not None  # a name of the wrong shape is never let through
