@@ -64,6 +64,18 @@ CASES = [
     ("region-mars", ["--region", "mars-1", "status"], {}, ["--region mars-1", "not an AWS region"]),
     ("region-spaces", ["--region", "us east 2", "status"], {}, ["not an AWS region"]),
     ("region-unknown", ["--region", "us-east-9", "rollback", "--yes"], {}, ["--region us-east-9", "not a known AWS region"]),
+    ("max-attempts-abc", ["status"], {"AWS_MAX_ATTEMPTS": "abc"}, ["AWS_MAX_ATTEMPTS"]),
+    ("max-attempts-0", ["status"], {"AWS_MAX_ATTEMPTS": "0"}, ["AWS_MAX_ATTEMPTS"]),
+    ("max-attempts-negative", ["status"], {"AWS_MAX_ATTEMPTS": "-1"}, ["AWS_MAX_ATTEMPTS"]),
+    ("max-attempts-1e9", ["rollback", "--yes"], {"AWS_MAX_ATTEMPTS": "1e9"}, ["AWS_MAX_ATTEMPTS"]),
+    ("max-attempts-huge", ["status"], {"AWS_MAX_ATTEMPTS": "1000000000"}, ["AWS_MAX_ATTEMPTS"]),
+    ("retry-mode-bogus", ["status"], {"AWS_RETRY_MODE": "bogus"}, ["AWS_RETRY_MODE"]),
+    ("endpoint-newline", ["status"], {ENDPOINT: "{endpoint}\nx"}, [ENDPOINT, "newline"]),
+    ("endpoint-no-scheme", ["status"], {ENDPOINT: "127.0.0.1:9"}, [ENDPOINT, "http"]),
+    ("endpoint-spaces", ["rollback", "--yes"], {ENDPOINT: "http://127.0.0.1 :9"}, [ENDPOINT, "space"]),
+    ("endpoint-ftp", ["status"], {ENDPOINT: "ftp://127.0.0.1:9"}, [ENDPOINT, "http"]),
+    ("endpoint-bad-port", ["status"], {ENDPOINT: "http://127.0.0.1:99999"}, [ENDPOINT, "port"]),
+    ("endpoint-for-one-service", ["status"], {"AWS_ENDPOINT_URL_SSM": "localhost"}, ["AWS_ENDPOINT_URL_SSM", "http"]),
 ]
 
 
