@@ -201,6 +201,33 @@ def run(command: str, fn) -> None:
                                    "run `cutover status` to see whether anything was written; re-run with -v and report it"))
 
 
+def _interval(seconds: float) -> float:
+    """--interval's callback: click's usage error (exit 2) for nan, inf or out of range (FloatRange lets nan through)."""
+    from cutover.watch import interval_problem
+
+    problem = interval_problem(seconds)
+    if problem:
+        raise typer.BadParameter(problem)
+    return seconds
+
+
+def _port(port: int) -> int:
+    if not 0 <= port <= 65535:
+        raise typer.BadParameter(f"{port} is not a port from 1 to 65535 (or 0 for a free one)")
+    return port
+
+
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 # --- commands ----------------------------------------------------------------------------------------
 @app.command()
 def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan format's JSON Schema.")) -> None:
@@ -306,7 +333,8 @@ def rollback(
 @app.command()
 def watch(
     auto_rollback: bool = typer.Option(False, "--auto-rollback", help="Roll back at once on an alarm or drift (exit 6)."),
-    interval: float = typer.Option(30.0, "--interval", help="Seconds between polls (at least 1)."),
+    interval: float = typer.Option(30.0, "--interval", callback=_interval,
+                                   help="Seconds between polls, from 1 to 3600."),
 ) -> None:
     """Watch the current phase's alarms and flags through its bake; roll back (or say how) on trouble."""
 
@@ -412,12 +440,14 @@ def unlock(
 
 
 @app.command()
-def sandbox(port: int = typer.Option(0, "--port", help="Port for the emulator (default: a free one).")) -> None:
+def sandbox(port: int = typer.Option(0, "--port", callback=_port, help="Port for the emulator (default: a free one).")) -> None:
     """Start an AWS emulator on 127.0.0.1 seeded from the plan, and print the exports to use it."""
 
     def body():
         from cutover import rehearse
 
+        if port and not _port_is_free(port):  # moto's server would wait for it forever
+            raise UsageError(f"--port {port} is in use on 127.0.0.1", "pick another port, or leave out --port for a free one")
         rehearse.serve_sandbox(load_plan(), port, say)
 
     run("sandbox", body)

@@ -76,6 +76,13 @@ CASES = [
     ("endpoint-ftp", ["status"], {ENDPOINT: "ftp://127.0.0.1:9"}, [ENDPOINT, "http"]),
     ("endpoint-bad-port", ["status"], {ENDPOINT: "http://127.0.0.1:99999"}, [ENDPOINT, "port"]),
     ("endpoint-for-one-service", ["status"], {"AWS_ENDPOINT_URL_SSM": "localhost"}, ["AWS_ENDPOINT_URL_SSM", "http"]),
+    ("watch-interval-nan", ["watch", "--interval", "nan"], {}, ["--interval", "1 to 3600"]),
+    ("watch-interval-inf", ["watch", "--interval", "inf"], {}, ["--interval", "1 to 3600"]),
+    ("watch-interval-zero", ["watch", "--interval", "0"], {}, ["--interval", "1 to 3600"]),
+    ("watch-interval-negative", ["watch", "--interval", "-5"], {}, ["--interval", "1 to 3600"]),
+    ("watch-interval-below-1", ["watch", "--interval", "0.5"], {}, ["--interval", "1 to 3600"]),
+    ("sandbox-port-too-big", ["sandbox", "--port", "99999"], {}, ["--port", "65535"]),
+    ("sandbox-port-negative", ["sandbox", "--port", "-1"], {}, ["--port", "65535"]),
 ]
 
 
@@ -104,6 +111,17 @@ def test_a_read_only_command_works_where_its_log_cannot_be_written(odd, e2e):
     p = cutover("--plan", E2E, "--evidence-dir", odd["file"], "status")
     assert p.returncode == 0, p.stderr
     assert "pending" in p.stdout and p.stderr == ""
+
+
+def test_a_port_in_use_is_a_usage_error(odd):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = cutover("--plan", E2E, "sandbox", "--port", str(port))
+    assert_usage_error(p, f"--port {port}", "in use")
 
 
 def test_a_region_unknown_to_botocore_goes_through_when_allowed(odd, emulator):
