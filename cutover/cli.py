@@ -91,16 +91,49 @@ def load_plan():
 
     plan = _load(G.plan)
     if G.region:
+        from cutover.regions import problem
+
+        wrong = problem(G.region)
+        if wrong:
+            raise UsageError(f"--region {wrong[0]}", wrong[1])
         plan = dataclasses.replace(plan, region=G.region)
     return plan
+
+
+# Commands that end with an evidence report (the others only log).
+WRITES_EVIDENCE = frozenset({"advance", "rollback", "preflight", "watch", "guard-arm", "guard-disarm"})
+
+
+def check_evidence_dir() -> None:
+    """Exit 2 before any AWS call if the evidence cannot be written: found out at the end, it would
+    turn a finished advance or rollback into an error."""
+    from cutover import evidence, private
+
+    try:
+        evidence.check_dir(G.evidence_dir)
+    except OSError as err:
+        raise UsageError(f"--evidence-dir {G.evidence_dir} {private.why_unusable(G.evidence_dir, err)}",
+                         "pass --evidence-dir DIR, a folder cutover can create or write to (default ./evidence)") from None
+
+
+def check_out_file(option: str, path: Path) -> None:
+    """Exit 2 before any work if `option`'s file could not be written."""
+    from cutover.private import unwritable_file
+
+    problem = unwritable_file(path)
+    if problem:
+        raise UsageError(f"{option} {path} {problem}", f"pass {option} FILE in a folder you can write to")
 
 
 def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = ""):
     from cutover import logs
     from cutover.aws import make_ports
+    from cutover.evidence import LOG_NAME
     from cutover.orchestrator import Runtime
 
-    logs.configure(G.verbose, G.evidence_dir / "cutover.log.jsonl")
+    if command in WRITES_EVIDENCE:
+        check_evidence_dir()
+    logs.configure(G.verbose, G.evidence_dir / LOG_NAME)
     ports = make_ports(plan.region, G.profile, read_only=dry_run)
     from cutover.aws import GuardResources
 
@@ -168,6 +201,33 @@ def run(command: str, fn) -> None:
                                    "run `cutover status` to see whether anything was written; re-run with -v and report it"))
 
 
+def _interval(seconds: float) -> float:
+    """--interval's callback: click's usage error (exit 2) for nan, inf or out of range (FloatRange lets nan through)."""
+    from cutover.watch import interval_problem
+
+    problem = interval_problem(seconds)
+    if problem:
+        raise typer.BadParameter(problem)
+    return seconds
+
+
+def _port(port: int) -> int:
+    if not 0 <= port <= 65535:
+        raise typer.BadParameter(f"{port} is not a port from 1 to 65535 (or 0 for a free one)")
+    return port
+
+
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 # --- commands ----------------------------------------------------------------------------------------
 @app.command()
 def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan format's JSON Schema.")) -> None:
@@ -222,6 +282,8 @@ def preflight(
     def body():
         from cutover import preflight as pf
 
+        if out_md is not None:
+            check_out_file("--out-md", out_md)
         rt = runtime(load_plan(), dry_run=True, command="preflight")
         outcome = pf.preflight(rt, phase, tuple(skip), out_md)
         emit("preflight", outcome)
@@ -271,7 +333,8 @@ def rollback(
 @app.command()
 def watch(
     auto_rollback: bool = typer.Option(False, "--auto-rollback", help="Roll back at once on an alarm or drift (exit 6)."),
-    interval: float = typer.Option(30.0, "--interval", help="Seconds between polls (at least 1)."),
+    interval: float = typer.Option(30.0, "--interval", callback=_interval,
+                                   help="Seconds between polls, from 1 to 3600."),
 ) -> None:
     """Watch the current phase's alarms and flags through its bake; roll back (or say how) on trouble."""
 
@@ -377,12 +440,14 @@ def unlock(
 
 
 @app.command()
-def sandbox(port: int = typer.Option(0, "--port", help="Port for the emulator (default: a free one).")) -> None:
+def sandbox(port: int = typer.Option(0, "--port", callback=_port, help="Port for the emulator (default: a free one).")) -> None:
     """Start an AWS emulator on 127.0.0.1 seeded from the plan, and print the exports to use it."""
 
     def body():
         from cutover import rehearse
 
+        if port and not _port_is_free(port):  # moto's server would wait for it forever
+            raise UsageError(f"--port {port} is in use on 127.0.0.1", "pick another port, or leave out --port for a free one")
         rehearse.serve_sandbox(load_plan(), port, say)
 
     run("sandbox", body)
@@ -395,7 +460,9 @@ def rehearse_cmd() -> None:
     def body():
         from cutover import rehearse
 
-        emit("rehearse", rehearse.rehearse(load_plan(), G.evidence_dir, verbose=G.verbose))
+        plan = load_plan()
+        check_evidence_dir()
+        emit("rehearse", rehearse.rehearse(plan, G.evidence_dir, verbose=G.verbose))
 
     run("rehearse", body)
 

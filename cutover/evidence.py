@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from cutover import __version__
+from cutover import __version__, private
 from cutover.redact import REDACTOR, Redactor
 
 SCHEMA_VERSION = 2
@@ -204,16 +206,37 @@ def render_markdown(report: Report) -> str:
 # --- writing ---------------------------------------------------------------------------------------------
 
 
+LOG_NAME = "cutover.log.jsonl"  # the JSON-lines log, next to the run folders
+_RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z-[a-z-]+-[0-9a-z]+")
+
+
 def folder_name(report: Report) -> str:
     stamp = report.started_at.replace("-", "").replace(":", "").replace("+0000", "Z")
     return f"{stamp}-{report.command}-{report.run_id}"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    # A crash mid-write must not leave a truncated report that looks complete.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _is_ours(name: str) -> bool:
+    return name in (LOG_NAME, LOG_NAME + ".tmp") or name.startswith(".cutover-probe-") or bool(_RUN_FOLDER.fullmatch(name))
+
+
+def prepare_dir(evidence_dir: str | Path) -> Path:
+    """The evidence folder, created 0700. An existing one is tightened to 0700 only when everything in
+    it is cutover's (an older version left it 0755): `--evidence-dir .` or /tmp keeps its mode, while
+    each run folder and the log are private anyway."""
+    root = Path(evidence_dir)
+    if not private.make_dir(root):
+        with os.scandir(root) as entries:
+            if all(_is_ours(entry.name) for entry in entries):
+                private.tighten(root, private.DIR_MODE)
+    return root
+
+
+def check_dir(evidence_dir: str | Path) -> None:
+    """Raise OSError unless evidence can be written there: create it, and write and remove a probe file."""
+    root = prepare_dir(evidence_dir)
+    fd, probe = tempfile.mkstemp(prefix=".cutover-probe-", dir=root)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def redacted(report: Report, redactor: Redactor = REDACTOR) -> Report:
@@ -230,9 +253,23 @@ def markdown(report: Report, redactor: Redactor = REDACTOR) -> str:
 
 
 def write(report: Report, evidence_dir: str | Path, redactor: Redactor = REDACTOR) -> Path:
-    folder = Path(evidence_dir) / folder_name(report)
-    folder.mkdir(parents=True, exist_ok=True)
+    """report.json and report.md in a new 0700 run folder, each file 0600 and written atomically (a
+    crash mid-write must not leave a truncated report that looks complete)."""
+    folder = prepare_dir(evidence_dir) / folder_name(report)
+    if not private.make_dir(folder):
+        private.tighten(folder, private.DIR_MODE)
     data = redactor.value(report.to_dict())
-    _write_atomic(folder / "report.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(folder / "report.md", markdown(report, redactor))
+    private.write_atomic(folder / "report.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    private.write_atomic(folder / "report.md", markdown(report, redactor))
     return folder
+
+
+def write_or_explain(report: Report, evidence_dir: str | Path, redactor: Redactor = REDACTOR) -> tuple[str | None, str]:
+    """(the run folder, "") or (None, why not): for callers whose work is done, so that a report that
+    cannot be written (disk full, folder removed) is a warning, never a changed outcome."""
+    try:
+        return str(write(report, evidence_dir, redactor)), ""
+    except OSError as err:
+        return None, f"evidence could not be written: {evidence_dir} {private.why_unusable(Path(evidence_dir), err)}"
+    except Exception as err:  # a bug in rendering must not undo a finished rollback's exit code either
+        return None, f"evidence could not be written to {evidence_dir}: {type(err).__name__}"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
 import structlog
 
+from cutover import private
 from cutover.redact import REDACTOR
 
 
@@ -24,16 +27,19 @@ class _Tee:
         self.verbose = verbose
         self.file = None
         if log_file is not None:
-            try:
-                log_file.parent.mkdir(parents=True, exist_ok=True)
-                self.file = log_file.open("a", encoding="utf-8")
+            try:  # the evidence folder 0700, the log 0600 (an older, world-readable log is tightened)
+                private.make_dir(log_file.parent)
+                self.file = os.fdopen(private.open_file(log_file, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8")
             except OSError:
-                self.file = None
+                self.file = None  # no log file (a read-only folder, a path under a file): stderr still works
 
     def __call__(self, logger, method, event_dict):
         if self.file:
-            self.file.write(self.json(logger, method, dict(event_dict)) + "\n")
-            self.file.flush()
+            try:
+                self.file.write(self.json(logger, method, dict(event_dict)) + "\n")
+                self.file.flush()
+            except OSError:  # the disk filled up: stop writing the file, never stop the command
+                self.file = None
         level = logging.getLevelName(method.upper()) if isinstance(method, str) else logging.INFO
         if self.verbose or (isinstance(level, int) and level >= logging.WARNING):
             return self.console(logger, method, event_dict)
@@ -46,7 +52,8 @@ _current: _Tee | None = None
 def configure(verbose: bool = False, log_file: Path | None = None) -> None:
     global _current
     if _current is not None and _current.file:
-        _current.file.close()  # in-process callers (tests, rehearse) configure more than once
+        with contextlib.suppress(OSError):  # in-process callers (tests, rehearse) configure more than once
+            _current.file.close()
     _current = _Tee(verbose, log_file)
     structlog.configure(
         processors=[

@@ -111,8 +111,11 @@ def _finish(rt: Runtime, report: evidence.Report, outcome: Outcome) -> Outcome:
     if rt.notes:
         outcome.lines += [f"note: {n}" for n in rt.notes]
         outcome.data.setdefault("notes", list(rt.notes))
-    if rt.evidence_dir is not None:
-        outcome.evidence_path = str(evidence.write(report, rt.evidence_dir))
+    if rt.evidence_dir is not None:  # the work is done: a report that cannot be written is only a warning
+        outcome.evidence_path, problem = evidence.write_or_explain(report, rt.evidence_dir)
+        if problem:
+            outcome.lines.append(f"warning: {problem}")
+            outcome.data["evidence_error"] = problem
     outcome.data.setdefault("evidence", outcome.evidence_path)
     return outcome
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
+import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -69,12 +71,13 @@ def load_plan(path: str | Path) -> Plan:
     """Read and validate the plan file at `path`; PlanError (with a line and column) if it is unusable."""
     name = str(path)
     try:
+        _check_plan_file(name, os.stat(path))  # before open(): opening a FIFO for reading waits for a writer
         with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)  # bounded: /dev/zero or a log file must not hang us
+            raw = f.read(MAX_BYTES + 1)  # bounded: a file that grows after the check must not hang us
     except FileNotFoundError:
         raise PlanError(name, 1, 1, "plan file not found", "pass --plan PATH or set CUTOVER_PLAN") from None
-    except IsADirectoryError:
-        raise PlanError(name, 1, 1, "this is a directory, not a plan file", "pass --plan PATH/phases.yaml") from None
+    except NotADirectoryError:
+        raise PlanError(name, 1, 1, "plan file not found (a folder in its path is a file)", "pass --plan PATH") from None
     except PermissionError:
         raise PlanError(name, 1, 1, "cannot read the plan file: permission denied", "check its permissions") from None
     except OSError as e:
@@ -83,6 +86,24 @@ def load_plan(path: str | Path) -> Plan:
     # From here on no output of this process can show a sensitive flag's declared values.
     REDACTOR.register_all(sensitive_values(plan))
     return plan
+
+
+_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"))
+
+
+def _check_plan_file(name: str, st: os.stat_result) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise PlanError(name, 1, 1, "this is a directory, not a plan file", "pass --plan PATH/phases.yaml")
+    if not stat.S_ISREG(st.st_mode):
+        what = next((word for test, word in _NOT_REGULAR if test(st.st_mode)), "not a file")
+        raise PlanError(name, 1, 1, f"not a regular file ({what})", "pass --plan PATH of a YAML file")
+    if st.st_size > MAX_BYTES:
+        raise PlanError(name, 1, 1, *_too_large(st.st_size))
+
+
+def _too_large(size: int) -> tuple[str, str]:
+    return f"the plan is too large ({size} bytes, at most {MAX_BYTES})", "a plan is a short YAML file; is this the right file?"
 
 
 def parse_plan(text_or_bytes: str | bytes, path: str | Path = "phases.yaml") -> Plan:
@@ -115,8 +136,7 @@ def _decode(data: str | bytes) -> tuple[bytes, str]:
             raise Violation(pos, f"the plan is not UTF-8 text (byte 0x{raw[e.start]:02x})",
                             "save the file as UTF-8") from None
     if len(raw) > MAX_BYTES:
-        raise Violation(_Pos(0, 0), f"the plan is too large ({len(raw)} bytes, at most {MAX_BYTES})",
-                        "a plan is a short YAML file; is this the right file?")
+        raise Violation(_Pos(0, 0), *_too_large(len(raw)))
     return raw, text
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cutover import evidence, orchestrator, state
+from cutover import evidence, orchestrator, private, state
 from cutover.errors import ExitCode, UsageError
 from cutover.redact import REDACTOR
 
@@ -46,6 +46,9 @@ def preflight(rt: orchestrator.Runtime, phase_name: str | None, skip: tuple[str,
         hint="" if ok else "fix each FAIL as its next action says, then run preflight again",
     )
     outcome = orchestrator._finish(rt, report, outcome)
-    if out_md is not None:
-        out_md.write_text(evidence.markdown(report, REDACTOR), encoding="utf-8")
+    if out_md is not None:  # checked before the gates ran; a failure now (disk full) is only a warning
+        try:
+            private.write_file(out_md, evidence.markdown(report, REDACTOR))
+        except OSError as err:
+            outcome.lines.append(f"warning: --out-md {out_md} could not be written: {err.strerror or err}")
     return outcome

@@ -22,12 +22,14 @@ from typing import Any, Callable
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from cutover import regions
+
 # --- patterns (ECMA-262 compatible, so the schema works in editors too) ----------------------------
 
 PLAN_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 PHASE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ITEM_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"  # flag and check names
-REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
+REGION = regions.SHAPE  # us-east-2, us-gov-west-1, eusc-de-east-1
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_ID = r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$"  # a name or an ARN
 LOG_GROUP = r"^[A-Za-z0-9._/#-]{1,512}$"
@@ -123,7 +125,7 @@ _SCHEMA: dict = {
             description="lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters",
         ),
         "description": _str(),
-        "region": _str(pattern=REGION, description="an AWS Region such as us-east-2 (--region overrides)"),
+        "region": _str(format="aws-region", pattern=REGION, description="an AWS Region such as us-east-2 (--region overrides)"),
         "state_prefix": _str(
             format="ssm-prefix",
             pattern=SSM_PREFIX,
@@ -584,6 +586,7 @@ FORMATS: dict[str, Callable[[str], tuple[str, str] | None]] = {
     "ssm-parameter": _check_ssm_parameter,
     "ssm-prefix": _check_ssm_prefix,
     "graphql-query": _check_graphql_query,
+    "aws-region": regions.problem,  # the shape, and a region botocore knows
 }
 # For a value of the wrong type where a format is expected: what to call it, and how to write one.
 _FORMAT_NOUN = {"duration": ("a duration", DURATION_HINT), "positive-duration": ("a duration", DURATION_HINT)}

@@ -15,11 +15,19 @@ from typing import Callable
 
 from cutover import flags as flagmod
 from cutover import orchestrator, state
-from cutover.errors import CutoverError, ExitCode
+from cutover.errors import CutoverError, ExitCode, UsageError
 from cutover.model import PENDING, ROLLED_BACK
 from cutover.orchestrator import Outcome, Runtime
 
 MIN_INTERVAL = 1.0  # DescribeAlarms allows ~9 calls/s per account; one poll a second is far below
+MAX_INTERVAL = 3600.0  # an alarm noticed an hour late is not being watched
+
+
+def interval_problem(seconds: float) -> str | None:
+    """Why `seconds` cannot be the time between polls (nan, inf, 0, negative, too long), or None."""
+    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:  # false for nan too
+        return f"{seconds:g} is not a number of seconds from {MIN_INTERVAL:g} to {MAX_INTERVAL:g}"
+    return None
 
 
 @dataclass
@@ -52,6 +60,9 @@ def poll(rt: Runtime, phase: str) -> tuple[Poll, state.StateView]:
 
 def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Poll], None],
           max_polls: int | None = None) -> Outcome:
+    problem = interval_problem(interval)
+    if problem:  # before any AWS call
+        raise UsageError(f"interval {problem}", "poll every 30 s (the default) or pass --interval SECONDS")
     plan = rt.plan
     view = state.StateStore(plan, rt.params).read()
     if view.problem:
@@ -63,7 +74,6 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
     auto_rollback = auto_rollback or plan.phase(phase).auto_rollback
     entered_version = view.version
     report = orchestrator._report(rt, "watch", from_state=phase, to_state=phase)
-    interval = max(interval, MIN_INTERVAL)
     polls = 0
     while True:
         p, now_view = poll(rt, phase)

@@ -318,3 +318,67 @@ def test_a_rejected_write_is_one_line_with_the_aws_code(ports):
         ports.params.put("/t/x", "")  # moto: "Value '' at 'value' failed to satisfy constraint..."
     assert exc.value.code == "ValidationException" and one_line(exc.value)
     assert str(exc.value).startswith("AWS rejected ssm:PutParameter on /t/x: ValidationException")
+
+
+# --- the AWS environment, checked before any client exists ------------------------------------------------
+
+
+@pytest.mark.parametrize("name,value,says", [
+    ("AWS_MAX_ATTEMPTS", "abc", "whole number"),
+    ("AWS_MAX_ATTEMPTS", "0", "from 1 to"),
+    ("AWS_MAX_ATTEMPTS", "-1", "from 1 to"),
+    ("AWS_MAX_ATTEMPTS", "1e9", "whole number"),
+    ("AWS_MAX_ATTEMPTS", "999", "from 1 to"),
+    ("AWS_RETRY_MODE", "bogus", "legacy, standard or adaptive"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000\n", "newline"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000\t", "space"),
+    ("AWS_ENDPOINT_URL", "127.0.0.1:5000", "http:// or https://"),
+    ("AWS_ENDPOINT_URL", "ftp://127.0.0.1:5000", "http:// or https://"),
+    ("AWS_ENDPOINT_URL", "http://", "no host"),
+    ("AWS_ENDPOINT_URL", "http://[::1", "not a URL"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:0x50", "port"),
+    ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "https://bad host", "space"),
+    ("AWS_DEFAULT_REGION", "mars-1", "not an AWS region name"),
+])
+def test_a_bad_aws_variable_is_a_usage_error_naming_it(aws_env, monkeypatch, name, value, says):
+    monkeypatch.setenv(name, value)
+    region = None if name == "AWS_DEFAULT_REGION" else REGION  # the environment's region counts only when none is given
+    with pytest.raises(UsageError) as exc:
+        make_session(region, None, read_only=True)
+    assert str(exc.value).startswith(name) and says in str(exc.value), str(exc.value)
+    assert exc.value.hint and one_line(exc.value)
+
+
+@pytest.mark.parametrize("name,value", [
+    ("AWS_MAX_ATTEMPTS", "1"), ("AWS_MAX_ATTEMPTS", " 3 "), ("AWS_MAX_ATTEMPTS", "20"), ("AWS_RETRY_MODE", "adaptive"),
+    ("AWS_ENDPOINT_URL", "https://ssm.us-east-2.amazonaws.com"), ("AWS_ENDPOINT_URL", "http://[::1]:4566/"),
+    ("AWS_ENDPOINT_URL_SSM", "http://localhost:4566"), ("AWS_DEFAULT_REGION", "eusc-de-east-1"),
+])
+def test_a_good_aws_variable_makes_clients_botocore_accepts(aws_env, monkeypatch, name, value):
+    """Whatever cutover accepts, botocore must accept too when it reads the same variable."""
+    monkeypatch.setenv(name, value)
+    session = make_session(REGION, None, read_only=True)
+    from cutover.aws import client_config
+
+    for service in ("ssm", "lambda", "secretsmanager"):
+        session.client(service, config=client_config(service))
+
+
+def test_the_attempts_come_from_aws_max_attempts(aws_env, monkeypatch):
+    from cutover.aws import client_config
+
+    assert client_config("ssm").retries["total_max_attempts"] == 8
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    assert client_config("ssm").retries["total_max_attempts"] == 2
+
+
+def test_bad_settings_in_the_aws_config_file_are_usage_errors(aws_env, monkeypatch, tmp_path):
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\nendpoint_url = local host\nregion = mars-1\n")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(UsageError, match="the profile's region mars-1 is not an AWS region name"):
+        make_session(None, None, read_only=True)
+    with pytest.raises(UsageError, match="Invalid endpoint: local host") as exc:
+        make_ports(REGION, None, read_only=True).params.get_many(["/t/a"])
+    assert "AWS config file" in exc.value.hint

@@ -6,6 +6,7 @@ Unit tests on the Report model and renderers; then the real use cases on the emu
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -216,3 +217,68 @@ def test_preflight_evidence_and_out_md(e2e, tmp_path):
     data = json.loads((folder / "report.json").read_text())
     assert data["overall_status"] == "PASS" and data["counts"]["gates"]["skipped"] == 1
     assert evidence.folder_name(Report(**{k: v for k, v in data.items() if k in Report.__dataclass_fields__})) == folder.name
+
+
+# --- private files, and evidence that cannot be written ----------------------------------------------------
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_written_evidence_is_private_whatever_the_umask(tmp_path, umask_022):
+    folder = write(report(), tmp_path / "evidence")
+    assert (tmp_path / "evidence").stat().st_mode & 0o777 == 0o700
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {"report.json": 0o600, "report.md": 0o600}
+
+
+def test_the_log_file_is_private_and_an_old_one_is_tightened(tmp_path, umask_022):
+    from cutover import logs
+
+    log = tmp_path / "evidence" / "cutover.log.jsonl"
+    logs.configure(False, log)
+    logs.get().info("first")
+    assert log.stat().st_mode & 0o777 == 0o600 and log.parent.stat().st_mode & 0o777 == 0o700
+    log.chmod(0o644)  # as an older cutover left it
+    logs.configure(False, log)
+    logs.get().info("second")
+    assert log.stat().st_mode & 0o777 == 0o600
+    assert [json.loads(line)["event"] for line in log.read_text().splitlines()] == ["first", "second"]
+    logs.configure(False, None)
+
+
+def test_a_log_that_cannot_be_opened_or_written_breaks_nothing(tmp_path):
+    from cutover import logs
+
+    (tmp_path / "file").write_text("")
+    logs.configure(False, tmp_path / "file" / "cutover.log.jsonl")  # under a file: cannot be opened
+    logs.get().warning("still logged to stderr")
+
+    class DiskFull:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        flush = close = write
+
+    logs.configure(False, tmp_path / "cutover.log.jsonl")
+    logs._current.file = DiskFull()  # the disk fills up mid-run
+    logs.get().warning("the disk is full")
+    logs.get().info("and logging goes on")
+    logs.configure(False, None)
+
+
+def test_a_finished_rollback_keeps_its_exit_code_when_evidence_cannot_be_written(e2e, tmp_path):
+    assert orchestrator.advance(e2e()).exit_code == 0
+    blocked = tmp_path / "evidence.txt"
+    blocked.write_text("a file, not a folder\n")
+    rt = e2e()
+    rt.evidence_dir = blocked
+    out = orchestrator.rollback(rt, reason="incident")
+    assert out.exit_code == 0 and e2e.live() == e2e.plan.values_for("pending")
+    [warning] = [line for line in out.lines if line.startswith("warning:")]
+    assert warning == f"warning: evidence could not be written: {blocked} is a file: pass a directory"
+    assert out.evidence_path is None and out.data["evidence_error"] == warning.removeprefix("warning: ")

@@ -249,7 +249,7 @@ def test_region_is_required() -> None:
 
 
 def test_bad_region() -> None:
-    assert_error(plan_text(head=HEAD.replace("us-east-2", "Ohio  # <-")), "region", "is not valid")
+    assert_error(plan_text(head=HEAD.replace("us-east-2", "Ohio  # <-")), "region", "is not an AWS region name")
 
 
 @pytest.mark.parametrize("rate", ["0", "-1", "10.5", "11", ".nan", ".inf"])

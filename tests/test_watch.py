@@ -95,3 +95,14 @@ def test_cli_watch_prints_json_lines(e2e, tmp_path):
     result = CliRunner().invoke(app, ["--plan", "tests/plans/e2e.yaml", "--evidence-dir", str(tmp_path), "watch", "--interval", "1"])
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert result.exit_code == 0 and lines[0]["event"] == "baked" and lines[0]["phase"] == "shadow"
+
+
+@pytest.mark.parametrize("interval", [float("nan"), float("inf"), 0, -5, 0.5, 3601])
+def test_an_interval_out_of_range_is_refused_before_any_aws_call(e2e, interval):
+    from cutover.aws import CallCounter
+    from cutover.errors import UsageError
+
+    counter = CallCounter()
+    with pytest.raises(UsageError, match="from 1 to 3600"):
+        watch.watch(e2e(dry_run=True, counter=counter), False, interval, lambda p: None)
+    assert counter.total == 0
