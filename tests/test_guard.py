@@ -22,10 +22,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from cutover import flags as flagmod
 from cutover import guard, orchestrator, state
-from cutover.errors import ExitCode, ReadOnlyViolation, UsageError
+from cutover.errors import Blocked, ExitCode, ReadOnlyViolation, UsageError
 from cutover.model import ROLLED_BACK, function_name
 from cutover.plan import load_plan, parse_plan
 from cutover.redact import fingerprint
@@ -44,13 +46,21 @@ REGION = "us-east-2"
 _VAR = re.compile(r"\{\{\s*([A-Za-z0-9_:.-]+)\s*\}\}")
 
 
-def execute_locally(doc: dict, params: dict, call) -> list[tuple[str, str]]:
+class Execution(list):
+    """(step name, "Success" | "Failed: ...") per step run, and the execution's status as Automation
+    reports it: Failed when a step failed (every step is critical by default, `onFailure: Continue` or not)."""
+
+    @property
+    def status(self) -> str:
+        return "Failed" if any(r != "Success" for _, r in self) else "Success"
+
+
+def execute_locally(doc: dict, params: dict, call) -> Execution:
     """Run an Automation document the way SSM would, for the subset the guard uses: schemaVersion 0.3,
     String parameters (given as EventBridge passes them, {"Name": ["value"]}, or defaulted), `{{ name }}`
     and `{{automation:EXECUTION_ID}}` substitution in string inputs (nested ones too), `aws:executeAwsApi`
     and python3.11 `aws:executeScript` steps in order, `onFailure: Continue` or the default Abort.
-    `call(service, api, inputs)` makes an API call; a script's handler runs here (`run_script`).
-    Returns (step name, "Success" | "Failed: ...") per step run."""
+    `call(service, api, inputs)` makes an API call; a script's handler runs here (`run_script`)."""
     assert doc["schemaVersion"] == "0.3"
     declared = doc.get("parameters", {})
     unknown = set(params) - set(declared)
@@ -72,9 +82,11 @@ def execute_locally(doc: dict, params: dict, call) -> list[tuple[str, str]]:
         # An unknown variable is an error, as in SSM (a KeyError here fails the test loudly).
         if isinstance(v, dict):
             return {k: substitute(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [substitute(x) for x in v]
         return _VAR.sub(lambda m: values[m.group(1)], v) if isinstance(v, str) else v
 
-    results = []
+    results = Execution()
     for step in doc["mainSteps"]:
         assert step["action"] in ("aws:executeAwsApi", "aws:executeScript"), f"the subset has no {step['action']}"
         inputs = substitute(step["inputs"])
@@ -113,11 +125,21 @@ class ApiCaller:
         self.calls: list[tuple[str, str, dict]] = []
 
     def __call__(self, service: str, api: str, inputs: dict) -> None:
+        if (service, api) == ("ssm", "PutParameter") and inputs.get("Name") == self.refused:
+            raise self._aws.AwsError(f"refused PutParameter {self.refused} (the test's injected step failure)",
+                                     code="AccessDeniedException")
         client = self.clients(service)
         method = {v: k for k, v in client.meta.method_to_api_mapping.items()}[api]
         with self._aws.aws_errors(f"{service}:{api}", inputs.get("Name", "")):
             getattr(client, method)(**inputs)
         self.calls.append((service, api, inputs))
+
+    def fail_on(self, parameter: str) -> "ApiCaller":
+        """Make every PutParameter of `parameter` fail (as AccessDenied would), so its step fails."""
+        self.refused = parameter
+        return self
+
+    refused: str | None = None
 
     def puts(self) -> list[tuple[str, str, str]]:
         return [(i["Name"], i["Value"], i.get("Type", "String")) for s, a, i in self.calls if (s, a) == ("ssm", "PutParameter")]
@@ -127,8 +149,13 @@ class ApiCaller:
 def matches(pattern: dict, event: dict) -> bool:
     """EventBridge semantics for this pattern's subset: every key must match (AND); a list holds
     alternatives (OR) of exact values (case- and type-sensitive) or {"prefix": ...}; a nested object
-    matches a nested object; a field missing from the event never matches."""
+    matches a nested object; "$or" holds alternative sub-patterns; a field missing from the event never
+    matches."""
     for key, rule in pattern.items():
+        if key == "$or":
+            if not any(matches(alt, event) for alt in rule):
+                return False
+            continue
         if not isinstance(event, dict) or key not in event:
             return False
         value = event[key]
@@ -140,6 +167,13 @@ def matches(pattern: dict, event: dict) -> bool:
         if not any(_alternative(a, v) for a in rule for v in candidates):
             return False
     return True
+
+
+def moto_matches(pattern: dict, event: dict) -> bool:
+    """The emulator's own EventBridge matcher (moto's EventPattern): an implementation independent of ours."""
+    from moto.events.models import EventPattern
+
+    return EventPattern.load(json.dumps(pattern)).matches_event(event)
 
 
 def _alternative(alt, value) -> bool:
@@ -166,9 +200,17 @@ def alarm_event(name: str, value: str = "ALARM", previous: str = "OK", source: s
     }
 
 
+def strict(plan, alarm: str) -> bool:
+    """Does some alarms check watching `alarm` fail on INSUFFICIENT_DATA (the default)? Written out
+    from the checks, independently of cutover.guard."""
+    return any(c.insufficient_data == "fail" and (alarm in c.names or alarm in c.expect or (c.prefix and alarm.startswith(c.prefix)))
+               for c in plan.checks.values() if c.type == "alarms")
+
+
 def samples(plan) -> list[tuple[dict, bool]]:
-    """(event, should the guard fire) for a plan: ALARM of each plan alarm fires; OK, INSUFFICIENT_DATA,
-    other alarms, near-miss names, and other sources or detail types do not."""
+    """(event, should the guard fire) for a plan: ALARM of each plan alarm fires; INSUFFICIENT_DATA fires
+    when a check watching the alarm says `insufficient_data: fail` (the default, as the gates); OK, other
+    alarms, near-miss names, and other sources or detail types do not."""
     names, prefixes = guard.watched_alarms(plan)
 
     def watched(alarm: str) -> bool:
@@ -177,12 +219,12 @@ def samples(plan) -> list[tuple[dict, bool]]:
     out = []
     for n in names:
         out += [(alarm_event(n), True), (alarm_event(n, "OK", "ALARM"), False),
-                (alarm_event(n, "INSUFFICIENT_DATA"), False), (alarm_event(n + "-2"), watched(n + "-2")),
+                (alarm_event(n, "INSUFFICIENT_DATA"), strict(plan, n)), (alarm_event(n + "-2"), watched(n + "-2")),
                 (alarm_event(n.upper()), watched(n.upper())), (alarm_event(n, source="custom.app"), False),
                 (alarm_event(n, detail_type="CloudWatch Alarm Configuration Change"), False)]
     for p in prefixes:
         out += [(alarm_event(p + "anything"), True), (alarm_event(p + "x", "OK"), False),
-                (alarm_event("x" + p), watched("x" + p))]
+                (alarm_event(p + "y", "INSUFFICIENT_DATA"), strict(plan, p + "y")), (alarm_event("x" + p), watched("x" + p))]
     out.append((alarm_event("someone-elses-alarm"), False))
     return out
 
@@ -250,7 +292,7 @@ def others(plan) -> dict[str, dict[str, str]]:
 
 
 def lambda_steps(doc: dict) -> list[dict]:
-    return [s for s in doc["mainSteps"] if s["action"] == "aws:executeScript"]
+    return [s for s in doc["mainSteps"] if s["action"] == "aws:executeScript" and "Function" in s["inputs"]["InputPayload"]]
 
 
 class Recording:
@@ -343,14 +385,15 @@ def changed(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]])
 
 
 @pytest.mark.parametrize("key", ["repo", "e2e", "every_check"])
-def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(key, e2e, tmp_path):
+def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(key, e2e, tmp_path, monkeypatch):
     """From every phase: what `orchestrator.rollback` writes (only the flags that differ, in order) is
     the document's run with the unchanged flags left out, and both end at the same values, every other
     variable of a flag function untouched."""
     from cutover.aws import make_ports
 
     plan = load_plan(PLANS[key])
-    assert not plan.functions or plan.region == REGION  # the script's boto3 takes its region from the environment
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):  # a script's boto3 runs in the automation's region, the plan's
+        monkeypatch.setenv(name, plan.region)
     seed_functions(plan)
     kept = others(plan)
     assert all(OTHER_VARIABLES.items() <= env.items() for env in kept.values())
@@ -381,7 +424,9 @@ def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(k
         # Least privilege, exactly: the automation role may write what the document writes, nothing more.
         arn = guard.GuardArns(plan.region, ACCOUNT)
         policy = {st["Sid"]: st for st in guard.automation_policy(plan, ACCOUNT)["Statement"]}
-        assert {arn.parameter(w[0]) for w in caller.puts()} == set(policy["RollBackFlagsAndRecordState"]["Resource"])
+        # (The state record is written by the last step's script, which reads every flag back first.)
+        assert {arn.parameter(w[0]) for w in caller.puts()} | {arn.parameter(plan.state_parameter)} == set(
+            policy["RollBackFlagsAndRecordState"]["Resource"]) == set(policy["ReadBackFlagsAndState"]["Resource"])
         functions = [s["inputs"]["InputPayload"]["Function"] for s in lambda_steps(doc)]
         assert [arn.function(fn) for fn in functions] == policy.get("RollBackLambdaFlags", {}).get("Resource", [])
 
@@ -432,7 +477,7 @@ def test_the_lambda_step_keeps_a_change_made_between_its_read_and_its_write(e2e,
     fault_proxy.reconfigure(Faults(revision_conflicts=1000, before_conflict=someone_else))
     results = dict(execute_locally(guard.build_document(plan, ACCOUNT), {"AlarmName": ["e2e-errors"]}, ApiCaller(REGION)))
     assert results[step["name"]].startswith("Failed: ") and "attempts" in results[step["name"]]
-    assert [n for n, r in results.items() if r != "Success"] == [step["name"]]
+    assert [n for n, r in results.items() if r != "Success"] == [step["name"], guard.RECORD_STEP]
     assert 2 <= len(edits) <= 10, "bounded: a few read-merge-write rounds, then the step fails"
     env = direct.environment(fn)
     assert env["HAND_EDIT"] == f"edit {len(edits)}" and OTHER_VARIABLES.items() <= env.items()
@@ -444,19 +489,191 @@ def test_the_lambda_step_keeps_a_change_made_between_its_read_and_its_write(e2e,
     assert st.exit_code == ExitCode.DRIFT, "the flags the guard could not restore show as drift"
 
 
+# --- a partial rollback is never reported as done (issue 12, item 8) ---------------------------------------
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:cutover-e2e"
+
+
+def with_topic(plan):
+    """The e2e plan with a notify topic (same flags)."""
+    return parse_plan(Path(plan.path).read_text().replace("flags:\n", f"notify:\n  sns_topic_arn: {TOPIC}\nflags:\n", 1), plan.path)
+
+
+class TopicInbox:
+    """The plan's SNS topic on the emulator, with an SQS queue subscribed: what the topic was told."""
+
+    def __init__(self) -> None:
+        from cutover.aws import _Clients, make_session
+
+        clients = _Clients(make_session(REGION, None, False))
+        self.sns, self.sqs = clients("sns"), clients("sqs")
+        arn = self.sns.create_topic(Name="cutover-e2e")["TopicArn"]
+        assert arn == TOPIC
+        self.queue = self.sqs.create_queue(QueueName="cutover-e2e-inbox")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"})
+
+    def messages(self) -> list[dict]:
+        got = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for m in got:
+            self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in got]
+
+
+@pytest.mark.parametrize("failing", ["nothing", "ssm step", "lambda step"])
+def test_the_guard_records_rolled_back_only_when_every_flag_reads_back(e2e, fault_proxy, failing):
+    """Every flag step is attempted whatever fails before it. If all flags read back at their rollback
+    values, the record says rolled_back (stable) and the topic hears so. If any did not (a refused
+    PutParameter; a Lambda step that never gets its update in), the record says the rollback is unfinished
+    (rolling_back, from the recorded phase), the topic is told which flags are still live (names and where,
+    no value), and the execution ends Failed; `cutover status` says so and `cutover rollback` finishes it."""
+    from cutover.faultproxy import Faults
+
+    plan = with_topic(e2e.plan)
+    inbox = TopicInbox()
+    put_phase(plan, e2e().aws.params, "canary", e2e.clock)  # live: emails in the allowlist and the cohort
+    kept = others(plan)
+    doc = guard.build_document(plan, ACCOUNT)
+    caller = ApiCaller(REGION)
+    if failing == "ssm step":
+        caller.fail_on("/e2e/mode")
+    if failing == "lambda step":
+        fault_proxy.reconfigure(Faults(revision_conflicts=1000))
+    run = execute_locally(doc, {"AlarmName": ["e2e-errors"]}, caller)
+    fault_proxy.reconfigure(Faults())
+
+    assert [n for n, _ in run] == [s["name"] for s in doc["mainSteps"]], "every step is attempted"
+    failed_steps = [n for n, r in run if r != "Success"]
+    rec = e2e.state().record
+    values = live(plan, e2e().aws.params)
+    told = inbox.messages()
+    assert len(told) == 1
+    message = told[0]["Subject"] + "\n" + told[0]["Message"]
+    assert "@" not in message and "=" not in message, "names and places only: no value, sensitive or not"
+    assert others(plan) == kept
+    if failing == "nothing":
+        assert run.status == "Success" and not failed_steps
+        assert (rec.phase, rec.status, rec.target, rec.command) == (ROLLED_BACK, state.STABLE, None, "guard")
+        assert rec.reason == "auto-rollback by guard: alarm e2e-errors" and rec.entered_at and rec.updated_at
+        assert values == plan.rollback_values()
+        assert "guard ROLLED BACK" in told[0]["Subject"] and "all 5 flag(s) read back" in message
+        assert orchestrator.status(e2e(dry_run=True, plan=plan), check=True).exit_code == 0
+        return
+
+    still = (["mode (/e2e/mode)"] if failing == "ssm step"
+             else ["outbound (e2e-worker env E2E_OUTBOUND)", "cohort (e2e-worker env E2E_COHORT)"])
+    step = {"ssm step": "Flag03_mode", "lambda step": "Env02_e2e_worker"}[failing]
+    assert run.status == "Failed" and failed_steps == [step, guard.RECORD_STEP], run
+    assert "rollback UNFINISHED" in dict(run)[guard.RECORD_STEP] and all(s in dict(run)[guard.RECORD_STEP] for s in still)
+    assert (rec.phase, rec.status, rec.target, rec.command) == ("canary", state.ROLLING_BACK, ROLLED_BACK, "guard")
+    assert rec.reason == "auto-rollback by guard: alarm e2e-errors: UNFINISHED, still live: " + ", ".join(still)
+    stuck = {f.name for f in plan.flags if any(s.startswith(f.name + " (") for s in still)}
+    assert {k for k, v in values.items() if v != plan.rollback_values()[k]} == stuck, "every other flag is restored"
+    assert "guard rollback UNFINISHED" in told[0]["Subject"] and all(f"  - {s}" in message for s in still)
+    assert "cutover rollback" in message
+    st = orchestrator.status(e2e(dry_run=True, plan=plan), check=True)
+    assert st.exit_code == ExitCode.DRIFT and st.headline == "rolling_back canary -> rolled_back is unfinished", st.headline
+    assert any("finish it by re-running `cutover rollback`" in line for line in st.lines)
+    with pytest.raises(Blocked):
+        orchestrator.advance(e2e(plan=plan), approve=True, reason="go")
+    out = orchestrator.rollback(e2e(plan=plan), reason="finish the guard's rollback")
+    assert out.exit_code == 0 and live(plan, e2e().aws.params) == plan.rollback_values()
+    assert orchestrator.status(e2e(dry_run=True, plan=plan), check=True).exit_code == 0
+
+
+def verify_inputs(plan, alarm: str = "e2e-errors") -> dict:
+    """The last step's inputs with Automation's variables filled in, as `execute_locally` would."""
+    (step,) = [s for s in guard.build_document(plan, ACCOUNT)["mainSteps"] if s["name"] == guard.RECORD_STEP]
+    text = json.dumps(step["inputs"]).replace("{{AlarmName}}", alarm).replace("{{automation:EXECUTION_ID}}", "exec-1")
+    assert "{{" not in text
+    return json.loads(text)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=6, max_size=40))
+def test_the_topic_never_hears_a_flag_value_in_any_encoding(e2e, value):
+    """Sensitive flags hold anything (emails, tokens): whatever they hold when the guard cannot restore
+    them, the message names the flags and where they live, never what they hold."""
+    import base64
+    from urllib.parse import quote
+
+    plan = with_topic(e2e.plan)
+    forms = {value, json.dumps(value)[1:-1], quote(value), base64.b64encode(value.encode()).decode()}
+    inputs = verify_inputs(plan)
+    assume(not any(f in guard.VERIFY_SCRIPT or f in json.dumps(inputs) for f in forms))
+    inbox = getattr(test_the_topic_never_hears_a_flag_value_in_any_encoding, "inbox", None)
+    if inbox is None or inbox.queue not in inbox.sqs.list_queues().get("QueueUrls", []):
+        inbox = test_the_topic_never_hears_a_flag_value_in_any_encoding.inbox = TopicInbox()
+    e2e().aws.params.put("/e2e/allow", value, secure=True)
+    seeder(plan).put_environment("e2e-worker", {**OTHER_VARIABLES, "E2E_COHORT": value, "E2E_OUTBOUND": value})
+    with pytest.raises(RuntimeError, match="rollback UNFINISHED"):
+        run_script(inputs)
+    (told,) = inbox.messages()
+    text = told["Subject"] + "\n" + told["Message"]
+    assert "allow (/e2e/allow)" in text and "cohort (e2e-worker env E2E_COHORT)" in text
+    assert not any(f in text for f in forms)
+    assert not any(f in e2e.state().record.reason for f in forms)
+
+
 # --- the event pattern -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("key", PLANS)
 def test_the_rule_fires_on_alarm_of_a_plan_alarm_only(key):
     plan = load_plan(PLANS[key])
     pattern = guard.build_event_pattern(plan)
     assert pattern["source"] == ["aws.cloudwatch"] and pattern["detail-type"] == ["CloudWatch Alarm State Change"]
-    assert pattern["detail"]["state"] == {"value": ["ALARM"]}
-    names, prefixes = guard.watched_alarms(plan)
-    assert pattern["detail"]["alarmName"] == [*names, *({"prefix": p} for p in prefixes)]
     cases = samples(plan)
     assert any(fire for _, fire in cases) and any(not fire for _, fire in cases)
     for event, fire in cases:
-        assert matches(pattern, event) is fire, (event["detail"]["alarmName"], event["detail"]["state"]["value"], event["source"])
+        seen = (event["detail"]["alarmName"], event["detail"]["state"]["value"], event["source"])
+        assert matches(pattern, event) is fire, seen
+        assert moto_matches(pattern, event) is fire, seen
+
+
+def alarm_plan(*checks: str):
+    """The e2e plan whose alarms checks are `checks` (YAML bodies), all of them gates of the first phase."""
+    text = E2E.read_text()
+    quiet = "  quiet:\n    type: alarms\n    names: [e2e-errors]\n    quiet_for: 0s\n"
+    assert quiet in text
+    bodies = "".join(f"  watch{i}:\n    type: alarms\n" + "".join(f"    {line}\n" for line in c.split("; ")) for i, c in enumerate(checks))
+    text = text.replace(quiet, bodies).replace("gates: [env_ok, secrets_ok, quiet]",
+                                               f"gates: [env_ok, secrets_ok, {', '.join(f'watch{i}' for i in range(len(checks)))}]")
+    return parse_plan(text.replace("gates: [fresh, quiet]", "gates: [fresh]").replace("gates: [quiet]", "gates: []"), str(E2E))
+
+
+@pytest.mark.parametrize("checks, fires_on_insufficient", [
+    (["names: [a]"], {"a": True}),  # the default is insufficient_data: fail, as in the gates
+    (["names: [a]; insufficient_data: fail"], {"a": True}),
+    (["names: [a]; insufficient_data: ok"], {"a": False}),
+    # One alarm watched by two checks with different policies: the stricter wins.
+    (["names: [a, b]; insufficient_data: ok", "names: [b, c]"], {"a": False, "b": True, "c": True}),
+    (["names: [a]; insufficient_data: ok", "prefix: a"], {"a": True, "ab": True}),
+    (["prefix: app-; insufficient_data: ok", "names: [app-one]"], {"app-one": True, "app-two": False}),
+    (["prefix: app-; insufficient_data: ok", "names: [z]; insufficient_data: ok"], {"app-x": False, "z": False}),
+])
+def test_the_rule_fires_on_insufficient_data_as_the_checks_say(checks, fires_on_insufficient):
+    """A CloudWatch alarm going to INSUFFICIENT_DATA (its metric stopped arriving) fires the guard when a
+    check watching it says `insufficient_data: fail` (the gates' default): the guard treats it as the
+    gates do. `ok` fires on ALARM only. Checked with two matchers on events shaped as CloudWatch sends them."""
+    plan = alarm_plan(*checks)
+    pattern = guard.build_event_pattern(plan)
+    for alarm, fires in fires_on_insufficient.items():
+        for value, fire in (("ALARM", True), ("INSUFFICIENT_DATA", fires), ("OK", False)):
+            event = alarm_event(alarm, value)
+            assert matches(pattern, event) is fire and moto_matches(pattern, event) is fire, (checks, alarm, value)
+    assert not moto_matches(pattern, alarm_event("unwatched", "INSUFFICIENT_DATA"))
+    line = guard.trigger_line(plan)
+    strict_alarms = [a for a, f in fires_on_insufficient.items() if f]
+    assert ("INSUFFICIENT_DATA" in line) is bool(strict_alarms), line
+
+
+def test_status_names_the_insufficient_data_policy_and_a_change_of_it(e2e, store):
+    guard.arm(e2e(), store)
+    st = guard.status(e2e(dry_run=True), store)
+    assert any("ALARM or INSUFFICIENT_DATA" in line and "e2e-errors" in line for line in st.lines), st.lines
+    lenient = changed_plan(e2e.plan, q=("quiet_for: 0s", "quiet_for: 0s\n    insufficient_data: ok"))
+    st = guard.status(e2e(dry_run=True, plan=lenient), store, check=True)
+    assert st.exit_code == ExitCode.DRIFT
+    assert "fires on INSUFFICIENT_DATA of e2e-errors, the plan says it should not (insufficient_data: ok)" in st.data["differences"]
+    assert any("on ALARM only" in line and "e2e-errors" in line for line in st.lines), st.lines
 
 
 def test_the_repo_plan_watches_all_five_alarms():
@@ -484,8 +701,9 @@ def test_roles_are_least_privilege():
     plan = load_plan(PLANS["repo"])
     auto = guard.automation_policy(plan, ACCOUNT)
     arns = [f"arn:aws:ssm:us-east-2:{ACCOUNT}:parameter{p}" for p in [*(f.parameter for f in plan.ssm_flags), plan.state_parameter]]
-    put, lam = auto["Statement"]  # the repo plan has no SecureString flag: no KMS grant
+    put, read, lam = auto["Statement"]  # the repo plan has no SecureString flag and no topic: no KMS, no SNS grant
     assert put["Action"] == ["ssm:PutParameter"] and put["Resource"] == arns  # exactly the SSM flags and the state
+    assert read["Action"] == ["ssm:GetParameters"] and read["Resource"] == arns  # read back by the last step
     # Read-merge-write of exactly the flag function ($LATEST, unqualified: no version, no wildcard).
     assert lam["Action"] == ["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"]
     assert lam["Resource"] == [f"arn:aws:lambda:us-east-2:{ACCOUNT}:function:rp-mw-prod-worker"]
@@ -500,12 +718,17 @@ def test_roles_are_least_privilege():
     assert trust["Principal"] == {"Service": "ssm.amazonaws.com"} and trust["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
     etrust = guard.events_trust(plan, ACCOUNT)["Statement"][0]
     assert etrust["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:events:us-east-2:{ACCOUNT}:rule/cutover-order-status-prod-rollback"}
-    # A SecureString flag adds Encrypt through SSM only; a plan without Lambda flags gets no Lambda grant.
+    # A SecureString flag adds Encrypt (to write) and Decrypt (to read back) through SSM only; a plan
+    # without Lambda flags gets no Lambda grant; a topic is published to by the last step.
     e2e = load_plan(E2E)
     kms = guard.automation_policy(e2e, ACCOUNT)["Statement"][-1]
-    assert kms["Action"] == ["kms:Encrypt"] and kms["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
+    assert kms["Action"] == ["kms:Encrypt", "kms:Decrypt"]
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
     ssm_only = dataclasses.replace(e2e, flags=tuple(dataclasses.replace(f, secure=False) for f in e2e.ssm_flags))
-    assert [s["Sid"] for s in guard.automation_policy(ssm_only, ACCOUNT)["Statement"]] == ["RollBackFlagsAndRecordState"]
+    assert [s["Sid"] for s in guard.automation_policy(ssm_only, ACCOUNT)["Statement"]] == [
+        "RollBackFlagsAndRecordState", "ReadBackFlagsAndState"]
+    told = guard.automation_policy(with_topic(e2e), ACCOUNT)["Statement"][-1]
+    assert (told["Action"], told["Resource"]) == (["sns:Publish"], [TOPIC])
 
 
 def test_plans_the_guard_cannot_express_are_refused_before_any_aws_call():
@@ -564,7 +787,8 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     assert resp["FailedEntryCount"] == 0
     got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     params = [json.loads(m["Body"]) for m in got]
-    assert params == [{"AlarmName": [e["detail"]["alarmName"]]} for e, fire in cases if fire] == [{"AlarmName": ["e2e-errors"]}]
+    # ALARM, and INSUFFICIENT_DATA (the check's default insufficient_data: fail), of the plan's alarm.
+    assert params == [{"AlarmName": [e["detail"]["alarmName"]]} for e, fire in cases if fire] == [{"AlarmName": ["e2e-errors"]}] * 2
 
     # The alarm fires in the last phase: the armed document, run with those parameters, rolls back.
     ports = e2e().aws

@@ -35,7 +35,9 @@ def test_entering_an_auto_rollback_phase_arms_the_guard_first(e2e):
     # What it armed rolls back the Lambda flags too, and its role may write exactly that function.
     n = guard.names(plan)
     armed = json.loads(guard_store(True)().get_document(n.document)["content"])
-    assert [s["inputs"]["InputPayload"]["Function"] for s in armed["mainSteps"] if s["action"] == "aws:executeScript"] == ["e2e-worker"]
+    assert [s["inputs"]["InputPayload"]["Function"] for s in armed["mainSteps"]
+            if "Function" in s["inputs"].get("InputPayload", {})] == ["e2e-worker"]
+    assert armed["mainSteps"][-1]["name"] == guard.RECORD_STEP  # it checks its rollback before recording it
     policy = guard_store(True)().get_role(n.automation_role)["policies"][guard.POLICY_NAME]
     assert "arn:aws:lambda:us-east-2:123456789012:function:e2e-worker" in json.dumps(policy)
 
