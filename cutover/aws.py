@@ -671,7 +671,8 @@ class StsIdentity:
 
 class GuardResources:
     """The guard's AWS resources (`cutover guard`): an SSM Automation document, an EventBridge rule and
-    its targets, and IAM roles with one inline policy each. Reads return None for a missing resource;
+    its targets; the IAM roles (one inline policy each) are only read, an admin creates them from
+    `cutover guard bootstrap`. Reads return None for a missing resource;
     every other failure is the project's own error. Policy and pattern documents go in and come out as
     dicts, contents as JSON text."""
 
@@ -731,40 +732,6 @@ class GuardResources:
             if got is not None:
                 policies[pname] = self._policy(got.get("PolicyDocument"))
         return {"arn": role["Arn"], "trust": self._policy(role.get("AssumeRolePolicyDocument")), "policies": policies}
-
-    def create_role(self, name: str, trust: dict, description: str, tags: dict[str, str]) -> str:
-        import json
-
-        resp = self._call("iam", "create_role", "iam:CreateRole", f"role {name}", RoleName=name,
-                          AssumeRolePolicyDocument=json.dumps(trust), Description=description[:1000],
-                          Tags=self._tags(tags))
-        return resp["Role"]["Arn"]
-
-    def update_trust(self, name: str, trust: dict) -> None:
-        import json
-
-        self._call("iam", "update_assume_role_policy", "iam:UpdateAssumeRolePolicy", f"role {name}",
-                   RoleName=name, PolicyDocument=json.dumps(trust))
-
-    def put_role_policy(self, name: str, policy_name: str, policy: dict) -> None:
-        import json
-
-        self._call("iam", "put_role_policy", "iam:PutRolePolicy", f"role {name}", RoleName=name,
-                   PolicyName=policy_name, PolicyDocument=json.dumps(policy))
-
-    def delete_role_policy(self, name: str, policy_name: str) -> None:
-        self._call("iam", "delete_role_policy", "iam:DeleteRolePolicy", f"role {name}", self.MISSING_ROLE,
-                   RoleName=name, PolicyName=policy_name)
-
-    def delete_role(self, name: str) -> bool:
-        """Delete its inline policies, then the role. False if it did not exist."""
-        role = self.get_role(name)
-        if role is None:
-            return False
-        for pname in role["policies"]:
-            self.delete_role_policy(name, pname)
-        return self._call("iam", "delete_role", "iam:DeleteRole", f"role {name}", self.MISSING_ROLE,
-                          RoleName=name) is not None
 
     # --- SSM Automation document -------------------------------------------------------------------
     def get_document(self, name: str, version: str | None = None) -> dict | None:

@@ -3,27 +3,32 @@
     CloudWatch alarm -> ALARM  ==>  EventBridge rule  ==>  SSM Automation document  ==>  PutParameter x N
                                                                                      + Lambda env update x F
 
-`cutover guard arm` compiles the plan into three kinds of AWS resources, all named from the plan:
+`cutover guard arm` compiles the plan into AWS resources, all named from the plan:
 
 - the SSM Automation document `cutover-<plan>-rollback` (schemaVersion 0.3), in plan (rollback) order, to
   exactly the values `cutover rollback` converges to (both come from `flags.rollback_targets`): one
   `aws:executeAwsApi` PutParameter step per SSM flag, and one `aws:executeScript` step per Lambda function,
   at the place of its first flag, setting all its flag variables in one read-merge-write update that keeps
-  every other variable (`LAMBDA_SCRIPT`); then one step writing the state record as rolled back, with the
-  alarm's name (an Automation parameter) as the reason;
+  every other variable (`LAMBDA_SCRIPT`); every flag step continues past a failure, so every flag is
+  attempted; then one step (`VERIFY_SCRIPT`) that reads every flag back and records rolled_back only if all
+  are restored (else: the rollback is unfinished, the plan's topic is told, the execution fails);
 - the EventBridge rule `cutover-<plan>-rollback`, matching "CloudWatch Alarm State Change" events of the
   plan's alarms into ALARM, and into INSUFFICIENT_DATA where the alarms check says `insufficient_data:
-  fail` (the default: the guard fires when the gates would fail), whose one target starts that document (`$DEFAULT` version), passing the
-  alarm's name through an input transformer;
-- two IAM roles, least privilege: `...-automation` (assumed by SSM Automation: ssm:PutParameter on exactly
-  the flag and state parameters, lambda:Get/UpdateFunctionConfiguration on exactly the flag functions,
-  kms:Encrypt through SSM when a flag is a SecureString) and `...-events`
-  (assumed by EventBridge: start that one document and pass that one role).
+  fail` (the default: the guard fires when the gates would fail), whose one target starts that document
+  (`$DEFAULT` version), passing the alarm's name through an input transformer.
+
+They rely on two IAM roles, least privilege, that `arm` never writes: an admin creates them once from
+`bootstrap_template` (`cutover guard bootstrap`), because whoever may write a role's policy may escalate
+to admin. `...-automation` (assumed by SSM Automation: write and read back exactly the flag and state
+parameters, lambda:Get/UpdateFunctionConfiguration on exactly the flag functions, KMS through SSM for
+SecureStrings and through Lambda for the plan's `kms_key`s, Publish to the plan's topic) and `...-events`
+(assumed by EventBridge: start that one document and pass that one role).
 
 Arming is idempotent: it reads what exists, writes only what differs (a changed document becomes a new
-default version), and reads back. `status` compares what is armed with the current plan; `disarm`
-removes it all. Dry runs read only (the session refuses writes). No boto3 here: AWS is behind the
-`GuardStore` port (`cutover.aws.GuardResources`).
+default version), and reads back; it refuses (exit 3) while the roles are missing or not the plan's.
+`status` compares what is armed with the current plan; `disarm` removes the document, rule and target.
+Dry runs read only (the session refuses writes). No boto3 here: AWS is behind the `GuardStore` port
+(`cutover.aws.GuardResources`).
 """
 
 from __future__ import annotations
@@ -522,6 +527,16 @@ class Desired:
     tags: dict[str, str]
 
 
+def role_specs(plan: Plan, account: str) -> tuple[RoleSpec, ...]:
+    n = names(plan)
+    return (
+        RoleSpec("automation role", n.automation_role, automation_trust(plan, account), automation_policy(plan, account),
+                 f"cutover guard {plan.name}: the rollback automation's role (writes the plan's flags, nothing else)"),
+        RoleSpec("events role", n.events_role, events_trust(plan, account), events_policy(plan, account),
+                 f"cutover guard {plan.name}: lets EventBridge start the rollback automation {n.document}"),
+    )
+
+
 def desired(plan: Plan, account: str) -> Desired:
     n = names(plan)
     return Desired(
@@ -529,46 +544,81 @@ def desired(plan: Plan, account: str) -> Desired:
         document=build_document(plan, account),
         pattern=build_event_pattern(plan),
         target=build_target(plan, account),
-        roles=(
-            RoleSpec("automation role", n.automation_role, automation_trust(plan, account), automation_policy(plan, account),
-                     f"cutover guard {plan.name}: the rollback automation's role (writes the plan's flags, nothing else)"),
-            RoleSpec("events role", n.events_role, events_trust(plan, account), events_policy(plan, account),
-                     f"cutover guard {plan.name}: lets EventBridge start the rollback automation {n.document}"),
-        ),
+        roles=role_specs(plan, account),
         rule_description=f"cutover guard {plan.name} (sha256 {plan.digest[:12]}): a plan alarm in ALARM (or INSUFFICIENT_DATA, per its check) starts {n.document}",
         tags={TAG_PLAN: plan.name, TAG_DIGEST: plan.digest},
     )
 
 
+# --- the one-time bootstrap: an admin creates the two roles ----------------------------------------------
+# Whoever may write a role's policies or trust may make it an admin and assume it. So the everyday operator
+# never writes IAM: the roles (exactly the least privilege above) are created once by an admin from this
+# template, and again after a plan change that changes them (`guard status` and `guard arm` say when).
+ACCOUNT_VAR = "${AWS::AccountId}"  # filled in by CloudFormation (Fn::Sub): the template needs no account
+
+
+def stack_name(plan: Plan) -> str:
+    return _fit(plan.name, "-guard-roles", 128)
+
+
+def bootstrap_hint(plan: Plan) -> str:
+    return (f"an admin applies the roles once: cutover guard bootstrap > guard-roles.json && aws cloudformation deploy "
+            f"--template-file guard-roles.json --stack-name {stack_name(plan)} --capabilities CAPABILITY_NAMED_IAM "
+            f"--region {plan.region}; then run `cutover guard arm` again")
+
+
+def _sub_account(node):
+    """Every string naming the account becomes {"Fn::Sub": ...}, so CloudFormation fills it in."""
+    if isinstance(node, dict):
+        return {k: _sub_account(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_sub_account(v) for v in node]
+    return {"Fn::Sub": node} if isinstance(node, str) and ACCOUNT_VAR in node else node
+
+
+def bootstrap_template(plan: Plan) -> dict:
+    """A CloudFormation template (JSON) creating the guard's two roles, each with its one inline policy,
+    exactly as `guard arm` expects them. Printed by `cutover guard bootstrap`; applied by an admin."""
+    resources, outputs = {}, {}
+    for logical, spec in zip(("AutomationRole", "EventsRole"), role_specs(plan, ACCOUNT_VAR)):
+        resources[logical] = {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": spec.name, "Description": spec.description, "AssumeRolePolicyDocument": spec.trust,
+            "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": spec.policy}],
+            "Tags": [{"Key": TAG_PLAN, "Value": plan.name}]}}
+        outputs[logical + "Arn"] = {"Value": {"Fn::GetAtt": [logical, "Arn"]}}
+    return _sub_account({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": (f"cutover guard {plan.name}: the two IAM roles of its rollback armed inside AWS, least privilege "
+                        f"(from the plan, sha256 {plan.digest[:12]}). Apply once as an admin; re-apply when "
+                        "`cutover guard status` says the roles differ."),
+        "Resources": resources,
+        "Outputs": outputs,
+    })
+
+
 def operator_policy(plan: Plan, account: str = iam.PLACEHOLDER_ACCOUNT, read_only: bool = False) -> dict:
     """What whoever runs `cutover guard` needs: read the guard's resources (`status`, dry runs) and, unless
-    `read_only`, create, update and remove exactly those (`arm`, `disarm`). Nothing else in the account."""
+    `read_only`, create, update and remove the document, the rule and its target (`arm`, `disarm`). No IAM
+    write: the roles come from the admin's bootstrap (`bootstrap_template`); passing the events role to
+    EventBridge (PutTargets) is the one IAM grant, for that role and that service only."""
     n, arn = names(plan), GuardArns(plan.region, iam.check_account(account))
     roles = [arn.role(n.automation_role), arn.role(n.events_role)]
     doc, rule = arn._arn("ssm", f"document/{n.document}"), arn.rule(n.rule)
-
-    def allow(sid: str, actions: list[str], resources, condition: dict | None = None) -> dict:
-        stmt = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
-        return {**stmt, "Condition": condition} if condition else stmt
-
     stmts = [
-        allow("ReadGuardRoles", ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy"], roles),
-        allow("ReadGuardDocument", ["ssm:DescribeDocument", "ssm:GetDocument"], [doc]),
-        allow("ReadGuardRule", ["events:DescribeRule", "events:ListTargetsByRule"], [rule]),
+        iam._statement("ReadGuardRoles", ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy"], roles),
+        iam._statement("ReadGuardDocument", ["ssm:DescribeDocument", "ssm:GetDocument"], [doc]),
+        iam._statement("ReadGuardRule", ["events:DescribeRule", "events:ListTargetsByRule"], [rule]),
     ]
     if not read_only:
         stmts += [
-            allow("ManageGuardRoles", ["iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy",
-                                       "iam:DeleteRolePolicy", "iam:DeleteRole"], roles),
-            # PutTargets hands the events role to EventBridge.
-            allow("PassEventsRoleToEventBridge", ["iam:PassRole"], [arn.role(n.events_role)],
-                  {"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}}),
-            allow("ManageGuardDocument", ["ssm:CreateDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion",
-                                          "ssm:AddTagsToResource", "ssm:DeleteDocument"], [doc]),
-            allow("ManageGuardRule", ["events:PutRule", "events:TagResource", "events:PutTargets", "events:RemoveTargets",
-                                      "events:DeleteRule"], [rule]),
+            iam._statement("PassEventsRoleToEventBridge", ["iam:PassRole"], [arn.role(n.events_role)],
+                           {"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}}),
+            iam._statement("ManageGuardDocument", ["ssm:CreateDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion",
+                                                   "ssm:AddTagsToResource", "ssm:DeleteDocument"], [doc]),
+            iam._statement("ManageGuardRule", ["events:PutRule", "events:TagResource", "events:PutTargets", "events:RemoveTargets",
+                                               "events:DeleteRule"], [rule]),
         ]
-    stmts.append(allow("IdentifyCaller", ["sts:GetCallerIdentity"], "*"))
+    stmts.append(iam._statement("IdentifyCaller", ["sts:GetCallerIdentity"], "*"))
     return {"Version": "2012-10-17", "Statement": stmts}
 
 
@@ -641,14 +691,10 @@ def describe_writes(plan: Plan, doc: dict) -> list[dict]:
 
 # --- the port --------------------------------------------------------------------------------------------
 class GuardStore(Protocol):
-    """What the guard needs from AWS (`cutover.aws.GuardResources`). Reads return None when absent."""
+    """What the guard needs from AWS (`cutover.aws.GuardResources`). Reads return None when absent. The
+    roles are only read: an admin creates them (`bootstrap_template`)."""
 
     def get_role(self, name: str) -> dict | None: ...
-    def create_role(self, name: str, trust: dict, description: str, tags: dict[str, str]) -> str: ...
-    def update_trust(self, name: str, trust: dict) -> None: ...
-    def put_role_policy(self, name: str, policy_name: str, policy: dict) -> None: ...
-    def delete_role_policy(self, name: str, policy_name: str) -> None: ...
-    def delete_role(self, name: str) -> bool: ...
     def get_document(self, name: str, version: str | None = None) -> dict | None: ...
     def create_document(self, name: str, content: str, tags: dict[str, str]) -> str: ...
     def update_document(self, name: str, content: str, tags: dict[str, str]) -> str: ...
@@ -888,6 +934,7 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
             "resources": [{**r.to_dict(), "action": r.verb} for r in resources], "steps": rows,
             "names": want.names.__dict__, "alarms": dict(zip(("names", "prefixes"), map(list, watched_alarms(plan))))}
     report.steps = _steps_for_evidence(resources, {}, rt.dry_run)
+    _require_bootstrapped(plan, resources)
     if not todo:
         return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: the guard for {plan.name} is armed and matches the plan",
                                            plan_lines + info, data))
@@ -923,6 +970,15 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
         hint="`cutover guard status` shows it; disarm for planned work with `cutover guard disarm`"))
 
 
+def _require_bootstrapped(plan: Plan, resources: list[Resource]) -> None:
+    """arm writes only the document, the rule and its target: the roles must already be the plan's."""
+    off = [r for r in resources if r.kind.endswith(" role") and not r.current]
+    if off:
+        raise Blocked("the guard's roles are not bootstrapped for this plan: " + "; ".join(
+            f"{r.kind} {r.name} {'is missing' if not r.present else 'differs (' + ', '.join(r.differences) + ')'}" for r in off)
+            + "; nothing was written", bootstrap_hint(plan))
+
+
 def _count(todo: list[Resource], past: bool = False) -> str:
     created = sum(1 for r in todo if r.verb == "create")
     updated = len(todo) - created
@@ -935,23 +991,9 @@ def _count(todo: list[Resource], past: bool = False) -> str:
 
 
 def _apply(store: GuardStore, want: Desired, resources: list[Resource], done: dict[str, str]) -> None:
-    """Roles first (the document names one, the target the other), then the document, the rule, its target.
-    `done` gets each resource's outcome (and the document's new default version) as it goes."""
+    """The document (it names the automation role), then the rule, then its target (it names the events
+    role). `done` gets each resource's outcome (and the document's new default version) as it goes."""
     by_kind = {r.kind: r for r in resources}
-    for spec in want.roles:
-        r = by_kind[spec.kind]
-        if r.verb == "unchanged":
-            continue
-        if not r.present:
-            store.create_role(spec.name, spec.trust, spec.description, want.tags)
-        else:
-            current = store.get_role(spec.name) or {"trust": None, "policies": {}}
-            if current["trust"] != spec.trust:
-                store.update_trust(spec.name, spec.trust)
-            for extra in [p for p in current["policies"] if p != POLICY_NAME]:
-                store.delete_role_policy(spec.name, extra)
-        store.put_role_policy(spec.name, POLICY_NAME, spec.policy)
-        done[r.name + r.kind] = "created" if not r.present else "updated"
     # YAML, not JSON: AWS has documented inline `Script` (the Lambda steps) for YAML runbooks only.
     content = yaml.safe_dump(want.document, sort_keys=False, width=1000)
     d = by_kind["document"]
@@ -978,11 +1020,12 @@ def status(rt: Runtime, store: GuardStore, check: bool = False) -> Outcome:
     want = desired(plan, _account(rt))
     seen = observe(store, want.names)
     resources = compare(plan, want, seen)
-    present = [r for r in resources if r.present]
+    armed_parts = [r for r in resources if not r.kind.endswith(" role")]  # the roles are the bootstrap's
+    present = [r for r in armed_parts if r.present]
     current = all(r.current for r in resources)
     if not present:
         state, headline = "disarmed", f"guard NOT ARMED for {plan.name}"
-    elif len(present) < len(resources):
+    elif len(present) < len(armed_parts) or not all(r.present for r in resources):
         state = "partial"
         headline = f"guard PARTLY ARMED for {plan.name}: missing {', '.join(r.kind for r in resources if not r.present)}"
     elif current:
@@ -1021,12 +1064,15 @@ def status(rt: Runtime, store: GuardStore, check: bool = False) -> Outcome:
     hint = {"disarmed": "arm it with `cutover guard arm` (try --dry-run first)",
             "partial": "finish it with `cutover guard arm`, or remove it with `cutover guard disarm`",
             "stale": "re-arm with `cutover guard arm` so it rolls back what the plan says now"}.get(state, "")
+    if not all(r.current for r in resources if r.kind.endswith(" role")):
+        hint = "the roles are not this plan's: " + bootstrap_hint(plan)
     code = ExitCode.DRIFT if check and state != "armed" else ExitCode.OK
     return Outcome(code, headline, lines, data, hint=hint)
 
 
 def disarm(rt: Runtime, store: GuardStore) -> Outcome:
-    """Remove the target(s), the rule, the document and both roles. A dry run reads only."""
+    """Remove the target(s), the rule and the document. The roles stay: they are the admin's bootstrap
+    (removing them is deleting its stack). A dry run reads only."""
     plan = rt.plan
     n = names(plan)
     report = _report(rt, "guard-disarm")
@@ -1038,18 +1084,19 @@ def disarm(rt: Runtime, store: GuardStore) -> Outcome:
         found.append(("rule", n.rule))
     if seen.document is not None:
         found.append(("document", n.document))
-    found += [(kind, name) for kind, name in (("events role", n.events_role), ("automation role", n.automation_role))
-              if seen.roles.get(name) is not None]
     lines = [f"remove {kind} {name}" for kind, name in found]
+    kept = [name for name in (n.automation_role, n.events_role) if seen.roles.get(name) is not None]
+    kept_line = ([f"kept: roles {', '.join(kept)} (the bootstrap's; to remove them an admin deletes the stack: "
+                  f"aws cloudformation delete-stack --stack-name {stack_name(plan)})"] if kept else [])
     data = {"action": "disarm", "plan": plan.name, "dry_run": rt.dry_run,
             "resources": [{"kind": k, "name": v} for k, v in found], "names": n.__dict__}
     report.steps = [{"step": line, "expected": "removed", "outcome": "dry run: would remove" if rt.dry_run else "not reached",
                      "ok": rt.dry_run} for line in lines]
     if not found:
-        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: no guard is armed for {plan.name}", [], data))
+        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: no guard is armed for {plan.name}", kept_line, data))
     if rt.dry_run:
         return _finish(rt, report, Outcome(ExitCode.OK, f"dry run: disarming the guard for {plan.name} would remove "
-                                                        f"{len(found)} resource(s); nothing was written", lines, data,
+                                                        f"{len(found)} resource(s); nothing was written", lines + kept_line, data,
                                            hint="run `cutover guard disarm` to apply"))
     if not rt.confirm(f"disarm the guard for {plan.name}: no automatic rollback until it is armed again; " + "; ".join(lines)):
         raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
@@ -1059,17 +1106,15 @@ def disarm(rt: Runtime, store: GuardStore) -> Outcome:
                 store.remove_targets(n.rule, [t["Id"] for t in seen.targets])
             elif kind == "rule":
                 store.delete_rule(name)
-            elif kind == "document":
-                store.delete_document(name)
             else:
-                store.delete_role(name)
+                store.delete_document(name)
             report.steps[i].update(outcome="removed", ok=True)
         left = observe(store, n)
-        if left.rule is not None or left.document is not None or any(v is not None for v in left.roles.values()):
+        if left.rule is not None or left.document is not None:
             raise Incomplete("the guard was removed but some of it still reads back", "re-run `cutover guard disarm`")
     except CutoverError as err:
         _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
         raise
     notify(rt, "guard DISARMED", [f"removed {len(found)} resource(s)", "no automatic rollback until `cutover guard arm`"])
-    return _finish(rt, report, Outcome(ExitCode.OK, f"guard disarmed for {plan.name}: removed {len(found)} resource(s)", lines, data,
+    return _finish(rt, report, Outcome(ExitCode.OK, f"guard disarmed for {plan.name}: removed {len(found)} resource(s)", lines + kept_line, data,
                                        hint="no automatic rollback now; re-arm after planned work: cutover guard arm"))

@@ -32,6 +32,7 @@ from cutover.model import ROLLED_BACK, function_name
 from cutover.plan import load_plan, parse_plan
 from cutover.redact import fingerprint
 from cutover.sandbox import OTHER_VARIABLES
+from tests.guardkit import admin_clients, bootstrap_roles
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E = ROOT / "tests" / "plans" / "e2e.yaml"
@@ -231,9 +232,11 @@ def samples(plan) -> list[tuple[dict, bool]]:
 
 # --- fixtures ------------------------------------------------------------------------------------------------
 @pytest.fixture
-def store(aws_env):
+def store(e2e):
+    """The guard's resources on the emulator, the e2e plan's roles bootstrapped by an admin."""
     from cutover.aws import GuardResources
 
+    bootstrap_roles(e2e.plan)
     return GuardResources.connect(REGION, None, read_only=False)
 
 
@@ -750,7 +753,7 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     plan = e2e.plan
     n = guard.names(plan)
     out = guard.arm(e2e(), store)
-    assert out.exit_code == 0 and out.headline.startswith("guard armed for e2e: created 5 resource(s)"), out.headline
+    assert out.exit_code == 0 and out.headline.startswith("guard armed for e2e: created 3 resource(s)"), out.headline
     assert out.evidence_path and Path(out.evidence_path, "report.json").exists()
 
     doc = store.get_document(n.document)
@@ -764,7 +767,7 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     (target,) = store.list_targets(n.rule)
     assert target["Arn"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-definition/{n.document}:$DEFAULT"
     assert target["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{n.events_role}"
-    for spec in guard.desired(plan, ACCOUNT).roles:
+    for spec in guard.desired(plan, ACCOUNT).roles:  # the bootstrap's, exactly as arm expects them
         role = store.get_role(spec.name)
         assert role["trust"] == spec.trust and role["policies"] == {guard.POLICY_NAME: spec.policy}
 
@@ -813,11 +816,12 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
 def test_arm_is_idempotent_and_a_dry_run_writes_nothing(e2e, aws_env):
     from cutover.aws import CallCounter, GuardResources
 
+    bootstrap_roles(e2e.plan)
     counter = CallCounter()
     ro = GuardResources.connect(REGION, None, read_only=True, hooks=[counter])
     out = guard.arm(e2e(dry_run=True), ro)
-    assert out.exit_code == 0 and out.headline.startswith("dry run: arming the guard for e2e would create 5 resource(s)")
-    assert [r["action"] for r in out.data["resources"]] == ["create"] * 5
+    assert out.exit_code == 0 and out.headline.startswith("dry run: arming the guard for e2e would create 3 resource(s)")
+    assert [r["action"] for r in out.data["resources"]] == ["unchanged"] * 2 + ["create"] * 3
     assert counter.total > 0 and counter.writes() == {}
     assert guard.status(e2e(dry_run=True), ro).data["state"] == "disarmed"
     with pytest.raises(ReadOnlyViolation):  # the read-only session refuses writes
@@ -907,15 +911,81 @@ def test_a_partly_armed_guard_is_reported_and_arm_repairs_it(e2e, store):
     n = guard.names(e2e.plan)
     guard.arm(e2e(), store)
     store.remove_targets(n.rule, [guard.TARGET_ID])
-    store.put_role_policy(n.automation_role, "extra", {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "ssm:*", "Resource": "*"}]})
     st = guard.status(e2e(dry_run=True), store, check=True)
     assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "partial" and "missing target" in st.headline
-    assert "extra inline policies: extra" in st.data["differences"]
     out = guard.arm(e2e(), store)
-    assert "created 1 resource(s) and updated 1 resource(s)" in out.headline, out.headline
-    assert store.get_role(n.automation_role)["policies"].keys() == {guard.POLICY_NAME}
+    assert "created 1 resource(s)" in out.headline, out.headline
     assert guard.status(e2e(dry_run=True), store).data["state"] == "armed"
+
+    # Someone widens the automation role by hand: status says so and sends an admin to the bootstrap; arm
+    # (which never writes IAM) refuses, writing nothing, until the role is the plan's again.
+    iam_admin = admin_clients(REGION)("iam")
+    iam_admin.put_role_policy(RoleName=n.automation_role, PolicyName="extra", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:*", "Resource": "*"}]}))
+    st = guard.status(e2e(dry_run=True), store, check=True)
+    assert st.exit_code == ExitCode.DRIFT and "extra inline policies: extra" in st.data["differences"]
+    assert "cutover guard bootstrap" in st.hint
+    new = changed_plan(e2e.plan, v=('rollback: "safe"', 'rollback: "safer"'))
+    with pytest.raises(Blocked) as err:
+        guard.arm(e2e(plan=new), store)
+    assert err.value.exit_code == ExitCode.BLOCKED and "automation role cutover-e2e-rollback-automation differs" in err.value.message
+    assert "cutover guard bootstrap" in err.value.hint and "nothing was written" in err.value.message
+    assert guard.status(e2e(dry_run=True), store).data["armed_digest"] == e2e.plan.digest, "the document was not touched"
+    iam_admin.delete_role_policy(RoleName=n.automation_role, PolicyName="extra")
+    assert guard.arm(e2e(plan=new), store).exit_code == 0
+
+
+def test_arm_without_the_bootstrap_says_to_run_it_and_writes_nothing(e2e, aws_env):
+    """The everyday operator cannot create or change roles: arm (a dry run too) refuses with exit 3 and the
+    bootstrap command, before any write; once an admin applied the printed template, arm works."""
+    from cutover.aws import CallCounter, GuardResources
+
+    counter = CallCounter()
+    rw = GuardResources.connect(REGION, None, read_only=False, hooks=[counter])
+    for dry_run in (True, False):
+        with pytest.raises(Blocked) as err:
+            guard.arm(e2e(dry_run=dry_run), rw)
+        assert err.value.exit_code == ExitCode.BLOCKED
+        assert "automation role cutover-e2e-rollback-automation is missing" in err.value.message
+        assert "events role cutover-e2e-rollback-events is missing" in err.value.message
+        assert "cutover guard bootstrap" in err.value.hint and "--stack-name cutover-e2e-guard-roles" in err.value.hint
+    assert counter.writes() == {}
+    st = guard.status(e2e(dry_run=True), rw)
+    assert st.data["state"] == "disarmed" and "cutover guard bootstrap" in st.hint
+    bootstrap_roles(e2e.plan)
+    assert guard.arm(e2e(), rw).exit_code == 0
+    assert not any(a.startswith("iam:") and a not in ("iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy")
+                   for a in counter.calls), "arm reads the roles and writes no IAM"
+
+
+def test_the_bootstrap_template_makes_exactly_the_roles_arm_expects(e2e):
+    """The printed template, applied by CloudFormation (the emulator's), yields the two roles with the
+    plan's trust and least-privilege policies, the account filled in by CloudFormation itself."""
+    import ast
+
+    from cutover.aws import GuardResources
+
+    plan = e2e.plan
+    template = guard.bootstrap_template(plan)
+    text = json.dumps(template)
+    assert ACCOUNT not in text and "ACCOUNT_ID" not in text and "${AWS::AccountId}" in text
+    assert {r["Type"] for r in template["Resources"].values()} == {"AWS::IAM::Role"} and len(template["Resources"]) == 2
+    cfn, iam_admin = admin_clients(REGION)("cloudformation"), admin_clients(REGION)("iam")
+    cfn.create_stack(StackName=guard.stack_name(plan), TemplateBody=text, Capabilities=["CAPABILITY_NAMED_IAM"])
+    assert cfn.describe_stacks(StackName=guard.stack_name(plan))["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    for spec in guard.role_specs(plan, ACCOUNT):
+        assert iam_admin.get_role(RoleName=spec.name)["Role"]["AssumeRolePolicyDocument"] == spec.trust
+        # The emulator's CloudFormation stores an inline policy as Python text, not JSON: read it as such.
+        (policy,) = iam_admin.list_role_policies(RoleName=spec.name)["PolicyNames"]
+        stored = iam_admin.get_role_policy(RoleName=spec.name, PolicyName=policy)["PolicyDocument"]
+        assert policy == guard.POLICY_NAME and (stored if isinstance(stored, dict) else ast.literal_eval(stored)) == spec.policy
+    # Applied with the IAM API instead (how the tests bootstrap): exactly what arm compares.
+    cfn.delete_stack(StackName=guard.stack_name(plan))
+    assert bootstrap_roles(plan) == [guard.names(plan).automation_role, guard.names(plan).events_role]
+    store = GuardResources.connect(REGION, None, read_only=True)
+    want = guard.desired(plan, ACCOUNT)
+    roles = [r for r in guard.compare(plan, want, guard.observe(store, want.names)) if r.kind.endswith(" role")]
+    assert [(r.kind, r.current) for r in roles] == [("automation role", True), ("events role", True)], roles
 
 
 def test_disarm_removes_everything(e2e, store):
@@ -927,12 +997,14 @@ def test_disarm_removes_everything(e2e, store):
     counter = CallCounter()
     ro = GuardResources.connect(REGION, None, read_only=True, hooks=[counter])
     dry = guard.disarm(e2e(dry_run=True), ro)
-    assert "would remove 5 resource(s)" in dry.headline and counter.writes() == {}
+    assert "would remove 3 resource(s)" in dry.headline and counter.writes() == {}
     assert guard.status(e2e(dry_run=True), store).data["state"] == "armed"
     out = guard.disarm(e2e(), store)
-    assert out.exit_code == 0 and out.headline == "guard disarmed for e2e: removed 5 resource(s)"
+    assert out.exit_code == 0 and out.headline == "guard disarmed for e2e: removed 3 resource(s)"
     assert store.get_rule(n.rule) is None and store.get_document(n.document) is None
-    assert store.get_role(n.automation_role) is None and store.get_role(n.events_role) is None
+    # The roles are the admin's bootstrap: they stay, and disarm says how to remove them.
+    assert store.get_role(n.automation_role) is not None and store.get_role(n.events_role) is not None
+    assert any("delete-stack --stack-name cutover-e2e-guard-roles" in line for line in out.lines)
     assert guard.status(e2e(dry_run=True), store).data["state"] == "disarmed"
 
 
@@ -956,7 +1028,6 @@ def test_the_operator_policy_covers_every_call_the_guard_makes_and_little_more(e
     guard.arm(e2e(counter=writes), rw)
     for op in (guard.status, guard.arm, guard.disarm):
         op(e2e(dry_run=True, counter=reads), ro)
-    store.update_trust(n.events_role, guard.automation_trust(plan, ACCOUNT))  # someone edits it by hand
     new = changed_plan(plan, v=('rollback: "safe"', 'rollback: "safer"'))
     guard.arm(e2e(counter=writes, plan=new), rw)
     guard.arm(e2e(counter=writes), rw)  # back: the duplicate-content path
@@ -965,7 +1036,10 @@ def test_the_operator_policy_covers_every_call_the_guard_makes_and_little_more(e
     assert set(reads.calls) <= actions(read_only) and reads.writes() == {}
     assert set(writes.calls) <= actions(full)
     # Every grant is used, but for the authorisation-only actions (no API of that name).
-    assert actions(full) - set(reads.calls) - set(writes.calls) == {"iam:TagRole", "events:TagResource", "iam:PassRole"}
+    assert actions(full) - set(reads.calls) - set(writes.calls) == {"events:TagResource", "iam:PassRole"}
+    # No IAM write at all: PassRole (of the events role, to EventBridge) is the only IAM grant beyond reads.
+    assert {a for a in actions(full) if a.startswith("iam:")} == {"iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy",
+                                                                 "iam:PassRole"}
     assert scoped(full) and scoped(read_only)
     assert "ACCOUNT_ID" in json.dumps(guard.operator_policy(plan))
 
@@ -984,6 +1058,7 @@ def run_cli(e2e, tmp_path):
     app.callback()(cli.main_options)
     app.command("status")(cli.status)
     app.add_typer(guard_app, name="guard")
+    bootstrap_roles(e2e.plan)
 
     def invoke(*args: str):
         result = CliRunner().invoke(app, ["--plan", str(E2E), "--evidence-dir", str(tmp_path / "ev"), *args])
@@ -997,7 +1072,7 @@ def test_cli_guard_arm_status_disarm(run_cli, e2e):
     r = run_cli("guard", "arm")  # not a terminal: writing needs --yes
     assert r.exit_code == 2 and "--yes" in r.output
     r = run_cli("guard", "arm", "--dry-run")
-    assert r.exit_code == 0 and "would create 5 resource(s)" in r.stdout and "create rule cutover-e2e-rollback" in r.stdout
+    assert r.exit_code == 0 and "would create 3 resource(s)" in r.stdout and "create rule cutover-e2e-rollback" in r.stdout
     r = run_cli("--json", "guard", "status", "--check")
     assert r.exit_code == 5 and json.loads(r.stdout)["state"] == "disarmed"
     r = run_cli("guard", "arm", "--yes")
@@ -1026,8 +1101,30 @@ def test_cli_guard_arm_status_disarm(run_cli, e2e):
     assert "state: rolled_back (stable" in r.stdout
 
     r = run_cli("guard", "disarm", "--dry-run")
-    assert r.exit_code == 0 and "would remove 5 resource(s)" in r.stdout
+    assert r.exit_code == 0 and "would remove 3 resource(s)" in r.stdout
     r = run_cli("guard", "disarm", "--yes")
-    assert r.exit_code == 0 and "removed 5 resource(s)" in r.stdout
+    assert r.exit_code == 0 and "removed 3 resource(s)" in r.stdout
     r = run_cli("guard", "status")
     assert r.exit_code == 0 and "NOT ARMED" in r.stdout
+
+
+def test_cli_guard_bootstrap_prints_the_template_and_calls_no_aws(tmp_path):
+    """Read-only: the template on stdout (also with --json), how to apply it on stderr; no boto3 loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json; from typer.testing import CliRunner; from cutover.cli import app; "
+            f"r = CliRunner().invoke(app, ['--plan', {str(E2E)!r}, 'guard', 'bootstrap']); "
+            "print(json.dumps([r.exit_code, r.stdout, r.stderr, 'boto3' in sys.modules]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    exit_code, stdout, stderr, boto3_loaded = json.loads(p.stdout.splitlines()[-1])
+    assert exit_code == 0 and not boto3_loaded, p.stderr
+    assert json.loads(stdout) == guard.bootstrap_template(load_plan(E2E))
+    assert "aws cloudformation deploy" in stderr and "CAPABILITY_NAMED_IAM" in stderr
+    from typer.testing import CliRunner
+
+    from cutover.cli import app
+
+    r = CliRunner().invoke(app, ["--plan", str(E2E), "--json", "guard", "bootstrap"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == guard.bootstrap_template(load_plan(E2E))

@@ -414,3 +414,70 @@ def test_iam_policy_needs_no_boto3():
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert p.stdout.split() == ["0", "False", "False"], p.stderr
+
+
+# --- no way to admin: parliament over every policy cutover generates -------------------------------------
+def generated_policies(plan) -> dict[str, dict]:
+    """Every IAM policy cutover generates for a plan: the operator's (`iam-policy`, with and without
+    --read-only and --guard), the guard's two roles, and the roles of the bootstrap template (the account
+    filled in as CloudFormation would)."""
+    from cutover import guard
+    from tests.guardkit import resolve
+
+    def cli(*args: str) -> dict:
+        r = CliRunner().invoke(app, ["--plan", plan.path, "iam-policy", "--account", EMULATOR_ACCOUNT, *args])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    docs = {"operator": cli(), "read-only": cli("--read-only"), "operator with guard": cli("--guard"),
+            "read-only with guard": cli("--guard", "--read-only"),
+            "automation role": guard.automation_policy(plan, EMULATOR_ACCOUNT), "events role": guard.events_policy(plan, EMULATOR_ACCOUNT)}
+    for logical, res in resolve(guard.bootstrap_template(plan), EMULATOR_ACCOUNT)["Resources"].items():
+        for p in res["Properties"]["Policies"]:
+            docs[f"bootstrap {logical} {p['PolicyName']}"] = p["PolicyDocument"]
+    return docs
+
+
+def parliament_findings(doc: dict) -> list:
+    """parliament's findings (its community auditors too, privilege escalation among them), with severities."""
+    import parliament
+    from parliament import enhance_finding, override_config
+
+    override_config(str(Path(parliament.__file__).parent / "community_auditors" / "config_override.yaml"))
+    return [enhance_finding(f) for f in parliament.analyze_policy_string(json.dumps(doc), include_community_auditors=True).findings]
+
+
+def justified(finding, doc: dict) -> bool:
+    """The findings we accept, each for a reason: passing one named role to one named service (the guard's
+    events role to EventBridge, the automation role to SSM) is what lets the guard run; "*" only where AWS
+    has no resource (sts:GetCallerIdentity) or where the key is unknown and kms:ViaService pins its use to
+    one service."""
+    if finding.issue == "PERMISSIONS_MANAGEMENT_ACTIONS":
+        passes = [s for s in doc["Statement"] if "iam:PassRole" in s["Action"]]
+        return finding.location.get("actions") == ["iam:passrole"] and all(
+            "*" not in json.dumps(s["Resource"]) and "iam:PassedToService" in json.dumps(s.get("Condition")) for s in passes)
+    if finding.issue == "RESOURCE_STAR":
+        stars = [s for s in doc["Statement"] if s["Resource"] == "*"]
+        return all(s["Action"] == ["sts:GetCallerIdentity"] or (all(a.startswith("kms:") for a in s["Action"])
+                   and "kms:ViaService" in s["Condition"]["StringEquals"]) for s in stars)
+    return False
+
+
+@pytest.mark.parametrize("path", VALID_PLANS, ids=lambda p: p.name)
+def test_no_generated_policy_lets_its_holder_escalate_to_admin(path):
+    """parliament finds no privilege escalation in any policy cutover generates, even for a principal that
+    may also assume roles (as most operators may); every other finding is one we justify. The everyday
+    operator writes no IAM at all: no role creation, no role policy or trust change."""
+    plan = load_plan(path)
+    assume_anything = {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}
+    for name, doc in generated_policies(plan).items():
+        jsonschema.validate(doc, POLICY_SCHEMA)
+        escalations = [f for f in parliament_findings({**doc, "Statement": [*doc["Statement"], assume_anything]})
+                       if f.issue == "PRIVILEGE_ESCALATION"]
+        assert escalations == [], (name, escalations)
+        unexplained = [(f.issue, f.severity, f.location) for f in parliament_findings(doc) if not justified(f, doc)]
+        assert unexplained == [], (name, unexplained)
+        if not name.startswith(("automation", "events", "bootstrap")):
+            writes = {a for a in actions(doc) if a.startswith("iam:") and a not in ("iam:GetRole", "iam:ListRolePolicies",
+                                                                                   "iam:GetRolePolicy", "iam:PassRole")}
+            assert not writes, (name, writes)
