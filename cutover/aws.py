@@ -38,7 +38,7 @@ from cutover.ports import Alarm, AwsPorts, FunctionConfig, Identity, LogEvent, P
 # --- read-only guard -----------------------------------------------------------------------------------
 
 READ_PREFIXES = ("Describe", "Get", "List", "Filter", "BatchGet")
-READ_OPERATIONS = frozenset({"LookupEvents"})
+READ_OPERATIONS = frozenset({"LookupEvents", "SimulatePrincipalPolicy"})  # the simulation changes nothing
 
 
 def is_read_operation(operation: str) -> bool:
@@ -162,6 +162,7 @@ def make_ports(
         region=session.region_name,
         notifier=SnsNotifier(session),
         functions=LambdaFunctions(clients),
+        access=IamAccess(session),
     )
 
 
@@ -531,6 +532,7 @@ def _function_config(resp: dict, function: str) -> FunctionConfig:
         update_status=resp.get("LastUpdateStatus") or "Successful",  # absent right after creation
         update_reason=resp.get("LastUpdateStatusReason", ""),
         state=resp.get("State") or "Active",
+        kms_key_arn=resp.get("KMSKeyArn") or None,
     )
 
 
@@ -652,6 +654,32 @@ class SnsNotifier:
                 self._client = self._session.client(
                     "sns", config=Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=3))
             self._client.publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
+
+
+class IamAccess:
+    """AccessSimulator on iam:SimulatePrincipalPolicy, with its own client: one attempt, short timeouts.
+    It only advises (the readiness gate says "not checked" when it cannot ask), so it never waits long."""
+
+    def __init__(self, session: boto3.Session) -> None:
+        self._session = session
+        self._client = None
+
+    def simulate(self, principal_arn: str, actions: list[str], resources: list[str],
+                 context: dict[str, str]) -> dict[tuple[str, str], str]:
+        entries = [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"} for k, v in context.items()]
+        decisions: dict[tuple[str, str], str] = {}
+        with aws_errors("iam:SimulatePrincipalPolicy", principal_arn):
+            if self._client is None:
+                self._client = self._session.client("iam", config=Config(
+                    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10))
+            pages = self._client.get_paginator("simulate_principal_policy").paginate(
+                PolicySourceArn=principal_arn, ActionNames=actions, ResourceArns=resources, ContextEntries=entries)
+            for page in pages:
+                for r in page.get("EvaluationResults", []):
+                    for one in r.get("ResourceSpecificResults") or [
+                            {"EvalResourceName": r.get("EvalResourceName", "*"), "EvalResourceDecision": r["EvalDecision"]}]:
+                        decisions[(r["EvalActionName"], one["EvalResourceName"])] = one["EvalResourceDecision"]
+        return decisions
 
 
 class StsIdentity:

@@ -489,6 +489,8 @@ def automation_policy(plan: Plan, account: str) -> dict:
         # Writing a SecureString under a customer managed key needs Encrypt; reading it back, Decrypt.
         stmts.append(iam._statement("SecureStringFlagsViaSsm", ["kms:Encrypt", "kms:Decrypt"], "*",
                                     {"StringEquals": {"kms:ViaService": arn.via("ssm")}}))
+    keys = iam.inventory(plan).lambda_keys
+    stmts += iam.lambda_key_statements(keys, arn, ["kms:Decrypt", "kms:Encrypt"])  # read-merge-write of an encrypted env
     if plan.notify_topic:
         stmts.append(iam._statement("TellThePlanTopic", ["sns:Publish"], [plan.notify_topic]))
     return {"Version": "2012-10-17", "Statement": stmts}

@@ -50,3 +50,26 @@ def bootstrap_roles(plan) -> list[str]:
             iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"]))
         made.append(name)
     return made
+
+
+KEY = "arn:aws:kms:us-east-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ALIAS = "arn:aws:kms:us-east-2:123456789012:alias/worker-env"
+
+
+def variant(plan, kms_key: str | None = None, topic: str | None = None):
+    """The same plan file with a `kms_key` on every Lambda flag and/or a notify topic."""
+    from pathlib import Path
+
+    from cutover.plan import parse_plan
+
+    text = Path(plan.path).read_text()
+    if kms_key:
+        for fn in plan.functions:
+            assert f"function: {fn}, variable:" in text
+        text = text.replace("variable: E2E_OUTBOUND}", f'variable: E2E_OUTBOUND, kms_key: "{kms_key}"}}')
+        text = text.replace("variable: E2E_COHORT}", f'variable: E2E_COHORT, kms_key: "{kms_key}"}}')
+    if topic:
+        text = text.replace("flags:\n", f"notify:\n  sns_topic_arn: {topic}\nflags:\n", 1)
+    new = parse_plan(text, plan.path)
+    assert not kms_key or set(new.function_keys.values()) == {kms_key}
+    return new

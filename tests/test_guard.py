@@ -32,7 +32,7 @@ from cutover.model import ROLLED_BACK, function_name
 from cutover.plan import load_plan, parse_plan
 from cutover.redact import fingerprint
 from cutover.sandbox import OTHER_VARIABLES
-from tests.guardkit import admin_clients, bootstrap_roles
+from tests.guardkit import KEY, admin_clients, bootstrap_roles, variant
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E = ROOT / "tests" / "plans" / "e2e.yaml"
@@ -732,6 +732,12 @@ def test_roles_are_least_privilege():
         "RollBackFlagsAndRecordState", "ReadBackFlagsAndState"]
     told = guard.automation_policy(with_topic(e2e), ACCOUNT)["Statement"][-1]
     assert (told["Action"], told["Resource"]) == (["sns:Publish"], [TOPIC])
+    # A function's environment under the plan's kms_key: Decrypt to read it, Encrypt to write it, through
+    # Lambda only, on that key only.
+    keyed = {st["Sid"]: st for st in guard.automation_policy(variant(e2e, kms_key=KEY), ACCOUNT)["Statement"]}
+    assert keyed["LambdaEnvironmentKeysViaLambda"] == {
+        "Sid": "LambdaEnvironmentKeysViaLambda", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt"], "Resource": [KEY],
+        "Condition": {"StringEquals": {"kms:ViaService": "lambda.us-east-2.amazonaws.com"}}}
 
 
 def test_plans_the_guard_cannot_express_are_refused_before_any_aws_call():
