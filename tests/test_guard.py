@@ -1134,3 +1134,30 @@ def test_cli_guard_bootstrap_prints_the_template_and_calls_no_aws(tmp_path):
 
     r = CliRunner().invoke(app, ["--plan", str(E2E), "--json", "guard", "bootstrap"])
     assert r.exit_code == 0 and json.loads(r.stdout) == guard.bootstrap_template(load_plan(E2E))
+
+
+# --- the runbook says when the guard fires, what KMS needs, and the bootstrap ------------------------------
+def test_the_runbook_states_when_the_guard_fires_its_bootstrap_and_the_kms_needs():
+    from cutover import runbook
+
+    def guard_section(plan) -> str:
+        text = runbook.render(plan)
+        return text[text.index("## The guard"):text.index("## State diagram")]
+
+    repo = load_plan(PLANS["repo"])
+    text = guard_section(repo)
+    assert "- on ALARM or INSUFFICIENT_DATA (`insufficient_data: fail`, the default" in text
+    assert all(f"`{a}`" in text.split("- on ALARM or INSUFFICIENT_DATA")[1].split("\n")[0] for a in guard.watched_alarms(repo)[0])
+    assert "cutover guard bootstrap > guard-roles.json" in text and "--stack-name cutover-order-status-prod-guard-roles" in text
+    assert "records the rollback as\nunfinished (`rolling_back`)" in text and "execution fails" in text
+    mixed = alarm_plan("names: [a, b]; insufficient_data: ok", "names: [b]")
+    mixed_text = guard_section(mixed)
+    assert "- on ALARM or INSUFFICIENT_DATA (`insufficient_data: fail`, the default: no data fails the gates too): `b`" in mixed_text
+    assert "- on ALARM only (`insufficient_data: ok`): `a`" in mixed_text
+    told = guard_section(with_topic(load_plan(E2E)))
+    assert f"SNS topic `{TOPIC}` is told which flags are still live" in told
+
+    whole = runbook.render(variant(load_plan(E2E), kms_key=KEY))
+    assert f"- **KMS**: `e2e-worker` under `{KEY}`." in whole and "`kms:Decrypt` and `kms:Encrypt`" in whole
+    assert "the plan names no `kms_key`" in runbook.render(repo)
+    assert "- **Rollback readiness**: before every advance" in whole
