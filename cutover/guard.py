@@ -966,7 +966,7 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
                   + (f" (its default version is now {done['document version']})" if r.kind == "document" and "document version" in done else "")
                   for r in resources]
     notify(rt, "guard ARMED", [f"{_count(todo, past=True)}", trigger_line(plan),
-                               f"rolls back {len(plan.flags)} flag(s) to their known-safe values, then records rolled_back"])
+                               f"rolls back {len(plan.flags)} flag(s) to their known-safe values, then reads them back: rolled_back only if all are restored"])
     return _finish(rt, report, Outcome(
         ExitCode.OK, f"guard armed for {plan.name}: {_count(todo, past=True)}", plan_lines + info, data,
         hint="`cutover guard status` shows it; disarm for planned work with `cutover guard disarm`"))
