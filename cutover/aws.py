@@ -40,7 +40,7 @@ from cutover.ports import Alarm, AwsPorts, FunctionConfig, Identity, LogEvent, P
 # --- read-only guard -----------------------------------------------------------------------------------
 
 READ_PREFIXES = ("Describe", "Get", "List", "Filter", "BatchGet")
-READ_OPERATIONS = frozenset({"LookupEvents"})
+READ_OPERATIONS = frozenset({"LookupEvents", "SimulatePrincipalPolicy"})  # the simulation changes nothing
 
 
 def is_read_operation(operation: str) -> bool:
@@ -230,6 +230,7 @@ def make_ports(
         region=session.region_name,
         notifier=SnsNotifier(session),
         functions=LambdaFunctions(clients),
+        access=IamAccess(session),
     )
 
 
@@ -599,6 +600,7 @@ def _function_config(resp: dict, function: str) -> FunctionConfig:
         update_status=resp.get("LastUpdateStatus") or "Successful",  # absent right after creation
         update_reason=resp.get("LastUpdateStatusReason", ""),
         state=resp.get("State") or "Active",
+        kms_key_arn=resp.get("KMSKeyArn") or None,
     )
 
 
@@ -722,6 +724,32 @@ class SnsNotifier:
             self._client.publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
 
 
+class IamAccess:
+    """AccessSimulator on iam:SimulatePrincipalPolicy, with its own client: one attempt, short timeouts.
+    It only advises (the readiness gate says "not checked" when it cannot ask), so it never waits long."""
+
+    def __init__(self, session: boto3.Session) -> None:
+        self._session = session
+        self._client = None
+
+    def simulate(self, principal_arn: str, actions: list[str], resources: list[str],
+                 context: dict[str, str]) -> dict[tuple[str, str], str]:
+        entries = [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"} for k, v in context.items()]
+        decisions: dict[tuple[str, str], str] = {}
+        with aws_errors("iam:SimulatePrincipalPolicy", principal_arn):
+            if self._client is None:
+                self._client = self._session.client("iam", config=Config(
+                    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10))
+            pages = self._client.get_paginator("simulate_principal_policy").paginate(
+                PolicySourceArn=principal_arn, ActionNames=actions, ResourceArns=resources, ContextEntries=entries)
+            for page in pages:
+                for r in page.get("EvaluationResults", []):
+                    for one in r.get("ResourceSpecificResults") or [
+                            {"EvalResourceName": r.get("EvalResourceName", "*"), "EvalResourceDecision": r["EvalDecision"]}]:
+                        decisions[(r["EvalActionName"], one["EvalResourceName"])] = one["EvalResourceDecision"]
+        return decisions
+
+
 class StsIdentity:
     """IdentitySource on STS GetCallerIdentity (cached: the caller does not change during a run)."""
 
@@ -739,7 +767,8 @@ class StsIdentity:
 
 class GuardResources:
     """The guard's AWS resources (`cutover guard`): an SSM Automation document, an EventBridge rule and
-    its targets, and IAM roles with one inline policy each. Reads return None for a missing resource;
+    its targets; the IAM roles (one inline policy each) are only read, an admin creates them from
+    `cutover guard bootstrap`. Reads return None for a missing resource;
     every other failure is the project's own error. Policy and pattern documents go in and come out as
     dicts, contents as JSON text."""
 
@@ -799,40 +828,6 @@ class GuardResources:
             if got is not None:
                 policies[pname] = self._policy(got.get("PolicyDocument"))
         return {"arn": role["Arn"], "trust": self._policy(role.get("AssumeRolePolicyDocument")), "policies": policies}
-
-    def create_role(self, name: str, trust: dict, description: str, tags: dict[str, str]) -> str:
-        import json
-
-        resp = self._call("iam", "create_role", "iam:CreateRole", f"role {name}", RoleName=name,
-                          AssumeRolePolicyDocument=json.dumps(trust), Description=description[:1000],
-                          Tags=self._tags(tags))
-        return resp["Role"]["Arn"]
-
-    def update_trust(self, name: str, trust: dict) -> None:
-        import json
-
-        self._call("iam", "update_assume_role_policy", "iam:UpdateAssumeRolePolicy", f"role {name}",
-                   RoleName=name, PolicyDocument=json.dumps(trust))
-
-    def put_role_policy(self, name: str, policy_name: str, policy: dict) -> None:
-        import json
-
-        self._call("iam", "put_role_policy", "iam:PutRolePolicy", f"role {name}", RoleName=name,
-                   PolicyName=policy_name, PolicyDocument=json.dumps(policy))
-
-    def delete_role_policy(self, name: str, policy_name: str) -> None:
-        self._call("iam", "delete_role_policy", "iam:DeleteRolePolicy", f"role {name}", self.MISSING_ROLE,
-                   RoleName=name, PolicyName=policy_name)
-
-    def delete_role(self, name: str) -> bool:
-        """Delete its inline policies, then the role. False if it did not exist."""
-        role = self.get_role(name)
-        if role is None:
-            return False
-        for pname in role["policies"]:
-            self.delete_role_policy(name, pname)
-        return self._call("iam", "delete_role", "iam:DeleteRole", f"role {name}", self.MISSING_ROLE,
-                          RoleName=name) is not None
 
     # --- SSM Automation document -------------------------------------------------------------------
     def get_document(self, name: str, version: str | None = None) -> dict | None:

@@ -3,26 +3,32 @@
     CloudWatch alarm -> ALARM  ==>  EventBridge rule  ==>  SSM Automation document  ==>  PutParameter x N
                                                                                      + Lambda env update x F
 
-`cutover guard arm` compiles the plan into three kinds of AWS resources, all named from the plan:
+`cutover guard arm` compiles the plan into AWS resources, all named from the plan:
 
 - the SSM Automation document `cutover-<plan>-rollback` (schemaVersion 0.3), in plan (rollback) order, to
   exactly the values `cutover rollback` converges to (both come from `flags.rollback_targets`): one
   `aws:executeAwsApi` PutParameter step per SSM flag, and one `aws:executeScript` step per Lambda function,
   at the place of its first flag, setting all its flag variables in one read-merge-write update that keeps
-  every other variable (`LAMBDA_SCRIPT`); then one step writing the state record as rolled back, with the
-  alarm's name (an Automation parameter) as the reason;
-- the EventBridge rule `cutover-<plan>-rollback`, matching "CloudWatch Alarm State Change" events into
-  ALARM for the plan's alarms, whose one target starts that document (`$DEFAULT` version), passing the
-  alarm's name through an input transformer;
-- two IAM roles, least privilege: `...-automation` (assumed by SSM Automation: ssm:PutParameter on exactly
-  the flag and state parameters, lambda:Get/UpdateFunctionConfiguration on exactly the flag functions,
-  kms:Encrypt through SSM when a flag is a SecureString) and `...-events`
-  (assumed by EventBridge: start that one document and pass that one role).
+  every other variable (`LAMBDA_SCRIPT`); every flag step continues past a failure, so every flag is
+  attempted; then one step (`VERIFY_SCRIPT`) that reads every flag back and records rolled_back only if all
+  are restored (else: the rollback is unfinished, the plan's topic is told, the execution fails);
+- the EventBridge rule `cutover-<plan>-rollback`, matching "CloudWatch Alarm State Change" events of the
+  plan's alarms into ALARM, and into INSUFFICIENT_DATA where the alarms check says `insufficient_data:
+  fail` (the default: the guard fires when the gates would fail), whose one target starts that document
+  (`$DEFAULT` version), passing the alarm's name through an input transformer.
+
+They rely on two IAM roles, least privilege, that `arm` never writes: an admin creates them once from
+`bootstrap_template` (`cutover guard bootstrap`), because whoever may write a role's policy may escalate
+to admin. `...-automation` (assumed by SSM Automation: write and read back exactly the flag and state
+parameters, lambda:Get/UpdateFunctionConfiguration on exactly the flag functions, KMS through SSM for
+SecureStrings and through Lambda for the plan's `kms_key`s, Publish to the plan's topic) and `...-events`
+(assumed by EventBridge: start that one document and pass that one role).
 
 Arming is idempotent: it reads what exists, writes only what differs (a changed document becomes a new
-default version), and reads back. `status` compares what is armed with the current plan; `disarm`
-removes it all. Dry runs read only (the session refuses writes). No boto3 here: AWS is behind the
-`GuardStore` port (`cutover.aws.GuardResources`).
+default version), and reads back; it refuses (exit 3) while the roles are missing or not the plan's.
+`status` compares what is armed with the current plan; `disarm` removes the document, rule and target.
+Dry runs read only (the session refuses writes). No boto3 here: AWS is behind the `GuardStore` port
+(`cutover.aws.GuardResources`).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from cutover import iam
 from cutover.errors import Blocked, CutoverError, ExitCode, Incomplete, UsageError
 from cutover.notify import notify
 from cutover.orchestrator import Outcome, Runtime, _finish, _report
-from cutover.model import ROLLED_BACK, LambdaTarget, Plan, function_name
+from cutover.model import ROLLED_BACK, AlarmsCheck, Flag, LambdaTarget, Plan, function_name
 from cutover.redact import fingerprint
 from cutover.state import MAX_RECORD_BYTES, STABLE, StateRecord
 
@@ -49,7 +55,7 @@ MANUAL = "none (started by hand)"  # its default, when someone starts the automa
 REASON = "auto-rollback by guard: alarm {{" + PARAMETER + "}}"
 EXECUTION_ID = "{{automation:EXECUTION_ID}}"  # an Automation system variable: the record's run id
 COMMAND = "guard"
-RECORD_STEP = "RecordRolledBack"
+RECORD_STEP = "VerifyAndRecord"
 TARGET_ID = "cutover-rollback"
 POLICY_NAME = "cutover-guard"
 TAG_PLAN, TAG_DIGEST = "cutover:plan", "cutover:plan-digest"
@@ -102,6 +108,40 @@ def watched_alarms(plan: Plan) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(names, prefixes) of every alarm the plan's alarms checks look at."""
     inv = iam.inventory(plan)
     return inv.alarm_names, inv.alarm_prefixes
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Alarms the rule fires on, and on which states."""
+
+    names: tuple[str, ...]
+    prefixes: tuple[str, ...]
+    states: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.names and not self.prefixes
+
+
+FIRE_STRICT = ("ALARM", "INSUFFICIENT_DATA")  # insufficient_data: fail (the default): no data is a failure
+FIRE_LENIENT = ("ALARM",)  # insufficient_data: ok
+
+
+def watches(plan: Plan) -> tuple[Watch, Watch]:
+    """(strict, lenient): the guard fires as the gates judge. An alarm (or prefix) that any check with
+    `insufficient_data: fail` watches fires on INSUFFICIENT_DATA too; the others on ALARM only. Two
+    checks with different policies on one alarm: the stricter wins (listing it in the strict branch
+    is enough, since the branches are alternatives; it is left out of the lenient one to say so)."""
+    alarms = [c for c in plan.checks.values() if isinstance(c, AlarmsCheck)]
+
+    def select(fail: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        mine = [c for c in alarms if (c.insufficient_data == "fail") is fail]
+        return (tuple(dict.fromkeys(n for c in mine for n in (*c.names, *c.expect))),
+                tuple(dict.fromkeys(c.prefix for c in mine if c.prefix)))
+
+    (sn, sp), (ln, lp) = select(True), select(False)
+    return (Watch(sn, sp, FIRE_STRICT),
+            Watch(tuple(n for n in ln if n not in sn), tuple(p for p in lp if p not in sp), FIRE_LENIENT))
 
 
 def check_plan(plan: Plan) -> None:
@@ -224,22 +264,158 @@ def _flag_steps(plan: Plan) -> list[dict]:
     return steps
 
 
-def record_template(plan: Plan, automation_role_arn: str) -> str:
-    """The state record the document writes last: rolled back, stable, the alarm as the reason."""
+def record_template(plan: Plan, automation_role_arn: str) -> dict:
+    """The state record the last step writes when every flag reads back at its rollback value: rolled
+    back, stable, the alarm as the reason (the step adds when). As a mapping, so the alarm's name goes
+    in as a string and the step serialises it (never JSON text with a name spliced in)."""
     from cutover.plandiff import fingerprints
 
     rec = StateRecord(phase=ROLLED_BACK, status=STABLE, actor=automation_role_arn, run_id=EXECUTION_ID,
                       plan=plan.name, plan_digest=plan.digest, command=COMMAND, reason=REASON,
                       plan_items=fingerprints(plan))
-    text = rec.to_json()
-    if len(text.encode()) + 300 > MAX_RECORD_BYTES:  # room for the alarm's name (<= 255) and the execution id
+    # Room for the alarm's name (<= 255), the execution id, the times and an unfinished rollback's list.
+    if len(rec.to_json().encode()) + 1200 > MAX_RECORD_BYTES:
         rec.plan_items = None
-        text = rec.to_json()
+    return json.loads(rec.to_json())
+
+
+# The last step's script. An Automation document cannot carry "some step failed" across `onFailure:
+# Continue` steps (each flag step continues so that every flag is attempted), so this step checks the
+# outcome rather than the steps: it reads every flag back. That also catches a write that reported
+# success but was overwritten since, and needs no access to the execution itself. All restored: the record
+# says rolled_back (stable). Otherwise the record says the rollback is unfinished (status rolling_back,
+# heading to rolled_back, from the phase recorded before: `cutover status` says so and `cutover rollback`
+# finishes it), the plan's topic is told which flags are still live (names and where they live, never a
+# value), and the step fails, so the execution ends Failed. A stale read errs on the safe side: the record
+# says unfinished and `cutover rollback` then finds nothing to do. No double braces (Automation variables).
+VERIFY_SCRIPT = '''\
+import json
+from datetime import datetime, timezone
+
+import boto3
+from botocore.config import Config
+
+CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
+RECORD_LIMIT = 4096  # bytes: an SSM standard parameter
+
+
+def handler(events, context):
+    ssm = boto3.client("ssm", config=CONFIG)
+    live = still_live(ssm, boto3.client("lambda", config=CONFIG), events["Flags"])
+    record = dict(events["Record"], updated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if live:
+        record.update(phase=recorded_phase(ssm, events["StateParameter"]), status="rolling_back", target="rolled_back",
+                      reason=record["reason"] + ": UNFINISHED, still live: " + ", ".join(live))
+    else:
+        record["entered_at"] = record["updated_at"]
+    problems = []
+    try:
+        ssm.put_parameter(Name=events["StateParameter"], Value=fit(record), Type="String", Overwrite=True)
+    except Exception as err:  # the topic is still told
+        problems.append(f"the state record was not written ({type(err).__name__}: {err})")
+    told = tell(events, record, live)
+    if live or problems:
+        raise RuntimeError(f"rollback UNFINISHED: {len(live)} flag(s) still live: {', '.join(live) or 'none'}; "
+                           + "; ".join([*problems, told]) + "; run `cutover rollback` to finish it")
+    return {"Restored": len(events["Flags"]), "Notified": told}
+
+
+def still_live(ssm, lam, flags):
+    """Labels of the flags not at their rollback values (or that cannot be read back), in rollback order."""
+    names = [f["Parameter"] for f in flags if "Parameter" in f]
+    params, unread = {}, {}
+    for i in range(0, len(names), 10):
+        try:
+            for p in ssm.get_parameters(Names=names[i:i + 10], WithDecryption=True)["Parameters"]:
+                params[p["Name"]] = p
+        except Exception as err:
+            unread.update((n, type(err).__name__) for n in names[i:i + 10])
+    envs = {}
+    for fn in dict.fromkeys(f["Function"] for f in flags if "Function" in f):
+        try:
+            env = lam.get_function_configuration(FunctionName=fn).get("Environment") or {}
+            envs[fn] = None if env.get("Error") else env.get("Variables") or {}
+        except Exception:
+            envs[fn] = None
+    out = []
+    for f in flags:
+        if "Parameter" in f:
+            p = params.get(f["Parameter"]) or {}
+            ok = p.get("Value") == f["Value"] and (f["Type"] != "SecureString" or p.get("Type") == "SecureString")
+            why = f" (not read back: {unread[f['Parameter']]})" if f["Parameter"] in unread else ""
+        else:
+            env = envs[f["Function"]]
+            ok = env is not None and env.get(f["Variable"]) == f["Value"]
+            why = " (its environment cannot be read)" if env is None else ""
+        if not ok:
+            out.append(f["Label"] + why)
+    return out
+
+
+def recorded_phase(ssm, name):
+    """The phase the record names now: the unfinished rollback is from there (pending if unreadable)."""
+    try:
+        return json.loads(ssm.get_parameters(Names=[name])["Parameters"][0]["Value"])["phase"]
+    except Exception:
+        return "pending"
+
+
+def fit(record):
+    text = json.dumps(record, separators=(",", ":"), sort_keys=True)
+    if len(text.encode()) > RECORD_LIMIT:  # the plan's fingerprints are a convenience; then cut the reason
+        record.pop("plan_items", None)
+        record["reason"] = record["reason"][:1000]
+        text = json.dumps(record, separators=(",", ":"), sort_keys=True)
     return text
 
 
+def tell(events, record, live):
+    """One message to the plan's SNS topic: names and places only, never a value."""
+    topic = events.get("Topic")
+    if not topic:
+        return "no topic to tell"
+    if live:
+        subject = f"cutover {record['plan']}: guard rollback UNFINISHED, {len(live)} flag(s) still live"
+        lines = [f"The guard fired (alarm {events['Alarm']}) and rolled back, but these flags are still live "
+                 "(not at their rollback values):", *(f"  - {label}" for label in live),
+                 "Finish it now: cutover rollback --yes --reason \\"guard unfinished\\"; cutover status shows each flag."]
+    else:
+        subject = f"cutover {record['plan']}: guard ROLLED BACK"
+        lines = [f"The guard fired (alarm {events['Alarm']}): all {len(events['Flags'])} flag(s) read back at their "
+                 "rollback values; the state is recorded rolled_back."]
+    lines.append(f"plan: {record['plan']} (sha256 {record['plan_digest'][:12]}), automation execution {record['run_id']}")
+    try:
+        boto3.client("sns", config=CONFIG).publish(TopicArn=topic, Subject=subject[:100], Message="\\n".join(lines))
+        return f"told {topic}"
+    except Exception as err:
+        return f"could not tell {topic} ({type(err).__name__})"
+'''
+
+
+def _label_of(flag: Flag) -> str:
+    """A flag as a message may name it: its name and where it lives, never a value."""
+    return f"{flag.name} ({flag.where})"
+
+
+def _verify_step(plan: Plan, role: str) -> dict:
+    flags = []
+    for f, value in flagmod.rollback_targets(plan):
+        where = ({"Parameter": f.parameter, "Type": "SecureString" if f.secure else "String"} if f.kind == "ssm"
+                 else {"Function": f.target.function, "Variable": f.target.variable})
+        flags.append({"Label": _label_of(f), **where, "Value": value})
+    return {
+        "name": RECORD_STEP,
+        "action": "aws:executeScript",
+        "maxAttempts": 1,  # it tells the topic: a retry would tell twice (its AWS calls retry on their own)
+        "timeoutSeconds": 600,
+        "inputs": {"Runtime": SCRIPT_RUNTIME, "Handler": SCRIPT_HANDLER, "Script": VERIFY_SCRIPT,
+                   "InputPayload": {"StateParameter": plan.state_parameter, "Record": record_template(plan, role),
+                                    "Flags": flags, "Topic": plan.notify_topic or "", "Alarm": "{{" + PARAMETER + "}}"}},
+    }
+
+
 def description(plan: Plan) -> str:
-    return (f"cutover guard for plan {plan.name} (plan sha256 {plan.digest}): on ALARM of the plan's alarms, "
+    return (f"cutover guard for plan {plan.name} (plan sha256 {plan.digest}): when a plan alarm goes to ALARM (or INSUFFICIENT_DATA, as its check says), "
             f"every flag to its rollback value in plan order, then {plan.state_parameter} marked rolled_back. "
             "Generated by `cutover guard arm`: re-arm rather than edit; `cutover guard disarm` removes it.")
 
@@ -248,31 +424,28 @@ def build_document(plan: Plan, account: str) -> dict:
     """The SSM Automation document (schemaVersion 0.3) that performs the plan's rollback."""
     n, arn = names(plan), GuardArns(plan.region, account)
     role = arn.role(n.automation_role)
-    steps = _flag_steps(plan)
-    steps.append({
-        "name": RECORD_STEP,
-        "action": "aws:executeAwsApi",
-        "maxAttempts": 3,
-        "inputs": {"Service": "ssm", "Api": "PutParameter", "Name": plan.state_parameter,
-                   "Value": record_template(plan, role), "Type": "String", "Overwrite": True},
-    })
+    steps = [*_flag_steps(plan), _verify_step(plan, role)]
     return {
         "schemaVersion": "0.3",
         "description": description(plan),
         "assumeRole": role,
         "parameters": {PARAMETER: {"type": "String", "default": MANUAL,
-                                   "description": "The CloudWatch alarm that went to ALARM (set by the EventBridge rule)"}},
+                                   "description": "The CloudWatch alarm whose state change fired the guard (set by the EventBridge rule)"}},
         "mainSteps": steps,
     }
 
 
+def _branch(w: Watch) -> dict:
+    return {"alarmName": [*w.names, *({"prefix": p} for p in w.prefixes)], "state": {"value": list(w.states)}}
+
+
 def build_event_pattern(plan: Plan) -> dict:
-    alarm_names, prefixes = watched_alarms(plan)
-    return {
-        "source": ["aws.cloudwatch"],
-        "detail-type": ["CloudWatch Alarm State Change"],
-        "detail": {"alarmName": [*alarm_names, *({"prefix": p} for p in prefixes)], "state": {"value": ["ALARM"]}},
-    }
+    """State changes of the plan's alarms into ALARM, and into INSUFFICIENT_DATA where a check says
+    `insufficient_data: fail`. EventBridge cannot pair names with states in one list, so a plan with
+    both policies gets one `$or` branch per policy."""
+    branches = [_branch(w) for w in watches(plan) if not w.empty]
+    detail = branches[0] if len(branches) == 1 else {"$or": branches}
+    return {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"], "detail": detail}
 
 
 def build_target(plan: Plan, account: str) -> dict:
@@ -303,17 +476,23 @@ def events_trust(plan: Plan, account: str) -> dict:
 
 def automation_policy(plan: Plan, account: str) -> dict:
     """What the automation does and nothing else: PutParameter on the SSM flags and the state record, and
-    read-merge-write of the Lambda functions holding flags."""
+    read-merge-write of the Lambda functions holding flags; its last step reads them all back (and the
+    record), and tells the plan's topic."""
     arn = GuardArns(plan.region, account)
     params = list(dict.fromkeys([*(arn.parameter(f.parameter) for f in plan.ssm_flags), arn.parameter(plan.state_parameter)]))
-    stmts = [{"Sid": "RollBackFlagsAndRecordState", "Effect": "Allow", "Action": ["ssm:PutParameter"], "Resource": params}]
+    stmts = [iam._statement("RollBackFlagsAndRecordState", ["ssm:PutParameter"], params),
+             iam._statement("ReadBackFlagsAndState", ["ssm:GetParameters"], params)]
     if plan.functions:
-        stmts.append({"Sid": "RollBackLambdaFlags", "Effect": "Allow", "Action": [iam.LAMBDA_READ, iam.LAMBDA_WRITE],
-                      "Resource": [arn.function(fn) for fn in plan.functions]})
+        stmts.append(iam._statement("RollBackLambdaFlags", [iam.LAMBDA_READ, iam.LAMBDA_WRITE],
+                                    [arn.function(fn) for fn in plan.functions]))
     if any(f.secure for f in plan.flags):
-        # Writing a SecureString under a customer managed key needs Encrypt; it never reads one back.
-        stmts.append({"Sid": "EncryptSecureStringFlagsViaSsm", "Effect": "Allow", "Action": ["kms:Encrypt"],
-                      "Resource": "*", "Condition": {"StringEquals": {"kms:ViaService": arn.via("ssm")}}})
+        # Writing a SecureString under a customer managed key needs Encrypt; reading it back, Decrypt.
+        stmts.append(iam._statement("SecureStringFlagsViaSsm", ["kms:Encrypt", "kms:Decrypt"], "*",
+                                    {"StringEquals": {"kms:ViaService": arn.via("ssm")}}))
+    keys = iam.inventory(plan).lambda_keys
+    stmts += iam.lambda_key_statements(keys, arn, ["kms:Decrypt", "kms:Encrypt"])  # read-merge-write of an encrypted env
+    if plan.notify_topic:
+        stmts.append(iam._statement("TellThePlanTopic", ["sns:Publish"], [plan.notify_topic]))
     return {"Version": "2012-10-17", "Statement": stmts}
 
 
@@ -350,6 +529,16 @@ class Desired:
     tags: dict[str, str]
 
 
+def role_specs(plan: Plan, account: str) -> tuple[RoleSpec, ...]:
+    n = names(plan)
+    return (
+        RoleSpec("automation role", n.automation_role, automation_trust(plan, account), automation_policy(plan, account),
+                 f"cutover guard {plan.name}: the rollback automation's role (writes the plan's flags, nothing else)"),
+        RoleSpec("events role", n.events_role, events_trust(plan, account), events_policy(plan, account),
+                 f"cutover guard {plan.name}: lets EventBridge start the rollback automation {n.document}"),
+    )
+
+
 def desired(plan: Plan, account: str) -> Desired:
     n = names(plan)
     return Desired(
@@ -357,46 +546,81 @@ def desired(plan: Plan, account: str) -> Desired:
         document=build_document(plan, account),
         pattern=build_event_pattern(plan),
         target=build_target(plan, account),
-        roles=(
-            RoleSpec("automation role", n.automation_role, automation_trust(plan, account), automation_policy(plan, account),
-                     f"cutover guard {plan.name}: the rollback automation's role (writes the plan's flags, nothing else)"),
-            RoleSpec("events role", n.events_role, events_trust(plan, account), events_policy(plan, account),
-                     f"cutover guard {plan.name}: lets EventBridge start the rollback automation {n.document}"),
-        ),
-        rule_description=f"cutover guard {plan.name} (sha256 {plan.digest[:12]}): a plan alarm in ALARM starts {n.document}",
+        roles=role_specs(plan, account),
+        rule_description=f"cutover guard {plan.name} (sha256 {plan.digest[:12]}): a plan alarm in ALARM (or INSUFFICIENT_DATA, per its check) starts {n.document}",
         tags={TAG_PLAN: plan.name, TAG_DIGEST: plan.digest},
     )
 
 
+# --- the one-time bootstrap: an admin creates the two roles ----------------------------------------------
+# Whoever may write a role's policies or trust may make it an admin and assume it. So the everyday operator
+# never writes IAM: the roles (exactly the least privilege above) are created once by an admin from this
+# template, and again after a plan change that changes them (`guard status` and `guard arm` say when).
+ACCOUNT_VAR = "${AWS::AccountId}"  # filled in by CloudFormation (Fn::Sub): the template needs no account
+
+
+def stack_name(plan: Plan) -> str:
+    return _fit(plan.name, "-guard-roles", 128)
+
+
+def bootstrap_hint(plan: Plan) -> str:
+    return (f"an admin applies the roles once: cutover guard bootstrap > guard-roles.json && aws cloudformation deploy "
+            f"--template-file guard-roles.json --stack-name {stack_name(plan)} --capabilities CAPABILITY_NAMED_IAM "
+            f"--region {plan.region}; then run `cutover guard arm` again")
+
+
+def _sub_account(node):
+    """Every string naming the account becomes {"Fn::Sub": ...}, so CloudFormation fills it in."""
+    if isinstance(node, dict):
+        return {k: _sub_account(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_sub_account(v) for v in node]
+    return {"Fn::Sub": node} if isinstance(node, str) and ACCOUNT_VAR in node else node
+
+
+def bootstrap_template(plan: Plan) -> dict:
+    """A CloudFormation template (JSON) creating the guard's two roles, each with its one inline policy,
+    exactly as `guard arm` expects them. Printed by `cutover guard bootstrap`; applied by an admin."""
+    resources, outputs = {}, {}
+    for logical, spec in zip(("AutomationRole", "EventsRole"), role_specs(plan, ACCOUNT_VAR)):
+        resources[logical] = {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": spec.name, "Description": spec.description, "AssumeRolePolicyDocument": spec.trust,
+            "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": spec.policy}],
+            "Tags": [{"Key": TAG_PLAN, "Value": plan.name}]}}
+        outputs[logical + "Arn"] = {"Value": {"Fn::GetAtt": [logical, "Arn"]}}
+    return _sub_account({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": (f"cutover guard {plan.name}: the two IAM roles of its rollback armed inside AWS, least privilege "
+                        f"(from the plan, sha256 {plan.digest[:12]}). Apply once as an admin; re-apply when "
+                        "`cutover guard status` says the roles differ."),
+        "Resources": resources,
+        "Outputs": outputs,
+    })
+
+
 def operator_policy(plan: Plan, account: str = iam.PLACEHOLDER_ACCOUNT, read_only: bool = False) -> dict:
     """What whoever runs `cutover guard` needs: read the guard's resources (`status`, dry runs) and, unless
-    `read_only`, create, update and remove exactly those (`arm`, `disarm`). Nothing else in the account."""
+    `read_only`, create, update and remove the document, the rule and its target (`arm`, `disarm`). No IAM
+    write: the roles come from the admin's bootstrap (`bootstrap_template`); passing the events role to
+    EventBridge (PutTargets) is the one IAM grant, for that role and that service only."""
     n, arn = names(plan), GuardArns(plan.region, iam.check_account(account))
     roles = [arn.role(n.automation_role), arn.role(n.events_role)]
     doc, rule = arn._arn("ssm", f"document/{n.document}"), arn.rule(n.rule)
-
-    def allow(sid: str, actions: list[str], resources, condition: dict | None = None) -> dict:
-        stmt = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
-        return {**stmt, "Condition": condition} if condition else stmt
-
     stmts = [
-        allow("ReadGuardRoles", ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy"], roles),
-        allow("ReadGuardDocument", ["ssm:DescribeDocument", "ssm:GetDocument"], [doc]),
-        allow("ReadGuardRule", ["events:DescribeRule", "events:ListTargetsByRule"], [rule]),
+        iam._statement("ReadGuardRoles", ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy"], roles),
+        iam._statement("ReadGuardDocument", ["ssm:DescribeDocument", "ssm:GetDocument"], [doc]),
+        iam._statement("ReadGuardRule", ["events:DescribeRule", "events:ListTargetsByRule"], [rule]),
     ]
     if not read_only:
         stmts += [
-            allow("ManageGuardRoles", ["iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy",
-                                       "iam:DeleteRolePolicy", "iam:DeleteRole"], roles),
-            # PutTargets hands the events role to EventBridge.
-            allow("PassEventsRoleToEventBridge", ["iam:PassRole"], [arn.role(n.events_role)],
-                  {"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}}),
-            allow("ManageGuardDocument", ["ssm:CreateDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion",
-                                          "ssm:AddTagsToResource", "ssm:DeleteDocument"], [doc]),
-            allow("ManageGuardRule", ["events:PutRule", "events:TagResource", "events:PutTargets", "events:RemoveTargets",
-                                      "events:DeleteRule"], [rule]),
+            iam._statement("PassEventsRoleToEventBridge", ["iam:PassRole"], [arn.role(n.events_role)],
+                           {"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}}),
+            iam._statement("ManageGuardDocument", ["ssm:CreateDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion",
+                                                   "ssm:AddTagsToResource", "ssm:DeleteDocument"], [doc]),
+            iam._statement("ManageGuardRule", ["events:PutRule", "events:TagResource", "events:PutTargets", "events:RemoveTargets",
+                                               "events:DeleteRule"], [rule]),
         ]
-    stmts.append(allow("IdentifyCaller", ["sts:GetCallerIdentity"], "*"))
+    stmts.append(iam._statement("IdentifyCaller", ["sts:GetCallerIdentity"], "*"))
     return {"Version": "2012-10-17", "Statement": stmts}
 
 
@@ -411,6 +635,12 @@ def document_writes(doc: dict) -> list[dict]:
             name = inputs.get("Name", "")
             out.append({"step": s.get("name", ""), "kind": "ssm", "key": name, "parameter": name, "function": None,
                         "variable": None, "value": inputs.get("Value", ""), "type": inputs.get("Type", "String")})
+        elif s.get("action") == "aws:executeScript" and "StateParameter" in (inputs.get("InputPayload") or {}):
+            payload = inputs["InputPayload"]
+            name, record = payload.get("StateParameter", ""), payload.get("Record")
+            out.append({"step": s.get("name", ""), "kind": "ssm", "key": name, "parameter": name, "function": None,
+                        "variable": None, "type": "String",
+                        "value": json.dumps(record, separators=(",", ":"), sort_keys=True) if isinstance(record, dict) else ""})
         elif s.get("action") == "aws:executeScript":
             payload = inputs.get("InputPayload") or {}
             function = payload.get("Function", "")
@@ -448,7 +678,9 @@ def describe_writes(plan: Plan, doc: dict) -> list[dict]:
             row["flag"] = None
             try:
                 rec = StateRecord.from_json(w["value"])
-                row["value"] = f"state {rec.phase} ({rec.status}), reason \"{rec.reason.replace('{{' + PARAMETER + '}}', '<alarm name>')}\""
+                row["value"] = (f"state {rec.phase} ({rec.status}), reason \"{rec.reason.replace('{{' + PARAMETER + '}}', '<alarm name>')}\", "
+                                "once every flag reads back restored; else rolling_back, naming what is still live"
+                                + (", and the plan's topic is told" if plan.notify_topic else ""))
             except (ValueError, TypeError):
                 row["value"] = f"state record (unreadable: {fingerprint(w['value'])})"
         elif flag is not None:
@@ -461,14 +693,10 @@ def describe_writes(plan: Plan, doc: dict) -> list[dict]:
 
 # --- the port --------------------------------------------------------------------------------------------
 class GuardStore(Protocol):
-    """What the guard needs from AWS (`cutover.aws.GuardResources`). Reads return None when absent."""
+    """What the guard needs from AWS (`cutover.aws.GuardResources`). Reads return None when absent. The
+    roles are only read: an admin creates them (`bootstrap_template`)."""
 
     def get_role(self, name: str) -> dict | None: ...
-    def create_role(self, name: str, trust: dict, description: str, tags: dict[str, str]) -> str: ...
-    def update_trust(self, name: str, trust: dict) -> None: ...
-    def put_role_policy(self, name: str, policy_name: str, policy: dict) -> None: ...
-    def delete_role_policy(self, name: str, policy_name: str) -> None: ...
-    def delete_role(self, name: str) -> bool: ...
     def get_document(self, name: str, version: str | None = None) -> dict | None: ...
     def create_document(self, name: str, content: str, tags: dict[str, str]) -> str: ...
     def update_document(self, name: str, content: str, tags: dict[str, str]) -> str: ...
@@ -548,10 +776,16 @@ def _doc_differences(plan: Plan, armed: dict, want: dict, tags: dict[str, str]) 
             diffs.append(f"{_label(w)}: armed {show(have[k])}, plan {show(w)}")
     diffs += [f"{_label(w)} is rolled back by the armed guard but is not in the plan" for k, w in have.items() if k not in need]
     for step in armed.get("mainSteps", []):
-        if step.get("action") == "aws:executeScript" and _script_of(step) != (SCRIPT_RUNTIME, SCRIPT_HANDLER, LAMBDA_SCRIPT):
-            function = (step.get("inputs", {}).get("InputPayload") or {}).get("Function", "?")
-            diffs.append(f"the armed step for Lambda function {function_name(function)} runs another script than this "
-                         "cutover's (armed by another version, or edited)")
+        if step.get("action") != "aws:executeScript":
+            continue
+        payload = step.get("inputs", {}).get("InputPayload") or {}
+        verifies = "StateParameter" in payload
+        if _script_of(step) != (SCRIPT_RUNTIME, SCRIPT_HANDLER, VERIFY_SCRIPT if verifies else LAMBDA_SCRIPT):
+            what = "that checks the rollback and records it" if verifies else \
+                f"for Lambda function {function_name(payload.get('Function', '?'))}"
+            diffs.append(f"the armed step {what} runs another script than this cutover's (armed by another version, or edited)")
+    if not any("StateParameter" in (s.get("inputs", {}).get("InputPayload") or {}) for s in armed.get("mainSteps", [])):
+        diffs.append("the armed document does not check its rollback: it would record rolled_back even if a flag failed")
     if not diffs and list(have) != list(need):
         diffs.append("the rollback order differs from the plan's")
     if not diffs and armed != want:
@@ -559,18 +793,38 @@ def _doc_differences(plan: Plan, armed: dict, want: dict, tags: dict[str, str]) 
     return diffs
 
 
+def _alarm_label(alarm) -> str:
+    return alarm if isinstance(alarm, str) else f"{alarm.get('prefix', alarm)}*"
+
+
+def fired_on(pattern: dict | None) -> dict[str, tuple[str, ...]]:
+    """Alarm (a name, or 'prefix*') -> the states it fires on, from a rule's pattern (either shape)."""
+    detail = (pattern or {}).get("detail") or {}
+    out: dict[str, tuple[str, ...]] = {}
+    for branch in detail.get("$or") or [detail]:
+        states = tuple((branch.get("state") or {}).get("value") or ())
+        for alarm in branch.get("alarmName") or []:
+            key = _alarm_label(alarm)
+            out[key] = tuple(dict.fromkeys((*out.get(key, ()), *states)))
+    return out
+
+
 def _alarm_differences(armed: dict | None, want: dict) -> list[str]:
     if armed == want:
         return []
-    key = lambda a: json.dumps(a, sort_keys=True)  # noqa: E731
-    have = {key(a): a for a in ((armed or {}).get("detail", {}).get("alarmName") or [])}
-    need = {key(a): a for a in want["detail"]["alarmName"]}
-    label = lambda a: a if isinstance(a, str) else f"{a.get('prefix', a)}*"  # noqa: E731
+    have, need = fired_on(armed), fired_on(want)
     diffs = []
-    if [k for k in need if k not in have]:
-        diffs.append("alarms not watched by the armed rule: " + ", ".join(label(need[k]) for k in need if k not in have))
-    if [k for k in have if k not in need]:
-        diffs.append("alarms watched by the armed rule but no longer in the plan: " + ", ".join(label(have[k]) for k in have if k not in need))
+    if [a for a in need if a not in have]:
+        diffs.append("alarms not watched by the armed rule: " + ", ".join(a for a in need if a not in have))
+    if [a for a in have if a not in need]:
+        diffs.append("alarms watched by the armed rule but no longer in the plan: " + ", ".join(a for a in have if a not in need))
+    for a in [a for a in need if a in have and have[a] != need[a]]:
+        if "INSUFFICIENT_DATA" in need[a] and "INSUFFICIENT_DATA" not in have[a]:
+            diffs.append(f"does not fire on INSUFFICIENT_DATA of {a}, the plan says it should (insufficient_data: fail)")
+        elif "INSUFFICIENT_DATA" in have[a] and "INSUFFICIENT_DATA" not in need[a]:
+            diffs.append(f"fires on INSUFFICIENT_DATA of {a}, the plan says it should not (insufficient_data: ok)")
+        else:
+            diffs.append(f"fires on {', '.join(have[a]) or 'nothing'} of {a}, the plan on {', '.join(need[a])}")
     return diffs or ["the rule's event pattern differs from the plan's"]
 
 
@@ -623,10 +877,16 @@ def _account(rt: Runtime) -> str:
     return rt.identity().account
 
 
-def _trigger_line(plan: Plan) -> str:
-    alarm_names, prefixes = watched_alarms(plan)
-    shown = [*alarm_names, *(f"{p}* (prefix)" for p in prefixes)]
-    return "triggers on: a CloudWatch alarm going to ALARM: " + (", ".join(shown) or "none")
+def trigger_line(plan: Plan) -> str:
+    """When the guard fires, per insufficient_data policy."""
+    parts = []
+    for w in watches(plan):
+        if not w.empty:
+            shown = ", ".join([*w.names, *(f"{p}* (prefix)" for p in w.prefixes)])
+            when = ("ALARM or INSUFFICIENT_DATA (insufficient_data: fail)" if "INSUFFICIENT_DATA" in w.states
+                    else "ALARM only (insufficient_data: ok)")
+            parts.append(f"on {when}: {shown}")
+    return "triggers on a CloudWatch alarm state change: " + ("; ".join(parts) or "none")
 
 
 def _step_lines(rows: list[dict]) -> list[str]:
@@ -671,11 +931,12 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
     todo = [r for r in resources if r.verb != "unchanged"]
     rows = describe_writes(plan, want.document)
     plan_lines = [f"{r.verb} {r.kind} {r.name}" + (f": {'; '.join(r.differences)}" if r.differences else "") for r in resources]
-    info = [_trigger_line(plan), "it will, in order:", *_step_lines(rows)]
+    info = [trigger_line(plan), "it will, in order:", *_step_lines(rows)]
     data = {"action": "arm", "plan": plan.name, "plan_digest": plan.digest, "dry_run": rt.dry_run,
             "resources": [{**r.to_dict(), "action": r.verb} for r in resources], "steps": rows,
             "names": want.names.__dict__, "alarms": dict(zip(("names", "prefixes"), map(list, watched_alarms(plan))))}
     report.steps = _steps_for_evidence(resources, {}, rt.dry_run)
+    _require_bootstrapped(plan, resources)
     if not todo:
         return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: the guard for {plan.name} is armed and matches the plan",
                                            plan_lines + info, data))
@@ -704,11 +965,20 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
     plan_lines = [f"{done.get(r.name + r.kind, 'unchanged')} {r.kind} {r.name}"
                   + (f" (its default version is now {done['document version']})" if r.kind == "document" and "document version" in done else "")
                   for r in resources]
-    notify(rt, "guard ARMED", [f"{_count(todo, past=True)}", _trigger_line(plan),
-                               f"rolls back {len(plan.flags)} flag(s) to their known-safe values, then records rolled_back"])
+    notify(rt, "guard ARMED", [f"{_count(todo, past=True)}", trigger_line(plan),
+                               f"rolls back {len(plan.flags)} flag(s) to their known-safe values, then reads them back: rolled_back only if all are restored"])
     return _finish(rt, report, Outcome(
         ExitCode.OK, f"guard armed for {plan.name}: {_count(todo, past=True)}", plan_lines + info, data,
         hint="`cutover guard status` shows it; disarm for planned work with `cutover guard disarm`"))
+
+
+def _require_bootstrapped(plan: Plan, resources: list[Resource]) -> None:
+    """arm writes only the document, the rule and its target: the roles must already be the plan's."""
+    off = [r for r in resources if r.kind.endswith(" role") and not r.current]
+    if off:
+        raise Blocked("the guard's roles are not bootstrapped for this plan: " + "; ".join(
+            f"{r.kind} {r.name} {'is missing' if not r.present else 'differs (' + ', '.join(r.differences) + ')'}" for r in off)
+            + "; nothing was written", bootstrap_hint(plan))
 
 
 def _count(todo: list[Resource], past: bool = False) -> str:
@@ -723,23 +993,9 @@ def _count(todo: list[Resource], past: bool = False) -> str:
 
 
 def _apply(store: GuardStore, want: Desired, resources: list[Resource], done: dict[str, str]) -> None:
-    """Roles first (the document names one, the target the other), then the document, the rule, its target.
-    `done` gets each resource's outcome (and the document's new default version) as it goes."""
+    """The document (it names the automation role), then the rule, then its target (it names the events
+    role). `done` gets each resource's outcome (and the document's new default version) as it goes."""
     by_kind = {r.kind: r for r in resources}
-    for spec in want.roles:
-        r = by_kind[spec.kind]
-        if r.verb == "unchanged":
-            continue
-        if not r.present:
-            store.create_role(spec.name, spec.trust, spec.description, want.tags)
-        else:
-            current = store.get_role(spec.name) or {"trust": None, "policies": {}}
-            if current["trust"] != spec.trust:
-                store.update_trust(spec.name, spec.trust)
-            for extra in [p for p in current["policies"] if p != POLICY_NAME]:
-                store.delete_role_policy(spec.name, extra)
-        store.put_role_policy(spec.name, POLICY_NAME, spec.policy)
-        done[r.name + r.kind] = "created" if not r.present else "updated"
     # YAML, not JSON: AWS has documented inline `Script` (the Lambda steps) for YAML runbooks only.
     content = yaml.safe_dump(want.document, sort_keys=False, width=1000)
     d = by_kind["document"]
@@ -766,11 +1022,12 @@ def status(rt: Runtime, store: GuardStore, check: bool = False) -> Outcome:
     want = desired(plan, _account(rt))
     seen = observe(store, want.names)
     resources = compare(plan, want, seen)
-    present = [r for r in resources if r.present]
+    armed_parts = [r for r in resources if not r.kind.endswith(" role")]  # the roles are the bootstrap's
+    present = [r for r in armed_parts if r.present]
     current = all(r.current for r in resources)
     if not present:
         state, headline = "disarmed", f"guard NOT ARMED for {plan.name}"
-    elif len(present) < len(resources):
+    elif len(present) < len(armed_parts) or not all(r.present for r in resources):
         state = "partial"
         headline = f"guard PARTLY ARMED for {plan.name}: missing {', '.join(r.kind for r in resources if not r.present)}"
     elif current:
@@ -791,11 +1048,11 @@ def status(rt: Runtime, store: GuardStore, check: bool = False) -> Outcome:
     others = [t.get("Id") for t in seen.targets if t.get("Id") != TARGET_ID]
     if others:
         lines.append(f"note: the rule has other targets, not cutover's: {', '.join(others)}")
-    lines.append(_trigger_line(plan) + ("" if seen.rule is not None else " (once armed)"))
+    lines.append(trigger_line(plan) + ("" if seen.rule is not None else " (once armed)"))
     armed_doc = _content(seen.document)
     if armed_doc:
         rows = describe_writes(plan, armed_doc)
-        lines.append("on ALARM it would, in order:")
+        lines.append("when it fires it would, in order:")
     else:
         rows = describe_writes(plan, want.document)
         lines.append("armed from this plan it would, in order:")
@@ -809,12 +1066,15 @@ def status(rt: Runtime, store: GuardStore, check: bool = False) -> Outcome:
     hint = {"disarmed": "arm it with `cutover guard arm` (try --dry-run first)",
             "partial": "finish it with `cutover guard arm`, or remove it with `cutover guard disarm`",
             "stale": "re-arm with `cutover guard arm` so it rolls back what the plan says now"}.get(state, "")
+    if not all(r.current for r in resources if r.kind.endswith(" role")):
+        hint = "the roles are not this plan's: " + bootstrap_hint(plan)
     code = ExitCode.DRIFT if check and state != "armed" else ExitCode.OK
     return Outcome(code, headline, lines, data, hint=hint)
 
 
 def disarm(rt: Runtime, store: GuardStore) -> Outcome:
-    """Remove the target(s), the rule, the document and both roles. A dry run reads only."""
+    """Remove the target(s), the rule and the document. The roles stay: they are the admin's bootstrap
+    (removing them is deleting its stack). A dry run reads only."""
     plan = rt.plan
     n = names(plan)
     report = _report(rt, "guard-disarm")
@@ -826,18 +1086,19 @@ def disarm(rt: Runtime, store: GuardStore) -> Outcome:
         found.append(("rule", n.rule))
     if seen.document is not None:
         found.append(("document", n.document))
-    found += [(kind, name) for kind, name in (("events role", n.events_role), ("automation role", n.automation_role))
-              if seen.roles.get(name) is not None]
     lines = [f"remove {kind} {name}" for kind, name in found]
+    kept = [name for name in (n.automation_role, n.events_role) if seen.roles.get(name) is not None]
+    kept_line = ([f"kept: roles {', '.join(kept)} (the bootstrap's; to remove them an admin deletes the stack: "
+                  f"aws cloudformation delete-stack --stack-name {stack_name(plan)})"] if kept else [])
     data = {"action": "disarm", "plan": plan.name, "dry_run": rt.dry_run,
             "resources": [{"kind": k, "name": v} for k, v in found], "names": n.__dict__}
     report.steps = [{"step": line, "expected": "removed", "outcome": "dry run: would remove" if rt.dry_run else "not reached",
                      "ok": rt.dry_run} for line in lines]
     if not found:
-        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: no guard is armed for {plan.name}", [], data))
+        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: no guard is armed for {plan.name}", kept_line, data))
     if rt.dry_run:
         return _finish(rt, report, Outcome(ExitCode.OK, f"dry run: disarming the guard for {plan.name} would remove "
-                                                        f"{len(found)} resource(s); nothing was written", lines, data,
+                                                        f"{len(found)} resource(s); nothing was written", lines + kept_line, data,
                                            hint="run `cutover guard disarm` to apply"))
     if not rt.confirm(f"disarm the guard for {plan.name}: no automatic rollback until it is armed again; " + "; ".join(lines)):
         raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
@@ -847,17 +1108,15 @@ def disarm(rt: Runtime, store: GuardStore) -> Outcome:
                 store.remove_targets(n.rule, [t["Id"] for t in seen.targets])
             elif kind == "rule":
                 store.delete_rule(name)
-            elif kind == "document":
-                store.delete_document(name)
             else:
-                store.delete_role(name)
+                store.delete_document(name)
             report.steps[i].update(outcome="removed", ok=True)
         left = observe(store, n)
-        if left.rule is not None or left.document is not None or any(v is not None for v in left.roles.values()):
+        if left.rule is not None or left.document is not None:
             raise Incomplete("the guard was removed but some of it still reads back", "re-run `cutover guard disarm`")
     except CutoverError as err:
         _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
         raise
     notify(rt, "guard DISARMED", [f"removed {len(found)} resource(s)", "no automatic rollback until `cutover guard arm`"])
-    return _finish(rt, report, Outcome(ExitCode.OK, f"guard disarmed for {plan.name}: removed {len(found)} resource(s)", lines, data,
+    return _finish(rt, report, Outcome(ExitCode.OK, f"guard disarmed for {plan.name}: removed {len(found)} resource(s)", lines + kept_line, data,
                                        hint="no automatic rollback now; re-arm after planned work: cutover guard arm"))

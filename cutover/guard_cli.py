@@ -1,8 +1,10 @@
-"""`cutover guard arm|status|disarm`: the plan's rollback armed inside AWS (alarm -> EventBridge -> SSM
-Automation). A typer sub-app registered by cutover.cli; it imports the CLI's helpers lazily (no import
+"""`cutover guard bootstrap|arm|status|disarm`: the plan's rollback armed inside AWS (alarm -> EventBridge
+-> SSM Automation). A typer sub-app registered by cutover.cli; it imports the CLI's helpers lazily (no import
 cycle, and nothing AWS-shaped is loaded for --help)."""
 
 from __future__ import annotations
+
+import json
 
 import typer
 
@@ -24,11 +26,30 @@ def _connect(plan, dry_run: bool, yes: bool, command: str):
 
 
 @guard_app.command()
+def bootstrap() -> None:
+    """Print the CloudFormation template (JSON) of the guard's two IAM roles, for an admin to apply once.
+    No AWS calls: the everyday operator never writes IAM."""
+    from cutover.cli import load_plan, run, say
+
+    def body():
+        from cutover import guard
+
+        plan = load_plan()
+        guard.check_plan(plan)
+        say(f"note: apply as an admin: {guard.bootstrap_hint(plan)}", err=True)
+        # The template itself, with or without --json (it is JSON): names from the plan, never a value.
+        typer.echo(json.dumps(guard.bootstrap_template(plan), indent=2))
+
+    run("guard", body)
+
+
+@guard_app.command()
 def arm(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be created or updated; write nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Create or update the guard from the plan: Automation document, EventBridge rule and target, IAM roles."""
+    """Create or update the guard from the plan: Automation document, EventBridge rule and target (the IAM
+    roles must exist: `cutover guard bootstrap`)."""
     from cutover.cli import emit, load_plan, require_yes_or_tty, run
 
     def body():
@@ -65,7 +86,7 @@ def disarm(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; write nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Remove the guard: the rule's targets, the rule, the document and both roles."""
+    """Remove the guard: the rule's targets, the rule and the document (the bootstrap's roles stay)."""
     from cutover.cli import emit, load_plan, require_yes_or_tty, run
 
     def body():

@@ -34,6 +34,7 @@ class Inventory:
     flag_parameters: tuple[str, ...]  # SSM flags, rollback order
     secure_parameters: tuple[str, ...]  # SecureString flags: KMS is involved
     functions: tuple[str, ...]  # bare names of the Lambda functions holding flags, plan order
+    lambda_keys: tuple[str, ...]  # the customer managed KMS keys (key or alias ARNs) of their environments
     state_parameter: str
     lock_parameter: str
     alarm_names: tuple[str, ...]
@@ -60,6 +61,7 @@ def inventory(plan: Plan) -> Inventory:
         flag_parameters=_unique(f.parameter for f in plan.ssm_flags),
         secure_parameters=_unique(f.parameter for f in plan.ssm_flags if f.secure),
         functions=_unique(function_name(fn) for fn in plan.functions),
+        lambda_keys=_unique(k for k in plan.function_keys.values() if k),
         state_parameter=plan.state_parameter,
         lock_parameter=plan.lock_parameter,
         alarm_names=_unique(n for c in alarms for n in (*c.names, *c.expect)),
@@ -171,6 +173,12 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     if plan.notify_topic and not read_only:  # dry runs never notify (Publish is a write)
         stmts.append(_statement("NotifyStateChanges", ["sns:Publish"], [plan.notify_topic]))
     stmts += _kms(inv, arn, read_only)
+    # The rollback-readiness gate asks IAM whether a rollback would be allowed, for the caller and the
+    # guard's role. The caller's own role is not in the plan, so any role or user of the account; the
+    # simulation only reads policies (cutover.readiness says "not checked" without it).
+    stmts.append(_statement("SimulateRollbackPermissions", ["iam:SimulatePrincipalPolicy"],
+                            [f"arn:{arn.partition}:iam::{arn.account}:{kind}/*" for kind in ("role", "user")]))
+    stmts += lambda_key_statements(inv.lambda_keys, arn, ["kms:Decrypt"] if read_only else ["kms:Decrypt", "kms:Encrypt"])
     stmts.append(_statement("IdentifyCaller", ["sts:GetCallerIdentity"], "*"))  # it has no resource
     return {"Version": "2012-10-17", "Statement": stmts}
 
@@ -189,6 +197,25 @@ def _kms(inv: Inventory, arn: Arns, read_only: bool) -> list[dict]:
             out.append(_statement("EncryptSecureStringFlagsViaSsm", ["kms:Encrypt"], "*", via("ssm")))
     if inv.secrets_read:
         out.append(_statement("DecryptSecretsViaSecretsManager", ["kms:Decrypt"], "*", via("secretsmanager")))
+    return out
+
+
+def lambda_key_statements(keys: tuple[str, ...], arn: Arns, actions: list[str]) -> list[dict]:
+    """KMS on the keys the plan names for its Lambda functions (`kms_key`), only through Lambda: reading
+    an environment they encrypt needs Decrypt, writing it Encrypt. An alias ARN grants nothing in a
+    Resource (KMS authorises the key), so an alias is matched with kms:ResourceAliases on its account's keys."""
+    via = {"kms:ViaService": arn.via("lambda")}
+    by_arn = [k for k in keys if ":key/" in k]
+    aliases = [k for k in keys if ":alias/" in k]
+    out = []
+    if by_arn:
+        out.append(_statement("LambdaEnvironmentKeysViaLambda", actions, by_arn, {"StringEquals": via}))
+    if aliases:
+        accounts = _unique(k.split(":")[4] for k in aliases)
+        out.append(_statement("LambdaEnvironmentKeyAliasesViaLambda", actions,
+                              [f"arn:{arn.partition}:kms:{arn.region}:{a}:key/*" for a in accounts],
+                              {"StringEquals": via,
+                               "ForAnyValue:StringEquals": {"kms:ResourceAliases": [k.split(":", 5)[5] for k in aliases]}}))
     return out
 
 

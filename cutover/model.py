@@ -36,6 +36,7 @@ class LambdaTarget:
     function: str
     variable: str
     kind: str = "lambda"
+    kms_key: str | None = None  # the customer managed key encrypting the environment (key or alias ARN)
 
     @property
     def key(self) -> str:
@@ -242,6 +243,11 @@ class Plan:
     def functions(self) -> tuple[str, ...]:
         """The Lambda functions whose environment holds flags, as the plan spells them, in plan order."""
         return tuple(dict.fromkeys(f.target.function for f in self.flags if isinstance(f.target, LambdaTarget)))
+
+    @property
+    def function_keys(self) -> dict[str, str | None]:
+        """Each flag function (as spelled) -> the customer managed KMS key the plan names for it, or None."""
+        return {f.target.function: f.target.kms_key for f in self.flags if isinstance(f.target, LambdaTarget)}
 
     def flag(self, name: str) -> Flag:
         return next(f for f in self.flags if f.name == name)

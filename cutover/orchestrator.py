@@ -139,9 +139,11 @@ def _gate_lines(results: list[GateResult]) -> list[str]:
 
 
 def _run_gates(rt: Runtime, phase: Phase) -> list[GateResult]:
+    from cutover import readiness
     from cutover.gates import run_gates  # gates pull in http/subprocess machinery: load when needed
 
-    return run_gates(rt.plan, phase.name, rt.gate_context())
+    # Before every advance: could a rollback still restore every flag? (readiness.py)
+    return run_gates(rt.plan, phase.name, rt.gate_context()) + readiness.check(rt)
 
 
 def _live(rt: Runtime) -> tuple[dict[str, Param], state.StateView, state.LockRecord | None]:

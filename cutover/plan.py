@@ -275,12 +275,13 @@ def _flags(node: MappingNode, state_prefix: str, region: str) -> tuple[Flag, ...
     flags: list[Flag] = []
     owner: dict[str, str] = {}  # target key -> flag name
     spelled: dict[str, Node] = {}  # Lambda function name -> the first node naming it
+    keyed: dict[str, tuple] = {}  # Lambda function name -> (its kms_key or None, the node that said so)
     for key, value in node.value:
         fields = _fields(value)
         if "parameter" in fields:
             target = _ssm_target(fields, key.value, state_prefix)
         else:
-            target = _lambda_target(fields, key.value, region, spelled)
+            target = _lambda_target(fields, key.value, region, spelled, keyed)
         anchor = fields.get("parameter", fields.get("lambda"))[1]
         if target.key in owner:
             raise Violation(anchor, f"{where(('flags', key.value))}: {target.describe()} is already the target of flag "
@@ -309,7 +310,7 @@ def _ssm_target(fields: dict, flag: str, state_prefix: str) -> SsmTarget:
     return SsmTarget(param)
 
 
-def _lambda_target(fields: dict, flag: str, region: str, spelled: dict[str, Node]) -> LambdaTarget:
+def _lambda_target(fields: dict, flag: str, region: str, spelled: dict[str, Node], keyed: dict) -> LambdaTarget:
     here = ("flags", flag, "lambda")
     if _value(fields, "secure", False):
         raise Violation(fields["secure"][0], f"{where(('flags', flag, 'secure'))}: `secure` is for SSM parameters; "
@@ -317,7 +318,9 @@ def _lambda_target(fields: dict, flag: str, region: str, spelled: dict[str, Node
                         "to keep the value out of output")
     target_fields = _fields(fields["lambda"][1])
     fn_node = target_fields["function"][1]
-    target = LambdaTarget(fn_node.value, target_fields["variable"][1].value)
+    key_node = target_fields.get("kms_key", (None, None))[1]
+    target = LambdaTarget(fn_node.value, target_fields["variable"][1].value,
+                          kms_key=key_node.value if key_node is not None else None)
     arn_region = fn_node.value.split(":")[3] if fn_node.value.startswith("arn:") else region
     if arn_region != region:
         raise Violation(fn_node, f"{where((*here, 'function'))}: the function's ARN is in {arn_region}, the plan in "
@@ -327,7 +330,22 @@ def _lambda_target(fields: dict, flag: str, region: str, spelled: dict[str, Node
         raise Violation(fn_node, f"{where((*here, 'function'))}: function {target.function_name} is named "
                         f"{first.value!r} on line {first.start_mark.line + 1} and {fn_node.value!r} here",
                         "spell it the same way in every flag (its name, or the same ARN)")
+    _check_kms_key(target, key_node or fields["lambda"][1], here, region, keyed)
     return target
+
+
+def _check_kms_key(target: LambdaTarget, node: Node, here: tuple, region: str, keyed: dict) -> None:
+    """A function's environment has one key: every flag of the function names the same one (or none)."""
+    at = where((*here, "kms_key"))
+    if target.kms_key is not None and target.kms_key.split(":")[3] != region:
+        raise Violation(node, f"{at}: the key's ARN is in {target.kms_key.split(':')[3]}, the plan in {region}",
+                        "Lambda uses a key in the function's region: name that one (the plan's region)")
+    first_key, first_node = keyed.setdefault(target.function_name, (target.kms_key, node))
+    if first_key != target.kms_key:
+        said = f"kms_key {first_key!r}" if first_key else "no kms_key"
+        raise Violation(node, f"{at}: function {target.function_name} has {said} on line {first_node.start_mark.line + 1} "
+                        f"and {repr(target.kms_key) if target.kms_key else 'none here'}",
+                        "a function's environment has one key: give every flag of the function the same kms_key")
 
 
 def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
@@ -565,7 +583,8 @@ def summarize(plan: Plan) -> dict:
                 "kind": f.kind,
                 "target": f.where,
                 **({"parameter": f.parameter} if f.kind == "ssm" else {"function": f.target.function,
-                                                                      "variable": f.target.variable}),
+                                                                      "variable": f.target.variable,
+                                                                      **({"kms_key": f.target.kms_key} if f.target.kms_key else {})}),
                 "rollback": shown(f.name, f.rollback),
                 "sensitive": f.sensitive,
                 "secure": f.secure,

@@ -83,6 +83,7 @@ class FunctionConfig:
     update_status: str = "Successful"  # LastUpdateStatus: Successful | InProgress | Failed
     update_reason: str = ""  # LastUpdateStatusReason (a failed update says why)
     state: str = "Active"
+    kms_key_arn: str | None = None  # KMSKeyArn: the customer managed key of its environment (None: Lambda's own)
 
 
 class FunctionStore(Protocol):
@@ -119,6 +120,13 @@ class IdentitySource(Protocol):
     def caller(self) -> Identity: ...
 
 
+class AccessSimulator(Protocol):
+    def simulate(self, principal_arn: str, actions: list[str], resources: list[str],
+                 context: dict[str, str]) -> dict[tuple[str, str], str]:
+        """iam:SimulatePrincipalPolicy: (action, resource) -> allowed | explicitDeny | implicitDeny, for the
+        principal's identity policies. AwsError (NotFound for an unknown principal) when it cannot be asked."""
+
+
 class Notifier(Protocol):
     def publish(self, topic_arn: str, subject: str, message: str) -> None:
         """Send a short message; raise AwsError on failure (the caller logs it and moves on)."""
@@ -136,3 +144,4 @@ class AwsPorts:
     region: str = ""
     notifier: Notifier | None = None
     functions: FunctionStore | None = None  # Lambda, for plans with Lambda flags
+    access: AccessSimulator | None = None  # IAM policy simulation (the rollback-readiness gate); None: not checked

@@ -27,7 +27,9 @@ def preflight(rt: orchestrator.Runtime, phase_name: str | None, skip: tuple[str,
 
     report = orchestrator._report(rt, "preflight")
     report.to_state = phase_name
-    results = run_gates(plan, phase_name, rt.gate_context(), skip=skip)
+    from cutover import readiness
+
+    results = run_gates(plan, phase_name, rt.gate_context(), skip=skip) + readiness.check(rt)
     report.gates = [r.to_dict() for r in results]
     # Skipped gates do not fail a diagnosis run, but the report says it is not valid for sign-off.
     ok = all(r.status != "FAIL" for r in results)

@@ -481,12 +481,28 @@ def _prerequisites(plan: Plan) -> list[str]:
         names = _names(dict.fromkeys(function_name(fn) for fn in plan.functions))
         lines.append(f"- **Lambda functions** whose environment holds flags: {names}. Cutover reads their configuration"
                      " and updates their environment variables.")
+        lines.append(_kms_line(plan, inv))
+    lines.append("- **Rollback readiness**: before every advance (and in `preflight`) cutover checks that a rollback "
+                 "could restore every flag: each target readable now and, where IAM lets you simulate it, the "
+                 "rollback's calls allowed for you and the guard's role. If not, the advance stops (exit 1) naming the target.")
     if plan.notify_topic:
         lines.append(f"- **Notifications**: every state change and rollback is posted to SNS topic {_code(plan.notify_topic)}.")
     commands = [c for c in plan.checks.values() if isinstance(c, CommandCheck)]
     if commands:
         lines.append(f"- **Local commands** the gates run: {', '.join(_code(_safe(shlex.join(c.run))) for c in commands)}")
     return lines + [""]
+
+
+def _kms_line(plan: Plan, inv: iam.Inventory) -> str:
+    """What a customer managed key on a function's environment needs."""
+    if not inv.lambda_keys:
+        return ("- **KMS**: the plan names no `kms_key`, so the functions' environments must use Lambda's own key. "
+                "If one uses a customer managed key, every advance stops until the plan names it as `kms_key` on "
+                "that function's flags (then re-grant `iam-policy` and re-apply `guard bootstrap`).")
+    keyed = [f"{_code(function_name(fn))} under {_code(k)}" for fn, k in plan.function_keys.items() if k]
+    return (f"- **KMS**: {', '.join(keyed)}. Reading and writing such an environment needs `kms:Decrypt` and "
+            "`kms:Encrypt` on the key through Lambda: `iam-policy` and the guard's role grant exactly that (and the "
+            "key's policy must allow it too).")
 
 
 def _flag_changes(plan: Plan, source: str, before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -589,21 +605,60 @@ def _phases(plan: Plan) -> list[str]:
     return lines
 
 
+def _fires_on(plan: Plan) -> list[str]:
+    """When the guard fires: per alarms check's insufficient_data policy (the stricter wins)."""
+    from cutover.guard import watches
+
+    out = []
+    for w in watches(plan):
+        if w.empty:
+            continue
+        alarms = ", ".join([*map(_code, w.names), *(f"every alarm named {_code(p + '*')}" for p in w.prefixes)])
+        when = ("ALARM or INSUFFICIENT_DATA (`insufficient_data: fail`, the default: no data fails the gates too)"
+                if "INSUFFICIENT_DATA" in w.states else "ALARM only (`insufficient_data: ok`)")
+        out.append(f"- on {when}: {alarms}")
+    return out
+
+
 def _guard(plan: Plan) -> list[str]:
-    """The rollback armed inside AWS: what it does, and how to stand it down for planned work."""
+    """The rollback armed inside AWS: when it fires, what it does, its one-time bootstrap, and how to
+    stand it down for planned work."""
+    from cutover.guard import names, stack_name
+
     cli = cli_prefix(plan)
     auto = [p.name for p in plan.phases if p.auto_rollback]
+    told = (f" SNS topic {_code(plan.notify_topic)} is told which flags are still live (names, never values),"
+            if plan.notify_topic else "")
+    n = names(plan)
     lines = [
         "## The guard (rollback armed inside AWS)",
         "",
-        "When armed, any plan alarm going to ALARM starts an SSM Automation that writes every flag back to the",
-        "rollback values above, in the same order, then records the state as `rolled_back` with the alarm as",
-        "the reason. Nobody needs to be awake. It takes no lock.",
+        "When armed, a plan alarm changing state starts an SSM Automation that writes every flag back to the",
+        "rollback values above, in the same order. It fires:",
+        "",
+        *_fires_on(plan),
+        "",
         *(["A Lambda function's variables are written as `cutover rollback` writes them: in one update that keeps",
            "every other variable of the function."] if plan.functions else []),
         "",
+        "Every flag is attempted, whatever fails before it. Then it reads every flag back: only if all are restored",
+        "does it record the state as `rolled_back` with the alarm as the reason. Otherwise it records the rollback as",
+        f"unfinished (`rolling_back`),{told} and the execution fails: run `{cli} rollback --yes --reason \"guard unfinished\"`",
+        "(`cutover status` shows which flags). Nobody needs to be awake. It takes no lock.",
+        "",
         ("Entering " + ", ".join(auto) + " arms it first (`auto_rollback: true`); if it cannot be armed, the phase "
          "is not entered." if auto else "No phase arms it automatically; arm it by hand if you want it."),
+        "",
+        f"**Bootstrap, once, by an admin.** The guard runs as two IAM roles ({_code(n.automation_role)}, "
+        f"{_code(n.events_role)}) that operators never write (whoever may write a role's policy may make it admin).",
+        f"An admin creates them from the CloudFormation template `{cli} guard bootstrap` prints (it calls no AWS API),",
+        "and re-applies it when `guard status` says the roles differ (a plan change of flags, functions, `kms_key` or topic):",
+        "",
+        "```sh",
+        f"{cli} guard bootstrap > guard-roles.json",
+        f"aws cloudformation deploy --template-file guard-roles.json --stack-name {stack_name(plan)} \\",
+        f"    --capabilities CAPABILITY_NAMED_IAM --region {plan.region}",
+        "```",
         "",
         *_commands([
             (f"{cli} guard status", "armed? matching this plan? what it would do"),

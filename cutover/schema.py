@@ -48,6 +48,10 @@ LAMBDA_NAME = r"[a-zA-Z0-9_-]{1,64}"
 LAMBDA_FUNCTION = (rf"^(?:(?:arn:aws[a-zA-Z-]*:lambda:[a-z]{{2}}(?:-[a-z]+)+-[0-9]{{1,2}}:)?[0-9]{{12}}:function:)?"
                    rf"{LAMBDA_NAME}$")
 LAMBDA_VARIABLE = r"^[a-zA-Z][a-zA-Z0-9_]+$"
+# A customer managed KMS key: its key ARN (key id a UUID, or mrk- and 32 hex for a multi-Region key) or
+# an alias ARN. The region is checked against the plan's by plan.py.
+KMS_KEY = (r"^arn:aws[a-zA-Z-]*:kms:[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}:[0-9]{12}:"
+           r"(?:key/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias/[a-zA-Z0-9/_-]{1,250})$")
 # Keys Lambda sets itself and refuses in UpdateFunctionConfiguration.
 LAMBDA_RESERVED = frozenset(
     "_HANDLER _X_AMZN_TRACE_ID AWS_DEFAULT_REGION AWS_REGION AWS_EXECUTION_ENV AWS_LAMBDA_FUNCTION_NAME "
@@ -233,12 +237,16 @@ _SCHEMA: dict = {
             "type": "object",
             "additionalProperties": False,
             "required": ["function", "variable"],
-            "description": "a variable in a Lambda function's environment: {function: NAME, variable: NAME}",
+            "description": "a variable in a Lambda function's environment: {function: NAME, variable: NAME}, and "
+                           "kms_key: ARN when a customer managed key encrypts it",
             "properties": {
                 "function": _str(format="lambda-function", pattern=LAMBDA_FUNCTION,
                                  description="the function's name or ARN, without a version or alias"),
                 "variable": _str(format="lambda-variable", pattern=LAMBDA_VARIABLE,
                                  description="an environment variable name: a letter, then letters, digits or '_'"),
+                "kms_key": _str(format="kms-key", pattern=KMS_KEY,
+                                description="the customer managed KMS key encrypting the function's environment (key or "
+                                            "alias ARN, the plan's region); the same for every flag of the function"),
             },
         },
         "phase": {
@@ -578,7 +586,19 @@ def _check_lambda_variable(text: str) -> tuple[str, str] | None:
     return None
 
 
+def _check_kms_key(text: str) -> tuple[str, str] | None:
+    hint = ("write the key's full ARN, arn:aws:kms:REGION:ACCOUNT:key/KEY_ID, or its alias ARN, "
+            "arn:aws:kms:REGION:ACCOUNT:alias/NAME (the function's KMSKeyArn shows it)")
+    if re.match(r"^arn:aws[a-zA-Z-]*:kms:[^:]*:[0-9]{12}:alias/aws/", text):
+        return (f"{_show(text)} is an AWS managed key: it needs no grant and cannot be named in a policy",
+                "remove kms_key: Lambda's own key (aws/lambda) works for any role allowed to read the function")
+    if re.match(KMS_KEY, text):
+        return None
+    return f"{_show(text)} is not a KMS key ARN", hint
+
+
 FORMATS: dict[str, Callable[[str], tuple[str, str] | None]] = {
+    "kms-key": _check_kms_key,
     "lambda-function": _check_lambda_function,
     "lambda-variable": _check_lambda_variable,
     "duration": _check_duration,

@@ -98,6 +98,9 @@ def test_plan_auto_rollback_makes_watch_roll_back_on_its_own(e2e, emulator, topi
     clock = FakeClock(datetime.now(timezone.utc))
     # An auto_rollback phase arms the guard on entry, so this advance needs the guard's resources.
     guard = lambda: GuardResources.connect("us-east-2", None, read_only=False)  # noqa: E731
+    from tests.guardkit import bootstrap_roles
+
+    bootstrap_roles(plan)  # an admin's one-time step: the guard's roles
     assert orchestrator.advance(e2e(plan=plan, clock=clock, guard_store=guard)).exit_code == 0
     emulator.seeder("us-east-2").set_alarm_state("e2e-errors", "ALARM")
     out = watch.watch(e2e(plan=plan, clock=clock), False, 60, lambda p: None)

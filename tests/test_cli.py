@@ -574,7 +574,7 @@ def test_preflight_pass(cli, emulator):
     r, doc = cli.json("preflight", "--phase", "shadow")
     assert r.exit_code == 0
     assert doc["overall_status"] == "PASS"
-    assert {g["check"] for g in doc["gates"]} == {"env_ok", "secrets_ok", "quiet"}
+    assert {g["check"] for g in doc["gates"]} == {"env_ok", "secrets_ok", "quiet", "rollback_readable", "rollback_allowed"}
 
     r = cli("preflight", "--phase", "shadow", "--skip", "quiet")
     assert r.exit_code == 0, r.output

@@ -176,7 +176,8 @@ def test_advance_evidence_on_the_emulator(e2e):
     assert data["plan_digest"] == e2e.plan.digest and data["region"] == "us-east-2"
     assert data["actor"] == "arn:aws:sts::123456789012:user/moto" and data["account"] == "123456789012"
     assert data["run_id"] and data["started_at"] <= data["ended_at"]
-    assert [g["check"] for g in data["gates"]] == list(e2e.plan.phase("shadow").gates)
+    # The phase's gates, then the rollback-readiness results (cutover.readiness).
+    assert [g["check"] for g in data["gates"]] == [*e2e.plan.phase("shadow").gates, "rollback_readable", "rollback_allowed"]
     assert all(g["status"] == "PASS" and g["duration"] >= 0 for g in data["gates"])
     [mode] = data["changes"]
     assert (mode["flag"], mode["old"], mode["new"], mode["old_version"], mode["new_version"], mode["confirmed"]) == (

@@ -22,14 +22,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from cutover import flags as flagmod
 from cutover import guard, orchestrator, state
-from cutover.errors import ExitCode, ReadOnlyViolation, UsageError
+from cutover.errors import Blocked, ExitCode, ReadOnlyViolation, UsageError
 from cutover.model import ROLLED_BACK, function_name
 from cutover.plan import load_plan, parse_plan
 from cutover.redact import fingerprint
 from cutover.sandbox import OTHER_VARIABLES
+from tests.guardkit import KEY, admin_clients, bootstrap_roles, variant
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E = ROOT / "tests" / "plans" / "e2e.yaml"
@@ -44,13 +47,21 @@ REGION = "us-east-2"
 _VAR = re.compile(r"\{\{\s*([A-Za-z0-9_:.-]+)\s*\}\}")
 
 
-def execute_locally(doc: dict, params: dict, call) -> list[tuple[str, str]]:
+class Execution(list):
+    """(step name, "Success" | "Failed: ...") per step run, and the execution's status as Automation
+    reports it: Failed when a step failed (every step is critical by default, `onFailure: Continue` or not)."""
+
+    @property
+    def status(self) -> str:
+        return "Failed" if any(r != "Success" for _, r in self) else "Success"
+
+
+def execute_locally(doc: dict, params: dict, call) -> Execution:
     """Run an Automation document the way SSM would, for the subset the guard uses: schemaVersion 0.3,
     String parameters (given as EventBridge passes them, {"Name": ["value"]}, or defaulted), `{{ name }}`
     and `{{automation:EXECUTION_ID}}` substitution in string inputs (nested ones too), `aws:executeAwsApi`
     and python3.11 `aws:executeScript` steps in order, `onFailure: Continue` or the default Abort.
-    `call(service, api, inputs)` makes an API call; a script's handler runs here (`run_script`).
-    Returns (step name, "Success" | "Failed: ...") per step run."""
+    `call(service, api, inputs)` makes an API call; a script's handler runs here (`run_script`)."""
     assert doc["schemaVersion"] == "0.3"
     declared = doc.get("parameters", {})
     unknown = set(params) - set(declared)
@@ -72,9 +83,11 @@ def execute_locally(doc: dict, params: dict, call) -> list[tuple[str, str]]:
         # An unknown variable is an error, as in SSM (a KeyError here fails the test loudly).
         if isinstance(v, dict):
             return {k: substitute(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [substitute(x) for x in v]
         return _VAR.sub(lambda m: values[m.group(1)], v) if isinstance(v, str) else v
 
-    results = []
+    results = Execution()
     for step in doc["mainSteps"]:
         assert step["action"] in ("aws:executeAwsApi", "aws:executeScript"), f"the subset has no {step['action']}"
         inputs = substitute(step["inputs"])
@@ -113,11 +126,21 @@ class ApiCaller:
         self.calls: list[tuple[str, str, dict]] = []
 
     def __call__(self, service: str, api: str, inputs: dict) -> None:
+        if (service, api) == ("ssm", "PutParameter") and inputs.get("Name") == self.refused:
+            raise self._aws.AwsError(f"refused PutParameter {self.refused} (the test's injected step failure)",
+                                     code="AccessDeniedException")
         client = self.clients(service)
         method = {v: k for k, v in client.meta.method_to_api_mapping.items()}[api]
         with self._aws.aws_errors(f"{service}:{api}", inputs.get("Name", "")):
             getattr(client, method)(**inputs)
         self.calls.append((service, api, inputs))
+
+    def fail_on(self, parameter: str) -> "ApiCaller":
+        """Make every PutParameter of `parameter` fail (as AccessDenied would), so its step fails."""
+        self.refused = parameter
+        return self
+
+    refused: str | None = None
 
     def puts(self) -> list[tuple[str, str, str]]:
         return [(i["Name"], i["Value"], i.get("Type", "String")) for s, a, i in self.calls if (s, a) == ("ssm", "PutParameter")]
@@ -127,8 +150,13 @@ class ApiCaller:
 def matches(pattern: dict, event: dict) -> bool:
     """EventBridge semantics for this pattern's subset: every key must match (AND); a list holds
     alternatives (OR) of exact values (case- and type-sensitive) or {"prefix": ...}; a nested object
-    matches a nested object; a field missing from the event never matches."""
+    matches a nested object; "$or" holds alternative sub-patterns; a field missing from the event never
+    matches."""
     for key, rule in pattern.items():
+        if key == "$or":
+            if not any(matches(alt, event) for alt in rule):
+                return False
+            continue
         if not isinstance(event, dict) or key not in event:
             return False
         value = event[key]
@@ -140,6 +168,13 @@ def matches(pattern: dict, event: dict) -> bool:
         if not any(_alternative(a, v) for a in rule for v in candidates):
             return False
     return True
+
+
+def moto_matches(pattern: dict, event: dict) -> bool:
+    """The emulator's own EventBridge matcher (moto's EventPattern): an implementation independent of ours."""
+    from moto.events.models import EventPattern
+
+    return EventPattern.load(json.dumps(pattern)).matches_event(event)
 
 
 def _alternative(alt, value) -> bool:
@@ -166,9 +201,17 @@ def alarm_event(name: str, value: str = "ALARM", previous: str = "OK", source: s
     }
 
 
+def strict(plan, alarm: str) -> bool:
+    """Does some alarms check watching `alarm` fail on INSUFFICIENT_DATA (the default)? Written out
+    from the checks, independently of cutover.guard."""
+    return any(c.insufficient_data == "fail" and (alarm in c.names or alarm in c.expect or (c.prefix and alarm.startswith(c.prefix)))
+               for c in plan.checks.values() if c.type == "alarms")
+
+
 def samples(plan) -> list[tuple[dict, bool]]:
-    """(event, should the guard fire) for a plan: ALARM of each plan alarm fires; OK, INSUFFICIENT_DATA,
-    other alarms, near-miss names, and other sources or detail types do not."""
+    """(event, should the guard fire) for a plan: ALARM of each plan alarm fires; INSUFFICIENT_DATA fires
+    when a check watching the alarm says `insufficient_data: fail` (the default, as the gates); OK, other
+    alarms, near-miss names, and other sources or detail types do not."""
     names, prefixes = guard.watched_alarms(plan)
 
     def watched(alarm: str) -> bool:
@@ -177,21 +220,23 @@ def samples(plan) -> list[tuple[dict, bool]]:
     out = []
     for n in names:
         out += [(alarm_event(n), True), (alarm_event(n, "OK", "ALARM"), False),
-                (alarm_event(n, "INSUFFICIENT_DATA"), False), (alarm_event(n + "-2"), watched(n + "-2")),
+                (alarm_event(n, "INSUFFICIENT_DATA"), strict(plan, n)), (alarm_event(n + "-2"), watched(n + "-2")),
                 (alarm_event(n.upper()), watched(n.upper())), (alarm_event(n, source="custom.app"), False),
                 (alarm_event(n, detail_type="CloudWatch Alarm Configuration Change"), False)]
     for p in prefixes:
         out += [(alarm_event(p + "anything"), True), (alarm_event(p + "x", "OK"), False),
-                (alarm_event("x" + p), watched("x" + p))]
+                (alarm_event(p + "y", "INSUFFICIENT_DATA"), strict(plan, p + "y")), (alarm_event("x" + p), watched("x" + p))]
     out.append((alarm_event("someone-elses-alarm"), False))
     return out
 
 
 # --- fixtures ------------------------------------------------------------------------------------------------
 @pytest.fixture
-def store(aws_env):
+def store(e2e):
+    """The guard's resources on the emulator, the e2e plan's roles bootstrapped by an admin."""
     from cutover.aws import GuardResources
 
+    bootstrap_roles(e2e.plan)
     return GuardResources.connect(REGION, None, read_only=False)
 
 
@@ -250,7 +295,7 @@ def others(plan) -> dict[str, dict[str, str]]:
 
 
 def lambda_steps(doc: dict) -> list[dict]:
-    return [s for s in doc["mainSteps"] if s["action"] == "aws:executeScript"]
+    return [s for s in doc["mainSteps"] if s["action"] == "aws:executeScript" and "Function" in s["inputs"]["InputPayload"]]
 
 
 class Recording:
@@ -343,14 +388,15 @@ def changed(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]])
 
 
 @pytest.mark.parametrize("key", ["repo", "e2e", "every_check"])
-def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(key, e2e, tmp_path):
+def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(key, e2e, tmp_path, monkeypatch):
     """From every phase: what `orchestrator.rollback` writes (only the flags that differ, in order) is
     the document's run with the unchanged flags left out, and both end at the same values, every other
     variable of a flag function untouched."""
     from cutover.aws import make_ports
 
     plan = load_plan(PLANS[key])
-    assert not plan.functions or plan.region == REGION  # the script's boto3 takes its region from the environment
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):  # a script's boto3 runs in the automation's region, the plan's
+        monkeypatch.setenv(name, plan.region)
     seed_functions(plan)
     kept = others(plan)
     assert all(OTHER_VARIABLES.items() <= env.items() for env in kept.values())
@@ -381,7 +427,9 @@ def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(k
         # Least privilege, exactly: the automation role may write what the document writes, nothing more.
         arn = guard.GuardArns(plan.region, ACCOUNT)
         policy = {st["Sid"]: st for st in guard.automation_policy(plan, ACCOUNT)["Statement"]}
-        assert {arn.parameter(w[0]) for w in caller.puts()} == set(policy["RollBackFlagsAndRecordState"]["Resource"])
+        # (The state record is written by the last step's script, which reads every flag back first.)
+        assert {arn.parameter(w[0]) for w in caller.puts()} | {arn.parameter(plan.state_parameter)} == set(
+            policy["RollBackFlagsAndRecordState"]["Resource"]) == set(policy["ReadBackFlagsAndState"]["Resource"])
         functions = [s["inputs"]["InputPayload"]["Function"] for s in lambda_steps(doc)]
         assert [arn.function(fn) for fn in functions] == policy.get("RollBackLambdaFlags", {}).get("Resource", [])
 
@@ -432,7 +480,7 @@ def test_the_lambda_step_keeps_a_change_made_between_its_read_and_its_write(e2e,
     fault_proxy.reconfigure(Faults(revision_conflicts=1000, before_conflict=someone_else))
     results = dict(execute_locally(guard.build_document(plan, ACCOUNT), {"AlarmName": ["e2e-errors"]}, ApiCaller(REGION)))
     assert results[step["name"]].startswith("Failed: ") and "attempts" in results[step["name"]]
-    assert [n for n, r in results.items() if r != "Success"] == [step["name"]]
+    assert [n for n, r in results.items() if r != "Success"] == [step["name"], guard.RECORD_STEP]
     assert 2 <= len(edits) <= 10, "bounded: a few read-merge-write rounds, then the step fails"
     env = direct.environment(fn)
     assert env["HAND_EDIT"] == f"edit {len(edits)}" and OTHER_VARIABLES.items() <= env.items()
@@ -444,19 +492,191 @@ def test_the_lambda_step_keeps_a_change_made_between_its_read_and_its_write(e2e,
     assert st.exit_code == ExitCode.DRIFT, "the flags the guard could not restore show as drift"
 
 
+# --- a partial rollback is never reported as done (issue 12, item 8) ---------------------------------------
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:cutover-e2e"
+
+
+def with_topic(plan):
+    """The e2e plan with a notify topic (same flags)."""
+    return parse_plan(Path(plan.path).read_text().replace("flags:\n", f"notify:\n  sns_topic_arn: {TOPIC}\nflags:\n", 1), plan.path)
+
+
+class TopicInbox:
+    """The plan's SNS topic on the emulator, with an SQS queue subscribed: what the topic was told."""
+
+    def __init__(self) -> None:
+        from cutover.aws import _Clients, make_session
+
+        clients = _Clients(make_session(REGION, None, False))
+        self.sns, self.sqs = clients("sns"), clients("sqs")
+        arn = self.sns.create_topic(Name="cutover-e2e")["TopicArn"]
+        assert arn == TOPIC
+        self.queue = self.sqs.create_queue(QueueName="cutover-e2e-inbox")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"})
+
+    def messages(self) -> list[dict]:
+        got = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for m in got:
+            self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in got]
+
+
+@pytest.mark.parametrize("failing", ["nothing", "ssm step", "lambda step"])
+def test_the_guard_records_rolled_back_only_when_every_flag_reads_back(e2e, fault_proxy, failing):
+    """Every flag step is attempted whatever fails before it. If all flags read back at their rollback
+    values, the record says rolled_back (stable) and the topic hears so. If any did not (a refused
+    PutParameter; a Lambda step that never gets its update in), the record says the rollback is unfinished
+    (rolling_back, from the recorded phase), the topic is told which flags are still live (names and where,
+    no value), and the execution ends Failed; `cutover status` says so and `cutover rollback` finishes it."""
+    from cutover.faultproxy import Faults
+
+    plan = with_topic(e2e.plan)
+    inbox = TopicInbox()
+    put_phase(plan, e2e().aws.params, "canary", e2e.clock)  # live: emails in the allowlist and the cohort
+    kept = others(plan)
+    doc = guard.build_document(plan, ACCOUNT)
+    caller = ApiCaller(REGION)
+    if failing == "ssm step":
+        caller.fail_on("/e2e/mode")
+    if failing == "lambda step":
+        fault_proxy.reconfigure(Faults(revision_conflicts=1000))
+    run = execute_locally(doc, {"AlarmName": ["e2e-errors"]}, caller)
+    fault_proxy.reconfigure(Faults())
+
+    assert [n for n, _ in run] == [s["name"] for s in doc["mainSteps"]], "every step is attempted"
+    failed_steps = [n for n, r in run if r != "Success"]
+    rec = e2e.state().record
+    values = live(plan, e2e().aws.params)
+    told = inbox.messages()
+    assert len(told) == 1
+    message = told[0]["Subject"] + "\n" + told[0]["Message"]
+    assert "@" not in message and "=" not in message, "names and places only: no value, sensitive or not"
+    assert others(plan) == kept
+    if failing == "nothing":
+        assert run.status == "Success" and not failed_steps
+        assert (rec.phase, rec.status, rec.target, rec.command) == (ROLLED_BACK, state.STABLE, None, "guard")
+        assert rec.reason == "auto-rollback by guard: alarm e2e-errors" and rec.entered_at and rec.updated_at
+        assert values == plan.rollback_values()
+        assert "guard ROLLED BACK" in told[0]["Subject"] and "all 5 flag(s) read back" in message
+        assert orchestrator.status(e2e(dry_run=True, plan=plan), check=True).exit_code == 0
+        return
+
+    still = (["mode (/e2e/mode)"] if failing == "ssm step"
+             else ["outbound (e2e-worker env E2E_OUTBOUND)", "cohort (e2e-worker env E2E_COHORT)"])
+    step = {"ssm step": "Flag03_mode", "lambda step": "Env02_e2e_worker"}[failing]
+    assert run.status == "Failed" and failed_steps == [step, guard.RECORD_STEP], run
+    assert "rollback UNFINISHED" in dict(run)[guard.RECORD_STEP] and all(s in dict(run)[guard.RECORD_STEP] for s in still)
+    assert (rec.phase, rec.status, rec.target, rec.command) == ("canary", state.ROLLING_BACK, ROLLED_BACK, "guard")
+    assert rec.reason == "auto-rollback by guard: alarm e2e-errors: UNFINISHED, still live: " + ", ".join(still)
+    stuck = {f.name for f in plan.flags if any(s.startswith(f.name + " (") for s in still)}
+    assert {k for k, v in values.items() if v != plan.rollback_values()[k]} == stuck, "every other flag is restored"
+    assert "guard rollback UNFINISHED" in told[0]["Subject"] and all(f"  - {s}" in message for s in still)
+    assert "cutover rollback" in message
+    st = orchestrator.status(e2e(dry_run=True, plan=plan), check=True)
+    assert st.exit_code == ExitCode.DRIFT and st.headline == "rolling_back canary -> rolled_back is unfinished", st.headline
+    assert any("finish it by re-running `cutover rollback`" in line for line in st.lines)
+    with pytest.raises(Blocked):
+        orchestrator.advance(e2e(plan=plan), approve=True, reason="go")
+    out = orchestrator.rollback(e2e(plan=plan), reason="finish the guard's rollback")
+    assert out.exit_code == 0 and live(plan, e2e().aws.params) == plan.rollback_values()
+    assert orchestrator.status(e2e(dry_run=True, plan=plan), check=True).exit_code == 0
+
+
+def verify_inputs(plan, alarm: str = "e2e-errors") -> dict:
+    """The last step's inputs with Automation's variables filled in, as `execute_locally` would."""
+    (step,) = [s for s in guard.build_document(plan, ACCOUNT)["mainSteps"] if s["name"] == guard.RECORD_STEP]
+    text = json.dumps(step["inputs"]).replace("{{AlarmName}}", alarm).replace("{{automation:EXECUTION_ID}}", "exec-1")
+    assert "{{" not in text
+    return json.loads(text)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=6, max_size=40))
+def test_the_topic_never_hears_a_flag_value_in_any_encoding(e2e, value):
+    """Sensitive flags hold anything (emails, tokens): whatever they hold when the guard cannot restore
+    them, the message names the flags and where they live, never what they hold."""
+    import base64
+    from urllib.parse import quote
+
+    plan = with_topic(e2e.plan)
+    forms = {value, json.dumps(value)[1:-1], quote(value), base64.b64encode(value.encode()).decode()}
+    inputs = verify_inputs(plan)
+    assume(not any(f in guard.VERIFY_SCRIPT or f in json.dumps(inputs) for f in forms))
+    inbox = getattr(test_the_topic_never_hears_a_flag_value_in_any_encoding, "inbox", None)
+    if inbox is None or inbox.queue not in inbox.sqs.list_queues().get("QueueUrls", []):
+        inbox = test_the_topic_never_hears_a_flag_value_in_any_encoding.inbox = TopicInbox()
+    e2e().aws.params.put("/e2e/allow", value, secure=True)
+    seeder(plan).put_environment("e2e-worker", {**OTHER_VARIABLES, "E2E_COHORT": value, "E2E_OUTBOUND": value})
+    with pytest.raises(RuntimeError, match="rollback UNFINISHED"):
+        run_script(inputs)
+    (told,) = inbox.messages()
+    text = told["Subject"] + "\n" + told["Message"]
+    assert "allow (/e2e/allow)" in text and "cohort (e2e-worker env E2E_COHORT)" in text
+    assert not any(f in text for f in forms)
+    assert not any(f in e2e.state().record.reason for f in forms)
+
+
 # --- the event pattern -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("key", PLANS)
 def test_the_rule_fires_on_alarm_of_a_plan_alarm_only(key):
     plan = load_plan(PLANS[key])
     pattern = guard.build_event_pattern(plan)
     assert pattern["source"] == ["aws.cloudwatch"] and pattern["detail-type"] == ["CloudWatch Alarm State Change"]
-    assert pattern["detail"]["state"] == {"value": ["ALARM"]}
-    names, prefixes = guard.watched_alarms(plan)
-    assert pattern["detail"]["alarmName"] == [*names, *({"prefix": p} for p in prefixes)]
     cases = samples(plan)
     assert any(fire for _, fire in cases) and any(not fire for _, fire in cases)
     for event, fire in cases:
-        assert matches(pattern, event) is fire, (event["detail"]["alarmName"], event["detail"]["state"]["value"], event["source"])
+        seen = (event["detail"]["alarmName"], event["detail"]["state"]["value"], event["source"])
+        assert matches(pattern, event) is fire, seen
+        assert moto_matches(pattern, event) is fire, seen
+
+
+def alarm_plan(*checks: str):
+    """The e2e plan whose alarms checks are `checks` (YAML bodies), all of them gates of the first phase."""
+    text = E2E.read_text()
+    quiet = "  quiet:\n    type: alarms\n    names: [e2e-errors]\n    quiet_for: 0s\n"
+    assert quiet in text
+    bodies = "".join(f"  watch{i}:\n    type: alarms\n" + "".join(f"    {line}\n" for line in c.split("; ")) for i, c in enumerate(checks))
+    text = text.replace(quiet, bodies).replace("gates: [env_ok, secrets_ok, quiet]",
+                                               f"gates: [env_ok, secrets_ok, {', '.join(f'watch{i}' for i in range(len(checks)))}]")
+    return parse_plan(text.replace("gates: [fresh, quiet]", "gates: [fresh]").replace("gates: [quiet]", "gates: []"), str(E2E))
+
+
+@pytest.mark.parametrize("checks, fires_on_insufficient", [
+    (["names: [a]"], {"a": True}),  # the default is insufficient_data: fail, as in the gates
+    (["names: [a]; insufficient_data: fail"], {"a": True}),
+    (["names: [a]; insufficient_data: ok"], {"a": False}),
+    # One alarm watched by two checks with different policies: the stricter wins.
+    (["names: [a, b]; insufficient_data: ok", "names: [b, c]"], {"a": False, "b": True, "c": True}),
+    (["names: [a]; insufficient_data: ok", "prefix: a"], {"a": True, "ab": True}),
+    (["prefix: app-; insufficient_data: ok", "names: [app-one]"], {"app-one": True, "app-two": False}),
+    (["prefix: app-; insufficient_data: ok", "names: [z]; insufficient_data: ok"], {"app-x": False, "z": False}),
+])
+def test_the_rule_fires_on_insufficient_data_as_the_checks_say(checks, fires_on_insufficient):
+    """A CloudWatch alarm going to INSUFFICIENT_DATA (its metric stopped arriving) fires the guard when a
+    check watching it says `insufficient_data: fail` (the gates' default): the guard treats it as the
+    gates do. `ok` fires on ALARM only. Checked with two matchers on events shaped as CloudWatch sends them."""
+    plan = alarm_plan(*checks)
+    pattern = guard.build_event_pattern(plan)
+    for alarm, fires in fires_on_insufficient.items():
+        for value, fire in (("ALARM", True), ("INSUFFICIENT_DATA", fires), ("OK", False)):
+            event = alarm_event(alarm, value)
+            assert matches(pattern, event) is fire and moto_matches(pattern, event) is fire, (checks, alarm, value)
+    assert not moto_matches(pattern, alarm_event("unwatched", "INSUFFICIENT_DATA"))
+    line = guard.trigger_line(plan)
+    strict_alarms = [a for a, f in fires_on_insufficient.items() if f]
+    assert ("INSUFFICIENT_DATA" in line) is bool(strict_alarms), line
+
+
+def test_status_names_the_insufficient_data_policy_and_a_change_of_it(e2e, store):
+    guard.arm(e2e(), store)
+    st = guard.status(e2e(dry_run=True), store)
+    assert any("ALARM or INSUFFICIENT_DATA" in line and "e2e-errors" in line for line in st.lines), st.lines
+    lenient = changed_plan(e2e.plan, q=("quiet_for: 0s", "quiet_for: 0s\n    insufficient_data: ok"))
+    st = guard.status(e2e(dry_run=True, plan=lenient), store, check=True)
+    assert st.exit_code == ExitCode.DRIFT
+    assert "fires on INSUFFICIENT_DATA of e2e-errors, the plan says it should not (insufficient_data: ok)" in st.data["differences"]
+    assert any("on ALARM only" in line and "e2e-errors" in line for line in st.lines), st.lines
 
 
 def test_the_repo_plan_watches_all_five_alarms():
@@ -484,8 +704,9 @@ def test_roles_are_least_privilege():
     plan = load_plan(PLANS["repo"])
     auto = guard.automation_policy(plan, ACCOUNT)
     arns = [f"arn:aws:ssm:us-east-2:{ACCOUNT}:parameter{p}" for p in [*(f.parameter for f in plan.ssm_flags), plan.state_parameter]]
-    put, lam = auto["Statement"]  # the repo plan has no SecureString flag: no KMS grant
+    put, read, lam = auto["Statement"]  # the repo plan has no SecureString flag and no topic: no KMS, no SNS grant
     assert put["Action"] == ["ssm:PutParameter"] and put["Resource"] == arns  # exactly the SSM flags and the state
+    assert read["Action"] == ["ssm:GetParameters"] and read["Resource"] == arns  # read back by the last step
     # Read-merge-write of exactly the flag function ($LATEST, unqualified: no version, no wildcard).
     assert lam["Action"] == ["lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration"]
     assert lam["Resource"] == [f"arn:aws:lambda:us-east-2:{ACCOUNT}:function:rp-mw-prod-worker"]
@@ -500,12 +721,23 @@ def test_roles_are_least_privilege():
     assert trust["Principal"] == {"Service": "ssm.amazonaws.com"} and trust["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
     etrust = guard.events_trust(plan, ACCOUNT)["Statement"][0]
     assert etrust["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:events:us-east-2:{ACCOUNT}:rule/cutover-order-status-prod-rollback"}
-    # A SecureString flag adds Encrypt through SSM only; a plan without Lambda flags gets no Lambda grant.
+    # A SecureString flag adds Encrypt (to write) and Decrypt (to read back) through SSM only; a plan
+    # without Lambda flags gets no Lambda grant; a topic is published to by the last step.
     e2e = load_plan(E2E)
     kms = guard.automation_policy(e2e, ACCOUNT)["Statement"][-1]
-    assert kms["Action"] == ["kms:Encrypt"] and kms["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
+    assert kms["Action"] == ["kms:Encrypt", "kms:Decrypt"]
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-2.amazonaws.com"}}
     ssm_only = dataclasses.replace(e2e, flags=tuple(dataclasses.replace(f, secure=False) for f in e2e.ssm_flags))
-    assert [s["Sid"] for s in guard.automation_policy(ssm_only, ACCOUNT)["Statement"]] == ["RollBackFlagsAndRecordState"]
+    assert [s["Sid"] for s in guard.automation_policy(ssm_only, ACCOUNT)["Statement"]] == [
+        "RollBackFlagsAndRecordState", "ReadBackFlagsAndState"]
+    told = guard.automation_policy(with_topic(e2e), ACCOUNT)["Statement"][-1]
+    assert (told["Action"], told["Resource"]) == (["sns:Publish"], [TOPIC])
+    # A function's environment under the plan's kms_key: Decrypt to read it, Encrypt to write it, through
+    # Lambda only, on that key only.
+    keyed = {st["Sid"]: st for st in guard.automation_policy(variant(e2e, kms_key=KEY), ACCOUNT)["Statement"]}
+    assert keyed["LambdaEnvironmentKeysViaLambda"] == {
+        "Sid": "LambdaEnvironmentKeysViaLambda", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt"], "Resource": [KEY],
+        "Condition": {"StringEquals": {"kms:ViaService": "lambda.us-east-2.amazonaws.com"}}}
 
 
 def test_plans_the_guard_cannot_express_are_refused_before_any_aws_call():
@@ -527,7 +759,7 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     plan = e2e.plan
     n = guard.names(plan)
     out = guard.arm(e2e(), store)
-    assert out.exit_code == 0 and out.headline.startswith("guard armed for e2e: created 5 resource(s)"), out.headline
+    assert out.exit_code == 0 and out.headline.startswith("guard armed for e2e: created 3 resource(s)"), out.headline
     assert out.evidence_path and Path(out.evidence_path, "report.json").exists()
 
     doc = store.get_document(n.document)
@@ -541,7 +773,7 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     (target,) = store.list_targets(n.rule)
     assert target["Arn"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-definition/{n.document}:$DEFAULT"
     assert target["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{n.events_role}"
-    for spec in guard.desired(plan, ACCOUNT).roles:
+    for spec in guard.desired(plan, ACCOUNT).roles:  # the bootstrap's, exactly as arm expects them
         role = store.get_role(spec.name)
         assert role["trust"] == spec.trust and role["policies"] == {guard.POLICY_NAME: spec.policy}
 
@@ -564,7 +796,8 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     assert resp["FailedEntryCount"] == 0
     got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     params = [json.loads(m["Body"]) for m in got]
-    assert params == [{"AlarmName": [e["detail"]["alarmName"]]} for e, fire in cases if fire] == [{"AlarmName": ["e2e-errors"]}]
+    # ALARM, and INSUFFICIENT_DATA (the check's default insufficient_data: fail), of the plan's alarm.
+    assert params == [{"AlarmName": [e["detail"]["alarmName"]]} for e, fire in cases if fire] == [{"AlarmName": ["e2e-errors"]}] * 2
 
     # The alarm fires in the last phase: the armed document, run with those parameters, rolls back.
     ports = e2e().aws
@@ -589,11 +822,12 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
 def test_arm_is_idempotent_and_a_dry_run_writes_nothing(e2e, aws_env):
     from cutover.aws import CallCounter, GuardResources
 
+    bootstrap_roles(e2e.plan)
     counter = CallCounter()
     ro = GuardResources.connect(REGION, None, read_only=True, hooks=[counter])
     out = guard.arm(e2e(dry_run=True), ro)
-    assert out.exit_code == 0 and out.headline.startswith("dry run: arming the guard for e2e would create 5 resource(s)")
-    assert [r["action"] for r in out.data["resources"]] == ["create"] * 5
+    assert out.exit_code == 0 and out.headline.startswith("dry run: arming the guard for e2e would create 3 resource(s)")
+    assert [r["action"] for r in out.data["resources"]] == ["unchanged"] * 2 + ["create"] * 3
     assert counter.total > 0 and counter.writes() == {}
     assert guard.status(e2e(dry_run=True), ro).data["state"] == "disarmed"
     with pytest.raises(ReadOnlyViolation):  # the read-only session refuses writes
@@ -683,15 +917,81 @@ def test_a_partly_armed_guard_is_reported_and_arm_repairs_it(e2e, store):
     n = guard.names(e2e.plan)
     guard.arm(e2e(), store)
     store.remove_targets(n.rule, [guard.TARGET_ID])
-    store.put_role_policy(n.automation_role, "extra", {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "ssm:*", "Resource": "*"}]})
     st = guard.status(e2e(dry_run=True), store, check=True)
     assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "partial" and "missing target" in st.headline
-    assert "extra inline policies: extra" in st.data["differences"]
     out = guard.arm(e2e(), store)
-    assert "created 1 resource(s) and updated 1 resource(s)" in out.headline, out.headline
-    assert store.get_role(n.automation_role)["policies"].keys() == {guard.POLICY_NAME}
+    assert "created 1 resource(s)" in out.headline, out.headline
     assert guard.status(e2e(dry_run=True), store).data["state"] == "armed"
+
+    # Someone widens the automation role by hand: status says so and sends an admin to the bootstrap; arm
+    # (which never writes IAM) refuses, writing nothing, until the role is the plan's again.
+    iam_admin = admin_clients(REGION)("iam")
+    iam_admin.put_role_policy(RoleName=n.automation_role, PolicyName="extra", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:*", "Resource": "*"}]}))
+    st = guard.status(e2e(dry_run=True), store, check=True)
+    assert st.exit_code == ExitCode.DRIFT and "extra inline policies: extra" in st.data["differences"]
+    assert "cutover guard bootstrap" in st.hint
+    new = changed_plan(e2e.plan, v=('rollback: "safe"', 'rollback: "safer"'))
+    with pytest.raises(Blocked) as err:
+        guard.arm(e2e(plan=new), store)
+    assert err.value.exit_code == ExitCode.BLOCKED and "automation role cutover-e2e-rollback-automation differs" in err.value.message
+    assert "cutover guard bootstrap" in err.value.hint and "nothing was written" in err.value.message
+    assert guard.status(e2e(dry_run=True), store).data["armed_digest"] == e2e.plan.digest, "the document was not touched"
+    iam_admin.delete_role_policy(RoleName=n.automation_role, PolicyName="extra")
+    assert guard.arm(e2e(plan=new), store).exit_code == 0
+
+
+def test_arm_without_the_bootstrap_says_to_run_it_and_writes_nothing(e2e, aws_env):
+    """The everyday operator cannot create or change roles: arm (a dry run too) refuses with exit 3 and the
+    bootstrap command, before any write; once an admin applied the printed template, arm works."""
+    from cutover.aws import CallCounter, GuardResources
+
+    counter = CallCounter()
+    rw = GuardResources.connect(REGION, None, read_only=False, hooks=[counter])
+    for dry_run in (True, False):
+        with pytest.raises(Blocked) as err:
+            guard.arm(e2e(dry_run=dry_run), rw)
+        assert err.value.exit_code == ExitCode.BLOCKED
+        assert "automation role cutover-e2e-rollback-automation is missing" in err.value.message
+        assert "events role cutover-e2e-rollback-events is missing" in err.value.message
+        assert "cutover guard bootstrap" in err.value.hint and "--stack-name cutover-e2e-guard-roles" in err.value.hint
+    assert counter.writes() == {}
+    st = guard.status(e2e(dry_run=True), rw)
+    assert st.data["state"] == "disarmed" and "cutover guard bootstrap" in st.hint
+    bootstrap_roles(e2e.plan)
+    assert guard.arm(e2e(), rw).exit_code == 0
+    assert not any(a.startswith("iam:") and a not in ("iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy")
+                   for a in counter.calls), "arm reads the roles and writes no IAM"
+
+
+def test_the_bootstrap_template_makes_exactly_the_roles_arm_expects(e2e):
+    """The printed template, applied by CloudFormation (the emulator's), yields the two roles with the
+    plan's trust and least-privilege policies, the account filled in by CloudFormation itself."""
+    import ast
+
+    from cutover.aws import GuardResources
+
+    plan = e2e.plan
+    template = guard.bootstrap_template(plan)
+    text = json.dumps(template)
+    assert ACCOUNT not in text and "ACCOUNT_ID" not in text and "${AWS::AccountId}" in text
+    assert {r["Type"] for r in template["Resources"].values()} == {"AWS::IAM::Role"} and len(template["Resources"]) == 2
+    cfn, iam_admin = admin_clients(REGION)("cloudformation"), admin_clients(REGION)("iam")
+    cfn.create_stack(StackName=guard.stack_name(plan), TemplateBody=text, Capabilities=["CAPABILITY_NAMED_IAM"])
+    assert cfn.describe_stacks(StackName=guard.stack_name(plan))["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    for spec in guard.role_specs(plan, ACCOUNT):
+        assert iam_admin.get_role(RoleName=spec.name)["Role"]["AssumeRolePolicyDocument"] == spec.trust
+        # The emulator's CloudFormation stores an inline policy as Python text, not JSON: read it as such.
+        (policy,) = iam_admin.list_role_policies(RoleName=spec.name)["PolicyNames"]
+        stored = iam_admin.get_role_policy(RoleName=spec.name, PolicyName=policy)["PolicyDocument"]
+        assert policy == guard.POLICY_NAME and (stored if isinstance(stored, dict) else ast.literal_eval(stored)) == spec.policy
+    # Applied with the IAM API instead (how the tests bootstrap): exactly what arm compares.
+    cfn.delete_stack(StackName=guard.stack_name(plan))
+    assert bootstrap_roles(plan) == [guard.names(plan).automation_role, guard.names(plan).events_role]
+    store = GuardResources.connect(REGION, None, read_only=True)
+    want = guard.desired(plan, ACCOUNT)
+    roles = [r for r in guard.compare(plan, want, guard.observe(store, want.names)) if r.kind.endswith(" role")]
+    assert [(r.kind, r.current) for r in roles] == [("automation role", True), ("events role", True)], roles
 
 
 def test_disarm_removes_everything(e2e, store):
@@ -703,12 +1003,14 @@ def test_disarm_removes_everything(e2e, store):
     counter = CallCounter()
     ro = GuardResources.connect(REGION, None, read_only=True, hooks=[counter])
     dry = guard.disarm(e2e(dry_run=True), ro)
-    assert "would remove 5 resource(s)" in dry.headline and counter.writes() == {}
+    assert "would remove 3 resource(s)" in dry.headline and counter.writes() == {}
     assert guard.status(e2e(dry_run=True), store).data["state"] == "armed"
     out = guard.disarm(e2e(), store)
-    assert out.exit_code == 0 and out.headline == "guard disarmed for e2e: removed 5 resource(s)"
+    assert out.exit_code == 0 and out.headline == "guard disarmed for e2e: removed 3 resource(s)"
     assert store.get_rule(n.rule) is None and store.get_document(n.document) is None
-    assert store.get_role(n.automation_role) is None and store.get_role(n.events_role) is None
+    # The roles are the admin's bootstrap: they stay, and disarm says how to remove them.
+    assert store.get_role(n.automation_role) is not None and store.get_role(n.events_role) is not None
+    assert any("delete-stack --stack-name cutover-e2e-guard-roles" in line for line in out.lines)
     assert guard.status(e2e(dry_run=True), store).data["state"] == "disarmed"
 
 
@@ -732,7 +1034,6 @@ def test_the_operator_policy_covers_every_call_the_guard_makes_and_little_more(e
     guard.arm(e2e(counter=writes), rw)
     for op in (guard.status, guard.arm, guard.disarm):
         op(e2e(dry_run=True, counter=reads), ro)
-    store.update_trust(n.events_role, guard.automation_trust(plan, ACCOUNT))  # someone edits it by hand
     new = changed_plan(plan, v=('rollback: "safe"', 'rollback: "safer"'))
     guard.arm(e2e(counter=writes, plan=new), rw)
     guard.arm(e2e(counter=writes), rw)  # back: the duplicate-content path
@@ -741,7 +1042,10 @@ def test_the_operator_policy_covers_every_call_the_guard_makes_and_little_more(e
     assert set(reads.calls) <= actions(read_only) and reads.writes() == {}
     assert set(writes.calls) <= actions(full)
     # Every grant is used, but for the authorisation-only actions (no API of that name).
-    assert actions(full) - set(reads.calls) - set(writes.calls) == {"iam:TagRole", "events:TagResource", "iam:PassRole"}
+    assert actions(full) - set(reads.calls) - set(writes.calls) == {"events:TagResource", "iam:PassRole"}
+    # No IAM write at all: PassRole (of the events role, to EventBridge) is the only IAM grant beyond reads.
+    assert {a for a in actions(full) if a.startswith("iam:")} == {"iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy",
+                                                                 "iam:PassRole"}
     assert scoped(full) and scoped(read_only)
     assert "ACCOUNT_ID" in json.dumps(guard.operator_policy(plan))
 
@@ -760,6 +1064,7 @@ def run_cli(e2e, tmp_path):
     app.callback()(cli.main_options)
     app.command("status")(cli.status)
     app.add_typer(guard_app, name="guard")
+    bootstrap_roles(e2e.plan)
 
     def invoke(*args: str):
         result = CliRunner().invoke(app, ["--plan", str(E2E), "--evidence-dir", str(tmp_path / "ev"), *args])
@@ -773,7 +1078,7 @@ def test_cli_guard_arm_status_disarm(run_cli, e2e):
     r = run_cli("guard", "arm")  # not a terminal: writing needs --yes
     assert r.exit_code == 2 and "--yes" in r.output
     r = run_cli("guard", "arm", "--dry-run")
-    assert r.exit_code == 0 and "would create 5 resource(s)" in r.stdout and "create rule cutover-e2e-rollback" in r.stdout
+    assert r.exit_code == 0 and "would create 3 resource(s)" in r.stdout and "create rule cutover-e2e-rollback" in r.stdout
     r = run_cli("--json", "guard", "status", "--check")
     assert r.exit_code == 5 and json.loads(r.stdout)["state"] == "disarmed"
     r = run_cli("guard", "arm", "--yes")
@@ -802,8 +1107,57 @@ def test_cli_guard_arm_status_disarm(run_cli, e2e):
     assert "state: rolled_back (stable" in r.stdout
 
     r = run_cli("guard", "disarm", "--dry-run")
-    assert r.exit_code == 0 and "would remove 5 resource(s)" in r.stdout
+    assert r.exit_code == 0 and "would remove 3 resource(s)" in r.stdout
     r = run_cli("guard", "disarm", "--yes")
-    assert r.exit_code == 0 and "removed 5 resource(s)" in r.stdout
+    assert r.exit_code == 0 and "removed 3 resource(s)" in r.stdout
     r = run_cli("guard", "status")
     assert r.exit_code == 0 and "NOT ARMED" in r.stdout
+
+
+def test_cli_guard_bootstrap_prints_the_template_and_calls_no_aws(tmp_path):
+    """Read-only: the template on stdout (also with --json), how to apply it on stderr; no boto3 loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json; from typer.testing import CliRunner; from cutover.cli import app; "
+            f"r = CliRunner().invoke(app, ['--plan', {str(E2E)!r}, 'guard', 'bootstrap']); "
+            "print(json.dumps([r.exit_code, r.stdout, r.stderr, 'boto3' in sys.modules]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    exit_code, stdout, stderr, boto3_loaded = json.loads(p.stdout.splitlines()[-1])
+    assert exit_code == 0 and not boto3_loaded, p.stderr
+    assert json.loads(stdout) == guard.bootstrap_template(load_plan(E2E))
+    assert "aws cloudformation deploy" in stderr and "CAPABILITY_NAMED_IAM" in stderr
+    from typer.testing import CliRunner
+
+    from cutover.cli import app
+
+    r = CliRunner().invoke(app, ["--plan", str(E2E), "--json", "guard", "bootstrap"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == guard.bootstrap_template(load_plan(E2E))
+
+
+# --- the runbook says when the guard fires, what KMS needs, and the bootstrap ------------------------------
+def test_the_runbook_states_when_the_guard_fires_its_bootstrap_and_the_kms_needs():
+    from cutover import runbook
+
+    def guard_section(plan) -> str:
+        text = runbook.render(plan)
+        return text[text.index("## The guard"):text.index("## State diagram")]
+
+    repo = load_plan(PLANS["repo"])
+    text = guard_section(repo)
+    assert "- on ALARM or INSUFFICIENT_DATA (`insufficient_data: fail`, the default" in text
+    assert all(f"`{a}`" in text.split("- on ALARM or INSUFFICIENT_DATA")[1].split("\n")[0] for a in guard.watched_alarms(repo)[0])
+    assert "cutover guard bootstrap > guard-roles.json" in text and "--stack-name cutover-order-status-prod-guard-roles" in text
+    assert "records the rollback as\nunfinished (`rolling_back`)" in text and "execution fails" in text
+    mixed = alarm_plan("names: [a, b]; insufficient_data: ok", "names: [b]")
+    mixed_text = guard_section(mixed)
+    assert "- on ALARM or INSUFFICIENT_DATA (`insufficient_data: fail`, the default: no data fails the gates too): `b`" in mixed_text
+    assert "- on ALARM only (`insufficient_data: ok`): `a`" in mixed_text
+    told = guard_section(with_topic(load_plan(E2E)))
+    assert f"SNS topic `{TOPIC}` is told which flags are still live" in told
+
+    whole = runbook.render(variant(load_plan(E2E), kms_key=KEY))
+    assert f"- **KMS**: `e2e-worker` under `{KEY}`." in whole and "`kms:Decrypt` and `kms:Encrypt`" in whole
+    assert "the plan names no `kms_key`" in runbook.render(repo)
+    assert "- **Rollback readiness**: before every advance" in whole

@@ -9,6 +9,7 @@ import pytest
 from cutover import guard, orchestrator
 from cutover.aws import GuardResources
 from cutover.errors import Blocked
+from tests.guardkit import bootstrap_roles
 
 
 def auto_canary(e2e):
@@ -23,6 +24,12 @@ def guard_store(dry_run=False):
 def test_entering_an_auto_rollback_phase_arms_the_guard_first(e2e):
     plan = auto_canary(e2e)
     assert orchestrator.advance(e2e(plan=plan, guard_store=guard_store())).exit_code == 0  # shadow: no guard needed
+    # The roles are an admin's one-time bootstrap: until then the phase is not entered, and it says why.
+    with pytest.raises(Blocked) as err:
+        orchestrator.advance(e2e(plan=plan, guard_store=guard_store()), approve=True, reason="go")
+    assert "roles are not bootstrapped" in err.value.message and "cutover guard bootstrap" in err.value.hint
+    assert e2e.live() == plan.values_for("shadow")
+    bootstrap_roles(plan)
     st = orchestrator.status(e2e(plan=plan, dry_run=True, guard_store=guard_store(True)))
     assert st.data["guard"] == "disarmed" and any("guard NOT ARMED" in line for line in st.lines)
     dry = orchestrator.advance(e2e(plan=plan, dry_run=True, guard_store=guard_store(True)), approve=True, reason="go")
@@ -35,7 +42,9 @@ def test_entering_an_auto_rollback_phase_arms_the_guard_first(e2e):
     # What it armed rolls back the Lambda flags too, and its role may write exactly that function.
     n = guard.names(plan)
     armed = json.loads(guard_store(True)().get_document(n.document)["content"])
-    assert [s["inputs"]["InputPayload"]["Function"] for s in armed["mainSteps"] if s["action"] == "aws:executeScript"] == ["e2e-worker"]
+    assert [s["inputs"]["InputPayload"]["Function"] for s in armed["mainSteps"]
+            if "Function" in s["inputs"].get("InputPayload", {})] == ["e2e-worker"]
+    assert armed["mainSteps"][-1]["name"] == guard.RECORD_STEP  # it checks its rollback before recording it
     policy = guard_store(True)().get_role(n.automation_role)["policies"][guard.POLICY_NAME]
     assert "arn:aws:lambda:us-east-2:123456789012:function:e2e-worker" in json.dumps(policy)
 
