@@ -731,9 +731,21 @@ class IamAccess:
     def __init__(self, session: boto3.Session) -> None:
         self._session = session
         self._client = None
+        self._unavailable: AwsError | None = None  # an endpoint that cannot simulate (an emulator) is asked once
 
     def simulate(self, principal_arn: str, actions: list[str], resources: list[str],
                  context: dict[str, str]) -> dict[tuple[str, str], str]:
+        if self._unavailable is not None:
+            raise self._unavailable
+        try:
+            return self._simulate(principal_arn, actions, resources, context)
+        except AwsError as err:
+            if isinstance(err.__cause__, ResponseParserError):  # not an AWS answer: it will not become one
+                self._unavailable = err
+            raise
+
+    def _simulate(self, principal_arn: str, actions: list[str], resources: list[str],
+                  context: dict[str, str]) -> dict[tuple[str, str], str]:
         entries = [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"} for k, v in context.items()]
         decisions: dict[tuple[str, str], str] = {}
         with aws_errors("iam:SimulatePrincipalPolicy", principal_arn):

@@ -95,9 +95,15 @@ def test_an_unreadable_target_fails_preflight_naming_it(e2e, fault_proxy):
 
 def test_the_iam_adapter_says_when_the_emulator_cannot_simulate(aws_env):
     """moto has no SimulatePrincipalPolicy: the adapter raises the project's error (one attempt, fast),
-    which the gate reports as not checked."""
-    with pytest.raises(AwsError):
-        IamAccess(make_session("us-east-2", None, True)).simulate(GUARD_ROLE, ["ssm:PutParameter"], ["*"], {})
+    which the gate reports as not checked; an endpoint that cannot answer is not asked again."""
+    from cutover.aws import CallCounter
+
+    counter = CallCounter()
+    access = IamAccess(make_session("us-east-2", None, True, hooks=[counter]))
+    for _ in range(3):
+        with pytest.raises(AwsError, match="unreadable answer to iam:SimulatePrincipalPolicy"):
+            access.simulate(GUARD_ROLE, ["ssm:PutParameter"], ["*"], {})
+    assert counter.calls["iam:SimulatePrincipalPolicy"] == 1
 
 
 # --- the simulation's logic, through a fake port -------------------------------------------------------------
