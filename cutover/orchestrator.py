@@ -82,7 +82,7 @@ class Runtime:
     def gate_context(self) -> GateContext:
         return GateContext(
             aws=self.aws, env=self.env, clock=self.clock, redactor=REDACTOR, reroute_url=self.reroute_url,
-            command_override=self.command_override, cwd=str(Path(self.plan.path).resolve().parent),
+            command_override=self.command_override, cwd=str(Path(self.plan.path).resolve().parent), dry_run=self.dry_run,
         )
 
     def emit(self, event: str, **kw) -> None:
@@ -121,7 +121,8 @@ def _change_lines(changes: list[flagmod.FlagChange]) -> list[str]:
     if not changes:
         return ["no flag changes: every flag is already at its target value"]
     return [
-        f"{c.flag.name} ({c.flag.where}): {flagmod.shown(c.flag, c.old) if c.old is not None else '(missing)'} -> {flagmod.shown(c.flag, c.new)}"
+        f"{c.flag.name} ({c.flag.where}): {flagmod.shown(c.flag, c.old) if c.old is not None else '(missing)'} -> "
+        f"{flagmod.shown(c.flag, c.new, label_rollback=True)}"
         for c in changes
     ]
 
@@ -204,12 +205,14 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     # transition, which side each flag is on.
     declared = plan.values_for(view.phase) if not view.problem else plan.rollback_values()
     target = plan.values_for(rec.target) if rec and rec.target and not view.problem and rec.status != state.STABLE else None
-    flag_rows, drift = [], []
+    flag_rows, drift, labels = [], [], {}
     unreadable = [f.name for f in plan.flags if f.kind == "lambda" and f.target.function in live.unreadable]
     for f in plan.flags:
         p = live.get(f.key)
         row = {"flag": f.name, "target": f.where, **({"parameter": f.parameter} if f.kind == "ssm" else {}),
                "live": flagmod.shown(f, p.value) if p else None, "declared": flagmod.shown(f, declared[f.name])}
+        labels[f.name] = (flagmod.shown(f, p.value, label_rollback=True) if p else None,
+                          flagmod.shown(f, declared[f.name], label_rollback=True))
         if f.name in unreadable:  # unknown, not drift: said below, with why
             row.update(unreadable=True, drift=False)
             flag_rows.append(row)
@@ -229,9 +232,10 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     for row in flag_rows:
         mark = "DRIFT " if row["drift"] else ""
         side = f" [{row['side']}]" if "side" in row else ""
-        seen = "(unreadable)" if row.get("unreadable") else (row["live"] if row["live"] is not None else "(missing)")
+        live_label, declared_label = labels[row["flag"]]
+        seen = "(unreadable)" if row.get("unreadable") else (live_label if live_label is not None else "(missing)")
         where = "" if "parameter" in row else f" in {row['target']}"  # SSM is the default; say where the others live
-        lines.append(f"    {mark}{row['flag']} = {seen} (declared {row['declared']}){side}{where}")
+        lines.append(f"    {mark}{row['flag']} = {seen} (declared {declared_label}){side}{where}")
     for function, err in live.unreadable.items():
         lines.append(f"    cannot read Lambda function {function}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
     if target is not None:
@@ -359,8 +363,10 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         results: list[GateResult] = []
 
         def gates_pass(p: Phase) -> bool:
+            from cutover.gates import may_advance
+
             results.extend(_run_gates(rt, p))
-            return all(r.passed for r in results)
+            return may_advance(results, rt.dry_run)
 
         model = machine.build(plan, ROLLED_BACK if current == ROLLED_BACK else current, gates_pass)
         entered = model.advance()
@@ -378,6 +384,8 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         report.changes = [c.to_dict() for c in changes]
         data = {"phase": current, "target": phase.name, "gates": report.gates, "changes": report.changes, "dry_run": rt.dry_run}
         if rt.dry_run:
+            if not_run := [r.check for r in results if r.status == "SKIPPED"]:
+                rt.notes.append(f"dry run: not run (not read_only): {', '.join(not_run)}; the real advance runs them first")
             if phase.auto_rollback:
                 rt.notes.append(f"{phase.name} has auto_rollback: true: entering it arms the guard first (see `cutover guard arm --dry-run`)")
             return _finish(rt, report, Outcome(

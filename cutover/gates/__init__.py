@@ -5,7 +5,7 @@
 """
 
 from .context import GateContext
-from .result import FAIL, PASS, SKIPPED, GateResult, failed, passed, skipped
+from .result import FAIL, PASS, SKIPPED, GateResult, failed, may_advance, passed, skipped
 from .runner import CHECKS, run_check, run_gates
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "GateContext",
     "GateResult",
     "failed",
+    "may_advance",
     "passed",
     "run_check",
     "run_gates",
