@@ -136,6 +136,12 @@ def _gate_lines(results: list[GateResult]) -> list[str]:
     return out
 
 
+def _blocking(results: list[GateResult], dry_run: bool) -> list[str]:
+    from cutover.gates import blocking
+
+    return blocking(results, dry_run)
+
+
 def _run_gates(rt: Runtime, phase: Phase) -> list[GateResult]:
     from cutover.gates import run_gates  # gates pull in http/subprocess machinery: load when needed
 
@@ -211,8 +217,7 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
         p = live.get(f.key)
         row = {"flag": f.name, "target": f.where, **({"parameter": f.parameter} if f.kind == "ssm" else {}),
                "live": flagmod.shown(f, p.value) if p else None, "declared": flagmod.shown(f, declared[f.name])}
-        labels[f.name] = (flagmod.shown(f, p.value, label_rollback=True) if p else None,
-                          flagmod.shown(f, declared[f.name], label_rollback=True))
+        labels[f.name] = flagmod.shown(f, p.value, label_rollback=True) if p else None
         if f.name in unreadable:  # unknown, not drift: said below, with why
             row.update(unreadable=True, drift=False)
             flag_rows.append(row)
@@ -232,10 +237,10 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     for row in flag_rows:
         mark = "DRIFT " if row["drift"] else ""
         side = f" [{row['side']}]" if "side" in row else ""
-        live_label, declared_label = labels[row["flag"]]
-        seen = "(unreadable)" if row.get("unreadable") else (live_label if live_label is not None else "(missing)")
+        labelled = labels[row["flag"]]  # for people: says when it is a sensitive flag's rollback value
+        seen = "(unreadable)" if row.get("unreadable") else (labelled if labelled is not None else "(missing)")
         where = "" if "parameter" in row else f" in {row['target']}"  # SSM is the default; say where the others live
-        lines.append(f"    {mark}{row['flag']} = {seen} (declared {declared_label}){side}{where}")
+        lines.append(f"    {mark}{row['flag']} = {seen} (declared {row['declared']}){side}{where}")
     for function, err in live.unreadable.items():
         lines.append(f"    cannot read Lambda function {function}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
     if target is not None:
@@ -363,17 +368,15 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         results: list[GateResult] = []
 
         def gates_pass(p: Phase) -> bool:
-            from cutover.gates import may_advance
-
             results.extend(_run_gates(rt, p))
-            return may_advance(results, rt.dry_run)
+            return not _blocking(results, rt.dry_run)
 
         model = machine.build(plan, ROLLED_BACK if current == ROLLED_BACK else current, gates_pass)
         entered = model.advance()
         report.gates = [r.to_dict() for r in results]
         gate_lines = _gate_lines(results)
         if not entered:
-            failed = [r.check for r in results if not r.passed]
+            failed = _blocking(results, rt.dry_run)
             return _finish(rt, report, Outcome(
                 ExitCode.GATE_FAILED, f"gates for {phase.name} failed: {', '.join(failed)}; nothing was written",
                 gate_lines, {"phase": current, "target": phase.name, "gates": report.gates, "changes": []},

@@ -743,6 +743,34 @@ def test_every_failure_class_was_exercised(emulator, aws_env, upstream, leaky_aw
     assert any("reason: incident for [REDACTED:email]" in v for k, v in files.items() if k.startswith("sns message"))
 
 
+# --- how sensitive flag values are displayed ------------------------------------------------------------------
+
+
+def test_status_and_confirmations_show_public_values_and_label_the_rollback_value(e2e):
+    """`sha256:140bedbf` was "none" and `sha256:684888c0` was "*": nobody could confirm "everyone"."""
+    import dataclasses
+
+    from cutover import orchestrator
+
+    public = dataclasses.replace(e2e.plan.flag("allow"), public_values=("none", "*"))
+    plan = dataclasses.replace(e2e.plan, flags=tuple(public if f.name == "allow" else f for f in e2e.plan.flags))
+    st = orchestrator.status(e2e(plan=plan, dry_run=True))
+    assert "    allow = none (rollback value) (declared none)" in st.lines  # public
+    assert "    cohort = (sensitive, rollback value) (declared (sensitive)) in e2e-worker env E2E_COHORT" in st.lines
+    assert {r["flag"]: r["live"] for r in st.data["flags"]}["allow"] == "none"  # machine fields carry no label
+    for _ in ("shadow", "canary", "full"):
+        assert orchestrator.advance(e2e(plan=plan), approve=True, reason="go").exit_code == 0
+    st = orchestrator.status(e2e(plan=plan, dry_run=True))
+    assert "    allow = * (declared *)" in st.lines and "    cohort = (sensitive) (declared (sensitive)) in e2e-worker env E2E_COHORT" in st.lines
+    asked = []
+    out = orchestrator.rollback(e2e(plan=plan, confirm=lambda summary: asked.append(summary) or True), reason="incident")
+    assert "allow (/e2e/allow): * -> none (rollback value)" in out.lines
+    assert "cohort (e2e-worker env E2E_COHORT): (sensitive) -> (sensitive, rollback value)" in out.lines
+    assert "allow (/e2e/allow): * -> none (rollback value)" in asked[0]
+    assert {(c["flag"], c["old"], c["new"]) for c in out.data["changes"]} >= {("allow", "*", "none"), ("cohort", HIDDEN, HIDDEN)}
+    assert "canary@example.com" not in "\n".join(out.lines + asked) + json.dumps(out.data)
+
+
 # --- logs and exception messages ---------------------------------------------------------------------------
 
 

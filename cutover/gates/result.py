@@ -38,7 +38,7 @@ def skipped(check, detail: str, next_action: str = "") -> GateResult:
     return GateResult(check.name, check.type, SKIPPED, detail, next_action, 0.0)
 
 
-def may_advance(results: list[GateResult], dry_run: bool) -> bool:
-    """Every gate passed. A SKIPPED gate never lets a real advance through; in a dry run it does not
-    stop the preview either (the real advance runs that gate before any write)."""
-    return all(r.passed or (dry_run and r.status == SKIPPED) for r in results)
+def blocking(results: list[GateResult], dry_run: bool) -> list[str]:
+    """The gates that stop an advance: every one that did not pass. A SKIPPED gate never lets a real
+    advance through; in a dry run it does not stop the preview (the real advance runs it first)."""
+    return [r.check for r in results if not (r.passed or (dry_run and r.status == SKIPPED))]
