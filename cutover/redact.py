@@ -120,7 +120,7 @@ _RULES: list[_Rule] = [
     (re.compile(r"(?i)\bbearer\s+(?!\[REDACTED)[A-Za-z0-9._~+/=-]{6,}"), f"Bearer {MASK}"),
     # x-api-key: v, password=v, ?token=v&, client_secret: "v w"
     (
-        re.compile(rf"""(?i)(?<![\w.:-])({_NAME})(\s*[:=]\s*)(?![\"']?\[REDACTED|sha256:)(?:"[^"\n]*"|'[^'\n]*'|[^\s"',;&)}}\]]+)"""),
+        re.compile(rf"""(?i)(?<![\w.:-])({_NAME})(\s*[:=]\s*)(?![\"']?\[REDACTED)(?:"[^"\n]*"|'[^'\n]*'|[^\s"',;&)}}\]]+)"""),
         rf"\1\2{MASK}",
     ),
     # https://user:pass@host; the scheme starts where a run of scheme characters starts (linear time)

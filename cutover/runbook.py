@@ -4,9 +4,9 @@ the plan digest.
 
 Deterministic (no timestamps, nothing read from AWS), so `cutover runbook --check` can tell a stale
 committed runbook from a current one. Sensitive flag values appear as `redact.shown` displays them
-(their public values, else "(sensitive)"); every
-other value from the plan passes the redactor's patterns, so an email or a token in a non-sensitive
-value is masked too. No boto3: this is plan -> markdown only.
+(their public values, else "(sensitive)"); every other value from the plan passes the redactor's
+patterns, so an email or a token in a non-sensitive value is masked too. No boto3: this is plan ->
+markdown only.
 """
 
 from __future__ import annotations
