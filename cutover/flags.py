@@ -16,18 +16,12 @@ from cutover.errors import AwsError, Incomplete, UsageError
 from cutover.lambdaenv import EnvWriter
 from cutover.model import Flag, LambdaTarget, Plan
 from cutover.ports import FunctionStore, Param, ParameterStore
-from cutover.redact import REDACTOR, fingerprint
+from cutover.redact import REDACTOR, is_public
+from cutover.redact import shown as shown  # the one display of a flag value; callers use flags.shown
 
 READ_BATCH = 10  # GetParameters takes at most 10 names
 VERIFY_ATTEMPTS = 12  # stale reads: read back this many times, backing off, before giving up
 THROTTLE_RETRIES = 8  # on top of botocore's own retries: a write is never dropped silently
-
-
-def shown(flag: Flag, value: str | None) -> str | None:
-    """A flag value as it may be displayed, logged or stored in evidence."""
-    if value is None:
-        return None
-    return fingerprint(value) if flag.sensitive else value
 
 
 @dataclass
@@ -108,7 +102,7 @@ def read_live(plan: Plan, store: ParameterStore, extra: list[str] = (), function
                 if isinstance(f.target, LambdaTarget) and f.target.function == function and f.target.variable in config.variables:
                     live[f.key] = Param(f.key, config.variables[f.target.variable], 0)
     for f in plan.flags:
-        if f.sensitive and f.key in live:
+        if f.key in live and not is_public(f, live[f.key].value):
             REDACTOR.register(live[f.key].value)
     return live
 

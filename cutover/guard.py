@@ -47,7 +47,7 @@ from cutover.errors import Blocked, CutoverError, ExitCode, Incomplete, UsageErr
 from cutover.notify import notify
 from cutover.orchestrator import Outcome, Runtime, _finish, _report
 from cutover.model import ROLLED_BACK, AlarmsCheck, Flag, LambdaTarget, Plan, function_name
-from cutover.redact import fingerprint
+from cutover.redact import HIDDEN
 from cutover.state import MAX_RECORD_BYTES, STABLE, StateRecord
 
 PARAMETER = "AlarmName"  # the Automation parameter EventBridge fills with the alarm's name
@@ -666,8 +666,8 @@ def armed_digest(doc: dict, tags: dict[str, str] | None = None) -> str | None:
 
 
 def describe_writes(plan: Plan, doc: dict) -> list[dict]:
-    """A document's writes as they may be shown: sensitive values (and values of targets the plan does
-    not know) as fingerprints, never the value; the state record summarised."""
+    """A document's writes as they may be shown: values as `flags.shown` displays them, values of targets
+    the plan does not know hidden; the state record summarised."""
     by_key = {f.key: f for f in plan.flags}
     rows = []
     for w in document_writes(doc):
@@ -682,11 +682,11 @@ def describe_writes(plan: Plan, doc: dict) -> list[dict]:
                                 "once every flag reads back restored; else rolling_back, naming what is still live"
                                 + (", and the plan's topic is told" if plan.notify_topic else ""))
             except (ValueError, TypeError):
-                row["value"] = f"state record (unreadable: {fingerprint(w['value'])})"
+                row["value"] = "state record (unreadable)"
         elif flag is not None:
             row["flag"], row["value"] = flag.name, flagmod.shown(flag, w["value"])
         else:
-            row["flag"], row["value"] = None, fingerprint(w["value"])  # not in this plan: do not guess
+            row["flag"], row["value"] = None, HIDDEN  # not in this plan: do not guess
         rows.append(row)
     return rows
 
@@ -764,7 +764,7 @@ def _doc_differences(plan: Plan, armed: dict, want: dict, tags: dict[str, str]) 
 
     def show(w: dict) -> str:
         flag = by_key.get(w["key"])
-        value = flagmod.shown(flag, w["value"]) if flag is not None else fingerprint(w["value"])
+        value = flagmod.shown(flag, w["value"]) if flag is not None else HIDDEN
         return f"{value} ({w['type']})" if w["kind"] == "ssm" else value
 
     have = {w["key"]: w for w in document_writes(armed) if w["key"] != plan.state_parameter}

@@ -67,6 +67,8 @@ class Flag:
     secure: bool = False  # SSM only: stored as SecureString
     description: str = ""
     line: int = 0
+    # Values of a sensitive flag that may be shown in plain text ("none", "*"); any other is hidden.
+    public_values: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -115,6 +117,8 @@ class HttpCheck:
     headers: dict[str, str] = field(default_factory=dict)  # may hold {{secret:ID}} / {{secret:ID#key}}
     expect_status: tuple[int, ...] = (200,)
     timeout: float = 10.0
+    # Hosts a secret header may go to besides the one fixed in `url` (for a url whose host is a ${VAR}).
+    allowed_hosts: tuple[str, ...] = ()
     type: str = "http"
 
 
@@ -127,6 +131,7 @@ class GraphqlCheck:
     headers: dict[str, str] = field(default_factory=dict)
     expect_status: tuple[int, ...] = (200,)
     timeout: float = 10.0
+    allowed_hosts: tuple[str, ...] = ()
     type: str = "graphql"
 
 
@@ -157,6 +162,9 @@ class CommandCheck:
     name: str
     run: tuple[str, ...]
     timeout: float = 600.0
+    env: tuple[str, ...] = ()  # variables passed through from the operator's environment (beyond PATH, HOME, LANG)
+    aws_credentials: bool = False  # pass the operator's AWS credentials (AWS_*) through
+    read_only: bool = False  # the program changes nothing: it may run in a dry run (advance --dry-run, preflight)
     type: str = "command"
 
 

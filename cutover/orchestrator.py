@@ -82,7 +82,7 @@ class Runtime:
     def gate_context(self) -> GateContext:
         return GateContext(
             aws=self.aws, env=self.env, clock=self.clock, redactor=REDACTOR, reroute_url=self.reroute_url,
-            command_override=self.command_override, cwd=str(Path(self.plan.path).resolve().parent),
+            command_override=self.command_override, cwd=str(Path(self.plan.path).resolve().parent), dry_run=self.dry_run,
         )
 
     def emit(self, event: str, **kw) -> None:
@@ -124,7 +124,8 @@ def _change_lines(changes: list[flagmod.FlagChange]) -> list[str]:
     if not changes:
         return ["no flag changes: every flag is already at its target value"]
     return [
-        f"{c.flag.name} ({c.flag.where}): {flagmod.shown(c.flag, c.old) if c.old is not None else '(missing)'} -> {flagmod.shown(c.flag, c.new)}"
+        f"{c.flag.name} ({c.flag.where}): {flagmod.shown(c.flag, c.old) if c.old is not None else '(missing)'} -> "
+        f"{flagmod.shown(c.flag, c.new, label_rollback=True)}"
         for c in changes
     ]
 
@@ -136,6 +137,12 @@ def _gate_lines(results: list[GateResult]) -> list[str]:
         if r.next_action and r.status != "PASS":
             out.append(f"    next: {r.next_action}")
     return out
+
+
+def _blocking(results: list[GateResult], dry_run: bool) -> list[str]:
+    from cutover.gates import blocking
+
+    return blocking(results, dry_run)
 
 
 def _run_gates(rt: Runtime, phase: Phase) -> list[GateResult]:
@@ -209,12 +216,13 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     # transition, which side each flag is on.
     declared = plan.values_for(view.phase) if not view.problem else plan.rollback_values()
     target = plan.values_for(rec.target) if rec and rec.target and not view.problem and rec.status != state.STABLE else None
-    flag_rows, drift = [], []
+    flag_rows, drift, labels = [], [], {}
     unreadable = [f.name for f in plan.flags if f.kind == "lambda" and f.target.function in live.unreadable]
     for f in plan.flags:
         p = live.get(f.key)
         row = {"flag": f.name, "target": f.where, **({"parameter": f.parameter} if f.kind == "ssm" else {}),
                "live": flagmod.shown(f, p.value) if p else None, "declared": flagmod.shown(f, declared[f.name])}
+        labels[f.name] = flagmod.shown(f, p.value, label_rollback=True) if p else None
         if f.name in unreadable:  # unknown, not drift: said below, with why
             row.update(unreadable=True, drift=False)
             flag_rows.append(row)
@@ -234,7 +242,8 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     for row in flag_rows:
         mark = "DRIFT " if row["drift"] else ""
         side = f" [{row['side']}]" if "side" in row else ""
-        seen = "(unreadable)" if row.get("unreadable") else (row["live"] if row["live"] is not None else "(missing)")
+        labelled = labels[row["flag"]]  # for people: says when it is a sensitive flag's rollback value
+        seen = "(unreadable)" if row.get("unreadable") else (labelled if labelled is not None else "(missing)")
         where = "" if "parameter" in row else f" in {row['target']}"  # SSM is the default; say where the others live
         lines.append(f"    {mark}{row['flag']} = {seen} (declared {row['declared']}){side}{where}")
     for function, err in live.unreadable.items():
@@ -365,14 +374,14 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
 
         def gates_pass(p: Phase) -> bool:
             results.extend(_run_gates(rt, p))
-            return all(r.passed for r in results)
+            return not _blocking(results, rt.dry_run)
 
         model = machine.build(plan, ROLLED_BACK if current == ROLLED_BACK else current, gates_pass)
         entered = model.advance()
         report.gates = [r.to_dict() for r in results]
         gate_lines = _gate_lines(results)
         if not entered:
-            failed = [r.check for r in results if not r.passed]
+            failed = _blocking(results, rt.dry_run)
             return _finish(rt, report, Outcome(
                 ExitCode.GATE_FAILED, f"gates for {phase.name} failed: {', '.join(failed)}; nothing was written",
                 gate_lines, {"phase": current, "target": phase.name, "gates": report.gates, "changes": []},
@@ -383,6 +392,8 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         report.changes = [c.to_dict() for c in changes]
         data = {"phase": current, "target": phase.name, "gates": report.gates, "changes": report.changes, "dry_run": rt.dry_run}
         if rt.dry_run:
+            if not_run := [r.check for r in results if r.status == "SKIPPED"]:
+                rt.notes.append(f"dry run: not run (not read_only): {', '.join(not_run)}; the real advance runs them first")
             if phase.auto_rollback:
                 rt.notes.append(f"{phase.name} has auto_rollback: true: entering it arms the guard first (see `cutover guard arm --dry-run`)")
             return _finish(rt, report, Outcome(

@@ -43,7 +43,7 @@ from cutover.model import (
     SecretsCheck,
     SsmTarget,
 )
-from cutover.redact import REDACTOR, fingerprint, sensitive_values
+from cutover.redact import REDACTOR, sensitive_values, shown
 from cutover.schema import Violation, duration_seconds, kind, plan_schema, scalar, where
 
 __all__ = ["load_plan", "parse_plan", "plan_schema", "summarize", "format_duration", "parse_duration"]
@@ -251,6 +251,7 @@ def _build(root: MappingNode, digest: str, path: str) -> Plan:
     flags = _flags(top["flags"][1], state_prefix, top["region"][1].value)
     checks = _checks(top["checks"][1]) if "checks" in top else {}
     phases = _phases(top["phases"][1], {f.name for f in flags}, checks)
+    _public_values(top["flags"][1], flags, phases)
     plan = Plan(
         name=name,
         region=top["region"][1].value,
@@ -296,9 +297,28 @@ def _flags(node: MappingNode, state_prefix: str, region: str) -> tuple[Flag, ...
                 secure=_value(fields, "secure", False),
                 description=_value(fields, "description", ""),
                 line=key.start_mark.line + 1,
+                public_values=tuple(v.value for v in fields["public_values"][1].value) if "public_values" in fields else (),
             )
         )
     return tuple(flags)
+
+
+def _public_values(node: MappingNode, flags: tuple[Flag, ...], phases: tuple[Phase, ...]) -> None:
+    """`public_values` belong to a sensitive flag, and each is a value the plan gives it."""
+    for (key, value), flag in zip(node.value, flags):
+        fields = _fields(value)
+        if "public_values" not in fields:
+            continue
+        here = ("flags", flag.name, "public_values")
+        if not flag.sensitive:
+            raise Violation(fields["public_values"][0], f"{where(here)}: only a sensitive flag has public values "
+                            "(every value of this flag is shown)", "add sensitive: true, or remove public_values")
+        declared = [flag.rollback] + [p.set[flag.name] for p in phases if flag.name in p.set]
+        for i, item in enumerate(fields["public_values"][1].value):
+            if item.value not in declared:
+                raise Violation(item, f"{where((*here, i))}: {item.value!r} is neither the flag's rollback value nor "
+                                "a value a phase sets", "list only values the plan gives this flag (its other "
+                                "values stay hidden, so they are not listed here)")
 
 
 def _ssm_target(fields: dict, flag: str, state_prefix: str) -> SsmTarget:
@@ -391,7 +411,7 @@ _CHECK_CLASSES: dict[str, type] = {
 }
 # How each check key becomes a model value; a key means the same thing in every check type.
 _DURATIONS = {"timeout", "max_age", "window", "quiet_for"}
-_LISTS = {"present", "secret_ids", "expect_status", "run", "names"}
+_LISTS = {"present", "secret_ids", "expect_status", "run", "names", "env", "allowed_hosts"}
 _TEXT_MAPS = {"equals", "headers"}
 _DATA = {"json_match", "variables"}
 
@@ -419,7 +439,37 @@ def _checks(node: MappingNode) -> dict[str, Check]:
         checks[key.value] = cls(name=key.value, **kwargs)
         if "expect" in fields:
             _expect_names(fields["expect"][1], checks[key.value], ("checks", key.value, "expect"))
+        if isinstance(checks[key.value], (HttpCheck, GraphqlCheck)):
+            _secret_destination(fields, checks[key.value], ("checks", key.value))
+        if "env" in fields and not _value(fields, "aws_credentials", False):
+            _no_aws_names(fields["env"][1], ("checks", key.value, "env"))
     return checks
+
+
+def _secret_destination(fields: dict, check: HttpCheck | GraphqlCheck, path: tuple) -> None:
+    """A check that sends a secret (a {{secret:...}} in its url or headers) must say where it may go: the url's host written out (not a
+    ${VAR}), or `allowed_hosts`; and never over plain http to anything but this machine."""
+    from cutover.gates.templates import fixed_host, is_loopback, sends_secret
+
+    if not sends_secret(check):
+        return
+    url_node, host = fields["url"][1], fixed_host(check.url)
+    here = where((*path, "url"))
+    if host is None and not check.allowed_hosts:
+        raise Violation(url_node, f"{here}: the host comes from a ${{VAR}} and the check sends a secret: a changed "
+                        "variable would send the secret to another host",
+                        "write the host in the url, or list where it may go: allowed_hosts: [api.example.com]")
+    if check.url[:7].lower() == "http://" and not is_loopback(host or ""):
+        raise Violation(url_node, f"{here}: plain http would carry the check's secret in clear",
+                        "use https:// (the sandbox and rehearsals reroute https urls to their local stub)")
+
+
+def _no_aws_names(node: SequenceNode, path: tuple) -> None:
+    for i, item in enumerate(node.value):
+        if item.value.startswith("AWS_"):
+            raise Violation(item, f"{where((*path, i))}: {item.value} is an AWS variable; the program gets them only "
+                            "with aws_credentials: true", "add aws_credentials: true to the check (it passes every "
+                            "AWS_* variable), or remove the name")
 
 
 # CloudWatch accepts these periods (seconds): high resolution 10, 20, 30, else whole minutes.
@@ -547,16 +597,11 @@ def format_duration(seconds: float) -> str:
 
 def summarize(plan: Plan) -> dict:
     """A JSON-able view for `validate`: flags in rollback order, and per phase the flag values it
-    changes relative to the phase before it (sensitive values shown only as fingerprints)."""
-    sensitive = {f.name for f in plan.flags if f.sensitive}
-
-    def shown(flag: str, value: str) -> str:
-        return fingerprint(value) if flag in sensitive else value
-
+    changes relative to the phase before it (sensitive values as `redact.shown` displays them)."""
     phases, before = [], plan.rollback_values()
     for p in plan.phases:
         values = plan.values_for(p.name)
-        changes = {k: shown(k, v) for k, v in values.items() if before[k] != v}
+        changes = {k: shown(plan.flag(k), v) for k, v in values.items() if before[k] != v}
         phases.append(
             {
                 "name": p.name,
@@ -585,7 +630,7 @@ def summarize(plan: Plan) -> dict:
                 **({"parameter": f.parameter} if f.kind == "ssm" else {"function": f.target.function,
                                                                       "variable": f.target.variable,
                                                                       **({"kms_key": f.target.kms_key} if f.target.kms_key else {})}),
-                "rollback": shown(f.name, f.rollback),
+                "rollback": shown(f, f.rollback),
                 "sensitive": f.sensitive,
                 "secure": f.secure,
             }

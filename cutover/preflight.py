@@ -34,17 +34,18 @@ def preflight(rt: orchestrator.Runtime, phase_name: str | None, skip: tuple[str,
     # Skipped gates do not fail a diagnosis run, but the report says it is not valid for sign-off.
     ok = all(r.status != "FAIL" for r in results)
     report.overall_status = "PASS" if ok else "FAIL"
-    lines = [f"{r.check} {r.status} {r.detail}" + (f"\n      next: {r.next_action}" if r.next_action and r.status == "FAIL" else "")
+    lines = [f"{r.check} {r.status} {r.detail}" + (f"\n      next: {r.next_action}" if r.next_action and r.status != "PASS" else "")
              for r in results]
-    if skip:
-        lines.append(f"NOT VALID FOR SIGN-OFF: skipped {', '.join(skip)}")
-        report.notes.append(f"skipped {', '.join(skip)}: not valid for sign-off")
+    skipped = [r.check for r in results if r.status == "SKIPPED"]  # --skip, and programs a dry run does not run
+    if skipped:
+        lines.append(f"NOT VALID FOR SIGN-OFF: skipped {', '.join(skipped)}")
+        report.notes.append(f"skipped {', '.join(skipped)}: not valid for sign-off")
     lines.append(f"overall_status {report.overall_status}")
     outcome = orchestrator.Outcome(
         ExitCode.OK if ok else ExitCode.GATE_FAILED,
         f"preflight for {phase_name}: {'PASS' if ok else 'FAIL'}",
         lines,
-        {"phase": phase_name, "gates": report.gates, "skipped": list(skip), "overall_status": "PASS" if ok else "FAIL"},
+        {"phase": phase_name, "gates": report.gates, "skipped": skipped, "overall_status": "PASS" if ok else "FAIL"},
         hint="" if ok else "fix each FAIL as its next action says, then run preflight again",
     )
     outcome = orchestrator._finish(rt, report, outcome)

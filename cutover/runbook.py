@@ -3,9 +3,10 @@ cutover itself cannot run), then prerequisites, each phase, the guard, the state
 the plan digest.
 
 Deterministic (no timestamps, nothing read from AWS), so `cutover runbook --check` can tell a stale
-committed runbook from a current one. Sensitive flag values appear only as sha256 fingerprints; every
-other value from the plan passes the redactor's patterns, so an email or a token in a non-sensitive
-value is masked too. No boto3: this is plan -> markdown only.
+committed runbook from a current one. Sensitive flag values appear as `redact.shown` displays them
+(their public values, else "(sensitive)"); every other value from the plan passes the redactor's
+patterns, so an email or a token in a non-sensitive value is masked too. No boto3: this is plan ->
+markdown only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from cutover.model import (
 )
 from cutover.errors import ExitCode, UsageError
 from cutover.plan import format_duration
-from cutover.redact import MIN_REGISTERED_LEN, Redactor, fingerprint, sensitive_values
+from cutover.redact import HIDDEN, MIN_REGISTERED_LEN, Redactor, is_public, sensitive_values, shown
 
 # The contract's exit codes (DESIGN.md section 3), worded for the person at the keyboard.
 EXIT_CODES = (
@@ -79,7 +80,8 @@ def _names(items) -> str:
 
 
 def _shown(plan: Plan, flag: str, value: str) -> str:
-    return fingerprint(value) if plan.flag(flag).sensitive else _safe(value)
+    text = shown(plan.flag(flag), value)
+    return text if text == HIDDEN else _safe(text)
 
 
 def _lives(f: Flag) -> str:
@@ -91,9 +93,9 @@ def _lives(f: Flag) -> str:
 
 def _typed(plan: Plan, f: Flag, value: str) -> str | None:
     """The exact value for a command to type, or None when the runbook may not show it: a sensitive
-    flag's value, a value the redactor would mask, or one equal to some sensitive value."""
+    flag's value that is not public, a value the redactor would mask, or one equal to some sensitive value."""
     hidden = {v for v in sensitive_values(plan) if len(v) >= MIN_REGISTERED_LEN}
-    if f.sensitive or _safe(value) != value or any(h in value for h in hidden):
+    if not is_public(f, value) or _safe(value) != value or any(h in value for h in hidden):
         return None
     return value
 
@@ -234,7 +236,7 @@ def _rollback(plan: Plan) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for i, f in enumerate(plan.flags, 1):
-        value = _code(_shown(plan, f.name, f.rollback)) + (" (sensitive: fingerprint only)" if f.sensitive else "")
+        value = _code(_shown(plan, f.name, f.rollback))
         lines.append(f"| {i} | {f.name} | {_cell(_lives(f))} | {_cell(value)} | {_cell(_safe(f.description))} |")
     if plan.functions:
         lines += [
@@ -708,11 +710,11 @@ def render(plan: Plan) -> str:
     sections = [_header(plan), _rollback(plan), _prerequisites(plan), _phases(plan), _guard(plan), _diagram(plan),
                 _exit_codes(), _digest(plan)]
     text = "\n".join(line for section in sections for line in section) + "\n"
-    # Flag values are fingerprinted where shown; this also catches a sensitive value quoted in free text
+    # Flag values are hidden where shown; this also catches a sensitive value quoted in free text
     # (a description, a command). Short values ("none", "*") are ordinary words: as the redactor does.
     for value in sorted(set(sensitive_values(plan)), key=len, reverse=True):
         if len(value) >= MIN_REGISTERED_LEN:
-            text = text.replace(value, fingerprint(value))
+            text = text.replace(value, HIDDEN)
     return text
 
 

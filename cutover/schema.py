@@ -35,6 +35,8 @@ SECRET_ID = r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$"  # a name or an ARN
 LOG_GROUP = r"^[A-Za-z0-9._/#-]{1,512}$"
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 URL = r"^(https?://|\$\{)"
+# A host name, or "*." and a domain of at least two labels (any host under it, not the domain itself).
+HOST = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 _D = "[0-9]{1,9}"
 DURATION = rf"^(?=[0-9])(?:{_D}d)?(?:{_D}h)?(?:{_D}m)?(?:{_D}s)?$"
 # SSM: starts with /, no //, at most 15 levels, not under /aws or /ssm, allowed characters only.
@@ -213,6 +215,12 @@ _SCHEMA: dict = {
             description="the HTTP status codes that pass, e.g. [200]",
         ),
         "url": _str(pattern=URL, description="an http(s):// URL; may hold ${VAR} and ${VAR:-default}"),
+        "allowed_hosts": _list_of(
+            _str(format="host-name", pattern=HOST, description="a host name such as api.example.com, or *.example.com"),
+            uniqueItems=True,
+            description="hosts the check's {{secret:...}} may be sent to besides the host written in its url "
+            "(needed when the url's host comes from a ${VAR})",
+        ),
         "log_group": _str(pattern=LOG_GROUP, description="a CloudWatch Logs group name"),
         "alarm_name": _str(minLength=1, maxLength=255, description="a CloudWatch alarm name"),
         "flag": {
@@ -229,6 +237,12 @@ _SCHEMA: dict = {
                 "sensitive": {"type": "boolean", "default": False, "description": "never printed or logged"},
                 "secure": {"type": "boolean", "default": False,
                            "description": "stored as SecureString (SSM flags only)"},
+                "public_values": _list_of(
+                    _ref("flag_value"),
+                    uniqueItems=True,
+                    description='values of a sensitive flag shown in plain text everywhere, e.g. ["none", "*"]; '
+                    "each is its rollback value or a value some phase sets",
+                ),
                 "description": _str(),
             },
         },
@@ -346,6 +360,7 @@ _SCHEMA: dict = {
                 },
                 "headers": _ref("headers"),
                 "expect_status": _ref("expect_status"),
+                "allowed_hosts": _ref("allowed_hosts"),
             },
             ["url"],
             "10s",
@@ -363,6 +378,7 @@ _SCHEMA: dict = {
                 "variables": {"type": "object", "description": "the query's variables"},
                 "headers": _ref("headers"),
                 "expect_status": _ref("expect_status"),
+                "allowed_hosts": _ref("allowed_hosts"),
             },
             ["url", "query"],
             "10s",
@@ -399,6 +415,21 @@ _SCHEMA: dict = {
                     _str(minLength=1, description="one argument, quoted"),
                     description="the program and its arguments, e.g. [python, scripts/report.py]",
                 ),
+                "env": _list_of(
+                    _str(pattern=ENV_NAME, description="an environment variable name"),
+                    uniqueItems=True,
+                    description="variables passed through from the operator's environment, besides PATH, HOME, "
+                    "LANG, LC_ALL and LC_CTYPE (the program gets no other)",
+                ),
+                "aws_credentials": {
+                    "type": "boolean", "default": False,
+                    "description": "pass the operator's AWS_* variables (credentials, profile, region) to the program",
+                },
+                "read_only": {
+                    "type": "boolean", "default": False,
+                    "description": "the program changes nothing, so it may run in a dry run (advance --dry-run, "
+                    "preflight); otherwise a dry run skips it",
+                },
             },
             ["run"],
             "10m",
@@ -597,8 +628,18 @@ def _check_kms_key(text: str) -> tuple[str, str] | None:
     return f"{_show(text)} is not a KMS key ARN", hint
 
 
+def _check_host_name(text: str) -> tuple[str, str] | None:
+    hint = "write a host name such as api.example.com (no scheme, port or path), or *.example.com"
+    if not re.match(HOST, text):
+        return f"{_show(text)} is not a host name", hint
+    if text.startswith("*.") and text.rstrip(".").count(".") < 2:
+        return f"{_show(text)} would allow every host under a top-level domain", "name at least the domain: *.example.com"
+    return None
+
+
 FORMATS: dict[str, Callable[[str], tuple[str, str] | None]] = {
     "kms-key": _check_kms_key,
+    "host-name": _check_host_name,
     "lambda-function": _check_lambda_function,
     "lambda-variable": _check_lambda_variable,
     "duration": _check_duration,

@@ -14,7 +14,7 @@ import pytest
 
 from cutover import evidence, orchestrator
 from cutover.evidence import SCHEMA_VERSION, Report, markdown, render_markdown, write
-from cutover.redact import Redactor, fingerprint
+from cutover.redact import HIDDEN, REGISTERED_MASK, Redactor
 
 GATES = [
     {"check": "required_env", "type": "env", "status": "PASS", "detail": "2 equal, 1 present", "next_action": "", "duration": 0.0012},
@@ -25,7 +25,7 @@ GATES = [
 CHANGES = [
     {"flag": "automation_enabled", "parameter": "/rp/automation_enabled", "old": "false", "new": "true",
      "old_version": 3, "new_version": 4, "written": True, "confirmed": True},
-    {"flag": "allowlist", "parameter": "/rp/allowlist", "old": None, "new": fingerprint("a@example.com"),
+    {"flag": "allowlist", "parameter": "/rp/allowlist", "old": None, "new": HIDDEN,
      "old_version": None, "new_version": 1, "written": True, "confirmed": True},
 ]
 
@@ -73,7 +73,7 @@ def test_markdown_reads_well():
     assert "| 2 | alarms_quiet | alarms | **FAIL** | rp-x in ALARM since 2026-01-01T03:04:05Z (12m) | do not advance | 0.31s |" in md
     assert "| 1 | required_env | env | PASS | 2 equal, 1 present | — | 0.00s |" in md
     assert "| automation_enabled | `/rp/automation_enabled` | `false` → `true` | v3 → v4 | yes |" in md
-    assert f"| allowlist | `/rp/allowlist` | (missing) → `{fingerprint('a@example.com')}` | (new) → v1 | yes |" in md
+    assert f"| allowlist | `/rp/allowlist` | (missing) → `{HIDDEN}` | (new) → v1 | yes |" in md
     assert "## Notes" in md and "- took over a stale lock" in md
     assert lines[-1] == "final status: entered canary: 2 flag(s) changed and confirmed"
 
@@ -147,9 +147,9 @@ def test_written_evidence_is_pii_safe(tmp_path):
             assert value not in text, (value, path.name)
     data = json.loads((folder / "report.json").read_text())
     assert data["account"] == "123456789012" and data["actor"].startswith("arn:aws:sts::123456789012:")
-    assert data["changes"][0]["old"] == fingerprint(secret)
+    assert data["changes"][0]["old"] == REGISTERED_MASK
     md = (folder / "report.md").read_text()
-    assert fingerprint(secret) in md and "[REDACTED:email]" in md
+    assert REGISTERED_MASK in md and "[REDACTED:email]" in md
 
 
 def test_markdown_helper_redacts_like_write():
@@ -201,7 +201,7 @@ def test_failed_gate_and_sensitive_change_evidence(e2e, emulator):
     out = orchestrator.advance(e2e(), approve=True, reason="test")  # canary: writes the sensitive allowlist
     folder = Path(out.evidence_path)
     allow = next(c for c in json.loads((folder / "report.json").read_text())["changes"] if c["flag"] == "allow")
-    assert (allow["old"], allow["new"]) == (fingerprint("none"), fingerprint("canary@example.com"))
+    assert (allow["old"], allow["new"]) == (HIDDEN, HIDDEN)
     assert all("canary@example.com" not in p.read_text() for p in folder.iterdir())
 
 

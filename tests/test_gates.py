@@ -6,6 +6,7 @@ HTTP checks run against a real local server; AWS is faked through the ports (tes
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import threading
@@ -232,7 +233,7 @@ def test_every_detail_goes_through_the_redactor():
     ctx.redactor.register("I_UNDERSTAND_PROD_WRITES")  # e.g. a value also stored as a secret
     r = run_check(EnvCheck("env", equals={"MW_PROD_WRITES_ACK": "I_UNDERSTAND_PROD_WRITES"}), ctx)
     assert r.status == FAIL and "I_UNDERSTAND_PROD_WRITES" not in r.detail + r.next_action
-    assert "expected 'sha256:" in r.detail
+    assert "expected '[REDACTED:sensitive]'" in r.detail
 
 
 # --- secrets --------------------------------------------------------------------------------------------
@@ -243,6 +244,15 @@ def test_secrets_pass_registers_values():
     r = run_check(SecretsCheck("required_secrets", ("a/key", "b/tok")), ctx)
     assert r.status == PASS and r.detail == "2 secrets exist and decrypt"
     assert API_KEY not in ctx.redactor.text(API_KEY)
+
+
+def test_secrets_gate_registers_every_field_of_a_json_secret():
+    """Only the whole text was registered: a field of it (the client secret) went out in clear."""
+    doc = json.dumps({"client_id": "cid-Planted-77", "client_secret": "cs-Planted-9x2", "nested": {"pw": "pw-Planted-01"}})
+    ctx = make_ctx(secrets=FakeSecrets({"b/tok": doc}))
+    assert run_check(SecretsCheck("required_secrets", ("b/tok",)), ctx).status == PASS
+    out = ctx.redactor.text("upstream said cs-Planted-9x2 for cid-Planted-77 (pw-Planted-01)")
+    assert "cs-Planted-9x2" not in out and "cid-Planted-77" not in out and "pw-Planted-01" not in out
 
 
 @pytest.mark.parametrize(
@@ -364,18 +374,74 @@ def test_http_refuses_write_methods_and_odd_schemes(server):
     assert server.received == []
 
 
+def _to_local(server):
+    """The sandbox's rerouting: every url goes to the local server (as `cutover sandbox` and rehearse do)."""
+    from cutover.sandbox import reroute_url
+
+    return lambda url: reroute_url(url, server.url)
+
+
 def test_http_secret_header_sent_never_shown(server):
-    ctx = make_ctx(secrets=FakeSecrets({"rp/api_key": API_KEY}), env={"BASE": server.url})
-    check = http_check("${BASE}/auth?k={{secret:rp/api_key}}", headers={"x-richpanel-key": "{{secret:rp/api_key}}"})
+    ctx = make_ctx(secrets=FakeSecrets({"rp/api_key": API_KEY}), reroute_url=_to_local(server))
+    check = http_check("https://api.richpanel.com/auth?k={{secret:rp/api_key}}", headers={"x-richpanel-key": "{{secret:rp/api_key}}"})
     r = run_check(check, ctx)
     assert r.status == PASS, r
     assert server.received[0]["headers"]["x-richpanel-key"] == API_KEY
     assert API_KEY not in r.detail
 
-    ctx = make_ctx(secrets=FakeSecrets({"rp/api_key": "wrong-key-123456"}), env={"BASE": server.url})
+    ctx = make_ctx(secrets=FakeSecrets({"rp/api_key": "wrong-key-123456"}), reroute_url=_to_local(server))
     r = run_check(check, ctx)
     assert r.status == FAIL and "HTTP 401" in r.detail
     assert "rp/api_key" in r.next_action and "wrong-key-123456" not in r.detail + r.next_action
+
+
+def test_a_var_in_the_host_does_not_decide_where_a_secret_goes(server):
+    """${RICHPANEL_API_BASE} pointed at a local server, which received the key in clear."""
+    secrets = FakeSecrets({"rp/api_key": API_KEY})
+    check = http_check("${RICHPANEL_API_BASE:-https://api.richpanel.com}/auth", headers={"x-richpanel-key": "{{secret:rp/api_key}}"})
+    r = run_check(check, make_ctx(secrets=secrets, env={"RICHPANEL_API_BASE": server.url}))
+    assert r.status == FAIL and server.received == [] and secrets.calls == []  # nothing sent, the secret not even read
+    assert r.detail == (f"refusing to send the check's secret to {server.url}: the host comes from a ${{VAR}} and is not in "
+                        "allowed_hosts; nothing was sent")
+    assert "allowed_hosts" in r.next_action
+    # Listed, it may go there, but not over plain http.
+    allowed = http_check(check.url, headers=check.headers, allowed_hosts=("127.0.0.1",))
+    r = run_check(allowed, make_ctx(secrets=secrets, env={"RICHPANEL_API_BASE": server.url}))
+    assert r.status == FAIL and "over plain http" in r.detail and server.received == [] and secrets.calls == []
+    # Over https to a listed host the request is made (here: refused by a closed port).
+    port = _closed_port()
+    r = run_check(allowed, make_ctx(secrets=secrets, env={"RICHPANEL_API_BASE": f"https://127.0.0.1:{port}"}))
+    assert r.status == FAIL and r.detail == f"connection refused by https://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("allowed,host,ok", [
+    (("*.myshopify.com",), "shop-1.myshopify.com", True),
+    (("*.myshopify.com",), "a.b.myshopify.com", True),
+    (("*.myshopify.com",), "myshopify.com", False),
+    (("*.myshopify.com",), "evilmyshopify.com", False),
+    (("API.example.com",), "api.example.com.", True),
+    ((), "api.example.com", False),
+])
+def test_allowed_hosts_match_names_and_wildcards(allowed, host, ok):
+    from cutover.gates.templates import host_allowed
+
+    assert host_allowed(host, None, allowed) is ok
+
+
+def test_plain_http_never_carries_a_secret_outside_the_sandbox(server):
+    secrets = FakeSecrets({"k": API_KEY})
+    r = run_check(http_check(server.url + "/auth", headers={"x-richpanel-key": "{{secret:k}}"}), make_ctx(secrets=secrets))
+    assert r.status == FAIL and r.detail.startswith("refusing to send the check's secret over plain http to http://127.0.0.1:")
+    assert server.received == [] and secrets.calls == [] and "https://" in r.next_action
+    # Without a secret, plain http is fine; and in the sandbox the secret goes to the local stub.
+    assert run_check(http_check(server.url + "/ok"), make_ctx()).status == PASS
+    r = run_check(http_check("http://api.richpanel.com/auth", headers={"x-richpanel-key": "{{secret:k}}"}),
+                  make_ctx(secrets=secrets, reroute_url=_to_local(server)))
+    assert r.status == PASS and server.received[-1]["headers"]["x-richpanel-key"] == API_KEY
+    # A reroute that leaves the machine is refused.
+    r = run_check(http_check("https://api.richpanel.com/auth", headers={"x-richpanel-key": "{{secret:k}}"}),
+                  make_ctx(secrets=secrets, reroute_url=lambda u: u.replace("api.richpanel.com", "stub.example")))
+    assert r.status == FAIL and "must stay on this machine" in r.detail
 
 
 def test_http_missing_env_var_fails_before_any_request(server):
@@ -583,6 +649,69 @@ def test_command_not_found_and_override(tmp_path):
     assert run_check(CommandCheck("report", ("no-such-program-xyz",)), ctx).status == PASS
 
 
+def _child_env(tmp_path, check: CommandCheck, env: dict) -> dict:
+    out = tmp_path / "env.json"
+    code = f"import json, os; open({str(out)!r}, 'w').write(json.dumps(dict(os.environ)))"
+    check = CommandCheck(check.name, (sys.executable, "-c", code), env=check.env, aws_credentials=check.aws_credentials)
+    assert run_check(check, make_ctx(cwd=str(tmp_path), env=env)).status == PASS
+    return json.loads(out.read_text())
+
+
+OPERATOR_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/home/op", "LANG": "C.UTF-8", "SHADOW_MODE": "on", "OTHER": "x",
+                "RICHPANEL_TOKEN": "rp-op-token", "AWS_ACCESS_KEY_ID": "AKIAOPERATOR0000KEY1", "AWS_SECRET_ACCESS_KEY": "op-secret",
+                "AWS_SESSION_TOKEN": "op-session", "AWS_PROFILE": "prod-release", "AWS_REGION": "us-east-2"}
+
+
+def test_command_gets_a_minimal_environment_and_no_aws_credentials(tmp_path):
+    """The program ran with the operator's whole environment, AWS credentials included."""
+    env = _child_env(tmp_path, CommandCheck("report", ("x",), env=("SHADOW_MODE",)), {**OPERATOR_ENV, "PATH": os.environ["PATH"]})
+    assert {k for k in env if not k.startswith(("AWS_", "LC_CTYPE", "__CF", "PYTHON"))} == {"PATH", "HOME", "LANG", "SHADOW_MODE"}
+    assert env["SHADOW_MODE"] == "on" and "RICHPANEL_TOKEN" not in env and "OTHER" not in env
+    # No AWS variable of the operator's; the SDKs are pointed away from ~/.aws and the metadata service.
+    assert {k: v for k, v in env.items() if k.startswith("AWS_")} == {
+        "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def test_command_gets_aws_credentials_only_when_the_check_says_so(tmp_path):
+    path = os.environ["PATH"]
+    env = _child_env(tmp_path, CommandCheck("report", ("x",), aws_credentials=True), {**OPERATOR_ENV, "PATH": path})
+    assert env["AWS_ACCESS_KEY_ID"] == "AKIAOPERATOR0000KEY1" and env["AWS_PROFILE"] == "prod-release"
+    assert env["AWS_SESSION_TOKEN"] == "op-session" and "AWS_SHARED_CREDENTIALS_FILE" not in env and "OTHER" not in env
+    # An AWS name listed in env: without aws_credentials is still not passed (the plan loader refuses it too).
+    env = _child_env(tmp_path, CommandCheck("report", ("x",), env=("AWS_SECRET_ACCESS_KEY",)), {**OPERATOR_ENV, "PATH": path})
+    assert "AWS_SECRET_ACCESS_KEY" not in env
+
+
+def test_command_cannot_find_the_operators_aws_files(tmp_path):
+    """HOME is passed, so ~/.aws/credentials would still hand the program the operator's keys."""
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("[default]\naws_access_key_id = AKIAHOMEFILE00000001\n"
+                                              "aws_secret_access_key = home-file-secret\n")
+    code = ("import botocore.session; c = botocore.session.get_session().get_credentials(); "
+            "print('creds', c.access_key if c else None); raise SystemExit(0 if c is None else 7)")
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    r = run_check(CommandCheck("report", (sys.executable, "-c", code)), make_ctx(cwd=str(tmp_path), env=env))
+    assert r.status == PASS, r.detail
+
+
+def test_command_is_skipped_in_a_dry_run_unless_read_only(tmp_path):
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'a').write('x')"
+    check = CommandCheck("report", (sys.executable, "-c", code))
+    r = run_check(check, make_ctx(cwd=str(tmp_path), dry_run=True))
+    assert r.status == SKIPPED and not marker.exists()
+    assert r.detail.startswith("not run in a dry run: the check is not marked read_only")
+    assert "read_only: true" in r.next_action and "real advance runs it" in r.next_action
+    assert run_check(check, make_ctx(cwd=str(tmp_path))).status == PASS and marker.read_text() == "x"  # a real advance
+    read_only = CommandCheck("report", check.run, read_only=True)
+    assert run_check(read_only, make_ctx(cwd=str(tmp_path), dry_run=True)).status == PASS and marker.read_text() == "xx"
+    # A rehearsal replaces the program with cutover's own stub: that one runs.
+    stub = make_ctx(cwd=str(tmp_path), dry_run=True, command_override=(sys.executable, "-c", "pass"))
+    assert run_check(check, stub).status == PASS
+
+
 def test_command_timeout_kills(tmp_path):
     t0 = time.monotonic()
     check = CommandCheck("report", (sys.executable, "-c", "import time; print('started', flush=True); time.sleep(4)"), timeout=0.3)
@@ -703,8 +832,8 @@ def test_http_bad_url_and_newline_in_secret_header(server):
     for url in ("http:///nohost", "http://127.0.0.1:notaport/x"):
         r = run_check(http_check(url), make_ctx())
         assert r.status == FAIL and "no usable host/port" in r.detail
-    ctx = make_ctx(secrets=FakeSecrets({"k": API_KEY + "\n"}))
-    r = run_check(http_check(server.url + "/auth", headers={"x-richpanel-key": "{{secret:k}}"}), ctx)
+    ctx = make_ctx(secrets=FakeSecrets({"k": API_KEY + "\n"}), reroute_url=_to_local(server))
+    r = run_check(http_check("https://api.richpanel.com/auth", headers={"x-richpanel-key": "{{secret:k}}"}), ctx)
     assert r.status == FAIL and "line break" in r.detail and API_KEY not in r.detail
     assert server.received == []
 
@@ -834,3 +963,38 @@ def test_failure_class_fails_the_gate_and_writes_nothing(e2e, emulator, server, 
     assert set(counter.writes()) <= {"ssm:PutParameter", "ssm:DeleteParameter"}
     assert state.StateStore(plan, e2e().aws.params).read().record is None
     assert e2e.live() == plan.rollback_values()
+
+
+# A gate program that writes to SSM with whatever credentials it finds.
+WRITER = ("import os, boto3\n"
+          "boto3.client('ssm', region_name='us-east-2', endpoint_url=os.environ.get('AWS_ENDPOINT_URL'))"
+          ".put_parameter(Name='/e2e/written-by-gate', Value='x', Type='String', Overwrite=True)\n")
+
+
+def _written_by_gate(e2e) -> bool:
+    return "/e2e/written-by-gate" in e2e.direct().get_many(["/e2e/written-by-gate"])
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_gate_program_cannot_write_during_a_dry_run(e2e, read_only):
+    """A gate program wrote to SSM during `advance --dry-run` (it had the operator's credentials)."""
+    import dataclasses
+
+    from cutover import orchestrator
+
+    plan = e2e.plan
+    check = CommandCheck("report", (sys.executable, "-c", WRITER), timeout=60, read_only=read_only)
+    shadow = dataclasses.replace(plan.phases[0], gates=("env_ok", "report"))
+    plan = dataclasses.replace(plan, checks={**plan.checks, "report": check}, phases=(shadow, *plan.phases[1:]))
+    out = orchestrator.advance(e2e(plan=plan, dry_run=True))
+    [gate] = [g for g in out.data["gates"] if g["check"] == "report"]
+    assert not _written_by_gate(e2e)
+    if read_only:  # it runs, without credentials: its write fails, and so does the gate
+        assert gate["status"] == FAIL and "NoCredentialsError" in gate["detail"] and out.exit_code == 1
+    else:  # skipped: the dry run still shows what would change, and says what it did not run
+        assert gate["status"] == SKIPPED and out.exit_code == 0 and out.headline.startswith("dry run: gates pass")
+        assert "dry run: not run (not read_only): report; the real advance runs them first" in out.data["notes"]
+        # A real advance runs it (without credentials, so the write fails there too) and is refused.
+        real = orchestrator.advance(e2e(plan=plan))
+        assert real.exit_code == 1 and [g["status"] for g in real.data["gates"] if g["check"] == "report"] == [FAIL]
+        assert not _written_by_gate(e2e)

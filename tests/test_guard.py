@@ -30,7 +30,7 @@ from cutover import guard, orchestrator, state
 from cutover.errors import Blocked, ExitCode, ReadOnlyViolation, UsageError
 from cutover.model import ROLLED_BACK, function_name
 from cutover.plan import load_plan, parse_plan
-from cutover.redact import fingerprint
+from cutover.redact import HIDDEN
 from cutover.sandbox import OTHER_VARIABLES
 from tests.guardkit import KEY, admin_clients, bootstrap_roles, variant
 
@@ -852,18 +852,18 @@ def test_status_says_what_differs_and_rearming_updates_in_place(e2e, store):
     st = guard.status(rt, store, check=True)
     assert st.exit_code == 0 and st.data["state"] == "armed" and st.data["current"] and st.data["armed_digest"] == plan.digest
     # What it would do, in order (the function's variables in one step, at its first flag), the
-    # sensitive values fingerprinted.
+    # sensitive values hidden.
     steps = [(s["target"], s["value"]) for s in st.data["steps"]]
     assert steps[:5] == [("/e2e/kill", "off"), ("e2e-worker env E2E_OUTBOUND", "off"),
-                         ("e2e-worker env E2E_COHORT", fingerprint("none")), ("/e2e/mode", "safe"), ("/e2e/allow", fingerprint("none"))]
+                         ("e2e-worker env E2E_COHORT", HIDDEN), ("/e2e/mode", "safe"), ("/e2e/allow", HIDDEN)]
     assert steps[5][0] == plan.state_parameter and "rolled_back" in steps[5][1] and "<alarm name>" in steps[5][1]
     assert [s["step"] for s in st.data["steps"]][1:3] == ["Env02_e2e_worker"] * 2
     assert not any("/e2e/allow = none" in line or "(cohort) = none" in line for line in st.lines)
     assert "    2. Lambda e2e-worker, one update keeping its other variables:" in st.lines
-    assert f"         E2E_COHORT (cohort) = {fingerprint('none')}" in st.lines and "    3. /e2e/mode (mode) = safe" in st.lines
+    assert f"         E2E_COHORT (cohort) = {HIDDEN}" in st.lines and "    3. /e2e/mode (mode) = safe" in st.lines
 
     # The plan changes: rollback values of both kinds, a Lambda flag added, an alarm, the digest. Status
-    # names each (sensitive values fingerprinted); --check exits 5.
+    # names each (sensitive values hidden); --check exits 5.
     new = changed_plan(plan, v=('rollback: "safe"', 'rollback: "safer"'), a=("names: [e2e-errors]", "names: [e2e-errors, e2e-latency]"),
                        o=('E2E_OUTBOUND}\n    rollback: "off"', 'E2E_OUTBOUND}\n    rollback: "halt"'),
                        c=('E2E_COHORT}\n    rollback: "none"', 'E2E_COHORT}\n    rollback: "nobody"'),
@@ -873,7 +873,7 @@ def test_status_says_what_differs_and_rearming_updates_in_place(e2e, store):
     text = "\n".join(st.data["differences"])
     assert "/e2e/mode: armed safe (String), plan safer (String)" in text
     assert "e2e-worker env E2E_OUTBOUND: armed off, plan halt" in text
-    assert f"e2e-worker env E2E_COHORT: armed {fingerprint('none')}, plan {fingerprint('nobody')}" in text and "nobody" not in text
+    assert f"e2e-worker env E2E_COHORT: armed {HIDDEN}, plan {HIDDEN}" in text and "nobody" not in text
     assert "e2e-worker env E2E_EXTRA is not rolled back by the armed guard" in text
     assert "alarms not watched by the armed rule: e2e-latency" in text
     assert f"armed for plan sha256 {plan.digest[:12]}" in text
@@ -1087,14 +1087,14 @@ def test_cli_guard_arm_status_disarm(run_cli, e2e):
     doc = json.loads(r.stdout)
     assert r.exit_code == 0 and doc["command"] == "guard" and doc["state"] == "armed" and doc["current"]
     allow = next(s for s in doc["steps"] if s["parameter"] == "/e2e/allow")
-    assert allow["value"] == fingerprint("none") and allow["type"] == "SecureString"
+    assert allow["value"] == HIDDEN and allow["type"] == "SecureString"
     cohort = next(s for s in doc["steps"] if s["variable"] == "E2E_COHORT")
-    assert (cohort["kind"], cohort["function"], cohort["flag"], cohort["value"]) == ("lambda", "e2e-worker", "cohort", fingerprint("none"))
+    assert (cohort["kind"], cohort["function"], cohort["flag"], cohort["value"]) == ("lambda", "e2e-worker", "cohort", HIDDEN)
     r = run_cli("guard", "status")
     assert r.exit_code == 0 and "guard ARMED for e2e and it matches the plan" in r.stdout
-    assert "/e2e/allow (allow) = " + fingerprint("none") in r.stdout and "/e2e/allow (allow) = none" not in r.stdout
+    assert "/e2e/allow (allow) = " + HIDDEN in r.stdout and "/e2e/allow (allow) = none" not in r.stdout
     assert "Lambda e2e-worker, one update keeping its other variables:" in r.stdout
-    assert "E2E_COHORT (cohort) = " + fingerprint("none") in r.stdout and "(cohort) = none" not in r.stdout
+    assert "E2E_COHORT (cohort) = " + HIDDEN in r.stdout and "(cohort) = none" not in r.stdout
 
     # The alarm fires in the full phase; the armed document runs; `cutover status --check` is clean.
     put_phase(e2e.plan, e2e().aws.params, "full", e2e.clock)

@@ -172,7 +172,7 @@ def test_evidence_names_the_function_and_variable_and_hides_sensitive_values(e2e
     report = json.loads((Path(out.evidence_path) / "report.json").read_text())
     cohort = next(c for c in report["changes"] if c["flag"] == "cohort")
     assert cohort["kind"] == "lambda" and cohort["target"] == "e2e-worker env E2E_COHORT" and "parameter" not in cohort
-    assert cohort["new"].startswith("sha256:") and cohort["confirmed"]
+    assert cohort["new"] == "(sensitive)" and cohort["confirmed"]
     md = (Path(out.evidence_path) / "report.md").read_text()
-    assert "| cohort | `e2e-worker env E2E_COHORT` | `sha256:" in md and "| kill | `/e2e/kill` |" in md
+    assert "| cohort | `e2e-worker env E2E_COHORT` | `(sensitive)` → `(sensitive)` |" in md and "| kill | `/e2e/kill` |" in md
     assert "cohort@example.com" not in md + json.dumps(report)

@@ -36,7 +36,7 @@ from cutover.model import (
     SecretsCheck,
 )
 from cutover.plan import format_duration, load_plan, parse_duration, parse_plan, plan_schema, summarize
-from cutover.redact import fingerprint
+from cutover.redact import HIDDEN
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANS = Path(__file__).resolve().parent / "plans"
@@ -113,7 +113,7 @@ def test_unknown_key_suggests_the_closest_and_lists_allowed() -> None:
     text = plan_text(flags=FLAGS.replace('    rollback: "false"', '    rolback: "false"  # <-'))
     err = assert_error(text, "unknown key 'rolback'", "flags.kill", col=5)
     assert "did you mean 'rollback'" in err.hint
-    assert "parameter, lambda, rollback, sensitive, secure, description" in err.hint
+    assert "parameter, lambda, rollback, sensitive, secure, public_values, description" in err.hint
 
 
 def test_unknown_top_level_key() -> None:
@@ -543,6 +543,89 @@ def test_graphql_document_that_is_not_an_operation() -> None:
     assert_error(text, "starts with 'type'")
 
 
+# --- where a secret may go (http/graphql), what a command gets, which sensitive values are public -------
+
+
+SECRET_HEADER = '  headers: {x-api-key: "{{secret:app/key}}"}\n'
+
+
+@pytest.mark.parametrize("url", ["${API_BASE:-https://api.example.com}/v1", "https://${SHOP}/admin", "https://api${SUFFIX}/x",
+                                 "${SCHEME}://api.example.com/x"])
+def test_a_secret_with_a_var_in_the_host_needs_allowed_hosts(url: str) -> None:
+    text = with_check(f'probe:\n  type: http\n  url: "{url}"  # <-\n' + SECRET_HEADER)
+    err = assert_error(text, "checks.probe.url", "the host comes from a ${VAR}", "sends a secret", col=10)
+    assert "allowed_hosts: [api.example.com]" in err.hint
+    listed = with_check(f'probe:\n  type: http\n  url: "{url}"\n' + SECRET_HEADER + "  allowed_hosts: [api.example.com]\n")
+    assert parse_plan(listed).checks["probe"].allowed_hosts == ("api.example.com",)
+
+
+def test_a_secret_in_the_url_counts_and_a_var_in_the_path_is_fine() -> None:
+    text = with_check('gql:\n  type: graphql\n  url: "${BASE}/graphql?key={{secret:app/key}}"  # <-\n  query: "{ a }"\n')
+    assert_error(text, "checks.gql.url", "sends a secret")
+    fixed = with_check('probe:\n  type: http\n  url: "https://api.example.com/${VERSION}/x"\n' + SECRET_HEADER)
+    assert parse_plan(fixed).checks["probe"].allowed_hosts == ()
+    no_secret = with_check('probe:\n  type: http\n  url: "${ANY_BASE}/health"\n')
+    assert parse_plan(no_secret).checks["probe"].url == "${ANY_BASE}/health"
+
+
+def test_a_secret_over_plain_http_is_refused() -> None:
+    text = with_check('probe:\n  type: http\n  url: "http://api.example.com/v1"  # <-\n' + SECRET_HEADER)
+    assert "https://" in assert_error(text, "checks.probe.url", "plain http", "in clear").hint
+    local = with_check('probe:\n  type: http\n  url: "http://127.0.0.1:8080/v1"\n' + SECRET_HEADER)
+    assert parse_plan(local)  # this machine: allowed by the plan; the gate allows it only in a sandbox
+
+
+@pytest.mark.parametrize("host,problem", [("https://api.example.com", "is not a host name"), ("api.example.com/x", "is not a host name"),
+                                          ("*.com", "every host under a top-level domain"), ("a..b", "is not a host name"),
+                                          ("api.example.com:443", "is not a host name")])
+def test_allowed_hosts_are_host_names(host: str, problem: str) -> None:
+    text = with_check(f'probe:\n  type: http\n  url: "https://x.example/"\n  allowed_hosts: ["{host}"]  # <-\n')
+    assert_error(text, "checks.probe.allowed_hosts[0]", problem)
+
+
+def test_command_env_names_and_aws_variables() -> None:
+    base = "report:\n  type: command\n  run: [python, report.py]\n"
+    text = with_check(base + "  env: [SHOP, AWS_PROFILE]  # <-\n")
+    err = assert_error(text, "checks.report.env[1]", "AWS_PROFILE is an AWS variable", "aws_credentials: true", col=17)
+    assert "aws_credentials: true" in err.hint
+    assert parse_plan(with_check(base + "  env: [SHOP, AWS_PROFILE]\n  aws_credentials: true\n")).checks["report"].env == (
+        "SHOP", "AWS_PROFILE")
+    assert_error(with_check(base + "  env: [not-a-name]  # <-\n"), "checks.report.env[0]", "is not valid")
+    assert_error(with_check(base + "  read_only: maybe  # <-\n"), "checks.report.read_only")
+    report = parse_plan(with_check(base)).checks["report"]
+    assert (report.env, report.aws_credentials, report.read_only) == ((), False, False)  # the safe defaults
+
+
+PUBLIC_FLAGS = FLAGS.replace('    sensitive: true\n', '    sensitive: true\n    public_values: ["none", "*"]\n')
+PUBLIC_PHASES = PHASES + '  - name: two\n    set: {allowlist: "a@example.com"}\n  - name: three\n    set: {allowlist: "*"}\n'
+
+
+def test_public_values_are_values_the_plan_gives_a_sensitive_flag() -> None:
+    plan = parse_plan(plan_text(flags=PUBLIC_FLAGS, phases=PUBLIC_PHASES))
+    assert plan.flag("allowlist").public_values == ("none", "*")
+    text = plan_text(flags=PUBLIC_FLAGS.replace('["none", "*"]', '["none",\n      "everyone"]  # <-'), phases=PUBLIC_PHASES)
+    err = assert_error(text, "flags.allowlist.public_values[1]", "'everyone' is neither the flag's rollback value nor a value a phase sets")
+    assert "a@example.com" not in err.hint  # the flag's other values stay hidden, even here
+    text = plan_text(flags=FLAGS.replace('    rollback: "false"\n', '    rollback: "false"\n    public_values: ["false"]  # <-\n', 1))
+    assert "sensitive: true" in assert_error(text, "flags.kill.public_values", "only a sensitive flag").hint
+
+
+def test_public_values_show_in_plain_text_and_the_rest_stays_hidden() -> None:
+    from cutover.redact import sensitive_values, shown
+
+    plan = parse_plan(plan_text(flags=PUBLIC_FLAGS, phases=PUBLIC_PHASES))
+    s = summarize(plan)
+    assert [p["changes"].get("allowlist") for p in s["phases"]] == [None, HIDDEN, "*"]
+    assert s["flags"][1]["rollback"] == "none"
+    assert sensitive_values(plan) == ["a@example.com"]  # public values are never registered with the redactor
+    allow = plan.flag("allowlist")
+    assert shown(allow, "none", label_rollback=True) == "none (rollback value)"
+    assert shown(allow, "a@example.com") == HIDDEN and shown(allow, "someone-else@example.com") == HIDDEN
+    assert shown(plan.flag("kill"), "false", label_rollback=True) == "false"  # not sensitive: the value says it all
+    hidden_rollback = parse_plan(plan_text()).flag("allowlist")
+    assert shown(hidden_rollback, "none", label_rollback=True) == "(sensitive, rollback value)"
+
+
 @pytest.mark.parametrize("log_type, length", [("log_absent", "window"), ("log_freshness", "max_age")])
 def test_log_checks_need_exactly_one_matcher(log_type: str, length: str) -> None:
     base = f"logs:  # <-\n  type: {log_type}\n  log_group: /x\n  {length}: 1h\n"
@@ -602,23 +685,25 @@ def test_every_check_type_becomes_its_model() -> None:
         headers={"Authorization": "Bearer {{secret:app/key#token}}"},
         expect_status=(200, 204),
         timeout=3,
+        allowed_hosts=("api.example.com", "*.api.example.com"),
     )
     gql = c["graphql_ok"]
     assert isinstance(gql, GraphqlCheck) and gql.query.startswith("# a comment")
     assert gql.variables == {"id": "gid://shop/1", "first": 10, "nested": {"deep": [1, True, None]}}
-    assert (gql.expect_status, gql.timeout) == ((200,), 10.0)
+    assert (gql.expect_status, gql.timeout, gql.allowed_hosts) == ((200,), 10.0, ("api.example.com",))
     assert c["fresh"] == LogFreshnessCheck("fresh", "/aws/lambda/app-refresh", 86400, contains="refresh ok")
     assert c["quiet_logs"] == LogAbsentCheck(
         "quiet_logs", "/aws/lambda/app", 2700, json_match={"level": "ERROR", "code": 500}
     )
-    assert c["report"] == CommandCheck("report", ("python", "scripts/report.py", "--days", "7"), timeout=120)
+    assert c["report"] == CommandCheck("report", ("python", "scripts/report.py", "--days", "7"), timeout=120,
+                                       env=("REPORT_DAYS", "SHOPIFY_SHOP_DOMAIN"), aws_credentials=True, read_only=True)
     assert c["alarms_ok"] == AlarmsCheck(
         "alarms_ok", ("app-errors",), prefix="app-", quiet_for=600, insufficient_data="ok"
     )
     assert list(c) == ["env_ok", "secrets_ok", "http_ok", "graphql_ok", "fresh", "quiet_logs", "report", "alarms_ok"]
     assert (plan.write_rate, plan.lock_lease, plan.state_prefix) == (2.5, 5400, "/ops/cutover/every-check")
     cohort = plan.flag("cohort")
-    assert cohort.sensitive and cohort.secure and cohort.line == 14
+    assert cohort.sensitive and cohort.secure and cohort.line == 14 and cohort.public_values == ("none",)
     assert plan.flag("mode").description == "the app's mode"
     assert plan.phase("second").gates == () and plan.phase("first").description == "first step"
 
@@ -874,19 +959,19 @@ def test_repo_plan_explains_itself_in_comments() -> None:
 def test_summary(repo_plan: model.Plan) -> None:
     s = summarize(repo_plan)
     dumped = json.dumps(s)  # JSON-able
-    assert "@example.com" not in dumped  # sensitive values only as fingerprints
+    assert "@example.com" not in dumped  # sensitive values that are not public: hidden
     assert (s["name"], s["region"], s["digest"]) == ("order-status-prod", "us-east-2", repo_plan.digest)
     assert [f["name"] for f in s["flags"]] == list(ROLLBACK)
     allow = s["flags"][-1]
-    assert allow["rollback"] == fingerprint("none") and allow["sensitive"] and allow["target"].endswith("MW_OUTBOUND_ALLOWLIST_EMAILS")
+    assert allow["rollback"] == "none" and allow["sensitive"]  # a public value and allow["target"].endswith("MW_OUTBOUND_ALLOWLIST_EMAILS")
     assert s["flags"][0] == {"name": "automation_enabled", "kind": "ssm", "target": "/rp-mw/prod/automation_enabled",
                              "parameter": "/rp-mw/prod/automation_enabled", "rollback": "false", "sensitive": False,
                              "secure": False}
     shadow, canary, full = s["phases"]
     assert shadow["changes"] == {} and shadow["bake"] == "30m" and not shadow["approval"]
     assert canary["changes"]["automation_enabled"] == "true" and canary["approval"] and canary["bake"] == "1h"
-    assert canary["changes"]["outbound_allowlist_emails"].startswith("sha256:")
-    assert full["changes"] == {"outbound_allowlist_emails": fingerprint("*")} and full["bake"] == "2h"
+    assert canary["changes"]["outbound_allowlist_emails"] == HIDDEN
+    assert full["changes"] == {"outbound_allowlist_emails": "*"} and full["bake"] == "2h"
     assert full["gates"] == ["token_refresh_recent", "alarms_quiet"]
     assert s["lock_lease"] == "15m" and {"name": "alarms_quiet", "type": "alarms"} in s["checks"]
 
@@ -900,7 +985,8 @@ def test_schema_is_json_and_names_every_top_level_key() -> None:
     top = {"version", "name", "description", "region", "state_prefix", "write_rate", "lock_lease", "flags",
            "checks", "phases", "notify"}
     assert set(s["properties"]) == top
-    assert set(s["$defs"]["flag"]["properties"]) == {"parameter", "lambda", "rollback", "sensitive", "secure", "description"}
+    assert set(s["$defs"]["flag"]["properties"]) == {"parameter", "lambda", "rollback", "sensitive", "secure",
+                                                     "public_values", "description"}
     assert set(s["$defs"]["phase"]["properties"]) == {"name", "description", "set", "gates", "bake", "approval",
                                                       "approvers", "separate_approver", "auto_rollback"}
     plan_schema()["properties"].clear()  # callers get a copy

@@ -5,7 +5,7 @@
 """
 
 from .context import GateContext
-from .result import FAIL, PASS, SKIPPED, GateResult, failed, passed, skipped
+from .result import FAIL, PASS, SKIPPED, GateResult, blocking, failed, passed, skipped
 from .runner import CHECKS, run_check, run_gates
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "SKIPPED",
     "GateContext",
     "GateResult",
+    "blocking",
     "failed",
     "passed",
     "run_check",

@@ -1,4 +1,5 @@
-"""The one way a check reports failure: raise Fail(detail, next_action); run_check turns it into a FAIL."""
+"""The way a check reports anything but a pass: raise Fail(detail, next_action) and run_check turns it
+into a FAIL; raise Skip(detail, next_action) for a check that must not run here (a SKIPPED)."""
 
 from __future__ import annotations
 
@@ -8,3 +9,7 @@ class Fail(Exception):
         super().__init__(detail)
         self.detail = detail
         self.next_action = next_action
+
+
+class Skip(Fail):
+    """Not run, for a reason that is no failure (a dry run does not run a program that may write)."""

@@ -3,6 +3,11 @@
 Its output is only used for the last few lines of a failure, redacted and truncated; never stored.
 The child runs in its own process group so a timeout kills its children too (they would otherwise
 hold the output pipe open and hang us).
+
+The program is not trusted with the operator's session: it gets a minimal environment (`child_env`),
+AWS credentials only when the check says `aws_credentials: true`, and in a dry run it runs only when
+the check says `read_only: true` (otherwise it is SKIPPED: a dry run writes nothing, and cutover
+cannot know what a program writes).
 """
 
 from __future__ import annotations
@@ -14,12 +19,29 @@ import subprocess
 
 from cutover.model import CommandCheck
 
-from ._fail import Fail
+from ._fail import Fail, Skip
 from ._fmt import duration, one_line
 from .context import GateContext
 
 TAIL_LINES = 3
 TAIL_CHARS = 240
+# Passed to every program: where programs are, the home folder, and the locale (LC_ALL and LC_CTYPE
+# override LANG: without them a program could decode its input or encode its output differently
+# than when run by hand). TERM is not: the program's output is a pipe, not a terminal.
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE")
+# HOME is passed, so without these the AWS SDKs would still find ~/.aws/credentials, ~/.aws/config and
+# the instance's role (the metadata service): point them nowhere.
+NO_AWS = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def child_env(check: CommandCheck, env) -> dict[str, str]:
+    """The program's environment: BASE_ENV and the check's `env:` names from the operator's, plus every
+    AWS_* variable only with `aws_credentials: true`."""
+    names = [*BASE_ENV, *(n for n in check.env if check.aws_credentials or not n.startswith("AWS_"))]
+    out = {n: env[n] for n in names if n in env}
+    if check.aws_credentials:
+        return out | {k: v for k, v in env.items() if k.startswith("AWS_")}
+    return out | NO_AWS
 
 
 def _tail(ctx: GateContext, output: str) -> str:
@@ -42,13 +64,18 @@ def check_command(check: CommandCheck, ctx: GateContext) -> str:
     shown = one_line(ctx.redactor.text(shlex.join(argv)), 120)
     if not argv:
         raise Fail("no command to run", "set `run` in the plan's check")
+    if ctx.dry_run and not check.read_only and ctx.command_override is None:
+        raise Skip(
+            f"not run in a dry run: the check is not marked read_only ({shown})",
+            "a real advance runs it before any write; if the program only reads, add read_only: true to the check",
+        )
     if not os.path.isdir(ctx.cwd):
         raise Fail(f"working directory {ctx.cwd} does not exist", "run cutover from the plan's folder, or fix --plan")
     try:
         proc = subprocess.Popen(
             argv,
             cwd=ctx.cwd,
-            env=dict(ctx.env),
+            env=child_env(check, ctx.env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

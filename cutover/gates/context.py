@@ -23,3 +23,5 @@ class GateContext:
     command_override: tuple[str, ...] | None = None
     # Working directory for command checks (the plan file's folder).
     cwd: str = "."
+    # A dry run (advance --dry-run, preflight): a command check runs only if the plan marks it read_only.
+    dry_run: bool = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
 from cutover import __version__
 from cutover.model import GraphqlCheck, HttpCheck
@@ -16,7 +17,7 @@ from . import _transport
 from ._fail import Fail
 from ._fmt import duration, one_line
 from .context import GateContext
-from .templates import Templates
+from .templates import Templates, fixed_host, host_allowed, is_loopback, sends_secret
 
 READ_METHODS = ("GET", "HEAD")
 USER_AGENT = f"cutover/{__version__} (preflight)"
@@ -25,6 +26,8 @@ MAX_ERROR_MESSAGE = 120
 
 def _prepare(check, ctx: GateContext) -> tuple[str, dict, Templates]:
     tpl = Templates(ctx)
+    if sends_secret(check):  # decided before any secret is read
+        _check_destination(check, ctx, tpl.expand(check.url, "url", secrets=False))
     url = tpl.expand(check.url, "url")
     if ctx.reroute_url is not None:
         url = ctx.reroute_url(url)
@@ -32,6 +35,31 @@ def _prepare(check, ctx: GateContext) -> tuple[str, dict, Templates]:
     headers = {"User-Agent": USER_AGENT, **tpl.expand_map(dict(check.headers))}
     _transport.check_headers(headers)
     return url, headers, tpl
+
+
+def _check_destination(check, ctx: GateContext, resolved: str) -> None:
+    """A secret goes only over https to a host the plan names (in the url, or in allowed_hosts). In a
+    sandbox or rehearsal every url is rerouted to the local stub (the secrets are the emulator's dummies):
+    there the only rule is that it stays on this machine, plain http included."""
+    if ctx.reroute_url is not None:
+        final = ctx.reroute_url(resolved)
+        if is_loopback(urlsplit(final).hostname or ""):
+            return
+        raise Fail(f"refusing to send the check's secret to {_transport.origin(final)}: a rerouted url must stay on "
+                   "this machine; nothing was sent", "point CUTOVER_HTTP_STUB at the sandbox's local stub (127.0.0.1)")
+    parts = urlsplit(resolved)
+    if not host_allowed(parts.hostname, fixed_host(check.url), tuple(check.allowed_hosts)):
+        raise Fail(
+            f"refusing to send the check's secret to {_transport.origin(resolved)}: the host comes from a ${{VAR}} "
+            "and is not in allowed_hosts; nothing was sent",
+            "check the variables the url uses; if that host is right, add it to the check's allowed_hosts in the plan",
+        )
+    if parts.scheme.lower() != "https":
+        raise Fail(
+            f"refusing to send the check's secret over plain {parts.scheme or 'http'} to {_transport.origin(resolved)}; "
+            "nothing was sent",
+            "use https:// in the url (and in the ${VAR}s it uses): plain http carries the secret in clear",
+        )
 
 
 def _credential_hint(tpl: Templates) -> str:

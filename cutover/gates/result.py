@@ -34,5 +34,11 @@ def failed(check, detail: str, next_action: str, duration: float = 0.0) -> GateR
     return GateResult(check.name, check.type, FAIL, detail, next_action, duration)
 
 
-def skipped(check, detail: str) -> GateResult:
-    return GateResult(check.name, check.type, SKIPPED, detail, "", 0.0)
+def skipped(check, detail: str, next_action: str = "") -> GateResult:
+    return GateResult(check.name, check.type, SKIPPED, detail, next_action, 0.0)
+
+
+def blocking(results: list[GateResult], dry_run: bool) -> list[str]:
+    """The gates that stop an advance: every one that did not pass. A SKIPPED gate never lets a real
+    advance through; in a dry run it does not stop the preview (the real advance runs it first)."""
+    return [r.check for r in results if not (r.passed or (dry_run and r.status == SKIPPED))]

@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 from cutover.errors import UsageError
 from cutover.model import Plan
 
-from ._fail import Fail
+from ._fail import Fail, Skip
 from ._fmt import duration, one_line
 from .alarms import check_alarms
 from .command import check_command
@@ -55,6 +55,8 @@ def run_check(check, ctx: GateContext) -> GateResult:
             raise Fail(f"unknown check type {check.type!r}", "fix the check's type in the plan (see `cutover validate --schema`)")
         detail = fn(check, ctx)
         return passed(check, _clean(ctx, detail), ctx.clock.monotonic() - t0)
+    except Skip as s:
+        return skipped(check, _clean(ctx, s.detail), _clean(ctx, s.next_action))
     except Fail as f:
         return failed(check, _clean(ctx, f.detail), _clean(ctx, f.next_action), ctx.clock.monotonic() - t0)
     except Exception as exc:  # noqa: BLE001 - fail closed; the args may hold secrets, so only the class is shown

@@ -2,12 +2,17 @@
 
 One pass with one regex, so an expanded value is never expanded again (a secret that happens to
 contain "${X}" stays literal). Secret values are registered with the redactor before they are used.
+
+Where a secret may go is decided from the plan's text (`sends_secret`, `fixed_host`, `host_allowed`):
+the plan loader refuses what it can see statically, the http gate checks the resolved url.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+from urllib.parse import urlsplit
 
 from ._fail import Fail
 from .context import GateContext
@@ -19,6 +24,48 @@ _TOKEN = re.compile(
 )
 
 
+def sends_secret(check) -> bool:
+    """Whether an http/graphql check puts a {{secret:...}} into its request (url or headers)."""
+    texts = [check.url, *(str(v) for v in dict(check.headers).values())]
+    return any(m.group("sid") for t in texts for m in _TOKEN.finditer(t))
+
+
+def fixed_host(url_template: str) -> str | None:
+    """The host of a url as the plan writes it out, or None when a ${VAR} decides it (a variable in
+    the scheme or authority, or a url that starts with one: `${BASE:-https://x}/path`)."""
+    scheme, sep, rest = url_template.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if not sep or "${" in scheme or "${" in authority or "{{" in authority:
+        return None
+    return _norm(urlsplit(url_template).hostname)
+
+
+def _norm(host: str | None) -> str | None:
+    return host.lower().rstrip(".") if host else None
+
+
+def host_allowed(host: str | None, fixed: str | None, allowed: tuple[str, ...]) -> bool:
+    """`host` is the one the plan writes, or one of `allowed` ("*.example.com": any host under it)."""
+    host = _norm(host)
+    if not host:
+        return False
+    for pattern in (fixed, *allowed):
+        pattern = _norm(pattern)
+        if pattern and (host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))):
+            return True
+    return False
+
+
+def is_loopback(host: str) -> bool:
+    host = (_norm(host) or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Templates:
     """Expands the fields of one check run. Remembers which secrets it used (for next actions)."""
 
@@ -27,8 +74,10 @@ class Templates:
         self.secret_ids: list[str] = []
         self._cache: dict[str, str] = {}
 
-    def expand(self, text: str, where: str = "value") -> str:
-        return _TOKEN.sub(lambda m: self._one(m, where), text)
+    def expand(self, text: str, where: str = "value", secrets: bool = True) -> str:
+        """`text` with its templates filled in; with secrets=False the {{secret:...}} stay as written
+        (nothing is read from Secrets Manager)."""
+        return _TOKEN.sub(lambda m: self._one(m, where) if secrets or m.group("var") else m.group(0), text)
 
     def expand_map(self, mapping: dict[str, str], where: str = "headers") -> dict[str, str]:
         return {k: self.expand(str(v), f"{where}.{k}") for k, v in mapping.items()}
@@ -67,9 +116,6 @@ class Templates:
                 f"{where}: secret {secret_id} is not a JSON object, so #{key} cannot be read",
                 f"store {secret_id} as JSON with key {key!r}, or drop #{key} from the template",
             )
-        for v in data.values():  # every piece of a JSON secret is secret
-            if isinstance(v, str):
-                self.ctx.redactor.register(v)
         if key not in data or data[key] in (None, ""):
             raise Fail(
                 f"{where}: secret {secret_id} has no value for key {key!r}",
