@@ -188,6 +188,9 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     lock_live = lock is not None and not (lock.expired(now) or lock.holder_gone())
     if lock is None:
         lines.append("lock: free")
+    elif isinstance(lock, state.UnreadableLock):
+        lines.append(f"lock: unreadable ({lock.problem}): treated as stale, it may be taken over; "
+                     "the next advance replaces it (a rollback never needs it)")
     else:
         lines.append(f"lock: {'held' if lock_live else 'stale (may be taken over)'} by {lock.describe(now)}")
     data["lock"] = None if lock is None else {**lock.__dict__, "live": lock_live}
