@@ -12,6 +12,7 @@ import os
 import socket
 from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from cutover.clock import Clock
 from cutover.errors import AlreadyExists, Blocked, Incomplete, NotFound
@@ -230,8 +231,9 @@ class StateStore:
     def read(self) -> StateView:
         return interpret(self.plan, self.store.get_many([self.plan.state_parameter]).get(self.plan.state_parameter))
 
-    def write(self, record: StateRecord, clock: Clock) -> int:
-        """Write a new version and read it back (reads may be stale: retry a few times)."""
+    def write(self, record: StateRecord, clock: Clock, before_attempt: Callable[[], None] | None = None) -> int:
+        """Write a new version and read it back (reads may be stale: retry a few times).
+        `before_attempt` runs right before each request is sent (a run's preemption check)."""
         record.plan = self.plan.name
         record.reason = REDACTOR.text(record.reason)  # operators type reasons; AWS keeps them for years
         if record.plan_items is None:
@@ -240,7 +242,8 @@ class StateStore:
             record.plan_items = fingerprints(self.plan)
         record.updated_at = iso(clock.now())
         text = record.to_json()
-        version = self.store.put(self.plan.state_parameter, text, overwrite=True)
+        checked = {"before_attempt": before_attempt} if before_attempt else {}  # (only PatientStore takes it)
+        version = self.store.put(self.plan.state_parameter, text, overwrite=True, **checked)
         for attempt in range(10):
             seen = self.store.get_many([self.plan.state_parameter]).get(self.plan.state_parameter)
             if seen and seen.version >= version:
