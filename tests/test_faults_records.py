@@ -224,3 +224,29 @@ def test_fuzzed_records_never_stop_a_rollback(state_text, lock_text, reliability
         assert fake_live(rt) == PLAN.rollback_values()
         after = state.StateStore(PLAN, rt.aws.params).read()
         assert after.problem is None and (after.phase, after.status) == (ROLLED_BACK, "stable")
+
+
+# --- a state record that cannot be written ----------------------------------------------------------
+def test_an_unwritable_state_record_never_keeps_a_flag_from_its_safe_value(e2e, fault_proxy, reliability):
+    """PutParameter denied on the state record only: flags first, the bookkeeping failure after."""
+    from cutover.errors import Incomplete
+    from cutover.faultproxy import Faults
+
+    with reliability.case("state record unwritable", "fault proxy denies PutParameter on the state parameter only, rollback from canary"):
+        for _ in range(2):
+            assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
+        fault_proxy.reconfigure(Faults(deny={"PutParameter"}, deny_names={e2e.plan.state_parameter}))
+        with pytest.raises(Incomplete) as err:
+            orchestrator.rollback(e2e(), reason="incident")
+        assert err.value.exit_code == ExitCode.INCOMPLETE
+        assert err.value.message.startswith("flags restored; the state record could not be written: ")
+        assert "ssm:PutParameter" in err.value.message and "re-run `cutover rollback`" in err.value.hint
+        assert e2e.live() == e2e.plan.rollback_values()
+        assert fault_proxy.injected["deny"] >= 2  # the marker and the final record; no flag write was denied
+        # status says what it sees: the record still says canary, every flag is at its rollback value
+        st_ = orchestrator.status(e2e(dry_run=True), check=True)
+        assert st_.exit_code == ExitCode.DRIFT and st_.data["state"]["phase"] == "canary"
+        assert any("every flag is at its rollback value" in line for line in st_.lines), st_.lines
+        assert "cutover rollback" in st_.hint
+        fault_proxy.reconfigure(Faults())
+        rollback_restores_and_rewrites(e2e)

@@ -64,6 +64,28 @@ def test_hand_edited_flag_is_drift_that_blocks_advance(e2e, reliability):
         assert e2e.live() == e2e.plan.rollback_values()
 
 
+def test_a_hand_edit_during_the_gates_stops_the_advance_before_its_first_write(e2e, monkeypatch, reliability):
+    """Someone sets kill=off while the canary -> full gates run: the re-read just before the first
+    write sees it, and the advance stops (exit 3) writing nothing."""
+    with reliability.case("drift: a hand edit while the gates run", "a flag changed in SSM between the drift check and the first write"):
+        for _ in range(2):
+            assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
+        before = e2e.state()
+        real_gates = orchestrator._run_gates
+
+        def gates_with_a_hand_edit(rt, phase):
+            results = real_gates(rt, phase)
+            e2e.set_flags({"kill": "off"})  # the on-call engineer, by hand, while the gates ran
+            return results
+
+        monkeypatch.setattr(orchestrator, "_run_gates", gates_with_a_hand_edit)
+        with pytest.raises(Blocked) as err:
+            orchestrator.advance(e2e(), approve=True, reason="test")
+        assert "flags changed while the gates ran: kill; nothing was written" in err.value.message
+        assert e2e.live() == {**e2e.plan.values_for("canary"), "kill": "off"}
+        assert e2e.state().version == before.version  # no record written either
+
+
 def test_plan_changed_since_the_last_transition(e2e, tmp_path, reliability):
     from cutover.plan import load_plan
 
