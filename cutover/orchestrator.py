@@ -859,10 +859,10 @@ def unlock(rt: Runtime, force: bool, reason: str) -> Outcome:
     if rt.log is not None:
         rt.log.warning("lock_broken", by=ident.arn, reason=reason, old_holder=lock.holder, old_host=lock.host,
                        old_pid=lock.pid, old_command=lock.command, old_run_id=lock.run_id)
-    view = state.StateStore(plan, rt.params).read()
-    if view.record is not None and not view.problem:
-        rec = view.record
-        rec.actor, rec.run_id, rec.command, rec.reason = ident.arn, rt.run_id, "unlock", f"lock of {lock.holder} broken: {reason}"
-        state.StateStore(plan, rt.params).write(rec, rt.clock)
-    return Outcome(ExitCode.OK, f"lock broken (was held by {lock.describe(rt.clock.now())})",
-                   data={"lock": lock.__dict__, "by": ident.arn, "reason": reason})
+    # Only the lock. The state record belongs to the commands that run: a copy of it written back from
+    # here could land over a rollback's newer record. Who broke the lock, and why, goes to the log
+    # and the evidence.
+    report = _report(rt, "unlock", reason=reason)
+    report.notes.append(f"lock of {lock.holder} (run {lock.run_id}, `{lock.command}`) broken by {ident.arn}: {reason}")
+    return _finish(rt, report, Outcome(ExitCode.OK, f"lock broken (was held by {lock.describe(rt.clock.now())})",
+                                       data={"lock": lock.__dict__, "by": ident.arn, "reason": reason}))
