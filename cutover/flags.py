@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from cutover.clock import Clock, SystemClock
 from cutover.errors import AwsError, Incomplete, UsageError
@@ -437,9 +437,17 @@ class Converger:
         elif param.version > (change.new_version or 0):
             change.overwritten = True
 
-    def _verify(self) -> None:
+    def _rounds(self) -> Iterator[None]:
+        """VERIFY_ATTEMPTS rounds of reading, backing off between them (stale reads settle in seconds)."""
         delay = 0.1
-        for _ in range(VERIFY_ATTEMPTS):
+        for attempt in range(VERIFY_ATTEMPTS):
+            if attempt:
+                self.clock.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            yield
+
+    def _verify(self) -> None:
+        for _ in self._rounds():
             waiting = self._waiting(self.result.changes)
             if not waiting:
                 break
@@ -451,8 +459,6 @@ class Converger:
                         self._confirm(change, live[change.flag.parameter])
             if not self._waiting(waiting):
                 break
-            self.clock.sleep(delay)
-            delay = min(delay * 2, 2.0)
         if any(c.written and not c.confirmed and not c.overwritten for c in self.result.latest()):
             raise self._incomplete("some writes could not be confirmed by reading them back", "")
 
@@ -460,13 +466,10 @@ class Converger:
         """Every flag read again. A read older than a version we confirmed is stale: read again
         (a few times, backing off) rather than write again over our own confirmed write."""
         ours = {c.flag.key: c.new_version for c in self.result.changes if c.confirmed and c.new_version}
-        delay = 0.1
-        for _ in range(VERIFY_ATTEMPTS):
+        for _ in self._rounds():
             live = read_live(self.plan, self.store, functions=self.functions, clock=self.clock)
             if all(live.get(key) is None or live[key].version >= version for key, version in ours.items()):
                 break
-            self.clock.sleep(delay)
-            delay = min(delay * 2, 2.0)
         return live
 
     def _incomplete(self, why: str, hint: str) -> Incomplete:
