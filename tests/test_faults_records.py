@@ -94,31 +94,32 @@ def rollback_restores_and_rewrites(e2e):
     assert orchestrator.status(e2e(dry_run=True), check=True).exit_code == 0
 
 
-@pytest.mark.parametrize("kind", list(BAD_STATES))
-def test_bad_state_record_is_explained_and_rolled_back(kind, e2e, reliability):
-    with reliability.case("bad state record (hand-written)", HOW_STATES):
-        at_canary(e2e)
-        e2e().aws.params.put(e2e.plan.state_parameter, BAD_STATES[kind])
-        st_ = orchestrator.status(e2e(dry_run=True), check=True)
-        assert st_.exit_code == ExitCode.DRIFT and st_.headline.startswith("state record unreadable: "), st_.headline
-        assert "rollback" in st_.hint
-        with pytest.raises(Blocked) as err:
-            orchestrator.advance(e2e(), approve=True, reason="test")
-        assert "refusing to advance" in err.value.message
-        assert e2e.live() == e2e.plan.values_for("canary")
-        rollback_restores_and_rewrites(e2e)
+def test_bad_state_records_are_explained_and_rolled_back(e2e, reliability):
+    """Each record in turn (one emulator set-up for all: seeding costs more than a case)."""
+    for kind, record in BAD_STATES.items():
+        with reliability.case("bad state record (hand-written)", HOW_STATES):
+            at_canary(e2e)
+            e2e().aws.params.put(e2e.plan.state_parameter, record)
+            st_ = orchestrator.status(e2e(dry_run=True), check=True)
+            assert st_.exit_code == ExitCode.DRIFT and st_.headline.startswith("state record unreadable: "), (kind, st_.headline)
+            assert "rollback" in st_.hint, kind
+            with pytest.raises(Blocked) as err:
+                orchestrator.advance(e2e(), approve=True, reason="test")
+            assert "refusing to advance" in err.value.message, kind
+            assert e2e.live() == e2e.plan.values_for("canary"), kind
+            rollback_restores_and_rewrites(e2e)
 
 
-@pytest.mark.parametrize("kind", list(BAD_LOCKS))
-def test_bad_lock_record_is_explained_and_never_stops_a_rollback(kind, e2e, reliability):
-    with reliability.case("bad lock record (hand-written)", HOW_LOCKS):
-        at_canary(e2e)
-        params = e2e().aws.params
-        params.put(e2e.plan.state_parameter, json.dumps(GOOD_STATE))
-        params.put(e2e.plan.lock_parameter, BAD_LOCKS[kind])
-        st_ = orchestrator.status(e2e(dry_run=True))
-        assert any(line.startswith("lock: unreadable (") and "may be taken over" in line for line in st_.lines), st_.lines
-        rollback_restores_and_rewrites(e2e)
+def test_bad_lock_records_are_explained_and_never_stop_a_rollback(e2e, reliability):
+    params = e2e().aws.params
+    for kind, record in BAD_LOCKS.items():
+        with reliability.case("bad lock record (hand-written)", HOW_LOCKS):
+            at_canary(e2e)
+            params.put(e2e.plan.state_parameter, json.dumps(GOOD_STATE))
+            params.put(e2e.plan.lock_parameter, record)
+            st_ = orchestrator.status(e2e(dry_run=True))
+            assert any(line.startswith("lock: unreadable (") and "may be taken over" in line for line in st_.lines), (kind, st_.lines)
+            rollback_restores_and_rewrites(e2e)
 
 
 def test_cli_never_reports_an_internal_error_for_a_bad_record(e2e, tmp_path):
