@@ -8,7 +8,9 @@ retries, our adapters) from outside, and a killed process cannot hide from it. I
 - answer a seeded share of calls with a 500, a ThrottlingException, or a dropped connection;
 - apply a write and then drop the connection (the client sees an error for a write that happened);
 - serve stale reads: the previous value of a just-written parameter for the next K reads of it;
-- deny operations (AccessDeniedException);
+- deny operations (AccessDeniedException), optionally only for chosen parameter names;
+- hold a write until the test releases it, so it lands late (a preempted run's in-flight write),
+  and call back after every applied write (to release a held one at an exact moment);
 - refuse the next Lambda UpdateFunctionConfiguration calls with PreconditionFailedException, as
   Lambda does when the function changed since the caller read its RevisionId (moto ignores
   RevisionId), optionally after making that change itself;
@@ -50,11 +52,34 @@ class Faults:
     lost_response_rate: float = 0.0  # share of writes applied, then the connection dropped
     stale_reads: int = 0  # reads of a just-written parameter that still see the old value
     deny: set[str] = field(default_factory=set)  # operations answered AccessDeniedException
+    deny_names: set[str] | None = None  # ...only when the request names one of these parameters (None: always)
     kill_pid: int | None = None  # SIGKILL this process...
     kill_after_writes: int | None = None  # ...right after its k-th applied write
     only_operations: set[str] | None = None  # random faults only on these operations (None: all)
     revision_conflicts: int = 0  # the next N UpdateFunctionConfiguration calls: PreconditionFailedException
     before_conflict: Callable[[str], None] | None = None  # called with the function name before each refusal
+    holds: list["Hold"] = field(default_factory=list)  # writes held until released (each hold catches one write)
+    after_write: Callable[[str, str, str | None], None] | None = None  # (operation, name, value) once applied
+
+
+@dataclass
+class Hold:
+    """Catches the next write to `name` (a parameter, or "lambda:FUNCTION") whose value is `value` (None:
+    any) and keeps it until `release()`, then forwards it as it was sent, whether the client that sent
+    it is still waiting or not (AWS applies a request it received even if the caller has died)."""
+
+    name: str
+    value: str | None = None
+    timeout: float = 60.0  # never hold a request longer than this
+    arrived: threading.Event = field(default_factory=threading.Event)  # the write is being held
+    landed: threading.Event = field(default_factory=threading.Event)  # ...and has been applied upstream
+    _released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def matches(self, name: str, value: str | None) -> bool:
+        return not self.arrived.is_set() and name == self.name and self.value in (None, value)
 
 
 class FaultProxy:
@@ -104,10 +129,10 @@ class FaultProxy:
             self._stale.clear()
 
     # --- decisions (under the lock) ---
-    def _decide(self, operation: str) -> str | None:
+    def _decide(self, operation: str, names: set[str] = frozenset()) -> str | None:
         f = self.faults
         self.calls[operation] += 1
-        if operation in f.deny:
+        if operation in f.deny and (f.deny_names is None or names & f.deny_names):
             return "deny"
         if operation == "UpdateFunctionConfiguration" and f.revision_conflicts > 0:
             f.revision_conflicts -= 1
@@ -129,6 +154,21 @@ class FaultProxy:
         if operation in WRITE_OPERATIONS and self.rng.random() < f.lost_response_rate:
             return "lose"
         return None
+
+
+def _request(body: bytes, path: str) -> tuple[set[str], str | None]:
+    """The names a request touches (SSM Name/Names, or "lambda:FUNCTION") and the value it writes."""
+    function = _LAMBDA_CONFIGURATION.match(path)
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    if function:
+        return {"lambda:" + unquote(function.group(1))}, json.dumps(doc.get("Environment"), sort_keys=True)
+    names = doc.get("Names") if isinstance(doc.get("Names"), list) else [doc.get("Name")]
+    return {n for n in names if isinstance(n, str)}, doc.get("Value")
 
 
 def _operation(headers, body: bytes, method: str = "POST", path: str = "") -> str:
@@ -192,10 +232,17 @@ def _handler(proxy: FaultProxy):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             operation = _operation(self.headers, body, self.command, self.path)
+            names, value = _request(body, self.path)
+            hold = None
             with proxy.lock:
-                fault = proxy._decide(operation)
+                fault = proxy._decide(operation, names)
                 if fault:
                     proxy.injected[fault] += 1
+                elif operation in WRITE_OPERATIONS:
+                    hold = next((h for h in proxy.faults.holds if any(h.matches(n, value) for n in names)), None)
+                    if hold:
+                        hold.arrived.set()
+                        proxy.injected["held"] += 1
                 before_conflict = proxy.faults.before_conflict
             if fault == "conflict":
                 function = unquote(_LAMBDA_CONFIGURATION.match(self.path).group(1))
@@ -211,14 +258,23 @@ def _handler(proxy: FaultProxy):
                 return self._aws_error(500, "InternalServerError", "injected server error")
             if fault == "drop":
                 return self._drop()
+            if hold:
+                hold._released.wait(hold.timeout)
             status, rbody, rheaders = self._forward(body)
             if operation in WRITE_OPERATIONS and status == 200:
                 self._after_write(operation, body, self.path)
+                if hold:
+                    hold.landed.set()
+                if proxy.faults.after_write:
+                    proxy.faults.after_write(operation, next(iter(names), ""), value)
             elif operation == "GetParameters" and status == 200:
                 rbody = self._maybe_stale(rbody)
             if fault == "lose":
                 return self._drop()
-            self._reply(status, rbody, rheaders)
+            try:
+                self._reply(status, rbody, rheaders)
+            except OSError:  # the client is gone (killed while its request was held): the write stands
+                self.close_connection = True
 
         do_GET = do_POST  # moto's control API and the recorder pass through unchanged
         do_PUT = do_POST  # Lambda's UpdateFunctionConfiguration

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from cutover.clock import Clock, SystemClock
 from cutover.errors import AwsError, Incomplete, UsageError
@@ -22,6 +22,12 @@ from cutover.redact import shown as shown  # the one display of a flag value; ca
 READ_BATCH = 10  # GetParameters takes at most 10 names
 VERIFY_ATTEMPTS = 12  # stale reads: read back this many times, backing off, before giving up
 THROTTLE_RETRIES = 8  # on top of botocore's own retries: a write is never dropped silently
+REWRITE_ROUNDS = 3  # a rollback re-writes flags someone else changed after its write at most this many more times
+# SSM has no compare-and-swap, so a run's preemption check and its write are two calls. Bounding the
+# time between them bounds how late a preempted run's write can land:
+CHECK_VALID_FOR = 2.0  # seconds: a write is sent at most this long after the check that cleared it
+IN_FLIGHT = 3.0  # seconds allowed for a sent write request to reach AWS and be applied
+WRITE_SLOT = CHECK_VALID_FOR + IN_FLIGHT  # what a rollback waits out after preempting a run
 
 
 @dataclass
@@ -33,6 +39,7 @@ class FlagChange:
     new_version: int | None = None
     written: bool = False
     confirmed: bool = False
+    overwritten: bool = False  # read back at a newer version holding another value: someone wrote after us
 
     @property
     def name(self) -> str:
@@ -57,13 +64,17 @@ class FlagChange:
 class ConvergeResult:
     changes: list[FlagChange] = field(default_factory=list)
 
+    def latest(self) -> list[FlagChange]:
+        """The last change of each flag (a rollback may write a flag again), in plan order."""
+        return list({c.name: c for c in self.changes}.values())
+
     @property
     def confirmed(self) -> list[str]:
-        return [c.name for c in self.changes if c.confirmed]
+        return [c.name for c in self.latest() if c.confirmed]
 
     @property
     def pending(self) -> list[str]:
-        return [c.name for c in self.changes if not c.confirmed]
+        return [c.name for c in self.latest() if not c.confirmed]
 
 
 class Live(dict):
@@ -162,10 +173,14 @@ class PatientStore:
     def delete(self, name):
         return self._patiently(lambda: self.inner.delete(name))
 
-    def put(self, name: str, value: str, *, secure: bool = False, overwrite: bool = True) -> int:
+    def put(self, name: str, value: str, *, secure: bool = False, overwrite: bool = True,
+            before_attempt: Callable[[], None] | None = None) -> int:
+        """`before_attempt` runs right before each request is sent (a run's preemption check)."""
         for attempt in range(THROTTLE_RETRIES + 1):
             if self.pacer:
                 self.pacer.wait()
+            if before_attempt:
+                before_attempt()
             start = self.clock.monotonic()
             try:
                 return self.inner.put(name, value, secure=secure, overwrite=overwrite)
@@ -227,6 +242,27 @@ class Pacer:
             self._next = max(self._next or 0.0, arrived + self.interval)
 
 
+class Clearance:
+    """A run's permission to send writes, from its last preemption check that passed: good for
+    CHECK_VALID_FOR seconds. `ensure()` right before each request re-checks once it is older (after a
+    pacing wait, a throttled retry, a Lambda update still being applied), so no write of a preempted run
+    is sent more than CHECK_VALID_FOR after a check that could have seen the rollback."""
+
+    def __init__(self, check: Callable[[], None], clock: Clock) -> None:
+        self.check = check  # raises to stop the run
+        self.clock = clock
+        self.at: float | None = None
+
+    def renew(self) -> None:
+        started = self.clock.monotonic()  # the check's read may show the state as of its start
+        self.check()
+        self.at = started
+
+    def ensure(self) -> None:
+        if self.at is None or self.clock.monotonic() - self.at > CHECK_VALID_FOR:
+            self.renew()
+
+
 class Converger:
     """Writes a list of changes and confirms them.
 
@@ -249,27 +285,74 @@ class Converger:
         self.plan = plan
         self.keep_going = keep_going  # after a failed write, write the rest (rollback) instead of stopping
         self.clock = clock
+        self.functions = functions
         self.env = env_writer(functions, clock) if plan.functions else None
         self.before_write = before_write
         self.on_event = on_event or (lambda event, change: None)
         self.store = patient(store, clock, Pacer(plan.write_rate, clock))
         self.pacer = self.store.pacer or Pacer(plan.write_rate, clock)
         self.store.pacer = self.pacer
+        self.result = ConvergeResult()  # every change made so far (a preempted caller yields them back)
+        self.failures: list[tuple[str, AwsError]] = []
+        self.rewrites: list[str] = []  # flags settle() found changed by someone else and wrote again
+        self._unwritable: set[str] = set()  # keys of flags whose write failed: not retried by settle()
+        self._failed_functions: set[str] = set()
+        self._pending: list[FlagChange] = []
+        self.clearance = Clearance(self._check_state, clock) if before_write else None
 
     def run(self, changes: list[FlagChange]) -> ConvergeResult:
-        result = ConvergeResult(changes)
-        failures: list[tuple[str, AwsError]] = []
-        failed_functions: set[str] = set()
+        """Write `changes` in order and confirm each by reading it back. Stops (Incomplete) at a flag
+        someone else changed right after we wrote it: waiting would not confirm it."""
+        self._write_all(changes)
+        self._verify()
+        self._raise_failures()
+        overwritten = [c.name for c in self.result.latest() if c.overwritten]
+        if overwritten:
+            raise self._incomplete(f"changed by someone else right after this run wrote them: {', '.join(overwritten)}",
+                                   "run `cutover status` to see who holds the flags now")
+        return self.result
+
+    def restore(self, target: dict[str, str], live: dict[str, Param]) -> ConvergeResult:
+        """A rollback: write every flag not at `target`, confirm, then settle()."""
+        self._write_all(diff(self.plan, target, live))
+        self._verify()
+        return self.settle(target)
+
+    def settle(self, target: dict[str, str]) -> ConvergeResult:
+        """Read every flag again and re-write, paced, each one found at another value (a preempted
+        run's in-flight write landed after ours), until a read shows every flag at `target`: at most
+        REWRITE_ROUNDS rounds of re-writes, then Incomplete (someone keeps writing). Flags whose write
+        failed are not retried (the failure is reported instead)."""
+        for round_ in range(REWRITE_ROUNDS + 1):
+            wrong = [c for c in diff(self.plan, target, self._fresh_live()) if c.flag.key not in self._unwritable]
+            if not wrong:
+                break
+            if round_ == REWRITE_ROUNDS:
+                self.result.changes += wrong
+                raise self._incomplete(
+                    f"flags kept changing while rolling back: {', '.join(c.name for c in wrong)} changed again after "
+                    f"{REWRITE_ROUNDS} re-writes", "someone else is writing them: run `cutover status`, then roll back again")
+            for change in wrong:
+                self.on_event("rewriting", change)
+            self.rewrites += [c.name for c in wrong]
+            self._write_all(wrong)
+            self._verify()
+        self._raise_failures()
+        return self.result
+
+    # --- writes -----------------------------------------------------------------------------------
+    def _write_all(self, changes: list[FlagChange]) -> None:
+        self.result.changes += changes
+        self._pending = changes
         for change in changes:
             if change.written:
                 continue  # a Lambda variable written together with an earlier one of its function
-            if change.flag.kind == "lambda" and change.flag.target.function in failed_functions:
+            if change.flag.kind == "lambda" and change.flag.target.function in self._failed_functions:
                 continue
             if change.flag.kind == "ssm":
                 self.pacer.wait(idle=lambda: self._read_back(changes))  # the SSM write quota
-            if self.before_write:
-                live = self._read_back(changes, with_state=True)
-                self.before_write(live.get(self.plan.state_parameter))
+            if self.clearance:
+                self.clearance.renew()
             try:
                 if change.flag.kind == "ssm":
                     self._write(change)
@@ -278,20 +361,27 @@ class Converger:
             except AwsError as err:
                 why = f"writing {change.flag.where} failed: {err.message}"
                 if not self.keep_going:
-                    raise self._incomplete(result, why, err.hint) from err
+                    raise self._incomplete(why, err.hint) from err
                 # A rollback goes on: one unwritable target must not keep the others from their safe values.
-                failures.append((why, err))
+                self.failures.append((why, err))
+                self._unwritable.add(change.flag.key)
                 if change.flag.kind == "lambda":
-                    failed_functions.add(change.flag.target.function)
-        self._verify(result)
-        if failures:
-            raise self._incomplete(result, "; ".join(why for why, _ in failures), failures[0][1].hint) from failures[0][1]
-        return result
+                    function = change.flag.target.function
+                    self._failed_functions.add(function)
+                    self._unwritable.update(f.key for f in self.plan.flags if f.kind == "lambda" and f.target.function == function)
 
-    # --- writes -----------------------------------------------------------------------------------
+    def _check_state(self) -> None:
+        """The preemption check, its state read riding along with the read-back of earlier writes."""
+        self.before_write(self._read_back(self._pending, with_state=True).get(self.plan.state_parameter))
+
+    def _ensure_cleared(self) -> None:
+        if self.clearance:
+            self.clearance.ensure()
+
     def _write(self, change: FlagChange) -> None:
         flag = change.flag
-        change.new_version = self.store.put(flag.parameter, change.new, secure=flag.secure, overwrite=True)
+        change.new_version = self.store.put(flag.parameter, change.new, secure=flag.secure, overwrite=True,
+                                            before_attempt=self._ensure_cleared)
         change.written = True
         self.on_event("written", change)
 
@@ -299,7 +389,7 @@ class Converger:
         """Every pending change of one function in one update, at the place of its first flag in plan
         order; confirmed by the configuration read once Lambda has applied it."""
         batch = [c for c in changes if not c.written and c.flag.kind == "lambda" and c.flag.target.function == function]
-        config = self.env.apply(function, {c.flag.target.variable: c.new for c in batch})
+        config = self.env.apply(function, {c.flag.target.variable: c.new for c in batch}, before_put=self._ensure_cleared)
         for change in batch:
             change.written = True
             self.on_event("written", change)
@@ -308,10 +398,14 @@ class Converger:
                 change.confirmed = True
                 self.on_event("confirmed", change)
 
+    def _raise_failures(self) -> None:
+        if self.failures:
+            raise self._incomplete("; ".join(why for why, _ in self.failures), self.failures[0][1].hint) from self.failures[0][1]
+
     # --- read-back --------------------------------------------------------------------------------
     def _read_back(self, changes: list[FlagChange], with_state: bool = False) -> dict[str, Param]:
         """One GetParameters call: up to 10 unconfirmed written flags (plus the state record)."""
-        waiting = [c for c in changes if c.written and not c.confirmed and c.flag.kind == "ssm"]
+        waiting = self._waiting(changes)
         names = [self.plan.state_parameter] if with_state else []
         names += [c.flag.parameter for c in waiting][: READ_BATCH - len(names)]
         if not names:
@@ -322,19 +416,33 @@ class Converger:
                 self._confirm(change, live[change.flag.parameter])
         return live
 
+    @staticmethod
+    def _waiting(changes: list[FlagChange]) -> list[FlagChange]:
+        # Lambda changes are confirmed when written, or not at all; failed writes are not waited for.
+        return [c for c in changes if c.written and not c.confirmed and not c.overwritten and c.flag.kind == "ssm"]
+
     def _confirm(self, change: FlagChange, param: Param) -> None:
         # A stale read shows an older version: only the written version (or a newer one holding the
-        # same value) confirms the write.
+        # same value) confirms the write. A newer version holding another value is someone else's write.
         if is_at(change.flag, param, change.new) and param.version >= (change.new_version or 0):
             if not change.confirmed:
                 change.confirmed = True
                 self.on_event("confirmed", change)
+        elif param.version > (change.new_version or 0):
+            change.overwritten = True
 
-    def _verify(self, result: ConvergeResult) -> None:
+    def _rounds(self) -> Iterator[None]:
+        """VERIFY_ATTEMPTS rounds of reading, backing off between them (stale reads settle in seconds)."""
         delay = 0.1
-        for _ in range(VERIFY_ATTEMPTS):
-            # Lambda changes are confirmed when written, or not at all; failed writes are not waited for.
-            waiting = [c for c in result.changes if c.written and not c.confirmed and c.flag.kind == "ssm"]
+        for attempt in range(VERIFY_ATTEMPTS):
+            if attempt:
+                self.clock.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            yield
+
+    def _verify(self) -> None:
+        for _ in self._rounds():
+            waiting = self._waiting(self.result.changes)
             if not waiting:
                 break
             for i in range(0, len(waiting), READ_BATCH):
@@ -343,14 +451,23 @@ class Converger:
                 for change in batch:
                     if change.flag.parameter in live:
                         self._confirm(change, live[change.flag.parameter])
-            if all(c.confirmed for c in waiting):
+            if not self._waiting(waiting):
                 break
-            self.clock.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        if any(c.written and not c.confirmed for c in result.changes):
-            raise self._incomplete(result, "some writes could not be confirmed by reading them back", "")
+        if any(c.written and not c.confirmed and not c.overwritten for c in self.result.latest()):
+            raise self._incomplete("some writes could not be confirmed by reading them back", "")
 
-    def _incomplete(self, result: ConvergeResult, why: str, hint: str) -> Incomplete:
+    def _fresh_live(self) -> Live:
+        """Every flag read again. A read older than a version we confirmed is stale: read again
+        (a few times, backing off) rather than write again over our own confirmed write."""
+        ours = {c.flag.key: c.new_version for c in self.result.changes if c.confirmed and c.new_version}
+        for _ in self._rounds():
+            live = read_live(self.plan, self.store, functions=self.functions, clock=self.clock)
+            if all(live.get(key) is None or live[key].version >= version for key, version in ours.items()):
+                break
+        return live
+
+    def _incomplete(self, why: str, hint: str) -> Incomplete:
+        result = self.result
         done = ", ".join(result.confirmed) or "none"
         todo = ", ".join(result.pending) or "none"
         err = Incomplete(

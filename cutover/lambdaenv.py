@@ -10,6 +10,7 @@ Then wait until Lambda has applied the update (LastUpdateStatus) and check our v
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 from cutover.clock import Clock
 from cutover.errors import AwsError, RevisionConflict, UpdateInProgress
@@ -63,9 +64,10 @@ class EnvWriter:
             self.clock.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def apply(self, function: str, values: dict[str, str]) -> FunctionConfig:
+    def apply(self, function: str, values: dict[str, str], before_put: Callable[[], None] | None = None) -> FunctionConfig:
         """Set `values` in the function's environment, every other variable kept; return the applied
-        configuration (our variables confirmed by reading it back)."""
+        configuration (our variables confirmed by reading it back). `before_put` runs right before
+        each update is sent (a run's preemption check)."""
         last: AwsError | None = None
         wrote = False
         for attempt in range(WRITE_ATTEMPTS + 1):  # the last round only reads: did the last write land?
@@ -86,6 +88,8 @@ class EnvWriter:
                                "limit (its other variables count too); nothing was written to it",
                                "shorten the plan's values or remove unused variables from the function",
                                code="EnvironmentTooLarge", operation="lambda:UpdateFunctionConfiguration")
+            if before_put:
+                before_put()
             try:
                 self.functions.put_environment(function, merged, config.revision_id)
                 wrote = True

@@ -10,7 +10,7 @@ import fnmatch
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NoReturn
 
 from cutover import evidence
 from cutover import flags as flagmod
@@ -200,6 +200,9 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     lock_live = lock is not None and not (lock.expired(now) or lock.holder_gone())
     if lock is None:
         lines.append("lock: free")
+    elif isinstance(lock, state.UnreadableLock):
+        lines.append(f"lock: unreadable ({lock.problem}): treated as stale, it may be taken over; "
+                     "the next advance replaces it (a rollback never needs it)")
     else:
         lines.append(f"lock: {'held' if lock_live else 'stale (may be taken over)'} by {lock.describe(now)}")
     data["lock"] = None if lock is None else {**lock.__dict__, "live": lock_live}
@@ -253,6 +256,11 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
         on_recorded = [r["flag"] for r in flag_rows if r.get("side") == "recorded phase"]
         lines.append(f"    mixed between {rec.phase} and {rec.target}: at {rec.target}: {', '.join(on_target) or 'none'}; at {rec.phase}: {', '.join(on_recorded) or 'none'}")
     data["drift"] = drift
+    restored_unrecorded = bool(drift) and not view.problem and view.phase != ROLLED_BACK and not unreadable and all(
+        flagmod.is_at(f, live.get(f.key), f.rollback) for f in plan.flags)
+    if restored_unrecorded:
+        lines.append("    every flag is at its rollback value, but the state record says otherwise: a rollback that could "
+                     "not write the record (or a hand edit); `cutover rollback` writes the record")
     if live.unreadable:
         data["unreadable_functions"] = {fn: err.message for fn, err in live.unreadable.items()}
 
@@ -281,7 +289,10 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
         headline = f"{view.phase}: flags match the declared values"
     data["healthy"] = not bad  # (the document's own "ok" is the exit code's)
     code = ExitCode.DRIFT if (check and bad) else ExitCode.OK
-    return Outcome(code, headline, lines, data, hint=(view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")))
+    hint = view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")
+    if restored_unrecorded:
+        hint = "run `cutover rollback`: the flags are already safe, it records that in the state record"
+    return Outcome(code, headline, lines, data, hint=hint)
 
 
 def alarm_rows(rt: Runtime, checks: list) -> list[dict]:
@@ -406,13 +417,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             _arm_guard(rt, phase)
         ident = rt.identity()
         store = state.StateStore(plan, rt.params)
-        # The gates took a while: if anyone changed the state meanwhile (a rollback above all), the
-        # decision to advance was taken on stale facts. Stop before the first write.
-        now_view = store.read()
-        if now_view.version != view.version:
-            who = now_view.record.actor if now_view.record else "someone"
-            raise Preempted(f"the state changed while the gates ran ({who}: {now_view.status}); nothing was written",
-                            "run `cutover status`, then advance again if that is still right")
+        now_view = _recheck_before_first_write(rt, live, view)
         base = rec.phase if (resuming and rec) else current
         marked = store.write(state.StateRecord(
             phase=base, status=state.ADVANCING, target=phase.name, entered_at=rec.entered_at if rec else "",
@@ -421,33 +426,25 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         _check_not_clobbered(rt, store, marked, now_view.version)
 
         def before_write(state_param: Param | None) -> None:
-            seen = state.interpret(plan, state_param).record
-            if seen is None or seen.run_id != rt.run_id or seen.status == state.ROLLING_BACK:
-                who = seen.actor if seen else "unknown"
-                raise Preempted(f"preempted by a rollback started by {who}; stopped before the next write",
-                                "run `cutover status`; the rollback owns the flags now")
+            _stop_if_preempted(rt, state_param, lambda seen: True)
             lease.renew_if_due()
 
         converger = rt.converger(before_write=before_write)
         try:
             result = converger.run(changes)
-            # A rollback may have started after our last write: never record over it. Wait for the
-            # write slot first, so the check and the write below stay as close as they can be.
-            rt.params.pacer.wait()
-            before_write(rt.params.get_many([plan.state_parameter]).get(plan.state_parameter))
-            final = store.write(state.StateRecord(
+            # A rollback may have started after our last write: never record over it.
+            _write_unless_preempted(rt, store, state.StateRecord(
                 phase=phase.name, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
                 run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
-                approved_by=approver), rt.clock)
-            _check_not_clobbered(rt, store, final, marked)
+                approved_by=approver), before_write, marked)
         except Preempted as err:
-            _yield_to_rollback(rt, changes)
-            report.changes = [c.to_dict() for c in changes]
-            _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
-            raise
+            _yield_and_stop(rt, report, data, changes, err)
         except Incomplete as err:
             report.changes = [c.to_dict() for c in changes]
-            _mark_interrupted(rt, store, base, phase.name, reason)
+            try:
+                _mark_interrupted(rt, store, base, phase.name, reason, before_write, marked)
+            except Preempted as preempted:  # the flags we could not confirm were a rollback's by then
+                _yield_and_stop(rt, report, data, changes, preempted)
             notify(rt, f"advance to {phase.name} INTERRUPTED", [err.message, "run `cutover status`; re-run or roll back"])
             _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
             raise
@@ -465,6 +462,38 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                 lease.release()
             except CutoverError:
                 pass
+
+
+def _recheck_before_first_write(rt: Runtime, live: flagmod.Live, view: state.StateView) -> state.StateView:
+    """The gates took a while: if anyone changed the state or a flag meanwhile (a rollback above all,
+    or a hand edit), the decision to advance was taken on stale facts. Stop before the first write."""
+    fresh, now_view, _ = _live(rt)
+    if now_view.version != view.version:
+        who = now_view.record.actor if now_view.record else "someone"
+        raise Preempted(f"the state changed while the gates ran ({who}: {now_view.status}); nothing was written",
+                        "run `cutover status`, then advance again if that is still right")
+    fresh.raise_unreadable()
+    moved = [f.name for f in rt.plan.flags if _moved(live.get(f.key), fresh.get(f.key))]
+    if moved:
+        raise Blocked(f"flags changed while the gates ran: {', '.join(moved)}; nothing was written",
+                      "run `cutover status` to see them; restore them with `cutover rollback` (or fix them by hand), then advance")
+    return now_view
+
+
+def _moved(before: Param | None, now: Param | None) -> bool:
+    """A flag changed between two reads (a re-read older than the first is a stale read, not a change)."""
+    if before is not None and now is not None and now.version and now.version < before.version:
+        return False
+    return (before and (before.value, before.type)) != (now and (now.value, now.type))
+
+
+def _yield_and_stop(rt: Runtime, report: evidence.Report, data: dict, changes: list[flagmod.FlagChange],
+                    err: Preempted) -> NoReturn:
+    """A preempted run puts back what it wrote, records its evidence, and stops (exit 3)."""
+    _yield_to_rollback(rt, changes)
+    report.changes = [c.to_dict() for c in changes]
+    _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
+    raise err
 
 
 def _check_approval(rt: Runtime, phase: Phase, current: str, approve: bool, reason: str) -> str:
@@ -522,14 +551,16 @@ def guard_line(rt: Runtime) -> tuple[str, str] | None:
     return out.data.get("state", "unknown"), out.headline
 
 
-def _check_not_clobbered(rt: Runtime, store: state.StateStore, version: int, expected_prev: int | None) -> None:
+def _check_not_clobbered(rt: Runtime, store: state.StateStore, version: int, expected_prev: int | None,
+                         yields_to: Callable[[state.StateRecord], bool] = lambda rec: True) -> None:
     """SSM has no compare-and-swap, so a check-then-write can lose a race by a hair. Versions are
     sequential, though: if our write is not the one right after the version we last knew, someone
-    wrote in between (a rollback, above all). Put their record back on top and stop as preempted."""
+    wrote in between (a rollback, above all). If that someone is one we yield to, put their record
+    back on top and stop as preempted."""
     if version == (expected_prev or 0) + 1:
         return
     foreign = _foreign_records(rt, expected_prev or 0, version)
-    if not foreign:
+    if not any(yields_to(rec) for rec in foreign):
         return
     # Put their newest record back on top. If yet another write lands between ours and that put-back
     # (the rollback finishing, say), the put-back's version says so: put that newer one back instead.
@@ -594,20 +625,70 @@ def _bake_text(phase: Phase) -> str:
     return f"bake {format_duration(phase.bake)}" if phase.bake else "no bake"
 
 
-def _mark_interrupted(rt: Runtime, store: state.StateStore, phase: str, target: str, reason: str) -> None:
+def _mark_interrupted(rt: Runtime, store: state.StateStore, phase: str, target: str, reason: str,
+                      check: Callable[[Param | None], None], known_version: int) -> None:
     """Best effort: an AWS failure mid-flip is recorded so `status` explains it (a crash is explained
-    by the stale `advancing` record and the dead lock instead)."""
+    by the stale `advancing` record and the dead lock instead). Never over a rollback's record: a
+    preempted advance raises Preempted instead, writing nothing."""
     try:
         ident = rt.identity()
-        store.write(state.StateRecord(phase=phase, status=state.INTERRUPTED, target=target, actor=ident.arn,
-                                      run_id=rt.run_id, plan_digest=rt.plan.digest, command="advance", reason=reason), rt.clock)
+        _write_unless_preempted(rt, store, state.StateRecord(
+            phase=phase, status=state.INTERRUPTED, target=target, actor=ident.arn, run_id=rt.run_id,
+            plan_digest=rt.plan.digest, command="advance", reason=reason), check, known_version)
+    except Preempted:
+        raise
     except CutoverError:
         pass
 
 
+def _state_param(rt: Runtime) -> Param | None:
+    return rt.params.get_many([rt.plan.state_parameter]).get(rt.plan.state_parameter)
+
+
+def _stop_if_preempted(rt: Runtime, state_param: Param | None, preempts: Callable[[state.StateRecord], bool]) -> None:
+    """The preemption check made before every write: stop (Preempted) when the state record is no
+    longer this run's and `preempts` says the run on top wins (an unreadable or deleted record stops
+    a run too: someone took over by hand)."""
+    seen = state.interpret(rt.plan, state_param).record
+    if seen is not None and (seen.run_id == rt.run_id or not preempts(seen)):
+        return
+    who = f"`{seen.command}` of {seen.actor or 'someone'} (run {seen.run_id})" if seen else "someone (the state record was replaced)"
+    raise Preempted(f"preempted by {who}; stopped before the next write", "run `cutover status`; the rollback owns the flags now")
+
+
+def _write_unless_preempted(rt: Runtime, store: state.StateStore, record: state.StateRecord,
+                            check: Callable[[Param | None], None], known_version: int,
+                            yields_to: Callable[[state.StateRecord], bool] = lambda rec: True) -> int:
+    """Write a state record only while this run still owns the state: check for a rollback right
+    before the write is sent (again before any retry sent later than CHECK_VALID_FOR after it), and
+    afterwards make sure nobody wrote in between (else put theirs back on top and stop as preempted)."""
+    rt.params.pacer.wait()  # the write slot first, so the check and the write stay as close as they can be
+    clearance = flagmod.Clearance(lambda: check(_state_param(rt)), rt.clock)
+    clearance.renew()
+    version = store.write(record, rt.clock, before_attempt=clearance.ensure)
+    _check_not_clobbered(rt, store, version, known_version, yields_to)
+    return version
+
+
 # --- rollback ----------------------------------------------------------------------------------------
+ROLLBACK_COMMANDS = ("rollback", "guard")  # what writes a rollback's records (the guard: its Automation document)
+
+
+def _is_rollback(rec: state.StateRecord) -> bool:
+    return rec.command in ROLLBACK_COMMANDS
+
+
+def _is_full_rollback(rec: state.StateRecord) -> bool:
+    heading = rec.target if rec.status == state.ROLLING_BACK else rec.phase
+    return _is_rollback(rec) and heading == ROLLED_BACK
+
+
 def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
-    """Never gated, never waits for the lock. Works with a missing or corrupt state record."""
+    """Never gated, never waits for the lock. Works with a missing or corrupt state record. Flags
+    first: a state record that cannot be written is reported once every flag is restored.
+
+    A full rollback is never stopped. A `--to` rollback stops before its next write when another
+    rollback takes over (a full one, or a later `--to`), and never starts over a full one."""
     plan = rt.plan
     live, view, lock = _live(rt)
     rec = None if view.problem else view.record
@@ -620,6 +701,10 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
         if view.problem or current not in plan.phase_names or plan.phase_index(to) >= plan.phase_index(current):
             raise UsageError(f"--to {to} must name a phase before the current one ({current})",
                              "use plain `cutover rollback` to return every flag to its known-safe value")
+        if rec.status == state.ROLLING_BACK and _is_full_rollback(rec) and rec.run_id != rt.run_id:
+            raise Blocked(f"a full rollback is in progress (run {rec.run_id} of {rec.actor or 'someone'}); "
+                          f"--to {to} would undo it; nothing was written",
+                          "wait for it to finish (`cutover status`); if it died, finish it: cutover rollback")
     dest = to or ROLLED_BACK
     for function, err in live.unreadable.items():  # its flags are written anyway, after the ones before them
         rt.notes.append(f"cannot read Lambda function {function} ({err.message}): its flags show as (missing) "
@@ -642,49 +727,119 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
 
     ident = rt.identity()
     store = state.StateStore(plan, rt.params)
-    now = rt.clock.now()
-    preempted = None
-    if lock is not None and not lock.expired(now):
-        preempted = lock.run_id
-        rt.notes.append(f"preempted {lock.describe(now)}")
-    elif rec is not None and rec.status == state.ADVANCING:
-        preempted = rec.run_id
-    # Marking the record first is what stops a running advance before its next write.
-    store.write(state.StateRecord(phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest,
-                                  entered_at=rec.entered_at if rec else "", actor=ident.arn, run_id=rt.run_id,
-                                  plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), rt.clock)
-    converger = rt.converger(keep_going=True)
-    all_changes = list(changes)
+    preempted, preempted_command = _preempted_run(rt, lock, rec)
+    record_errors: list[CutoverError] = []
+    marked = _mark_rolling_back(rt, store, state.StateRecord(
+        phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest, entered_at=rec.entered_at if rec else "",
+        actor=ident.arn, run_id=rt.run_id, plan_digest=plan.digest, command="rollback", reason=reason,
+        preempted=preempted), view.version, partial=to is not None, errors=record_errors)
+    marked_at = rt.clock.monotonic()
+    # Someone may still have a write in flight: the run we preempted, or one whose record landed
+    # between our read and our marker.
+    in_flight = marked is not None and (preempted is not None or marked != (view.version or 0) + 1)
+
+    def before_write(state_param: Param | None) -> None:  # a --to rollback yields to any later rollback
+        _stop_if_preempted(rt, state_param, _is_rollback)
+
+    check = before_write if to is not None and marked is not None else None
+    converger = rt.converger(keep_going=True, before_write=check)
+    lines: list[str] = []
     try:
-        converger.run(changes)
-        # Re-verify: an advance that read the state just before we marked it may have slipped one
-        # write in; converge again until a fresh read shows every flag at its target.
-        for _ in range(3):
-            more = flagmod.diff(plan, target, rt.read_live())
-            if not more:
-                break
-            all_changes += more
-            converger.run(more)
-        else:
-            raise Incomplete("flags kept changing while rolling back", "someone else is writing them: run `cutover status`, then roll back again")
+        converger.restore(target, live)
+        if in_flight:
+            lines.append(_wait_out_in_flight(rt, converger, target, preempted_command, marked_at))
+        _record_rollback(rt, store, state.StateRecord(
+            phase=dest, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn, run_id=rt.run_id,
+            plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), check, marked, record_errors)
+    except Preempted as err:
+        _yield_and_stop(rt, report, data, converger.result.changes, err)
     except Incomplete as err:
-        report.changes = [c.to_dict() for c in all_changes]
+        report.changes = [c.to_dict() for c in converger.result.changes]
+        if record_errors:
+            err = Incomplete(f"{err.message}; the state record could not be written either: {record_errors[0].message}", err.hint)
         _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
-        raise
-    report.changes = [c.to_dict() for c in all_changes]
-    data["changes"] = report.changes
-    store.write(state.StateRecord(phase=dest, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
-                                  run_id=rt.run_id, plan_digest=plan.digest, command="rollback", reason=reason,
-                                  preempted=preempted), rt.clock)
-    lines = _change_lines(all_changes)
+        raise err from None
+    all_changes = converger.result.changes
+    report.changes = data["changes"] = [c.to_dict() for c in all_changes]
+    restored = list(dict.fromkeys(c.name for c in all_changes))
+    lines = _change_lines(all_changes) + lines
+    if converger.rewrites:
+        lines.append(f"written again after someone else changed them: {', '.join(dict.fromkeys(converger.rewrites))}")
     if preempted:
         lines.append(f"preempted run {preempted}")
     automatic = reason.startswith("auto-rollback")
     notify(rt, f"{'AUTOMATIC ' if automatic else ''}ROLLBACK {current} -> {dest}",
-           [f"by {ident.arn}", f"{len(all_changes)} flag(s) restored and confirmed", f"reason: {reason or '-'}",
-            *([f"preempted run {preempted}"] if preempted else [])])
-    return _finish(rt, report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(all_changes)} flag(s) changed, every flag confirmed",
+           [f"by {ident.arn}", f"{len(restored)} flag(s) restored and confirmed", f"reason: {reason or '-'}",
+            *([f"preempted run {preempted}"] if preempted else []),
+            *(["the state record could not be written"] if record_errors else [])])
+    if record_errors:
+        _unrecorded_rollback(rt, report, lines, data, record_errors[0])
+    return _finish(rt, report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(restored)} flag(s) changed, every flag confirmed",
                                        lines, data))
+
+
+def _preempted_run(rt: Runtime, lock: state.LockRecord | None, rec: state.StateRecord | None) -> tuple[str | None, str]:
+    """(run id, command) of the run a rollback takes over from: the live lock's holder, or the run of
+    an unfinished transition in the record (a dead advance, a `--to` rollback); (None, "run") if none."""
+    now = rt.clock.now()
+    if lock is not None and not lock.expired(now):
+        rt.notes.append(f"preempted {lock.describe(now)}")
+        return lock.run_id, lock.command
+    if rec is not None and rec.status in (state.ADVANCING, state.ROLLING_BACK) and rec.run_id != rt.run_id:
+        return rec.run_id, rec.command or "run"
+    return None, "run"
+
+
+def _mark_rolling_back(rt: Runtime, store: state.StateStore, marker: state.StateRecord, known_version: int | None,
+                       partial: bool, errors: list[CutoverError]) -> int | None:
+    """Marking the record first is what stops a running advance (or an earlier `--to` rollback) before
+    its next write. Flags first, though: if the record cannot be written, the rollback goes on without
+    it (None) and reports it at the end. A `--to` rollback whose marker landed just after a full
+    rollback's puts that one back on top and stops, before any flag write."""
+    try:
+        marked = store.write(marker, rt.clock)
+    except CutoverError as err:
+        errors.append(err)
+        return None
+    if partial:
+        _check_not_clobbered(rt, store, marked, known_version, yields_to=_is_full_rollback)
+    return marked
+
+
+def _wait_out_in_flight(rt: Runtime, converger: flagmod.Converger, target: dict[str, str], preempted: str,
+                        marked_at: float) -> str:
+    """A preempted run checks for a rollback before each write and sends the write within
+    CHECK_VALID_FOR of that check: a write it sent just before it could see our marker lands within
+    WRITE_SLOT of it. Wait that out, then read every flag again, writing again any it changed."""
+    remaining = max(0.0, marked_at + flagmod.WRITE_SLOT - rt.clock.monotonic())
+    rt.emit("in_flight_wait", seconds=round(remaining, 2), preempted=preempted)
+    rt.clock.sleep(remaining)
+    converger.settle(target)
+    return f"waited {remaining:.1f}s for the preempted {preempted}'s in-flight write, then verified again"
+
+
+def _record_rollback(rt: Runtime, store: state.StateStore, record: state.StateRecord,
+                     check: Callable[[Param | None], None] | None, marked: int | None, errors: list[CutoverError]) -> None:
+    """The final record. A `--to` rollback writes it only while the state is still its own (never over
+    a full rollback's). A write that fails is noted in `errors`: the flags are restored all the same."""
+    try:
+        if check is not None:
+            _write_unless_preempted(rt, store, record, check, marked, yields_to=_is_rollback)
+        else:
+            store.write(record, rt.clock)
+    except Preempted:
+        raise
+    except CutoverError as err:
+        errors.append(err)
+
+
+def _unrecorded_rollback(rt: Runtime, report: evidence.Report, lines: list[str], data: dict, err: CutoverError) -> None:
+    """Every flag is restored, but the state record says otherwise: exit 4, saying both."""
+    message = f"flags restored; the state record could not be written: {err.message}"
+    hint = (f"{err.hint}; then " if err.hint else "") + (
+        f"re-run `cutover rollback` to write {rt.plan.state_parameter} (`cutover status` shows the flags restored)")
+    _finish(rt, report, Outcome(ExitCode.INCOMPLETE, message, lines, data, hint=hint))
+    raise Incomplete(message, hint)
 
 
 # --- history and unlock ------------------------------------------------------------------------------
@@ -720,10 +875,10 @@ def unlock(rt: Runtime, force: bool, reason: str) -> Outcome:
     if rt.log is not None:
         rt.log.warning("lock_broken", by=ident.arn, reason=reason, old_holder=lock.holder, old_host=lock.host,
                        old_pid=lock.pid, old_command=lock.command, old_run_id=lock.run_id)
-    view = state.StateStore(plan, rt.params).read()
-    if view.record is not None and not view.problem:
-        rec = view.record
-        rec.actor, rec.run_id, rec.command, rec.reason = ident.arn, rt.run_id, "unlock", f"lock of {lock.holder} broken: {reason}"
-        state.StateStore(plan, rt.params).write(rec, rt.clock)
-    return Outcome(ExitCode.OK, f"lock broken (was held by {lock.describe(rt.clock.now())})",
-                   data={"lock": lock.__dict__, "by": ident.arn, "reason": reason})
+    # Only the lock. The state record belongs to the commands that run: a copy of it written back from
+    # here could land over a rollback's newer record. Who broke the lock, and why, goes to the log
+    # and the evidence.
+    report = _report(rt, "unlock", reason=reason)
+    report.notes.append(f"lock of {lock.holder} (run {lock.run_id}, `{lock.command}`) broken by {ident.arn}: {reason}")
+    return _finish(rt, report, Outcome(ExitCode.OK, f"lock broken (was held by {lock.describe(rt.clock.now())})",
+                                       data={"lock": lock.__dict__, "by": ident.arn, "reason": reason}))

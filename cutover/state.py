@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timedelta
+from dataclasses import MISSING, asdict, dataclass, fields
+from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from cutover.clock import Clock
 from cutover.errors import AlreadyExists, Blocked, Incomplete, NotFound
@@ -22,6 +23,9 @@ from cutover.redact import REDACTOR
 STABLE, ADVANCING, ROLLING_BACK, INTERRUPTED = "stable", "advancing", "rolling_back", "interrupted"
 STATUSES = (STABLE, ADVANCING, ROLLING_BACK, INTERRUPTED)
 MAX_RECORD_BYTES = 4096
+# The state record format this cutover reads and writes. A record declares its format in a "v" field;
+# a record without one is format 1 (so format-1 records are written without it, byte for byte as before).
+RECORD_FORMAT = 1
 
 
 def iso(t: datetime) -> str:
@@ -29,7 +33,96 @@ def iso(t: datetime) -> str:
 
 
 def parse_iso(s: str) -> datetime:
+    """An aware ISO-8601 time (records only hold times that passed `_check_time`)."""
     return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+# --- strict record parsing ---------------------------------------------------------------------------
+class RecordError(ValueError):
+    """A record that does not parse into the exact expected shape. The message says how, one clear
+    sentence per kind of problem (it never quotes a value: a record may hold anything)."""
+
+
+class NewerRecord(RecordError):
+    def __init__(self, version: int) -> None:
+        super().__init__(f"it declares record format v{version}, newer than v{RECORD_FORMAT}")
+        self.version = version
+
+
+def _label(key: str) -> str:
+    return repr(key if len(key) <= 40 else key[:40] + "...")
+
+
+def _kind(value) -> str:
+    """What a JSON value is, with its article: "a list", "an object", "null"..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number", type(None): "null"}[type(value)]
+
+
+def _check_str(key: str, value) -> None:
+    if type(value) is not str:
+        raise RecordError(f"its field {_label(key)} is {_kind(value)}, not a string")
+
+
+def _check_optional_str(key: str, value) -> None:
+    if value is not None:
+        _check_str(key, value)
+
+
+def _check_int(key: str, value) -> None:
+    if type(value) is not int:  # (a JSON true is a bool, and bool is an int in Python)
+        raise RecordError(f"its field {_label(key)} is {_kind(value)}, not a whole number")
+
+
+def _check_items(key: str, value) -> None:
+    if value is None:
+        return
+    if type(value) is not dict or not all(type(k) is str and type(v) is str for k, v in value.items()):
+        raise RecordError(f"its field {_label(key)} is not an object of strings")
+
+
+def _check_time(key: str, value) -> None:
+    _check_str(key, value)
+    try:
+        t = parse_iso(value)
+        if t.tzinfo is None:
+            raise ValueError("naive")
+        t.astimezone(timezone.utc)  # a far-off offset can overflow: then no comparison could be made
+    except (ValueError, OverflowError):
+        raise RecordError(f"its field {_label(key)} is not an ISO-8601 time with a time zone") from None
+
+
+_CHECKS = {"str": _check_str, "str | None": _check_optional_str, "int": _check_int,
+           "dict[str, str] | None": _check_items}
+TIME_FIELDS = {"entered_at", "updated_at", "acquired_at", "expires_at"}
+
+
+def _load_object(text: str) -> dict:
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise RecordError("it is nested too deeply to be a record") from None
+    except ValueError:
+        raise RecordError("it is not valid JSON") from None
+    if type(data) is not dict:
+        raise RecordError(f"it is {_kind(data)}, not an object")
+    return data
+
+
+def _checked(cls, data: dict) -> dict:
+    """The record's fields, each checked against the dataclass's annotation (times: aware ISO-8601)."""
+    spec = {f.name: f for f in fields(cls)}
+    unknown = sorted(k for k in data if k not in spec)
+    if unknown:
+        raise RecordError(f"it has an unexpected field {_label(unknown[0])}")
+    for name, f in spec.items():
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise RecordError(f"it has no {_label(name)} field")
+            continue
+        (_check_time if name in TIME_FIELDS else _CHECKS[f.type])(name, data[name])
+    return data
 
 
 @dataclass
@@ -48,9 +141,12 @@ class StateRecord:
     preempted: str | None = None  # run id of the advance a rollback preempted
     approved_by: str | None = None
     plan_items: dict[str, str] | None = None  # plandiff.fingerprints of the plan that wrote it
+    v: int = RECORD_FORMAT  # the record format (see RECORD_FORMAT)
 
     def to_json(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v not in (None, "")}
+        if data.get("v") == 1:
+            del data["v"]  # format 1 is the format of records without "v"
         text = json.dumps(data, separators=(",", ":"), sort_keys=True)
         # Keep under the SSM standard-tier limit: fingerprints are a convenience, the reason is cut last.
         if len(text.encode()) > MAX_RECORD_BYTES:
@@ -63,11 +159,16 @@ class StateRecord:
 
     @classmethod
     def from_json(cls, text: str) -> "StateRecord":
-        data = json.loads(text)
-        if not isinstance(data, dict) or "phase" not in data:
-            raise ValueError("not a state record (no phase)")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The record, or RecordError saying why the text is not one (NewerRecord: a format this
+        cutover does not know; checked first, as a newer format may have other fields)."""
+        data = _load_object(text)
+        version = data.get("v", 1)
+        _check_int("v", version)
+        if version > RECORD_FORMAT:
+            raise NewerRecord(version)
+        if version < 1:
+            raise RecordError("its record format 'v' is not 1 or more")
+        return cls(**_checked(cls, data))
 
 
 @dataclass
@@ -93,9 +194,15 @@ def interpret(plan: Plan, param: Param | None) -> StateView:
         return StateView(None)
     try:
         record = StateRecord.from_json(param.value)
-    except (ValueError, TypeError) as err:
+    except NewerRecord as err:
         return StateView(
-            None, param.version, f"the state record {plan.state_parameter} is corrupt ({type(err).__name__})",
+            None, param.version, f"the state record {plan.state_parameter} was written by a newer cutover ({err})",
+            "upgrade cutover to read it; `cutover rollback` still returns every flag to its known-safe value "
+            f"(it needs only the plan) and rewrites the record in format v{RECORD_FORMAT}",
+        )
+    except RecordError as err:
+        return StateView(
+            None, param.version, f"the state record {plan.state_parameter} is corrupt: {err}",
             "run `cutover rollback` (it needs only the plan) to return every flag to its known-safe value and rewrite the record",
         )
     if record.plan and record.plan != plan.name:
@@ -124,8 +231,9 @@ class StateStore:
     def read(self) -> StateView:
         return interpret(self.plan, self.store.get_many([self.plan.state_parameter]).get(self.plan.state_parameter))
 
-    def write(self, record: StateRecord, clock: Clock) -> int:
-        """Write a new version and read it back (reads may be stale: retry a few times)."""
+    def write(self, record: StateRecord, clock: Clock, before_attempt: Callable[[], None] | None = None) -> int:
+        """Write a new version and read it back (reads may be stale: retry a few times).
+        `before_attempt` runs right before each request is sent (a run's preemption check)."""
         record.plan = self.plan.name
         record.reason = REDACTOR.text(record.reason)  # operators type reasons; AWS keeps them for years
         if record.plan_items is None:
@@ -134,7 +242,8 @@ class StateStore:
             record.plan_items = fingerprints(self.plan)
         record.updated_at = iso(clock.now())
         text = record.to_json()
-        version = self.store.put(self.plan.state_parameter, text, overwrite=True)
+        checked = {"before_attempt": before_attempt} if before_attempt else {}  # (only PatientStore takes it)
+        version = self.store.put(self.plan.state_parameter, text, overwrite=True, **checked)
         for attempt in range(10):
             seen = self.store.get_many([self.plan.state_parameter]).get(self.plan.state_parameter)
             if seen and seen.version >= version:
@@ -158,12 +267,16 @@ class StateStore:
             when = iso(v.last_modified) if v.last_modified else None
             try:
                 rows.append((v.version, when, StateRecord.from_json(v.value), ""))
-            except (ValueError, TypeError):
-                rows.append((v.version, when, None, "unreadable record"))
+            except RecordError as err:
+                rows.append((v.version, when, None, f"unreadable record: {err}"))
         return rows
 
 
 # --- the lease lock ---------------------------------------------------------------------------------
+MAX_PID = 2**31 - 1
+EPOCH = "1970-01-01T00:00:00Z"
+
+
 @dataclass
 class LockRecord:
     holder: str
@@ -180,9 +293,10 @@ class LockRecord:
 
     @classmethod
     def from_json(cls, text: str) -> "LockRecord":
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        data = _checked(LockRecord, _load_object(text))
+        if not 0 <= data["pid"] <= MAX_PID:
+            raise RecordError(f"its field 'pid' is not a process id (0 to {MAX_PID})")
+        return cls(**data)
 
     def expired(self, now: datetime) -> bool:
         return parse_iso(self.expires_at) <= now
@@ -208,15 +322,24 @@ def read_lock(plan: Plan, store: ParameterStore) -> LockRecord | None:
     return parse_lock(store.get_many([plan.lock_parameter]).get(plan.lock_parameter))
 
 
+@dataclass
+class UnreadableLock(LockRecord):
+    """A lock record that does not parse is still a lock: held by an unknown holder and long expired,
+    so it is taken over (with a log line) rather than blocking everyone forever."""
+
+    problem: str = ""
+
+    def describe(self, now: datetime) -> str:
+        return f"an unreadable lock record ({self.problem})"
+
+
 def parse_lock(param: Param | None) -> LockRecord | None:
     if param is None:
         return None
     try:
         return LockRecord.from_json(param.value)
-    except (ValueError, TypeError):
-        # An unreadable lock is still a lock: treat it as held by an unknown holder that has expired,
-        # so it can be taken over rather than blocking everyone forever.
-        return LockRecord("unknown (unreadable lock record)", "?", 0, "?", "?", "1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z")
+    except RecordError as err:
+        return UnreadableLock("unknown (unreadable lock record)", "?", 0, "?", "?", EPOCH, EPOCH, problem=str(err))
 
 
 @dataclass

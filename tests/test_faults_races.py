@@ -5,6 +5,7 @@ operators on two laptops share nothing but the account."""
 import random
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from cutover.plan import load_plan
 
 ROOT = Path(__file__).parent.parent
 RUNS = 50
+# Tens of runs against the emulator: on a loaded 2-core machine one test takes up to about two minutes.
+RACE_TIMEOUT = pytest.mark.timeout(600)
 
 
 def outcome(fn):
@@ -61,6 +64,7 @@ def slow_gate_plan(e2e, tmp_path):
     return load_plan(path)
 
 
+@RACE_TIMEOUT
 def test_two_advances_at_once_exactly_one_proceeds(e2e, emulator, slow_gate_plan, reliability):
     rng = random.Random(1)
     for run in range(RUNS):
@@ -75,6 +79,7 @@ def test_two_advances_at_once_exactly_one_proceeds(e2e, emulator, slow_gate_plan
             assert e2e.live() == e2e.plan.values_for("shadow")
 
 
+@RACE_TIMEOUT
 def test_rollback_during_an_advance_always_wins(e2e, emulator, reliability):
     """The advance into canary writes 3 flags; a rollback lands at a random moment. When the rollback
     exits 0 every flag is at its rollback value and stays there; the advance stops (exit 3) or had
@@ -103,6 +108,7 @@ def test_rollback_during_an_advance_always_wins(e2e, emulator, reliability):
             assert e2e.state().record.status == "stable" and e2e.state().phase == "rolled_back"
 
 
+@RACE_TIMEOUT
 def test_two_rollbacks_at_once_both_end_safe(e2e, emulator, reliability):
     rng = random.Random(3)
     for run in range(RUNS):
@@ -121,3 +127,36 @@ def _history(e2e):
     from cutover.state import StateStore
 
     return [(v, r.run_id, r.command, r.status, r.phase, r.target) for v, _, r, _ in StateStore(e2e.plan, e2e.direct()).history() if r]
+
+
+PARTIAL_RUNS = 20
+
+
+@RACE_TIMEOUT
+def test_a_full_rollback_and_a_partial_one_at_once_end_fully_rolled_back(e2e, emulator, reliability):
+    """From full, `rollback` and `rollback --to canary` at once. The full one always finishes (exit 0)
+    and wins: the partial one finished before it began (0), was refused (2: nothing is before
+    rolled_back; 3: a full rollback is in progress) or was preempted before its next write (3). The
+    last one to finish leaves every flag at the rolled_back values and a true state record."""
+    from cutover.state import StateRecord, StateStore
+
+    rng = random.Random(4)
+    seen = Counter()
+    for run in range(PARTIAL_RUNS):
+        reset(e2e, emulator)
+        e2e.set_flags(e2e.plan.values_for("full"))  # as an advance into full leaves them (quicker)
+        StateStore(e2e.plan, e2e().aws.params).write(StateRecord(phase="full", run_id="setup", command="advance"), e2e.clock)
+        with reliability.case("race: a full rollback and a --to rollback at once",
+                              f"two threads from full, random start jitter up to 0.3 s, {PARTIAL_RUNS} runs"):
+            (full_code, full_msg), (to_code, to_msg) = run_together(
+                lambda: orchestrator.rollback(e2e(), reason="full"), lambda: orchestrator.rollback(e2e(), to="canary", reason="partial"),
+                jitter=0.3, rng=rng)
+            seen[to_code] += 1
+            assert full_code == 0, (run, full_msg)
+            assert to_code in (0, 2, 3), (run, to_msg)
+            if to_code == 3:
+                assert "a full rollback is in progress" in to_msg or "preempted by `rollback`" in to_msg, to_msg
+            assert e2e.live() == e2e.plan.rollback_values(), (run, to_code, to_msg, _history(e2e))
+            view = e2e.state()
+            assert (view.phase, view.status, view.record.reason) == ("rolled_back", "stable", "full"), (run, _history(e2e))
+    print(f"--to rollback exit codes over {PARTIAL_RUNS} runs: {dict(seen)}")

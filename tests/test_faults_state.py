@@ -64,6 +64,28 @@ def test_hand_edited_flag_is_drift_that_blocks_advance(e2e, reliability):
         assert e2e.live() == e2e.plan.rollback_values()
 
 
+def test_a_hand_edit_during_the_gates_stops_the_advance_before_its_first_write(e2e, monkeypatch, reliability):
+    """Someone sets kill=off while the canary -> full gates run: the re-read just before the first
+    write sees it, and the advance stops (exit 3) writing nothing."""
+    with reliability.case("drift: a hand edit while the gates run", "a flag changed in SSM between the drift check and the first write"):
+        for _ in range(2):
+            assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
+        before = e2e.state()
+        real_gates = orchestrator._run_gates
+
+        def gates_with_a_hand_edit(rt, phase):
+            results = real_gates(rt, phase)
+            e2e.set_flags({"kill": "off"})  # the on-call engineer, by hand, while the gates ran
+            return results
+
+        monkeypatch.setattr(orchestrator, "_run_gates", gates_with_a_hand_edit)
+        with pytest.raises(Blocked) as err:
+            orchestrator.advance(e2e(), approve=True, reason="test")
+        assert "flags changed while the gates ran: kill; nothing was written" in err.value.message
+        assert e2e.live() == {**e2e.plan.values_for("canary"), "kill": "off"}
+        assert e2e.state().version == before.version  # no record written either
+
+
 def test_plan_changed_since_the_last_transition(e2e, tmp_path, reliability):
     from cutover.plan import load_plan
 
@@ -96,14 +118,63 @@ def test_plan_changed_since_the_last_transition(e2e, tmp_path, reliability):
 def test_unlock_force_records_who_and_why(e2e, reliability):
     with reliability.case("locks", "a live lock broken with unlock --force, recording who and why"):
         orchestrator.advance(e2e())
+        before = e2e.state()
         state.acquire(e2e.plan, e2e().aws.params, e2e.clock, holder="arn:aws:iam::1:user/bob", command="advance", run_id="bob1")
         out = orchestrator.unlock(e2e(), force=True, reason="bob's laptop died")
         assert out.exit_code == 0 and "user/bob" in out.headline
         assert state.read_lock(e2e.plan, e2e().aws.params) is None
-        rec = e2e.state().record
-        assert rec.command == "unlock" and "bob's laptop died" in rec.reason and "user/bob" in rec.reason
-        assert rec.actor.endswith("user/moto")
+        # Who and why are in the evidence; the state record is left alone (only the lock is touched).
+        notes = json.loads(Path(out.evidence_path, "report.json").read_text())["notes"]
+        assert any("bob's laptop died" in n and "user/bob" in n and "user/moto" in n for n in notes), notes
+        assert e2e.state().version == before.version
         assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0  # the way is clear
+
+
+@pytest.mark.parametrize("moment", ["after it read the state", "after it deleted the lock"])
+def test_unlock_never_writes_the_state_record_over_a_rollback(moment, e2e, reliability):
+    """A rollback finishes while `unlock --force` runs: the rollback's record stays on top (unlock
+    used to write back the copy of the state it had read, `rolling_back`, over the final `stable`)."""
+    from cutover.aws import CallCounter
+
+    with reliability.case("locks: unlock --force during a rollback", "a rollback finishes at a chosen moment inside unlock"):
+        for _ in range(2):
+            assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
+        params = e2e().aws.params
+        state.StateStore(e2e.plan, params).write(state.StateRecord(phase="canary", status="rolling_back", target="rolled_back",
+                                                                   run_id="rb1", command="rollback"), e2e.clock)
+        state.acquire(e2e.plan, params, e2e.clock, holder="arn:aws:iam::1:user/bob", command="advance", run_id="bob1")
+        rt = e2e(counter=CallCounter())  # ports of its own: only the unlock's calls are wrapped below
+        ran = []
+
+        def rollback_now():
+            if not ran:
+                ran.append(orchestrator.rollback(e2e(), reason="incident"))
+
+        real_get, real_delete, real_put = rt.aws.params.get_many, rt.aws.params.delete, rt.aws.params.put
+        state_writes = []
+
+        def get_many(names):
+            got = real_get(names)
+            if moment == "after it read the state" and e2e.plan.state_parameter in names:
+                rollback_now()
+            return got
+
+        def delete(name):
+            real_delete(name)
+            if moment == "after it deleted the lock":
+                rollback_now()
+
+        def put(name, value, **kw):
+            state_writes.extend([value] if name == e2e.plan.state_parameter else [])
+            return real_put(name, value, **kw)
+
+        rt.aws.params.get_many, rt.aws.params.delete, rt.aws.params.put = get_many, delete, put
+        assert orchestrator.unlock(rt, force=True, reason="bob's laptop died").exit_code == 0
+        rollback_now()  # (if unlock never gave it a moment: the same end state must hold)
+        assert ran[0].exit_code == 0 and state_writes == []
+        rec = e2e.state().record
+        assert (rec.phase, rec.status, rec.command, rec.reason) == ("rolled_back", "stable", "rollback", "incident")
+        assert e2e.live() == e2e.plan.rollback_values()
 
 
 # --- fuzzed plans: always exit 2, one line, no traceback, no AWS call -------------------------------

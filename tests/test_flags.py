@@ -102,3 +102,109 @@ def test_access_denied_stops_and_names_done_and_not_done():
     with pytest.raises(Incomplete) as err:
         conv.run(changes)
     assert "not confirmed: f1, f2" in err.value.message and store.value("/app/f2") is None
+
+
+# --- a rollback's settle: flags someone else changed after our write are written again ---------------
+class LateWrites(FakeParameterStore):
+    """After each of our writes of `name`, someone else's write of `value` lands (a preempted run's
+    in-flight write), `times` times in all."""
+
+    def __init__(self, name, value, times=1):
+        super().__init__()
+        self.late = (name, value)
+        self.times = times
+
+    def put(self, name, value, **kw):
+        version = super().put(name, value, **kw)
+        if name == self.late[0] and self.times > 0:
+            self.times -= 1
+            super().put(name, self.late[1])
+        return version
+
+
+def test_a_rollback_writes_again_a_flag_overwritten_right_after_its_write():
+    plan, clock = make_plan(), FakeClock()
+    store = LateWrites("/app/f0", "on", times=0)
+    for i in range(3):
+        store.put(f"/app/f{i}", "on", secure=i == 2)
+    store.times, store.calls = 1, []
+    conv = Converger(plan, store, clock, keep_going=True)
+    result = conv.restore(plan.rollback_values(), read_live(plan, store))
+    assert store.value("/app/f0") == "off" and conv.rewrites == ["f0"]
+    assert result.confirmed == ["f0", "f1", "f2"] and result.pending == []
+    assert store.writes().count("/app/f0") == 3  # ours, the late one, ours again
+
+
+def test_an_advance_stops_at_once_on_a_flag_overwritten_after_its_write():
+    plan, clock = make_plan(n=1), FakeClock()
+    store = LateWrites("/app/f0", "off")
+    start = clock.monotonic()
+    with pytest.raises(Incomplete) as err:
+        converge(plan, store, clock, plan.values_for("one"))
+    assert "changed by someone else right after this run wrote them: f0" in err.value.message
+    assert clock.monotonic() - start < 1.0  # no waiting for a confirmation that cannot come
+
+
+def test_a_flag_that_keeps_changing_ends_in_incomplete_after_bounded_rewrites():
+    from cutover.flags import REWRITE_ROUNDS
+
+    plan, clock = make_plan(n=1), FakeClock()
+    store = LateWrites("/app/f0", "on", times=10_000)
+    store.versions["/app/f0"] = [("on", "SecureString")]
+    with pytest.raises(Incomplete) as err:
+        Converger(plan, store, clock, keep_going=True).restore(plan.rollback_values(), read_live(plan, store))
+    assert "flags kept changing while rolling back: f0" in err.value.message
+    assert store.writes().count("/app/f0") == 2 * (1 + REWRITE_ROUNDS)  # ours and the late one, per round
+
+
+def test_stale_reads_while_settling_are_waited_out_not_written_again():
+    plan, clock = make_plan(), FakeClock()
+    store = FakeParameterStore()
+    for i in range(3):
+        store.put(f"/app/f{i}", "on", secure=i == 2)
+    store.stale_reads = 3
+    conv = Converger(plan, store, clock, keep_going=True)
+    conv.restore(plan.rollback_values(), read_live(plan, store))
+    assert conv.rewrites == [] and len(store.writes()) == 6  # 3 set-ups, 3 rollback writes
+
+
+def test_a_lambda_flag_overwritten_after_the_rollback_is_applied_again():
+    from cutover.model import LambdaTarget
+    from tests.fakes import FakeFunctionStore
+
+    flags = (Flag("kill", SsmTarget("/app/kill"), "off"), Flag("worker", LambdaTarget("fn", "WORKER_ON"), "false"))
+    plan = Plan(name="t", region="us-east-2", state_prefix="/cutover/t", flags=flags, checks={},
+                phases=(Phase("one", {"kill": "on", "worker": "true"}, ()),))
+    store, clock = FakeParameterStore(), FakeClock()
+    store.put("/app/kill", "on")
+    functions = FakeFunctionStore({"fn": {"WORKER_ON": "true", "OTHER": "kept"}})
+    real_get = functions.get
+
+    def get(function):  # a preempted run's update lands right after the read that confirmed ours, once
+        config = real_get(function)
+        if config.variables["WORKER_ON"] == "false" and not functions.updates()[1:]:
+            functions.set(function, {**functions.env[function], "WORKER_ON": "true"})
+        return config
+
+    functions.get = get
+    conv = Converger(plan, store, clock, functions=functions, keep_going=True)
+    conv.restore(plan.rollback_values(), read_live(plan, store, functions=functions, clock=clock))
+    assert functions.env["fn"] == {"WORKER_ON": "false", "OTHER": "kept"} and conv.rewrites == ["worker"]
+    assert len(functions.updates()) == 2
+
+
+def test_a_write_sent_long_after_its_preemption_check_is_checked_again():
+    """A throttled write retried after long back-offs is cleared again first: no write of a run is
+    sent more than CHECK_VALID_FOR after the check that could have seen a rollback."""
+    from cutover.flags import CHECK_VALID_FOR
+
+    plan, store, clock = make_plan(n=1), FakeParameterStore(), FakeClock()
+    checks, sends = [], []
+    store.fail_puts = [AwsError("slow down", code="ThrottlingException", transient=True)] * 4  # back-offs 0.5+1+2+4 s
+    real_put = store.put
+    store.put = lambda *a, **kw: sends.append(clock.monotonic()) or real_put(*a, **kw)
+    conv = Converger(plan, store, clock, before_write=lambda state_param: checks.append(clock.monotonic()))
+    conv.run(diff(plan, plan.values_for("one"), read_live(plan, store)))
+    assert len(sends) == 5 and store.value("/app/f0") == "on"
+    assert len(checks) == 3  # the first check, then before each retry sent later than CHECK_VALID_FOR after it
+    assert all(t - max(c for c in checks if c <= t) <= CHECK_VALID_FOR for t in sends)
