@@ -104,16 +104,23 @@ def load_plan():
 WRITES_EVIDENCE = frozenset({"advance", "rollback", "preflight", "watch", "guard-arm", "guard-disarm"})
 
 
-def check_evidence_dir() -> None:
+def check_evidence_dir(command: str = "") -> None:
     """Exit 2 before any AWS call if the evidence cannot be written: found out at the end, it would
-    turn a finished advance or rollback into an error."""
+    turn a finished advance into an error. A rollback is never stopped by it (nothing may stop a
+    rollback from restoring flags): its evidence and log go to a new private temporary folder, named
+    on stderr before any AWS call."""
+    import tempfile
+
     from cutover import evidence, private
 
     try:
         evidence.check_dir(G.evidence_dir)
     except OSError as err:
-        raise UsageError(f"--evidence-dir {G.evidence_dir} {private.why_unusable(G.evidence_dir, err)}",
-                         "pass --evidence-dir DIR, a folder cutover can create or write to (default ./evidence)") from None
+        why = f"--evidence-dir {G.evidence_dir} {private.why_unusable(G.evidence_dir, err)}"
+        if command != "rollback":
+            raise UsageError(why, "pass --evidence-dir DIR, a folder cutover can create or write to (default ./evidence)") from None
+        G.evidence_dir = Path(tempfile.mkdtemp(prefix="cutover-evidence-"))  # mode 0700
+        typer.echo(f"warning: {why}; the rollback goes on, its evidence and log go to {G.evidence_dir}", err=True)
 
 
 def check_out_file(option: str, path: Path) -> None:
@@ -132,7 +139,7 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "")
     from cutover.orchestrator import Runtime
 
     if command in WRITES_EVIDENCE:
-        check_evidence_dir()
+        check_evidence_dir(command)
     logs.configure(G.verbose, G.evidence_dir / LOG_NAME)
     ports = make_ports(plan.region, G.profile, read_only=dry_run)
     from cutover.aws import GuardResources

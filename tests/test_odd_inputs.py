@@ -50,7 +50,7 @@ ENDPOINT = "AWS_ENDPOINT_URL"
 CASES = [
     # (id, argv after --plan (placeholders from the `odd` fixture), extra environment, fragments of the error line)
     ("evidence-dir-is-a-file", ["--evidence-dir", "{file}", "advance", "--yes"], {}, ["--evidence-dir {file}", "is a file"]),
-    ("evidence-dir-under-a-file", ["--evidence-dir", "{file}/sub", "rollback", "--yes"], {}, ["{file}/sub", "{file} is a file"]),
+    ("evidence-dir-under-a-file", ["--evidence-dir", "{file}/sub", "advance", "--yes"], {}, ["{file}/sub", "{file} is a file"]),
     ("evidence-dir-preflight", ["--evidence-dir", "{file}", "preflight"], {}, ["--evidence-dir {file}"]),
     ("evidence-dir-watch", ["--evidence-dir", "{file}", "watch", "--auto-rollback"], {}, ["--evidence-dir {file}"]),
     ("evidence-dir-guard-arm", ["--evidence-dir", "{file}", "guard", "arm", "--yes"], {}, ["--evidence-dir {file}"]),
@@ -104,6 +104,21 @@ def test_advance_with_an_unusable_evidence_dir_does_not_enter_shadow(odd, e2e):
     p = cutover("--plan", E2E, "--evidence-dir", odd["file"], "advance", "--yes", "--reason", "test")
     assert_usage_error(p, "is a file: pass a directory")
     assert e2e.state().phase == "pending" and e2e.live() == e2e.plan.values_for("pending")
+
+
+def test_a_rollback_is_not_stopped_by_an_unusable_evidence_dir(odd, e2e):
+    """Nothing may stop a rollback from restoring flags: its evidence goes to a private temporary folder,
+    named before any AWS call, and the exit code is the rollback's own."""
+    assert cutover("--plan", E2E, "--evidence-dir", odd["ev"], "advance", "--yes", "--reason", "test").returncode == 0
+    assert e2e.state().phase == "shadow"
+    p = cutover("--plan", E2E, "--evidence-dir", odd["file"] + "/sub", "rollback", "--yes", "--reason", "test")
+    assert p.returncode == 0, p.stderr
+    assert e2e.state().phase == "rolled_back" and e2e.live() == e2e.plan.rollback_values()
+    warning = next(line for line in p.stderr.splitlines() if line.startswith("warning: --evidence-dir"))
+    assert f"{odd['file']} is a file" in warning and "the rollback goes on" in warning
+    fallback = Path(warning.rsplit(" go to ", 1)[1])
+    assert fallback.stat().st_mode & 0o777 == 0o700
+    assert [r.name for r in fallback.glob("*-rollback-*/report.json")] == ["report.json"]
 
 
 def test_a_read_only_command_works_where_its_log_cannot_be_written(odd, e2e):

@@ -653,8 +653,12 @@ def assert_never_shown(p: Planted, results, files) -> None:
     # The scenario really ran: shadow entered (the planted flag written), canary refused, rolled back.
     expected = [code for argv, code in COMMANDS if argv not in ([DRIFT], [HOLD_LOCK])]
     assert [r.exit_code for _, r in results] == expected, [(a, r.exit_code, r.stderr[-300:]) for a, r in results]
-    assert any(f.endswith("cutover.log.jsonl") for f in files) and sum(f.endswith("report.json") for f in files) == 9
-    assert sum(k.startswith("sns message") for k in files) == 2 and sum(k.startswith("ssm /cutover/leak/state") for k in files) >= 5
+    # One report per command that writes evidence: 2 preflights, 4 advances, 2 rollbacks, status --check, unlock --force.
+    reports = sorted(f.rsplit("/", 2)[-2] for f in files if f.endswith("report.json"))
+    assert any(f.endswith("cutover.log.jsonl") for f in files) and len(reports) == 10, reports
+    assert any("-unlock-" in r for r in reports), reports
+    assert sum(k.startswith("sns message") for k in files) == 2 and sum(k.startswith("ssm /cutover/leak/state") for k in files) >= 4
+    # (state versions: the advance and the rollback write two each; unlock --force touches only the lock)
     outputs = {f"{' '.join(argv)} {stream}": getattr(r, stream) for argv, r in results for stream in ("stdout", "stderr")}
     everything = {**outputs, **files}
     for name, value in p.forms().items():
@@ -735,11 +739,14 @@ def test_every_failure_class_was_exercised(emulator, aws_env, upstream, leaky_aw
     assert {"flag": "cohort", "kind": "lambda", "old": HIDDEN, "new": HIDDEN}.items() <= rollback["changes"][1].items()
     assert emulator.seeder("us-east-2").environment("leak-worker") == {
         "LEAK_COHORT": "nobody", "LEAK_OTHER_KEY": p.secret, "LEAK_OWNER": p.email}
-    # The reasons reached the record, SNS and history, redacted: the unlock's too.
+    # The reasons reached the record, SNS and history, redacted; the unlock's (no history row: it touches
+    # only the lock) reached its evidence report, redacted too.
     history = json.loads(next(r.stdout for a, r in results if a == ["--json", "history"]))["history"]
-    assert [h["command"] for h in history][-3:] == ["rollback", "rollback", "unlock"]
+    assert [h["command"] for h in history][-2:] == ["rollback", "rollback"]
     assert all("incident for [REDACTED:email] call [REDACTED:phone]" in h["reason"] for h in history if h["command"] == "rollback")
     assert "key [REDACTED:aws-secret-key]" in history[-1]["reason"]
+    unlock = next(f for name, f in files.items() if "-unlock-" in name and name.endswith("report.json"))
+    assert "incident for [REDACTED:email]" in unlock and "key [REDACTED:aws-secret-key]" in unlock
     assert any("reason: incident for [REDACTED:email]" in v for k, v in files.items() if k.startswith("sns message"))
 
 
