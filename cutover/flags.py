@@ -297,7 +297,9 @@ class Converger:
         self.rewrites: list[str] = []  # flags settle() found changed by someone else and wrote again
         self._unwritable: set[str] = set()  # keys of flags whose write failed: not retried by settle()
         self._failed_functions: set[str] = set()
-        self._pending: list[FlagChange] = []
+        # SSM writes sent and not yet confirmed (nor found overwritten), oldest first: kept as writes
+        # are sent and confirmed, so a read-back after every write costs O(1), not a scan of the run.
+        self._outstanding: dict[int, FlagChange] = {}
         self.clearance = Clearance(self._check_state, clock) if before_write else None
 
     def run(self, changes: list[FlagChange]) -> ConvergeResult:
@@ -343,21 +345,24 @@ class Converger:
     # --- writes -----------------------------------------------------------------------------------
     def _write_all(self, changes: list[FlagChange]) -> None:
         self.result.changes += changes
-        self._pending = changes
+        by_function: dict[str, list[FlagChange]] = {}
+        for change in changes:
+            if change.flag.kind == "lambda":
+                by_function.setdefault(change.flag.target.function, []).append(change)
         for change in changes:
             if change.written:
                 continue  # a Lambda variable written together with an earlier one of its function
             if change.flag.kind == "lambda" and change.flag.target.function in self._failed_functions:
                 continue
             if change.flag.kind == "ssm":
-                self.pacer.wait(idle=lambda: self._read_back(changes))  # the SSM write quota
+                self.pacer.wait(idle=self._read_back)  # the SSM write quota
             if self.clearance:
                 self.clearance.renew()
             try:
                 if change.flag.kind == "ssm":
                     self._write(change)
                 else:
-                    self._write_function(change.flag.target.function, changes)
+                    self._write_function(change.flag.target.function, by_function[change.flag.target.function])
             except AwsError as err:
                 why = f"writing {change.flag.where} failed: {err.message}"
                 if not self.keep_going:
@@ -372,7 +377,7 @@ class Converger:
 
     def _check_state(self) -> None:
         """The preemption check, its state read riding along with the read-back of earlier writes."""
-        self.before_write(self._read_back(self._pending, with_state=True).get(self.plan.state_parameter))
+        self.before_write(self._read_back(with_state=True).get(self.plan.state_parameter))
 
     def _ensure_cleared(self) -> None:
         if self.clearance:
@@ -383,12 +388,14 @@ class Converger:
         change.new_version = self.store.put(flag.parameter, change.new, secure=flag.secure, overwrite=True,
                                             before_attempt=self._ensure_cleared)
         change.written = True
+        self._outstanding[id(change)] = change
         self.on_event("written", change)
 
     def _write_function(self, function: str, changes: list[FlagChange]) -> None:
-        """Every pending change of one function in one update, at the place of its first flag in plan
-        order; confirmed by the configuration read once Lambda has applied it."""
-        batch = [c for c in changes if not c.written and c.flag.kind == "lambda" and c.flag.target.function == function]
+        """Every pending change of one function (`changes`: this run's, for that function) in one update,
+        at the place of its first flag in plan order; confirmed by the configuration read once Lambda has
+        applied it."""
+        batch = [c for c in changes if not c.written]
         config = self.env.apply(function, {c.flag.target.variable: c.new for c in batch}, before_put=self._ensure_cleared)
         for change in batch:
             change.written = True
@@ -403,11 +410,11 @@ class Converger:
             raise self._incomplete("; ".join(why for why, _ in self.failures), self.failures[0][1].hint) from self.failures[0][1]
 
     # --- read-back --------------------------------------------------------------------------------
-    def _read_back(self, changes: list[FlagChange], with_state: bool = False) -> dict[str, Param]:
+    def _read_back(self, with_state: bool = False) -> dict[str, Param]:
         """One GetParameters call: up to 10 unconfirmed written flags (plus the state record)."""
-        waiting = self._waiting(changes)
         names = [self.plan.state_parameter] if with_state else []
-        names += [c.flag.parameter for c in waiting][: READ_BATCH - len(names)]
+        waiting = self._waiting()[: READ_BATCH - len(names)]
+        names += [c.flag.parameter for c in waiting]
         if not names:
             return {}
         live = self.store.get_many(names)
@@ -416,10 +423,9 @@ class Converger:
                 self._confirm(change, live[change.flag.parameter])
         return live
 
-    @staticmethod
-    def _waiting(changes: list[FlagChange]) -> list[FlagChange]:
+    def _waiting(self) -> list[FlagChange]:
         # Lambda changes are confirmed when written, or not at all; failed writes are not waited for.
-        return [c for c in changes if c.written and not c.confirmed and not c.overwritten and c.flag.kind == "ssm"]
+        return list(self._outstanding.values())
 
     def _confirm(self, change: FlagChange, param: Param) -> None:
         # A stale read shows an older version: only the written version (or a newer one holding the
@@ -430,6 +436,8 @@ class Converger:
                 self.on_event("confirmed", change)
         elif param.version > (change.new_version or 0):
             change.overwritten = True
+        if change.confirmed or change.overwritten:
+            self._outstanding.pop(id(change), None)
 
     def _rounds(self) -> Iterator[None]:
         """VERIFY_ATTEMPTS rounds of reading, backing off between them (stale reads settle in seconds)."""
@@ -442,7 +450,7 @@ class Converger:
 
     def _verify(self) -> None:
         for _ in self._rounds():
-            waiting = self._waiting(self.result.changes)
+            waiting = self._waiting()
             if not waiting:
                 break
             for i in range(0, len(waiting), READ_BATCH):
@@ -451,7 +459,7 @@ class Converger:
                 for change in batch:
                     if change.flag.parameter in live:
                         self._confirm(change, live[change.flag.parameter])
-            if not self._waiting(waiting):
+            if not self._outstanding:
                 break
         if any(c.written and not c.confirmed and not c.overwritten for c in self.result.latest()):
             raise self._incomplete("some writes could not be confirmed by reading them back", "")

@@ -6,6 +6,7 @@ Durations are seconds (float). Mappings are plain dicts by convention: treat the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Union
 
 PENDING = "pending"
@@ -69,6 +70,11 @@ class Flag:
     line: int = 0
     # Values of a sensitive flag that may be shown in plain text ("none", "*"); any other is hidden.
     public_values: tuple[str, ...] = ()
+
+    def is_public(self, value: str) -> bool:
+        """A value that may be shown as it is: any value of a flag that is not sensitive, and the
+        `public_values` of one that is."""
+        return not self.sensitive or value in self.public_values
 
     @property
     def key(self) -> str:
@@ -243,11 +249,12 @@ class Plan:
     def phase_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.phases)
 
-    @property
+    # Cached: a plan never changes once built, and these are asked once per flag at 2,000 flags.
+    @cached_property
     def ssm_flags(self) -> tuple[Flag, ...]:
         return tuple(f for f in self.flags if f.kind == "ssm")
 
-    @property
+    @cached_property
     def functions(self) -> tuple[str, ...]:
         """The Lambda functions whose environment holds flags, as the plan spells them, in plan order."""
         return tuple(dict.fromkeys(f.target.function for f in self.flags if isinstance(f.target, LambdaTarget)))
@@ -257,8 +264,21 @@ class Plan:
         """Each flag function (as spelled) -> the customer managed KMS key the plan names for it, or None."""
         return {f.target.function: f.target.kms_key for f in self.flags if isinstance(f.target, LambdaTarget)}
 
+    @cached_property
+    def sensitive_values(self) -> tuple[str, ...]:
+        """Every value the plan declares for its sensitive flags (rollback and each phase's `set`), less
+        the flags' public values (those are shown everywhere, so they are never registered); each once,
+        longest first."""
+        values = (v for f in self.flags if f.sensitive
+                  for v in (f.rollback, *(p.set[f.name] for p in self.phases if f.name in p.set)) if not f.is_public(v))
+        return tuple(sorted(set(values), key=lambda v: (-len(v), v)))  # longest first: a value holding another is masked whole
+
+    @cached_property
+    def _flags_by_name(self) -> dict[str, Flag]:
+        return {f.name: f for f in self.flags}
+
     def flag(self, name: str) -> Flag:
-        return next(f for f in self.flags if f.name == name)
+        return self._flags_by_name[name]
 
     def phase(self, name: str) -> Phase:
         for p in self.phases:

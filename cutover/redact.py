@@ -249,9 +249,7 @@ class Redactor:
 
 
 def is_public(flag: Any, value: str) -> bool:
-    """A flag value that may be shown as it is: any value of a flag that is not sensitive, and the
-    `public_values` of one that is."""
-    return not flag.sensitive or value in flag.public_values
+    return flag.is_public(value)  # (model.Flag.is_public: the one definition)
 
 
 def shown(flag: Any, value: str | None, *, label_rollback: bool = False) -> str | None:
@@ -267,10 +265,7 @@ def shown(flag: Any, value: str | None, *, label_rollback: bool = False) -> str 
 
 
 def sensitive_values(plan: Any) -> list[str]:
-    """Every value a plan declares for its sensitive flags (rollback and each phase's `set`), less the
-    flags' public values (those are shown everywhere, so they are never registered)."""
-    return [v for f in plan.flags if f.sensitive
-            for v in (f.rollback, *(p.set[f.name] for p in plan.phases if f.name in p.set)) if not is_public(f, v)]
+    return list(plan.sensitive_values)  # (model.Plan.sensitive_values: computed once per plan)
 
 
 # The process-wide redactor: logs, console and evidence all go through it.

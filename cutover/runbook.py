@@ -15,6 +15,7 @@ import json
 import re
 import shlex
 from pathlib import Path
+from typing import Iterator
 
 from cutover import iam, machine
 from cutover.model import (
@@ -36,7 +37,7 @@ from cutover.model import (
 )
 from cutover.errors import ExitCode, UsageError
 from cutover.plan import format_duration
-from cutover.redact import HIDDEN, MIN_REGISTERED_LEN, Redactor, is_public, sensitive_values, shown
+from cutover.redact import HIDDEN, MIN_REGISTERED_LEN, Redactor, is_public, shown
 
 # The contract's exit codes (DESIGN.md section 3), worded for the person at the keyboard.
 EXIT_CODES = (
@@ -91,13 +92,26 @@ def _lives(f: Flag) -> str:
     return f"SSM parameter {_code(f.parameter)}"
 
 
-def _typed(plan: Plan, f: Flag, value: str) -> str | None:
-    """The exact value for a command to type, or None when the runbook may not show it: a sensitive
-    flag's value that is not public, a value the redactor would mask, or one equal to some sensitive value."""
-    hidden = {v for v in sensitive_values(plan) if len(v) >= MIN_REGISTERED_LEN}
-    if not is_public(f, value) or _safe(value) != value or any(h in value for h in hidden):
-        return None
-    return value
+def _hidden(plan: Plan) -> Iterator[str]:
+    """The sensitive values long enough to be masked in free text, longest first."""
+    return (v for v in plan.sensitive_values if len(v) >= MIN_REGISTERED_LEN)
+
+
+def _typed_rollbacks(plan: Plan) -> dict[str, str | None]:
+    """Each flag's rollback value exactly as a command must type it, or None when the runbook may not
+    show it: a sensitive flag's value that is not public, a value the redactor would mask, or one holding
+    some sensitive value (which the final pass would mask inside the command). Hidden values are found
+    by their first MIN_REGISTERED_LEN characters, so the work grows with the flags, not their square."""
+    by_prefix: dict[str, list[str]] = {}
+    for h in _hidden(plan):
+        by_prefix.setdefault(h[:MIN_REGISTERED_LEN], []).append(h)
+
+    def holds_hidden(value: str) -> bool:
+        return any(value.startswith(h, i) for i in range(len(value) - MIN_REGISTERED_LEN + 1)
+                   for h in by_prefix.get(value[i:i + MIN_REGISTERED_LEN], ()))
+
+    return {f.name: None if not is_public(f, f.rollback) or _safe(f.rollback) != f.rollback or holds_hidden(f.rollback)
+            else f.rollback for f in plan.flags}
 
 
 def cli_prefix(plan: Plan) -> str:
@@ -310,8 +324,9 @@ def _manual(plan: Plan) -> list[str]:
         "AWS access. Do the steps in this order (kill switches first).",
         "",
     ]
+    typed = _typed_rollbacks(plan)
     for n, (kind, flags) in enumerate(_steps(plan), 1):
-        lines += (_manual_ssm if kind == "ssm" else _manual_lambda)(plan, n, flags, region, plan_file)
+        lines += (_manual_ssm if kind == "ssm" else _manual_lambda)(plan, typed, n, flags, region, plan_file)
     lines += [
         "When `cutover` runs again, run the rollback command at the top of this page anyway: it writes whatever",
         "still differs and records the rollback in the state record, so `status --check` exits 0 and `history`",
@@ -321,10 +336,10 @@ def _manual(plan: Plan) -> list[str]:
     return lines
 
 
-def _manual_ssm(plan: Plan, n: int, flags: list[Flag], region: str, plan_file: str) -> list[str]:
+def _manual_ssm(plan: Plan, typed: dict[str, str | None], n: int, flags: list[Flag], region: str, plan_file: str) -> list[str]:
     what = "parameter" if len(flags) == 1 else "parameters, one command each, in this order"
     lines = [f"**Step {n}: SSM {what}** ({_names(f.name for f in flags)}).", ""]
-    hidden = [f for f in flags if _typed(plan, f, f.rollback) is None]
+    hidden = [f for f in flags if typed[f.name] is None]
     if hidden:
         example = _code(_shell_var(hidden[0]) + "='...'")
         lines += [f"{_names(f.name for f in hidden)}: the value is not shown here. Copy the flag's `rollback:` value",
@@ -332,7 +347,7 @@ def _manual_ssm(plan: Plan, n: int, flags: list[Flag], region: str, plan_file: s
                   "Without it the command stops and writes nothing.", ""]
     lines.append("```sh")
     for f in flags:
-        lines.append(_put_parameter(plan, f, region))
+        lines.append(_put_parameter(plan, typed, f, region))
     each = "It prints" if len(flags) == 1 else "Each command prints"
     lines += ["```", "", f"{each} the parameter's new `Version` when it worked.", ""]
     return lines
@@ -342,9 +357,9 @@ def _manual_ssm(plan: Plan, n: int, flags: list[Flag], region: str, plan_file: s
 _CLI_LOADS = ("file://", "fileb://", "http://", "https://")
 
 
-def _put_parameter(plan: Plan, f: Flag, region: str) -> str:
+def _put_parameter(plan: Plan, typed: dict[str, str | None], f: Flag, region: str) -> str:
     kind = "SecureString" if f.secure else "String"
-    value = _typed(plan, f, f.rollback)
+    value = typed[f.name]
     if value is not None and value.startswith(_CLI_LOADS):  # taken as it is from --cli-input-json
         doc = {"Name": f.parameter, "Value": value, "Type": kind, "Overwrite": True}
         return f"aws ssm put-parameter --region {region} --cli-input-json {shlex.quote(json.dumps(doc))}"
@@ -356,7 +371,7 @@ def _put_parameter(plan: Plan, f: Flag, region: str) -> str:
     return f"aws ssm put-parameter --region {region} --name {shlex.quote(f.parameter)} {arg} --type {kind} --overwrite"
 
 
-def _manual_lambda(plan: Plan, n: int, flags: list[Flag], region: str, plan_file: str) -> list[str]:
+def _manual_lambda(plan: Plan, typed: dict[str, str | None], n: int, flags: list[Flag], region: str, plan_file: str) -> list[str]:
     target = flags[0].target
     name = target.function_name
     fn = f"--region {region} --function-name {shlex.quote(target.function)}"
@@ -388,7 +403,7 @@ def _manual_lambda(plan: Plan, n: int, flags: list[Flag], region: str, plan_file
         "|---|---|",
     ]
     for f in flags:
-        value = _typed(plan, f, f.rollback)
+        value = typed[f.name]
         why = "sensitive: not shown here" if f.sensitive else "not shown here"
         shown = (_code(json.dumps(value, ensure_ascii=False)) if value is not None else
                  f"the `rollback:` value of {_code(f.name)} in {plan_file} ({why})")
@@ -712,9 +727,8 @@ def render(plan: Plan) -> str:
     text = "\n".join(line for section in sections for line in section) + "\n"
     # Flag values are hidden where shown; this also catches a sensitive value quoted in free text
     # (a description, a command). Short values ("none", "*") are ordinary words: as the redactor does.
-    for value in sorted(set(sensitive_values(plan)), key=len, reverse=True):
-        if len(value) >= MIN_REGISTERED_LEN:
-            text = text.replace(value, HIDDEN)
+    for value in _hidden(plan):
+        text = text.replace(value, HIDDEN)
     return text
 
 
