@@ -401,6 +401,23 @@ def runbook(
     run("runbook", body)
 
 
+def fits_where(doc: dict) -> None:
+    """A policy too large for a managed policy still fits inline on a role (one flag over 6,144 is not a
+    reason to print nothing); too large for that, nothing AWS accepts can be printed: exit 2."""
+    from cutover import iam, limits
+
+    size = limits.policy_size(doc, placeholder=iam.PLACEHOLDER_ACCOUNT)
+    inline = limits.over(limits.ROLE_INLINE_POLICIES, size)
+    if inline:
+        raise UsageError(f"the IAM policy for this plan would be {inline}: no policy AWS accepts can hold it; nothing was printed",
+                         "split the flags across plans (each gets its own policy), or grant the parameters by a path "
+                         "wildcard written by hand")
+    managed = limits.over(limits.MANAGED_POLICY, size)
+    if managed:
+        say(f"note: this policy is {managed}: attach it as an inline policy of the operator's role "
+            f"(up to {limits.ROLE_INLINE_POLICIES.size:,} characters for all of a role's inline policies)", err=True)
+
+
 @app.command("iam-policy")
 def iam_policy(
     read_only: bool = typer.Option(False, "--read-only", help="Only the reads: dry runs, preflight, status, history, rehearsals."),
@@ -422,6 +439,7 @@ def iam_policy(
         if account == iam.PLACEHOLDER_ACCOUNT:
             say(f"note: the ARNs hold the placeholder account {iam.PLACEHOLDER_ACCOUNT}; replace it, "
                 "or pass --account 123456789012", err=True)
+        fits_where(doc)
         # The policy document itself, with or without --json. Not through say(): it holds only names
         # from the plan, and the redactor's credential patterns would mangle ARNs like ...:secret:NAME-??????.
         typer.echo(iam.render(doc))

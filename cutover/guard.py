@@ -39,10 +39,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import yaml
 
 from cutover import flags as flagmod
-from cutover import iam
+from cutover import iam, limits
 from cutover.errors import Blocked, CutoverError, ExitCode, Incomplete, UsageError
 from cutover.notify import notify
 from cutover.orchestrator import Outcome, Runtime, _finish, _report
@@ -158,6 +157,21 @@ def check_plan(plan: Plan) -> None:
         if "{{" in value or "}}" in value:
             raise UsageError(f"flag {flag.name}: its rollback value holds '{{{{' or '}}}}', which SSM Automation reads as a variable",
                              "change the rollback value, or roll this plan back with `cutover rollback` only")
+    _check_sizes(plan)
+
+
+def _check_sizes(plan: Plan) -> None:
+    """The document and the automation role's policy must fit AWS's limits (the emulator takes any size)."""
+    too_big = [(what, why) for what, why in (
+        ("rollback document", limits.over(limits.AUTOMATION_DOCUMENT, limits.document_size(build_document(plan, limits.SIZING_ACCOUNT)))),
+        ("automation role's policy", limits.over(limits.ROLE_INLINE_POLICIES,
+                                                 limits.policy_size(automation_policy(plan, limits.SIZING_ACCOUNT)))),
+    ) if why]
+    if too_big:
+        raise UsageError(f"plan '{plan.name}' has {len(plan.flags)} flags: too many for one guard: the "
+                         + "; the ".join(f"{what} would be {why}" for what, why in too_big),
+                         "split the flags across plans (each with its own guard), or roll this plan back with "
+                         "`cutover rollback` and leave it unguarded")
 
 
 def _step_name(index: int, what: str, prefix: str = "Flag") -> str:
@@ -996,8 +1010,7 @@ def _apply(store: GuardStore, want: Desired, resources: list[Resource], done: di
     """The document (it names the automation role), then the rule, then its target (it names the events
     role). `done` gets each resource's outcome (and the document's new default version) as it goes."""
     by_kind = {r.kind: r for r in resources}
-    # YAML, not JSON: AWS has documented inline `Script` (the Lambda steps) for YAML runbooks only.
-    content = yaml.safe_dump(want.document, sort_keys=False, width=1000)
+    content = limits.document_content(want.document)
     d = by_kind["document"]
     if d.verb == "create":
         store.create_document(d.name, content, want.tags)

@@ -151,9 +151,10 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     without auto-rollback, rehearsals against production), else reads and the flag/state/lock writes."""
     inv, arn = inventory(plan), Arns(plan.region, check_account(account))
     params = [arn.parameter(p) for p in inv.parameters]
-    stmts = [_statement("ReadFlagsStateAndLock", SSM_READS, params)]
+    # One statement for reads and writes: the parameter ARNs are most of the policy, and IAM limits its size.
+    stmts = [_statement("ReadFlagsStateAndLock" if read_only else "ReadWriteFlagsStateAndLock",
+                        SSM_READS + ([] if read_only else ["ssm:PutParameter"]), params)]
     if not read_only:
-        stmts.append(_statement("WriteFlagsStateAndLock", ["ssm:PutParameter"], params))
         stmts.append(_statement("ReleaseLock", ["ssm:DeleteParameter"], [arn.parameter(inv.lock_parameter)]))
     if inv.functions:
         functions = [arn.function(f) for f in inv.functions]

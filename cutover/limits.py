@@ -1,0 +1,53 @@
+"""AWS's size limits on what cutover generates, checked before anything is created.
+
+The emulator accepts documents and policies of any size; AWS refuses them (and a guard half-armed or a
+policy that cannot be attached is found out at the worst moment). Pure: sizes are computed from the
+documents as cutover would send them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Limit:
+    what: str
+    size: int
+    unit: str  # how AWS counts
+
+
+# IAM counts a policy's characters without whitespace.
+MANAGED_POLICY = Limit("an IAM managed policy", 6_144, "characters, whitespace not counted")
+ROLE_INLINE_POLICIES = Limit("a role's inline policies together", 10_240, "characters, whitespace not counted")
+AUTOMATION_DOCUMENT = Limit("an SSM Automation document", 64 * 1024, "bytes")
+
+SIZING_ACCOUNT = "123456789012"  # an account id has 12 digits: size with one when the real one is not known
+
+
+def policy_size(doc: dict, placeholder: str | None = None) -> int:
+    """As IAM counts it; a `placeholder` account id in the ARNs is counted as the 12 digits it stands for."""
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    if placeholder:
+        text = text.replace(placeholder, SIZING_ACCOUNT)
+    return sum(not c.isspace() for c in text)
+
+
+def document_content(doc: dict) -> str:
+    """The document as `guard arm` sends it. YAML, not JSON: AWS has documented inline `Script` (the
+    Lambda steps) for YAML runbooks only."""
+    return yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
+def document_size(doc: dict) -> int:
+    return len(document_content(doc).encode("utf-8"))
+
+
+def over(limit: Limit, size: int) -> str | None:
+    """None when `size` fits, else the sentence saying by how much."""
+    if size <= limit.size:
+        return None
+    return f"{size:,} {limit.unit.split(',')[0]}, over the {limit.size:,} AWS allows for {limit.what} ({limit.unit})"
