@@ -20,6 +20,7 @@ from cutover import flags as flagmod
 from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
 from cutover.model import AlarmsCheck, Plan
+from cutover.sandbox import serve_open_calendars
 
 STUB_COMMAND = (sys.executable, "-c", "raise SystemExit(0)")
 
@@ -103,10 +104,11 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
                  *sb.notes]
 
         def runtime(dry_run: bool = False) -> orchestrator.Runtime:
+            ports = make_ports(plan.region, None, read_only=dry_run)
             return orchestrator.Runtime(
-                plan=plan, aws=make_ports(plan.region, None, read_only=dry_run), env={**os.environ, **sb.env}, clock=clock,
+                plan=plan, aws=ports, env={**os.environ, **sb.env}, clock=clock,
                 evidence_dir=evidence_dir, dry_run=dry_run, reroute_url=sb.reroute, command_override=STUB_COMMAND,
-                notes=list(notes), log=logs.get().bind(command="rehearse"))
+                notes=[*notes, *serve_open_calendars(plan, ports)], log=logs.get().bind(command="rehearse"))
 
         def attempt(name: str, expected_code: int, expected: str, fn, verify=None) -> None:
             step = Step(name, expected)

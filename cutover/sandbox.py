@@ -199,6 +199,23 @@ def _operation_of(headers: Mapping[str, str], url: str, body: str, method: str =
 
 
 @dataclass(frozen=True)
+class OpenCalendars:
+    """ChangeCalendars for the emulator, which has no SSM Change Calendar: every calendar reads OPEN,
+    with no transition known. The sandbox and rehearsals say so in their notes."""
+
+    def state(self, calendar: str, at: datetime):
+        from cutover.ports import CalendarReading
+
+        return CalendarReading("OPEN")
+
+
+def serve_open_calendars(plan: Plan, ports) -> list[str]:
+    """Put OpenCalendars in `ports`; the note to report, if the plan names any change calendar."""
+    ports.calendars = OpenCalendars()
+    names = sorted({n for c in plan.checks.values() for n in getattr(c, "change_calendars", ())})
+    return [f"sandbox: change calendars {', '.join(names)} read as OPEN (the emulator has no Change Calendar)"] if names else []
+
+
 class StubRequest:
     method: str
     path: str  # without the query string
