@@ -290,15 +290,64 @@ def test_an_override_is_recorded_with_who_and_why_and_rollback_is_never_held(e2e
     assert e2e.live() == {f.name: f.rollback for f in plan.flags}
 
 
-def test_rollback_to_and_the_guard_run_no_window_check():
-    """No path but an advance runs window checks: rollback (full and --to), the guard and watch's
-    auto-rollback never call the gate runner, whatever the plan says."""
+def test_rollback_to_is_never_held_by_a_closed_window(e2e):
+    from cutover import orchestrator
+
+    plan = e2e_window_plan("    allow_override: true\n")
+    clock = FakeClock(MON_1858_CST)
+    for _ in ("shadow", "canary"):
+        out = orchestrator.advance(e2e(plan=plan, clock=clock, outside_window="drill"), approve=True, reason="drill")
+        assert out.exit_code == ExitCode.OK, out.lines
+    back = orchestrator.rollback(e2e(plan=plan, clock=clock), to="shadow", reason="undo canary")
+    assert back.exit_code == ExitCode.OK, back.lines
+    assert _state(e2e).record.phase == "shadow"
+
+
+def test_the_guard_and_watch_never_run_gates():
+    """The guard and watch's auto-rollback never call the gate runner (so no window can hold them);
+    they roll back through orchestrator.rollback, tested above while a window is closed."""
     import inspect
 
-    from cutover import guard, orchestrator, watch
+    from cutover import guard, watch
 
-    for source in (inspect.getsource(orchestrator.rollback), inspect.getsource(guard), inspect.getsource(watch)):
-        assert "run_gates" not in source and "window" not in source
+    for source in (inspect.getsource(guard), inspect.getsource(watch)):
+        assert "run_gates" not in source and "run_check" not in source and "check_window" not in source
+
+
+def test_iam_policy_grants_get_calendar_state_on_the_exact_calendars():
+    from cutover.iam import policy
+
+    arn = "arn:aws:ssm:us-east-1:210987654321:document/CompanyFreeze"
+    plan = window_plan(extra=f"    change_calendars: [ProdFreeze, '{arn}']")
+    for read_only in (False, True):
+        [stmt] = [s for s in policy(plan, "123456789012", read_only)["Statement"] if "ssm:GetCalendarState" in s["Action"]]
+        assert stmt["Action"] == ["ssm:GetCalendarState"]
+        assert stmt["Resource"] == ["arn:aws:ssm:us-east-2:123456789012:document/ProdFreeze", arn]
+    assert not [s for s in policy(window_plan())["Statement"] if "ssm:GetCalendarState" in s["Action"]]
+
+
+def test_the_runbook_says_the_window_in_words():
+    from cutover.runbook import describe_check
+
+    plan = window_plan(allow='["Mon-Thu 09:00-15:00", "Fri 22:00-02:00"]',
+                       extra="    deny: [\"2026-11-26..2026-11-30\"]\n    change_calendars: [ProdFreeze]\n"
+                             "    stay_open_for: bake\n    allow_override: true")
+    assert describe_check(plan.checks["business_hours"]) == (
+        "a change may start between Monday to Thursday 09:00 to 15:00; or Friday 22:00 to 02:00 the next day "
+        "(`America/Chicago` time); never in `2026-11-26..2026-11-30` (inclusive); only while the SSM Change "
+        "Calendar `ProdFreeze` is OPEN; and it must stay open for the phase's bake; outside it only with "
+        "`cutover advance --outside-window --reason TEXT` (recorded)")
+
+
+def test_the_sandbox_serves_every_calendar_as_open():
+    from cutover.sandbox import serve_open_calendars
+
+    plan = window_plan(allow='["Mon-Sun 00:00-24:00"]', extra="    change_calendars: [ProdFreeze]")
+    ctx = make_ctx(clock=FakeClock(utc(2026, 1, 5, 16, 0)))
+    assert serve_open_calendars(plan, ctx.aws) == [
+        "sandbox: change calendars ProdFreeze read as OPEN (the emulator has no Change Calendar)"]
+    [result] = run_gates(plan, "shadow", ctx)
+    assert result.status == "PASS"
 
 
 # --- the CLI on the emulator ----------------------------------------------------------------------------
