@@ -176,19 +176,13 @@ _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"
 
 def _weekly_words(text: str) -> str:
     """"Mon-Thu 09:00-15:00" -> "Monday to Thursday 09:00 to 15:00"; a range past midnight says so."""
-    from cutover.schedule import parse_weekly
+    from cutover.schedule import parse_weekly, weekday_number
 
     entry = parse_weekly(text)
     days, hours = text.split()[0], lambda m: f"{m // 60 % 24:02d}:{m % 60:02d}"
-    words = " and ".join(" to ".join(_DAY_NAMES[_day_number(d)] for d in part.split("-")) for part in days.split(","))
+    words = " and ".join(" to ".join(_DAY_NAMES[weekday_number(d)] for d in part.split("-")) for part in days.split(","))
     end = hours(entry.end) + (" the next day" if entry.end > 24 * 60 else "")
     return f"{words} {hours(entry.start)} to {end}"
-
-
-def _day_number(name: str) -> int:
-    from cutover.schedule import _WEEKDAY_NUMBERS
-
-    return _WEEKDAY_NUMBERS[name.strip().lower()]
 
 
 def _window(c) -> str:

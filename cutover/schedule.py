@@ -31,7 +31,7 @@ from typing import Iterable, NamedTuple, Sequence
 __all__ = [
     "HORIZON", "CalendarState", "DenyRange", "Schedule", "ScheduleError", "Verdict", "WeeklyRange",
     "evaluate", "format_instant", "format_span", "local_instant", "parse_deny", "parse_schedule",
-    "parse_timezone", "parse_weekly",
+    "parse_timezone", "parse_weekly", "weekday_number",
 ]
 
 HORIZON = timedelta(days=400)
@@ -148,6 +148,11 @@ def _parse_weekday(name: str) -> int:
         hint = f"{_WEEKDAY_HINT} (did you mean {WEEKDAYS[_WEEKDAY_NUMBERS[near[0]]]}?)" if near else _WEEKDAY_HINT
         raise ScheduleError(f'"{name}" is not a weekday', hint)
     return number
+
+
+def weekday_number(name: str) -> int:
+    """"Mon", "monday" (any case) -> 0; ScheduleError for anything else."""
+    return _parse_weekday(name)
 
 
 def _parse_days(text: str) -> frozenset[int]:

@@ -402,3 +402,15 @@ def test_cli_advance_in_a_closed_window_fails_then_the_override_is_recorded(cli,
     assert "reason: --outside-window (business_hours): sev1 hotfix" in history.output
     rolled = cli("rollback", "--yes", "--reason", "undo", plan=path)
     assert rolled.exit_code == 0, rolled.output
+
+
+def test_rehearse_runs_at_any_hour_with_calendars_read_as_open(tmp_path, monkeypatch):
+    from cutover import rehearse
+
+    monkeypatch.setenv("E2E_READ_ONLY", "true")
+    plan = parse_plan(Path(_cli_plan(tmp_path, "    change_calendars: [ProdFreeze]\n")).read_text(), str(tmp_path / "phases.yaml"))
+    out = rehearse.rehearse(plan, tmp_path / "ev")
+    assert out.exit_code == 0, out.lines
+    notes = out.data["notes"]
+    assert any(n.startswith("window checks business_hours read as open at any hour") for n in notes)
+    assert "sandbox: change calendars ProdFreeze read as OPEN (the emulator has no Change Calendar)" in notes
