@@ -480,12 +480,17 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                 pass
 
 
-def _closed_windows(rt: Runtime, phase: Phase) -> list[GateResult]:
-    """The phase's window checks run again now; the ones that no longer pass."""
+def _window_results(rt: Runtime, phase: Phase, **context) -> list[GateResult]:
+    """The phase's window checks, run now (each never raises)."""
     from cutover.gates import run_check
 
-    ctx = dataclasses.replace(rt.gate_context(), bake=phase.bake)
-    return [r for r in (run_check(c, ctx) for c in rt.plan.window_checks(phase.name)) if not r.passed]
+    ctx = dataclasses.replace(rt.gate_context(), bake=phase.bake, **context)
+    return [run_check(c, ctx) for c in rt.plan.window_checks(phase.name)]
+
+
+def _closed_windows(rt: Runtime, phase: Phase) -> list[GateResult]:
+    """The phase's window checks run again now; the ones that no longer pass."""
+    return [r for r in _window_results(rt, phase) if not r.passed]
 
 
 def _note_override(rt: Runtime, results: list[GateResult], reason: str) -> str:
@@ -503,13 +508,9 @@ def _note_override(rt: Runtime, results: list[GateResult], reason: str) -> str:
 
 def window_lines(rt: Runtime, phase: Phase | None) -> list[str]:
     """For `status`: each window of the next phase, open or closed and until when."""
-    from cutover.gates import run_check
-
     if phase is None:
         return []
-    ctx = dataclasses.replace(rt.gate_context(), bake=phase.bake, outside_window=None)
-    return [f"window: {r.detail} ({r.check}, for {phase.name})" for r in
-            (run_check(c, ctx) for c in rt.plan.window_checks(phase.name))]
+    return [f"window: {r.detail} ({r.check}, for {phase.name})" for r in _window_results(rt, phase, outside_window=None)]
 
 
 def _recheck_before_first_write(rt: Runtime, live: flagmod.Live, view: state.StateView) -> state.StateView:

@@ -199,7 +199,6 @@ def _operation_of(headers: Mapping[str, str], url: str, body: str, method: str =
 # --- the local HTTP stub for http/graphql checks ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class OpenCalendars:
     """ChangeCalendars for the emulator, which has no SSM Change Calendar: every calendar reads OPEN,
     with no transition known. The sandbox and rehearsals say so in their notes."""
@@ -233,6 +232,7 @@ def open_windows(plan: Plan) -> tuple[Plan, list[str]]:
         f"window checks {names} read as open at any hour (a rehearsal fast-forwards its clock); `preflight` shows the real window"]
 
 
+@dataclass(frozen=True)
 class StubRequest:
     method: str
     path: str  # without the query string
