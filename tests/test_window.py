@@ -408,7 +408,9 @@ def test_rehearse_runs_at_any_hour_with_calendars_read_as_open(tmp_path, monkeyp
     from cutover import rehearse
 
     monkeypatch.setenv("E2E_READ_ONLY", "true")
-    plan = parse_plan(Path(_cli_plan(tmp_path, "    change_calendars: [ProdFreeze]\n")).read_text(), str(tmp_path / "phases.yaml"))
+    # Its own plan name: moto's state is process-wide, and earlier tests left records of plan e2e in it.
+    text = Path(_cli_plan(tmp_path, "    change_calendars: [ProdFreeze]\n")).read_text().replace("name: e2e\n", "name: e2e-window\n")
+    plan = parse_plan(text, str(tmp_path / "phases.yaml"))
     out = rehearse.rehearse(plan, tmp_path / "ev")
     assert out.exit_code == 0, out.lines
     notes = out.data["notes"]
