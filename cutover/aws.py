@@ -35,7 +35,7 @@ from cutover.errors import (
     UpdateInProgress,
     UsageError,
 )
-from cutover.ports import Alarm, AwsPorts, FunctionConfig, Identity, LogEvent, Param, ParamVersion
+from cutover.ports import Alarm, AwsPorts, CalendarReading, FunctionConfig, Identity, LogEvent, Param, ParamVersion
 
 # --- read-only guard -----------------------------------------------------------------------------------
 
@@ -231,6 +231,7 @@ def make_ports(
         notifier=SnsNotifier(session),
         functions=LambdaFunctions(clients),
         access=IamAccess(session),
+        calendars=SsmChangeCalendars(clients),
     )
 
 
@@ -657,6 +658,30 @@ class CloudWatchAlarms:
             or returned.get("MetricStat", {}).get("Metric", {}).get("MetricName"),
             "namespace": a.get("Namespace") or (spaces.pop() if len(spaces) == 1 else None),
         }
+
+
+class SsmChangeCalendars:
+    """ChangeCalendars on ssm:GetCalendarState, one calendar per call so an error names its calendar.
+    (The emulator has no Change Calendar: the sandbox and rehearsals use `sandbox.OpenCalendars`.)"""
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("ssm")
+
+    def state(self, calendar: str, at: datetime) -> CalendarReading:
+        with aws_errors("ssm:GetCalendarState", f"change calendar {calendar}"):
+            resp = self._client().get_calendar_state(
+                CalendarNames=[calendar], AtTime=at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return CalendarReading(str(resp.get("State", "")), _iso_instant(resp.get("NextTransitionTime")))
+
+
+def _iso_instant(text: str | None) -> datetime | None:
+    """GetCalendarState's ISO 8601 times ("2026-12-24T18:00:00Z") -> aware UTC; None if absent or unreadable."""
+    if not text:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
+    except ValueError:
+        return None
 
 
 class SecretsManagerSource:

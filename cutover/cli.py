@@ -168,6 +168,9 @@ def _use_sandbox_stub(rt) -> None:
 
     rt.reroute_url = lambda url: reroute_url(url, stub)
     rt.notes.append(f"sandbox: http and graphql checks rerouted to the local stub {stub}")
+    from cutover.sandbox import serve_open_calendars
+
+    rt.notes += serve_open_calendars(rt.plan, rt.aws)
 
 
 def _confirmer(yes: bool):
@@ -306,15 +309,21 @@ def advance(
     reason: str = typer.Option("", "--reason", help="Why, for the record."),
     accept_plan_change: bool = typer.Option(False, "--accept-plan-change",
                                             help="Proceed although the plan changed since the last transition."),
+    outside_window: bool = typer.Option(False, "--outside-window",
+                                        help="Pass closed window checks that say allow_override: true (needs --reason)."),
 ) -> None:
     """Pass the next phase's gates, then converge its flags. Exactly one phase per call."""
 
     def body():
         from cutover import orchestrator
 
+        if outside_window and not reason.strip():
+            raise UsageError("--outside-window needs --reason TEXT: an override is recorded with who and why",
+                             'add --reason "why this change cannot wait for the window"')
         require_yes_or_tty(yes, dry_run, "advance")
-        emit("advance", orchestrator.advance(runtime(load_plan(), dry_run=dry_run, yes=yes, command="advance"), approve, reason,
-                                               accept_plan_change=accept_plan_change))
+        rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="advance")
+        rt.outside_window = reason if outside_window else None
+        emit("advance", orchestrator.advance(rt, approve, reason, accept_plan_change=accept_plan_change))
 
     run("advance", body)
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from cutover.errors import UsageError
-from cutover.model import AlarmsCheck, LogAbsentCheck, LogFreshnessCheck, Plan, SecretsCheck, function_name
+from cutover.model import AlarmsCheck, LogAbsentCheck, LogFreshnessCheck, Plan, SecretsCheck, WindowCheck, function_name
 
 PLACEHOLDER_ACCOUNT = "ACCOUNT_ID"
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -42,6 +42,7 @@ class Inventory:
     log_groups: tuple[str, ...]
     secrets_read: tuple[str, ...]  # GetSecretValue: secrets checks with decrypt: true, and {{secret:ID}} templates
     secrets_described: tuple[str, ...]  # DescribeSecret only: decrypt: false, and never read elsewhere
+    change_calendars: tuple[str, ...] = ()  # SSM Change Calendars of window checks (names or ARNs)
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -69,6 +70,7 @@ def inventory(plan: Plan) -> Inventory:
         log_groups=_unique(c.log_group for c in checks if isinstance(c, (LogFreshnessCheck, LogAbsentCheck))),
         secrets_read=read,
         secrets_described=_unique(s for c in secret_checks if not c.decrypt for s in c.secret_ids if s not in read),
+        change_calendars=_unique(n for c in checks if isinstance(c, WindowCheck) for n in c.change_calendars),
     )
 
 
@@ -123,6 +125,10 @@ class Arns:
         # Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN.
         return self._arn("secretsmanager", f"secret:{secret_id}-??????")
 
+    def change_calendar(self, name: str) -> str:
+        """A Change Calendar is an SSM document: its ARN, unless the plan wrote the ARN itself."""
+        return name if name.startswith("arn:") else self._arn("ssm", f"document/{name}")
+
     def via(self, service: str) -> str:
         return f"{service}.{self.region}.{_dns_suffix(self.region)}"
 
@@ -171,6 +177,9 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     if inv.secrets_described:
         stmts.append(_statement("DescribeGateSecrets", ["secretsmanager:DescribeSecret"],
                                 [arn.secret(s) for s in inv.secrets_described]))
+    if inv.change_calendars:
+        stmts.append(_statement("ReadChangeCalendars", ["ssm:GetCalendarState"],
+                                [arn.change_calendar(n) for n in inv.change_calendars]))
     if plan.notify_topic and not read_only:  # dry runs never notify (Publish is a write)
         stmts.append(_statement("NotifyStateChanges", ["sns:Publish"], [plan.notify_topic]))
     stmts += _kms(inv, arn, read_only)

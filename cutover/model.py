@@ -202,8 +202,30 @@ class AlarmsCheck:
     type: str = "alarms"
 
 
+@dataclass(frozen=True)
+class WindowCheck:
+    """A change window (cutover.schedule): weekly `allow` ranges and `deny` dates in `timezone`, and SSM
+    Change Calendars that must all be OPEN. `allow` empty = any time not denied."""
+
+    name: str
+    timezone: str
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    change_calendars: tuple[str, ...] = ()  # names or ARNs
+    stay_open_for: float | str | None = None  # "bake" (the phase's) or seconds
+    allow_override: bool = False  # `advance --outside-window --reason TEXT` may pass it while closed
+    timeout: float = 30.0
+    type: str = "window"
+
+    def schedule(self):
+        from cutover.schedule import parse_schedule  # the plan loader validated every entry
+
+        return parse_schedule(self.timezone, self.allow or None, self.deny)
+
+
 Check = Union[
-    EnvCheck, SecretsCheck, HttpCheck, GraphqlCheck, LogFreshnessCheck, LogAbsentCheck, CommandCheck, AlarmsCheck
+    EnvCheck, SecretsCheck, HttpCheck, GraphqlCheck, LogFreshnessCheck, LogAbsentCheck, CommandCheck, AlarmsCheck,
+    WindowCheck,
 ]
 
 
@@ -317,3 +339,7 @@ class Plan:
         """The alarms gates of a phase (what `watch` and `status` look at)."""
         p = self.phase(phase)
         return [c for g in p.gates if isinstance(c := self.checks[g], AlarmsCheck)]
+
+    def window_checks(self, phase: str) -> list[WindowCheck]:
+        """The window gates of a phase (re-checked just before an advance writes, shown by `status`)."""
+        return [c for g in self.phase(phase).gates if isinstance(c := self.checks[g], WindowCheck)]

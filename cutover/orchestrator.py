@@ -6,6 +6,7 @@ run is the same pipeline on a read-only AWS session, stopping before the first w
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import uuid
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class Runtime:
     # The guard's AWS resources (IAM, SSM documents, EventBridge), made on demand: only plans with an
     # `auto_rollback: true` phase need them in advance and status.
     guard_store: Callable[[], object] | None = None
+    # advance --outside-window --reason TEXT: window checks with allow_override: true pass while closed.
+    outside_window: str | None = None
 
     _pacer: flagmod.Pacer | None = None
 
@@ -83,6 +86,7 @@ class Runtime:
         return GateContext(
             aws=self.aws, env=self.env, clock=self.clock, redactor=REDACTOR, reroute_url=self.reroute_url,
             command_override=self.command_override, cwd=str(Path(self.plan.path).resolve().parent), dry_run=self.dry_run,
+            outside_window=self.outside_window,
         )
 
     def emit(self, event: str, **kw) -> None:
@@ -276,6 +280,10 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     if guard is not None:
         lines.append(guard[1])
         data["guard"] = guard[0]
+    if not view.problem:
+        windows = window_lines(rt, plan.next_phase(view.phase))
+        lines += windows
+        data["windows"] = windows
     bad = bool(view.problem or drift or interrupted or unreadable)
     if view.problem:
         headline = f"state record unreadable: {view.problem}"
@@ -398,6 +406,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                 gate_lines, {"phase": current, "target": phase.name, "gates": report.gates, "changes": []},
                 hint="fix what each failed gate says, then run `cutover preflight` and advance again"))
 
+        reason = _note_override(rt, results, reason)
         target = plan.values_for(phase.name)
         changes = flagmod.diff(plan, target, live)
         report.changes = [c.to_dict() for c in changes]
@@ -412,6 +421,13 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                 gate_lines + _change_lines(changes), data))
         if not rt.confirm(f"advance {current} -> {phase.name}: " + "; ".join(_change_lines(changes))):
             raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+        # The gates (and the confirmation) took a while: a window that has closed since stops us here.
+        if closed := _closed_windows(rt, phase):
+            report.gates += [r.to_dict() for r in closed]
+            return _finish(rt, report, Outcome(
+                ExitCode.GATE_FAILED, f"the window closed while the gates ran: {', '.join(r.check for r in closed)}; "
+                "nothing was written", gate_lines + _gate_lines(closed), {**data, "gates": report.gates, "changes": []},
+                hint="advance again when the window is open"))
 
         if phase.auto_rollback:
             _arm_guard(rt, phase)
@@ -462,6 +478,39 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                 lease.release()
             except CutoverError:
                 pass
+
+
+def _window_results(rt: Runtime, phase: Phase, **context) -> list[GateResult]:
+    """The phase's window checks, run now (each never raises)."""
+    from cutover.gates import run_check
+
+    ctx = dataclasses.replace(rt.gate_context(), bake=phase.bake, **context)
+    return [run_check(c, ctx) for c in rt.plan.window_checks(phase.name)]
+
+
+def _closed_windows(rt: Runtime, phase: Phase) -> list[GateResult]:
+    """The phase's window checks run again now; the ones that no longer pass."""
+    return [r for r in _window_results(rt, phase) if not r.passed]
+
+
+def _note_override(rt: Runtime, results: list[GateResult], reason: str) -> str:
+    """Window checks passed by --outside-window: said in the run's notes (evidence, output) and in the
+    reason the state record and history keep. Returns that reason."""
+    from cutover.gates.window import OVERRIDDEN
+
+    overridden = [r.check for r in results if r.type == "window" and r.detail.startswith(OVERRIDDEN)]
+    if not overridden:
+        return reason
+    who = rt.identity().arn
+    rt.notes.append(f"outside the window of {', '.join(overridden)}: --outside-window by {who}, reason: {reason}")
+    return f"--outside-window ({', '.join(overridden)}): {reason}"
+
+
+def window_lines(rt: Runtime, phase: Phase | None) -> list[str]:
+    """For `status`: each window of the next phase, open or closed and until when."""
+    if phase is None:
+        return []
+    return [f"window: {r.detail} ({r.check}, for {phase.name})" for r in _window_results(rt, phase, outside_window=None)]
 
 
 def _recheck_before_first_write(rt: Runtime, live: flagmod.Live, view: state.StateView) -> state.StateView:

@@ -42,6 +42,7 @@ from cutover.model import (
     LambdaTarget,
     SecretsCheck,
     SsmTarget,
+    WindowCheck,
 )
 from cutover.redact import REDACTOR, sensitive_values, shown
 from cutover.schema import Violation, duration_seconds, kind, plan_schema, scalar, where
@@ -408,10 +409,12 @@ _CHECK_CLASSES: dict[str, type] = {
     "log_absent": LogAbsentCheck,
     "command": CommandCheck,
     "alarms": AlarmsCheck,
+    "window": WindowCheck,
 }
 # How each check key becomes a model value; a key means the same thing in every check type.
 _DURATIONS = {"timeout", "max_age", "window", "quiet_for"}
-_LISTS = {"present", "secret_ids", "expect_status", "run", "names", "env", "allowed_hosts"}
+_LISTS = {"present", "secret_ids", "expect_status", "run", "names", "env", "allowed_hosts", "allow", "deny",
+          "change_calendars"}
 _TEXT_MAPS = {"equals", "headers"}
 _DATA = {"json_match", "variables"}
 
@@ -419,7 +422,7 @@ _DATA = {"json_match", "variables"}
 def _check_value(key: str, node: Node, path: tuple) -> Any:
     if key == "expect":
         return {k.value: _alarm_expect(v, (*path, k.value)) for k, v in node.value}
-    if key in _DURATIONS:
+    if key in _DURATIONS or (key == "stay_open_for" and node.value != "bake"):
         return _seconds(node)
     if key in _LISTS:
         return tuple(scalar(item) for item in node.value)

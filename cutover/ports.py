@@ -127,6 +127,19 @@ class AccessSimulator(Protocol):
         principal's identity policies. AwsError (NotFound for an unknown principal) when it cannot be asked."""
 
 
+@dataclass(frozen=True)
+class CalendarReading:
+    """An SSM Change Calendar's state at an instant: OPEN or CLOSED, and when that next changes."""
+
+    state: str
+    next_transition: datetime | None = None  # aware UTC; None when the calendar does not say
+
+
+class ChangeCalendars(Protocol):
+    def state(self, calendar: str, at: datetime) -> CalendarReading:
+        """ssm:GetCalendarState of one calendar (a name or an ARN) at `at`. AwsError when it cannot be read."""
+
+
 class Notifier(Protocol):
     def publish(self, topic_arn: str, subject: str, message: str) -> None:
         """Send a short message; raise AwsError on failure (the caller logs it and moves on)."""
@@ -145,3 +158,4 @@ class AwsPorts:
     notifier: Notifier | None = None
     functions: FunctionStore | None = None  # Lambda, for plans with Lambda flags
     access: AccessSimulator | None = None  # IAM policy simulation (the rollback-readiness gate); None: not checked
+    calendars: ChangeCalendars | None = None  # SSM Change Calendars (window checks); None: every calendar unreadable

@@ -20,6 +20,7 @@ from cutover import flags as flagmod
 from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
 from cutover.model import AlarmsCheck, Plan
+from cutover.sandbox import open_calendars_note, open_windows, serve_open_calendars
 
 STUB_COMMAND = (sys.executable, "-c", "raise SystemExit(0)")
 
@@ -93,6 +94,7 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
     from cutover.aws import make_ports
 
     logs.configure(verbose, Path(evidence_dir) / "cutover.log.jsonl")
+    plan, window_notes = open_windows(plan)
     clock = OffsetClock()
     started_at = state.iso(clock.now())
     steps: list[Step] = []
@@ -100,11 +102,13 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
         sb.emulator.apply_env(os.environ, plan.region)  # boto3 reads AWS_ENDPOINT_URL and the dummy keys
         notes = ["clock fast-forwarded through each bake and alarm quiet window (the emulator's clock cannot move)",
                  "command checks run a stub that exits 0 (their programs belong to the system being cut over)",
-                 *sb.notes]
+                 *window_notes, *open_calendars_note(plan), *sb.notes]
 
         def runtime(dry_run: bool = False) -> orchestrator.Runtime:
+            ports = make_ports(plan.region, None, read_only=dry_run)
+            serve_open_calendars(plan, ports)
             return orchestrator.Runtime(
-                plan=plan, aws=make_ports(plan.region, None, read_only=dry_run), env={**os.environ, **sb.env}, clock=clock,
+                plan=plan, aws=ports, env={**os.environ, **sb.env}, clock=clock,
                 evidence_dir=evidence_dir, dry_run=dry_run, reroute_url=sb.reroute, command_override=STUB_COMMAND,
                 notes=list(notes), log=logs.get().bind(command="rehearse"))
 

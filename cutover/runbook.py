@@ -185,6 +185,36 @@ def _alarms(c: AlarmsCheck) -> str:
     return f"alarms {' and '.join(which)} OK{quiet}; {no_data}"
 
 
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _weekly_words(text: str) -> str:
+    """"Mon-Thu 09:00-15:00" -> "Monday to Thursday 09:00 to 15:00"; a range past midnight says so."""
+    from cutover.schedule import parse_weekly, weekday_number
+
+    entry = parse_weekly(text)
+    days, hours = text.split()[0], lambda m: f"{m // 60 % 24:02d}:{m % 60:02d}"
+    words = " and ".join(" to ".join(_DAY_NAMES[weekday_number(d)] for d in part.split("-")) for part in days.split(","))
+    end = hours(entry.end) + (" the next day" if entry.end > 24 * 60 else "")
+    return f"{words} {hours(entry.start)} to {end}"
+
+
+def _window(c) -> str:
+    when = ("between " + "; or ".join(map(_weekly_words, c.allow))) if c.allow else "at any time"
+    parts = [f"a change may start {when} ({_code(c.timezone)} time)"]
+    if c.deny:
+        parts.append("never in " + ", ".join(_code(d) for d in c.deny) + " (inclusive)")
+    if c.change_calendars:
+        parts.append(f"only while the SSM Change Calendar{'s' if len(c.change_calendars) > 1 else ''} "
+                     f"{_names(c.change_calendars)} {'are' if len(c.change_calendars) > 1 else 'is'} OPEN")
+    if c.stay_open_for is not None:
+        how_long = "the phase's bake" if c.stay_open_for == "bake" else format_duration(c.stay_open_for)
+        parts.append(f"and it must stay open for {how_long}")
+    if c.allow_override:
+        parts.append("outside it only with `cutover advance --outside-window --reason TEXT` (recorded)")
+    return "; ".join(parts)
+
+
 _DESCRIBE = {
     "env": _env,
     "secrets": _secrets,
@@ -194,6 +224,7 @@ _DESCRIBE = {
     "log_absent": _log_absent,
     "command": _command,
     "alarms": _alarms,
+    "window": _window,
 }
 
 
@@ -494,6 +525,8 @@ def _prerequisites(plan: Plan) -> list[str]:
         lines.append(f"- **Alarms** (CloudWatch): {', '.join(alarms)}")
     if inv.log_groups:
         lines.append(f"- **Log groups** (CloudWatch Logs): {_names(inv.log_groups)}")
+    if inv.change_calendars:
+        lines.append(f"- **Change calendars** (SSM Change Calendar, read with GetCalendarState): {_names(inv.change_calendars)}")
     if plan.functions:
         names = _names(dict.fromkeys(function_name(fn) for fn in plan.functions))
         lines.append(f"- **Lambda functions** whose environment holds flags: {names}. Cutover reads their configuration"

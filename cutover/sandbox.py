@@ -10,6 +10,7 @@ moto keeps its backends in process-global state: run one Emulator per process.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -196,6 +197,39 @@ def _operation_of(headers: Mapping[str, str], url: str, body: str, method: str =
 
 
 # --- the local HTTP stub for http/graphql checks ----------------------------------------------------------
+
+
+class OpenCalendars:
+    """ChangeCalendars for the emulator, which has no SSM Change Calendar: every calendar reads OPEN,
+    with no transition known. The sandbox and rehearsals say so in their notes."""
+
+    def state(self, calendar: str, at: datetime):
+        from cutover.ports import CalendarReading
+
+        return CalendarReading("OPEN")
+
+
+def serve_open_calendars(plan: Plan, ports) -> list[str]:
+    """Put OpenCalendars in `ports`; the note to report, if the plan names any change calendar."""
+    ports.calendars = OpenCalendars()
+    return open_calendars_note(plan)
+
+
+def open_calendars_note(plan: Plan) -> list[str]:
+    names = sorted({n for c in plan.checks.values() for n in getattr(c, "change_calendars", ())})
+    return [f"sandbox: change calendars {', '.join(names)} read as OPEN (the emulator has no Change Calendar)"] if names else []
+
+
+def open_windows(plan: Plan) -> tuple[Plan, list[str]]:
+    """The plan with its window checks' weekly hours and deny dates lifted (a rehearsal runs at any hour
+    and fast-forwards its clock), and the note saying so. Calendars still go through the calendar port."""
+    windows = [c for c in plan.checks.values() if c.type == "window"]
+    if not windows:
+        return plan, []
+    checks = {**plan.checks, **{c.name: dataclasses.replace(c, allow=(), deny=()) for c in windows}}
+    names = ", ".join(c.name for c in windows)
+    return dataclasses.replace(plan, checks=checks), [
+        f"window checks {names} read as open at any hour (a rehearsal fast-forwards its clock); `preflight` shows the real window"]
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ LAMBDA_RESERVED = frozenset(
 RESERVED_PHASES = ("pending", "rolled_back")  # machine states that are not phases
 
 DURATION_HINT = "write a number and a unit: 30s, 15m, 8h, 1d (or 1h30m), or whole seconds"
-CHECK_TYPES = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms")
+CHECK_TYPES = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms", "window")
 ALARM_COMPARISONS = (
     "GreaterThanThreshold",
     "GreaterThanOrEqualToThreshold",
@@ -460,6 +460,29 @@ _SCHEMA: dict = {
             "30s",
             anyOf=[{"required": ["names"]}, {"required": ["prefix"]}],
         ),
+        "window_check": _check(
+            "window",
+            "window check",
+            {
+                "timezone": _str(format="time-zone", description='an IANA time zone name, e.g. "America/Chicago" '
+                                 "(not an abbreviation such as PST or EST)"),
+                "allow": _list_of(_str(format="weekly-range", description='days and hours, e.g. "Mon-Thu 09:00-15:00" '
+                                       'or "Fri 22:00-02:00" (crossing midnight)'),
+                                  description="weekly ranges a change may start in (none: any time)"),
+                "deny": _list_of(_str(format="deny-range", description='a date, a date-time or a range, inclusive, e.g. '
+                                      '"2026-11-26..2026-11-30" or "2026-12-24 12:00..2026-12-26 23:59"'),
+                                 description="dates and times no change may start in (beats allow)"),
+                "change_calendars": _list_of(_str(format="change-calendar", description="an SSM Change Calendar name or ARN"),
+                                             uniqueItems=True, description="SSM Change Calendars that must all be OPEN"),
+                "stay_open_for": {"type": ["string", "integer"], "format": "stay-open-for",
+                                  "description": "`bake` (the phase's) or a duration: refuse a phase whose window "
+                                  "closes sooner"},
+                "allow_override": {"type": "boolean", "default": False,
+                                   "description": "`advance --outside-window --reason TEXT` may pass it while closed"},
+            },
+            ["timezone"],
+            "30s",
+        ),
         "alarm_expect": {
             "title": "alarm expectation",
             "type": "object",
@@ -617,6 +640,35 @@ def _check_lambda_variable(text: str) -> tuple[str, str] | None:
     return None
 
 
+def _schedule_problem(parser: str, text: str) -> tuple[str, str] | None:
+    """A window entry through its parser in cutover.schedule (the one that evaluates it)."""
+    from cutover import schedule
+
+    try:
+        getattr(schedule, parser)(text)
+    except schedule.ScheduleError as err:
+        return err.message, err.hint
+    return None
+
+
+_CALENDAR_NAME = r"[a-zA-Z0-9_.-]{3,128}"
+_CALENDAR = re.compile(rf"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{{12}}:document/)?{_CALENDAR_NAME}$")
+
+
+def _check_change_calendar(text: str) -> tuple[str, str] | None:
+    if _CALENDAR.match(text):
+        return None
+    return (f"{_show(text)} is not an SSM Change Calendar name or ARN",
+            "write the calendar's name (3 to 128 letters, digits, '_', '-' or '.') or its ARN "
+            "(arn:aws:ssm:REGION:ACCOUNT:document/NAME)")
+
+
+def _check_stay_open_for(text: str) -> tuple[str, str] | None:
+    if text == "bake" or duration_seconds(text) is not None:
+        return None
+    return f"{_show(text)} is neither bake nor a duration", "write bake (the phase's bake) or a duration: " + DURATION_HINT
+
+
 def _check_kms_key(text: str) -> tuple[str, str] | None:
     hint = ("write the key's full ARN, arn:aws:kms:REGION:ACCOUNT:key/KEY_ID, or its alias ARN, "
             "arn:aws:kms:REGION:ACCOUNT:alias/NAME (the function's KMSKeyArn shows it)")
@@ -648,6 +700,11 @@ FORMATS: dict[str, Callable[[str], tuple[str, str] | None]] = {
     "ssm-prefix": _check_ssm_prefix,
     "graphql-query": _check_graphql_query,
     "aws-region": regions.problem,  # the shape, and a region botocore knows
+    "time-zone": lambda text: _schedule_problem("parse_timezone", text),
+    "weekly-range": lambda text: _schedule_problem("parse_weekly", text),
+    "deny-range": lambda text: _schedule_problem("parse_deny", text),
+    "change-calendar": _check_change_calendar,
+    "stay-open-for": _check_stay_open_for,
 }
 # For a value of the wrong type where a format is expected: what to call it, and how to write one.
 _FORMAT_NOUN = {"duration": ("a duration", DURATION_HINT), "positive-duration": ("a duration", DURATION_HINT)}

@@ -87,6 +87,23 @@ class FakeAlarms:
         return [a for a in self.alarms if a.name in names or (prefix and a.name.startswith(prefix))]
 
 
+class FakeCalendars:
+    """ChangeCalendars (moto has no GetCalendarState): name -> CalendarReading, or an error to raise."""
+
+    def __init__(self, readings: dict | None = None, errors: dict[str, Exception] | None = None) -> None:
+        self.readings = dict(readings or {})
+        self.errors = dict(errors or {})
+        self.calls: list[tuple[str, datetime]] = []
+
+    def state(self, calendar: str, at: datetime):
+        self.calls.append((calendar, at))
+        if calendar in self.errors:
+            raise self.errors[calendar]
+        if calendar not in self.readings:
+            raise NotFound(f"change calendar {calendar} not found", code="ResourceNotFoundException")
+        return self.readings[calendar]
+
+
 class FakeParams:
     def __init__(self) -> None:
         self.values: dict[str, Param] = {}
@@ -115,7 +132,7 @@ def alarm(name: str, state: str, clock: FakeClock, age: float) -> Alarm:
 
 
 def make_ctx(*, env: dict | None = None, secrets: FakeSecrets | None = None, logs: FakeLogs | None = None,
-             alarms: FakeAlarms | None = None, clock=None, **kw) -> GateContext:
+             alarms: FakeAlarms | None = None, clock=None, calendars: FakeCalendars | None = None, **kw) -> GateContext:
     """A GateContext over fakes, with its own Redactor (tests must not leak registrations)."""
     ports = AwsPorts(
         params=FakeParams(),
@@ -124,5 +141,6 @@ def make_ctx(*, env: dict | None = None, secrets: FakeSecrets | None = None, log
         logs=logs or FakeLogs(),
         identity=FakeIdentity(),
         region="us-east-2",
+        calendars=calendars,
     )
     return GateContext(aws=ports, env=env or {}, clock=clock or FakeClock(), redactor=Redactor(), **kw)

@@ -25,3 +25,8 @@ class GateContext:
     cwd: str = "."
     # A dry run (advance --dry-run, preflight): a command check runs only if the plan marks it read_only.
     dry_run: bool = False
+    # The phase's bake (seconds): what a window check's `stay_open_for: bake` means. run_gates sets it.
+    bake: float = 0.0
+    # advance --outside-window: the operator's reason (None: no override). Window checks with
+    # allow_override: true then pass while closed, saying so.
+    outside_window: str | None = None

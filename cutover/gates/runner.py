@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -21,6 +22,7 @@ from .http import check_graphql, check_http
 from .logs import check_log_absent, check_log_freshness
 from .result import FAIL, GateResult, failed, passed, skipped
 from .secrets import check_secrets
+from .window import check_window
 
 log = logging.getLogger("cutover.gates")
 
@@ -34,6 +36,7 @@ CHECKS: dict[str, Callable[..., str]] = {
     "log_absent": check_log_absent,
     "command": check_command,
     "alarms": check_alarms,
+    "window": check_window,
 }
 
 MAX_WORKERS = 8
@@ -92,6 +95,7 @@ def run_gates(
         phase = plan.phase(phase_name)
     except KeyError:
         raise UsageError(f"unknown phase {phase_name!r}", f"phases: {', '.join(plan.phase_names)}") from None
+    ctx = dataclasses.replace(ctx, bake=phase.bake)  # a window's `stay_open_for: bake` is this phase's
     skip = {skip} if isinstance(skip, str) else set(skip)
     if unknown := sorted(skip - set(plan.checks)):
         raise UsageError(f"--skip names no check: {', '.join(unknown)}", f"checks: {', '.join(plan.checks)}")
