@@ -231,6 +231,7 @@ def make_ports(
         notifier=SnsNotifier(session),
         functions=LambdaFunctions(clients),
         access=IamAccess(session),
+        metrics=CloudWatchMetrics(clients),
     )
 
 
@@ -657,6 +658,34 @@ class CloudWatchAlarms:
             or returned.get("MetricStat", {}).get("Metric", {}).get("MetricName"),
             "namespace": a.get("Namespace") or (spaces.pop() if len(spaces) == 1 else None),
         }
+
+
+class CloudWatchMetrics:
+    """MetricSource on GetMetricData: every query in one request, its pages merged by query id."""
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("cloudwatch")
+
+    def get_data(self, queries: dict[str, Any], start: datetime, end: datetime, period: int) -> dict[str, list]:
+        request = [{"Id": qid, "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": q.namespace, "MetricName": q.metric,
+                       "Dimensions": [{"Name": k, "Value": v} for k, v in q.dimensions.items()]},
+            "Period": int(period), "Stat": q.stat}} for qid, q in queries.items()]
+        found: dict[str, list] = {qid: [] for qid in queries}
+        status: dict[str, str] = {}
+        with aws_errors("cloudwatch:GetMetricData", _names([q.metric for q in queries.values()])):
+            pages = self._client().get_paginator("get_metric_data")
+            for page in pages.paginate(MetricDataQueries=request, StartTime=start, EndTime=end,
+                                       ScanBy="TimestampAscending"):
+                for r in page.get("MetricDataResults", []):
+                    found.setdefault(r["Id"], []).extend(zip(map(_utc, r.get("Timestamps", [])), r.get("Values", [])))
+                    status[r["Id"]] = r.get("StatusCode", "Complete")  # the last page's word stands
+        if bad := sorted(f"{qid} {code}" for qid, code in status.items() if code != "Complete"):
+            code = status[bad[0].split()[0]]
+            raise AwsError(f"GetMetricData returned incomplete results ({', '.join(bad)})",
+                           "re-run; if it persists, narrow the window or the baseline offsets",
+                           code=code, operation="cloudwatch:GetMetricData")
+        return {qid: sorted(points) for qid, points in found.items()}
 
 
 class SecretsManagerSource:

@@ -163,6 +163,9 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     alarms = [arn.alarm(n) for n in inv.alarm_names] + [arn.alarm(p + "*") for p in inv.alarm_prefixes]
     if alarms:
         stmts.append(_statement("DescribeGateAlarms", ["cloudwatch:DescribeAlarms"], alarms))
+    if any(c.type == "metric" for c in plan.checks.values()):
+        # GetMetricData has no resource-level permissions: AWS accepts only "*" for it.
+        stmts.append(_statement("ReadGateMetrics", ["cloudwatch:GetMetricData"], "*"))
     if inv.log_groups:
         stmts.append(_statement("SearchGateLogGroups", ["logs:FilterLogEvents"], [arn.log_group(g) for g in inv.log_groups]))
     if inv.secrets_read:

@@ -196,8 +196,58 @@ class AlarmsCheck:
     type: str = "alarms"
 
 
+@dataclass(frozen=True)
+class MetricQuery:
+    """One CloudWatch metric as GetMetricData asks for it."""
+
+    namespace: str
+    metric: str
+    dimensions: dict[str, str] = field(default_factory=dict)
+    stat: str = "Sum"  # bad/total are always Sum; a value query names its statistic (p99, Average...)
+
+    def describe(self) -> str:
+        dims = ",".join(f"{k}={v}" for k, v in self.dimensions.items())
+        return f"{self.namespace} {self.metric}" + (f" {{{dims}}}" if dims else "") + f" {self.stat}"
+
+
+@dataclass(frozen=True)
+class MetricBaseline:
+    """The same window shifted back by each offset (seconds); their counts are pooled."""
+
+    offsets: tuple[float, ...]
+    worse_by: float = 0.0
+    confidence: float = 0.99
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """A rate (bad/total, with max_rate and/or a baseline) or a value (with max, min, max_ratio)."""
+
+    name: str
+    bad: MetricQuery | None = None
+    total: MetricQuery | None = None
+    value: MetricQuery | None = None
+    window: float = 1800.0  # the window judged; it ends `settle` before now
+    settle: float = 120.0
+    period: float = 60.0
+    min_total: int = 1
+    max_rate: float | None = None
+    baseline: MetricBaseline | None = None
+    max: float | None = None
+    min: float | None = None
+    max_ratio: float | None = None
+    inconclusive: str = "fail"  # fail | pass
+    timeout: float = 30.0
+    type: str = "metric"
+
+    @property
+    def is_rate(self) -> bool:
+        return self.total is not None
+
+
 Check = Union[
-    EnvCheck, SecretsCheck, HttpCheck, GraphqlCheck, LogFreshnessCheck, LogAbsentCheck, CommandCheck, AlarmsCheck
+    EnvCheck, SecretsCheck, HttpCheck, GraphqlCheck, LogFreshnessCheck, LogAbsentCheck, CommandCheck, AlarmsCheck,
+    MetricCheck,
 ]
 
 
@@ -212,6 +262,7 @@ class Phase:
     approvers: tuple[str, ...] = ()  # ARN patterns (fnmatch: * and ?) allowed to approve; empty = anyone
     separate_approver: bool = False  # the approver must not be who entered the previous phase
     auto_rollback: bool = False  # `watch` rolls back on its own in this phase, without --auto-rollback
+    watch: tuple[str, ...] = ()  # metric checks judged at every `cutover watch` poll during the bake
 
 
 @dataclass(frozen=True)
@@ -297,3 +348,7 @@ class Plan:
         """The alarms gates of a phase (what `watch` and `status` look at)."""
         p = self.phase(phase)
         return [c for g in p.gates if isinstance(c := self.checks[g], AlarmsCheck)]
+
+    def watch_checks(self, phase: str) -> list[MetricCheck]:
+        """The metric checks a phase's `watch:` lists, judged at every `cutover watch` poll."""
+        return [self.checks[name] for name in self.phase(phase).watch]  # type: ignore[misc]
