@@ -671,21 +671,26 @@ class CloudWatchMetrics:
             "Metric": {"Namespace": q.namespace, "MetricName": q.metric,
                        "Dimensions": [{"Name": k, "Value": v} for k, v in q.dimensions.items()]},
             "Period": int(period), "Stat": q.stat}} for qid, q in queries.items()]
-        found: dict[str, list] = {qid: [] for qid in queries}
-        status: dict[str, str] = {}
         with aws_errors("cloudwatch:GetMetricData", _names([q.metric for q in queries.values()])):
-            pages = self._client().get_paginator("get_metric_data")
-            for page in pages.paginate(MetricDataQueries=request, StartTime=start, EndTime=end,
-                                       ScanBy="TimestampAscending"):
-                for r in page.get("MetricDataResults", []):
-                    found.setdefault(r["Id"], []).extend(zip(map(_utc, r.get("Timestamps", [])), r.get("Values", [])))
-                    status[r["Id"]] = r.get("StatusCode", "Complete")  # the last page's word stands
-        if bad := sorted(f"{qid} {code}" for qid, code in status.items() if code != "Complete"):
-            code = status[bad[0].split()[0]]
-            raise AwsError(f"GetMetricData returned incomplete results ({', '.join(bad)})",
-                           "re-run; if it persists, narrow the window or the baseline offsets",
-                           code=code, operation="cloudwatch:GetMetricData")
-        return {qid: sorted(points) for qid, points in found.items()}
+            pages = self._client().get_paginator("get_metric_data").paginate(
+                MetricDataQueries=request, StartTime=start, EndTime=end, ScanBy="TimestampAscending")
+            return merge_metric_pages(list(queries), pages)
+
+
+def merge_metric_pages(ids: list[str], pages: Iterable[dict]) -> dict[str, list]:
+    """GetMetricData's pages -> each query id's datapoints, oldest first. A result's StatusCode on its
+    last page stands: anything but Complete (PartialData, Forbidden, InternalError) is an AwsError."""
+    found: dict[str, list] = {qid: [] for qid in ids}
+    status: dict[str, str] = {}
+    for page in pages:
+        for r in page.get("MetricDataResults", []):
+            found.setdefault(r["Id"], []).extend(zip(map(_utc, r.get("Timestamps", [])), r.get("Values", [])))
+            status[r["Id"]] = r.get("StatusCode", "Complete")
+    if bad := sorted(f"{qid} {code}" for qid, code in status.items() if code != "Complete"):
+        raise AwsError(f"GetMetricData returned incomplete results ({', '.join(bad)})",
+                       "re-run; if it persists, narrow the window or the baseline offsets",
+                       code=status[bad[0].split()[0]], operation="cloudwatch:GetMetricData")
+    return {qid: sorted(points) for qid, points in found.items()}
 
 
 class SecretsManagerSource:
@@ -1115,6 +1120,15 @@ class EmulatorSeeder:
                 except bex.ClientError as exc:
                     if _code(exc) != "ResourceAlreadyExistsException":
                         raise
+
+    def put_metric_points(self, query: Any, points: list[tuple[datetime, float]]) -> None:
+        """Datapoints of one metric (a model MetricQuery: namespace, name, dimensions), 500 per call."""
+        dims = [{"Name": k, "Value": v} for k, v in query.dimensions.items()]
+        data = [{"MetricName": query.metric, "Dimensions": dims, "Timestamp": when, "Value": value}
+                for when, value in points]
+        for i in range(0, len(data), 500):
+            with aws_errors("cloudwatch:PutMetricData", query.metric):
+                self._clients("cloudwatch").put_metric_data(Namespace=query.namespace, MetricData=data[i:i + 500])
 
     def put_log_event(self, group: str, message: str, when: datetime) -> None:
         self.put_log_group(group)

@@ -183,6 +183,7 @@ class LiveView:
 
     def __call__(self, p: Poll) -> None:
         from rich.console import Group
+        from rich.markup import escape
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
@@ -195,4 +196,5 @@ class LiveView:
             table.add_row(a["name"], f"[{style}]{a['state']}[/{style}]", a["since"])
         drift = f"[red]drift: {', '.join(p.drift)}[/red]" if p.drift else "[green]flags as declared[/green]"
         bar = ProgressBar(total=max(p.bake, 1), completed=min(p.baked, p.bake))
-        self.live.update(Group(table, bar, drift), refresh=True)
+        metrics = [f"[{'green' if m['outcome'] == 'PASS' else 'red'}]{escape(m['reason'])}[/]" for m in p.metrics]
+        self.live.update(Group(table, bar, drift, *metrics), refresh=True)

@@ -3,12 +3,14 @@ back), read by cutover's one GetMetricData call, judged PASS / FAIL / INCONCLUSI
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from cutover.clock import FakeClock
 from cutover.gates import FAIL, PASS, GateContext, run_check
+from cutover.model import MetricQuery
 from cutover.plan import parse_plan
 from cutover.redact import Redactor
 
@@ -41,25 +43,19 @@ def check_of(extra: str = WITHIN_BASELINE, name: str = "order_success"):
     return parse_plan(PLAN.format(extra=extra)).checks[name]
 
 
-def _cloudwatch():
-    import boto3
-
-    return boto3.client("cloudwatch", region_name="us-east-2")
+HANDLED = MetricQuery(NS, "Handled", {"Env": "prod"})
+FAILED = MetricQuery(NS, "Failed", {"Env": "prod"})
 
 
-def put_counts(end: datetime, minutes: int, handled: int, failed: int | None, metric_ns: str = NS) -> None:
+def put_counts(end: datetime, minutes: int, handled: int, failed: int | None) -> None:
     """Per-minute counts for the `minutes` before `end` (failed None: no Failed datapoints at all)."""
-    data = []
-    for i in range(1, minutes + 1):
-        when = end - timedelta(minutes=i)
-        data.append({"MetricName": "Handled", "Dimensions": [{"Name": "Env", "Value": "prod"}], "Timestamp": when,
-                     "Value": handled, "Unit": "Count"})
-        if failed is not None:
-            data.append({"MetricName": "Failed", "Dimensions": [{"Name": "Env", "Value": "prod"}], "Timestamp": when,
-                         "Value": failed, "Unit": "Count"})
-    cw = _cloudwatch()
-    for i in range(0, len(data), 500):
-        cw.put_metric_data(Namespace=metric_ns, MetricData=data[i:i + 500])
+    from cutover.aws import EmulatorSeeder
+
+    seeder = EmulatorSeeder(os.environ["AWS_ENDPOINT_URL"], "us-east-2")
+    stamps = [end - timedelta(minutes=i) for i in range(1, minutes + 1)]
+    seeder.put_metric_points(HANDLED, [(t, handled) for t in stamps])
+    if failed is not None:
+        seeder.put_metric_points(FAILED, [(t, failed) for t in stamps])
 
 
 def window_end() -> datetime:
@@ -162,11 +158,11 @@ def test_access_denied_is_an_error_that_blocks_even_with_inconclusive_pass(aws_e
 
 def test_a_value_check_judges_the_worst_period(counted):
     ports, _ = counted
-    cw = _cloudwatch()
-    for i, ms in enumerate([900.0, 2500.0, 1200.0]):
-        cw.put_metric_data(Namespace="AWS/Lambda", MetricData=[{
-            "MetricName": "Duration", "Dimensions": [{"Name": "FunctionName", "Value": "worker"}],
-            "Timestamp": window_end() - timedelta(minutes=3 + i), "Value": ms}])
+    from cutover.aws import EmulatorSeeder
+
+    duration = MetricQuery("AWS/Lambda", "Duration", {"FunctionName": "worker"})
+    EmulatorSeeder(os.environ["AWS_ENDPOINT_URL"], "us-east-2").put_metric_points(
+        duration, [(window_end() - timedelta(minutes=3 + i), ms) for i, ms in enumerate([900.0, 2500.0, 1200.0])])
     plan = PLAN.format(extra="    max_rate: 0.05\n  latency:\n    type: metric\n    value: {namespace: AWS/Lambda, "
                        "metric: Duration, dimensions: {FunctionName: worker}, stat: Maximum}\n    window: 15m\n"
                        "    max: 2000\n")
@@ -261,3 +257,20 @@ def test_the_runbook_says_each_metric_gate_and_watch_in_words():
     assert "Every poll also judges these metric checks over the bake so far, with a sequential test" in out
     assert "- `order_success`: the share of `Failed` (RPMW/OrderStatus, Env=prod) in `Handled` " \
            "(RPMW/OrderStatus, Env=prod) over the bake so far is at most 5.0%" in out
+
+
+def test_pages_are_merged_by_query_id_and_partial_data_is_an_error():
+    """moto never pages GetMetricData nor returns PartialData: the merge is tested on AWS-shaped pages."""
+    from cutover.aws import merge_metric_pages
+    from cutover.errors import AwsError
+
+    t = [datetime(2026, 1, 1, 0, m, tzinfo=timezone.utc) for m in range(4)]
+    pages = [{"MetricDataResults": [{"Id": "total", "Timestamps": [t[3], t[2]], "Values": [5.0, 4.0],
+                                     "StatusCode": "PartialData"}]},
+             {"MetricDataResults": [{"Id": "total", "Timestamps": [t[1]], "Values": [3.0], "StatusCode": "Complete"},
+                                    {"Id": "bad", "Timestamps": [t[1]], "Values": [1.0], "StatusCode": "Complete"}]}]
+    assert merge_metric_pages(["bad", "total"], pages) == {"bad": [(t[1], 1.0)],
+                                                           "total": [(t[1], 3.0), (t[2], 4.0), (t[3], 5.0)]}
+    with pytest.raises(AwsError) as err:
+        merge_metric_pages(["total"], pages[:1])
+    assert err.value.code == "PartialData" and "total PartialData" in err.value.message

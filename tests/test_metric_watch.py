@@ -39,19 +39,16 @@ def baking(e2e):
 
 def put_minutes(rates: list[float], seed: int = 0) -> None:
     """Per-minute Handled and Failed from the bake's start: minute i fails at rates[i], binomial noise."""
-    import boto3
+    import os
+
+    from cutover.aws import EmulatorSeeder
 
     rng = random.Random(seed)
-    data = []
-    for i, rate in enumerate(rates):
-        when = START + timedelta(minutes=i)
-        failed = sum(rng.random() < rate for _ in range(PER_MINUTE))
-        for name, value in (("Handled", PER_MINUTE), ("Failed", failed)):
-            data.append({"MetricName": name, "Dimensions": [{"Name": "Env", "Value": "prod"}], "Timestamp": when,
-                         "Value": value, "Unit": "Count"})
-    cw = boto3.client("cloudwatch", region_name="us-east-2")
-    for i in range(0, len(data), 500):
-        cw.put_metric_data(Namespace="RPMW/OrderStatus", MetricData=data[i:i + 500])
+    stamps = [START + timedelta(minutes=i) for i in range(len(rates))]
+    failed = [sum(rng.random() < rate for _ in range(PER_MINUTE)) for rate in rates]
+    seeder = EmulatorSeeder(os.environ["AWS_ENDPOINT_URL"], "us-east-2")
+    seeder.put_metric_points(SUCCESS.total, [(t, PER_MINUTE) for t in stamps])
+    seeder.put_metric_points(SUCCESS.bad, list(zip(stamps, failed)))
 
 
 def test_healthy_noise_bakes_through_every_poll(e2e, baking):
@@ -95,3 +92,21 @@ def test_a_bake_with_no_metric_data_does_not_pass(e2e, baking):
     assert out.exit_code == ExitCode.GATE_FAILED and "has no judgement" in out.headline
     assert "no traffic" in out.headline
     assert e2e.live() == plan.values_for("shadow")  # no data is not a regression: nothing rolled back
+
+
+def test_an_inconclusive_gate_blocks_the_advance_and_writes_nothing(e2e):
+    """Through `advance`: exit 1, no flag written, the figures in --json data and in the evidence."""
+    import json
+    from pathlib import Path
+
+    shadow = dataclasses.replace(e2e.plan.phases[0], gates=(*e2e.plan.phases[0].gates, "order_success"))
+    plan = dataclasses.replace(e2e.plan, checks={**e2e.plan.checks, "order_success": SUCCESS},
+                               phases=(shadow, *e2e.plan.phases[1:]))
+    before = e2e.live()
+    out = orchestrator.advance(e2e(plan=plan, clock=FakeClock(START)))
+    assert out.exit_code == ExitCode.GATE_FAILED and "order_success" in out.headline
+    assert e2e.live() == before and e2e.state().phase == "pending"
+    gate = next(g for g in out.data["gates"] if g["check"] == "order_success")
+    assert gate["data"]["outcome"] == "INCONCLUSIVE" and gate["data"]["total"] == 0
+    report = json.loads((Path(out.evidence_path) / "report.json").read_text())
+    assert next(g for g in report["gates"] if g["check"] == "order_success")["data"]["reason"] == gate["detail"]
