@@ -204,7 +204,9 @@ def _incident_alarm(plan: Plan) -> str | None:
 
 
 def _refresh_markers(plan: Plan, sb: Sandbox, clock: OffsetClock) -> None:
-    """Keep the "last success" markers fresh in the fast-forwarded time, as the real jobs would."""
-    from cutover.sandbox import seed_log_markers
+    """Keep the "last success" markers and the metric data fresh in the fast-forwarded time, as the real
+    jobs and traffic would."""
+    from cutover.sandbox import seed_log_markers, seed_metrics
 
     seed_log_markers(plan, sb.emulator, clock.now())
+    seed_metrics(plan, sb.emulator, clock.now())

@@ -31,6 +31,7 @@ from cutover.model import (
     HttpCheck,
     LogAbsentCheck,
     LogFreshnessCheck,
+    MetricCheck,
     Plan,
     SecretsCheck,
     function_name,
@@ -409,6 +410,10 @@ def _absent_pattern(check: LogAbsentCheck) -> str:
     return json.dumps(check.json_match) if check.json_match is not None else (check.contains or "")
 
 
+METRIC_LEAD = timedelta(hours=2)  # metric data is seeded this far ahead, so a sandbox's metric gates pass that long
+METRIC_LEAD_TEXT = "2h"
+
+
 @dataclass
 class SeedSummary:
     parameters: list[str] = field(default_factory=list)
@@ -417,6 +422,7 @@ class SeedSummary:
     alarms: list[str] = field(default_factory=list)
     log_groups: dict[str, int] = field(default_factory=dict)  # group -> events written
     warnings: list[str] = field(default_factory=list)
+    metric_points: int = 0  # datapoints written for metric checks (window and baselines)
 
     def lines(self) -> list[str]:
         out = [
@@ -426,6 +432,8 @@ class SeedSummary:
             f"{len(self.secrets)} secrets with generated dummy values",
             f"{len(self.alarms)} alarms, state OK",
             f"{len(self.log_groups)} log groups ({sum(self.log_groups.values())} fresh events)",
+            *([f"{self.metric_points} metric datapoints (healthy, for the next {METRIC_LEAD_TEXT})"]
+              if self.metric_points else []),
         ]
         return out + [f"warning: {w}" for w in self.warnings]
 
@@ -437,6 +445,7 @@ class SeedSummary:
             "alarms": self.alarms,
             "log_groups": self.log_groups,
             "warnings": self.warnings,
+            **({"metric_points": self.metric_points} if self.metric_points else {}),
         }
 
 
@@ -480,7 +489,56 @@ def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) ->
     for c in checks:
         if isinstance(c, LogFreshnessCheck):
             summary.warnings += _conflicts(c, _log_message(c), checks)
+    summary.metric_points = seed_metrics(plan, endpoint, now, ahead=METRIC_LEAD)
     return summary
+
+
+SEED_RATE = 0.005  # the share of bad events seeded for rate checks (under any max_rate, it is halved)
+
+
+def seed_metrics(plan: Plan, emulator: "Emulator | str", now: datetime, ahead: timedelta = timedelta(0)) -> int:
+    """Metric data so every metric check passes at `now` (and up to `ahead` later): the judged window and
+    each baseline window, at one steady healthy level. A rehearsal calls it again after fast-forwarding
+    its clock (where spans overlap, Sums add up: bad and total alike, so the rate stays the same).
+    Returns the datapoints written."""
+    from cutover.aws import EmulatorSeeder
+    from cutover.gates.metric import window_for
+
+    aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region)
+    written = 0
+    for c in plan.checks.values():
+        if not isinstance(c, MetricCheck):
+            continue
+        start, end = window_for(c, now)
+        end += ahead
+        step = timedelta(seconds=c.period)
+        stamps = [start + i * step for i in range(int((end - start) / step))]
+        for offset in (0.0, *(c.baseline.offsets if c.baseline else ())):
+            shifted = [t - timedelta(seconds=offset) for t in stamps]
+            for query, value in _healthy(c, bool(offset), len(shifted)):
+                aws.put_metric_points(query, [(t, value) for t in shifted])
+                written += len(shifted)
+    return written
+
+
+def _healthy(c: MetricCheck, baseline: bool, periods: int) -> list[tuple]:
+    """(query, value per period) that pass the check: a steady low rate, or a value inside its limits."""
+    if c.is_rate:
+        window_periods = max(1, int(c.window // c.period))
+        total = max(1000, -(-2 * c.min_total // window_periods))  # enough for a whole bad event per period
+        rate = SEED_RATE if c.max_rate is None else min(SEED_RATE, c.max_rate / 2)
+        return [(c.total, float(total)), (c.bad, float(round(total * rate)))]
+    if c.max is not None and c.min is not None:
+        value = (c.max + c.min) / 2
+    elif c.max is not None:
+        value = c.max / 2 if c.max > 0 else c.max - 1
+    elif c.min is not None:
+        value = c.min * 2 if c.min > 0 else c.min + 1
+    else:
+        value = 100.0
+    if baseline and c.max_ratio:
+        value = value / (0.9 * c.max_ratio)  # the window's value is 0.9 x max_ratio times the baseline's
+    return [(c.value, value)]
 
 
 def set_flags(plan: Plan, emulator: "Emulator | str", values: dict[str, str]) -> None:
