@@ -232,6 +232,7 @@ def make_ports(
         functions=LambdaFunctions(clients),
         access=IamAccess(session),
         metrics=CloudWatchMetrics(clients),
+        insights=CloudWatchLogsInsights(clients),
     )
 
 
@@ -675,6 +676,25 @@ class CloudWatchMetrics:
             pages = self._client().get_paginator("get_metric_data").paginate(
                 MetricDataQueries=request, StartTime=start, EndTime=end, ScanBy="TimestampAscending")
             return merge_metric_pages(list(queries), pages)
+
+
+class CloudWatchLogsInsights:
+    """LogsInsights on StartQuery / GetQueryResults (the caller polls until the query is done)."""
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("logs")
+
+    def start_query(self, log_groups: list[str], query: str, start: datetime, end: datetime) -> str:
+        with aws_errors("logs:StartQuery", _names(log_groups)):
+            resp = self._client().start_query(logGroupNames=log_groups, queryString=query,
+                                              startTime=int(start.timestamp()), endTime=int(end.timestamp()))
+        return resp["queryId"]
+
+    def query_results(self, query_id: str) -> tuple[str, list[dict[str, str]]]:
+        with aws_errors("logs:GetQueryResults", f"query {query_id}"):
+            resp = self._client().get_query_results(queryId=query_id)
+        rows = [{f["field"]: f.get("value", "") for f in row if f.get("field") != "@ptr"} for row in resp.get("results", [])]
+        return resp.get("status", "Unknown"), rows
 
 
 def merge_metric_pages(ids: list[str], pages: Iterable[dict]) -> dict[str, list]:

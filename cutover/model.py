@@ -245,9 +245,30 @@ class MetricCheck:
         return self.total is not None
 
 
+@dataclass(frozen=True)
+class FieldLimit:
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class LogsQueryCheck:
+    """A CloudWatch Logs Insights query over the last `window`; each `expect` field of its result rows
+    must be within its limits."""
+
+    name: str
+    log_groups: tuple[str, ...]
+    query: str
+    window: float
+    expect: dict[str, FieldLimit] = field(default_factory=dict)
+    inconclusive: str = "fail"  # no row with an expected field: fail (default) | pass
+    timeout: float = 60.0
+    type: str = "logs_query"
+
+
 Check = Union[
     EnvCheck, SecretsCheck, HttpCheck, GraphqlCheck, LogFreshnessCheck, LogAbsentCheck, CommandCheck, AlarmsCheck,
-    MetricCheck,
+    MetricCheck, LogsQueryCheck,
 ]
 
 

@@ -37,6 +37,7 @@ from cutover.model import (
     HttpCheck,
     LogAbsentCheck,
     LogFreshnessCheck,
+    LogsQueryCheck,
     MetricCheck,
     Phase,
     Plan,
@@ -44,7 +45,7 @@ from cutover.model import (
     SecretsCheck,
     SsmTarget,
 )
-from cutover.plan_metric import check_metric_rules, metric_value
+from cutover.plan_metric import check_logs_query_rules, check_metric_rules, logs_query_value, metric_value
 from cutover.redact import REDACTOR, sensitive_values, shown
 from cutover.schema import Violation, duration_seconds, kind, plan_schema, scalar, where
 
@@ -411,6 +412,7 @@ _CHECK_CLASSES: dict[str, type] = {
     "command": CommandCheck,
     "alarms": AlarmsCheck,
     "metric": MetricCheck,
+    "logs_query": LogsQueryCheck,
 }
 # How each check key becomes a model value; a key means the same thing in every check type.
 _DURATIONS = {"timeout", "max_age", "window", "quiet_for"}
@@ -421,6 +423,8 @@ _DATA = {"json_match", "variables"}
 
 def _check_value(key: str, node: Node, path: tuple, check_type: str = "") -> Any:
     if check_type == "metric" and (value := metric_value(key, node)) is not None:
+        return value
+    if check_type == "logs_query" and (value := logs_query_value(key, node)) is not None:
         return value
     if key == "expect":
         return {k.value: _alarm_expect(v, (*path, k.value)) for k, v in node.value}
@@ -445,7 +449,9 @@ def _checks(node: MappingNode) -> dict[str, Check]:
         checks[key.value] = cls(name=key.value, **kwargs)
         if isinstance(checks[key.value], MetricCheck):
             check_metric_rules({"type": type_field, **fields}, checks[key.value], ("checks", key.value))
-        if "expect" in fields:
+        if isinstance(checks[key.value], LogsQueryCheck):
+            check_logs_query_rules(fields, checks[key.value], ("checks", key.value))
+        if "expect" in fields and isinstance(checks[key.value], AlarmsCheck):
             _expect_names(fields["expect"][1], checks[key.value], ("checks", key.value, "expect"))
         if isinstance(checks[key.value], (HttpCheck, GraphqlCheck)):
             _secret_destination(fields, checks[key.value], ("checks", key.value))

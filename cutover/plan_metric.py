@@ -1,5 +1,6 @@
-"""The `metric` check in phases.yaml: its nested values and the rules the schema cannot say, each a
-line-numbered Violation (a part of `cutover.plan`, kept apart so the plan loader stays readable)."""
+"""The `metric` and `logs_query` checks in phases.yaml: their nested values and the rules the schema
+cannot say, each a line-numbered Violation (a part of `cutover.plan`, kept apart so the plan loader
+stays readable)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, Callable
 
 from yaml.nodes import MappingNode, Node
 
-from cutover.model import MetricBaseline, MetricCheck, MetricQuery
+from cutover.model import FieldLimit, LogsQueryCheck, MetricBaseline, MetricCheck, MetricQuery
 from cutover.schema import Violation, duration_seconds, kind, scalar, where
 
 _QUERIES = {"bad", "total", "value"}
@@ -48,6 +49,24 @@ def metric_value(key: str, node: Node) -> Any:
     if key in ("settle", "period"):
         return seconds(node)
     return None
+
+
+MAX_LOG_GROUPS = 50  # StartQuery takes at most 50 log groups
+
+
+def logs_query_value(key: str, node: Node) -> Any:
+    """How a logs_query check's own keys become model values; None: not one of them."""
+    if key == "expect":
+        return {k.value: FieldLimit(**{n.value: float(scalar(v)) for n, v in limits.value}) for k, limits in node.value}
+    if key == "log_groups":
+        return tuple(item.value for item in node.value)
+    return None
+
+
+def check_logs_query_rules(fields: dict[str, tuple[Node, Node]], check: LogsQueryCheck, path: tuple) -> None:
+    if len(check.log_groups) > MAX_LOG_GROUPS:
+        raise Violation(fields["log_groups"][1], f"{where((*path, 'log_groups'))}: {len(check.log_groups)} log groups; "
+                        f"a Logs Insights query takes at most {MAX_LOG_GROUPS}", "split the check in two")
 
 
 def check_metric_rules(fields: dict[str, tuple[Node, Node]], check: MetricCheck, path: tuple) -> None:

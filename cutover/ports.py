@@ -115,6 +115,15 @@ class MetricSource(Protocol):
         (PartialData, Forbidden, InternalError): partial data is never judged."""
 
 
+class LogsInsights(Protocol):
+    def start_query(self, log_groups: list[str], query: str, start: datetime, end: datetime) -> str:
+        """StartQuery; the query id. NotFound if a log group is missing."""
+
+    def query_results(self, query_id: str) -> tuple[str, list[dict[str, str]]]:
+        """GetQueryResults: its status (Scheduled, Running, Complete, Failed, Cancelled, Timeout, Unknown)
+        and the rows so far, each field -> value (as text; @ptr left out)."""
+
+
 class SecretSource(Protocol):
     def get_value(self, secret_id: str) -> str:
         """GetSecretValue's SecretString (or the binary, decoded). NotFound / AwsError otherwise."""
@@ -160,3 +169,4 @@ class AwsPorts:
     functions: FunctionStore | None = None  # Lambda, for plans with Lambda flags
     access: AccessSimulator | None = None  # IAM policy simulation (the rollback-readiness gate); None: not checked
     metrics: MetricSource | None = None  # CloudWatch GetMetricData, for metric checks
+    insights: LogsInsights | None = None  # CloudWatch Logs Insights, for logs_query checks

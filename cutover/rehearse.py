@@ -102,9 +102,17 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
                  "command checks run a stub that exits 0 (their programs belong to the system being cut over)",
                  *sb.notes]
 
+        if any(c.type == "logs_query" for c in plan.checks.values()):
+            notes.append("logs_query checks get canned results keyed by their query (the emulator runs only "
+                         "fields, sort and limit of Logs Insights)")
+
         def runtime(dry_run: bool = False) -> orchestrator.Runtime:
+            from cutover.sandbox import CannedInsights
+
+            ports = make_ports(plan.region, None, read_only=dry_run)
+            ports.insights = CannedInsights(plan)
             return orchestrator.Runtime(
-                plan=plan, aws=make_ports(plan.region, None, read_only=dry_run), env={**os.environ, **sb.env}, clock=clock,
+                plan=plan, aws=ports, env={**os.environ, **sb.env}, clock=clock,
                 evidence_dir=evidence_dir, dry_run=dry_run, reroute_url=sb.reroute, command_override=STUB_COMMAND,
                 notes=list(notes), log=logs.get().bind(command="rehearse"))
 

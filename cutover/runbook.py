@@ -202,6 +202,20 @@ def _metric(c, span: str = "") -> str:
     return f"{what} {span} is {' and '.join(limits)}{few}{policy}; a failed read blocks"
 
 
+def _bounds(lim) -> str:
+    from cutover.stats import number
+
+    return " and ".join([*([f"at most {number(lim.max)}"] if lim.max is not None else []),
+                         *([f"at least {number(lim.min)}"] if lim.min is not None else [])])
+
+
+def _logs_query(c) -> str:
+    limits = [f"{_code(_safe(name))} {_bounds(lim)}" for name, lim in c.expect.items()]
+    no_rows = "no rows lets it through (inconclusive: pass)" if c.inconclusive == "pass" else "no rows blocks"
+    return (f"the Logs Insights query {_code(_safe(c.query))} on {_names(c.log_groups)} over the last "
+            f"{format_duration(c.window)} gives, in every row, {'; '.join(limits)}; {no_rows}; a failed query blocks")
+
+
 _DESCRIBE = {
     "env": _env,
     "secrets": _secrets,
@@ -212,6 +226,7 @@ _DESCRIBE = {
     "command": _command,
     "alarms": _alarms,
     "metric": _metric,
+    "logs_query": _logs_query,
 }
 
 

@@ -65,7 +65,7 @@ LAMBDA_RESERVED = frozenset(
 RESERVED_PHASES = ("pending", "rolled_back")  # machine states that are not phases
 
 DURATION_HINT = "write a number and a unit: 30s, 15m, 8h, 1d (or 1h30m), or whole seconds"
-CHECK_TYPES = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms", "metric")
+CHECK_TYPES = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms", "metric", "logs_query")
 ALARM_COMPARISONS = (
     "GreaterThanThreshold",
     "GreaterThanOrEqualToThreshold",
@@ -504,6 +504,37 @@ _SCHEMA: dict = {
             "30s",
             oneOf=[{"required": ["bad", "total"]}, {"required": ["value"]}],
         ),
+        "logs_query_check": _check(
+            "logs_query",
+            "logs_query check",
+            {
+                "log_groups": _list_of(_ref("log_group"), uniqueItems=True,
+                                       description="the CloudWatch Logs groups queried (at most 50)"),
+                "query": _str(minLength=1, maxLength=10000, description="a Logs Insights query, e.g. "
+                              "'filter @message like /request_failed/ | stats count() as failures'"),
+                "window": _ref("positive_duration", description="how far back the query looks"),
+                "expect": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "description": "per result field, its limits, e.g. {failures: {max: 0}}",
+                    "propertyNames": _str(title="field", minLength=1, maxLength=255),
+                    "additionalProperties": _ref("field_limit"),
+                },
+                "inconclusive": {"type": "string", "enum": ["fail", "pass"], "default": "fail",
+                                 "description": "no row with an expected field: fail (default) blocks, pass lets it through"},
+            },
+            ["log_groups", "query", "window", "expect"],
+            "60s",
+        ),
+        "field_limit": {
+            "title": "field limits",
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": "max and/or min, e.g. {max: 0}",
+            "properties": {"max": {"type": "number", "description": "FAIL when a row's value is above this"},
+                           "min": {"type": "number", "description": "FAIL when a row's value is below this"}},
+        },
         "metric_count": {
             "title": "metric",
             "type": "object",

@@ -736,14 +736,15 @@ def _ratio_verdict(observed: float, shown: str, base_value: float, max_ratio: fl
                    statistic=ratio, threshold=max_ratio)
 
 
-def _shown(value: float, which: str, count: int) -> str:
-    """The figure judged, and which period it is when there were several."""
-    return number(value) + (f" ({which} of {count} periods)" if count > 1 else "")
+def _shown(value: float, which: str, count: int, of: str = "periods") -> str:
+    """The figure judged, and which period (or row) it is when there were several."""
+    return number(value) + (f" ({which} of {count} {of})" if count > 1 else "")
 
 
 def judge_value(check: str, values: Series, *, stat: str = "value", window: tuple[Any, Any] | None = None,
                 max_value: float | None = None, min_value: float | None = None,
-                baseline: Sequence[Series] | None = None, max_ratio: float | None = None) -> Judgement:
+                baseline: Sequence[Series] | None = None, max_ratio: float | None = None,
+                of: str = "periods") -> Judgement:
     """Judge a statistic's datapoints (the plan's max, min, and max_ratio against a baseline: one series
     per offset). The worst period is judged: the highest against max and max_ratio, the lowest against min."""
     _require(max_value is not None or min_value is not None or max_ratio is not None,
@@ -763,7 +764,7 @@ def judge_value(check: str, values: Series, *, stat: str = "value", window: tupl
             fields["baseline_value"] = base
     except _Unusable as why:
         return _no_verdict(check, str(why), **fields)
-    highest, lowest = _shown(high, "highest", len(observed)), _shown(low, "lowest", len(observed))
+    highest, lowest = _shown(high, "highest", len(observed), of), _shown(low, "lowest", len(observed), of)
     verdicts = []
     if max_value is not None:
         verdicts.append(_limit_verdict("max", high, highest, max_value, too_high=True))

@@ -90,22 +90,27 @@ def evaluate(check: MetricCheck, aws: AwsPorts, start: datetime, end: datetime, 
     return judge(check, data, start, end, bake_periods=bake_periods)
 
 
-def evidence(check: MetricCheck, judgement: stats.Judgement) -> dict:
+def evidence(check, judgement: stats.Judgement) -> dict:
     """The judgement's figures, and whether the plan's `inconclusive: pass` let it through."""
     return {**judgement.to_dict(), "inconclusive": check.inconclusive,
             "passed": judgement.passes(check.inconclusive)}
 
 
-def check_metric(check: MetricCheck, ctx: GateContext) -> Passed:
-    start, end = window_for(check, ctx.clock.now())
-    judgement = evaluate(check, ctx.aws, start, end)
-    data = evidence(check, judgement)
+def gate_result(check, judgement: stats.Judgement, data: dict | None = None) -> Passed:
+    """A judgement as a gate: PASS passes, INCONCLUSIVE only under `inconclusive: pass` (and says so);
+    anything else raises Fail with the reason line and the figures."""
+    data = data if data is not None else evidence(check, judgement)
     if judgement.outcome == stats.PASS:
         return Passed(judgement.reason, data)
     if judgement.passes(check.inconclusive):
         return Passed(f"{judgement.reason} (let through by inconclusive: pass)", data)
     action = _ACTIONS.get(judgement.outcome, "fix the read (see the reason), then re-run")
     raise Fail(judgement.reason, action, data)
+
+
+def check_metric(check: MetricCheck, ctx: GateContext) -> Passed:
+    start, end = window_for(check, ctx.clock.now())
+    return gate_result(check, evaluate(check, ctx.aws, start, end))
 
 
 def bake_window(check: MetricCheck, entered_at: datetime, now: datetime) -> tuple[datetime, datetime] | None:

@@ -19,6 +19,7 @@ from .context import GateContext
 from .env import check_env
 from .http import check_graphql, check_http
 from .logs import check_log_absent, check_log_freshness
+from .logs_query import check_logs_query
 from .metric import check_metric
 from .result import FAIL, GateResult, failed, passed, skipped
 from .secrets import check_secrets
@@ -36,6 +37,7 @@ CHECKS: dict[str, Callable[..., str]] = {
     "command": check_command,
     "alarms": check_alarms,
     "metric": check_metric,
+    "logs_query": check_logs_query,
 }
 
 MAX_WORKERS = 8
