@@ -19,7 +19,7 @@ from cutover import evidence, orchestrator, state
 from cutover import flags as flagmod
 from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
-from cutover.model import AlarmsCheck, Plan
+from cutover.model import AlarmsCheck, MetricCheck, Plan
 
 STUB_COMMAND = (sys.executable, "-c", "raise SystemExit(0)")
 
@@ -176,6 +176,17 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
 
             attempt(f"incident: {incident} in ALARM; preflight --phase {plan.phases[-1].name}", ExitCode.GATE_FAILED,
                     "gate fails naming the alarm", lambda: preflight.preflight(runtime(True), plan.phases[-1].name))
+        regressed = _incident_metric(plan)
+        if regressed:
+            phase_name, check = regressed
+            from cutover import preflight
+            from cutover.sandbox import seed_regression
+
+            seed_regression(plan, sb.emulator, check, clock.now())
+            notes.append(f"incident injected: {check.name}'s window given 20% bad events")
+            attempt(f"incident: {check.name} regresses; preflight --phase {phase_name}", ExitCode.GATE_FAILED,
+                    "the metric gate fails with its reason",
+                    lambda: preflight.preflight(runtime(True), phase_name), lambda: _metric_fails(check, runtime(True)))
         attempt("rollback", ExitCode.OK, "every flag at its rollback value",
                 lambda: orchestrator.rollback(runtime(), reason="rehearsal: incident"), flags_at("rolled_back"))
         sb.emulator.start_recording()
@@ -209,6 +220,24 @@ def _incident_alarm(plan: Plan) -> str | None:
             if check.names:
                 return check.names[0]
     return None
+
+
+def _incident_metric(plan: Plan) -> tuple[str, MetricCheck] | None:
+    """The last phase gated by a rate metric check, and that check (a metric incident to inject)."""
+    for phase in reversed(plan.phases):
+        for name in phase.gates:
+            if isinstance(check := plan.checks[name], MetricCheck) and check.is_rate:
+                return phase.name, check
+    return None
+
+
+def _metric_fails(check: MetricCheck, rt: orchestrator.Runtime) -> str | None:
+    """The regressed metric gate itself must FAIL (not merely the phase, which an alarm also fails)."""
+    from cutover.gates import run_check
+
+    result = run_check(check, rt.gate_context())
+    outcome = (result.data or {}).get("outcome")
+    return None if outcome == "FAIL" else f"{check.name} was {outcome}, not FAIL: {result.detail}"
 
 
 def _refresh_markers(plan: Plan, sb: Sandbox, clock: OffsetClock) -> None:

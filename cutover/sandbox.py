@@ -502,23 +502,40 @@ def seed_metrics(plan: Plan, emulator: "Emulator | str", now: datetime, ahead: t
     its clock (where spans overlap, Sums add up: bad and total alike, so the rate stays the same).
     Returns the datapoints written."""
     from cutover.aws import EmulatorSeeder
-    from cutover.gates.metric import window_for
 
     aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region)
     written = 0
     for c in plan.checks.values():
         if not isinstance(c, MetricCheck):
             continue
-        start, end = window_for(c, now)
-        end += ahead
-        step = timedelta(seconds=c.period)
-        stamps = [start + i * step for i in range(int((end - start) / step))]
+        stamps = _period_stamps(c, now, ahead)
         for offset in (0.0, *(c.baseline.offsets if c.baseline else ())):
             shifted = [t - timedelta(seconds=offset) for t in stamps]
             for query, value in _healthy(c, bool(offset), len(shifted)):
                 aws.put_metric_points(query, [(t, value) for t in shifted])
                 written += len(shifted)
     return written
+
+
+def seed_regression(plan: Plan, emulator: "Emulator | str", check: MetricCheck, now: datetime, share: float = 0.2) -> None:
+    """A metric incident for rehearsals: as many events again in the rate check's current window, `share`
+    of them bad, on top of the healthy data already there, so the check fails."""
+    from cutover.aws import EmulatorSeeder
+
+    aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region)
+    stamps = _period_stamps(check, now)
+    (total_query, total), _ = _healthy(check, False, len(stamps))
+    aws.put_metric_points(total_query, [(t, total) for t in stamps])
+    aws.put_metric_points(check.bad, [(t, float(round(total * share))) for t in stamps])
+
+
+def _period_stamps(c: MetricCheck, now: datetime, ahead: timedelta = timedelta(0)) -> list[datetime]:
+    """The start of every period of the check's window at `now`, and of the periods `ahead` after it."""
+    from cutover.gates.metric import window_for
+
+    start, end = window_for(c, now)
+    step = timedelta(seconds=c.period)
+    return [start + i * step for i in range(int((end + ahead - start) / step))]
 
 
 def inside(high: float | None, low: float | None) -> float:
