@@ -232,6 +232,8 @@ def make_ports(
         functions=LambdaFunctions(clients),
         access=IamAccess(session),
         calendars=SsmChangeCalendars(clients),
+        metrics=CloudWatchMetrics(clients),
+        insights=CloudWatchLogsInsights(clients),
     )
 
 
@@ -684,6 +686,58 @@ def _iso_instant(text: str | None) -> datetime | None:
         return None
 
 
+class CloudWatchMetrics:
+    """MetricSource on GetMetricData: every query in one request, its pages merged by query id."""
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("cloudwatch")
+
+    def get_data(self, queries: dict[str, Any], start: datetime, end: datetime, period: int) -> dict[str, list]:
+        request = [{"Id": qid, "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": q.namespace, "MetricName": q.metric,
+                       "Dimensions": [{"Name": k, "Value": v} for k, v in q.dimensions.items()]},
+            "Period": int(period), "Stat": q.stat}} for qid, q in queries.items()]
+        with aws_errors("cloudwatch:GetMetricData", _names([q.metric for q in queries.values()])):
+            pages = self._client().get_paginator("get_metric_data").paginate(
+                MetricDataQueries=request, StartTime=start, EndTime=end, ScanBy="TimestampAscending")
+            return merge_metric_pages(list(queries), pages)
+
+
+class CloudWatchLogsInsights:
+    """LogsInsights on StartQuery / GetQueryResults (the caller polls until the query is done)."""
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("logs")
+
+    def start_query(self, log_groups: list[str], query: str, start: datetime, end: datetime) -> str:
+        with aws_errors("logs:StartQuery", _names(log_groups)):
+            resp = self._client().start_query(logGroupNames=log_groups, queryString=query,
+                                              startTime=int(start.timestamp()), endTime=int(end.timestamp()))
+        return resp["queryId"]
+
+    def query_results(self, query_id: str) -> tuple[str, list[dict[str, str]]]:
+        with aws_errors("logs:GetQueryResults", f"query {query_id}"):
+            resp = self._client().get_query_results(queryId=query_id)
+        rows = [{f["field"]: f.get("value", "") for f in row if f.get("field") != "@ptr"} for row in resp.get("results", [])]
+        return resp.get("status", "Unknown"), rows
+
+
+def merge_metric_pages(ids: list[str], pages: Iterable[dict]) -> dict[str, list]:
+    """GetMetricData's pages -> each query id's datapoints, oldest first. A result's StatusCode on its
+    last page stands: anything but Complete (PartialData, Forbidden, InternalError) is an AwsError."""
+    found: dict[str, list] = {qid: [] for qid in ids}
+    status: dict[str, str] = {}
+    for page in pages:
+        for r in page.get("MetricDataResults", []):
+            found.setdefault(r["Id"], []).extend(zip(map(_utc, r.get("Timestamps", [])), r.get("Values", [])))
+            status[r["Id"]] = r.get("StatusCode", "Complete")
+    if bad := sorted(f"{qid} {code}" for qid, code in status.items() if code != "Complete"):
+        raise AwsError(f"GetMetricData returned incomplete results ({', '.join(bad)})",
+                       "re-run; if it persists, narrow the window or the baseline offsets",
+                       code=status[bad[0].split()[0]], operation="cloudwatch:GetMetricData")
+    return {qid: sorted(points) for qid, points in found.items()}
+
+
 class SecretsManagerSource:
     """SecretSource on Secrets Manager. Values are returned, never put in messages."""
 
@@ -1111,6 +1165,15 @@ class EmulatorSeeder:
                 except bex.ClientError as exc:
                     if _code(exc) != "ResourceAlreadyExistsException":
                         raise
+
+    def put_metric_points(self, query: Any, points: list[tuple[datetime, float]]) -> None:
+        """Datapoints of one metric (a model MetricQuery: namespace, name, dimensions), 500 per call."""
+        dims = [{"Name": k, "Value": v} for k, v in query.dimensions.items()]
+        data = [{"MetricName": query.metric, "Dimensions": dims, "Timestamp": when, "Value": value}
+                for when, value in points]
+        for i in range(0, len(data), 500):
+            with aws_errors("cloudwatch:PutMetricData", query.metric):
+                self._clients("cloudwatch").put_metric_data(Namespace=query.namespace, MetricData=data[i:i + 500])
 
     def put_log_event(self, group: str, message: str, when: datetime) -> None:
         self.put_log_group(group)

@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 WRITE_OPERATIONS = {"PutParameter", "DeleteParameter", "DeleteParameters", "LabelParameterVersion",
                     "UpdateFunctionConfiguration"}
 _LAMBDA_CONFIGURATION = re.compile(r"^/2015-03-31/functions/([^/?]+)/configuration")
+_RPC_V2_OPERATION = re.compile(r"^/service/[^/]+/operation/([^/?]+)")  # smithy rpc-v2-cbor (CloudWatch)
 
 
 @dataclass
@@ -171,10 +172,26 @@ def _request(body: bytes, path: str) -> tuple[set[str], str | None]:
     return {n for n in names if isinstance(n, str)}, doc.get("Value")
 
 
+def _cbor_text_map(doc: dict[str, str]) -> bytes:
+    """A CBOR map of short text strings (what an rpc-v2-cbor error body needs), without a CBOR library."""
+
+    def head(major: int, n: int) -> bytes:
+        return bytes([major | n]) if n < 24 else bytes([major | 25]) + n.to_bytes(2, "big")
+
+    out = head(0xA0, len(doc))
+    for k, v in doc.items():
+        for text in (k.encode(), v.encode()):
+            out += head(0x60, len(text)) + text
+    return out
+
+
 def _operation(headers, body: bytes, method: str = "POST", path: str = "") -> str:
     lambda_config = _LAMBDA_CONFIGURATION.match(path)
     if lambda_config:  # Lambda is REST: the operation is the method on the path
         return "UpdateFunctionConfiguration" if method == "PUT" else "GetFunctionConfiguration"
+    rpc_v2 = _RPC_V2_OPERATION.match(path)
+    if rpc_v2:
+        return rpc_v2.group(1)
     target = headers.get("X-Amz-Target", "")
     if target:
         return target.rsplit(".", 1)[-1]
@@ -206,6 +223,9 @@ def _handler(proxy: FaultProxy):
                 body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
                         f"</Error><RequestId>fault-proxy</RequestId></ErrorResponse>").encode()
                 return self._reply(status, body, {"Content-Type": "text/xml"})
+            if _RPC_V2_OPERATION.match(self.path):  # CloudWatch speaks CBOR
+                return self._reply(status, _cbor_text_map({"__type": code, "message": message}),
+                                   {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"})
             body = json.dumps({"__type": code, "message": message}).encode()
             self._reply(status, body, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "fault-proxy",
                                          "x-amzn-ErrorType": code})

@@ -170,6 +170,14 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     alarms = [arn.alarm(n) for n in inv.alarm_names] + [arn.alarm(p + "*") for p in inv.alarm_prefixes]
     if alarms:
         stmts.append(_statement("DescribeGateAlarms", ["cloudwatch:DescribeAlarms"], alarms))
+    if any(c.type == "metric" for c in plan.checks.values()):
+        # GetMetricData has no resource-level permissions: AWS accepts only "*" for it.
+        stmts.append(_statement("ReadGateMetrics", ["cloudwatch:GetMetricData"], "*"))
+    queried = _unique(g for c in plan.checks.values() if c.type == "logs_query" for g in c.log_groups)
+    if queried:
+        stmts.append(_statement("QueryGateLogGroups", ["logs:StartQuery"], [arn.log_group(g) for g in queried]))
+        # GetQueryResults names a query id, not a log group: AWS accepts only "*" for it.
+        stmts.append(_statement("ReadGateQueryResults", ["logs:GetQueryResults"], "*"))
     if inv.log_groups:
         stmts.append(_statement("SearchGateLogGroups", ["logs:FilterLogEvents"], [arn.log_group(g) for g in inv.log_groups]))
     if inv.secrets_read:

@@ -223,9 +223,80 @@ class WindowCheck:
         return parse_schedule(self.timezone, self.allow or None, self.deny)
 
 
+@dataclass(frozen=True)
+class MetricQuery:
+    """One CloudWatch metric as GetMetricData asks for it."""
+
+    namespace: str
+    metric: str
+    dimensions: dict[str, str] = field(default_factory=dict)
+    stat: str = "Sum"  # bad/total are always Sum; a value query names its statistic (p99, Average...)
+
+    def describe(self) -> str:
+        dims = ",".join(f"{k}={v}" for k, v in self.dimensions.items())
+        return f"{self.namespace} {self.metric}" + (f" {{{dims}}}" if dims else "") + f" {self.stat}"
+
+
+@dataclass(frozen=True)
+class MetricBaseline:
+    """The same window shifted back by each offset (seconds); their counts are pooled."""
+
+    offsets: tuple[float, ...]
+    worse_by: float = 0.0
+    confidence: float = 0.99
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """A rate (bad/total, with max_rate and/or a baseline) or a value (with max, min, max_ratio)."""
+
+    name: str
+    bad: MetricQuery | None = None
+    total: MetricQuery | None = None
+    value: MetricQuery | None = None
+    window: float = 1800.0  # the window judged; it ends `settle` before now
+    settle: float = 120.0
+    period: float = 60.0
+    min_total: int = 1
+    max_rate: float | None = None
+    baseline: MetricBaseline | None = None
+    max: float | None = None
+    min: float | None = None
+    max_ratio: float | None = None
+    inconclusive: str = "fail"  # fail | pass
+    timeout: float = 30.0
+    type: str = "metric"
+
+    @property
+    def is_rate(self) -> bool:
+        return self.total is not None
+
+
+@dataclass(frozen=True)
+class FieldLimit:
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class LogsQueryCheck:
+    """A CloudWatch Logs Insights query over the last `window`; each `expect` field of its result rows
+    must be within its limits."""
+
+    name: str
+    log_groups: tuple[str, ...]
+    query: str
+    window: float
+    expect: dict[str, FieldLimit] = field(default_factory=dict)
+    inconclusive: str = "fail"  # no row with an expected field: fail (default) | pass
+    timeout: float = 60.0
+    type: str = "logs_query"
+
+
 Check = Union[
     EnvCheck, SecretsCheck, HttpCheck, GraphqlCheck, LogFreshnessCheck, LogAbsentCheck, CommandCheck, AlarmsCheck,
     WindowCheck,
+    MetricCheck, LogsQueryCheck,
 ]
 
 
@@ -240,6 +311,7 @@ class Phase:
     approvers: tuple[str, ...] = ()  # ARN patterns (fnmatch: * and ?) allowed to approve; empty = anyone
     separate_approver: bool = False  # the approver must not be who entered the previous phase
     auto_rollback: bool = False  # `watch` rolls back on its own in this phase, without --auto-rollback
+    watch: tuple[str, ...] = ()  # metric checks judged at every `cutover watch` poll during the bake
 
 
 @dataclass(frozen=True)
@@ -343,3 +415,7 @@ class Plan:
     def window_checks(self, phase: str) -> list[WindowCheck]:
         """The window gates of a phase (re-checked just before an advance writes, shown by `status`)."""
         return [c for g in self.phase(phase).gates if isinstance(c := self.checks[g], WindowCheck)]
+
+    def watch_checks(self, phase: str) -> list[MetricCheck]:
+        """The metric checks a phase's `watch:` lists, judged at every `cutover watch` poll."""
+        return [self.checks[name] for name in self.phase(phase).watch]  # type: ignore[misc]

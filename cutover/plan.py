@@ -37,6 +37,8 @@ from cutover.model import (
     HttpCheck,
     LogAbsentCheck,
     LogFreshnessCheck,
+    LogsQueryCheck,
+    MetricCheck,
     Phase,
     Plan,
     LambdaTarget,
@@ -44,6 +46,7 @@ from cutover.model import (
     SsmTarget,
     WindowCheck,
 )
+from cutover.plan_metric import check_logs_query_rules, check_metric_rules, logs_query_value, metric_value
 from cutover.redact import REDACTOR, sensitive_values, shown
 from cutover.schema import Violation, duration_seconds, kind, plan_schema, scalar, where
 
@@ -410,6 +413,8 @@ _CHECK_CLASSES: dict[str, type] = {
     "command": CommandCheck,
     "alarms": AlarmsCheck,
     "window": WindowCheck,
+    "metric": MetricCheck,
+    "logs_query": LogsQueryCheck,
 }
 # How each check key becomes a model value; a key means the same thing in every check type.
 _DURATIONS = {"timeout", "max_age", "window", "quiet_for"}
@@ -419,7 +424,11 @@ _TEXT_MAPS = {"equals", "headers"}
 _DATA = {"json_match", "variables"}
 
 
-def _check_value(key: str, node: Node, path: tuple) -> Any:
+def _check_value(key: str, node: Node, path: tuple, check_type: str = "") -> Any:
+    if check_type == "metric" and (value := metric_value(key, node)) is not None:
+        return value
+    if check_type == "logs_query" and (value := logs_query_value(key, node)) is not None:
+        return value
     if key == "expect":
         return {k.value: _alarm_expect(v, (*path, k.value)) for k, v in node.value}
     if key in _DURATIONS or (key == "stay_open_for" and node.value != "bake"):
@@ -437,10 +446,15 @@ def _checks(node: MappingNode) -> dict[str, Check]:
     checks: dict[str, Check] = {}
     for key, value in node.value:
         fields = _fields(value)
-        cls = _CHECK_CLASSES[fields.pop("type")[1].value]
-        kwargs = {k: _check_value(k, v, ("checks", key.value, k)) for k, (_, v) in fields.items()}
+        type_field = fields.pop("type")
+        cls = _CHECK_CLASSES[type_field[1].value]
+        kwargs = {k: _check_value(k, v, ("checks", key.value, k), type_field[1].value) for k, (_, v) in fields.items()}
         checks[key.value] = cls(name=key.value, **kwargs)
-        if "expect" in fields:
+        if isinstance(checks[key.value], MetricCheck):
+            check_metric_rules({"type": type_field, **fields}, checks[key.value], ("checks", key.value))
+        if isinstance(checks[key.value], LogsQueryCheck):
+            check_logs_query_rules(fields, checks[key.value], ("checks", key.value))
+        if "expect" in fields and isinstance(checks[key.value], AlarmsCheck):
             _expect_names(fields["expect"][1], checks[key.value], ("checks", key.value, "expect"))
         if isinstance(checks[key.value], (HttpCheck, GraphqlCheck)):
             _secret_destination(fields, checks[key.value], ("checks", key.value))
@@ -539,6 +553,7 @@ def _phases(node: SequenceNode, flag_names: set[str], checks: dict[str, Check]) 
                 approvers=tuple(scalar(a) for a in fields["approvers"][1].value) if "approvers" in fields else (),
                 separate_approver=_value(fields, "separate_approver", False),
                 auto_rollback=_value(fields, "auto_rollback", False),
+                watch=_phase_watch(fields, checks, ("phases", i, "watch")),
             )
         )
     return tuple(phases)
@@ -570,6 +585,19 @@ def _phase_gates(fields: dict, checks: dict[str, Check], path: tuple) -> tuple[s
         if item.value not in checks:
             raise _undeclared(item, path, "check", item.value, list(checks), "checks")
     return tuple(item.value for item in fields["gates"][1].value)
+
+
+def _phase_watch(fields: dict, checks: dict[str, Check], path: tuple) -> tuple[str, ...]:
+    """A phase's `watch:` names declared metric checks (what a poll can judge)."""
+    if "watch" not in fields:
+        return ()
+    for item in fields["watch"][1].value:
+        if item.value not in checks:
+            raise _undeclared(item, path, "check", item.value, list(checks), "checks")
+        if not isinstance(checks[item.value], MetricCheck):
+            raise Violation(item, f"{where(path)}: {item.value!r} is a {checks[item.value].type} check; watch: takes "
+                            "metric checks", "list it under gates:, or watch a check of type: metric")
+    return tuple(item.value for item in fields["watch"][1].value)
 
 
 # --- durations and the summary -----------------------------------------------------------------------

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
+
+if TYPE_CHECKING:
+    from cutover.model import MetricQuery
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,26 @@ class AlarmSource(Protocol):
         """Alarms by exact name (batches of 100) plus every alarm starting with prefix; paged inside."""
 
 
+Datapoints = list[tuple[datetime, float]]  # (period start, aware UTC; value), oldest first
+
+
+class MetricSource(Protocol):
+    def get_data(self, queries: dict[str, "MetricQuery"], start: datetime, end: datetime,
+                 period: int) -> dict[str, Datapoints]:
+        """One GetMetricData request for every query (id -> metric), following NextToken to the last page;
+        each id's datapoints in [start, end). AwsError when a result is not Complete after the last page
+        (PartialData, Forbidden, InternalError): partial data is never judged."""
+
+
+class LogsInsights(Protocol):
+    def start_query(self, log_groups: list[str], query: str, start: datetime, end: datetime) -> str:
+        """StartQuery; the query id. NotFound if a log group is missing."""
+
+    def query_results(self, query_id: str) -> tuple[str, list[dict[str, str]]]:
+        """GetQueryResults: its status (Scheduled, Running, Complete, Failed, Cancelled, Timeout, Unknown)
+        and the rows so far, each field -> value (as text; @ptr left out)."""
+
+
 class SecretSource(Protocol):
     def get_value(self, secret_id: str) -> str:
         """GetSecretValue's SecretString (or the binary, decoded). NotFound / AwsError otherwise."""
@@ -159,3 +182,5 @@ class AwsPorts:
     functions: FunctionStore | None = None  # Lambda, for plans with Lambda flags
     access: AccessSimulator | None = None  # IAM policy simulation (the rollback-readiness gate); None: not checked
     calendars: ChangeCalendars | None = None  # SSM Change Calendars (window checks); None: every calendar unreadable
+    metrics: MetricSource | None = None  # CloudWatch GetMetricData, for metric checks
+    insights: LogsInsights | None = None  # CloudWatch Logs Insights, for logs_query checks

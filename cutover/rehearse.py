@@ -19,7 +19,7 @@ from cutover import evidence, orchestrator, state
 from cutover import flags as flagmod
 from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
-from cutover.model import AlarmsCheck, Plan
+from cutover.model import AlarmsCheck, MetricCheck, Plan
 from cutover.sandbox import open_calendars_note, open_windows, serve_open_calendars
 
 STUB_COMMAND = (sys.executable, "-c", "raise SystemExit(0)")
@@ -104,9 +104,16 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
                  "command checks run a stub that exits 0 (their programs belong to the system being cut over)",
                  *window_notes, *open_calendars_note(plan), *sb.notes]
 
+        if any(c.type == "logs_query" for c in plan.checks.values()):
+            notes.append("logs_query checks get canned results keyed by their query (the emulator runs only "
+                         "fields, sort and limit of Logs Insights)")
+
         def runtime(dry_run: bool = False) -> orchestrator.Runtime:
+            from cutover.sandbox import CannedInsights
+
             ports = make_ports(plan.region, None, read_only=dry_run)
             serve_open_calendars(plan, ports)
+            ports.insights = CannedInsights(plan)
             return orchestrator.Runtime(
                 plan=plan, aws=ports, env={**os.environ, **sb.env}, clock=clock,
                 evidence_dir=evidence_dir, dry_run=dry_run, reroute_url=sb.reroute, command_override=STUB_COMMAND,
@@ -172,6 +179,17 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
 
             attempt(f"incident: {incident} in ALARM; preflight --phase {plan.phases[-1].name}", ExitCode.GATE_FAILED,
                     "gate fails naming the alarm", lambda: preflight.preflight(runtime(True), plan.phases[-1].name))
+        regressed = _incident_metric(plan)
+        if regressed:
+            phase_name, check = regressed
+            from cutover import preflight
+            from cutover.sandbox import seed_regression
+
+            seed_regression(plan, sb.emulator, check, clock.now())
+            notes.append(f"incident injected: {check.name}'s window given 20% bad events")
+            attempt(f"incident: {check.name} regresses; preflight --phase {phase_name}", ExitCode.GATE_FAILED,
+                    "the metric gate fails with its reason",
+                    lambda: preflight.preflight(runtime(True), phase_name), lambda: _metric_fails(check, runtime(True)))
         attempt("rollback", ExitCode.OK, "every flag at its rollback value",
                 lambda: orchestrator.rollback(runtime(), reason="rehearsal: incident"), flags_at("rolled_back"))
         sb.emulator.start_recording()
@@ -207,8 +225,28 @@ def _incident_alarm(plan: Plan) -> str | None:
     return None
 
 
+def _incident_metric(plan: Plan) -> tuple[str, MetricCheck] | None:
+    """The last phase gated by a rate metric check, and that check (a metric incident to inject)."""
+    for phase in reversed(plan.phases):
+        for name in phase.gates:
+            if isinstance(check := plan.checks[name], MetricCheck) and check.is_rate:
+                return phase.name, check
+    return None
+
+
+def _metric_fails(check: MetricCheck, rt: orchestrator.Runtime) -> str | None:
+    """The regressed metric gate itself must FAIL (not merely the phase, which an alarm also fails)."""
+    from cutover.gates import run_check
+
+    result = run_check(check, rt.gate_context())
+    outcome = (result.data or {}).get("outcome")
+    return None if outcome == "FAIL" else f"{check.name} was {outcome}, not FAIL: {result.detail}"
+
+
 def _refresh_markers(plan: Plan, sb: Sandbox, clock: OffsetClock) -> None:
-    """Keep the "last success" markers fresh in the fast-forwarded time, as the real jobs would."""
-    from cutover.sandbox import seed_log_markers
+    """Keep the "last success" markers and the metric data fresh in the fast-forwarded time, as the real
+    jobs and traffic would."""
+    from cutover.sandbox import seed_log_markers, seed_metrics
 
     seed_log_markers(plan, sb.emulator, clock.now())
+    seed_metrics(plan, sb.emulator, clock.now())

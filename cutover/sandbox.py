@@ -32,6 +32,7 @@ from cutover.model import (
     HttpCheck,
     LogAbsentCheck,
     LogFreshnessCheck,
+    MetricCheck,
     Plan,
     SecretsCheck,
     function_name,
@@ -443,6 +444,10 @@ def _absent_pattern(check: LogAbsentCheck) -> str:
     return json.dumps(check.json_match) if check.json_match is not None else (check.contains or "")
 
 
+METRIC_LEAD = timedelta(hours=2)  # metric data is seeded this far ahead, so a sandbox's metric gates pass that long
+METRIC_LEAD_TEXT = "2h"
+
+
 @dataclass
 class SeedSummary:
     parameters: list[str] = field(default_factory=list)
@@ -451,6 +456,7 @@ class SeedSummary:
     alarms: list[str] = field(default_factory=list)
     log_groups: dict[str, int] = field(default_factory=dict)  # group -> events written
     warnings: list[str] = field(default_factory=list)
+    metric_points: int = 0  # datapoints written for metric checks (window and baselines)
 
     def lines(self) -> list[str]:
         out = [
@@ -460,6 +466,8 @@ class SeedSummary:
             f"{len(self.secrets)} secrets with generated dummy values",
             f"{len(self.alarms)} alarms, state OK",
             f"{len(self.log_groups)} log groups ({sum(self.log_groups.values())} fresh events)",
+            *([f"{self.metric_points} metric datapoints (healthy, for the next {METRIC_LEAD_TEXT})"]
+              if self.metric_points else []),
         ]
         return out + [f"warning: {w}" for w in self.warnings]
 
@@ -471,6 +479,7 @@ class SeedSummary:
             "alarms": self.alarms,
             "log_groups": self.log_groups,
             "warnings": self.warnings,
+            **({"metric_points": self.metric_points} if self.metric_points else {}),
         }
 
 
@@ -514,7 +523,97 @@ def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) ->
     for c in checks:
         if isinstance(c, LogFreshnessCheck):
             summary.warnings += _conflicts(c, _log_message(c), checks)
+    summary.metric_points = seed_metrics(plan, endpoint, now, ahead=METRIC_LEAD)
     return summary
+
+
+SEED_RATE = 0.005  # the share of bad events seeded for rate checks (under any max_rate, it is halved)
+
+
+def seed_metrics(plan: Plan, emulator: "Emulator | str", now: datetime, ahead: timedelta = timedelta(0)) -> int:
+    """Metric data so every metric check passes at `now` (and up to `ahead` later): the judged window and
+    each baseline window, at one steady healthy level. A rehearsal calls it again after fast-forwarding
+    its clock (where spans overlap, Sums add up: bad and total alike, so the rate stays the same).
+    Returns the datapoints written."""
+    from cutover.aws import EmulatorSeeder
+
+    aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region)
+    written = 0
+    for c in plan.checks.values():
+        if not isinstance(c, MetricCheck):
+            continue
+        stamps = _period_stamps(c, now, ahead)
+        for offset in (0.0, *(c.baseline.offsets if c.baseline else ())):
+            shifted = [t - timedelta(seconds=offset) for t in stamps]
+            for query, value in _healthy(c, bool(offset), len(shifted)):
+                aws.put_metric_points(query, [(t, value) for t in shifted])
+                written += len(shifted)
+    return written
+
+
+def seed_regression(plan: Plan, emulator: "Emulator | str", check: MetricCheck, now: datetime, share: float = 0.2) -> None:
+    """A metric incident for rehearsals: as many events again in the rate check's current window, `share`
+    of them bad, on top of the healthy data already there, so the check fails."""
+    from cutover.aws import EmulatorSeeder
+
+    aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region)
+    stamps = _period_stamps(check, now)
+    (total_query, total), _ = _healthy(check, False, len(stamps))
+    aws.put_metric_points(total_query, [(t, total) for t in stamps])
+    aws.put_metric_points(check.bad, [(t, float(round(total * share))) for t in stamps])
+
+
+def _period_stamps(c: MetricCheck, now: datetime, ahead: timedelta = timedelta(0)) -> list[datetime]:
+    """The start of every period of the check's window at `now`, and of the periods `ahead` after it."""
+    from cutover.gates.metric import window_for
+
+    start, end = window_for(c, now)
+    step = timedelta(seconds=c.period)
+    return [start + i * step for i in range(int((end + ahead - start) / step))]
+
+
+def inside(high: float | None, low: float | None) -> float:
+    """A value within max (high) and min (low), whichever are set."""
+    if high is not None and low is not None:
+        return (high + low) / 2
+    if high is not None:
+        return high / 2 if high > 0 else high - 1
+    if low is not None:
+        return low * 2 if low > 0 else low + 1
+    return 100.0
+
+
+class CannedInsights:
+    """Logs Insights for rehearsals: moto runs only `fields`, `sort` and `limit` of the query language, so
+    each logs_query check's query (the key) gets one Complete row with every expected field inside its
+    limits."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.rows = {c.query: [{name: f"{inside(lim.max, lim.min):g}" for name, lim in c.expect.items()}]
+                     for c in plan.checks.values() if c.type == "logs_query"}
+        self._started: dict[str, str] = {}
+
+    def start_query(self, log_groups: list[str], query: str, start: datetime, end: datetime) -> str:
+        query_id = f"canned-{len(self._started) + 1}"
+        self._started[query_id] = query
+        return query_id
+
+    def query_results(self, query_id: str) -> tuple[str, list[dict[str, str]]]:
+        query = self._started.get(query_id)
+        return ("Complete", self.rows[query]) if query in self.rows else ("Failed", [])
+
+
+def _healthy(c: MetricCheck, baseline: bool, periods: int) -> list[tuple]:
+    """(query, value per period) that pass the check: a steady low rate, or a value inside its limits."""
+    if c.is_rate:
+        window_periods = max(1, int(c.window // c.period))
+        total = max(1000, -(-2 * c.min_total // window_periods))  # enough for a whole bad event per period
+        rate = SEED_RATE if c.max_rate is None else min(SEED_RATE, c.max_rate / 2)
+        return [(c.total, float(total)), (c.bad, float(round(total * rate)))]
+    value = inside(c.max, c.min)
+    if baseline and c.max_ratio:
+        value = value / (0.9 * c.max_ratio)  # the window's value is 0.9 x max_ratio times the baseline's
+    return [(c.value, value)]
 
 
 def set_flags(plan: Plan, emulator: "Emulator | str", values: dict[str, str]) -> None:

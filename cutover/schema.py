@@ -65,7 +65,7 @@ LAMBDA_RESERVED = frozenset(
 RESERVED_PHASES = ("pending", "rolled_back")  # machine states that are not phases
 
 DURATION_HINT = "write a number and a unit: 30s, 15m, 8h, 1d (or 1h30m), or whole seconds"
-CHECK_TYPES = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms", "window")
+CHECK_TYPES = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms", "window", "metric", "logs_query")
 ALARM_COMPARISONS = (
     "GreaterThanThreshold",
     "GreaterThanOrEqualToThreshold",
@@ -117,6 +117,18 @@ _LOG_MATCH = {
     "contains": _str(minLength=1, description="text the log line must contain"),
 }
 _ONE_MATCH = [{"required": ["json_match"]}, {"required": ["contains"]}]
+
+_METRIC = {
+    "namespace": _str(minLength=1, maxLength=255, description="the metric's namespace, e.g. AWS/Lambda"),
+    "metric": _str(minLength=1, maxLength=255, description="the metric name, e.g. Errors"),
+    "dimensions": {
+        "type": "object",
+        "description": "the metric's dimensions, e.g. {FunctionName: my-fn}",
+        "propertyNames": _str(title="dimension", minLength=1, maxLength=255),
+        "additionalProperties": _str(minLength=1, maxLength=1024, description="the dimension's value, quoted"),
+    },
+}
+METRIC_STAT = r"^(SampleCount|Average|Sum|Minimum|Maximum|p(100|[0-9]{1,2})(\.[0-9]{1,2})?)$"
 
 _SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -298,6 +310,12 @@ _SCHEMA: dict = {
                 "auto_rollback": {
                     "type": "boolean", "default": False,
                     "description": "`cutover watch` rolls back on an alarm or drift in this phase, as with --auto-rollback",
+                },
+                "watch": {
+                    "type": "array",
+                    "items": _ref("check_name"),
+                    "uniqueItems": True,
+                    "description": "metric checks judged at every `cutover watch` poll during the bake (a sequential test)",
                 },
             },
         },
@@ -483,6 +501,96 @@ _SCHEMA: dict = {
             ["timezone"],
             "30s",
         ),
+        "metric_check": _check(
+            "metric",
+            "metric check",
+            {
+                "bad": _ref("metric_count", description="the bad events, e.g. {namespace: App, metric: Failed} (Sum)"),
+                "total": _ref("metric_count", description="all events, bad ones included (Sum)"),
+                "value": _ref("metric_value"),
+                "window": _ref("positive_duration", default="30m", description="the window judged; it ends `settle` before now"),
+                "settle": _ref("duration", default="2m", description="how late data may arrive"),
+                "period": _ref("positive_duration", default="1m", description="the GetMetricData period: 10s, 20s, 30s or whole minutes"),
+                "min_total": {"type": "integer", "minimum": 1, "default": 1,
+                              "description": "fewer events than this in the window or the baseline: INCONCLUSIVE"},
+                "max_rate": {"type": "number", "minimum": 0, "maximum": 1,
+                             "description": "FAIL when bad/total is above this, e.g. 0.05"},
+                "baseline": _ref("metric_baseline"),
+                "max": {"type": "number", "description": "FAIL when the value is above this"},
+                "min": {"type": "number", "description": "FAIL when the value is below this"},
+                "max_ratio": {"type": "number", "exclusiveMinimum": 0,
+                              "description": "FAIL when the value is more than this times the baseline's, e.g. 1.2"},
+                "inconclusive": {"type": "string", "enum": ["fail", "pass"], "default": "fail",
+                                 "description": "not enough data: fail (default) blocks, pass lets it through"},
+            },
+            [],
+            "30s",
+            oneOf=[{"required": ["bad", "total"]}, {"required": ["value"]}],
+        ),
+        "logs_query_check": _check(
+            "logs_query",
+            "logs_query check",
+            {
+                "log_groups": _list_of(_ref("log_group"), uniqueItems=True,
+                                       description="the CloudWatch Logs groups queried (at most 50)"),
+                "query": _str(minLength=1, maxLength=10000, description="a Logs Insights query, e.g. "
+                              "'filter @message like /request_failed/ | stats count() as failures'"),
+                "window": _ref("positive_duration", description="how far back the query looks"),
+                "expect": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "description": "per result field, its limits, e.g. {failures: {max: 0}}",
+                    "propertyNames": _str(title="field", minLength=1, maxLength=255),
+                    "additionalProperties": _ref("field_limit"),
+                },
+                "inconclusive": {"type": "string", "enum": ["fail", "pass"], "default": "fail",
+                                 "description": "no row with an expected field: fail (default) blocks, pass lets it through"},
+            },
+            ["log_groups", "query", "window", "expect"],
+            "60s",
+        ),
+        "field_limit": {
+            "title": "field limits",
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": "max and/or min, e.g. {max: 0}",
+            "properties": {"max": {"type": "number", "description": "FAIL when a row's value is above this"},
+                           "min": {"type": "number", "description": "FAIL when a row's value is below this"}},
+        },
+        "metric_count": {
+            "title": "metric",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["namespace", "metric"],
+            "properties": _METRIC,
+        },
+        "metric_value": {
+            "title": "metric",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["namespace", "metric", "stat"],
+            "description": "a statistic of one metric, e.g. {namespace: AWS/Lambda, metric: Duration, stat: p99}",
+            "properties": {
+                **_METRIC,
+                "stat": _str(pattern=METRIC_STAT, description="SampleCount, Average, Sum, Minimum, Maximum or a "
+                             "percentile such as p99 or p99.9"),
+            },
+        },
+        "metric_baseline": {
+            "title": "baseline",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["offsets"],
+            "properties": {
+                "offsets": _list_of(_ref("positive_duration"), uniqueItems=True,
+                                    description="how far back the baseline windows are, e.g. [7d]; their counts are pooled"),
+                "worse_by": {"type": "number", "minimum": 0, "maximum": 1, "default": 0,
+                             "description": "FAIL when the rate is worse than the baseline's by more than this, e.g. 0.005"},
+                "confidence": {"type": "number", "exclusiveMinimum": 0.5, "maximum": 0.9999, "default": 0.99,
+                               "description": "the one-sided confidence of the baseline test, e.g. 0.99"},
+            },
+        },
         "alarm_expect": {
             "title": "alarm expectation",
             "type": "object",

@@ -39,7 +39,18 @@ class Poll:
     alarms: list[dict] = field(default_factory=list)  # name, state, since
     drift: list[str] = field(default_factory=list)
     firing: list[str] = field(default_factory=list)
-    event: str = "polling"  # polling | alarm | drift | baked | rolled_back_elsewhere
+    event: str = "polling"  # polling | alarm | metric | drift | baked | rolled_back_elsewhere
+    metrics: list[dict] = field(default_factory=list)  # each `watch:` check's judgement (every figure)
+
+    @property
+    def metric_failures(self) -> list[str]:
+        """The reason lines of `watch:` checks that FAIL (they end the watch like an alarm)."""
+        return [m["reason"] for m in self.metrics if m["outcome"] == "FAIL"]
+
+    @property
+    def metric_unjudged(self) -> list[str]:
+        """Reasons of `watch:` checks with no usable judgement (INCONCLUSIVE or ERROR, not let through)."""
+        return [m["reason"] for m in self.metrics if m["outcome"] != "FAIL" and not m["passed"]]
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -55,7 +66,24 @@ def poll(rt: Runtime, phase: str) -> tuple[Poll, state.StateView]:
     firing = [a["name"] for a in alarms if a["state"] in ("ALARM", "MISSING")]
     rec = view.record
     baked = (rt.clock.now() - state.parse_iso(rec.entered_at)).total_seconds() if rec and rec.entered_at else 0.0
-    return Poll(state.iso(rt.clock.now()), phase, max(baked, 0.0), plan.phase(phase).bake, alarms, drift, firing), view
+    metrics = _judge_watch(rt, phase, state.parse_iso(rec.entered_at) if rec and rec.entered_at else None)
+    return Poll(state.iso(rt.clock.now()), phase, max(baked, 0.0), plan.phase(phase).bake, alarms, drift, firing,
+                metrics=metrics), view
+
+
+def _judge_watch(rt: Runtime, phase: str, entered_at) -> list[dict]:
+    """The phase's `watch:` metric checks over the bake so far (none until one period has closed)."""
+    from cutover.gates.metric import evidence, judge_bake
+
+    if entered_at is None:
+        return []
+    out = []
+    for check in rt.plan.watch_checks(phase):
+        judgement = judge_bake(check, rt.aws, entered_at, rt.clock.now(), rt.plan.phase(phase).bake)
+        out.append(evidence(check, judgement) if judgement else {
+            "check": check.name, "outcome": "PENDING", "passed": False,
+            "reason": f"{check.name} PENDING no period of the bake has closed yet (settle {_fmt(check.settle)})"})
+    return out
 
 
 def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Poll], None],
@@ -85,10 +113,11 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
             return orchestrator._finish(rt, report, Outcome(
                 ExitCode.BLOCKED, f"the state changed while watching ({who}: {now_view.phase}, {now_view.status}); watch stopped",
                 data={"last_poll": p.to_dict()}, hint="run `cutover status`"))
-        if p.firing or p.drift:
-            p.event = "alarm" if p.firing else "drift"
+        if p.firing or p.drift or p.metric_failures:
+            p.event = "alarm" if p.firing else "metric" if p.metric_failures else "drift"
             show(p)
-            why = (f"alarm {', '.join(p.firing)} in ALARM" if p.firing else f"flag drift: {', '.join(p.drift)}")
+            why = (f"alarm {', '.join(p.firing)} in ALARM" if p.firing else "; ".join(p.metric_failures)
+                   if p.metric_failures else f"flag drift: {', '.join(p.drift)}")
             report.notes.append(f"{why} during {phase}")
             if auto_rollback:
                 rolled = orchestrator.rollback(rt, reason=f"auto-rollback by watch: {why}")
@@ -99,6 +128,14 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
                 ExitCode.GATE_FAILED, f"{why} during {phase}; nothing was changed",
                 data={"last_poll": p.to_dict()},
                 hint=f'roll back now: cutover rollback --yes --reason "{why}"'))
+        if p.baked >= p.bake and p.metric_unjudged:  # never a silent pass on no data
+            p.event = "unjudged"
+            show(p)
+            return orchestrator._finish(rt, report, Outcome(
+                ExitCode.GATE_FAILED, f"{phase} baked, but a watched metric has no judgement: "
+                f"{'; '.join(p.metric_unjudged)}", data={"last_poll": p.to_dict()},
+                hint="check the metric and re-run `cutover watch` (it judges the whole bake again), or roll back: "
+                     "cutover rollback --yes --reason \"no metric data\""))
         if p.baked >= p.bake:
             p.event = "baked"
             show(p)
@@ -146,6 +183,7 @@ class LiveView:
 
     def __call__(self, p: Poll) -> None:
         from rich.console import Group
+        from rich.markup import escape
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
@@ -158,4 +196,5 @@ class LiveView:
             table.add_row(a["name"], f"[{style}]{a['state']}[/{style}]", a["since"])
         drift = f"[red]drift: {', '.join(p.drift)}[/red]" if p.drift else "[green]flags as declared[/green]"
         bar = ProgressBar(total=max(p.bake, 1), completed=min(p.baked, p.bake))
-        self.live.update(Group(table, bar, drift), refresh=True)
+        metrics = [f"[{'green' if m['outcome'] == 'PASS' else 'red'}]{escape(m['reason'])}[/]" for m in p.metrics]
+        self.live.update(Group(table, bar, drift, *metrics), refresh=True)

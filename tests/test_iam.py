@@ -192,8 +192,10 @@ def test_repo_plan_names_every_resource_exactly_where_expected():
         "StringEquals": {"kms:ViaService": "secretsmanager.us-east-2.amazonaws.com"}}
     assert s["IdentifyCaller"] == {"Sid": "IdentifyCaller", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"],
                                    "Resource": "*"}
-    # Nothing but the kms statement and sts use "*".
-    assert {sid for sid, st in s.items() if st["Resource"] == "*"} == {"DecryptSecretsViaSecretsManager", "IdentifyCaller"}
+    # Nothing but the kms statement, sts and GetMetricData (no resource-level permissions) use "*".
+    assert {sid for sid, st in s.items() if st["Resource"] == "*"} == {"DecryptSecretsViaSecretsManager", "IdentifyCaller",
+                                                                       "ReadGateMetrics"}
+    assert s["ReadGateMetrics"]["Action"] == ["cloudwatch:GetMetricData"]
 
 
 def test_secure_string_flags_get_kms_through_ssm_only():
@@ -490,7 +492,7 @@ def parliament_findings(doc: dict) -> list:
 def justified(finding, doc: dict) -> bool:
     """The findings we accept, each for a reason: passing one named role to one named service (the guard's
     events role to EventBridge, the automation role to SSM) is what lets the guard run; "*" only where AWS
-    has no resource (sts:GetCallerIdentity) or where the key is unknown and kms:ViaService pins its use to
+    has no resource (sts:GetCallerIdentity, cloudwatch:GetMetricData) or where the key is unknown and kms:ViaService pins its use to
     one service; kms:ResourceAliases (how a `kms_key` alias is granted) is newer than parliament's bundled
     IAM definitions, which therefore call it unknown."""
     if finding.issue == "UNKNOWN_CONDITION_FOR_ACTION":
@@ -501,7 +503,7 @@ def justified(finding, doc: dict) -> bool:
             "*" not in json.dumps(s["Resource"]) and "iam:PassedToService" in json.dumps(s.get("Condition")) for s in passes)
     if finding.issue == "RESOURCE_STAR":
         stars = [s for s in doc["Statement"] if s["Resource"] == "*"]
-        return all(s["Action"] == ["sts:GetCallerIdentity"] or (all(a.startswith("kms:") for a in s["Action"])
+        return all(s["Action"] in (["sts:GetCallerIdentity"], ["cloudwatch:GetMetricData"]) or (all(a.startswith("kms:") for a in s["Action"])
                    and "kms:ViaService" in s["Condition"]["StringEquals"]) for s in stars)
     return False
 

@@ -988,7 +988,7 @@ def test_schema_is_json_and_names_every_top_level_key() -> None:
     assert set(s["$defs"]["flag"]["properties"]) == {"parameter", "lambda", "rollback", "sensitive", "secure",
                                                      "public_values", "description"}
     assert set(s["$defs"]["phase"]["properties"]) == {"name", "description", "set", "gates", "bake", "approval",
-                                                      "approvers", "separate_approver", "auto_rollback"}
+                                                      "approvers", "separate_approver", "auto_rollback", "watch"}
     plan_schema()["properties"].clear()  # callers get a copy
     assert plan_schema()["properties"]
 

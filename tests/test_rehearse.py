@@ -28,6 +28,8 @@ def test_rehearse_walks_every_phase_injects_an_incident_and_rolls_back(plan_file
     assert any("fast-forwarded" in n for n in out.data["notes"])
     if plan_file == "phases.yaml":
         assert sum("(local stub)" in n for n in out.data["notes"]) == 3
+        # The metric gates pass on seeded data, and the injected metric regression fails the gate itself.
+        assert "incident: worker_success_vs_baseline regresses; preflight --phase canary" in steps
 
 
 def test_rehearse_fails_when_a_step_misbehaves(tmp_path, monkeypatch):

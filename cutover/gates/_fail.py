@@ -3,12 +3,23 @@ into a FAIL; raise Skip(detail, next_action) for a check that must not run here 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class Fail(Exception):
-    def __init__(self, detail: str, next_action: str) -> None:
+    def __init__(self, detail: str, next_action: str, data: dict | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.next_action = next_action
+        self.data = data  # figures for evidence and --json (a metric check's judgement)
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A check may return this instead of a bare detail string, to carry figures into the result."""
+
+    detail: str
+    data: dict | None = None
 
 
 class Skip(Fail):

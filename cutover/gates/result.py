@@ -17,21 +17,25 @@ class GateResult:
     detail: str  # one PII-safe line
     next_action: str = ""  # what a person should do (empty when PASS)
     duration: float = 0.0  # seconds
+    data: dict | None = None  # figures behind the detail (a metric check's judgement); None for most checks
 
     @property
     def passed(self) -> bool:
         return self.status == PASS
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["data"] is None:
+            del out["data"]
+        return out
 
 
-def passed(check, detail: str, duration: float = 0.0) -> GateResult:
-    return GateResult(check.name, check.type, PASS, detail, "", duration)
+def passed(check, detail: str, duration: float = 0.0, data: dict | None = None) -> GateResult:
+    return GateResult(check.name, check.type, PASS, detail, "", duration, data)
 
 
-def failed(check, detail: str, next_action: str, duration: float = 0.0) -> GateResult:
-    return GateResult(check.name, check.type, FAIL, detail, next_action, duration)
+def failed(check, detail: str, next_action: str, duration: float = 0.0, data: dict | None = None) -> GateResult:
+    return GateResult(check.name, check.type, FAIL, detail, next_action, duration, data)
 
 
 def skipped(check, detail: str, next_action: str = "") -> GateResult:

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from cutover.errors import UsageError
 from cutover.model import Plan
 
-from ._fail import Fail, Skip
+from ._fail import Fail, Passed, Skip
 from ._fmt import duration, one_line
 from .alarms import check_alarms
 from .command import check_command
@@ -20,6 +20,8 @@ from .context import GateContext
 from .env import check_env
 from .http import check_graphql, check_http
 from .logs import check_log_absent, check_log_freshness
+from .logs_query import check_logs_query
+from .metric import check_metric
 from .result import FAIL, GateResult, failed, passed, skipped
 from .secrets import check_secrets
 from .window import check_window
@@ -37,6 +39,8 @@ CHECKS: dict[str, Callable[..., str]] = {
     "command": check_command,
     "alarms": check_alarms,
     "window": check_window,
+    "metric": check_metric,
+    "logs_query": check_logs_query,
 }
 
 MAX_WORKERS = 8
@@ -49,6 +53,10 @@ def _clean(ctx: GateContext, text: str) -> str:
     return one_line(ctx.redactor.text(text or ""))
 
 
+def _figures(ctx: GateContext, data: dict | None) -> dict | None:
+    return ctx.redactor.value(data) if data is not None else None
+
+
 def run_check(check, ctx: GateContext) -> GateResult:
     """Run one check. Never raises: any failure, expected or not, is a FAIL with a next action."""
     t0 = ctx.clock.monotonic()
@@ -56,12 +64,14 @@ def run_check(check, ctx: GateContext) -> GateResult:
         fn = CHECKS.get(check.type)
         if fn is None:
             raise Fail(f"unknown check type {check.type!r}", "fix the check's type in the plan (see `cutover validate --schema`)")
-        detail = fn(check, ctx)
-        return passed(check, _clean(ctx, detail), ctx.clock.monotonic() - t0)
+        out = fn(check, ctx)
+        detail, data = (out.detail, out.data) if isinstance(out, Passed) else (out, None)
+        return passed(check, _clean(ctx, detail), ctx.clock.monotonic() - t0, _figures(ctx, data))
     except Skip as s:
         return skipped(check, _clean(ctx, s.detail), _clean(ctx, s.next_action))
     except Fail as f:
-        return failed(check, _clean(ctx, f.detail), _clean(ctx, f.next_action), ctx.clock.monotonic() - t0)
+        return failed(check, _clean(ctx, f.detail), _clean(ctx, f.next_action), ctx.clock.monotonic() - t0,
+                      _figures(ctx, f.data))
     except Exception as exc:  # noqa: BLE001 - fail closed; the args may hold secrets, so only the class is shown
         log.debug("gate %s crashed: %s", getattr(check, "name", "?"), ctx.redactor.text(traceback.format_exc()))
         return failed(

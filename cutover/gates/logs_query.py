@@ -1,0 +1,86 @@
+"""logs_query: a CloudWatch Logs Insights query over the last `window`, polled until it is Complete;
+each `expect` field of its rows must be within its max/min (every row: the worst one decides).
+
+Failed, Cancelled, Timeout or Unknown, or still running when the check's time is up, is an ERROR; no
+row carrying an expected field is INCONCLUSIVE (blocks unless `inconclusive: pass`), never a PASS.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cutover import stats
+from cutover.errors import AwsError
+from cutover.model import LogsQueryCheck
+
+from ._aws import aws_fail
+from ._fail import Fail, Passed
+from .context import GateContext
+from .metric import evidence, gate_result
+
+POLL = 1.0  # seconds between GetQueryResults calls
+_RUNNING = {"Scheduled", "Running"}
+_SEVERITY = {stats.PASS: 0, stats.INCONCLUSIVE: 1, stats.FAIL: 2, stats.ERROR: 3}
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text  # judged as "not a number": INCONCLUSIVE
+
+
+def run_query(check: LogsQueryCheck, ctx: GateContext, window: tuple) -> list[dict[str, str]]:
+    """Start the query and poll it on the injected clock; Fail (an ERROR line) unless it completes."""
+    insights = ctx.aws.insights
+    if insights is None:
+        raise AwsError("no CloudWatch Logs Insights client", "run with AWS access", code="NoInsightsClient")
+    query_id = insights.start_query(list(check.log_groups), check.query, *window)
+    deadline = ctx.clock.monotonic() + max(check.timeout - POLL, POLL)
+    while True:
+        status, rows = insights.query_results(query_id)
+        if status == "Complete":
+            return rows
+        if status not in _RUNNING:
+            raise Fail(f"{check.name} {stats.ERROR} the Logs Insights query ended {status}",
+                       "check the query in the Logs Insights console (syntax, log groups, the window), then re-run")
+        if ctx.clock.monotonic() >= deadline:
+            raise Fail(f"{check.name} {stats.ERROR} the Logs Insights query was still {status} after "
+                       f"{check.timeout:g}s", "narrow the window or the query, or raise the check's timeout")
+        ctx.clock.sleep(POLL)
+
+
+def _judge_field(check: LogsQueryCheck, name: str, rows: list[dict[str, str]], window: tuple) -> stats.Judgement:
+    values = [(i, _number(r[name])) for i, r in enumerate(rows) if name in r]
+    if not values:
+        return stats.Judgement(check.name, stats.INCONCLUSIVE,
+                               f"{check.name} {stats.INCONCLUSIVE} no row has field {name!r} ({len(rows)} row(s))", window)
+    limit = check.expect[name]
+    return stats.judge_value(check.name, values, stat=name, window=window, max_value=limit.max, min_value=limit.min,
+                             of="rows")
+
+
+def judge_rows(check: LogsQueryCheck, rows: list[dict[str, str]], window: tuple) -> stats.Judgement:
+    """Each expected field judged over the rows (stats.judge_value); the worst field decides."""
+    judged = [_judge_field(check, name, rows, window) for name in check.expect]
+    worst = max(judged, key=lambda j: _SEVERITY[j.outcome])
+    reason = f"{check.name} {worst.outcome} " + "; ".join(j.reason.split(" ", 2)[2] for j in judged)
+    return stats.Judgement(check.name, worst.outcome, reason, window, value=worst.value,
+                           tests=tuple(t for j in judged for t in j.tests))
+
+
+def check_logs_query(check: LogsQueryCheck, ctx: GateContext) -> Passed:
+    end = ctx.clock.now()
+    window = (end - timedelta(seconds=check.window), end)
+    try:
+        rows = run_query(check, ctx, window)
+    except AwsError as exc:
+        fail = aws_fail(exc, f"the Logs Insights query of {check.name}",
+                        permission="logs:StartQuery and logs:GetQueryResults")
+        judgement = stats.error_result(check.name, f"{fail.detail}: {fail.next_action}", window)
+        return gate_result(check, judgement)
+    except Fail as fail:
+        judgement = stats.Judgement(check.name, stats.ERROR, fail.detail, window)
+        raise Fail(fail.detail, fail.next_action, evidence(check, judgement)) from None
+    judgement = judge_rows(check, rows, window)
+    return gate_result(check, judgement, {**evidence(check, judgement), "rows": len(rows)})
