@@ -20,7 +20,7 @@ from tests.fakes import FakeFunctionStore, FakeIdentity, FakeParameterStore
 from tests.gatefakes import FakeAlarms, FakeLogs, FakeSecrets
 
 ROOT = Path(__file__).parent.parent
-# Tens of hand-written records per test, each through status, rollback and a re-read: past the suite's
+# Tens of hand-written records per test, each through status, rollback and a re-read: it can run past the suite's
 # default 300 s on a loaded 2-core machine.
 MANY_RECORDS = pytest.mark.timeout(600)
 GOOD_STATE = {"phase": "canary", "status": "stable", "plan": "e2e", "entered_at": "2026-01-01T00:00:00Z"}
