@@ -18,6 +18,9 @@ from cutover.faultproxy import Faults
 from cutover.sandbox import OTHER_VARIABLES
 
 ROOT = Path(__file__).parent.parent
+# Each test runs a real CLI process per kill point (about ten), each seeded from scratch: on a loaded
+# 2-core machine that can run past the suite's default 300 s.
+pytestmark = pytest.mark.timeout(900)
 HOW = "fault proxy SIGKILLs the CLI process right after its k-th write is applied, for every k"
 
 

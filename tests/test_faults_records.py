@@ -20,6 +20,9 @@ from tests.fakes import FakeFunctionStore, FakeIdentity, FakeParameterStore
 from tests.gatefakes import FakeAlarms, FakeLogs, FakeSecrets
 
 ROOT = Path(__file__).parent.parent
+# Tens of hand-written records per test, each through status, rollback and a re-read: it can run past the suite's
+# default 300 s on a loaded 2-core machine.
+MANY_RECORDS = pytest.mark.timeout(600)
 GOOD_STATE = {"phase": "canary", "status": "stable", "plan": "e2e", "entered_at": "2026-01-01T00:00:00Z"}
 GOOD_LOCK = {"holder": "arn:aws:iam::1:user/bob", "host": "elsewhere", "pid": 4242, "command": "advance",
              "run_id": "bob1", "acquired_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-01T00:15:00Z"}
@@ -94,6 +97,7 @@ def rollback_restores_and_rewrites(e2e):
     assert orchestrator.status(e2e(dry_run=True), check=True).exit_code == 0
 
 
+@MANY_RECORDS
 def test_bad_state_records_are_explained_and_rolled_back(e2e, reliability):
     """Each record in turn (one emulator set-up for all: seeding costs more than a case)."""
     for kind, record in BAD_STATES.items():
@@ -110,6 +114,7 @@ def test_bad_state_records_are_explained_and_rolled_back(e2e, reliability):
             rollback_restores_and_rewrites(e2e)
 
 
+@MANY_RECORDS
 def test_bad_lock_records_are_explained_and_never_stop_a_rollback(e2e, reliability):
     params = e2e().aws.params
     for kind, record in BAD_LOCKS.items():
@@ -122,6 +127,7 @@ def test_bad_lock_records_are_explained_and_never_stop_a_rollback(e2e, reliabili
             rollback_restores_and_rewrites(e2e)
 
 
+@MANY_RECORDS
 def test_cli_never_reports_an_internal_error_for_a_bad_record(e2e, tmp_path):
     """The same, through the CLI: exit codes from the contract, one error line, no traceback."""
     from typer.testing import CliRunner
