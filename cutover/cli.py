@@ -53,7 +53,27 @@ def main_options(
 
 # --- rendering ---------------------------------------------------------------------------------------
 def say(text: str = "", err: bool = False) -> None:
-    typer.echo(REDACTOR.text(text), err=err)
+    write(REDACTOR.text(text), err=err)
+
+
+def write(text: str, err: bool = False, nl: bool = True) -> None:
+    """typer.echo, except that a reader who went away (`cutover status | head -3`) is not an error:
+    the rest of the output is dropped and the command ends with the exit code of what it did."""
+    try:
+        typer.echo(text, err=err, nl=nl)
+    except BrokenPipeError:
+        _discard_output(sys.stderr if err else sys.stdout)
+
+
+def _discard_output(stream) -> None:
+    """Point the closed stream at /dev/null, so later writes and the flush at exit go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to redirect
+        pass
+    finally:
+        os.close(devnull)
 
 
 def emit(command: str, outcome, compact: bool = False) -> None:
@@ -120,7 +140,7 @@ def check_evidence_dir(command: str = "") -> None:
         if command != "rollback":
             raise UsageError(why, "pass --evidence-dir DIR, a folder cutover can create or write to (default ./evidence)") from None
         G.evidence_dir = Path(tempfile.mkdtemp(prefix="cutover-evidence-"))  # mode 0700
-        typer.echo(f"warning: {why}; the rollback goes on, its evidence and log go to {G.evidence_dir}", err=True)
+        write(f"warning: {why}; the rollback goes on, its evidence and log go to {G.evidence_dir}", err=True)
 
 
 def check_out_file(option: str, path: Path) -> None:
@@ -396,7 +416,7 @@ def runbook(
             emit("runbook", Outcome(ExitCode.OK, f"runbook for plan '{plan.name}'", data={"markdown": rb.render(plan)}))
         # Not through say(): the runbook is redacted as it is rendered (fingerprints, PII patterns), so
         # stdout is byte for byte what --out writes and --check compares.
-        typer.echo(rb.render(plan), nl=False)
+        write(rb.render(plan), nl=False)
 
     run("runbook", body)
 
@@ -424,7 +444,7 @@ def iam_policy(
                 "or pass --account 123456789012", err=True)
         # The policy document itself, with or without --json. Not through say(): it holds only names
         # from the plan, and the redactor's credential patterns would mangle ARNs like ...:secret:NAME-??????.
-        typer.echo(iam.render(doc))
+        write(iam.render(doc))
 
     run("iam-policy", body)
 

@@ -1,0 +1,66 @@
+"""CLI tests of the 2 a.m. experience (issue 15), through the real binary: `python -m cutover` in a
+subprocess, against the session's moto server over HTTP (the `e2e` fixture seeds tests/plans/e2e.yaml
+and its AWS_* variables are in os.environ, which the subprocess inherits). Nothing patches boto3."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_cli import CANARY_VALUES, E2E, PENDING_VALUES, ROOT, live, params, put_phase, state_record  # noqa: F401 (params: a fixture)
+
+pytestmark = pytest.mark.usefixtures("e2e")
+
+
+def cutover(*args: str, evidence_dir=None, stdout=subprocess.PIPE, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m cutover ARGS` with the e2e plan (the plan and evidence options go first unless the
+    test passes its own), cwd the repo root."""
+    head = [] if "--plan" in args else ["--plan", E2E]
+    if evidence_dir is not None and "--evidence-dir" not in args:
+        head += ["--evidence-dir", str(evidence_dir)]
+    p = subprocess.run([sys.executable, "-m", "cutover", *head, *args], cwd=ROOT, env=dict(os.environ),
+                       stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    assert "Traceback" not in p.stderr and "internal error" not in p.stderr, p.stderr
+    return p
+
+
+def into_closed_pipe(*args: str, **kw) -> subprocess.CompletedProcess:
+    """As `cutover ARGS | head -1` once head has gone: stdout is a pipe whose reader is closed before
+    the first write, so every write meets EPIPE (deterministic, unlike a real `head`)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return cutover(*args, stdout=write_end, **kw)
+    finally:
+        os.close(write_end)
+
+
+# --- item 6: broken pipe -------------------------------------------------------------------------------
+def assert_quiet_about_the_pipe(p: subprocess.CompletedProcess) -> None:
+    assert "BrokenPipe" not in p.stderr and "Exception ignored" not in p.stderr, p.stderr
+    assert "error:" not in p.stderr, p.stderr
+
+
+def test_status_and_validate_into_a_closed_pipe_exit_with_their_own_code(params, tmp_path):
+    for args, code in ((("status",), 0), (("validate",), 0), (("--json", "status"), 0)):
+        p = into_closed_pipe(*args, evidence_dir=tmp_path / "ev")
+        assert p.returncode == code, (args, p.returncode, p.stderr)
+        assert_quiet_about_the_pipe(p)
+    params.put("/e2e/mode", "live")  # drift: status --check says 5, pipe or not
+    p = into_closed_pipe("status", "--check", evidence_dir=tmp_path / "ev")
+    assert p.returncode == 5, p.stderr
+    assert_quiet_about_the_pipe(p)
+
+
+def test_rollback_into_a_closed_pipe_finishes_and_exits_0(e2e, params, tmp_path):
+    put_phase(e2e, params, "canary")
+    assert live(params) == CANARY_VALUES
+    p = into_closed_pipe("rollback", "--yes", "--reason", "piped", evidence_dir=tmp_path / "ev")
+    assert p.returncode == 0, p.stderr
+    assert_quiet_about_the_pipe(p)
+    assert live(params) == PENDING_VALUES
+    assert state_record(params)["phase"] == "rolled_back"
