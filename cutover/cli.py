@@ -17,7 +17,43 @@ import typer
 from cutover.errors import CutoverError, ExitCode, UsageError
 from cutover.redact import REDACTOR
 
+import copy
+
+from typer.core import TyperGroup
+
+
+class GlobalsAnywhere(TyperGroup):
+    """The top-level group. Its options (--plan, --json, ...) are also accepted after any command name,
+    guard subcommands included, with the same meaning: hands put them where they are used
+    (`cutover status --json`, `cutover rollback --yes --reason x --plan other.yaml`)."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        options = [o for o in self.params if o.name in GLOBAL_FIELDS]
+        for command in self.commands.values():
+            _accept_globals(command, options)
+
+
+def _accept_globals(command, options) -> None:
+    """Give `command` (and its subcommands) copies of the global options that default to "not given";
+    what is given there overrides what was given before the command name."""
+    for option in options:
+        mine = copy.copy(option)
+        mine.default, mine.envvar, mine.show_envvar = (False if option.is_flag else None), None, False
+        command.params.append(mine)
+    inner = command.callback
+
+    def callback(**kw):
+        _take_globals({name: kw.pop(name) for name in GLOBAL_FIELDS if name in kw})
+        return inner(**kw) if inner is not None else None
+
+    command.callback = callback
+    for sub in getattr(command, "commands", {}).values():
+        _accept_globals(sub, options)
+
+
 app = typer.Typer(
+    cls=GlobalsAnywhere,
     add_completion=False,
     rich_markup_mode=None,  # plain help: rich's help formatter costs more start-up than the rest of the CLI
     no_args_is_help=True,
@@ -37,6 +73,9 @@ class Globals:
 
 
 G = Globals()
+# main_options' parameter -> the Globals field it sets
+GLOBAL_FIELDS = {"plan": "plan", "region": "region", "profile": "profile", "json_out": "json",
+                 "evidence_dir": "evidence_dir", "verbose": "verbose"}
 
 
 @app.callback()
@@ -48,7 +87,16 @@ def main_options(
     evidence_dir: Path = typer.Option(Path("evidence"), "--evidence-dir", help="Where evidence reports go."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log every step to stderr."),
 ) -> None:
-    G.plan, G.region, G.profile, G.json, G.evidence_dir, G.verbose = plan, region, profile, json_out, evidence_dir, verbose
+    """(Every invocation starts from the defaults: the app may run more than once in one process.)"""
+    vars(G).update(vars(Globals()))
+    _take_globals(dict(plan=plan, region=region, profile=profile, json_out=json_out, evidence_dir=evidence_dir, verbose=verbose))
+
+
+def _take_globals(given: dict) -> None:
+    for name, value in given.items():
+        if value is not None and value is not False:
+            field = GLOBAL_FIELDS[name]
+            setattr(G, field, Path(value) if isinstance(getattr(Globals, field, None), Path) else value)
 
 
 # --- rendering ---------------------------------------------------------------------------------------

@@ -64,3 +64,33 @@ def test_rollback_into_a_closed_pipe_finishes_and_exits_0(e2e, params, tmp_path)
     assert_quiet_about_the_pipe(p)
     assert live(params) == PENDING_VALUES
     assert state_record(params)["phase"] == "rolled_back"
+
+
+# --- item 2: global options before or after the command name ------------------------------------------
+def test_global_options_after_the_command_mean_the_same(params, tmp_path):
+    ev = tmp_path / "after"
+    p = cutover("status", "--json", "--plan", E2E, "--evidence-dir", str(ev), "--region", "us-east-2")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["command"] == "status" and doc["region"] == "us-east-2"
+    before = cutover("--json", "--plan", E2E, "--profile", "no-such-profile", "status")
+    after = cutover("status", "--profile", "no-such-profile", "--json", "--plan", E2E)
+    assert before.returncode == after.returncode != 0
+    assert "no-such-profile" in after.stderr and json.loads(after.stdout)["error"] == json.loads(before.stdout)["error"]
+
+
+def test_rollback_takes_the_plan_after_its_own_options(e2e, params, tmp_path):
+    put_phase(e2e, params, "canary")
+    p = cutover("rollback", "--yes", "--reason", "x", "--plan", E2E, "--evidence-dir", str(tmp_path / "ev"), "-v")
+    assert p.returncode == 0, p.stderr
+    assert "flag_written" in p.stderr  # -v: every step logged to stderr
+    assert "rolled back canary -> rolled_back" in p.stdout
+    assert live(params) == PENDING_VALUES
+    assert any((tmp_path / "ev").iterdir())  # --evidence-dir after the command was honoured
+
+
+def test_guard_subcommands_take_global_options_too(tmp_path):
+    for argv in (("guard", "status", "--json", "--plan", E2E), ("guard", "--json", "status", "--plan", E2E)):
+        p = cutover(*argv, evidence_dir=tmp_path / "ev")
+        assert "No such option" not in p.stderr, p.stderr
+        assert json.loads(p.stdout)["command"] == "guard"
