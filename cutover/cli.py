@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -70,12 +71,13 @@ class Globals:
     json: bool = False
     evidence_dir: Path = Path("evidence")
     verbose: bool = False
+    no_color: bool = False
 
 
 G = Globals()
 # main_options' parameter -> the Globals field it sets
 GLOBAL_FIELDS = {"plan": "plan", "region": "region", "profile": "profile", "json_out": "json",
-                 "evidence_dir": "evidence_dir", "verbose": "verbose"}
+                 "evidence_dir": "evidence_dir", "verbose": "verbose", "no_color": "no_color"}
 
 
 @app.callback()
@@ -86,10 +88,12 @@ def main_options(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     evidence_dir: Path = typer.Option(Path("evidence"), "--evidence-dir", help="Where evidence reports go."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log every step to stderr."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colour on a terminal (as does the NO_COLOR variable)."),
 ) -> None:
     """(Every invocation starts from the defaults: the app may run more than once in one process.)"""
     vars(G).update(vars(Globals()))
-    _take_globals(dict(plan=plan, region=region, profile=profile, json_out=json_out, evidence_dir=evidence_dir, verbose=verbose))
+    _take_globals(dict(plan=plan, region=region, profile=profile, json_out=json_out, evidence_dir=evidence_dir,
+                       verbose=verbose, no_color=no_color))
 
 
 def _take_globals(given: dict) -> None:
@@ -100,8 +104,26 @@ def _take_globals(given: dict) -> None:
 
 
 # --- rendering ---------------------------------------------------------------------------------------
-def say(text: str = "", err: bool = False) -> None:
-    write(REDACTOR.text(text), err=err)
+def say(text: str = "", err: bool = False, paint: bool = False) -> None:
+    """Print through the redactor; `paint`: colour the line by what it reports, on a terminal."""
+    text = REDACTOR.text(text)
+    write(colour(text) if paint and colour_on(sys.stderr if err else sys.stdout) else text, err=err)
+
+
+TROUBLE = re.compile(r"\b(ALARM|MISSING|DRIFT|FAIL|FAILED|UNREADABLE|UNKNOWN)\b")
+FINE = re.compile(r"\bPASS\b")
+
+
+def colour(line: str) -> str:
+    """Red for a line that reports trouble (an alarm, drift, a failed gate), green for a pass."""
+    if TROUBLE.search(line):
+        return typer.style(line, fg="red", bold=True)
+    return typer.style(line, fg="green") if FINE.search(line) else line
+
+
+def colour_on(stream) -> bool:
+    """Colour only for a person at a terminal, unless NO_COLOR (no-color.org) or --no-color says not."""
+    return not (G.no_color or os.environ.get("NO_COLOR")) and stream.isatty()
 
 
 def write(text: str, err: bool = False, nl: bool = True) -> None:
@@ -133,9 +155,9 @@ def emit(command: str, outcome, compact: bool = False) -> None:
             doc["hint"] = outcome.hint
         say(json.dumps(REDACTOR.value(doc), indent=None if compact else 2, default=str))
     else:
-        say(outcome.headline)
+        say(outcome.headline, paint=True)
         for line in outcome.lines:
-            say(f"  {line}")
+            say(f"  {line}", paint=True)
         if outcome.hint:
             say(f"next: {outcome.hint}")
         if outcome.evidence_path:
@@ -147,7 +169,7 @@ def fail(command: str, err: CutoverError) -> None:
     if G.json:
         say(json.dumps({"command": command, "exit_code": err.exit_code, "ok": False, "headline": REDACTOR.text(err.message),
                         "error": REDACTOR.text(err.message), "hint": REDACTOR.text(err.hint)}, indent=2))
-    say(f"error: {err.message}", err=True)
+    say(f"error: {err.message}", err=True, paint=True)
     if err.hint:
         say(f"hint: {err.hint}", err=True)
     raise typer.Exit(err.exit_code)

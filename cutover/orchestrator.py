@@ -264,9 +264,12 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     if live.unreadable:
         data["unreadable_functions"] = {fn: err.message for fn, err in live.unreadable.items()}
 
-    # Alarms of every alarms gate in the plan, in one batched read.
+    # Alarms of every alarms gate in the plan, in one batched read; those of the phase in play (the
+    # recorded one, and the target of an unfinished transition) that fire make the cutover unhealthy.
     alarms_seen = _all_alarm_rows(rt)
-    data["alarms"] = alarms_seen
+    in_play = [] if view.problem else [p for p in (view.phase, rec and rec.target) if p in plan.phase_names]
+    firing = firing_alarms(alarms_seen, [c for p in dict.fromkeys(in_play) for c in plan.alarm_checks(p)])
+    data["alarms"], data["firing"] = alarms_seen, firing
     if alarms_seen:
         lines.append("alarms:")
         for a in alarms_seen:
@@ -287,12 +290,40 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
         headline = f"{rec.status} {rec.phase} -> {rec.target} is unfinished"
     else:
         headline = f"{view.phase}: flags match the declared values"
-    data["healthy"] = not bad  # (the document's own "ok" is the exit code's)
-    code = ExitCode.DRIFT if (check and bad) else ExitCode.OK
+    data["healthy"] = not (bad or firing)  # (the document's own "ok" is the exit code's)
+    # --check: 5 when the flags or the record are wrong; else 1 when an alarm of the phase fires (its
+    # alarms gate fails now: the code `watch` and `preflight` give an alarm).
+    code = ExitCode.OK if not check else ExitCode.DRIFT if bad else ExitCode.GATE_FAILED if firing else ExitCode.OK
     hint = view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")
     if restored_unrecorded:
         hint = "run `cutover rollback`: the flags are already safe, it records that in the state record"
+    if firing:  # the first thing an on-call person must read, and what to do about it
+        states = {a["name"]: a["state"] for a in alarms_seen}
+        shout = "; ".join(f"ALARM: {n}" if states[n] == "ALARM" else f"ALARM MISSING: {n}" for n in firing)
+        headline = f"{shout}; {headline}" if bad else shout
+        hint = rollback_now_hint(alarm_reason(firing, states))
     return Outcome(code, headline, lines, data, hint=hint)
+
+
+FIRING = ("ALARM", "MISSING")  # a named alarm that does not exist cannot say the phase is fine
+
+
+def firing_alarms(rows: list[dict], checks: list) -> list[str]:
+    """Names of the alarms in `rows` watched by `checks` (by name or prefix) that are firing."""
+    def watched(name: str) -> bool:
+        return any(name in c.names or (c.prefix and name.startswith(c.prefix)) for c in checks)
+
+    return [a["name"] for a in rows if a["state"] in FIRING and watched(a["name"])]
+
+
+def alarm_reason(firing: list[str], states: dict[str, str]) -> str:
+    """`alarm a, b in ALARM` (`... MISSING` for alarms that do not exist): a rollback's --reason."""
+    by_state = {s: [n for n in firing if states[n] == s] for s in FIRING}
+    return "; ".join(f"alarm {', '.join(names)} {'in ALARM' if s == 'ALARM' else 'MISSING'}" for s, names in by_state.items() if names)
+
+
+def rollback_now_hint(why: str) -> str:
+    return f'roll back now: cutover rollback --yes --reason "{why}"'
 
 
 def alarm_rows(rt: Runtime, checks: list) -> list[dict]:

@@ -94,3 +94,67 @@ def test_guard_subcommands_take_global_options_too(tmp_path):
         p = cutover(*argv, evidence_dir=tmp_path / "ev")
         assert "No such option" not in p.stderr, p.stderr
         assert json.loads(p.stdout)["command"] == "guard"
+
+
+# --- item 1: status shouts a firing alarm -------------------------------------------------------------
+def on_a_terminal(*args: str, env: dict | None = None, timeout: float = 120) -> tuple[int, str]:
+    """`python -m cutover ARGS` with stdout on a pseudo-terminal: (exit code, what the terminal got)."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([sys.executable, "-m", "cutover", "--plan", E2E, *args], cwd=ROOT,
+                           env={**os.environ, **(env or {})}, stdout=slave, stderr=subprocess.PIPE, text=True,
+                           timeout=timeout)
+        os.close(slave)
+        got = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and everything was read
+                break
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        os.close(master)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p.returncode, got.decode()
+
+
+RED = "\x1b[31m"
+
+
+def test_status_shouts_an_alarm_of_the_current_phase(e2e, emulator, params, tmp_path):
+    emulator.seeder("us-east-2").set_alarm_state("e2e-errors", "ALARM")
+    pending = cutover("--json", "status", "--check")
+    assert pending.returncode == 0 and json.loads(pending.stdout)["healthy"] is True  # no phase entered: nothing live
+    put_phase(e2e, params, "canary")
+    p = cutover("status")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0] == "ALARM: e2e-errors"
+    assert 'next: roll back now: cutover rollback --yes --reason "alarm e2e-errors in ALARM"' in p.stdout
+    assert RED not in p.stdout  # not a terminal: no colour
+    check = cutover("status", "--check")
+    assert check.returncode == 1, check.stdout  # the phase's alarms gate fails now: exit 1, as `watch` says
+    doc = json.loads(cutover("status", "--check", "--json").stdout)
+    assert doc["healthy"] is False and doc["firing"] == ["e2e-errors"] and doc["exit_code"] == 1
+    code, screen = on_a_terminal("status")
+    assert code == 0
+    row = next(line for line in screen.splitlines() if "e2e-errors: ALARM" in line)
+    assert RED in row and RED in screen.splitlines()[0]
+    code, screen = on_a_terminal("status", env={"NO_COLOR": "1"})
+    assert "\x1b[" not in screen and "ALARM: e2e-errors" in screen
+
+
+def test_status_shouts_a_missing_alarm(e2e, params, tmp_path):
+    plan = tmp_path / "plan.yaml"
+    text = open(E2E).read().replace("names: [e2e-errors]", "names: [e2e-errors, e2e-gone]")
+    plan.write_text(text)
+    put_phase(e2e, params, "canary")
+    p = cutover("--plan", str(plan), "status", "--check")
+    assert p.returncode == 1, p.stdout
+    assert p.stdout.splitlines()[0] == "ALARM MISSING: e2e-gone"
+    assert "e2e-gone: MISSING" in p.stdout and "cutover rollback" in p.stdout
+    doc = json.loads(cutover("--plan", str(plan), "--json", "status").stdout)
+    assert doc["healthy"] is False and doc["firing"] == ["e2e-gone"]
