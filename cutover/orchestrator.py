@@ -367,6 +367,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     live, view, lock = _live(rt)
     rec = view.record
     report = _report(rt, "advance", reason=reason)
+    again = _again(rt, "advance")  # what a hint says to re-run: a dry run's hints stay dry runs
 
     if view.problem:
         raise Blocked(f"refusing to advance: {view.problem}", view.fix)
@@ -394,15 +395,21 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         drifted = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.key), declared[f.name])]
         if drifted:
             raise Blocked(f"live flags differ from the recorded phase {current}: {', '.join(drifted)}; nothing was written",
-                          "run `cutover status` to see them; restore them with `cutover rollback` (or fix them by hand), then advance")
-    approver = _check_approval(rt, phase, current, approve, reason) if phase.approval else None
+                          f"run `cutover status` to see them; restore them with `cutover rollback` (or fix them by hand), then `{again}`")
+    approver = None
+    if phase.approval and rt.dry_run and not approve:  # a preview needs no approval: it says who must give it
+        approval = _approval_needed(phase)
+        rt.notes.append(f"approval will be needed: entering {phase.name} takes --approve --reason TEXT, "
+                        f"from {approval['approvers']}" + (f" other than whoever entered {current}" if phase.separate_approver else ""))
+    elif phase.approval:
+        approver = _check_approval(rt, phase, current, approve, reason, again)
     remaining = bake_remaining(rt, view)
     if remaining > 0:
         from cutover.plan import format_duration
 
         raise GateFailed(
             f"{current} is still baking: {format_duration(remaining)} left of {format_duration(plan.phase(current).bake)}",
-            "wait for the bake to finish (`cutover watch` shows it), then advance",
+            f"wait for the bake to finish (`cutover watch` shows it), then `{again}`",
         )
 
     lease = None
@@ -427,12 +434,13 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             return _finish(rt, report, Outcome(
                 ExitCode.GATE_FAILED, f"gates for {phase.name} failed: {', '.join(failed)}; nothing was written",
                 gate_lines, {"phase": current, "target": phase.name, "gates": report.gates, "changes": []},
-                hint="fix what each failed gate says, then run `cutover preflight` and advance again"))
+                hint=f"fix what each failed gate says, then run `cutover preflight` and `{again}` again"))
 
         target = plan.values_for(phase.name)
         changes = flagmod.diff(plan, target, live)
         report.changes = [c.to_dict() for c in changes]
-        data = {"phase": current, "target": phase.name, "gates": report.gates, "changes": report.changes, "dry_run": rt.dry_run}
+        data = {"phase": current, "target": phase.name, "gates": report.gates, "changes": report.changes, "dry_run": rt.dry_run,
+                **({"approval": _approval_needed(phase)} if phase.approval else {})}
         if rt.dry_run:
             if not_run := [r.check for r in results if r.status == "SKIPPED"]:
                 rt.notes.append(f"dry run: not run (not read_only): {', '.join(not_run)}; the real advance runs them first")
@@ -527,11 +535,20 @@ def _yield_and_stop(rt: Runtime, report: evidence.Report, data: dict, changes: l
     raise err
 
 
-def _check_approval(rt: Runtime, phase: Phase, current: str, approve: bool, reason: str) -> str:
+def _again(rt: Runtime, command: str) -> str:
+    return f"cutover {command}" + (" --dry-run" if rt.dry_run else "")
+
+
+def _approval_needed(phase: Phase) -> dict:
+    return {"needed": True, "approvers": ", ".join(phase.approvers) or "anyone",
+            "separate_approver": bool(phase.separate_approver)}
+
+
+def _check_approval(rt: Runtime, phase: Phase, current: str, approve: bool, reason: str, again: str) -> str:
     """Who approves entering `phase`, after checking they may. Blocked (exit 3) with the reason otherwise."""
     if not approve or not reason.strip():
         raise Blocked(f"entering {phase.name} needs explicit approval: --approve and --reason",
-                      f'cutover advance --approve --reason "why {phase.name} may start now"')
+                      f'{again} --approve --reason "why {phase.name} may start now"')
     who = rt.identity().arn
     if phase.approvers and not any(fnmatch.fnmatchcase(who, pattern) for pattern in phase.approvers):
         raise Blocked(f"{who} may not approve entering {phase.name}",
@@ -731,7 +748,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
             raise UsageError(f"--to {to}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
         if view.problem or current not in plan.phase_names or plan.phase_index(to) >= plan.phase_index(current):
             raise UsageError(f"--to {to} must name a phase before the current one ({current})",
-                             "use plain `cutover rollback` to return every flag to its known-safe value")
+                             f"use plain `{_again(rt, 'rollback')}` to return every flag to its known-safe value")
         if rec.status == state.ROLLING_BACK and _is_full_rollback(rec) and rec.run_id != rt.run_id:
             raise Blocked(f"a full rollback is in progress (run {rec.run_id} of {rec.actor or 'someone'}); "
                           f"--to {to} would undo it; nothing was written",

@@ -158,3 +158,37 @@ def test_status_shouts_a_missing_alarm(e2e, params, tmp_path):
     assert "e2e-gone: MISSING" in p.stdout and "cutover rollback" in p.stdout
     doc = json.loads(cutover("--plan", str(plan), "--json", "status").stdout)
     assert doc["healthy"] is False and doc["firing"] == ["e2e-gone"]
+
+
+# --- item 3: a dry run previews an approval phase; its hints keep --dry-run ----------------------------
+def test_dry_run_into_an_approval_phase_previews_it(e2e, params, tmp_path):
+    put_phase(e2e, params, "shadow")
+    version = params.get_many(["/cutover/e2e/state"])["/cutover/e2e/state"].version
+    p = cutover("advance", "--dry-run", evidence_dir=tmp_path / "ev")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "dry run: gates pass; advancing shadow -> canary would change 5 flag(s)" in p.stdout
+    assert "approval will be needed" in p.stdout and "--approve" in p.stdout
+    doc = json.loads(cutover("--json", "advance", "--dry-run", evidence_dir=tmp_path / "ev").stdout)
+    assert doc["approval"] == {"needed": True, "approvers": "anyone", "separate_approver": False}
+    assert params.get_many(["/cutover/e2e/state"])["/cutover/e2e/state"].version == version
+    assert live(params) == {"kill": "off", "mode": "shadow", "allow": "none"}
+
+
+def test_every_hint_of_a_dry_run_keeps_dry_run(e2e, emulator, params, tmp_path):
+    ev = tmp_path / "ev"
+    emulator.seeder("us-east-2").set_alarm_state("e2e-errors", "ALARM")  # the gates fail
+    p = cutover("advance", "--dry-run", evidence_dir=ev)
+    assert p.returncode == 1 and "next:" in p.stdout
+    assert "cutover advance --dry-run" in p.stdout, p.stdout
+    emulator.seeder("us-east-2").set_alarm_state("e2e-errors", "OK")
+    params.put("/e2e/mode", "live")  # drift: refused, with a hint
+    p = cutover("advance", "--dry-run", evidence_dir=ev)
+    assert p.returncode == 3 and "cutover advance --dry-run" in p.stderr, p.stderr
+    baking = tmp_path / "plan.yaml"  # shadow bakes for an hour
+    baking.write_text(open(E2E).read().replace("gates: [env_ok, secrets_ok, quiet]", "gates: [env_ok, secrets_ok, quiet]\n    bake: 1h"))
+    put_phase(e2e, params, "shadow")
+    p = cutover("--plan", str(baking), "advance", "--dry-run", evidence_dir=ev)
+    assert p.returncode == 1 and "still baking" in p.stderr, p.stderr
+    assert "cutover advance --dry-run" in p.stderr
+    p = cutover("rollback", "--dry-run", "--to", "canary", evidence_dir=ev)
+    assert p.returncode == 2 and "cutover rollback --dry-run" in p.stderr, p.stderr
