@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from cutover.errors import CutoverError, ExitCode, UsageError
+from cutover.errors import CutoverError, ExitCode, Incomplete, UsageError
 from cutover.redact import REDACTOR
 
 import copy
@@ -238,6 +238,10 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "")
                  confirm=_confirmer(yes), log=logs.get().bind(command=command),
                  guard_store=lambda: GuardResources.connect(plan.region, G.profile, read_only=dry_run))
     _use_sandbox_stub(rt)
+    from cutover.progress import FlagProgress
+
+    # One line per flag as it is confirmed, for a person at a terminal (stderr: stdout stays the result).
+    rt.progress = FlagProgress(out=(lambda line: say(line, err=True)) if sys.stderr.isatty() else None)
     return rt
 
 
@@ -420,9 +424,21 @@ def rollback(
 
     def body():
         from cutover import orchestrator
+        from cutover.progress import second_ctrl_c_aborts
 
         require_yes_or_tty(yes, dry_run, "rollback")
-        emit("rollback", orchestrator.rollback(runtime(load_plan(), dry_run=dry_run, yes=yes, command="rollback"), to, reason))
+        rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="rollback")
+        try:
+            with second_ctrl_c_aborts(rt.progress, lambda line: say(line, err=True)):
+                outcome = orchestrator.rollback(rt, to, reason)
+        except KeyboardInterrupt:
+            if rt.progress.planned is None:
+                raise  # before any write: the usual "interrupted"
+            restored, left = rt.progress.confirmed, rt.progress.not_confirmed
+            raise Incomplete(f"rollback aborted by a second Ctrl-C: restored: {', '.join(restored) or 'none'}; "
+                             f"not restored: {', '.join(left) or 'none'}",
+                             "flags already restored stay restored; finish it: cutover rollback --yes") from None
+        emit("rollback", outcome)
 
     run("rollback", body)
 
@@ -442,13 +458,21 @@ def watch(
         # Read-only unless a rollback may follow (the flag, or `auto_rollback: true` on some phase).
         may_roll_back = auto_rollback or any(p.auto_rollback for p in plan.phases)
         rt = runtime(plan, dry_run=not may_roll_back, yes=True, command="watch")
-        if G.json or not sys.stderr.isatty():
-            # JSON Lines on stdout: one per poll, then the final document on one line.
-            emit("watch", w.watch(rt, auto_rollback, interval, w.json_lines(say)), compact=True)
-        else:
-            with w.LiveView() as view:
-                outcome = w.watch(rt, auto_rollback, interval, view)
-            emit("watch", outcome)
+        as_lines = G.json or not sys.stderr.isatty()
+        try:
+            if as_lines:  # JSON Lines on stdout: one per poll, then the final document on one line
+                outcome = w.watch(rt, auto_rollback, interval, w.json_lines(say))
+            else:
+                with w.LiveView() as view:
+                    outcome = w.watch(rt, auto_rollback, interval, view)
+        except KeyboardInterrupt:  # the normal way out of a watch, not an error (unless it was rolling back)
+            if rt.progress.planned is not None:
+                raise
+            from cutover.outcome import Outcome
+
+            outcome = Outcome(ExitCode.OK, "stopped watching (Ctrl-C); nothing was changed",
+                              hint="watch again: cutover watch; roll back any time: cutover rollback")
+        emit("watch", outcome, compact=as_lines)
 
     run("watch", body)
 

@@ -24,6 +24,7 @@ from cutover.model import PENDING, ROLLED_BACK, Phase, Plan
 from cutover.notify import notify
 from cutover.outcome import Outcome
 from cutover.ports import AwsPorts, Param
+from cutover.progress import Progress
 from cutover.redact import REDACTOR
 
 
@@ -51,6 +52,7 @@ class Runtime:
     # The guard's AWS resources (IAM, SSM documents, EventBridge), made on demand: only plans with an
     # `auto_rollback: true` phase need them in advance and status.
     guard_store: Callable[[], object] | None = None
+    progress: Progress = field(default_factory=Progress)  # told of each flag write as it happens
 
     _pacer: flagmod.Pacer | None = None
 
@@ -71,8 +73,11 @@ class Runtime:
         return flagmod.read_live(self.plan, self.params, extra, functions=self.functions, clock=self.clock)
 
     def converger(self, **kw) -> flagmod.Converger:
-        return flagmod.Converger(self.plan, self.params, self.clock, functions=self.functions,
-                                 on_event=lambda ev, c: self.emit(f"flag_{ev}", flag=c.flag.name, target=c.flag.where), **kw)
+        def on_event(event: str, change: flagmod.FlagChange) -> None:
+            self.progress.flag(event, change)  # (first: what the log says happened is already counted)
+            self.emit(f"flag_{event}", flag=change.flag.name, target=change.flag.where)
+
+        return flagmod.Converger(self.plan, self.params, self.clock, functions=self.functions, on_event=on_event, **kw)
 
     def identity(self):
         if self._identity is None:
@@ -469,6 +474,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             lease.renew_if_due()
 
         converger = rt.converger(before_write=before_write)
+        rt.progress.begin(f"advance {current} -> {phase.name}", changes)
         try:
             result = converger.run(changes)
             # A rollback may have started after our last write: never record over it.
@@ -792,6 +798,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     check = before_write if to is not None and marked is not None else None
     converger = rt.converger(keep_going=True, before_write=check)
     lines: list[str] = []
+    rt.progress.begin(f"rollback {current} -> {dest}", changes)
     try:
         converger.restore(target, live)
         if in_flight:

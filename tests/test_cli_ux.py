@@ -192,3 +192,83 @@ def test_every_hint_of_a_dry_run_keeps_dry_run(e2e, emulator, params, tmp_path):
     assert "cutover advance --dry-run" in p.stderr
     p = cutover("rollback", "--dry-run", "--to", "canary", evidence_dir=ev)
     assert p.returncode == 2 and "cutover rollback --dry-run" in p.stderr, p.stderr
+
+
+# --- item 5: Ctrl-C ---------------------------------------------------------------------------------
+def slow_plan(tmp_path, extra: str = "") -> str:
+    """The e2e plan at one SSM write every 2 s (a rollback of it takes several seconds)."""
+    plan = tmp_path / "slow.yaml"
+    plan.write_text(open(E2E).read().replace("write_rate: 10", "write_rate: 0.5") + extra)
+    return str(plan)
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cutover", *args], cwd=ROOT, env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_until(stream, needle: str, seen: list[str], timeout: float = 60) -> None:
+    """Read lines of `stream` into `seen` until one holds `needle` (generous: a loaded machine)."""
+    import select
+
+    deadline = __import__("time").monotonic() + timeout
+    while not any(needle in line for line in seen):
+        assert select.select([stream], [], [], max(deadline - __import__("time").monotonic(), 0))[0], (needle, seen)
+        line = stream.readline()
+        assert line, (needle, seen)
+        seen.append(line)
+
+
+def test_rollback_first_ctrl_c_reports_progress_and_goes_on(e2e, params, tmp_path):
+    import signal
+
+    put_phase(e2e, params, "canary")
+    proc = start("--plan", slow_plan(tmp_path), "-v", "rollback", "--yes", "--evidence-dir", str(tmp_path / "ev"))
+    seen: list[str] = []
+    read_until(proc.stderr, "flag_written", seen)  # the rollback is writing
+    proc.send_signal(signal.SIGINT)
+    read_until(proc.stderr, "press Ctrl-C again to abort", seen)
+    assert any(" of 5 restored" in line and "rollback canary -> rolled_back in progress" in line for line in seen), seen
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "rolled back canary -> rolled_back" in out
+    assert live(params) == PENDING_VALUES
+
+
+def test_rollback_second_ctrl_c_stops_and_lists_what_is_restored(e2e, params, tmp_path):
+    import signal
+
+    put_phase(e2e, params, "canary")
+    proc = start("--plan", slow_plan(tmp_path), "-v", "rollback", "--yes", "--evidence-dir", str(tmp_path / "ev"))
+    seen: list[str] = []
+    read_until(proc.stderr, "flag_confirmed", seen)
+    proc.send_signal(signal.SIGINT)
+    read_until(proc.stderr, "press Ctrl-C again", seen)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4, err
+    assert "Traceback" not in err and "internal error" not in err
+    line = next(line for line in err.splitlines() if line.startswith("error: rollback aborted by a second Ctrl-C"))
+    restored = line.split("restored: ", 1)[1].split(";")[0].split(", ")
+    left = line.split("not restored: ", 1)[1].split(", ")
+    assert restored != ["none"] and left != ["none"], line  # some flags confirmed, the last ones not reached
+    now = live(params)
+    assert now != PENDING_VALUES
+    assert all(now[f] == PENDING_VALUES[f] for f in restored if f in now), (line, now)  # restored means restored
+    assert "flags already restored stay restored" in err
+
+
+def test_ctrl_c_leaves_watch_normally(e2e, params, tmp_path):
+    import signal
+
+    baking = tmp_path / "plan.yaml"  # canary bakes for an hour: the watch polls until stopped
+    baking.write_text(open(E2E).read().replace("approval: true", "approval: true\n    bake: 1h"))
+    put_phase(e2e, params, "canary")
+    proc = start("--plan", str(baking), "watch", "--interval", "1", "--evidence-dir", str(tmp_path / "ev"))
+    seen: list[str] = []
+    read_until(proc.stdout, '"event": "polling"', seen)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[0] == "stopped watching (Ctrl-C); nothing was changed", out  # (the poll lines were read)
+    assert "error" not in err and "cutover rollback" not in err
