@@ -34,6 +34,31 @@ class GlobalsAnywhere(TyperGroup):
         for command in self.commands.values():
             _accept_globals(command, options)
 
+    def resolve_command(self, ctx, args):
+        if args and args[0] in ROLLBACK_WORDS:
+            ctx.fail(f"no command '{args[0]}': did you mean `cutover rollback`? (every flag back to its known-safe value)")
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """Each command's whole first sentence, wrapped (click cuts it to the terminal's width with "...")."""
+        rows = [(name, command.get_short_help_str(limit=1000)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+ROLLBACK_WORDS = ("abort", "undo", "revert")  # what users of other rollout tools type
+
+
+EPILOG = """\b
+During an incident, the only command you need:
+  cutover rollback --yes --reason "what happened"
+
+\b
+Exit codes: 0 done or nothing to do, 1 a gate failed, 2 bad usage or invalid plan,
+3 blocked, 4 could not finish, 5 drift or bad state record, 6 rolled back"""
+
 
 def _accept_globals(command, options) -> None:
     """Give `command` (and its subcommands) copies of the global options that default to "not given";
@@ -55,7 +80,7 @@ def _accept_globals(command, options) -> None:
 
 app = typer.Typer(
     cls=GlobalsAnywhere,
-    add_completion=False,
+    epilog=EPILOG,
     rich_markup_mode=None,  # plain help: rich's help formatter costs more start-up than the rest of the CLI
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -362,7 +387,7 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
 
 @app.command()
 def status(check: bool = typer.Option(False, "--check", help="Exit 5 on drift, an unfinished transition or a bad state record.")) -> None:
-    """Where the cutover stands: phase, lock, live flags vs. declared values, alarms."""
+    """Where the cutover stands: phase, lock, live flags against declared values, alarms."""
 
     def body():
         from cutover import orchestrator
@@ -491,26 +516,29 @@ def history() -> None:
 
 @app.command()
 def runbook(
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the runbook to this file (default: print it)."),
-    check: bool = typer.Option(False, "--check", help="With --out: exit 1 if FILE differs from a fresh render; write nothing."),
+    out: Optional[str] = typer.Option(None, "--out", help="The runbook file (default: runbooks/<plan name>.md next to "
+                                                          "the plan; - prints it on stdout)."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if the file differs from a fresh render; write nothing."),
 ) -> None:
-    """Render the on-call runbook (markdown) from the plan. No AWS calls."""
+    """Render the on-call runbook (markdown) from the plan into runbooks/<plan name>.md. No AWS calls."""
 
     def body():
         from cutover import runbook as rb
 
-        if check and out is None:
-            raise UsageError("--check needs --out FILE: the runbook to compare", "cutover runbook --out runbooks/NAME.md --check")
         plan = load_plan()
-        if out is not None:
-            emit("runbook", rb.check(plan, out) if check else rb.write(plan, out))
-        if G.json:
-            from cutover.outcome import Outcome
+        if out == "-":
+            if check:
+                raise UsageError("--check compares a file: --out - has none", "cutover runbook --check (or --out FILE --check)")
+            if G.json:
+                from cutover.outcome import Outcome
 
-            emit("runbook", Outcome(ExitCode.OK, f"runbook for plan '{plan.name}'", data={"markdown": rb.render(plan)}))
-        # Not through say(): the runbook is redacted as it is rendered (fingerprints, PII patterns), so
-        # stdout is byte for byte what --out writes and --check compares.
-        write(rb.render(plan), nl=False)
+                emit("runbook", Outcome(ExitCode.OK, f"runbook for plan '{plan.name}'", data={"markdown": rb.render(plan)}))
+            # Not through say(): the runbook is redacted as it is rendered (fingerprints, PII patterns), so
+            # stdout is byte for byte what --out writes and --check compares.
+            write(rb.render(plan), nl=False)
+            return
+        path = Path(out) if out is not None else Path(plan.path).parent / "runbooks" / f"{plan.name}.md"
+        emit("runbook", rb.check(plan, path) if check else rb.write(plan, path))
 
     run("runbook", body)
 
@@ -594,7 +622,7 @@ app.add_typer(guard_app, name="guard")
 
 
 def main() -> None:
-    app()
+    app(prog_name="cutover")  # (also under `python -m cutover`: completion scripts and usage name `cutover`)
 
 
 if __name__ == "__main__":

@@ -272,3 +272,44 @@ def test_ctrl_c_leaves_watch_normally(e2e, params, tmp_path):
     assert proc.returncode == 0, err
     assert out.splitlines()[0] == "stopped watching (Ctrl-C); nothing was changed", out  # (the poll lines were read)
     assert "error" not in err and "cutover rollback" not in err
+
+
+# --- item 13: the runbook's default place ----------------------------------------------------------------
+def test_runbook_and_its_check_default_to_runbooks_plan_name(tmp_path):
+    check = cutover("--plan", "phases.yaml", "runbook", "--check")  # the repo's committed runbook
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "runbooks/order-status-prod.md is current" in check.stdout
+    plan = tmp_path / "phases.yaml"
+    plan.write_text((ROOT / "phases.yaml").read_text())
+    assert cutover("--plan", str(plan), "runbook", "--check").returncode == 1  # not written yet
+    wrote = cutover("--plan", str(plan), "runbook")
+    assert wrote.returncode == 0, wrote.stderr
+    assert (tmp_path / "runbooks" / "order-status-prod.md").read_text() == (ROOT / "runbooks" / "order-status-prod.md").read_text()
+    assert cutover("--plan", str(plan), "runbook", "--check").returncode == 0
+    printed = cutover("--plan", str(plan), "runbook", "--out", "-")
+    assert printed.stdout == (ROOT / "runbooks" / "order-status-prod.md").read_text()
+    assert "runbooks/<plan name>.md" in cutover("runbook", "--help").stdout
+
+
+# --- item 12: finding one's way --------------------------------------------------------------------------
+def test_help_ends_with_the_incident_command_and_the_exit_codes():
+    p = cutover("--help")
+    assert p.returncode == 0
+    tail = p.stdout.strip().splitlines()[-4:]
+    assert any('cutover rollback --yes --reason "what happened"' in line for line in tail), tail
+    assert "6 rolled back" in " ".join(tail) and "5 drift" in " ".join(tail), tail
+    commands = p.stdout.split("Commands:")[1]
+    assert "..." not in commands and "alarms" in commands  # summaries whole, not cut mid-phrase
+
+
+def test_rollback_words_of_other_tools_point_at_rollback():
+    for word in ("abort", "undo"):
+        p = cutover(word, "--yes")
+        assert p.returncode == 2
+        assert "did you mean `cutover rollback`?" in p.stderr, p.stderr
+
+
+def test_shell_completion_is_on():
+    p = cutover("--show-completion", "bash")
+    assert p.returncode == 0, p.stderr
+    assert "_CUTOVER_COMPLETE" in p.stdout
