@@ -97,12 +97,14 @@ class Globals:
     evidence_dir: Path = Path("evidence")
     verbose: bool = False
     no_color: bool = False
+    region_override: bool = False
 
 
 G = Globals()
 # main_options' parameter -> the Globals field it sets
 GLOBAL_FIELDS = {"plan": "plan", "region": "region", "profile": "profile", "json_out": "json",
-                 "evidence_dir": "evidence_dir", "verbose": "verbose", "no_color": "no_color"}
+                 "evidence_dir": "evidence_dir", "verbose": "verbose", "no_color": "no_color",
+                 "region_override": "region_override"}
 
 
 @app.callback()
@@ -114,11 +116,13 @@ def main_options(
     evidence_dir: Path = typer.Option(Path("evidence"), "--evidence-dir", help="Where evidence reports go."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log every step to stderr."),
     no_color: bool = typer.Option(False, "--no-color", help="No colour on a terminal (as does the NO_COLOR variable)."),
+    region_override: bool = typer.Option(False, "--region-override",
+                                         help="Act on a region (--region) or account other than the plan's, on purpose."),
 ) -> None:
     """(Every invocation starts from the defaults: the app may run more than once in one process.)"""
     vars(G).update(vars(Globals()))
     _take_globals(dict(plan=plan, region=region, profile=profile, json_out=json_out, evidence_dir=evidence_dir,
-                       verbose=verbose, no_color=no_color))
+                       verbose=verbose, no_color=no_color, region_override=region_override))
 
 
 def _take_globals(given: dict) -> None:
@@ -211,6 +215,9 @@ def load_plan():
         wrong = problem(G.region)
         if wrong:
             raise UsageError(f"--region {wrong[0]}", wrong[1])
+        if G.region != plan.region and not G.region_override:  # its flags and state live in the plan's region
+            raise UsageError(f"--region {G.region} is not the plan's region {plan.region} ({plan.path}); nothing was done",
+                             f"leave out --region to act on {plan.region}, or add --region-override to act on {G.region} on purpose")
         plan = dataclasses.replace(plan, region=G.region)
     return plan
 
@@ -263,11 +270,24 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "")
                  confirm=_confirmer(yes), log=logs.get().bind(command=command),
                  guard_store=lambda: GuardResources.connect(plan.region, G.profile, read_only=dry_run))
     _use_sandbox_stub(rt)
+    _check_account(rt)
     from cutover.progress import FlagProgress
 
     # One line per flag as it is confirmed, for a person at a terminal (stderr: stdout stays the result).
     rt.progress = FlagProgress(out=(lambda line: say(line, err=True)) if sys.stderr.isatty() else None)
     return rt
+
+
+def _check_account(rt) -> None:
+    """A plan that pins `account:` acts only on that account (one read, before any write)."""
+    plan = rt.plan
+    if not plan.account or G.region_override:
+        return
+    actual = rt.identity().account
+    if actual != plan.account:
+        raise UsageError(f"the credentials are of account {actual}, the plan ({plan.path}) is for account {plan.account}; "
+                         "nothing was done", "use credentials of the plan's account (--profile), or add --region-override "
+                         f"to act on {actual} on purpose")
 
 
 def _use_sandbox_stub(rt) -> None:

@@ -177,6 +177,14 @@ def bake_remaining(rt: Runtime, view: state.StateView) -> float:
     return max(0.0, bake - baked)
 
 
+def _account(rt: Runtime) -> str | None:
+    """The account id of the caller, for saying where a command acts (None if it cannot be told)."""
+    try:
+        return rt.identity().account
+    except CutoverError:
+        return None
+
+
 # --- status ------------------------------------------------------------------------------------------
 def status(rt: Runtime, check: bool = False) -> Outcome:
     plan = rt.plan
@@ -184,7 +192,8 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     now = rt.clock.now()
     rec = view.record
     lines: list[str] = []
-    data: dict = {"plan": plan.name, "plan_digest": plan.digest, "region": plan.region}
+    data: dict = {"plan": plan.name, "plan_digest": plan.digest, "region": plan.region, "account": _account(rt)}
+    lines.append(f"account {data['account'] or 'unknown'}, region {plan.region}")
 
     if view.problem:
         lines.append(f"state: UNREADABLE: {view.problem}")

@@ -313,3 +313,39 @@ def test_shell_completion_is_on():
     p = cutover("--show-completion", "bash")
     assert p.returncode == 0, p.stderr
     assert "_CUTOVER_COMPLETE" in p.stdout
+
+
+# --- item 9: another region or account than the plan's ------------------------------------------------
+def test_a_region_other_than_the_plans_is_refused_unless_overridden(e2e, emulator, params, tmp_path):
+    put_phase(e2e, params, "canary")
+    emulator.start_recording()
+    try:
+        for argv in (("--region", "us-west-2", "status"), ("rollback", "--yes", "--region", "us-west-2")):
+            p = cutover(*argv, evidence_dir=tmp_path / "ev")
+            assert p.returncode == 2, (argv, p.stdout, p.stderr)
+            assert "us-west-2" in p.stderr and "us-east-2" in p.stderr and "--region-override" in p.stderr
+        writes = emulator.write_requests()
+    finally:
+        emulator.stop_recording()
+    assert writes == [] and live(params) == CANARY_VALUES
+    same = cutover("--region", "us-east-2", "status")  # the plan's own region: nothing to override
+    assert same.returncode == 0, same.stderr
+    over = cutover("status", "--region", "us-west-2", "--region-override", "--json")
+    assert over.returncode == 0, over.stderr
+    assert json.loads(over.stdout)["region"] == "us-west-2"
+
+
+def test_an_account_other_than_the_plans_is_refused_unless_overridden(e2e, emulator, params, tmp_path):
+    ours = json.loads(cutover("--json", "status").stdout)["account"]  # status names the account it reads
+    assert ours and len(ours) == 12
+    pinned = tmp_path / "plan.yaml"
+    pinned.write_text(open(E2E).read().replace("region: us-east-2", "region: us-east-2\naccount: \"999999999999\""))
+    p = cutover("--plan", str(pinned), "rollback", "--yes", evidence_dir=tmp_path / "ev")
+    assert p.returncode == 2, p.stderr
+    assert f"account {ours}" in p.stderr and "999999999999" in p.stderr and "--region-override" in p.stderr
+    ok = cutover("--plan", str(pinned), "--region-override", "status")
+    assert ok.returncode == 0, ok.stderr
+    assert f"account {ours}, region us-east-2" in ok.stdout
+    right = tmp_path / "right.yaml"
+    right.write_text(open(E2E).read().replace("region: us-east-2", f"region: us-east-2\naccount: \"{ours}\""))
+    assert cutover("--plan", str(right), "status").returncode == 0
