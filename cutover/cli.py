@@ -147,6 +147,8 @@ def colour(line: str) -> str:
     """Red for a line that reports trouble (an alarm, drift, a failed gate), green for a pass."""
     if TROUBLE.search(line):
         return typer.style(line, fg="red", bold=True)
+    if line.lstrip().startswith("~ "):  # a change to confirm
+        return typer.style(line, fg="yellow")
     return typer.style(line, fg="green") if FINE.search(line) else line
 
 
@@ -313,7 +315,8 @@ def _confirmer(yes: bool):
     def confirm(summary: str) -> bool:
         if yes:
             return True
-        say(summary, err=True)
+        for line in summary.splitlines():
+            say(line, err=True, paint=True)
         try:
             return typer.confirm("Proceed?", default=False, err=True)
         except typer.Abort:  # Ctrl-C or end of input at the prompt: a "no", not an internal error

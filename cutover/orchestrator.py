@@ -135,6 +135,24 @@ def _change_lines(changes: list[flagmod.FlagChange]) -> list[str]:
     ]
 
 
+def _confirmation(rt: Runtime, title: str, changes: list[flagmod.FlagChange]) -> str:
+    """What a person confirms, as a plan: where it acts (account, region, caller), then one change per
+    line grouped by target (SSM, each Lambda function), `old -> new`, and the count."""
+    try:
+        ident = rt.identity()
+        who = f"account {ident.account}, region {rt.plan.region}, as {ident.arn}"
+    except CutoverError as err:  # said, not fatal: the write itself will tell
+        who = f"account unknown ({err.message}), region {rt.plan.region}"
+    groups: dict[str, list[str]] = {}
+    for c in changes:
+        group = "SSM Parameter Store" if c.flag.kind == "ssm" else f"Lambda function {c.flag.target.function}"
+        where = c.flag.parameter if c.flag.kind == "ssm" else c.flag.target.variable
+        old = flagmod.shown(c.flag, c.old) if c.old is not None else "(missing)"
+        groups.setdefault(group, []).append(f"    ~ {c.flag.name} ({where}): {old} -> {flagmod.shown(c.flag, c.new, label_rollback=True)}")
+    body = [line for group, rows in groups.items() for line in (f"  {group}", *rows)]
+    return "\n".join([f"cutover will act on {who}", f"{title}:", *body, f"{len(changes)} to change."])
+
+
 def _gate_lines(results: list[GateResult]) -> list[str]:
     out = []
     for r in results:
@@ -463,7 +481,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             return _finish(rt, report, Outcome(
                 ExitCode.OK, f"dry run: gates pass; advancing {current} -> {phase.name} would change {len(changes)} flag(s)",
                 gate_lines + _change_lines(changes), data))
-        if not rt.confirm(f"advance {current} -> {phase.name}: " + "; ".join(_change_lines(changes))):
+        if not rt.confirm(_confirmation(rt, f"advance {current} -> {phase.name}", changes)):
             raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
 
         if phase.auto_rollback:
@@ -785,7 +803,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     if rt.dry_run:
         return _finish(rt, report, Outcome(ExitCode.OK, f"dry run: rollback {current} -> {dest} would change {len(changes)} flag(s)",
                                            _change_lines(changes), data))
-    if not rt.confirm(f"rollback {current} -> {dest}: " + "; ".join(_change_lines(changes))):
+    if not rt.confirm(_confirmation(rt, f"rollback {current} -> {dest}", changes)):
         raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
 
     ident = rt.identity()

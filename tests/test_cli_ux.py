@@ -97,15 +97,20 @@ def test_guard_subcommands_take_global_options_too(tmp_path):
 
 
 # --- item 1: status shouts a firing alarm -------------------------------------------------------------
-def on_a_terminal(*args: str, env: dict | None = None, timeout: float = 120) -> tuple[int, str]:
-    """`python -m cutover ARGS` with stdout on a pseudo-terminal: (exit code, what the terminal got)."""
+def with_a_terminal(*args: str, on: tuple[str, ...] = ("stdout",), typed: str = "", env: dict | None = None,
+                    timeout: float = 120) -> tuple[subprocess.CompletedProcess, str]:
+    """`python -m cutover ARGS` with the streams named in `on` on one pseudo-terminal (`typed`: what a
+    person types at it): the process, and what the terminal showed."""
     import pty
 
     master, slave = pty.openpty()
     try:
+        if typed:
+            os.write(master, typed.encode())
+        tty = {name: slave if name in on else (subprocess.DEVNULL if name == "stdin" else subprocess.PIPE)
+               for name in ("stdin", "stdout", "stderr")}
         p = subprocess.run([sys.executable, "-m", "cutover", "--plan", E2E, *args], cwd=ROOT,
-                           env={**os.environ, **(env or {})}, stdout=slave, stderr=subprocess.PIPE, text=True,
-                           timeout=timeout)
+                           env={**os.environ, **(env or {})}, text=True, timeout=timeout, **tty)
         os.close(slave)
         got = b""
         while True:
@@ -118,8 +123,14 @@ def on_a_terminal(*args: str, env: dict | None = None, timeout: float = 120) -> 
             got += chunk
     finally:
         os.close(master)
-    assert "Traceback" not in p.stderr, p.stderr
-    return p.returncode, got.decode()
+    assert "Traceback" not in (p.stderr or "") + got.decode(), p.stderr
+    return p, got.decode()
+
+
+def on_a_terminal(*args: str, env: dict | None = None) -> tuple[int, str]:
+    """(exit code, what the terminal showed) of `cutover ARGS` with stdout on a terminal."""
+    p, screen = with_a_terminal(*args, env=env)
+    return p.returncode, screen
 
 
 RED = "\x1b[31m"
@@ -349,3 +360,34 @@ def test_an_account_other_than_the_plans_is_refused_unless_overridden(e2e, emula
     right = tmp_path / "right.yaml"
     right.write_text(open(E2E).read().replace("region: us-east-2", f"region: us-east-2\naccount: \"{ours}\""))
     assert cutover("--plan", str(right), "status").returncode == 0
+
+
+# --- item 8: a confirmation to read; item 4: progress on a terminal -----------------------------------------
+def test_the_confirmation_is_a_plan_to_read(e2e, params, tmp_path):
+    put_phase(e2e, params, "canary")
+    p, screen = with_a_terminal("rollback", "--evidence-dir", str(tmp_path / "ev"), on=("stdin",), typed="n\n")
+    assert p.returncode == 3, p.stderr
+    lines = p.stderr.splitlines()
+    assert lines[0].startswith("cutover will act on account ") and ", region us-east-2, as arn:aws:" in lines[0], lines
+    assert lines[1] == "rollback canary -> rolled_back:"
+    assert "  SSM Parameter Store" in lines and "  Lambda function e2e-worker" in lines
+    assert "    ~ kill (/e2e/kill): on -> off" in lines and "    ~ outbound (E2E_OUTBOUND): on -> off" in lines
+    assert "5 to change." in lines
+    assert "canary@example.com" not in p.stderr + screen  # the sensitive flag's values stay hidden
+    assert "not confirmed; nothing was written" in p.stderr
+    assert live(params) == CANARY_VALUES
+
+
+def test_progress_lines_on_a_terminal_and_only_there(e2e, params, tmp_path):
+    put_phase(e2e, params, "canary")
+    p, screen = with_a_terminal("--json", "rollback", "--yes", "--evidence-dir", str(tmp_path / "ev"), on=("stderr",))
+    assert p.returncode == 0
+    assert json.loads(p.stdout)["headline"].startswith("rolled back canary")  # stdout: the one JSON document
+    assert "rollback canary -> rolled_back: 5 flag(s) to write" in screen, screen
+    progress = [line for line in screen.splitlines() if " confirmed; " in line]
+    assert len(progress) == 5 and "5 of 5 done" in progress[-1] and "left: " in progress[0], progress
+    assert all("s  " in line for line in progress)  # elapsed time
+    assert "canary@example.com" not in screen
+    put_phase(e2e, params, "canary")
+    piped = cutover("--json", "rollback", "--yes", evidence_dir=tmp_path / "ev")  # stderr not a terminal
+    assert piped.returncode == 0 and " confirmed; " not in piped.stderr
