@@ -154,8 +154,9 @@ def test_status_shouts_an_alarm_of_the_current_phase(e2e, emulator, params, tmp_
     assert code == 0
     row = next(line for line in screen.splitlines() if "e2e-errors: ALARM" in line)
     assert RED in row and RED in screen.splitlines()[0]
-    code, screen = on_a_terminal("status", env={"NO_COLOR": "1"})
-    assert "\x1b[" not in screen and "ALARM: e2e-errors" in screen
+    for argv, env in ((("status",), {"NO_COLOR": "1"}), (("status", "--no-color"), {})):
+        code, screen = on_a_terminal(*argv, env=env)
+        assert "\x1b[" not in screen and "ALARM: e2e-errors" in screen
 
 
 def test_status_shouts_a_missing_alarm(e2e, params, tmp_path):
