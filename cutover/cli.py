@@ -5,6 +5,7 @@ Kept thin and quick to import: boto3 loads only when a command needs AWS, never 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -14,13 +15,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from cutover.errors import CutoverError, ExitCode, Incomplete, UsageError
 from cutover.redact import REDACTOR
-
-import copy
-
-from typer.core import TyperGroup
 
 
 class GlobalsAnywhere(TyperGroup):
