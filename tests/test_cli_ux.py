@@ -392,3 +392,11 @@ def test_progress_lines_on_a_terminal_and_only_there(e2e, params, tmp_path):
     put_phase(e2e, params, "canary")
     piped = cutover("--json", "rollback", "--yes", evidence_dir=tmp_path / "ev")  # stderr not a terminal
     assert piped.returncode == 0 and " confirmed; " not in piped.stderr
+
+
+def test_a_pinned_account_must_be_twelve_quoted_digits(tmp_path):
+    for value, says in (("123456789012", 'quote it: "123456789012"'), ('"12345"', "12 digits")):
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(open(E2E).read().replace("region: us-east-2", f"region: us-east-2\naccount: {value}"))
+        p = cutover("--plan", str(plan), "validate")
+        assert p.returncode == 2 and f"{plan}:8:10: account: " in p.stderr and says in p.stderr, p.stderr
