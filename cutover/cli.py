@@ -5,20 +5,80 @@ Kept thin and quick to import: boto3 loads only when a command needs AWS, never 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
-from cutover.errors import CutoverError, ExitCode, UsageError
+from cutover.errors import CutoverError, ExitCode, Incomplete, UsageError
 from cutover.redact import REDACTOR
 
+
+class GlobalsAnywhere(TyperGroup):
+    """The top-level group. Its options (--plan, --json, ...) are also accepted after any command name,
+    guard subcommands included, with the same meaning: hands put them where they are used
+    (`cutover status --json`, `cutover rollback --yes --reason x --plan other.yaml`)."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        options = [o for o in self.params if o.name in GLOBAL_FIELDS]
+        for command in self.commands.values():
+            _accept_globals(command, options)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] in ROLLBACK_WORDS:
+            ctx.fail(f"no command '{args[0]}': did you mean `cutover rollback`? (every flag back to its known-safe value)")
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """Each command's whole first sentence, wrapped (click cuts it to the terminal's width with "...")."""
+        rows = [(name, command.get_short_help_str(limit=1000)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+ROLLBACK_WORDS = ("abort", "undo", "revert")  # what users of other rollout tools type
+
+
+EPILOG = """\b
+During an incident, the only command you need:
+  cutover rollback --yes --reason "what happened"
+
+\b
+Exit codes: 0 done or nothing to do, 1 a gate failed, 2 bad usage or invalid plan,
+3 blocked, 4 could not finish, 5 drift or bad state record, 6 rolled back"""
+
+
+def _accept_globals(command, options) -> None:
+    """Give `command` (and its subcommands) copies of the global options that default to "not given";
+    what is given there overrides what was given before the command name."""
+    for option in options:
+        mine = copy.copy(option)
+        mine.default, mine.envvar, mine.show_envvar = (False if option.is_flag else None), None, False
+        command.params.append(mine)
+    inner = command.callback
+
+    def callback(**kw):
+        _take_globals({name: kw.pop(name) for name in GLOBAL_FIELDS if name in kw})
+        return inner(**kw) if inner is not None else None
+
+    command.callback = callback
+    for sub in getattr(command, "commands", {}).values():
+        _accept_globals(sub, options)
+
+
 app = typer.Typer(
-    add_completion=False,
+    cls=GlobalsAnywhere,
+    epilog=EPILOG,
     rich_markup_mode=None,  # plain help: rich's help formatter costs more start-up than the rest of the CLI
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -34,9 +94,15 @@ class Globals:
     json: bool = False
     evidence_dir: Path = Path("evidence")
     verbose: bool = False
+    no_color: bool = False
+    region_override: bool = False
 
 
 G = Globals()
+# main_options' parameter -> the Globals field it sets
+GLOBAL_FIELDS = {"plan": "plan", "region": "region", "profile": "profile", "json_out": "json",
+                 "evidence_dir": "evidence_dir", "verbose": "verbose", "no_color": "no_color",
+                 "region_override": "region_override"}
 
 
 @app.callback()
@@ -47,13 +113,66 @@ def main_options(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     evidence_dir: Path = typer.Option(Path("evidence"), "--evidence-dir", help="Where evidence reports go."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log every step to stderr."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colour on a terminal (as does the NO_COLOR variable)."),
+    region_override: bool = typer.Option(False, "--region-override",
+                                         help="Act on a region (--region) or account other than the plan's, on purpose."),
 ) -> None:
-    G.plan, G.region, G.profile, G.json, G.evidence_dir, G.verbose = plan, region, profile, json_out, evidence_dir, verbose
+    """(Every invocation starts from the defaults: the app may run more than once in one process.)"""
+    vars(G).update(vars(Globals()))
+    _take_globals(dict(plan=plan, region=region, profile=profile, json_out=json_out, evidence_dir=evidence_dir,
+                       verbose=verbose, no_color=no_color, region_override=region_override))
+
+
+def _take_globals(given: dict) -> None:
+    for name, value in given.items():
+        if value is not None and value is not False:
+            field = GLOBAL_FIELDS[name]
+            setattr(G, field, Path(value) if isinstance(getattr(Globals, field, None), Path) else value)
 
 
 # --- rendering ---------------------------------------------------------------------------------------
-def say(text: str = "", err: bool = False) -> None:
-    typer.echo(REDACTOR.text(text), err=err)
+def say(text: str = "", err: bool = False, paint: bool = False) -> None:
+    """Print through the redactor; `paint`: colour the line by what it reports, on a terminal."""
+    text = REDACTOR.text(text)
+    write(colour(text) if paint and colour_on(sys.stderr if err else sys.stdout) else text, err=err)
+
+
+TROUBLE = re.compile(r"\b(ALARM|MISSING|DRIFT|FAIL|FAILED|UNREADABLE|UNKNOWN)\b")
+FINE = re.compile(r"\bPASS\b")
+
+
+def colour(line: str) -> str:
+    """Red for a line that reports trouble (an alarm, drift, a failed gate), green for a pass."""
+    if TROUBLE.search(line):
+        return typer.style(line, fg="red", bold=True)
+    if line.lstrip().startswith("~ "):  # a change to confirm
+        return typer.style(line, fg="yellow")
+    return typer.style(line, fg="green") if FINE.search(line) else line
+
+
+def colour_on(stream) -> bool:
+    """Colour only for a person at a terminal, unless NO_COLOR (no-color.org) or --no-color says not."""
+    return not (G.no_color or os.environ.get("NO_COLOR")) and stream.isatty()
+
+
+def write(text: str, err: bool = False, nl: bool = True) -> None:
+    """typer.echo, except that a reader who went away (`cutover status | head -3`) is not an error:
+    the rest of the output is dropped and the command ends with the exit code of what it did."""
+    try:
+        typer.echo(text, err=err, nl=nl)
+    except BrokenPipeError:
+        _discard_output(sys.stderr if err else sys.stdout)
+
+
+def _discard_output(stream) -> None:
+    """Point the closed stream at /dev/null, so later writes and the flush at exit go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to redirect
+        pass
+    finally:
+        os.close(devnull)
 
 
 def emit(command: str, outcome, compact: bool = False) -> None:
@@ -65,9 +184,9 @@ def emit(command: str, outcome, compact: bool = False) -> None:
             doc["hint"] = outcome.hint
         say(json.dumps(REDACTOR.value(doc), indent=None if compact else 2, default=str))
     else:
-        say(outcome.headline)
+        say(outcome.headline, paint=True)
         for line in outcome.lines:
-            say(f"  {line}")
+            say(f"  {line}", paint=True)
         if outcome.hint:
             say(f"next: {outcome.hint}")
         if outcome.evidence_path:
@@ -79,7 +198,7 @@ def fail(command: str, err: CutoverError) -> None:
     if G.json:
         say(json.dumps({"command": command, "exit_code": err.exit_code, "ok": False, "headline": REDACTOR.text(err.message),
                         "error": REDACTOR.text(err.message), "hint": REDACTOR.text(err.hint)}, indent=2))
-    say(f"error: {err.message}", err=True)
+    say(f"error: {err.message}", err=True, paint=True)
     if err.hint:
         say(f"hint: {err.hint}", err=True)
     raise typer.Exit(err.exit_code)
@@ -96,6 +215,9 @@ def load_plan():
         wrong = problem(G.region)
         if wrong:
             raise UsageError(f"--region {wrong[0]}", wrong[1])
+        if G.region != plan.region and not G.region_override:  # its flags and state live in the plan's region
+            raise UsageError(f"--region {G.region} is not the plan's region {plan.region} ({plan.path}); nothing was done",
+                             f"leave out --region to act on {plan.region}, or add --region-override to act on {G.region} on purpose")
         plan = dataclasses.replace(plan, region=G.region)
     return plan
 
@@ -120,7 +242,7 @@ def check_evidence_dir(command: str = "") -> None:
         if command != "rollback":
             raise UsageError(why, "pass --evidence-dir DIR, a folder cutover can create or write to (default ./evidence)") from None
         G.evidence_dir = Path(tempfile.mkdtemp(prefix="cutover-evidence-"))  # mode 0700
-        typer.echo(f"warning: {why}; the rollback goes on, its evidence and log go to {G.evidence_dir}", err=True)
+        write(f"warning: {why}; the rollback goes on, its evidence and log go to {G.evidence_dir}", err=True)
 
 
 def check_out_file(option: str, path: Path) -> None:
@@ -148,7 +270,24 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "")
                  confirm=_confirmer(yes), log=logs.get().bind(command=command),
                  guard_store=lambda: GuardResources.connect(plan.region, G.profile, read_only=dry_run))
     _use_sandbox_stub(rt)
+    _check_account(rt)
+    from cutover.progress import FlagProgress
+
+    # One line per flag as it is confirmed, for a person at a terminal (stderr: stdout stays the result).
+    rt.progress = FlagProgress(out=(lambda line: say(line, err=True)) if sys.stderr.isatty() else None)
     return rt
+
+
+def _check_account(rt) -> None:
+    """A plan that pins `account:` acts only on that account (one read, before any write)."""
+    plan = rt.plan
+    if not plan.account or G.region_override:
+        return
+    actual = rt.identity().account
+    if actual != plan.account:
+        raise UsageError(f"the credentials are of account {actual}, the plan ({plan.path}) is for account {plan.account}; "
+                         "nothing was done", "use credentials of the plan's account (--profile), or add --region-override "
+                         f"to act on {actual} on purpose")
 
 
 def _use_sandbox_stub(rt) -> None:
@@ -177,7 +316,8 @@ def _confirmer(yes: bool):
     def confirm(summary: str) -> bool:
         if yes:
             return True
-        say(summary, err=True)
+        for line in summary.splitlines():
+            say(line, err=True, paint=True)
         try:
             return typer.confirm("Proceed?", default=False, err=True)
         except typer.Abort:  # Ctrl-C or end of input at the prompt: a "no", not an internal error
@@ -271,7 +411,7 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
 
 @app.command()
 def status(check: bool = typer.Option(False, "--check", help="Exit 5 on drift, an unfinished transition or a bad state record.")) -> None:
-    """Where the cutover stands: phase, lock, live flags vs. declared values, alarms."""
+    """Where the cutover stands: phase, lock, live flags against declared values, alarms."""
 
     def body():
         from cutover import orchestrator
@@ -339,9 +479,21 @@ def rollback(
 
     def body():
         from cutover import orchestrator
+        from cutover.progress import second_ctrl_c_aborts
 
         require_yes_or_tty(yes, dry_run, "rollback")
-        emit("rollback", orchestrator.rollback(runtime(load_plan(), dry_run=dry_run, yes=yes, command="rollback"), to, reason))
+        rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="rollback")
+        try:
+            with second_ctrl_c_aborts(rt.progress, lambda line: say(line, err=True)):
+                outcome = orchestrator.rollback(rt, to, reason)
+        except KeyboardInterrupt:
+            if rt.progress.planned is None:
+                raise  # before any write: the usual "interrupted"
+            restored, left = rt.progress.confirmed, rt.progress.not_confirmed
+            raise Incomplete(f"rollback aborted by a second Ctrl-C: restored: {', '.join(restored) or 'none'}; "
+                             f"not restored: {', '.join(left) or 'none'}",
+                             "flags already restored stay restored; finish it: cutover rollback --yes") from None
+        emit("rollback", outcome)
 
     run("rollback", body)
 
@@ -361,13 +513,21 @@ def watch(
         # Read-only unless a rollback may follow (the flag, or `auto_rollback: true` on some phase).
         may_roll_back = auto_rollback or any(p.auto_rollback for p in plan.phases)
         rt = runtime(plan, dry_run=not may_roll_back, yes=True, command="watch")
-        if G.json or not sys.stderr.isatty():
-            # JSON Lines on stdout: one per poll, then the final document on one line.
-            emit("watch", w.watch(rt, auto_rollback, interval, w.json_lines(say)), compact=True)
-        else:
-            with w.LiveView() as view:
-                outcome = w.watch(rt, auto_rollback, interval, view)
-            emit("watch", outcome)
+        as_lines = G.json or not sys.stderr.isatty()
+        try:
+            if as_lines:  # JSON Lines on stdout: one per poll, then the final document on one line
+                outcome = w.watch(rt, auto_rollback, interval, w.json_lines(say))
+            else:
+                with w.LiveView() as view:
+                    outcome = w.watch(rt, auto_rollback, interval, view)
+        except KeyboardInterrupt:  # the normal way out of a watch, not an error (unless it was rolling back)
+            if rt.progress.planned is not None:
+                raise
+            from cutover.outcome import Outcome
+
+            outcome = Outcome(ExitCode.OK, "stopped watching (Ctrl-C); nothing was changed",
+                              hint="watch again: cutover watch; roll back any time: cutover rollback")
+        emit("watch", outcome, compact=as_lines)
 
     run("watch", body)
 
@@ -386,26 +546,29 @@ def history() -> None:
 
 @app.command()
 def runbook(
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the runbook to this file (default: print it)."),
-    check: bool = typer.Option(False, "--check", help="With --out: exit 1 if FILE differs from a fresh render; write nothing."),
+    out: Optional[str] = typer.Option(None, "--out", help="The runbook file (default: runbooks/<plan name>.md next to "
+                                                          "the plan; - prints it on stdout)."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if the file differs from a fresh render; write nothing."),
 ) -> None:
-    """Render the on-call runbook (markdown) from the plan. No AWS calls."""
+    """Render the on-call runbook (markdown) from the plan into runbooks/<plan name>.md. No AWS calls."""
 
     def body():
         from cutover import runbook as rb
 
-        if check and out is None:
-            raise UsageError("--check needs --out FILE: the runbook to compare", "cutover runbook --out runbooks/NAME.md --check")
         plan = load_plan()
-        if out is not None:
-            emit("runbook", rb.check(plan, out) if check else rb.write(plan, out))
-        if G.json:
-            from cutover.outcome import Outcome
+        if out == "-":
+            if check:
+                raise UsageError("--check compares a file: --out - has none", "cutover runbook --check (or --out FILE --check)")
+            if G.json:
+                from cutover.outcome import Outcome
 
-            emit("runbook", Outcome(ExitCode.OK, f"runbook for plan '{plan.name}'", data={"markdown": rb.render(plan)}))
-        # Not through say(): the runbook is redacted as it is rendered (fingerprints, PII patterns), so
-        # stdout is byte for byte what --out writes and --check compares.
-        typer.echo(rb.render(plan), nl=False)
+                emit("runbook", Outcome(ExitCode.OK, f"runbook for plan '{plan.name}'", data={"markdown": rb.render(plan)}))
+            # Not through say(): the runbook is redacted as it is rendered (fingerprints, PII patterns), so
+            # stdout is byte for byte what --out writes and --check compares.
+            write(rb.render(plan), nl=False)
+            return
+        path = Path(out) if out is not None else Path(plan.path).parent / "runbooks" / f"{plan.name}.md"
+        emit("runbook", rb.check(plan, path) if check else rb.write(plan, path))
 
     run("runbook", body)
 
@@ -451,7 +614,7 @@ def iam_policy(
         fits_where(doc)
         # The policy document itself, with or without --json. Not through say(): it holds only names
         # from the plan, and the redactor's credential patterns would mangle ARNs like ...:secret:NAME-??????.
-        typer.echo(iam.render(doc))
+        write(iam.render(doc))
 
     run("iam-policy", body)
 
@@ -507,7 +670,7 @@ app.add_typer(guard_app, name="guard")
 
 
 def main() -> None:
-    app()
+    app(prog_name="cutover")  # (also under `python -m cutover`: completion scripts and usage name `cutover`)
 
 
 if __name__ == "__main__":

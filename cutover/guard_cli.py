@@ -29,7 +29,7 @@ def _connect(plan, dry_run: bool, yes: bool, command: str):
 def bootstrap() -> None:
     """Print the CloudFormation template (JSON) of the guard's two IAM roles, for an admin to apply once.
     No AWS calls: the everyday operator never writes IAM."""
-    from cutover.cli import load_plan, run, say
+    from cutover.cli import load_plan, run, say, write
 
     def body():
         from cutover import guard
@@ -38,7 +38,7 @@ def bootstrap() -> None:
         guard.check_plan(plan)
         say(f"note: apply as an admin: {guard.bootstrap_hint(plan)}", err=True)
         # The template itself, with or without --json (it is JSON): names from the plan, never a value.
-        typer.echo(json.dumps(guard.bootstrap_template(plan), indent=2))
+        write(json.dumps(guard.bootstrap_template(plan), indent=2))
 
     run("guard", body)
 

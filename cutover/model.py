@@ -327,6 +327,7 @@ class Plan:
     lock_lease: float = 900.0
     version: int = 1
     notify_topic: str | None = None  # SNS topic ARN told of every state change (PII-safe text)
+    account: str | None = None  # the AWS account id the plan acts on (`account:`), when pinned
     digest: str = ""  # sha256 hex of the plan file's bytes
     path: str = "phases.yaml"
 

@@ -25,6 +25,7 @@ from cutover.model import PENDING, ROLLED_BACK, Phase, Plan
 from cutover.notify import notify
 from cutover.outcome import Outcome
 from cutover.ports import AwsPorts, Param
+from cutover.progress import Progress
 from cutover.redact import REDACTOR
 
 
@@ -54,6 +55,7 @@ class Runtime:
     guard_store: Callable[[], object] | None = None
     # advance --outside-window --reason TEXT: window checks with allow_override: true pass while closed.
     outside_window: str | None = None
+    progress: Progress = field(default_factory=Progress)  # told of each flag write as it happens
 
     _pacer: flagmod.Pacer | None = None
 
@@ -74,8 +76,11 @@ class Runtime:
         return flagmod.read_live(self.plan, self.params, extra, functions=self.functions, clock=self.clock)
 
     def converger(self, **kw) -> flagmod.Converger:
-        return flagmod.Converger(self.plan, self.params, self.clock, functions=self.functions,
-                                 on_event=lambda ev, c: self.emit(f"flag_{ev}", flag=c.flag.name, target=c.flag.where), **kw)
+        def on_event(event: str, change: flagmod.FlagChange) -> None:
+            self.progress.flag(event, change)  # (first: what the log says happened is already counted)
+            self.emit(f"flag_{event}", flag=change.flag.name, target=change.flag.where)
+
+        return flagmod.Converger(self.plan, self.params, self.clock, functions=self.functions, on_event=on_event, **kw)
 
     def identity(self):
         if self._identity is None:
@@ -134,6 +139,24 @@ def _change_lines(changes: list[flagmod.FlagChange]) -> list[str]:
     ]
 
 
+def _confirmation(rt: Runtime, title: str, changes: list[flagmod.FlagChange]) -> str:
+    """What a person confirms, as a plan: where it acts (account, region, caller), then one change per
+    line grouped by target (SSM, each Lambda function), `old -> new`, and the count."""
+    try:
+        ident = rt.identity()
+        who = f"account {ident.account}, region {rt.plan.region}, as {ident.arn}"
+    except CutoverError as err:  # said, not fatal: the write itself will tell
+        who = f"account unknown ({err.message}), region {rt.plan.region}"
+    groups: dict[str, list[str]] = {}
+    for c in changes:
+        group = "SSM Parameter Store" if c.flag.kind == "ssm" else f"Lambda function {c.flag.target.function}"
+        where = c.flag.parameter if c.flag.kind == "ssm" else c.flag.target.variable
+        old = flagmod.shown(c.flag, c.old) if c.old is not None else "(missing)"
+        groups.setdefault(group, []).append(f"    ~ {c.flag.name} ({where}): {old} -> {flagmod.shown(c.flag, c.new, label_rollback=True)}")
+    body = [line for group, rows in groups.items() for line in (f"  {group}", *rows)]
+    return "\n".join([f"cutover will act on {who}", f"{title}:", *body, f"{len(changes)} to change."])
+
+
 def _gate_lines(results: list[GateResult]) -> list[str]:
     out = []
     for r in results:
@@ -176,6 +199,14 @@ def bake_remaining(rt: Runtime, view: state.StateView) -> float:
     return max(0.0, bake - baked)
 
 
+def _account(rt: Runtime) -> str | None:
+    """The account id of the caller, for saying where a command acts (None if it cannot be told)."""
+    try:
+        return rt.identity().account
+    except CutoverError:
+        return None
+
+
 # --- status ------------------------------------------------------------------------------------------
 def status(rt: Runtime, check: bool = False) -> Outcome:
     plan = rt.plan
@@ -183,7 +214,8 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     now = rt.clock.now()
     rec = view.record
     lines: list[str] = []
-    data: dict = {"plan": plan.name, "plan_digest": plan.digest, "region": plan.region}
+    data: dict = {"plan": plan.name, "plan_digest": plan.digest, "region": plan.region, "account": _account(rt)}
+    lines.append(f"account {data['account'] or 'unknown'}, region {plan.region}")
 
     if view.problem:
         lines.append(f"state: UNREADABLE: {view.problem}")
@@ -268,9 +300,12 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     if live.unreadable:
         data["unreadable_functions"] = {fn: err.message for fn, err in live.unreadable.items()}
 
-    # Alarms of every alarms gate in the plan, in one batched read.
+    # Alarms of every alarms gate in the plan, in one batched read; those of the phase in play (the
+    # recorded one, and the target of an unfinished transition) that fire make the cutover unhealthy.
     alarms_seen = _all_alarm_rows(rt)
-    data["alarms"] = alarms_seen
+    in_play = [] if view.problem else [p for p in (view.phase, rec and rec.target) if p in plan.phase_names]
+    firing = firing_alarms(alarms_seen, [c for p in dict.fromkeys(in_play) for c in plan.alarm_checks(p)])
+    data["alarms"], data["firing"] = alarms_seen, firing
     if alarms_seen:
         lines.append("alarms:")
         for a in alarms_seen:
@@ -295,12 +330,40 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
         headline = f"{rec.status} {rec.phase} -> {rec.target} is unfinished"
     else:
         headline = f"{view.phase}: flags match the declared values"
-    data["healthy"] = not bad  # (the document's own "ok" is the exit code's)
-    code = ExitCode.DRIFT if (check and bad) else ExitCode.OK
+    data["healthy"] = not (bad or firing)  # (the document's own "ok" is the exit code's)
+    # --check: 5 when the flags or the record are wrong; else 1 when an alarm of the phase fires (its
+    # alarms gate fails now: the code `watch` and `preflight` give an alarm).
+    code = ExitCode.OK if not check else ExitCode.DRIFT if bad else ExitCode.GATE_FAILED if firing else ExitCode.OK
     hint = view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")
     if restored_unrecorded:
         hint = "run `cutover rollback`: the flags are already safe, it records that in the state record"
+    if firing:  # the first thing an on-call person must read, and what to do about it
+        states = {a["name"]: a["state"] for a in alarms_seen}
+        shout = "; ".join(f"ALARM: {n}" if states[n] == "ALARM" else f"ALARM MISSING: {n}" for n in firing)
+        headline = f"{shout}; {headline}" if bad else shout
+        hint = rollback_now_hint(alarm_reason(firing, states))
     return Outcome(code, headline, lines, data, hint=hint)
+
+
+FIRING = ("ALARM", "MISSING")  # a named alarm that does not exist cannot say the phase is fine
+
+
+def firing_alarms(rows: list[dict], checks: list) -> list[str]:
+    """Names of the alarms in `rows` watched by `checks` (by name or prefix) that are firing."""
+    def watched(name: str) -> bool:
+        return any(name in c.names or (c.prefix and name.startswith(c.prefix)) for c in checks)
+
+    return [a["name"] for a in rows if a["state"] in FIRING and watched(a["name"])]
+
+
+def alarm_reason(firing: list[str], states: dict[str, str]) -> str:
+    """`alarm a, b in ALARM` (`... MISSING` for alarms that do not exist): a rollback's --reason."""
+    by_state = {s: [n for n in firing if states[n] == s] for s in FIRING}
+    return "; ".join(f"alarm {', '.join(names)} {'in ALARM' if s == 'ALARM' else 'MISSING'}" for s, names in by_state.items() if names)
+
+
+def rollback_now_hint(why: str) -> str:
+    return f'roll back now: cutover rollback --yes --reason "{why}"'
 
 
 def alarm_rows(rt: Runtime, checks: list) -> list[dict]:
@@ -344,6 +407,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     live, view, lock = _live(rt)
     rec = view.record
     report = _report(rt, "advance", reason=reason)
+    again = _again(rt, "advance")  # what a hint says to re-run: a dry run's hints stay dry runs
 
     if view.problem:
         raise Blocked(f"refusing to advance: {view.problem}", view.fix)
@@ -371,15 +435,21 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         drifted = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.key), declared[f.name])]
         if drifted:
             raise Blocked(f"live flags differ from the recorded phase {current}: {', '.join(drifted)}; nothing was written",
-                          "run `cutover status` to see them; restore them with `cutover rollback` (or fix them by hand), then advance")
-    approver = _check_approval(rt, phase, current, approve, reason) if phase.approval else None
+                          f"run `cutover status` to see them; restore them with `cutover rollback` (or fix them by hand), then `{again}`")
+    approver = None
+    if phase.approval and rt.dry_run and not approve:  # a preview needs no approval: it says who must give it
+        approval = _approval_needed(phase)
+        rt.notes.append(f"approval will be needed: entering {phase.name} takes --approve --reason TEXT, "
+                        f"from {approval['approvers']}" + (f" other than whoever entered {current}" if phase.separate_approver else ""))
+    elif phase.approval:
+        approver = _check_approval(rt, phase, current, approve, reason, again)
     remaining = bake_remaining(rt, view)
     if remaining > 0:
         from cutover.plan import format_duration
 
         raise GateFailed(
             f"{current} is still baking: {format_duration(remaining)} left of {format_duration(plan.phase(current).bake)}",
-            "wait for the bake to finish (`cutover watch` shows it), then advance",
+            f"wait for the bake to finish (`cutover watch` shows it), then `{again}`",
         )
 
     lease = None
@@ -404,13 +474,14 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             return _finish(rt, report, Outcome(
                 ExitCode.GATE_FAILED, f"gates for {phase.name} failed: {', '.join(failed)}; nothing was written",
                 gate_lines, {"phase": current, "target": phase.name, "gates": report.gates, "changes": []},
-                hint="fix what each failed gate says, then run `cutover preflight` and advance again"))
+                hint=f"fix what each failed gate says, then run `cutover preflight` and `{again}` again"))
 
         reason = _note_override(rt, results, reason)
         target = plan.values_for(phase.name)
         changes = flagmod.diff(plan, target, live)
         report.changes = [c.to_dict() for c in changes]
-        data = {"phase": current, "target": phase.name, "gates": report.gates, "changes": report.changes, "dry_run": rt.dry_run}
+        data = {"phase": current, "target": phase.name, "gates": report.gates, "changes": report.changes, "dry_run": rt.dry_run,
+                **({"approval": _approval_needed(phase)} if phase.approval else {})}
         if rt.dry_run:
             if not_run := [r.check for r in results if r.status == "SKIPPED"]:
                 rt.notes.append(f"dry run: not run (not read_only): {', '.join(not_run)}; the real advance runs them first")
@@ -419,7 +490,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             return _finish(rt, report, Outcome(
                 ExitCode.OK, f"dry run: gates pass; advancing {current} -> {phase.name} would change {len(changes)} flag(s)",
                 gate_lines + _change_lines(changes), data))
-        if not rt.confirm(f"advance {current} -> {phase.name}: " + "; ".join(_change_lines(changes))):
+        if not rt.confirm(_confirmation(rt, f"advance {current} -> {phase.name}", changes)):
             raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
         # The gates (and the confirmation) took a while: a window that has closed since stops us here.
         if closed := _closed_windows(rt, phase):
@@ -446,6 +517,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             lease.renew_if_due()
 
         converger = rt.converger(before_write=before_write)
+        rt.progress.begin(f"advance {current} -> {phase.name}", changes)
         try:
             result = converger.run(changes)
             # A rollback may have started after our last write: never record over it.
@@ -545,11 +617,20 @@ def _yield_and_stop(rt: Runtime, report: evidence.Report, data: dict, changes: l
     raise err
 
 
-def _check_approval(rt: Runtime, phase: Phase, current: str, approve: bool, reason: str) -> str:
+def _again(rt: Runtime, command: str) -> str:
+    return f"cutover {command}" + (" --dry-run" if rt.dry_run else "")
+
+
+def _approval_needed(phase: Phase) -> dict:
+    return {"needed": True, "approvers": ", ".join(phase.approvers) or "anyone",
+            "separate_approver": bool(phase.separate_approver)}
+
+
+def _check_approval(rt: Runtime, phase: Phase, current: str, approve: bool, reason: str, again: str) -> str:
     """Who approves entering `phase`, after checking they may. Blocked (exit 3) with the reason otherwise."""
     if not approve or not reason.strip():
         raise Blocked(f"entering {phase.name} needs explicit approval: --approve and --reason",
-                      f'cutover advance --approve --reason "why {phase.name} may start now"')
+                      f'{again} --approve --reason "why {phase.name} may start now"')
     who = rt.identity().arn
     if phase.approvers and not any(fnmatch.fnmatchcase(who, pattern) for pattern in phase.approvers):
         raise Blocked(f"{who} may not approve entering {phase.name}",
@@ -749,7 +830,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
             raise UsageError(f"--to {to}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
         if view.problem or current not in plan.phase_names or plan.phase_index(to) >= plan.phase_index(current):
             raise UsageError(f"--to {to} must name a phase before the current one ({current})",
-                             "use plain `cutover rollback` to return every flag to its known-safe value")
+                             f"use plain `{_again(rt, 'rollback')}` to return every flag to its known-safe value")
         if rec.status == state.ROLLING_BACK and _is_full_rollback(rec) and rec.run_id != rt.run_id:
             raise Blocked(f"a full rollback is in progress (run {rec.run_id} of {rec.actor or 'someone'}); "
                           f"--to {to} would undo it; nothing was written",
@@ -771,7 +852,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     if rt.dry_run:
         return _finish(rt, report, Outcome(ExitCode.OK, f"dry run: rollback {current} -> {dest} would change {len(changes)} flag(s)",
                                            _change_lines(changes), data))
-    if not rt.confirm(f"rollback {current} -> {dest}: " + "; ".join(_change_lines(changes))):
+    if not rt.confirm(_confirmation(rt, f"rollback {current} -> {dest}", changes)):
         raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
 
     ident = rt.identity()
@@ -793,6 +874,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     check = before_write if to is not None and marked is not None else None
     converger = rt.converger(keep_going=True, before_write=check)
     lines: list[str] = []
+    rt.progress.begin(f"rollback {current} -> {dest}", changes)
     try:
         converger.restore(target, live)
         if in_flight:

@@ -268,6 +268,7 @@ def _build(root: MappingNode, digest: str, path: str) -> Plan:
         lock_lease=_seconds(top["lock_lease"][1]) if "lock_lease" in top else 900.0,
         version=_value(top, "version"),
         notify_topic=_fields(top["notify"][1])["sns_topic_arn"][1].value if "notify" in top else None,
+        account=_value(top, "account", None),
         digest=digest,
         path=path,
     )

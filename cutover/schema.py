@@ -144,6 +144,8 @@ _SCHEMA: dict = {
         ),
         "description": _str(),
         "region": _str(format="aws-region", pattern=REGION, description="an AWS Region such as us-east-2 (--region overrides)"),
+        "account": _str(pattern=r"^[0-9]{12}$", description="the AWS account id (12 digits, quoted) the plan acts on: "
+                        "credentials of another account are refused unless --region-override"),
         "state_prefix": _str(
             format="ssm-prefix",
             pattern=SSM_PREFIX,

@@ -63,7 +63,7 @@ def poll(rt: Runtime, phase: str) -> tuple[Poll, state.StateView]:
     declared = plan.values_for(phase)
     drift = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.key), declared[f.name])]
     alarms = orchestrator.alarm_rows(rt, plan.alarm_checks(phase))
-    firing = [a["name"] for a in alarms if a["state"] in ("ALARM", "MISSING")]
+    firing = [a["name"] for a in alarms if a["state"] in orchestrator.FIRING]
     rec = view.record
     baked = (rt.clock.now() - state.parse_iso(rec.entered_at)).total_seconds() if rec and rec.entered_at else 0.0
     metrics = _judge_watch(rt, phase, state.parse_iso(rec.entered_at) if rec and rec.entered_at else None)
@@ -127,7 +127,7 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
             return orchestrator._finish(rt, report, Outcome(
                 ExitCode.GATE_FAILED, f"{why} during {phase}; nothing was changed",
                 data={"last_poll": p.to_dict()},
-                hint=f'roll back now: cutover rollback --yes --reason "{why}"'))
+                hint=orchestrator.rollback_now_hint(why)))
         if p.baked >= p.bake and p.metric_unjudged:  # never a silent pass on no data
             p.event = "unjudged"
             show(p)

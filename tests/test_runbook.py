@@ -415,7 +415,7 @@ def invoke(*args: str, plan: Path = REPO_PLAN):
 
 
 def test_cli_prints_the_runbook():
-    r = invoke("runbook")
+    r = invoke("runbook", "--out", "-")
     assert r.exit_code == 0 and r.stdout == runbook.render(load_plan(REPO_PLAN))
 
 
@@ -450,8 +450,8 @@ def test_cli_check_on_a_missing_file_exits_1_and_creates_nothing(tmp_path):
     assert r.exit_code == 1 and "does not exist" in r.stdout and not out.exists()
 
 
-def test_cli_check_needs_out():
-    r = invoke("runbook", "--check")
+def test_cli_check_needs_a_file():
+    r = invoke("runbook", "--out", "-", "--check")
     assert r.exit_code == 2 and "--out" in r.stderr
 
 
@@ -461,7 +461,7 @@ def test_cli_json(tmp_path):
     r = CliRunner().invoke(app, ["--plan", str(REPO_PLAN), "--json", "runbook", "--out", str(tmp_path / "x.md"), "--check"])
     doc = json.loads(r.stdout)
     assert r.exit_code == 1 and doc["exit_code"] == 1 and doc["current"] is False
-    r = CliRunner().invoke(app, ["--plan", str(REPO_PLAN), "--json", "runbook"])
+    r = CliRunner().invoke(app, ["--plan", str(REPO_PLAN), "--json", "runbook", "--out", "-"])
     markdown = json.loads(r.stdout)["markdown"]  # through the usual --json path (and its redactor)
     assert r.exit_code == 0 and markdown.startswith("# Runbook: order-status-prod\n")
     assert load_plan(REPO_PLAN).digest in markdown
@@ -476,7 +476,7 @@ def test_cli_invalid_plan_is_exit_2(tmp_path):
 
 def test_runbook_needs_no_boto3():
     code = ("import sys; from typer.testing import CliRunner; from cutover.cli import app; "
-            f"r = CliRunner().invoke(app, ['--plan', {str(REPO_PLAN)!r}, 'runbook']); "
+            f"r = CliRunner().invoke(app, ['--plan', {str(REPO_PLAN)!r}, 'runbook', '--check']); "
             "print(r.exit_code, 'boto3' in sys.modules, 'botocore' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
