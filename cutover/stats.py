@@ -511,6 +511,17 @@ def _enough(c: Counts, min_total: int, where: str) -> None:
 # Rate checks
 
 
+def _usable_baseline(baseline, min_total: int, fields: dict[str, Any]) -> Counts | None:
+    """The baseline's pooled counts (recorded in `fields`), or None without one; _Unusable when it
+    holds fewer than `min_total` events."""
+    if baseline is None:
+        return None
+    base = pooled(baseline)
+    fields.update(baseline_bad=base.bad, baseline_total=base.total)
+    _enough(base, min_total, "baseline")
+    return base
+
+
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
@@ -573,11 +584,7 @@ def judge_rate(check: str, bad: Series, total: Series, *, window: tuple[Any, Any
         c = counts(bad, total)
         fields.update(bad=c.bad, total=c.total)
         _enough(c, min_total, "window")
-        base = None
-        if baseline is not None:
-            base = pooled(baseline)
-            fields.update(baseline_bad=base.bad, baseline_total=base.total)
-            _enough(base, min_total, "baseline")
+        base = _usable_baseline(baseline, min_total, fields)
     except _Unusable as why:
         return _no_verdict(check, str(why), **fields)
     verdicts = [max_rate_verdict(c, max_rate)] if max_rate is not None else []
@@ -678,11 +685,7 @@ def watch_rate(check: str, bad: Series, total: Series, *, bake_periods: int, win
         steps = periods(bad, total, "the bake")
         c = sum((s for _, s in steps), Counts(0, 0))
         fields.update(bad=c.bad, total=c.total)
-        base = None
-        if baseline is not None:
-            base = pooled(baseline)
-            fields.update(baseline_bad=base.bad, baseline_total=base.total)
-            _enough(base, min_total, "baseline")
+        base = _usable_baseline(baseline, min_total, fields)
     except _Unusable as why:
         return _no_verdict(check, str(why), **fields)
     p0, source, sprt_alpha = _watch_limit(max_rate, base, worse_by, alpha)
