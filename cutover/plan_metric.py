@@ -71,8 +71,13 @@ def check_logs_query_rules(fields: dict[str, tuple[Node, Node]], check: LogsQuer
 
 def check_metric_rules(fields: dict[str, tuple[Node, Node]], check: MetricCheck, path: tuple) -> None:
     """What a metric check must say beyond its shape: a limit of its own form, and periods CloudWatch has."""
-    anchor = fields["total" if check.is_rate else "value"][0]
     here = where(path)
+    forms = [key for key in ("bad", "total", "value") if key in fields]
+    if forms not in (["bad", "total"], ["value"]):
+        node = fields[forms[0]][0] if forms else next(iter(fields.values()))[0]
+        raise Violation(node, f"{here}: a metric check is a rate (bad and total) or a value, not {' and '.join(forms) or 'neither'}",
+                        "give bad: and total: (a rate), or value: (a value)")
+    anchor = fields["total" if check.is_rate else "value"][0]
     wrong = _VALUE_ONLY if check.is_rate else _RATE_ONLY
     for key in wrong:
         if key in fields:

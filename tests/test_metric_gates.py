@@ -190,6 +190,21 @@ def test_metric_plan_errors_name_the_line(extra, line, message):
     assert err.value.line == line and message in str(err.value), str(err.value)
 
 
+@pytest.mark.parametrize("drop, add, line, words", [
+    ("    total:", "", 9, "a rate (bad and total) or a value, not bad"),  # found by the fuzzed-plan test
+    ("    bad:", "", 7, "needs one of bad, value"),
+    ("", "    value: {namespace: A, metric: B, stat: p99}\n", 14, "has both bad and value; use only one"),
+])
+def test_a_metric_check_is_a_rate_or_a_value(drop, add, line, words):
+    from cutover.errors import PlanError
+
+    text = "".join(l for l in PLAN.format(extra="    max_rate: 0.05\n" + add).splitlines(keepends=True)
+                   if not (drop and l.startswith(drop)))
+    with pytest.raises(PlanError) as err:
+        parse_plan(text)
+    assert err.value.line == line and words in str(err.value), str(err.value)
+
+
 def test_watch_takes_declared_metric_checks():
     from cutover.errors import PlanError
 
