@@ -48,7 +48,7 @@ from cutover.model import (
 )
 from cutover.plan_metric import check_logs_query_rules, check_metric_rules, logs_query_value, metric_value
 from cutover.redact import REDACTOR, sensitive_values, shown
-from cutover.schema import Violation, duration_seconds, kind, plan_schema, scalar, where
+from cutover.schema import Violation, duration_seconds, fields_of, kind, node_seconds, plan_schema, scalar, where
 
 __all__ = ["load_plan", "parse_plan", "plan_schema", "summarize", "format_duration", "parse_duration"]
 
@@ -231,25 +231,12 @@ def _reader_violation(e: yaml.reader.ReaderError, text: str) -> Violation:
 # --- building the model ------------------------------------------------------------------------------
 
 
-def _fields(node: MappingNode) -> dict[str, tuple[Node, Node]]:
-    """key -> (key node, value node); keys are unique and textual once the schema has passed."""
-    return {k.value: (k, v) for k, v in node.value}
-
-
 def _value(fields: dict[str, tuple[Node, Node]], key: str, default: Any = None) -> Any:
     return scalar(fields[key][1]) if key in fields else default
 
 
-def _seconds(node: Node) -> float:
-    if kind(node) == "integer":
-        return float(scalar(node))
-    seconds = duration_seconds(node.value)
-    assert seconds is not None, "the schema admits only valid durations"
-    return seconds
-
-
 def _build(root: MappingNode, digest: str, path: str) -> Plan:
-    top = _fields(root)
+    top = fields_of(root)
     name = top["name"][1].value
     state_prefix = _value(top, "state_prefix", f"/cutover/{name}")
     flags = _flags(top["flags"][1], state_prefix, top["region"][1].value)
@@ -265,9 +252,9 @@ def _build(root: MappingNode, digest: str, path: str) -> Plan:
         phases=phases,
         description=_value(top, "description", ""),
         write_rate=float(_value(top, "write_rate", 3.0)),
-        lock_lease=_seconds(top["lock_lease"][1]) if "lock_lease" in top else 900.0,
+        lock_lease=node_seconds(top["lock_lease"][1]) if "lock_lease" in top else 900.0,
         version=_value(top, "version"),
-        notify_topic=_fields(top["notify"][1])["sns_topic_arn"][1].value if "notify" in top else None,
+        notify_topic=fields_of(top["notify"][1])["sns_topic_arn"][1].value if "notify" in top else None,
         account=_value(top, "account", None),
         digest=digest,
         path=path,
@@ -283,7 +270,7 @@ def _flags(node: MappingNode, state_prefix: str, region: str) -> tuple[Flag, ...
     spelled: dict[str, Node] = {}  # Lambda function name -> the first node naming it
     keyed: dict[str, tuple] = {}  # Lambda function name -> (its kms_key or None, the node that said so)
     for key, value in node.value:
-        fields = _fields(value)
+        fields = fields_of(value)
         if "parameter" in fields:
             target = _ssm_target(fields, key.value, state_prefix)
         else:
@@ -311,7 +298,7 @@ def _flags(node: MappingNode, state_prefix: str, region: str) -> tuple[Flag, ...
 def _public_values(node: MappingNode, flags: tuple[Flag, ...], phases: tuple[Phase, ...]) -> None:
     """`public_values` belong to a sensitive flag, and each is a value the plan gives it."""
     for (key, value), flag in zip(node.value, flags):
-        fields = _fields(value)
+        fields = fields_of(value)
         if "public_values" not in fields:
             continue
         here = ("flags", flag.name, "public_values")
@@ -341,7 +328,7 @@ def _lambda_target(fields: dict, flag: str, region: str, spelled: dict[str, Node
         raise Violation(fields["secure"][0], f"{where(('flags', flag, 'secure'))}: `secure` is for SSM parameters; "
                         "a Lambda environment is always encrypted at rest", "remove `secure`; keep `sensitive: true` "
                         "to keep the value out of output")
-    target_fields = _fields(fields["lambda"][1])
+    target_fields = fields_of(fields["lambda"][1])
     fn_node = target_fields["function"][1]
     key_node = target_fields.get("kms_key", (None, None))[1]
     target = LambdaTarget(fn_node.value, target_fields["variable"][1].value,
@@ -378,8 +365,8 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
     every state, with room left for the function's other variables (checked again before a write)."""
     from cutover.lambdaenv import ENV_LIMIT, env_size
 
-    top = _fields(root)
-    flag_nodes = _fields(top["flags"][1])
+    top = fields_of(root)
+    flag_nodes = fields_of(top["flags"][1])
     phase_nodes = top["phases"][1].value
     for state_index, state in enumerate(["rolled_back", *plan.phase_names]):
         values = plan.values_for(state)
@@ -390,11 +377,11 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
                 continue
             longest = max(mine, key=lambda f: len(values[f.name]))
             if state_index == 0:
-                anchor = _fields(flag_nodes[longest.name][1])["rollback"][1]
+                anchor = fields_of(flag_nodes[longest.name][1])["rollback"][1]
                 when = "with the rollback values"
             else:  # point at the largest value this phase sets for the function (else at the phase)
-                phase = _fields(phase_nodes[state_index - 1])
-                sets = _fields(phase["set"][1]) if "set" in phase else {}
+                phase = fields_of(phase_nodes[state_index - 1])
+                sets = fields_of(phase["set"][1]) if "set" in phase else {}
                 here = [f for f in mine if f.name in sets]
                 longest = max(here, key=lambda f: len(values[f.name])) if here else longest
                 anchor = sets[longest.name][1] if here else phase["name"][1]
@@ -433,7 +420,7 @@ def _check_value(key: str, node: Node, path: tuple, check_type: str = "") -> Any
     if key == "expect":
         return {k.value: _alarm_expect(v, (*path, k.value)) for k, v in node.value}
     if key in _DURATIONS or (key == "stay_open_for" and node.value != "bake"):
-        return _seconds(node)
+        return node_seconds(node)
     if key in _LISTS:
         return tuple(scalar(item) for item in node.value)
     if key in _TEXT_MAPS:
@@ -446,7 +433,7 @@ def _check_value(key: str, node: Node, path: tuple, check_type: str = "") -> Any
 def _checks(node: MappingNode) -> dict[str, Check]:
     checks: dict[str, Check] = {}
     for key, value in node.value:
-        fields = _fields(value)
+        fields = fields_of(value)
         type_field = fields.pop("type")
         cls = _CHECK_CLASSES[type_field[1].value]
         kwargs = {k: _check_value(k, v, ("checks", key.value, k), type_field[1].value) for k, (_, v) in fields.items()}
@@ -495,10 +482,10 @@ _HIGH_RES_PERIODS = (10.0, 20.0, 30.0)
 
 
 def _alarm_expect(node: MappingNode, path: tuple) -> AlarmExpect:
-    fields = _fields(node)
+    fields = fields_of(node)
     period = None
     if "period" in fields:
-        period = _seconds(fields["period"][1])
+        period = node_seconds(fields["period"][1])
         if period not in _HIGH_RES_PERIODS and period % 60:
             raise Violation(fields["period"][1], f"{where((*path, 'period'))}: CloudWatch has no period of "
                             f"{fields['period'][1].value}", "use 10s, 20s, 30s or whole minutes (1m, 5m, 15m, 1h)")
@@ -533,7 +520,7 @@ def _phases(node: SequenceNode, flag_names: set[str], checks: dict[str, Check]) 
     phases: list[Phase] = []
     first_line: dict[str, int] = {}
     for i, item in enumerate(node.value):
-        fields = _fields(item)
+        fields = fields_of(item)
         name_node = fields["name"][1]
         name, here = name_node.value, ("phases", i, "name")
         if name in RESERVED_PHASES:
@@ -549,7 +536,7 @@ def _phases(node: SequenceNode, flag_names: set[str], checks: dict[str, Check]) 
                 set=_phase_set(fields, flag_names, ("phases", i, "set")),
                 gates=_phase_gates(fields, checks, ("phases", i, "gates")),
                 description=_value(fields, "description", ""),
-                bake=_seconds(fields["bake"][1]) if "bake" in fields else 0.0,
+                bake=node_seconds(fields["bake"][1]) if "bake" in fields else 0.0,
                 approval=_value(fields, "approval", False),
                 approvers=tuple(scalar(a) for a in fields["approvers"][1].value) if "approvers" in fields else (),
                 separate_approver=_value(fields, "separate_approver", False),

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import Node
 
 from cutover.model import FieldLimit, LogsQueryCheck, MetricBaseline, MetricCheck, MetricQuery
-from cutover.schema import Violation, duration_seconds, kind, scalar, where
+from cutover.schema import Violation, fields_of, node_seconds, scalar, where
 
 _QUERIES = {"bad", "total", "value"}
 _NUMBERS = {"max_rate", "max", "min", "max_ratio"}
@@ -18,36 +18,24 @@ _RATE_ONLY = ("min_total", "max_rate")
 _VALUE_ONLY = ("max", "min", "max_ratio")
 
 
-def _fields(node: MappingNode) -> dict[str, tuple[Node, Node]]:
-    return {k.value: (k, v) for k, v in node.value}
-
-
-def seconds(node: Node) -> float:
-    if kind(node) == "integer":
-        return float(scalar(node))
-    value = duration_seconds(node.value)
-    assert value is not None, "the schema admits only valid durations"
-    return value
-
-
 def metric_value(key: str, node: Node) -> Any:
     """How a metric check's own keys become model values; None: not one of them."""
     if key in _QUERIES:
-        f = _fields(node)
+        f = fields_of(node)
         dims = {k.value: v.value for k, v in f["dimensions"][1].value} if "dimensions" in f else {}
         stat = f["stat"][1].value if "stat" in f else "Sum"
         return MetricQuery(f["namespace"][1].value, f["metric"][1].value, dims, stat)
     if key == "baseline":
-        f = _fields(node)
+        f = fields_of(node)
         return MetricBaseline(
-            offsets=tuple(seconds(item) for item in f["offsets"][1].value),
+            offsets=tuple(node_seconds(item) for item in f["offsets"][1].value),
             worse_by=float(scalar(f["worse_by"][1])) if "worse_by" in f else 0.0,
             confidence=float(scalar(f["confidence"][1])) if "confidence" in f else 0.99,
         )
     if key in _NUMBERS:
         return float(scalar(node))
     if key in ("settle", "period"):
-        return seconds(node)
+        return node_seconds(node)
     return None
 
 
@@ -100,7 +88,7 @@ def _value_rules(fields: dict, check: MetricCheck, path: tuple, anchor: Node) ->
         node = fields["max_ratio" if check.max_ratio is not None else "baseline"][0]
         raise Violation(node, f"{here}: max_ratio and baseline go together in a value check",
                         "add baseline: {offsets: [7d]} for max_ratio, or max_ratio: 1.2 for the baseline")
-    if check.baseline is not None and "worse_by" in _fields(fields["baseline"][1]):
+    if check.baseline is not None and "worse_by" in fields_of(fields["baseline"][1]):
         raise Violation(fields["baseline"][1], f"{where((*path, 'baseline'))}: worse_by applies to rate checks only",
                         "compare a value with max_ratio")
 

@@ -903,6 +903,20 @@ def scalar(node: ScalarNode, path: tuple = ()) -> Any:
         raise Violation(node, _at(path, message), "write a plain value, without a !! tag") from None
 
 
+def fields_of(node: MappingNode) -> dict[str, tuple[Node, Node]]:
+    """A validated mapping's entries by key: (key node, value node), so values keep their positions."""
+    return {k.value: (k, v) for k, v in node.value}
+
+
+def node_seconds(node: Node) -> float:
+    """A validated duration (`30s`, `15m`, or whole seconds) in seconds."""
+    if kind(node) == "integer":
+        return float(scalar(node))
+    seconds = duration_seconds(node.value)
+    assert seconds is not None, "the schema admits only valid durations"
+    return seconds
+
+
 def key_text(key: Node, path: tuple) -> str:
     """A mapping key as text; YAML 1.1 booleans, numbers and complex keys are refused."""
     if isinstance(key, ScalarNode) and kind(key) == "string":
