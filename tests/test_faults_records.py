@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cutover import orchestrator, state
@@ -219,11 +219,16 @@ def fake_live(rt) -> dict[str, str]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(state_text=st.none() | records(GOOD_STATE), lock_text=st.none() | records(GOOD_LOCK))
+# a readable record of an entered phase: its alarms gate is missing in the fake account (CI found this one)
+@example(state_text='{"phase":"canary","status":"stable","plan":"e2e","entered_at":"0226-01-01T00:00:00Z","target":null}', lock_text=None)
 def test_fuzzed_records_never_stop_a_rollback(state_text, lock_text, reliability):
     with reliability.case("fuzzed state and lock records (hypothesis)", "any JSON, any text, any depth, one field of a good record replaced"):
         rt = fake_runtime(state_text, lock_text)
         st_ = orchestrator.status(rt, check=True)  # explains, never raises
-        assert st_.exit_code in (ExitCode.OK, ExitCode.DRIFT)
+        # 1 only for a readable record of a phase whose alarms the fake account lacks (ALARM MISSING)
+        assert st_.exit_code in (ExitCode.OK, ExitCode.DRIFT, ExitCode.GATE_FAILED)
+        if st_.exit_code == ExitCode.GATE_FAILED:
+            assert st_.headline.startswith("ALARM MISSING"), st_.headline
         view = state.StateStore(PLAN, rt.aws.params).read()
         assert (view.problem is None) == (not st_.headline.startswith("state record unreadable"))
         orchestrator.history(rt)
