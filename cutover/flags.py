@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 from cutover.clock import Clock, SystemClock
 from cutover.errors import AwsError, Incomplete, UsageError
 from cutover.lambdaenv import EnvWriter
+from cutover import program
 from cutover.model import Flag, LambdaTarget, Plan
 from cutover.ports import FunctionStore, Param, ParameterStore
 from cutover.redact import REDACTOR, is_public
@@ -131,12 +132,6 @@ def is_at(flag: Flag, param: Param | None, value: str) -> bool:
     return not flag.secure or param.type == "SecureString"
 
 
-def rollback_targets(plan: Plan, dest: str = "rolled_back") -> list[tuple[Flag, str]]:
-    """Every flag with its value at `dest` (default: the known-safe rollback values), in plan (rollback)
-    order. The one source of a rollback's writes: `cutover rollback` converges to it, and the guard's
-    SSM Automation document (`cutover guard arm`) is compiled from it."""
-    values = plan.values_for(dest)
-    return [(f, values[f.name]) for f in plan.flags]
 
 
 def diff(plan: Plan, target: dict[str, str], live: dict[str, Param]) -> list[FlagChange]:
@@ -344,36 +339,33 @@ class Converger:
 
     # --- writes -----------------------------------------------------------------------------------
     def _write_all(self, changes: list[FlagChange]) -> None:
+        """Execute the changes as the rollback program groups them (`program.group`): one write per SSM
+        flag, paced at the quota; one read-merge-write per Lambda function, at its first flag."""
         self.result.changes += changes
-        by_function: dict[str, list[FlagChange]] = {}
-        for change in changes:
-            if change.flag.kind == "lambda":
-                by_function.setdefault(change.flag.target.function, []).append(change)
-        for change in changes:
-            if change.written:
-                continue  # a Lambda variable written together with an earlier one of its function
-            if change.flag.kind == "lambda" and change.flag.target.function in self._failed_functions:
+        by_key = {c.flag.key: c for c in changes}
+        for step in program.group((c.flag, c.new) for c in changes):
+            batch = [by_key[f.key] for f in step.flags]
+            if isinstance(step, program.MergeEnvironment) and step.function in self._failed_functions:
                 continue
-            if change.flag.kind == "ssm":
+            if isinstance(step, program.SetParameter):
                 self.pacer.wait(idle=self._read_back)  # the SSM write quota
             if self.clearance:
                 self.clearance.renew()
             try:
-                if change.flag.kind == "ssm":
-                    self._write(change)
+                if isinstance(step, program.SetParameter):
+                    self._write(batch[0])
                 else:
-                    self._write_function(change.flag.target.function, by_function[change.flag.target.function])
+                    self._write_function(step.function, batch)
             except AwsError as err:
-                why = f"writing {change.flag.where} failed: {err.message}"
+                why = f"writing {batch[0].flag.where} failed: {err.message}"
                 if not self.keep_going:
                     raise self._incomplete(why, err.hint) from err
                 # A rollback goes on: one unwritable target must not keep the others from their safe values.
                 self.failures.append((why, err))
-                self._unwritable.add(change.flag.key)
-                if change.flag.kind == "lambda":
-                    function = change.flag.target.function
-                    self._failed_functions.add(function)
-                    self._unwritable.update(f.key for f in self.plan.flags if f.kind == "lambda" and f.target.function == function)
+                self._unwritable.add(batch[0].flag.key)
+                if isinstance(step, program.MergeEnvironment):
+                    self._failed_functions.add(step.function)
+                    self._unwritable.update(f.key for f in self.plan.flags if f.kind == "lambda" and f.target.function == step.function)
 
     def _check_state(self) -> None:
         """The preemption check, its state read riding along with the read-back of earlier writes."""

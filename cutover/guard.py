@@ -6,7 +6,7 @@
 `cutover guard arm` compiles the plan into AWS resources, all named from the plan:
 
 - the SSM Automation document `cutover-<plan>-rollback` (schemaVersion 0.3), in plan (rollback) order, to
-  exactly the values `cutover rollback` converges to (both come from `flags.rollback_targets`): one
+  exactly the values `cutover rollback` converges to (both come from the rollback program, `program.steps`): one
   `aws:executeAwsApi` PutParameter step per SSM flag, and one `aws:executeScript` step per Lambda function,
   at the place of its first flag, setting all its flag variables in one read-merge-write update that keeps
   every other variable (`LAMBDA_SCRIPT`); every flag step continues past a failure, so every flag is
@@ -41,7 +41,7 @@ from typing import Protocol
 
 
 from cutover import flags as flagmod
-from cutover import iam, limits
+from cutover import iam, limits, program
 from cutover.errors import Blocked, CutoverError, ExitCode, Incomplete, UsageError
 from cutover.notify import notify
 from cutover.orchestrator import Outcome, Runtime, _finish, _report
@@ -153,7 +153,7 @@ def check_plan(plan: Plan) -> None:
         if _UNSAFE.search(a):
             raise UsageError(f"alarm name {a!r} holds a character the guard cannot pass on (quotes, backslashes, <>, {{}})",
                              "rename the alarm, or leave it out of the plan's alarms checks")
-    for flag, value in flagmod.rollback_targets(plan):
+    for flag, value in program.targets(plan):
         if "{{" in value or "}}" in value:
             raise UsageError(f"flag {flag.name}: its rollback value holds '{{{{' or '}}}}', which SSM Automation reads as a variable",
                              "change the rollback value, or roll this plan back with `cutover rollback` only")
@@ -254,17 +254,16 @@ def _lambda_step(index: int, function: str, values: dict[str, str]) -> dict:
 
 
 def _flag_steps(plan: Plan) -> list[dict]:
-    """One step per SSM flag and one per Lambda function (at its first flag), in rollback order."""
-    targets = flagmod.rollback_targets(plan)
-    steps, done = [], set()
-    for i, (flag, value) in enumerate(targets, 1):
-        if isinstance(flag.target, LambdaTarget):
-            function = flag.target.function
-            if function not in done:
-                done.add(function)
-                steps.append(_lambda_step(i, function, {f.target.variable: v for f, v in targets
-                                                        if isinstance(f.target, LambdaTarget) and f.target.function == function}))
+    """The rollback program compiled: an executeAwsApi step per SSM write, an executeScript step per
+    Lambda function; each named after the place of its (first) flag in plan order."""
+    position = {f.key: i for i, f in enumerate(plan.flags, 1)}
+    steps = []
+    for step in program.steps(plan):
+        i = position[step.flags[0].key]
+        if isinstance(step, program.MergeEnvironment):
+            steps.append(_lambda_step(i, step.function, step.variables))
             continue
+        flag, value = step.flag, step.value
         steps.append({
             "name": _step_name(i, flag.name),
             "action": "aws:executeAwsApi",
@@ -413,7 +412,7 @@ def _label_of(flag: Flag) -> str:
 
 def _verify_step(plan: Plan, role: str) -> dict:
     flags = []
-    for f, value in flagmod.rollback_targets(plan):
+    for f, value in program.targets(plan):
         where = ({"Parameter": f.parameter, "Type": "SecureString" if f.secure else "String"} if f.kind == "ssm"
                  else {"Function": f.target.function, "Variable": f.target.variable})
         flags.append({"Label": _label_of(f), **where, "Value": value})

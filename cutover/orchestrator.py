@@ -15,7 +15,7 @@ from typing import Callable, Mapping, NoReturn
 
 from cutover import evidence
 from cutover import flags as flagmod
-from cutover import machine, state
+from cutover import machine, program, state
 from cutover.clock import Clock, SystemClock
 from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
 from cutover.gates.context import GateContext
@@ -736,17 +736,15 @@ def _yield_to_rollback(rt: Runtime, changes: list[flagmod.FlagChange]) -> None:
     if not written:
         return
     live = rt.read_live()
-    back: dict[str, dict[str, str]] = {}  # Lambda: function -> variables to put back, in one update
-    for c in written:
-        if not (flagmod.is_at(c.flag, live.get(c.flag.key), c.new) and c.new != safe[c.flag.name]):
-            continue
-        if c.flag.kind == "ssm":
-            rt.params.put(c.flag.parameter, safe[c.flag.name], secure=c.flag.secure)
+    ours = [(c.flag, safe[c.flag.name]) for c in written
+            if flagmod.is_at(c.flag, live.get(c.flag.key), c.new) and c.new != safe[c.flag.name]]
+    for step in program.group(ours):  # in the rollback's order and grouping: one update per Lambda function
+        if isinstance(step, program.SetParameter):
+            rt.params.put(step.flag.parameter, step.value, secure=step.flag.secure)
         else:
-            back.setdefault(c.flag.target.function, {})[c.flag.target.variable] = safe[c.flag.name]
-        rt.emit("flag_yielded", flag=c.flag.name, to=dest)
-    for function, values in back.items():
-        EnvWriter(rt.functions, rt.clock).apply(function, values)
+            EnvWriter(rt.functions, rt.clock).apply(step.function, step.variables)
+        for f in step.flags:
+            rt.emit("flag_yielded", flag=f.name, to=dest)
 
 
 def _bake_text(phase: Phase) -> str:
@@ -839,7 +837,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     for function, err in live.unreadable.items():  # its flags are written anyway, after the ones before them
         rt.notes.append(f"cannot read Lambda function {function} ({err.message}): its flags show as (missing) "
                         "and are written after the flags before them in rollback order")
-    target = dict((f.name, v) for f, v in flagmod.rollback_targets(plan, dest))
+    target = {f.name: v for f, v in program.targets(plan, dest)}
     report.from_state, report.to_state = current, dest
     changes = flagmod.diff(plan, target, live)
     report.changes = [c.to_dict() for c in changes]

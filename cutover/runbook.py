@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Iterator
 
-from cutover import iam, machine
+from cutover import iam, machine, program
 from cutover.model import (
     PENDING,
     ROLLED_BACK,
@@ -368,23 +368,18 @@ def _rollback(plan: Plan) -> list[str]:
 # --- the rollback by hand, for when cutover itself cannot run -----------------------------------------------
 
 
-def _steps(plan: Plan) -> list[tuple[str, list[Flag]]]:
-    """The rollback's writes as manual steps, in rollback order: consecutive SSM flags make one step, and
-    each Lambda function one step (all its flags, one update) at the place of its first flag, as
-    `cutover rollback` writes them."""
-    steps: list[tuple[str, list[Flag]]] = []
-    done: set[str] = set()
-    for f in plan.flags:
-        if isinstance(f.target, LambdaTarget):
-            if f.target.function not in done:
-                done.add(f.target.function)
-                steps.append(("lambda", [g for g in plan.flags if isinstance(g.target, LambdaTarget)
-                                         and g.target.function == f.target.function]))
-        elif steps and steps[-1][0] == "ssm":
-            steps[-1][1].append(f)
+def manual_steps(plan: Plan) -> list[tuple[str, list[Flag]]]:
+    """The rollback program (`program.steps`) as manual steps, in its order: consecutive SSM writes make
+    one step (one command each), and each Lambda function one step (all its flags, one update)."""
+    out: list[tuple[str, list[Flag]]] = []
+    for step in program.steps(plan):
+        if isinstance(step, program.MergeEnvironment):
+            out.append(("lambda", list(step.flags)))
+        elif out and out[-1][0] == "ssm":
+            out[-1][1].append(step.flag)
         else:
-            steps.append(("ssm", [f]))
-    return steps
+            out.append(("ssm", [step.flag]))
+    return out
 
 
 def _shell_var(f: Flag) -> str:
@@ -403,7 +398,7 @@ def _manual(plan: Plan) -> list[str]:
         "",
     ]
     typed = _typed_rollbacks(plan)
-    for n, (kind, flags) in enumerate(_steps(plan), 1):
+    for n, (kind, flags) in enumerate(manual_steps(plan), 1):
         lines += (_manual_ssm if kind == "ssm" else _manual_lambda)(plan, typed, n, flags, region, plan_file)
     lines += [
         "When `cutover` runs again, run the rollback command at the top of this page anyway: it writes whatever",

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cutover import flags as flagmod
-from cutover import guard, orchestrator, state
+from cutover import guard, orchestrator, program, state
 from cutover.errors import Blocked, ExitCode, ReadOnlyViolation, UsageError
 from cutover.model import ROLLED_BACK, function_name
 from cutover.plan import load_plan, parse_plan
@@ -322,7 +322,7 @@ class Recording:
 def expected_steps(plan) -> list[tuple[str, str, dict]]:
     """The guard's step layout, written out from the rule: rollback order; an SSM flag is one step; a
     Lambda function is one step at the place of its first flag, with all its flag variables."""
-    targets, out = flagmod.rollback_targets(plan), []
+    targets, out = program.targets(plan), []
     for f, v in targets:
         if f.kind == "ssm":
             out.append(("ssm", f.parameter, {f.parameter: v}))
@@ -337,7 +337,7 @@ def test_document_writes_exactly_the_rollback_targets_then_the_state(key):
     plan = load_plan(PLANS[key])
     doc = guard.build_document(plan, ACCOUNT)
     writes = guard.document_writes(doc)
-    targets = flagmod.rollback_targets(plan)
+    targets = program.targets(plan)
     assert sorted((w["key"], w["value"]) for w in writes[:-1]) == sorted((f.key, v) for f, v in targets)
     assert [(f.name, v) for f, v in targets] == list(plan.rollback_values().items())
     steps = doc["mainSteps"][:-1]
@@ -377,7 +377,7 @@ def test_document_writes_exactly_the_rollback_targets_then_the_state(key):
 def test_rollback_targets_are_the_declared_values_of_each_state(key):
     plan = load_plan(PLANS[key])
     for dest in (ROLLED_BACK, *plan.phase_names):
-        targets = flagmod.rollback_targets(plan, dest)
+        targets = program.targets(plan, dest)
         assert [f.name for f, _ in targets] == [f.name for f in plan.flags]  # plan (rollback) order
         assert dict((f.name, v) for f, v in targets) == plan.values_for(dest)
 
@@ -436,7 +436,7 @@ def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(k
         differing = {f.key for f in plan.flags if plan.values_for(phase)[f.name] != f.rollback}
         assert cli_writes == [w for w in doc_writes if w[0] in differing], phase
         assert doc_writes == [(f.parameter, v, "SecureString" if f.secure else "String")
-                              for f, v in flagmod.rollback_targets(plan) if f.kind == "ssm"]
+                              for f, v in program.targets(plan) if f.kind == "ssm"]
         assert cli_env_writes == doc_env_writes == {fn: {f.target.variable: f.rollback for f in plan.flags if f.key in differing
                                                          and f.kind == "lambda" and f.target.function == fn} for fn in plan.functions}
         assert after_cli == after_doc == plan.rollback_values()
