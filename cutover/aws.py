@@ -36,6 +36,7 @@ from cutover.errors import (
     UsageError,
 )
 from cutover.ports import Alarm, AwsPorts, CalendarReading, FunctionConfig, Identity, LogEvent, Param, ParamVersion
+from cutover.retry import THROTTLED
 
 # --- read-only guard -----------------------------------------------------------------------------------
 
@@ -355,15 +356,6 @@ BAD_CREDENTIALS = {
     "InvalidSignatureException",
     "SignatureDoesNotMatch",
     "RequestExpired",
-}
-THROTTLED = {
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "TooManyUpdates",
-    "RequestThrottled",
 }
 NO_CREDENTIALS = (
     bex.NoCredentialsError,

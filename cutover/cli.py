@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -54,8 +55,7 @@ During an incident, the only command you need:
   cutover rollback --yes --reason "what happened"
 
 \b
-Exit codes: 0 done or nothing to do, 1 a gate failed, 2 bad usage or invalid plan,
-3 blocked, 4 could not finish, 5 drift or bad state record, 6 rolled back"""
+""" + textwrap.fill(ExitCode.summary_line(), 88)
 
 
 def _accept_globals(command, options) -> None:

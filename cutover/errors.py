@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
 
-class ExitCode:
-    OK = 0
-    GATE_FAILED = 1
-    USAGE = 2
-    BLOCKED = 3
-    INCOMPLETE = 4
-    DRIFT = 5
-    ROLLED_BACK = 6
+
+class ExitCode(IntEnum):
+    """The contract's exit codes, the one definition: each with the word evidence records (`outcome`),
+    a few words for `--help`, and its meaning for the README's and the runbook's tables."""
+
+    OK = 0, "ok", "done or nothing to do", "done, or nothing to do"
+    GATE_FAILED = 1, "gate_failed", "a gate failed", (
+        "a gate failed (or the current phase is still baking; or, for `status --check`, an alarm of the current "
+        "phase fires); nothing was written")
+    USAGE = 2, "usage_error", "bad usage or invalid plan", "bad usage or invalid plan; nothing was written"
+    BLOCKED = 3, "blocked", "blocked", (
+        "blocked: lock held by another operator, approval missing, not confirmed, or preempted by a rollback")
+    INCOMPLETE = 4, "incomplete", "could not finish", (
+        "could not finish: AWS error or interruption; `status` tells what was written; re-run or roll back")
+    DRIFT = 5, "drift", "drift or bad state record", (
+        "drift (`status --check`): live flags differ from the recorded phase, or the state record is unusable")
+    ROLLED_BACK = 6, "rolled_back", "rolled back", "rolled back (`watch --auto-rollback` fired)"
+
+    def __new__(cls, value: int, word: str, summary: str, meaning: str) -> "ExitCode":
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.word, member.summary, member.meaning = word, summary, meaning
+        return member
+
+    @classmethod
+    def table(cls) -> list[str]:
+        """The codes as a Markdown table (README, runbook)."""
+        return ["| code | meaning |", "|---|---|", *(f"| {c.value} | {c.meaning} |" for c in cls)]
+
+    @classmethod
+    def summary_line(cls) -> str:
+        """The codes in one sentence (`cutover --help`)."""
+        return "Exit codes: " + ", ".join(f"{c.value} {c.summary}" for c in cls)
 
 
 class CutoverError(Exception):

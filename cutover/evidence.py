@@ -18,10 +18,11 @@ from pathlib import Path
 
 from cutover import __version__, private
 from cutover.redact import REDACTOR, Redactor
+from cutover.errors import ExitCode
 
 SCHEMA_VERSION = 2
 
-OUTCOMES = {0: "ok", 1: "gate_failed", 2: "usage_error", 3: "blocked", 4: "incomplete", 5: "drift", 6: "rolled_back"}
+OUTCOMES = {c.value: c.word for c in ExitCode}  # report.json's `outcome`
 _READ_ONLY_COMMANDS = {"preflight", "status", "history", "watch"}  # "(dry run)" would say nothing there
 
 

@@ -18,6 +18,7 @@ from cutover import program
 from cutover.model import Flag, LambdaTarget, Plan
 from cutover.ports import FunctionStore, Param, ParameterStore
 from cutover.redact import REDACTOR, is_public
+from cutover.retry import backoff
 from cutover.redact import shown as shown  # the one display of a flag value; callers use flags.shown
 
 READ_BATCH = 10  # GetParameters takes at most 10 names
@@ -187,7 +188,7 @@ class PatientStore:
                     return seen.version
                 if attempt == THROTTLE_RETRIES:
                     raise
-                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+                self.clock.sleep(backoff(attempt))
             finally:
                 if self.pacer:
                     self.pacer.booked(start, self.clock.monotonic())
@@ -200,7 +201,7 @@ class PatientStore:
             except AwsError as err:
                 if not err.transient or attempt == THROTTLE_RETRIES:
                     raise
-                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+                self.clock.sleep(backoff(attempt))
 
 
 def patient(store: ParameterStore, clock: Clock, pacer: "Pacer | None" = None) -> PatientStore:
@@ -433,11 +434,9 @@ class Converger:
 
     def _rounds(self) -> Iterator[None]:
         """VERIFY_ATTEMPTS rounds of reading, backing off between them (stale reads settle in seconds)."""
-        delay = 0.1
         for attempt in range(VERIFY_ATTEMPTS):
             if attempt:
-                self.clock.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                self.clock.sleep(backoff(attempt - 1, first=0.1, cap=2.0))
             yield
 
     def _verify(self) -> None:

@@ -33,7 +33,6 @@ Dry runs read only (the session refuses writes). No boto3 here: AWS is behind th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -41,10 +40,12 @@ from typing import Protocol
 
 
 from cutover import flags as flagmod
-from cutover import iam, limits, program
+from cutover import guard_scripts, iam, limits, program
 from cutover.errors import Blocked, CutoverError, ExitCode, Incomplete, UsageError
 from cutover.notify import notify
-from cutover.orchestrator import Outcome, Runtime, _finish, _report
+from cutover.guard_names import GuardArns, Names, fit_name, names
+from cutover.outcome import Outcome
+from cutover.runtime import Runtime
 from cutover.model import ROLLED_BACK, AlarmsCheck, Flag, LambdaTarget, Plan, function_name
 from cutover.redact import HIDDEN
 from cutover.state import MAX_RECORD_BYTES, STABLE, StateRecord
@@ -58,48 +59,9 @@ RECORD_STEP = "VerifyAndRecord"
 TARGET_ID = "cutover-rollback"
 POLICY_NAME = "cutover-guard"
 TAG_PLAN, TAG_DIGEST = "cutover:plan", "cutover:plan-digest"
-NAME_LIMIT = 64  # EventBridge rule and IAM role names
 ALARM_PATH = "$.detail.alarmName"
 INPUT_TEMPLATE = '{"' + PARAMETER + '":["<alarm>"]}'  # Automation parameters are lists of strings
 _UNSAFE = re.compile(r'["\\<>{}\x00-\x1f\x7f]')  # cannot pass through the transformer and the record's JSON
-
-
-# --- names and ARNs ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Names:
-    document: str
-    rule: str
-    automation_role: str
-    events_role: str
-
-
-def _fit(plan_name: str, suffix: str, limit: int = NAME_LIMIT) -> str:
-    full = f"cutover-{plan_name}{suffix}"
-    if len(full) <= limit:
-        return full
-    tag = hashlib.sha256(plan_name.encode()).hexdigest()[:6]  # long names stay distinct
-    keep = limit - len("cutover-") - len(suffix) - len(tag) - 1
-    return f"cutover-{plan_name[:keep].rstrip('-')}-{tag}{suffix}"
-
-
-def names(plan: Plan) -> Names:
-    base = _fit(plan.name, "-rollback")
-    return Names(document=base, rule=base, automation_role=_fit(plan.name, "-rollback-automation"),
-                 events_role=_fit(plan.name, "-rollback-events"))
-
-
-class GuardArns(iam.Arns):
-    def role(self, name: str) -> str:
-        return f"arn:{self.partition}:iam::{self.account}:role/{name}"
-
-    def automation_definition(self, document: str, version: str = "$DEFAULT") -> str:
-        return self._arn("ssm", f"automation-definition/{document}:{version}")
-
-    def automation_executions(self) -> str:
-        return self._arn("ssm", "automation-execution/*")
-
-    def rule(self, name: str) -> str:
-        return self._arn("events", f"rule/{name}")
 
 
 # --- what the plan compiles to -------------------------------------------------------------------------
@@ -178,67 +140,10 @@ def _step_name(index: int, what: str, prefix: str = "Flag") -> str:
     return f"{prefix}{index:02d}_{re.sub(r'[^A-Za-z0-9_]', '_', what)}"[:80]
 
 
-# The Lambda step's script (Automation's python3.11 runtime, boto3 included). UpdateFunctionConfiguration
-# replaces the whole environment, so it reads, merges our variables over the others and writes only if the
-# function is still at the revision it read; if someone changed it meanwhile Lambda refuses
-# (PreconditionFailed) and it reads and merges again, so their change is kept. It fails the step unless
-# our variables read back set. It must hold no double braces: Automation would take them for variables.
-SCRIPT_RUNTIME, SCRIPT_HANDLER = "python3.11", "handler"
-LAMBDA_SCRIPT = '''\
-import time
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
-ATTEMPTS = 6  # read-merge-write rounds
-SETTLE_SECONDS = 300  # to wait for Lambda to apply an update
-RETRY = ("PreconditionFailedException", "ResourceConflictException")  # changed meanwhile / update in progress
-
-
-def handler(events, context):
-    function, want = events["Function"], events["Variables"]
-    client = boto3.client("lambda", config=Config(retries={"mode": "standard", "max_attempts": 10}))
-    conflicts, wrote = 0, False
-    for attempt in range(ATTEMPTS + 1):  # the last round only reads: did the last write land?
-        config = settled(client, function)
-        if wrote and config.get("LastUpdateStatus") == "Failed":
-            raise RuntimeError(f"Lambda could not apply the update to {function}: {config.get('LastUpdateStatusReason')}")
-        current = variables(config, function)
-        if all(current.get(k) == v for k, v in want.items()):
-            return {"Function": function, "Variables": sorted(want), "Conflicts": conflicts}
-        if attempt == ATTEMPTS:
-            break
-        merged = dict(current, **want)
-        revision = {"RevisionId": config["RevisionId"]} if config.get("RevisionId") else {}  # emulators may have none
-        try:
-            client.update_function_configuration(FunctionName=function, Environment={"Variables": merged}, **revision)
-            wrote = True
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") not in RETRY:
-                raise
-            conflicts += 1
-    raise RuntimeError(f"{function}: variables {sorted(want)} are not at their rollback values after {ATTEMPTS} "
-                       f"attempts ({conflicts} refused: the function kept changing)")
-
-
-def settled(client, function):
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        config = client.get_function_configuration(FunctionName=function)
-        if config.get("LastUpdateStatus") != "InProgress":
-            return config
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{function} is still applying an update after {SETTLE_SECONDS}s")
-        time.sleep(2)
-
-
-def variables(config, function):
-    env = config.get("Environment") or {}
-    if env.get("Error"):  # undecryptable: writing would replace every other variable with ours alone
-        raise RuntimeError(f"cannot read the environment of {function}: {env['Error'].get('ErrorCode')}")
-    return dict(env.get("Variables") or {})
-'''
+# The scripts of the Lambda steps and of the last step: real modules (cutover/guard_scripts/), their
+# source embedded as it is. The Lambda step's `merge` is also the CLI's read-merge-write (lambdaenv).
+SCRIPT_RUNTIME, SCRIPT_HANDLER = guard_scripts.RUNTIME, guard_scripts.HANDLER
+LAMBDA_SCRIPT = guard_scripts.source("merge_environment")
 
 
 def _lambda_step(index: int, function: str, values: dict[str, str]) -> dict:
@@ -301,108 +206,7 @@ def record_template(plan: Plan, automation_role_arn: str) -> dict:
 # finishes it), the plan's topic is told which flags are still live (names and where they live, never a
 # value), and the step fails, so the execution ends Failed. A stale read errs on the safe side: the record
 # says unfinished and `cutover rollback` then finds nothing to do. No double braces (Automation variables).
-VERIFY_SCRIPT = '''\
-import json
-from datetime import datetime, timezone
-
-import boto3
-from botocore.config import Config
-
-CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
-RECORD_LIMIT = 4096  # bytes: an SSM standard parameter
-
-
-def handler(events, context):
-    ssm = boto3.client("ssm", config=CONFIG)
-    live = still_live(ssm, boto3.client("lambda", config=CONFIG), events["Flags"])
-    record = dict(events["Record"], updated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    if live:
-        record.update(phase=recorded_phase(ssm, events["StateParameter"]), status="rolling_back", target="rolled_back",
-                      reason=record["reason"] + ": UNFINISHED, still live: " + ", ".join(live))
-    else:
-        record["entered_at"] = record["updated_at"]
-    problems = []
-    try:
-        ssm.put_parameter(Name=events["StateParameter"], Value=fit(record), Type="String", Overwrite=True)
-    except Exception as err:  # the topic is still told
-        problems.append(f"the state record was not written ({type(err).__name__}: {err})")
-    told = tell(events, record, live)
-    if live or problems:
-        raise RuntimeError(f"rollback UNFINISHED: {len(live)} flag(s) still live: {', '.join(live) or 'none'}; "
-                           + "; ".join([*problems, told]) + "; run `cutover rollback` to finish it")
-    return {"Restored": len(events["Flags"]), "Notified": told}
-
-
-def still_live(ssm, lam, flags):
-    """Labels of the flags not at their rollback values (or that cannot be read back), in rollback order."""
-    names = [f["Parameter"] for f in flags if "Parameter" in f]
-    params, unread = {}, {}
-    for i in range(0, len(names), 10):
-        try:
-            for p in ssm.get_parameters(Names=names[i:i + 10], WithDecryption=True)["Parameters"]:
-                params[p["Name"]] = p
-        except Exception as err:
-            unread.update((n, type(err).__name__) for n in names[i:i + 10])
-    envs = {}
-    for fn in dict.fromkeys(f["Function"] for f in flags if "Function" in f):
-        try:
-            env = lam.get_function_configuration(FunctionName=fn).get("Environment") or {}
-            envs[fn] = None if env.get("Error") else env.get("Variables") or {}
-        except Exception:
-            envs[fn] = None
-    out = []
-    for f in flags:
-        if "Parameter" in f:
-            p = params.get(f["Parameter"]) or {}
-            ok = p.get("Value") == f["Value"] and (f["Type"] != "SecureString" or p.get("Type") == "SecureString")
-            why = f" (not read back: {unread[f['Parameter']]})" if f["Parameter"] in unread else ""
-        else:
-            env = envs[f["Function"]]
-            ok = env is not None and env.get(f["Variable"]) == f["Value"]
-            why = " (its environment cannot be read)" if env is None else ""
-        if not ok:
-            out.append(f["Label"] + why)
-    return out
-
-
-def recorded_phase(ssm, name):
-    """The phase the record names now: the unfinished rollback is from there (pending if unreadable)."""
-    try:
-        return json.loads(ssm.get_parameters(Names=[name])["Parameters"][0]["Value"])["phase"]
-    except Exception:
-        return "pending"
-
-
-def fit(record):
-    text = json.dumps(record, separators=(",", ":"), sort_keys=True)
-    if len(text.encode()) > RECORD_LIMIT:  # the plan's fingerprints are a convenience; then cut the reason
-        record.pop("plan_items", None)
-        record["reason"] = record["reason"][:1000]
-        text = json.dumps(record, separators=(",", ":"), sort_keys=True)
-    return text
-
-
-def tell(events, record, live):
-    """One message to the plan's SNS topic: names and places only, never a value."""
-    topic = events.get("Topic")
-    if not topic:
-        return "no topic to tell"
-    if live:
-        subject = f"cutover {record['plan']}: guard rollback UNFINISHED, {len(live)} flag(s) still live"
-        lines = [f"The guard fired (alarm {events['Alarm']}) and rolled back, but these flags are still live "
-                 "(not at their rollback values):", *(f"  - {label}" for label in live),
-                 "Finish it now: cutover rollback --yes --reason \\"guard unfinished\\"; cutover status shows each flag."]
-    else:
-        subject = f"cutover {record['plan']}: guard ROLLED BACK"
-        lines = [f"The guard fired (alarm {events['Alarm']}): all {len(events['Flags'])} flag(s) read back at their "
-                 "rollback values; the state is recorded rolled_back."]
-    lines.append(f"plan: {record['plan']} (sha256 {record['plan_digest'][:12]}), automation execution {record['run_id']}")
-    try:
-        boto3.client("sns", config=CONFIG).publish(TopicArn=topic, Subject=subject[:100], Message="\\n".join(lines))
-        return f"told {topic}"
-    except Exception as err:
-        return f"could not tell {topic} ({type(err).__name__})"
-'''
+VERIFY_SCRIPT = guard_scripts.source("verify_and_record")
 
 
 def _label_of(flag: Flag) -> str:
@@ -573,7 +377,7 @@ ACCOUNT_VAR = "${AWS::AccountId}"  # filled in by CloudFormation (Fn::Sub): the 
 
 
 def stack_name(plan: Plan) -> str:
-    return _fit(plan.name, "-guard-roles", 128)
+    return fit_name(plan.name, "-guard-roles", 128)
 
 
 def bootstrap_hint(plan: Plan) -> str:
@@ -938,7 +742,7 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
     """Create or update the guard for `rt.plan`; idempotent. A dry run reads only."""
     plan = rt.plan
     check_plan(plan)
-    report = _report(rt, "guard-arm")
+    report = rt.new_report("guard-arm")
     want = desired(plan, _account(rt))
     resources = compare(plan, want, observe(store, want.names))
     todo = [r for r in resources if r.verb != "unchanged"]
@@ -951,11 +755,11 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
     report.steps = _steps_for_evidence(resources, {}, rt.dry_run)
     _require_bootstrapped(plan, resources)
     if not todo:
-        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: the guard for {plan.name} is armed and matches the plan",
+        return rt.finish(report, Outcome(ExitCode.OK, f"nothing to do: the guard for {plan.name} is armed and matches the plan",
                                            plan_lines + info, data))
     summary = ", ".join(f"{r.verb} {r.kind} {r.name}" for r in todo)
     if rt.dry_run:
-        return _finish(rt, report, Outcome(
+        return rt.finish(report, Outcome(
             ExitCode.OK, f"dry run: arming the guard for {plan.name} would {_count(todo)}; nothing was written",
             plan_lines + info, data, hint="run `cutover guard arm` to apply"))
     if not rt.confirm(f"arm the guard for {plan.name}: {summary}"):
@@ -972,7 +776,7 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
                              "re-run `cutover guard arm`; `cutover guard status` shows what differs")
     except CutoverError as err:
         report.steps = _steps_for_evidence(resources, done)
-        _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
+        rt.finish(report, Outcome(err.exit_code, err.message, data=data))
         raise
     report.steps = _steps_for_evidence(resources, done)
     plan_lines = [f"{done.get(r.name + r.kind, 'unchanged')} {r.kind} {r.name}"
@@ -980,7 +784,7 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
                   for r in resources]
     notify(rt, "guard ARMED", [f"{_count(todo, past=True)}", trigger_line(plan),
                                f"rolls back {len(plan.flags)} flag(s) to their known-safe values, then reads them back: rolled_back only if all are restored"])
-    return _finish(rt, report, Outcome(
+    return rt.finish(report, Outcome(
         ExitCode.OK, f"guard armed for {plan.name}: {_count(todo, past=True)}", plan_lines + info, data,
         hint="`cutover guard status` shows it; disarm for planned work with `cutover guard disarm`"))
 
@@ -1089,7 +893,7 @@ def disarm(rt: Runtime, store: GuardStore) -> Outcome:
     (removing them is deleting its stack). A dry run reads only."""
     plan = rt.plan
     n = names(plan)
-    report = _report(rt, "guard-disarm")
+    report = rt.new_report("guard-disarm")
     seen = observe(store, n)
     found = []
     if seen.targets:
@@ -1107,9 +911,9 @@ def disarm(rt: Runtime, store: GuardStore) -> Outcome:
     report.steps = [{"step": line, "expected": "removed", "outcome": "dry run: would remove" if rt.dry_run else "not reached",
                      "ok": rt.dry_run} for line in lines]
     if not found:
-        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: no guard is armed for {plan.name}", kept_line, data))
+        return rt.finish(report, Outcome(ExitCode.OK, f"nothing to do: no guard is armed for {plan.name}", kept_line, data))
     if rt.dry_run:
-        return _finish(rt, report, Outcome(ExitCode.OK, f"dry run: disarming the guard for {plan.name} would remove "
+        return rt.finish(report, Outcome(ExitCode.OK, f"dry run: disarming the guard for {plan.name} would remove "
                                                         f"{len(found)} resource(s); nothing was written", lines + kept_line, data,
                                            hint="run `cutover guard disarm` to apply"))
     if not rt.confirm(f"disarm the guard for {plan.name}: no automatic rollback until it is armed again; " + "; ".join(lines)):
@@ -1127,8 +931,8 @@ def disarm(rt: Runtime, store: GuardStore) -> Outcome:
         if left.rule is not None or left.document is not None:
             raise Incomplete("the guard was removed but some of it still reads back", "re-run `cutover guard disarm`")
     except CutoverError as err:
-        _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
+        rt.finish(report, Outcome(err.exit_code, err.message, data=data))
         raise
     notify(rt, "guard DISARMED", [f"removed {len(found)} resource(s)", "no automatic rollback until `cutover guard arm`"])
-    return _finish(rt, report, Outcome(ExitCode.OK, f"guard disarmed for {plan.name}: removed {len(found)} resource(s)", lines + kept_line, data,
+    return rt.finish(report, Outcome(ExitCode.OK, f"guard disarmed for {plan.name}: removed {len(found)} resource(s)", lines + kept_line, data,
                                        hint="no automatic rollback now; re-arm after planned work: cutover guard arm"))

@@ -76,7 +76,7 @@ def inventory(plan: Plan) -> Inventory:
 
 def _template_secrets(plan: Plan) -> list[str]:
     """Secrets read through {{secret:ID}} in http/graphql checks (the sandbox's scan, minus `secrets` checks)."""
-    from cutover.sandbox import secret_refs  # light: stdlib and the model only
+    from cutover.template_syntax import secret_refs
 
     others = {k: c for k, c in plan.checks.items() if not isinstance(c, SecretsCheck)}
     return list(secret_refs(dataclasses.replace(plan, checks=others)))

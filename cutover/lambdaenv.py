@@ -14,10 +14,12 @@ from typing import Callable
 
 from cutover.clock import Clock
 from cutover.errors import AwsError, RevisionConflict, UpdateInProgress
+from cutover.guard_scripts.merge_environment import ATTEMPTS, NotSet, Retry, UpdateFailed, merge
 from cutover.ports import FunctionConfig, FunctionStore
+from cutover.retry import backoff
 
 ENV_LIMIT = 4096  # bytes: Lambda refuses an environment whose variables, as JSON, exceed 4 KB
-WRITE_ATTEMPTS = 6  # read-merge-write rounds: conflicts with other writers, lost responses, throttling
+WRITE_ATTEMPTS = ATTEMPTS  # read-merge-write rounds (the guard's too): conflicts with other writers, lost responses, throttling
 SETTLE_TIMEOUT = 300.0  # seconds to wait for an update to be applied (VPC functions can take minutes)
 READ_RETRIES = 8  # transient faults on reads
 
@@ -46,13 +48,13 @@ class EnvWriter:
             except AwsError as err:
                 if not err.transient or attempt == READ_RETRIES:
                     raise
-                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
+                self.clock.sleep(backoff(attempt))
         raise AssertionError("unreachable")
 
     def settled(self, function: str) -> FunctionConfig:
         """The function's configuration once no update is being applied."""
         deadline = self.clock.monotonic() + SETTLE_TIMEOUT
-        delay = 0.5
+        attempt = 0
         while True:
             config = self.read(function)
             if config.update_status != "InProgress":
@@ -61,27 +63,21 @@ class EnvWriter:
                 raise AwsError(f"function {function} is still applying an update after {int(SETTLE_TIMEOUT)}s",
                                "check the function in the Lambda console, then re-run the command",
                                code="UpdateInProgress", operation="lambda:GetFunctionConfiguration")
-            self.clock.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            self.clock.sleep(backoff(attempt, cap=5.0))
+            attempt += 1
 
     def apply(self, function: str, values: dict[str, str], before_put: Callable[[], None] | None = None) -> FunctionConfig:
         """Set `values` in the function's environment, every other variable kept; return the applied
         configuration (our variables confirmed by reading it back). `before_put` runs right before
-        each update is sent (a run's preemption check)."""
-        last: AwsError | None = None
-        wrote = False
-        for attempt in range(WRITE_ATTEMPTS + 1):  # the last round only reads: did the last write land?
+        each update is sent (a run's preemption check). The loop is the guard's own (`merge`)."""
+        seen: list[FunctionConfig] = []
+
+        def read():
             config = self.settled(function)
-            if wrote and config.update_status == "Failed":
-                raise AwsError(f"Lambda could not apply the environment update to {function}: "
-                               f"{config.update_reason or 'no reason given'}",
-                               "fix what Lambda says, then re-run the command", code="UpdateFailed",
-                               operation="lambda:UpdateFunctionConfiguration")
-            if holds(config, values):
-                return config
-            if attempt == WRITE_ATTEMPTS:
-                break
-            merged = {**config.variables, **values}
+            seen.append(config)
+            return config.variables, config.revision_id, (config.update_reason or "no reason given") if config.update_status == "Failed" else None
+
+        def write(merged: dict[str, str], revision: str | None, attempt: int) -> None:
             size = env_size(merged)
             if size > ENV_LIMIT:
                 raise AwsError(f"the environment of {function} would be {size} bytes, over Lambda's {ENV_LIMIT}-byte "
@@ -91,19 +87,28 @@ class EnvWriter:
             if before_put:
                 before_put()
             try:
-                self.functions.put_environment(function, merged, config.revision_id)
-                wrote = True
+                self.functions.put_environment(function, merged, revision)
             except RevisionConflict as err:
                 self.conflicts += 1  # someone else changed it since our read: read again, merge again
-                last = err
+                raise Retry(err) from err
             except UpdateInProgress as err:
-                last = err  # settled() waits for it
+                raise Retry(err) from err  # settled() waits for it
             except AwsError as err:
                 if not err.transient:
                     raise
-                last = err  # the write may have landed anyway: the next read tells
-                self.clock.sleep(min(0.5 * 2**attempt, 8.0))
-        reason = last.message if last else "its variables kept changing"
-        raise AwsError(f"could not update the environment of {function} after {WRITE_ATTEMPTS} attempts: {reason}",
-                       "someone else keeps changing the function: run `cutover status`, then re-run the command",
-                       code=getattr(last, "code", "") or "Conflict", operation="lambda:UpdateFunctionConfiguration")
+                self.clock.sleep(backoff(attempt))
+                raise Retry(err) from err  # the write may have landed anyway: the next read tells
+
+        try:
+            merge(values, read, write, WRITE_ATTEMPTS)
+        except UpdateFailed as err:
+            raise AwsError(f"Lambda could not apply the environment update to {function}: {err}",
+                           "fix what Lambda says, then re-run the command", code="UpdateFailed",
+                           operation="lambda:UpdateFunctionConfiguration") from None
+        except NotSet as err:
+            last = err.last.args[0] if err.last else None
+            reason = last.message if last else "its variables kept changing"
+            raise AwsError(f"could not update the environment of {function} after {WRITE_ATTEMPTS} attempts: {reason}",
+                           "someone else keeps changing the function: run `cutover status`, then re-run the command",
+                           code=getattr(last, "code", "") or "Conflict", operation="lambda:UpdateFunctionConfiguration") from None
+        return seen[-1]

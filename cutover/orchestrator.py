@@ -8,125 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Mapping, NoReturn
+from typing import Callable, NoReturn
 
 from cutover import evidence
 from cutover import flags as flagmod
 from cutover import machine, program, state
-from cutover.clock import Clock, SystemClock
 from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
-from cutover.gates.context import GateContext
 from cutover.gates.result import GateResult
 from cutover.lambdaenv import EnvWriter
-from cutover.model import PENDING, ROLLED_BACK, Phase, Plan
+from cutover.model import PENDING, ROLLED_BACK, Phase
 from cutover.notify import notify
 from cutover.outcome import Outcome
-from cutover.ports import AwsPorts, Param
-from cutover.progress import Progress
-from cutover.redact import REDACTOR
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-@dataclass
-class Runtime:
-    """Everything a use case needs, injected: the plan, AWS ports, a clock, the operator's env."""
-
-    plan: Plan
-    aws: AwsPorts
-    env: Mapping[str, str]
-    clock: Clock = field(default_factory=SystemClock)
-    evidence_dir: Path | None = Path("evidence")
-    run_id: str = field(default_factory=new_run_id)
-    dry_run: bool = False
-    confirm: Callable[[str], bool] = lambda summary: True
-    reroute_url: Callable[[str], str] | None = None
-    command_override: tuple[str, ...] | None = None
-    notes: list[str] = field(default_factory=list)  # substitutions to report (sandbox, rehearsal)
-    log: object = None
-    _identity: object = None
-    # The guard's AWS resources (IAM, SSM documents, EventBridge), made on demand: only plans with an
-    # `auto_rollback: true` phase need them in advance and status.
-    guard_store: Callable[[], object] | None = None
-    # advance --outside-window --reason TEXT: window checks with allow_override: true pass while closed.
-    outside_window: str | None = None
-    progress: Progress = field(default_factory=Progress)  # told of each flag write as it happens
-
-    _pacer: flagmod.Pacer | None = None
-
-    @property
-    def params(self) -> flagmod.PatientStore:
-        """The parameter store, patient with transient faults and paced to the plan's write rate:
-        every use case writes through it (flags, state record and lock share one quota)."""
-        if self._pacer is None:
-            self._pacer = flagmod.Pacer(self.plan.write_rate, self.clock)
-        return flagmod.patient(self.aws.params, self.clock, self._pacer)
-
-    @property
-    def functions(self):
-        """Lambda (for flags in a function's environment); None when the ports have none."""
-        return self.aws.functions
-
-    def read_live(self, extra: list[str] = ()) -> flagmod.Live:
-        return flagmod.read_live(self.plan, self.params, extra, functions=self.functions, clock=self.clock)
-
-    def converger(self, **kw) -> flagmod.Converger:
-        def on_event(event: str, change: flagmod.FlagChange) -> None:
-            self.progress.flag(event, change)  # (first: what the log says happened is already counted)
-            self.emit(f"flag_{event}", flag=change.flag.name, target=change.flag.where)
-
-        return flagmod.Converger(self.plan, self.params, self.clock, functions=self.functions, on_event=on_event, **kw)
-
-    def identity(self):
-        if self._identity is None:
-            self._identity = self.aws.identity.caller()
-        return self._identity
-
-    def gate_context(self) -> GateContext:
-        return GateContext(
-            aws=self.aws, env=self.env, clock=self.clock, redactor=REDACTOR, reroute_url=self.reroute_url,
-            command_override=self.command_override, cwd=str(Path(self.plan.path).resolve().parent), dry_run=self.dry_run,
-            outside_window=self.outside_window,
-        )
-
-    def emit(self, event: str, **kw) -> None:
-        if self.log is not None:
-            self.log.info(event, run_id=self.run_id, **kw)
-
-
-# --- helpers -----------------------------------------------------------------------------------------
-def _report(rt: Runtime, command: str, **kw) -> evidence.Report:
-    return evidence.Report(
-        command=command, run_id=rt.run_id, plan=rt.plan.name, plan_digest=rt.plan.digest, region=rt.plan.region,
-        started_at=state.iso(rt.clock.now()), dry_run=rt.dry_run, **kw,
-    )
-
-
-def _finish(rt: Runtime, report: evidence.Report, outcome: Outcome) -> Outcome:
-    report.notes = [*rt.notes, *report.notes]  # notes gathered while running (lock take-over, preemption)
-    report.final_status = outcome.headline
-    report.exit_code = outcome.exit_code
-    report.ended_at = state.iso(rt.clock.now())
-    try:
-        ident = rt.identity()
-        report.actor, report.account = ident.arn, ident.account
-    except CutoverError:
-        pass
-    if rt.notes:
-        outcome.lines += [f"note: {n}" for n in rt.notes]
-        outcome.data.setdefault("notes", list(rt.notes))
-    if rt.evidence_dir is not None:  # the work is done: a report that cannot be written is only a warning
-        outcome.evidence_path, problem = evidence.write_or_explain(report, rt.evidence_dir)
-        if problem:
-            outcome.lines.append(f"warning: {problem}")
-            outcome.data["evidence_error"] = problem
-    outcome.data.setdefault("evidence", outcome.evidence_path)
-    return outcome
+from cutover.runtime import Runtime
+from cutover.ports import Param
 
 
 def _change_lines(changes: list[flagmod.FlagChange]) -> list[str]:
@@ -406,7 +300,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     plan = rt.plan
     live, view, lock = _live(rt)
     rec = view.record
-    report = _report(rt, "advance", reason=reason)
+    report = rt.new_report("advance", reason=reason)
     again = _again(rt, "advance")  # what a hint says to re-run: a dry run's hints stay dry runs
 
     if view.problem:
@@ -417,7 +311,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     current = view.phase
     phase = plan.next_phase(current)
     if phase is None:
-        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: {current} is the last phase", data={"phase": current}))
+        return rt.finish(report, Outcome(ExitCode.OK, f"nothing to do: {current} is the last phase", data={"phase": current}))
     report.from_state, report.to_state = current, phase.name
     resuming = rec is not None and rec.status in (state.ADVANCING, state.INTERRUPTED)
 
@@ -471,7 +365,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         gate_lines = _gate_lines(results)
         if not entered:
             failed = _blocking(results, rt.dry_run)
-            return _finish(rt, report, Outcome(
+            return rt.finish(report, Outcome(
                 ExitCode.GATE_FAILED, f"gates for {phase.name} failed: {', '.join(failed)}; nothing was written",
                 gate_lines, {"phase": current, "target": phase.name, "gates": report.gates, "changes": []},
                 hint=f"fix what each failed gate says, then run `cutover preflight` and `{again}` again"))
@@ -487,7 +381,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                 rt.notes.append(f"dry run: not run (not read_only): {', '.join(not_run)}; the real advance runs them first")
             if phase.auto_rollback:
                 rt.notes.append(f"{phase.name} has auto_rollback: true: entering it arms the guard first (see `cutover guard arm --dry-run`)")
-            return _finish(rt, report, Outcome(
+            return rt.finish(report, Outcome(
                 ExitCode.OK, f"dry run: gates pass; advancing {current} -> {phase.name} would change {len(changes)} flag(s)",
                 gate_lines + _change_lines(changes), data))
         if not rt.confirm(_confirmation(rt, f"advance {current} -> {phase.name}", changes)):
@@ -495,7 +389,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         # The gates (and the confirmation) took a while: a window that has closed since stops us here.
         if closed := _closed_windows(rt, phase):
             report.gates += [r.to_dict() for r in closed]
-            return _finish(rt, report, Outcome(
+            return rt.finish(report, Outcome(
                 ExitCode.GATE_FAILED, f"the window closed while the gates ran: {', '.join(r.check for r in closed)}; "
                 "nothing was written", gate_lines + _gate_lines(closed), {**data, "gates": report.gates, "changes": []},
                 hint="advance again when the window is open"))
@@ -534,13 +428,13 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             except Preempted as preempted:  # the flags we could not confirm were a rollback's by then
                 _yield_and_stop(rt, report, data, changes, preempted)
             notify(rt, f"advance to {phase.name} INTERRUPTED", [err.message, "run `cutover status`; re-run or roll back"])
-            _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
+            rt.finish(report, Outcome(err.exit_code, err.message, data=data))
             raise
         report.changes = [c.to_dict() for c in result.changes]
         data["changes"] = report.changes
         notify(rt, f"entered {phase.name}", [f"{current} -> {phase.name} by {ident.arn}", f"{len(changes)} flag(s) changed",
                                              *([f"approved by {approver}"] if approver else []), f"reason: {reason or '-'}"])
-        return _finish(rt, report, Outcome(
+        return rt.finish(report, Outcome(
             ExitCode.OK, f"entered {phase.name}: {len(changes)} flag(s) changed and confirmed",
             gate_lines + _change_lines(changes), data,
             hint=f"watch it bake: cutover watch ({_bake_text(phase)}); roll back any time: cutover rollback"))
@@ -613,7 +507,7 @@ def _yield_and_stop(rt: Runtime, report: evidence.Report, data: dict, changes: l
     """A preempted run puts back what it wrote, records its evidence, and stops (exit 3)."""
     _yield_to_rollback(rt, changes)
     report.changes = [c.to_dict() for c in changes]
-    _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
+    rt.finish(report, Outcome(err.exit_code, err.message, data=data))
     raise err
 
 
@@ -821,7 +715,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     live, view, lock = _live(rt)
     rec = None if view.problem else view.record
     current = view.phase if not view.problem else "unknown"
-    report = _report(rt, "rollback", reason=reason)
+    report = rt.new_report("rollback", reason=reason)
 
     if to is not None:
         if to not in plan.phase_names:
@@ -845,10 +739,10 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     settled = rec is not None and rec.status == state.STABLE and rec.phase == dest
     never_started = rec is None and not view.problem and dest == ROLLED_BACK
     if not changes and (settled or never_started):
-        return _finish(rt, report, Outcome(ExitCode.OK, f"nothing to do: every flag is already at its {dest} value",
+        return rt.finish(report, Outcome(ExitCode.OK, f"nothing to do: every flag is already at its {dest} value",
                                            ["no flag changes"], data))
     if rt.dry_run:
-        return _finish(rt, report, Outcome(ExitCode.OK, f"dry run: rollback {current} -> {dest} would change {len(changes)} flag(s)",
+        return rt.finish(report, Outcome(ExitCode.OK, f"dry run: rollback {current} -> {dest} would change {len(changes)} flag(s)",
                                            _change_lines(changes), data))
     if not rt.confirm(_confirmation(rt, f"rollback {current} -> {dest}", changes)):
         raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
@@ -886,7 +780,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
         report.changes = [c.to_dict() for c in converger.result.changes]
         if record_errors:
             err = Incomplete(f"{err.message}; the state record could not be written either: {record_errors[0].message}", err.hint)
-        _finish(rt, report, Outcome(err.exit_code, err.message, data=data))
+        rt.finish(report, Outcome(err.exit_code, err.message, data=data))
         raise err from None
     all_changes = converger.result.changes
     report.changes = data["changes"] = [c.to_dict() for c in all_changes]
@@ -903,7 +797,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
             *(["the state record could not be written"] if record_errors else [])])
     if record_errors:
         _unrecorded_rollback(rt, report, lines, data, record_errors[0])
-    return _finish(rt, report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(restored)} flag(s) changed, every flag confirmed",
+    return rt.finish(report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(restored)} flag(s) changed, every flag confirmed",
                                        lines, data))
 
 
@@ -967,7 +861,7 @@ def _unrecorded_rollback(rt: Runtime, report: evidence.Report, lines: list[str],
     message = f"flags restored; the state record could not be written: {err.message}"
     hint = (f"{err.hint}; then " if err.hint else "") + (
         f"re-run `cutover rollback` to write {rt.plan.state_parameter} (`cutover status` shows the flags restored)")
-    _finish(rt, report, Outcome(ExitCode.INCOMPLETE, message, lines, data, hint=hint))
+    rt.finish(report, Outcome(ExitCode.INCOMPLETE, message, lines, data, hint=hint))
     raise Incomplete(message, hint)
 
 
@@ -1007,7 +901,7 @@ def unlock(rt: Runtime, force: bool, reason: str) -> Outcome:
     # Only the lock. The state record belongs to the commands that run: a copy of it written back from
     # here could land over a rollback's newer record. Who broke the lock, and why, goes to the log
     # and the evidence.
-    report = _report(rt, "unlock", reason=reason)
+    report = rt.new_report("unlock", reason=reason)
     report.notes.append(f"lock of {lock.holder} (run {lock.run_id}, `{lock.command}`) broken by {ident.arn}: {reason}")
-    return _finish(rt, report, Outcome(ExitCode.OK, f"lock broken (was held by {lock.describe(rt.clock.now())})",
+    return rt.finish(report, Outcome(ExitCode.OK, f"lock broken (was held by {lock.describe(rt.clock.now())})",
                                        data={"lock": lock.__dict__, "by": ident.arn, "reason": reason}))

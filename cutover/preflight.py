@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cutover import evidence, orchestrator, private, state
+from cutover import evidence, private, state
 from cutover.errors import ExitCode, UsageError
+from cutover.outcome import Outcome
 from cutover.redact import REDACTOR
+from cutover.runtime import Runtime
 
 
-def preflight(rt: orchestrator.Runtime, phase_name: str | None, skip: tuple[str, ...] = (), out_md: Path | None = None):
+def preflight(rt: Runtime, phase_name: str | None, skip: tuple[str, ...] = (), out_md: Path | None = None):
     from cutover.gates import run_gates
 
     plan = rt.plan
@@ -25,7 +27,7 @@ def preflight(rt: orchestrator.Runtime, phase_name: str | None, skip: tuple[str,
     if unknown:
         raise UsageError(f"--skip {unknown[0]}: no such check in {plan.path}", f"checks are: {', '.join(plan.checks)}")
 
-    report = orchestrator._report(rt, "preflight")
+    report = rt.new_report("preflight")
     report.to_state = phase_name
     from cutover import readiness
 
@@ -41,14 +43,14 @@ def preflight(rt: orchestrator.Runtime, phase_name: str | None, skip: tuple[str,
         lines.append(f"NOT VALID FOR SIGN-OFF: skipped {', '.join(skipped)}")
         report.notes.append(f"skipped {', '.join(skipped)}: not valid for sign-off")
     lines.append(f"overall_status {report.overall_status}")
-    outcome = orchestrator.Outcome(
+    outcome = Outcome(
         ExitCode.OK if ok else ExitCode.GATE_FAILED,
         f"preflight for {phase_name}: {'PASS' if ok else 'FAIL'}",
         lines,
         {"phase": phase_name, "gates": report.gates, "skipped": skipped, "overall_status": "PASS" if ok else "FAIL"},
         hint="" if ok else "fix each FAIL as its next action says, then run preflight again",
     )
-    outcome = orchestrator._finish(rt, report, outcome)
+    outcome = rt.finish(report, outcome)
     if out_md is not None:  # checked before the gates ran; a failure now (disk full) is only a warning
         try:
             private.write_file(out_md, evidence.markdown(report, REDACTOR))

@@ -24,6 +24,7 @@ from cutover import flags as flagmod
 from cutover.errors import AwsError, CutoverError, NotFound
 from cutover.gates._fmt import one_line
 from cutover.gates.result import FAIL, PASS, GateResult
+from cutover.guard_names import GuardArns, names
 from cutover.iam import Arns, inventory
 from cutover.model import Plan, function_name
 from cutover.redact import REDACTOR
@@ -138,8 +139,6 @@ def rollback_requests(plan: Plan, account: str) -> list[tuple[list[str], dict[st
 
 
 def allowed(rt) -> tuple[str, str, str]:
-    from cutover.guard import GuardArns, names  # the guard's naming; imported late (guard imports orchestrator)
-
     plan, access = rt.plan, rt.aws.access
     if access is None:
         return PASS, "not checked: no IAM policy simulation here", ""

@@ -23,7 +23,7 @@ import html
 import json
 import re
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 from urllib.parse import quote, quote_plus
 
 MASK = "[REDACTED]"

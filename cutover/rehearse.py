@@ -20,6 +20,7 @@ from cutover import flags as flagmod
 from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
 from cutover.model import AlarmsCheck, MetricCheck, Plan
+from cutover.runtime import new_run_id
 from cutover.sandbox import open_calendars_note, open_windows, serve_open_calendars
 
 STUB_COMMAND = (sys.executable, "-c", "raise SystemExit(0)")
@@ -202,7 +203,7 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
                 else "fewer state versions than transitions")
 
     ok = all(s.ok for s in steps)
-    report = evidence.Report(command="rehearse", run_id=orchestrator.new_run_id(), plan=plan.name, plan_digest=plan.digest,
+    report = evidence.Report(command="rehearse", run_id=new_run_id(), plan=plan.name, plan_digest=plan.digest,
                              region=plan.region, started_at=started_at, steps=[s.__dict__ for s in steps],
                              notes=notes, actor="sandbox")
     outcome = orchestrator.Outcome(

@@ -37,20 +37,9 @@ from cutover.model import (
 )
 from cutover.errors import ExitCode, UsageError
 from cutover.plan import format_duration
+from cutover.template_syntax import ENV_REF
 from cutover.redact import HIDDEN, MIN_REGISTERED_LEN, Redactor, is_public, shown
 
-# The contract's exit codes (DESIGN.md section 3), worded for the person at the keyboard.
-EXIT_CODES = (
-    (0, "Done, or nothing to do."),
-    (1, "A gate failed, or the phase is still baking. Nothing was written."),
-    (2, "Bad usage or invalid plan. Nothing was written."),
-    (3, "Blocked: lock held by another operator, approval missing, not confirmed, or preempted by a rollback."),
-    (4, "Could not finish (AWS error or interruption). Run `cutover status`, then re-run or roll back."),
-    (5, "Drift (`status --check`): live flags differ from the recorded phase, or the state record is unusable."),
-    (6, "Rolled back: `watch --auto-rollback` fired."),
-)
-
-_ENV_REF = re.compile(r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
 # --- small formatting helpers ----------------------------------------------------------------------------
@@ -526,7 +515,7 @@ def _env_vars(plan: Plan) -> tuple[list[str], dict[str, str | None]]:
     for c in plan.checks.values():
         if isinstance(c, (HttpCheck, GraphqlCheck)):
             texts = [c.url, *c.headers.values()] + ([c.query] if isinstance(c, GraphqlCheck) else [])
-            for m in (m for t in texts for m in _ENV_REF.finditer(t)):
+            for m in (m for t in texts for m in ENV_REF.finditer(t)):
                 if m["default"] is None or refs.get(m["var"], "") is None:
                     refs[m["var"]] = None  # required wherever one use has no default
                 else:
@@ -785,8 +774,7 @@ def _diagram(plan: Plan) -> list[str]:
 
 
 def _exit_codes() -> list[str]:
-    return ["## Exit codes", "", "Every command uses the same codes.", "", "| code | meaning |", "|---|---|",
-            *(f"| {code} | {text} |" for code, text in EXIT_CODES), ""]
+    return ["## Exit codes", "", "Every command uses the same codes.", "", *ExitCode.table(), ""]
 
 
 def _digest(plan: Plan) -> list[str]:

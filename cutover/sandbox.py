@@ -34,9 +34,9 @@ from cutover.model import (
     LogFreshnessCheck,
     MetricCheck,
     Plan,
-    SecretsCheck,
     function_name,
 )
+from cutover.template_syntax import ENV_REF, expand_vars, secret_refs
 
 DUMMY_KEY = "testing"
 # A seeded Lambda function also holds variables the plan does not own, as a real one does: every
@@ -378,14 +378,6 @@ def reroute_url(url: str, stub_base: str) -> str:
     return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, parts.fragment))
 
 
-_VAR = re.compile(r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
-
-
-def _expand_vars(template: str, env: Mapping[str, str]) -> str:
-    """${VAR} / ${VAR:-default} for display; an unset ${VAR} stays as written."""
-    return _VAR.sub(lambda m: env.get(m["var"]) or (m["default"] if m["default"] is not None else m[0]), template)
-
-
 @dataclass(frozen=True)
 class Reroute:
     check: str
@@ -397,35 +389,13 @@ def plan_reroutes(plan: Plan, stub_base: str, env: Mapping[str, str] | None = No
     """Every http/graphql check's URL and where the rehearsal sends it, for output and evidence."""
     env = env or {}
     return [
-        Reroute(c.name, c.url, reroute_url(_expand_vars(c.url, env), stub_base))
+        Reroute(c.name, c.url, reroute_url(expand_vars(c.url, env), stub_base))
         for c in plan.checks.values()
         if isinstance(c, (HttpCheck, GraphqlCheck))
     ]
 
 
 # --- seeding ------------------------------------------------------------------------------------------------
-
-_SECRET_REF = re.compile(r"\{\{\s*secret:(?P<sid>[^}#]+?)(?:#(?P<key>[^}]+?))?\s*\}\}")
-
-
-def secret_refs(plan: Plan) -> dict[str, set[str]]:
-    """Every secret the plan reads -> the JSON keys read from it (empty set = a plain string secret)."""
-    refs: dict[str, set[str]] = {}
-    for c in plan.checks.values():
-        if isinstance(c, SecretsCheck):
-            for sid in c.secret_ids:
-                refs.setdefault(sid, set())
-        if isinstance(c, (HttpCheck, GraphqlCheck)):
-            texts = [c.url, *c.headers.values()]
-            if isinstance(c, GraphqlCheck):
-                texts += [c.query, json.dumps(c.variables)]
-            for text in texts:
-                for m in _SECRET_REF.finditer(str(text)):
-                    keys = refs.setdefault(m["sid"].strip(), set())
-                    if m["key"]:
-                        keys.add(m["key"].strip())
-    return refs
-
 
 def _dummy_secret(keys: set[str]) -> str:
     def token() -> str:
@@ -705,7 +675,7 @@ def sandbox_env(plan: Plan, emulator: Emulator, stub: HttpStub | None = None) ->
         env["CUTOVER_HTTP_STUB"] = stub.base
     for c in plan.checks.values():
         if isinstance(c, (HttpCheck, GraphqlCheck)):
-            for m in _VAR.finditer(c.url):
+            for m in ENV_REF.finditer(c.url):
                 default = m["default"]
                 if default is not None and stub is not None and "://" in default:
                     env.setdefault(m["var"], stub.base)

@@ -19,6 +19,7 @@ from cutover.errors import AlreadyExists, Blocked, Incomplete, NotFound
 from cutover.model import PENDING, ROLLED_BACK, Plan
 from cutover.ports import Param, ParameterStore
 from cutover.redact import REDACTOR
+from cutover.retry import backoff
 
 STABLE, ADVANCING, ROLLING_BACK, INTERRUPTED = "stable", "advancing", "rolling_back", "interrupted"
 STATUSES = (STABLE, ADVANCING, ROLLING_BACK, INTERRUPTED)
@@ -250,7 +251,7 @@ class StateStore:
                 if seen.version == version and seen.value != text:
                     break
                 return version
-            clock.sleep(0.1 * 2**min(attempt, 4))
+            clock.sleep(backoff(attempt, first=0.1, cap=1.6))
         raise Incomplete(
             f"the state record {self.plan.state_parameter} could not be confirmed after writing it",
             "run `cutover status`; re-run the command to converge again",

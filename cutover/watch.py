@@ -17,7 +17,8 @@ from cutover import flags as flagmod
 from cutover import orchestrator, state
 from cutover.errors import CutoverError, ExitCode, UsageError
 from cutover.model import PENDING, ROLLED_BACK
-from cutover.orchestrator import Outcome, Runtime
+from cutover.outcome import Outcome
+from cutover.runtime import Runtime
 
 MIN_INTERVAL = 1.0  # DescribeAlarms allows ~9 calls/s per account; one poll a second is far below
 MAX_INTERVAL = 3600.0  # an alarm noticed an hour late is not being watched
@@ -101,7 +102,7 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
                        hint="advance first: cutover advance" if phase in (PENDING, ROLLED_BACK) else "run `cutover status`")
     auto_rollback = auto_rollback or plan.phase(phase).auto_rollback
     entered_version = view.version
-    report = orchestrator._report(rt, "watch", from_state=phase, to_state=phase)
+    report = rt.new_report("watch", from_state=phase, to_state=phase)
     polls = 0
     while True:
         p, now_view = poll(rt, phase)
@@ -110,7 +111,7 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
             p.event = "rolled_back_elsewhere"
             show(p)
             who = now_view.record.actor if now_view.record else "someone"
-            return orchestrator._finish(rt, report, Outcome(
+            return rt.finish(report, Outcome(
                 ExitCode.BLOCKED, f"the state changed while watching ({who}: {now_view.phase}, {now_view.status}); watch stopped",
                 data={"last_poll": p.to_dict()}, hint="run `cutover status`"))
         if p.firing or p.drift or p.metric_failures:
@@ -121,17 +122,17 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
             report.notes.append(f"{why} during {phase}")
             if auto_rollback:
                 rolled = orchestrator.rollback(rt, reason=f"auto-rollback by watch: {why}")
-                return orchestrator._finish(rt, report, Outcome(
+                return rt.finish(report, Outcome(
                     ExitCode.ROLLED_BACK, f"{why}: rolled back automatically ({rolled.headline})",
                     rolled.lines, {"last_poll": p.to_dict(), "rollback": rolled.data}))
-            return orchestrator._finish(rt, report, Outcome(
+            return rt.finish(report, Outcome(
                 ExitCode.GATE_FAILED, f"{why} during {phase}; nothing was changed",
                 data={"last_poll": p.to_dict()},
                 hint=orchestrator.rollback_now_hint(why)))
         if p.baked >= p.bake and p.metric_unjudged:  # never a silent pass on no data
             p.event = "unjudged"
             show(p)
-            return orchestrator._finish(rt, report, Outcome(
+            return rt.finish(report, Outcome(
                 ExitCode.GATE_FAILED, f"{phase} baked, but a watched metric has no judgement: "
                 f"{'; '.join(p.metric_unjudged)}", data={"last_poll": p.to_dict()},
                 hint="check the metric and re-run `cutover watch` (it judges the whole bake again), or roll back: "
@@ -140,14 +141,14 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
             p.event = "baked"
             show(p)
             nxt = plan.next_phase(phase)
-            return orchestrator._finish(rt, report, Outcome(
+            return rt.finish(report, Outcome(
                 ExitCode.OK, f"{phase} baked for {_fmt(p.bake)} with every alarm quiet and no drift",
                 data={"last_poll": p.to_dict()},
                 hint=f"the next advance may proceed: cutover advance{' --approve' if nxt and nxt.approval else ''} --reason \"...\""
                 if nxt else "this is the last phase: the cutover is complete"))
         show(p)
         if max_polls is not None and polls >= max_polls:
-            return orchestrator._finish(rt, report, Outcome(ExitCode.OK, f"stopped after {polls} polls; {phase} still baking",
+            return rt.finish(report, Outcome(ExitCode.OK, f"stopped after {polls} polls; {phase} still baking",
                                                             data={"last_poll": p.to_dict()}))
         rt.clock.sleep(min(interval, max(p.bake - p.baked, 0.0)) or interval)
 

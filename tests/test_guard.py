@@ -902,7 +902,9 @@ def test_status_names_a_lambda_step_that_runs_another_script_and_rearming_replac
     guard.arm(e2e(), store)
     doc = json.loads(store.get_document(n.document)["content"])
     (step,) = lambda_steps(doc)
-    step["inputs"]["Script"] = step["inputs"]["Script"].replace("merged = dict(current, **want)", "merged = dict(want)")
+    edited = step["inputs"]["Script"].replace("write(dict(variables, **want), revision, attempt)", "write(dict(want), revision, attempt)")
+    assert edited != step["inputs"]["Script"]  # (the merge line this edit drops the other variables from)
+    step["inputs"]["Script"] = edited
     store.update_document(n.document, json.dumps(doc, indent=2), {guard.TAG_PLAN: e2e.plan.name, guard.TAG_DIGEST: e2e.plan.digest})
     st = guard.status(e2e(dry_run=True), store, check=True)
     assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "stale"

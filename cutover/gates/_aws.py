@@ -6,12 +6,12 @@ Only the error code and what we were doing are shown, never the AWS message (it 
 from __future__ import annotations
 
 from cutover.errors import AwsError, NotFound
+from cutover.retry import THROTTLED
 
 from ._fail import Fail
 
 NOT_FOUND = {"ResourceNotFoundException", "ParameterNotFound", "NotFound", "NoSuchEntity"}
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedException"}
-THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 CREDENTIALS = {
     "ExpiredToken",
     "ExpiredTokenException",

@@ -14,14 +14,13 @@ import json
 import re
 from urllib.parse import urlsplit
 
+from cutover.template_syntax import TOKEN
+
 from ._fail import Fail
 from .context import GateContext
 from .secrets import fetch_secret
 
-_TOKEN = re.compile(
-    r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?P<dflt>:-(?P<default>[^}]*))?\}"
-    r"|\{\{\s*secret:(?P<sid>[^}#]+?)(?:#(?P<key>[^}]+?))?\s*\}\}"
-)
+_TOKEN = TOKEN
 
 
 def sends_secret(check) -> bool:
