@@ -1,3 +1,3 @@
-from cutover.cli import main
+from cutover.cli.app import main
 
 main()

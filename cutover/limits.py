@@ -51,3 +51,11 @@ def over(limit: Limit, size: int) -> str | None:
     if size <= limit.size:
         return None
     return f"{size:,} {limit.unit.split(',')[0]}, over the {limit.size:,} AWS allows for {limit.what} ({limit.unit})"
+
+
+ENV_LIMIT = 4096  # bytes: Lambda refuses an environment whose variables, as JSON, exceed 4 KB
+
+
+def env_size(variables: dict[str, str]) -> int:
+    """The size Lambda holds against its 4 KB limit: the variables map as compact JSON."""
+    return len(json.dumps(variables, separators=(",", ":"), ensure_ascii=False).encode())

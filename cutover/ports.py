@@ -1,4 +1,4 @@
-"""The small ports the core talks through. `cutover.aws` implements them with boto3; tests may use fakes.
+"""The small ports the core talks through. `cutover.adapters.aws` implements them with boto3; tests may use fakes.
 
 Every adapter method raises only `cutover.errors` types (AwsError, NotFound, ReadOnlyViolation),
 never botocore exceptions.
@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Iterator, Protocol
 
 if TYPE_CHECKING:
-    from cutover.model import MetricQuery
+    from cutover.model.plan import MetricQuery
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cutover.faultproxy import Faults, FaultProxy  # noqa: E402
-from cutover.sandbox import Emulator  # noqa: E402
+from cutover.testing.faultproxy import Faults, FaultProxy  # noqa: E402
+from cutover.sandbox.emulator import Emulator  # noqa: E402
 
 REGION = "us-east-2"
 QUOTA = 3
@@ -70,8 +70,8 @@ def plan_text(name: str, flags: int, alarms: int, phases: int, write_rate: float
 
 
 def seed(emu: Emulator, plan_path: str, flag_value: str) -> None:
-    from cutover.plan import load_plan
-    from cutover.sandbox import seed as seed_plan
+    from cutover.plan.load import load_plan
+    from cutover.sandbox.emulator import seed as seed_plan
 
     plan = load_plan(plan_path)
     seed_plan(plan, emu)
@@ -97,7 +97,7 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, subpr
 
 
 def live_values(endpoint: str, names: list[str]) -> dict[str, str]:
-    from cutover.aws import make_ports
+    from cutover.adapters.aws import make_ports
 
     os.environ.update(env_for(endpoint))
     return {n: p.value for n, p in make_ports(REGION, None, True).params.get_many(names).items()}
@@ -202,10 +202,10 @@ class Slow(BaseHTTPRequestHandler):
 
 
 def bench_gates(emu: Emulator) -> dict:
-    from cutover import orchestrator
-    from cutover.aws import make_ports
+    from cutover.commands import orchestrator
+    from cutover.adapters.aws import make_ports
     from cutover.gates import run_gates
-    from cutover.plan import load_plan
+    from cutover.plan.load import load_plan
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -253,7 +253,7 @@ def bench_startup() -> dict:
     help_s = median([*CUTOVER, "--help"])
     validate_s = median([*CUTOVER, "--plan", str(ROOT / "phases.yaml"), "validate"])
     probe = subprocess.run([sys.executable, "-c", "import sys, runpy; sys.argv=['cutover','--plan','phases.yaml','validate'];\n"
-                            "import cutover.cli as c\ntry: c.main()\nexcept SystemExit: pass\nprint('boto3' in sys.modules, file=sys.stderr)"],
+                            "import cutover.cli.app as c\ntry: c.main()\nexcept SystemExit: pass\nprint('boto3' in sys.modules, file=sys.stderr)"],
                            capture_output=True, text=True, cwd=ROOT)
     return {"import_typer_s": round(typer_s, 3), "help_s": round(help_s, 3), "validate_s": round(validate_s, 3),
             "help_ratio": round(help_s / typer_s, 2), "validate_ratio": round(validate_s / typer_s, 2),
@@ -281,8 +281,8 @@ def bench_scale(emu: Emulator) -> list[dict]:
 
 # --- 6. a mixed plan: SSM and Lambda flags (the repo's Order Status plan) ---------------------------------
 def bench_mixed(emu: Emulator) -> dict:
-    from cutover.plan import load_plan
-    from cutover.sandbox import OTHER_VARIABLES, function_environments, seed as seed_plan, set_flags
+    from cutover.plan.load import load_plan
+    from cutover.sandbox.emulator import OTHER_VARIABLES, function_environments, seed as seed_plan, set_flags
 
     plan_path = str(ROOT / "phases.yaml")
     plan = load_plan(plan_path)

@@ -68,7 +68,7 @@ def write(rows: dict, cmd: list[str], summary: str, elapsed: float) -> None:
         "reading it back, or stopped with an exit code from the contract naming which flags are confirmed",
         "and which are not; afterwards `status` explained the state and `rollback` (or re-running the",
         "command) brought every flag to its declared value. Faults are injected from outside the process",
-        "by `cutover.faultproxy` (between boto3 and the emulator), seeded, so runs are repeatable.",
+        "by `cutover.testing.faultproxy` (between boto3 and the emulator), seeded, so runs are repeatable.",
         "",
     ]
     (ROOT / "docs").mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ REGION = "us-east-2"
 @pytest.fixture(scope="session")
 def emulator():
     """One moto server on 127.0.0.1 for the whole test session (moto's state is process-global)."""
-    from cutover.sandbox import Emulator
+    from cutover.sandbox.emulator import Emulator
 
     with Emulator(region=REGION) as emu:
         yield emu
@@ -35,14 +35,14 @@ def aws_env(emulator, monkeypatch, tmp_path) -> dict[str, str]:
 @pytest.fixture
 def aws_ports(aws_env):
     """Read-write AwsPorts on the clean emulator."""
-    from cutover.aws import make_ports
+    from cutover.adapters.aws import make_ports
 
     return make_ports(REGION, None, read_only=False)
 
 
 @pytest.fixture
 def http_stub():
-    from cutover.sandbox import HttpStub
+    from cutover.sandbox.emulator import HttpStub
 
     with HttpStub() as stub:
         yield stub
@@ -83,10 +83,10 @@ def e2e(aws_env, monkeypatch, tmp_path):
     """
     from pathlib import Path
 
-    from cutover.aws import make_ports
-    from cutover.orchestrator import Runtime
-    from cutover.plan import load_plan
-    from cutover.sandbox import seed
+    from cutover.adapters.aws import make_ports
+    from cutover.commands.orchestrator import Runtime
+    from cutover.plan.load import load_plan
+    from cutover.sandbox.emulator import seed
 
     plan = load_plan(Path(__file__).parent.parent / E2E_PLAN)
     seed(plan, aws_env["AWS_ENDPOINT_URL"])
@@ -113,21 +113,21 @@ def e2e(aws_env, monkeypatch, tmp_path):
 
         def direct(self):
             """A read-only parameter store on the emulator itself (never through a fault proxy)."""
-            from cutover.aws import SsmParameterStore, _Clients, make_session
+            from cutover.adapters.aws import SsmParameterStore, Clients, make_session
 
             if "direct" not in self._ports:
                 self._ports["direct"] = SsmParameterStore(
-                    _Clients(make_session(plan.region, None, True), endpoint_url=aws_env["AWS_ENDPOINT_URL"]))
+                    Clients(make_session(plan.region, None, True), endpoint_url=aws_env["AWS_ENDPOINT_URL"]))
             return self._ports["direct"]
 
         def state(self):
-            from cutover.state import StateStore
+            from cutover.core.state import StateStore
 
             return StateStore(plan, self.direct()).read()
 
         def live(self) -> dict[str, str]:
             """Live flag values of both kinds, read from the emulator itself (never through a fault proxy)."""
-            from cutover.sandbox import function_environments
+            from cutover.sandbox.emulator import function_environments
 
             got = self.direct().get_many([f.parameter for f in plan.ssm_flags])
             envs = function_environments(plan, aws_env["AWS_ENDPOINT_URL"])
@@ -139,7 +139,7 @@ def e2e(aws_env, monkeypatch, tmp_path):
 
         def others(self) -> dict[str, dict[str, str]]:
             """Per function, the variables that are not the plan's flags (they must never change)."""
-            from cutover.sandbox import function_environments
+            from cutover.sandbox.emulator import function_environments
 
             mine = {f.target.variable for f in plan.flags if f.kind == "lambda"}
             return {fn: {k: v for k, v in env.items() if k not in mine}
@@ -147,7 +147,7 @@ def e2e(aws_env, monkeypatch, tmp_path):
 
         def set_flags(self, values: dict[str, str]) -> None:
             """Hand-edit flags in the emulator itself."""
-            from cutover.sandbox import set_flags
+            from cutover.sandbox.emulator import set_flags
 
             set_flags(plan, aws_env["AWS_ENDPOINT_URL"], values)
 
@@ -158,7 +158,7 @@ def e2e(aws_env, monkeypatch, tmp_path):
 def fault_proxy(e2e, emulator, monkeypatch):
     """A fault-injecting proxy in front of the emulator; AWS_ENDPOINT_URL points at it (seeding and
     `e2e.live()` still go to the emulator directly)."""
-    from cutover.faultproxy import FaultProxy
+    from cutover.testing.faultproxy import FaultProxy
 
     with FaultProxy(emulator.endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)

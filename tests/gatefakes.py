@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Iterator
 
-from cutover.clock import FakeClock
+from cutover.testing.clock import FakeClock
 from cutover.errors import AwsError, NotFound
 from cutover.gates.context import GateContext
 from cutover.ports import Alarm, AwsPorts, Identity, LogEvent, Param

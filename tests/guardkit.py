@@ -12,9 +12,9 @@ import json
 
 def admin_clients(region: str):
     """Clients with the emulator's (admin) credentials, through cutover's own session code."""
-    from cutover.aws import _Clients, make_session
+    from cutover.adapters.aws import Clients, make_session
 
-    return _Clients(make_session(region, None, False))
+    return Clients(make_session(region, None, False))
 
 
 def resolve(node, account: str):
@@ -30,7 +30,7 @@ def resolve(node, account: str):
 
 def bootstrap_roles(plan) -> list[str]:
     """Create (or bring back to the template) the plan's two roles; their names."""
-    from cutover import guard
+    from cutover.compile import guard
 
     clients = admin_clients(plan.region)
     iam = clients("iam")
@@ -60,7 +60,7 @@ def variant(plan, kms_key: str | None = None, topic: str | None = None):
     """The same plan file with a `kms_key` on every Lambda flag and/or a notify topic."""
     from pathlib import Path
 
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     text = Path(plan.path).read_text()
     if kms_key:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from cutover.clock import FakeClock, SystemClock
+from cutover.testing.clock import FakeClock
+from cutover.clock import SystemClock
 from cutover.errors import PlanError
 from cutover.gates import FAIL, PASS, run_check
 from cutover.gates.context import GateContext
-from cutover.model import AlarmExpect, AlarmsCheck
-from cutover.plan import load_plan, parse_plan
+from cutover.model.plan import AlarmExpect, AlarmsCheck
+from cutover.plan.load import load_plan, parse_plan
 from cutover.ports import Alarm
 from cutover.redact import Redactor
 
@@ -234,7 +235,7 @@ def put_alarm(cw, name: str, **over) -> None:
 
 
 def emulator_ctx() -> GateContext:
-    from cutover.aws import make_ports
+    from cutover.adapters.aws import make_ports
 
     return GateContext(aws=make_ports(REGION, None, read_only=True), env={}, clock=SystemClock(), redactor=Redactor())
 
@@ -270,7 +271,7 @@ def test_emulator_metric_math_alarm(cloudwatch):
 
 def test_sandbox_seeds_the_repo_plans_alarms_as_expected(aws_env):
     """`cutover rehearse` depends on it: seeded alarms match the plan's expect exactly."""
-    from cutover.sandbox import seed
+    from cutover.sandbox.emulator import seed
 
     plan = load_plan(ROOT / "phases.yaml")
     seed(plan, aws_env["AWS_ENDPOINT_URL"])

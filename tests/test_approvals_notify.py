@@ -5,7 +5,9 @@ import dataclasses
 import boto3
 import pytest
 
-from cutover import orchestrator, state, watch
+from cutover.commands import orchestrator
+from cutover.core import state
+from cutover.commands import watch
 from cutover.errors import Blocked
 
 MOTO = "arn:aws:sts::123456789012:user/moto"  # who the emulator says we are
@@ -89,11 +91,11 @@ def test_a_failed_notification_never_blocks_a_rollback(e2e):
 def test_plan_auto_rollback_makes_watch_roll_back_on_its_own(e2e, emulator, topic):
     from datetime import datetime, timezone
 
-    from cutover.clock import FakeClock
+    from cutover.testing.clock import FakeClock
 
     shadow = dataclasses.replace(e2e.plan.phases[0], bake=600, auto_rollback=True)
     plan = dataclasses.replace(e2e.plan, phases=(shadow, *e2e.plan.phases[1:]), notify_topic=topic)
-    from cutover.aws import GuardResources
+    from cutover.adapters.aws import GuardResources
 
     clock = FakeClock(datetime.now(timezone.utc))
     # An auto_rollback phase arms the guard on entry, so this advance needs the guard's resources.
@@ -114,7 +116,7 @@ def test_plan_auto_rollback_makes_watch_roll_back_on_its_own(e2e, emulator, topi
 ])
 def test_approval_keys_are_validated_with_line_numbers(snippet, line, words):
     from cutover.errors import PlanError
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     text = ("version: 1\nname: t\nregion: us-east-2\nflags:\n  a: {parameter: /a, rollback: \"off\"}\n"
             "checks:\n  q: {type: alarms, names: [x]}\nphases:\n  - name: one\n    gates: [q]\n"
@@ -126,7 +128,7 @@ def test_approval_keys_are_validated_with_line_numbers(snippet, line, words):
 
 def test_notify_topic_must_be_an_sns_arn():
     from cutover.errors import PlanError
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     text = ("version: 1\nname: t\nregion: us-east-2\nnotify: {sns_topic_arn: my-topic}\n"
             "flags:\n  a: {parameter: /a, rollback: \"off\"}\nphases:\n  - name: one\n")

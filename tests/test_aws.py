@@ -9,7 +9,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from cutover.aws import CallCounter, FaultInjector, make_ports, make_session, translate
+from cutover.testing.counter import CallCounter, FaultInjector
+from cutover.adapters.aws import make_ports, make_session, translate
 from cutover.errors import AlreadyExists, AwsError, NotFound, ReadOnlyViolation, UsageError
 
 REGION = "us-east-2"
@@ -358,14 +359,14 @@ def test_a_good_aws_variable_makes_clients_botocore_accepts(aws_env, monkeypatch
     """Whatever cutover accepts, botocore must accept too when it reads the same variable."""
     monkeypatch.setenv(name, value)
     session = make_session(REGION, None, read_only=True)
-    from cutover.aws import client_config
+    from cutover.adapters.aws import client_config
 
     for service in ("ssm", "lambda", "secretsmanager"):
         session.client(service, config=client_config(service))
 
 
 def test_the_attempts_come_from_aws_max_attempts(aws_env, monkeypatch):
-    from cutover.aws import client_config
+    from cutover.adapters.aws import client_config
 
     assert client_config("ssm").retries["total_max_attempts"] == 8
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")

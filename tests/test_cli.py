@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cutover.cli import G, app
+from cutover.cli import app as cli_app
+from cutover.cli import options as cli_options
+from cutover.cli import render as cli_render
+from cutover.cli import wiring as cli_wiring
+from cutover.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E = str(ROOT / "tests" / "plans" / "e2e.yaml")
@@ -66,7 +70,7 @@ def cli(e2e, tmp_path) -> Cli:
 
 @pytest.fixture
 def params(aws_env):
-    from cutover.aws import make_ports
+    from cutover.adapters.aws import make_ports
 
     return make_ports(REGION, None, read_only=False).params
 
@@ -100,7 +104,7 @@ def advance_to(cli: Cli, phase: str) -> None:
 def put_phase(e2e, params, phase: str) -> None:
     """Put the emulator in `phase` as a finished advance would leave it: its flag values and a stable
     state record (through the project's own state API, so the record format stays the real one)."""
-    from cutover import state
+    from cutover.core import state
     from cutover.clock import SystemClock
 
     plan = e2e.plan
@@ -112,14 +116,17 @@ def put_phase(e2e, params, phase: str) -> None:
 
 
 # --- global options ----------------------------------------------------------------------------------
-def test_globals_are_reset_between_invocations(tmp_path):
+def test_options_are_per_invocation(tmp_path):
+    """The global options live on the invocation's click context (ctx.obj), not in a module global: a
+    --json run leaves the next run plain, and no module keeps an instance of them."""
     cli = Cli(tmp_path / "ev")
     _, doc = cli.json("validate")
-    assert G.json is True
     r = cli("validate")
-    assert G.json is False and G.evidence_dir == cli.evidence_dir and G.plan == Path(E2E)
     assert r.exit_code == 0
     assert not r.stdout.lstrip().startswith("{")
+    assert cli_options.options() == cli_options.Globals()  # outside a command: the defaults
+    for module in (cli_options, cli_app, cli_render, cli_wiring):
+        assert not any(isinstance(v, cli_options.Globals) for v in vars(module).values()), module.__name__
 
 
 def test_no_args_shows_help():
@@ -314,7 +321,7 @@ def test_advance_dry_run_writes_nothing(cli, e2e, emulator, params, tmp_path):
 
 def test_advance_at_a_terminal_asks(cli, e2e, params, monkeypatch):
     # As if run from a terminal (CliRunner's stdin is never one): the prompt reads the given input.
-    monkeypatch.setattr("cutover.cli.require_yes_or_tty", lambda *a: None)
+    monkeypatch.setattr("cutover.cli.app.require_yes_or_tty", lambda *a: None)
     for answer in ("n\n", ""):  # "no", and end of input (Ctrl-D)
         r = cli("advance", input=answer)
         assert r.exit_code == 3, (answer, r.output)
@@ -528,7 +535,7 @@ def test_unlock_without_force_is_usage_error(tmp_path):
 
 
 def test_unlock(cli, e2e, params):
-    from cutover import state
+    from cutover.core import state
     from cutover.clock import SystemClock
 
     r = cli("unlock", "--force", "--reason", "stuck")
@@ -634,7 +641,7 @@ def test_module_help_works_without_boto3():
 
 
 def test_validate_does_not_import_boto3():
-    code = ("import sys; from typer.testing import CliRunner; from cutover.cli import app; "
+    code = ("import sys; from typer.testing import CliRunner; from cutover.cli.app import app; "
             f"r = CliRunner().invoke(app, ['--plan', {E2E!r}, 'validate']); "
             "print(r.exit_code, 'boto3' in sys.modules, 'botocore' in sys.modules)")
     p = _python("-c", code)

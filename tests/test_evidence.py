@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cutover import evidence, orchestrator
-from cutover.evidence import SCHEMA_VERSION, Report, markdown, render_markdown, write
+from cutover.core import evidence
+from cutover.commands import orchestrator
+from cutover.core.evidence import SCHEMA_VERSION, Report, markdown, render_markdown, write
 from cutover.redact import HIDDEN, REGISTERED_MASK, Redactor
 
 GATES = [
@@ -176,7 +177,7 @@ def test_advance_evidence_on_the_emulator(e2e):
     assert data["plan_digest"] == e2e.plan.digest and data["region"] == "us-east-2"
     assert data["actor"] == "arn:aws:sts::123456789012:user/moto" and data["account"] == "123456789012"
     assert data["run_id"] and data["started_at"] <= data["ended_at"]
-    # The phase's gates, then the rollback-readiness results (cutover.readiness).
+    # The phase's gates, then the rollback-readiness results (cutover.commands.readiness).
     assert [g["check"] for g in data["gates"]] == [*e2e.plan.phase("shadow").gates, "rollback_readable", "rollback_allowed"]
     assert all(g["status"] == "PASS" and g["duration"] >= 0 for g in data["gates"])
     [mode] = data["changes"]
@@ -206,7 +207,7 @@ def test_failed_gate_and_sensitive_change_evidence(e2e, emulator):
 
 
 def test_preflight_evidence_and_out_md(e2e, tmp_path):
-    from cutover.preflight import preflight
+    from cutover.commands.preflight import preflight
 
     out_md = tmp_path / "preflight.md"
     out = preflight(e2e(dry_run=True), None, ("secrets_ok",), out_md)

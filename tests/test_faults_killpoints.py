@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from cutover import orchestrator, state
+from cutover.commands import orchestrator
+from cutover.core import state
 from cutover.errors import ExitCode
-from cutover.faultproxy import Faults
-from cutover.sandbox import OTHER_VARIABLES
+from cutover.testing.faultproxy import Faults
+from cutover.sandbox.emulator import OTHER_VARIABLES
 
 ROOT = Path(__file__).parent.parent
 # Each test runs a real CLI process per kill point (about ten), each seeded from scratch: on a loaded
@@ -44,7 +45,7 @@ def run_cli(proxy, args, kill_after, tmp_path):
 def reset(e2e, emulator):
     """Back to pending: no state record, no lock, every flag at its rollback value (cheaper than
     re-seeding the whole emulator for each of the ~30 kill points)."""
-    from cutover.aws import EmulatorSeeder
+    from cutover.sandbox.seed import EmulatorSeeder
 
     seeder = EmulatorSeeder(emulator.endpoint, e2e.plan.region)
     for name in (e2e.plan.state_parameter, e2e.plan.lock_parameter):

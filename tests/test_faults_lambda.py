@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from cutover import orchestrator
-from cutover.aws import CallCounter
+from cutover.commands import orchestrator
+from cutover.testing.counter import CallCounter
 from cutover.errors import AwsError, ExitCode, Incomplete
-from cutover.faultproxy import Faults
+from cutover.testing.faultproxy import Faults
 
 
 def to_canary(e2e):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cutover import orchestrator
+from cutover.commands import orchestrator
 from cutover.errors import Blocked, CutoverError, ExitCode
-from cutover.faultproxy import Faults, Hold
-from cutover.model import ROLLED_BACK
+from cutover.testing.faultproxy import Faults, Hold
+from cutover.model.plan import ROLLED_BACK
 
 ROOT = Path(__file__).parent.parent
 
@@ -153,7 +153,7 @@ def test_a_write_landing_after_the_wait_is_what_status_check_catches(e2e, fault_
 def test_an_advance_preempted_after_its_last_write_stops_and_records_nothing(e2e, reliability):
     """Stopped right after its last flag write; a rollback runs to the end; then it resumes. It must
     exit 3 and leave the rollback's record on top (no `interrupted` over `rolled_back`)."""
-    from cutover.aws import CallCounter
+    from cutover.testing.counter import CallCounter
 
     with reliability.case("preempted advance resumes after the rollback finished", "the rollback runs to the end right after the advance's last flag write"):
         advance_to(e2e, "shadow")

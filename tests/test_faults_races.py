@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cutover import orchestrator
+from cutover.commands import orchestrator
 from cutover.errors import CutoverError
-from cutover.plan import load_plan
+from cutover.plan.load import load_plan
 
 ROOT = Path(__file__).parent.parent
 RUNS = 50
@@ -45,7 +45,7 @@ def run_together(*fns, jitter, rng, first_now=False):
 
 
 def reset(e2e, emulator):
-    from cutover.aws import EmulatorSeeder
+    from cutover.sandbox.seed import EmulatorSeeder
 
     seeder = EmulatorSeeder(emulator.endpoint, e2e.plan.region)
     for name in (e2e.plan.state_parameter, e2e.plan.lock_parameter):
@@ -124,7 +124,7 @@ def test_two_rollbacks_at_once_both_end_safe(e2e, emulator, reliability):
 
 def _history(e2e):
     """The state record's versions, for a failure message."""
-    from cutover.state import StateStore
+    from cutover.core.state import StateStore
 
     return [(v, r.run_id, r.command, r.status, r.phase, r.target) for v, _, r, _ in StateStore(e2e.plan, e2e.direct()).history() if r]
 
@@ -138,7 +138,7 @@ def test_a_full_rollback_and_a_partial_one_at_once_end_fully_rolled_back(e2e, em
     and wins: the partial one finished before it began (0), was refused (2: nothing is before
     rolled_back; 3: a full rollback is in progress) or was preempted before its next write (3). The
     last one to finish leaves every flag at the rolled_back values and a true state record."""
-    from cutover.state import StateRecord, StateStore
+    from cutover.core.state import StateRecord, StateStore
 
     rng = random.Random(4)
     seen = Counter()

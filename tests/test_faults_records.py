@@ -10,11 +10,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cutover import orchestrator, state
-from cutover.clock import FakeClock
+from cutover.commands import orchestrator
+from cutover.core import state
+from cutover.testing.clock import FakeClock
 from cutover.errors import Blocked, CutoverError, ExitCode
-from cutover.model import ROLLED_BACK
-from cutover.plan import load_plan
+from cutover.model.plan import ROLLED_BACK
+from cutover.plan.load import load_plan
 from cutover.ports import AwsPorts
 from tests.fakes import FakeFunctionStore, FakeIdentity, FakeParameterStore
 from tests.gatefakes import FakeAlarms, FakeLogs, FakeSecrets
@@ -132,7 +133,7 @@ def test_cli_never_reports_an_internal_error_for_a_bad_record(e2e, tmp_path):
     """The same, through the CLI: exit codes from the contract, one error line, no traceback."""
     from typer.testing import CliRunner
 
-    from cutover.cli import app
+    from cutover.cli.app import app
 
     def cli(*args):
         result = CliRunner().invoke(app, ["--plan", str(ROOT / "tests/plans/e2e.yaml"), "--evidence-dir", str(tmp_path), *args])
@@ -212,7 +213,7 @@ def fake_runtime(state_text: str | None, lock_text: str | None) -> orchestrator.
 
 
 def fake_live(rt) -> dict[str, str]:
-    from cutover import flags
+    from cutover.core import flags
 
     return {f.name: p.value for f in PLAN.flags if (p := flags.read_live(PLAN, rt.aws.params, functions=rt.aws.functions).get(f.key))}
 
@@ -247,7 +248,7 @@ def test_fuzzed_records_never_stop_a_rollback(state_text, lock_text, reliability
 def test_an_unwritable_state_record_never_keeps_a_flag_from_its_safe_value(e2e, fault_proxy, reliability):
     """PutParameter denied on the state record only: flags first, the bookkeeping failure after."""
     from cutover.errors import Incomplete
-    from cutover.faultproxy import Faults
+    from cutover.testing.faultproxy import Faults
 
     with reliability.case("state record unwritable", "fault proxy denies PutParameter on the state parameter only, rollback from canary"):
         for _ in range(2):

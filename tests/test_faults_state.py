@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cutover import orchestrator, state
+from cutover.commands import orchestrator
+from cutover.core import state
 from cutover.errors import Blocked, ExitCode
 
 ROOT = Path(__file__).parent.parent
@@ -87,7 +88,7 @@ def test_a_hand_edit_during_the_gates_stops_the_advance_before_its_first_write(e
 
 
 def test_plan_changed_since_the_last_transition(e2e, tmp_path, reliability):
-    from cutover.plan import load_plan
+    from cutover.plan.load import load_plan
 
     def edited(name, old, new):
         path = tmp_path / name
@@ -134,7 +135,7 @@ def test_unlock_force_records_who_and_why(e2e, reliability):
 def test_unlock_never_writes_the_state_record_over_a_rollback(moment, e2e, reliability):
     """A rollback finishes while `unlock --force` runs: the rollback's record stays on top (unlock
     used to write back the copy of the state it had read, `rolling_back`, over the final `stable`)."""
-    from cutover.aws import CallCounter
+    from cutover.testing.counter import CallCounter
 
     with reliability.case("locks: unlock --force during a rollback", "a rollback finishes at a chosen moment inside unlock"):
         for _ in range(2):
@@ -210,12 +211,12 @@ def _plan_docs():
 def test_fuzzed_plans_exit_2_with_one_line_and_no_aws_call(doc, tmp_path_factory, reliability):
     from typer.testing import CliRunner
 
-    from cutover.cli import app
+    from cutover.cli.app import app
 
     from hypothesis import assume
 
     from cutover.errors import PlanError
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     try:
         parse_plan(doc)

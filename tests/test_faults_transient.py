@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from cutover import orchestrator
+from cutover.commands import orchestrator
 from cutover.errors import CutoverError, ExitCode
-from cutover.faultproxy import Faults
+from cutover.testing.faultproxy import Faults
 
 SEEDS = range(10)
 SSM_CALLS = {"PutParameter", "GetParameters", "DeleteParameter"}
@@ -89,9 +89,9 @@ def test_applied_writes_whose_response_is_lost_are_not_failures(e2e, fault_proxy
     fault_proxy.reconfigure(Faults(lost_response_rate=1.0, only_operations={"PutParameter"}))
     out = orchestrator.advance(e2e(), approve=True, reason="test")
     assert out.exit_code == 0 and e2e.live() == e2e.plan.values_for("shadow")
-    from cutover.aws import SsmParameterStore, _Clients, make_session
+    from cutover.adapters.aws import SsmParameterStore, Clients, make_session
 
-    direct = SsmParameterStore(_Clients(make_session("us-east-2", None, True), endpoint_url=fault_proxy.upstream.geturl()))
+    direct = SsmParameterStore(Clients(make_session("us-east-2", None, True), endpoint_url=fault_proxy.upstream.geturl()))
     for flag in e2e.plan.ssm_flags:
         values = {v.value for v in direct.history(flag.parameter)}
         assert values <= {flag.rollback, e2e.plan.values_for("shadow")[flag.name]}

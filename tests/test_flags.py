@@ -3,10 +3,10 @@ lost responses, throttling."""
 
 import pytest
 
-from cutover.clock import FakeClock
+from cutover.testing.clock import FakeClock
 from cutover.errors import AwsError, Incomplete
-from cutover.flags import Converger, diff, read_live
-from cutover.model import Flag, Phase, Plan, SsmTarget
+from cutover.core.flags import Converger, diff, read_live
+from cutover.model.plan import Flag, Phase, Plan, SsmTarget
 from tests.fakes import FakeParameterStore
 
 
@@ -146,7 +146,7 @@ def test_an_advance_stops_at_once_on_a_flag_overwritten_after_its_write():
 
 
 def test_a_flag_that_keeps_changing_ends_in_incomplete_after_bounded_rewrites():
-    from cutover.flags import REWRITE_ROUNDS
+    from cutover.core.flags import REWRITE_ROUNDS
 
     plan, clock = make_plan(n=1), FakeClock()
     store = LateWrites("/app/f0", "on", times=10_000)
@@ -169,7 +169,7 @@ def test_stale_reads_while_settling_are_waited_out_not_written_again():
 
 
 def test_a_lambda_flag_overwritten_after_the_rollback_is_applied_again():
-    from cutover.model import LambdaTarget
+    from cutover.model.plan import LambdaTarget
     from tests.fakes import FakeFunctionStore
 
     flags = (Flag("kill", SsmTarget("/app/kill"), "off"), Flag("worker", LambdaTarget("fn", "WORKER_ON"), "false"))
@@ -196,7 +196,7 @@ def test_a_lambda_flag_overwritten_after_the_rollback_is_applied_again():
 def test_a_write_sent_long_after_its_preemption_check_is_checked_again():
     """A throttled write retried after long back-offs is cleared again first: no write of a run is
     sent more than CHECK_VALID_FOR after the check that could have seen a rollback."""
-    from cutover.flags import CHECK_VALID_FOR
+    from cutover.core.flags import CHECK_VALID_FOR
 
     plan, store, clock = make_plan(n=1), FakeParameterStore(), FakeClock()
     checks, sends = [], []

@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cutover.clock import FakeClock, SystemClock
+from cutover.testing.clock import FakeClock
+from cutover.clock import SystemClock
 from cutover.errors import AwsError, NotFound, UsageError
 from cutover.gates import FAIL, PASS, SKIPPED, run_check, run_gates
 from cutover.gates._fail import Fail
@@ -25,7 +26,7 @@ from cutover.gates.context import GateContext
 from cutover.gates.http import operation_keywords
 from cutover.gates.logs import filter_pattern, values_equal
 from cutover.gates.templates import Templates
-from cutover.model import (
+from cutover.model.plan import (
     AlarmExpect,
     AlarmsCheck,
     CommandCheck,
@@ -376,7 +377,7 @@ def test_http_refuses_write_methods_and_odd_schemes(server):
 
 def _to_local(server):
     """The sandbox's rerouting: every url goes to the local server (as `cutover sandbox` and rehearse do)."""
-    from cutover.sandbox import reroute_url
+    from cutover.sandbox.emulator import reroute_url
 
     return lambda url: reroute_url(url, server.url)
 
@@ -423,7 +424,7 @@ def test_a_var_in_the_host_does_not_decide_where_a_secret_goes(server):
     ((), "api.example.com", False),
 ])
 def test_allowed_hosts_match_names_and_wildcards(allowed, host, ok):
-    from cutover.gates.templates import host_allowed
+    from cutover.model.templates import host_allowed
 
     assert host_allowed(host, None, allowed) is ok
 
@@ -943,8 +944,9 @@ FAILURE_CLASSES = [
 def test_failure_class_fails_the_gate_and_writes_nothing(e2e, emulator, server, build, setup, words):
     import dataclasses
 
-    from cutover import orchestrator, state
-    from cutover.aws import CallCounter
+    from cutover.commands import orchestrator
+    from cutover.core import state
+    from cutover.testing.counter import CallCounter
 
     if setup is not None:
         setup(emulator.seeder("us-east-2"))
@@ -980,7 +982,7 @@ def test_a_gate_program_cannot_write_during_a_dry_run(e2e, read_only):
     """A gate program wrote to SSM during `advance --dry-run` (it had the operator's credentials)."""
     import dataclasses
 
-    from cutover import orchestrator
+    from cutover.commands import orchestrator
 
     plan = e2e.plan
     check = CommandCheck("report", (sys.executable, "-c", WRITER), timeout=60, read_only=read_only)

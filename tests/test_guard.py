@@ -25,13 +25,17 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cutover import flags as flagmod
-from cutover import guard, orchestrator, program, state
+from cutover.core import flags as flagmod
+from cutover.commands import guard as guard_cmd
+from cutover.compile import guard
+from cutover.commands import orchestrator
+from cutover.model import program
+from cutover.core import state
 from cutover.errors import Blocked, ExitCode, ReadOnlyViolation, UsageError
-from cutover.model import ROLLED_BACK, function_name
-from cutover.plan import load_plan, parse_plan
+from cutover.model.plan import ROLLED_BACK, function_name
+from cutover.plan.load import load_plan, parse_plan
 from cutover.redact import HIDDEN
-from cutover.sandbox import OTHER_VARIABLES
+from cutover.sandbox.emulator import OTHER_VARIABLES
 from tests.guardkit import KEY, admin_clients, bootstrap_roles, variant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,14 +119,14 @@ def run_script(inputs: dict, context: dict | None = None):
 
 
 class ApiCaller:
-    """`call` for execute_locally: boto3 through cutover.aws (the project's session and error
+    """`call` for execute_locally: boto3 through cutover.adapters.aws (the project's session and error
     translation), recording every call."""
 
     def __init__(self, region: str) -> None:
-        from cutover import aws
+        from cutover.adapters import aws
 
         self._aws = aws
-        self.clients = aws._Clients(aws.make_session(region, None, False))
+        self.clients = aws.Clients(aws.make_session(region, None, False))
         self.calls: list[tuple[str, str, dict]] = []
 
     def __call__(self, service: str, api: str, inputs: dict) -> None:
@@ -203,7 +207,7 @@ def alarm_event(name: str, value: str = "ALARM", previous: str = "OK", source: s
 
 def strict(plan, alarm: str) -> bool:
     """Does some alarms check watching `alarm` fail on INSUFFICIENT_DATA (the default)? Written out
-    from the checks, independently of cutover.guard."""
+    from the checks, independently of cutover.compile.guard."""
     return any(c.insufficient_data == "fail" and (alarm in c.names or alarm in c.expect or (c.prefix and alarm.startswith(c.prefix)))
                for c in plan.checks.values() if c.type == "alarms")
 
@@ -234,7 +238,7 @@ def samples(plan) -> list[tuple[dict, bool]]:
 @pytest.fixture
 def store(e2e):
     """The guard's resources on the emulator, the e2e plan's roles bootstrapped by an admin."""
-    from cutover.aws import GuardResources
+    from cutover.adapters.aws import GuardResources
 
     bootstrap_roles(e2e.plan)
     return GuardResources.connect(REGION, None, read_only=False)
@@ -250,7 +254,7 @@ def changed_plan(plan, **edits):
 
 
 def seeder(plan, endpoint: str | None = None):
-    from cutover.aws import EmulatorSeeder
+    from cutover.sandbox.seed import EmulatorSeeder
 
     return EmulatorSeeder(endpoint or os.environ["AWS_ENDPOINT_URL"], plan.region)
 
@@ -392,7 +396,7 @@ def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(k
     """From every phase: what `orchestrator.rollback` writes (only the flags that differ, in order) is
     the document's run with the unchanged flags left out, and both end at the same values, every other
     variable of a flag function untouched."""
-    from cutover.aws import make_ports
+    from cutover.adapters.aws import make_ports
 
     plan = load_plan(PLANS[key])
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):  # a script's boto3 runs in the automation's region, the plan's
@@ -447,7 +451,7 @@ def test_the_cli_rollback_and_the_guard_write_the_same_flags_in_the_same_order(k
 def test_the_lambda_step_keeps_a_change_made_between_its_read_and_its_write(e2e, fault_proxy, emulator):
     """Someone changes the function after the step read it: Lambda refuses the step's write (the fault
     proxy answers as Lambda does), and the step reads and merges again, so their change is kept."""
-    from cutover.faultproxy import Faults
+    from cutover.testing.faultproxy import Faults
 
     plan = e2e.plan
     (step,) = lambda_steps(guard.build_document(plan, ACCOUNT))
@@ -505,9 +509,9 @@ class TopicInbox:
     """The plan's SNS topic on the emulator, with an SQS queue subscribed: what the topic was told."""
 
     def __init__(self) -> None:
-        from cutover.aws import _Clients, make_session
+        from cutover.adapters.aws import Clients, make_session
 
-        clients = _Clients(make_session(REGION, None, False))
+        clients = Clients(make_session(REGION, None, False))
         self.sns, self.sqs = clients("sns"), clients("sqs")
         arn = self.sns.create_topic(Name="cutover-e2e")["TopicArn"]
         assert arn == TOPIC
@@ -529,7 +533,7 @@ def test_the_guard_records_rolled_back_only_when_every_flag_reads_back(e2e, faul
     PutParameter; a Lambda step that never gets its update in), the record says the rollback is unfinished
     (rolling_back, from the recorded phase), the topic is told which flags are still live (names and where,
     no value), and the execution ends Failed; `cutover status` says so and `cutover rollback` finishes it."""
-    from cutover.faultproxy import Faults
+    from cutover.testing.faultproxy import Faults
 
     plan = with_topic(e2e.plan)
     inbox = TopicInbox()
@@ -663,17 +667,17 @@ def test_the_rule_fires_on_insufficient_data_as_the_checks_say(checks, fires_on_
             event = alarm_event(alarm, value)
             assert matches(pattern, event) is fire and moto_matches(pattern, event) is fire, (checks, alarm, value)
     assert not moto_matches(pattern, alarm_event("unwatched", "INSUFFICIENT_DATA"))
-    line = guard.trigger_line(plan)
+    line = guard_cmd.trigger_line(plan)
     strict_alarms = [a for a, f in fires_on_insufficient.items() if f]
     assert ("INSUFFICIENT_DATA" in line) is bool(strict_alarms), line
 
 
 def test_status_names_the_insufficient_data_policy_and_a_change_of_it(e2e, store):
-    guard.arm(e2e(), store)
-    st = guard.status(e2e(dry_run=True), store)
+    guard_cmd.arm(e2e(), store)
+    st = guard_cmd.status(e2e(dry_run=True), store)
     assert any("ALARM or INSUFFICIENT_DATA" in line and "e2e-errors" in line for line in st.lines), st.lines
     lenient = changed_plan(e2e.plan, q=("quiet_for: 0s", "quiet_for: 0s\n    insufficient_data: ok"))
-    st = guard.status(e2e(dry_run=True, plan=lenient), store, check=True)
+    st = guard_cmd.status(e2e(dry_run=True, plan=lenient), store, check=True)
     assert st.exit_code == ExitCode.DRIFT
     assert "fires on INSUFFICIENT_DATA of e2e-errors, the plan says it should not (insufficient_data: ok)" in st.data["differences"]
     assert any("on ALARM only" in line and "e2e-errors" in line for line in st.lines), st.lines
@@ -754,11 +758,11 @@ def test_plans_the_guard_cannot_express_are_refused_before_any_aws_call():
 
 # --- on the emulator -------------------------------------------------------------------------------------------
 def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp_path):
-    from cutover.aws import _Clients, make_session
+    from cutover.adapters.aws import Clients, make_session
 
     plan = e2e.plan
     n = guard.names(plan)
-    out = guard.arm(e2e(), store)
+    out = guard_cmd.arm(e2e(), store)
     assert out.exit_code == 0 and out.headline.startswith("guard armed for e2e: created 3 resource(s)"), out.headline
     assert out.evidence_path and Path(out.evidence_path, "report.json").exists()
 
@@ -766,7 +770,7 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     assert doc["type"] == "Automation" and json.loads(doc["content"]) == guard.build_document(plan, ACCOUNT)
     assert doc["tags"][guard.TAG_DIGEST] == plan.digest
     # Stored as YAML: the Lambda steps' inline scripts are documented for YAML runbooks.
-    ssm = _Clients(make_session(REGION, None, True))("ssm")
+    ssm = Clients(make_session(REGION, None, True))("ssm")
     assert ssm.describe_document(Name=n.document)["Document"]["DocumentFormat"] == "YAML"
     rule = store.get_rule(n.rule)
     assert rule["state"] == "ENABLED" and rule["pattern"] == guard.build_event_pattern(plan)
@@ -781,7 +785,7 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
     # ALARM gets through, as the Automation parameters EventBridge would pass. (moto cannot deliver to an
     # SSM Automation target: a matching event on the guard's own rule fails PutEvents with a 500. So the
     # armed pattern and transformer are copied onto a probe rule, on its own bus, with an SQS target.)
-    clients = _Clients(make_session(REGION, None, False))
+    clients = Clients(make_session(REGION, None, False))
     sqs, events = clients("sqs"), clients("events")
     queue = sqs.create_queue(QueueName="guard-probe")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -820,36 +824,37 @@ def test_arm_creates_the_guard_and_it_rolls_back_on_a_plan_alarm(e2e, store, tmp
 
 
 def test_arm_is_idempotent_and_a_dry_run_writes_nothing(e2e, aws_env):
-    from cutover.aws import CallCounter, GuardResources
+    from cutover.testing.counter import CallCounter
+    from cutover.adapters.aws import GuardResources
 
     bootstrap_roles(e2e.plan)
     counter = CallCounter()
     ro = GuardResources.connect(REGION, None, read_only=True, hooks=[counter])
-    out = guard.arm(e2e(dry_run=True), ro)
+    out = guard_cmd.arm(e2e(dry_run=True), ro)
     assert out.exit_code == 0 and out.headline.startswith("dry run: arming the guard for e2e would create 3 resource(s)")
     assert [r["action"] for r in out.data["resources"]] == ["unchanged"] * 2 + ["create"] * 3
     assert counter.total > 0 and counter.writes() == {}
-    assert guard.status(e2e(dry_run=True), ro).data["state"] == "disarmed"
+    assert guard_cmd.status(e2e(dry_run=True), ro).data["state"] == "disarmed"
     with pytest.raises(ReadOnlyViolation):  # the read-only session refuses writes
         ro.put_rule("x", {"source": ["a"]}, "", {})
 
     rw = GuardResources.connect(REGION, None, read_only=False, hooks=[counter])
-    assert guard.arm(e2e(), rw).exit_code == 0
+    assert guard_cmd.arm(e2e(), rw).exit_code == 0
     counter.reset()
-    again = guard.arm(e2e(), rw)
+    again = guard_cmd.arm(e2e(), rw)
     assert again.headline == "nothing to do: the guard for e2e is armed and matches the plan"
     assert counter.writes() == {}
-    assert guard.arm(e2e(dry_run=True), ro).headline.startswith("nothing to do")
+    assert guard_cmd.arm(e2e(dry_run=True), ro).headline.startswith("nothing to do")
 
 
 def test_status_says_what_differs_and_rearming_updates_in_place(e2e, store):
     plan = e2e.plan
     n = guard.names(plan)
     rt = e2e(dry_run=True)
-    st = guard.status(rt, store, check=True)
+    st = guard_cmd.status(rt, store, check=True)
     assert st.data["state"] == "disarmed" and st.exit_code == ExitCode.DRIFT and "NOT ARMED" in st.headline
-    guard.arm(e2e(), store)
-    st = guard.status(rt, store, check=True)
+    guard_cmd.arm(e2e(), store)
+    st = guard_cmd.status(rt, store, check=True)
     assert st.exit_code == 0 and st.data["state"] == "armed" and st.data["current"] and st.data["armed_digest"] == plan.digest
     # What it would do, in order (the function's variables in one step, at its first flag), the
     # sensitive values hidden.
@@ -868,7 +873,7 @@ def test_status_says_what_differs_and_rearming_updates_in_place(e2e, store):
                        o=('E2E_OUTBOUND}\n    rollback: "off"', 'E2E_OUTBOUND}\n    rollback: "halt"'),
                        c=('E2E_COHORT}\n    rollback: "none"', 'E2E_COHORT}\n    rollback: "nobody"'),
                        x=("\nchecks:", '\n  extra:\n    lambda: {function: e2e-worker, variable: E2E_EXTRA}\n    rollback: "no"\nchecks:'))
-    st = guard.status(e2e(dry_run=True, plan=new), store, check=True)
+    st = guard_cmd.status(e2e(dry_run=True, plan=new), store, check=True)
     assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "stale"
     text = "\n".join(st.data["differences"])
     assert "/e2e/mode: armed safe (String), plan safer (String)" in text
@@ -879,89 +884,90 @@ def test_status_says_what_differs_and_rearming_updates_in_place(e2e, store):
     assert f"armed for plan sha256 {plan.digest[:12]}" in text
     # Its automation role may write the same function: the permissions did not change.
     assert not any("permissions" in d for d in text.splitlines())
-    assert guard.arm(e2e(dry_run=True, plan=new), store).data["resources"][2]["action"] == "update"
+    assert guard_cmd.arm(e2e(dry_run=True, plan=new), store).data["resources"][2]["action"] == "update"
 
-    out = guard.arm(e2e(plan=new), store)
+    out = guard_cmd.arm(e2e(plan=new), store)
     assert out.exit_code == 0 and "updated" in out.headline
     doc = store.get_document(n.document)
     assert (doc["default_version"], doc["latest_version"]) == ("2", "2")  # $DEFAULT runs the new content
     assert json.loads(doc["content"]) == guard.build_document(new, ACCOUNT)
     assert store.get_rule(n.rule)["pattern"]["detail"]["alarmName"] == ["e2e-errors", "e2e-latency"]
-    assert guard.status(e2e(dry_run=True, plan=new), store).data["current"]
+    assert guard_cmd.status(e2e(dry_run=True, plan=new), store).data["current"]
     # Back to the first plan: SSM refuses a duplicate version; the version holding it becomes the default.
-    guard.arm(e2e(), store)
+    guard_cmd.arm(e2e(), store)
     doc = store.get_document(n.document)
     assert doc["default_version"] == "1" and json.loads(doc["content"]) == guard.build_document(plan, ACCOUNT)
-    assert guard.status(e2e(dry_run=True), store, check=True).exit_code == 0
+    assert guard_cmd.status(e2e(dry_run=True), store, check=True).exit_code == 0
 
 
 def test_status_names_a_lambda_step_that_runs_another_script_and_rearming_replaces_it(e2e, store):
     """A document armed by another cutover version (or edited by hand) whose Lambda step runs another
     script is stale even when every value matches: it is the script that keeps the other variables."""
     n = guard.names(e2e.plan)
-    guard.arm(e2e(), store)
+    guard_cmd.arm(e2e(), store)
     doc = json.loads(store.get_document(n.document)["content"])
     (step,) = lambda_steps(doc)
     edited = step["inputs"]["Script"].replace("write(dict(variables, **want), revision, attempt)", "write(dict(want), revision, attempt)")
     assert edited != step["inputs"]["Script"]  # (the merge line this edit drops the other variables from)
     step["inputs"]["Script"] = edited
     store.update_document(n.document, json.dumps(doc, indent=2), {guard.TAG_PLAN: e2e.plan.name, guard.TAG_DIGEST: e2e.plan.digest})
-    st = guard.status(e2e(dry_run=True), store, check=True)
+    st = guard_cmd.status(e2e(dry_run=True), store, check=True)
     assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "stale"
     assert st.data["differences"] == ["the armed step for Lambda function e2e-worker runs another script than this cutover's "
                                       "(armed by another version, or edited)"]
-    assert guard.arm(e2e(), store).exit_code == 0
+    assert guard_cmd.arm(e2e(), store).exit_code == 0
     assert lambda_steps(json.loads(store.get_document(n.document)["content"]))[0]["inputs"]["Script"] == guard.LAMBDA_SCRIPT
-    assert guard.status(e2e(dry_run=True), store, check=True).exit_code == 0
+    assert guard_cmd.status(e2e(dry_run=True), store, check=True).exit_code == 0
 
 
 def test_a_partly_armed_guard_is_reported_and_arm_repairs_it(e2e, store):
     n = guard.names(e2e.plan)
-    guard.arm(e2e(), store)
+    guard_cmd.arm(e2e(), store)
     store.remove_targets(n.rule, [guard.TARGET_ID])
-    st = guard.status(e2e(dry_run=True), store, check=True)
+    st = guard_cmd.status(e2e(dry_run=True), store, check=True)
     assert st.exit_code == ExitCode.DRIFT and st.data["state"] == "partial" and "missing target" in st.headline
-    out = guard.arm(e2e(), store)
+    out = guard_cmd.arm(e2e(), store)
     assert "created 1 resource(s)" in out.headline, out.headline
-    assert guard.status(e2e(dry_run=True), store).data["state"] == "armed"
+    assert guard_cmd.status(e2e(dry_run=True), store).data["state"] == "armed"
 
     # Someone widens the automation role by hand: status says so and sends an admin to the bootstrap; arm
     # (which never writes IAM) refuses, writing nothing, until the role is the plan's again.
     iam_admin = admin_clients(REGION)("iam")
     iam_admin.put_role_policy(RoleName=n.automation_role, PolicyName="extra", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:*", "Resource": "*"}]}))
-    st = guard.status(e2e(dry_run=True), store, check=True)
+    st = guard_cmd.status(e2e(dry_run=True), store, check=True)
     assert st.exit_code == ExitCode.DRIFT and "extra inline policies: extra" in st.data["differences"]
     assert "cutover guard bootstrap" in st.hint
     new = changed_plan(e2e.plan, v=('rollback: "safe"', 'rollback: "safer"'))
     with pytest.raises(Blocked) as err:
-        guard.arm(e2e(plan=new), store)
+        guard_cmd.arm(e2e(plan=new), store)
     assert err.value.exit_code == ExitCode.BLOCKED and "automation role cutover-e2e-rollback-automation differs" in err.value.message
     assert "cutover guard bootstrap" in err.value.hint and "nothing was written" in err.value.message
-    assert guard.status(e2e(dry_run=True), store).data["armed_digest"] == e2e.plan.digest, "the document was not touched"
+    assert guard_cmd.status(e2e(dry_run=True), store).data["armed_digest"] == e2e.plan.digest, "the document was not touched"
     iam_admin.delete_role_policy(RoleName=n.automation_role, PolicyName="extra")
-    assert guard.arm(e2e(plan=new), store).exit_code == 0
+    assert guard_cmd.arm(e2e(plan=new), store).exit_code == 0
 
 
 def test_arm_without_the_bootstrap_says_to_run_it_and_writes_nothing(e2e, aws_env):
     """The everyday operator cannot create or change roles: arm (a dry run too) refuses with exit 3 and the
     bootstrap command, before any write; once an admin applied the printed template, arm works."""
-    from cutover.aws import CallCounter, GuardResources
+    from cutover.testing.counter import CallCounter
+    from cutover.adapters.aws import GuardResources
 
     counter = CallCounter()
     rw = GuardResources.connect(REGION, None, read_only=False, hooks=[counter])
     for dry_run in (True, False):
         with pytest.raises(Blocked) as err:
-            guard.arm(e2e(dry_run=dry_run), rw)
+            guard_cmd.arm(e2e(dry_run=dry_run), rw)
         assert err.value.exit_code == ExitCode.BLOCKED
         assert "automation role cutover-e2e-rollback-automation is missing" in err.value.message
         assert "events role cutover-e2e-rollback-events is missing" in err.value.message
         assert "cutover guard bootstrap" in err.value.hint and "--stack-name cutover-e2e-guard-roles" in err.value.hint
     assert counter.writes() == {}
-    st = guard.status(e2e(dry_run=True), rw)
+    st = guard_cmd.status(e2e(dry_run=True), rw)
     assert st.data["state"] == "disarmed" and "cutover guard bootstrap" in st.hint
     bootstrap_roles(e2e.plan)
-    assert guard.arm(e2e(), rw).exit_code == 0
+    assert guard_cmd.arm(e2e(), rw).exit_code == 0
     assert not any(a.startswith("iam:") and a not in ("iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy")
                    for a in counter.calls), "arm reads the roles and writes no IAM"
 
@@ -971,7 +977,7 @@ def test_the_bootstrap_template_makes_exactly_the_roles_arm_expects(e2e):
     plan's trust and least-privilege policies, the account filled in by CloudFormation itself."""
     import ast
 
-    from cutover.aws import GuardResources
+    from cutover.adapters.aws import GuardResources
 
     plan = e2e.plan
     template = guard.bootstrap_template(plan)
@@ -992,32 +998,34 @@ def test_the_bootstrap_template_makes_exactly_the_roles_arm_expects(e2e):
     assert bootstrap_roles(plan) == [guard.names(plan).automation_role, guard.names(plan).events_role]
     store = GuardResources.connect(REGION, None, read_only=True)
     want = guard.desired(plan, ACCOUNT)
-    roles = [r for r in guard.compare(plan, want, guard.observe(store, want.names)) if r.kind.endswith(" role")]
+    roles = [r for r in guard_cmd.compare(plan, want, guard_cmd.observe(store, want.names)) if r.kind.endswith(" role")]
     assert [(r.kind, r.current) for r in roles] == [("automation role", True), ("events role", True)], roles
 
 
 def test_disarm_removes_everything(e2e, store):
-    from cutover.aws import CallCounter, GuardResources
+    from cutover.testing.counter import CallCounter
+    from cutover.adapters.aws import GuardResources
 
     n = guard.names(e2e.plan)
-    assert guard.disarm(e2e(), store).headline == "nothing to do: no guard is armed for e2e"
-    guard.arm(e2e(), store)
+    assert guard_cmd.disarm(e2e(), store).headline == "nothing to do: no guard is armed for e2e"
+    guard_cmd.arm(e2e(), store)
     counter = CallCounter()
     ro = GuardResources.connect(REGION, None, read_only=True, hooks=[counter])
-    dry = guard.disarm(e2e(dry_run=True), ro)
+    dry = guard_cmd.disarm(e2e(dry_run=True), ro)
     assert "would remove 3 resource(s)" in dry.headline and counter.writes() == {}
-    assert guard.status(e2e(dry_run=True), store).data["state"] == "armed"
-    out = guard.disarm(e2e(), store)
+    assert guard_cmd.status(e2e(dry_run=True), store).data["state"] == "armed"
+    out = guard_cmd.disarm(e2e(), store)
     assert out.exit_code == 0 and out.headline == "guard disarmed for e2e: removed 3 resource(s)"
     assert store.get_rule(n.rule) is None and store.get_document(n.document) is None
     # The roles are the admin's bootstrap: they stay, and disarm says how to remove them.
     assert store.get_role(n.automation_role) is not None and store.get_role(n.events_role) is not None
     assert any("delete-stack --stack-name cutover-e2e-guard-roles" in line for line in out.lines)
-    assert guard.status(e2e(dry_run=True), store).data["state"] == "disarmed"
+    assert guard_cmd.status(e2e(dry_run=True), store).data["state"] == "disarmed"
 
 
 def test_the_operator_policy_covers_every_call_the_guard_makes_and_little_more(e2e, store):
-    from cutover.aws import CallCounter, GuardResources
+    from cutover.testing.counter import CallCounter
+    from cutover.adapters.aws import GuardResources
 
     plan = e2e.plan
     n = guard.names(plan)
@@ -1032,14 +1040,14 @@ def test_the_operator_policy_covers_every_call_the_guard_makes_and_little_more(e
     reads, writes = CallCounter(), CallCounter()
     ro = GuardResources.connect(REGION, None, True, hooks=[reads])
     rw = GuardResources.connect(REGION, None, False, hooks=[writes])
-    guard.arm(e2e(dry_run=True, counter=reads), ro)
-    guard.arm(e2e(counter=writes), rw)
-    for op in (guard.status, guard.arm, guard.disarm):
+    guard_cmd.arm(e2e(dry_run=True, counter=reads), ro)
+    guard_cmd.arm(e2e(counter=writes), rw)
+    for op in (guard_cmd.status, guard_cmd.arm, guard_cmd.disarm):
         op(e2e(dry_run=True, counter=reads), ro)
     new = changed_plan(plan, v=('rollback: "safe"', 'rollback: "safer"'))
-    guard.arm(e2e(counter=writes, plan=new), rw)
-    guard.arm(e2e(counter=writes), rw)  # back: the duplicate-content path
-    guard.disarm(e2e(counter=writes), rw)
+    guard_cmd.arm(e2e(counter=writes, plan=new), rw)
+    guard_cmd.arm(e2e(counter=writes), rw)  # back: the duplicate-content path
+    guard_cmd.disarm(e2e(counter=writes), rw)
     read_only, full = guard.operator_policy(plan, ACCOUNT, read_only=True), guard.operator_policy(plan, ACCOUNT)
     assert set(reads.calls) <= actions(read_only) and reads.writes() == {}
     assert set(writes.calls) <= actions(full)
@@ -1059,8 +1067,8 @@ def run_cli(e2e, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from cutover import cli
-    from cutover.guard_cli import guard_app
+    from cutover.cli import app as cli
+    from cutover.cli.guard import guard_app
 
     app = typer.Typer()
     app.callback()(cli.main_options)
@@ -1100,7 +1108,7 @@ def test_cli_guard_arm_status_disarm(run_cli, e2e):
 
     # The alarm fires in the full phase; the armed document runs; `cutover status --check` is clean.
     put_phase(e2e.plan, e2e().aws.params, "full", e2e.clock)
-    from cutover.aws import GuardResources
+    from cutover.adapters.aws import GuardResources
 
     armed = json.loads(GuardResources.connect(REGION, None, True).get_document("cutover-e2e-rollback")["content"])
     assert all(r == "Success" for _, r in execute_locally(armed, {"AlarmName": ["e2e-errors"]}, ApiCaller(REGION)))
@@ -1121,7 +1129,7 @@ def test_cli_guard_bootstrap_prints_the_template_and_calls_no_aws(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, json; from typer.testing import CliRunner; from cutover.cli import app; "
+    code = ("import sys, json; from typer.testing import CliRunner; from cutover.cli.app import app; "
             f"r = CliRunner().invoke(app, ['--plan', {str(E2E)!r}, 'guard', 'bootstrap']); "
             "print(json.dumps([r.exit_code, r.stdout, r.stderr, 'boto3' in sys.modules]))")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -1132,7 +1140,7 @@ def test_cli_guard_bootstrap_prints_the_template_and_calls_no_aws(tmp_path):
     assert "aws cloudformation deploy" in stderr and "CAPABILITY_NAMED_IAM" in stderr
     from typer.testing import CliRunner
 
-    from cutover.cli import app
+    from cutover.cli.app import app
 
     r = CliRunner().invoke(app, ["--plan", str(E2E), "--json", "guard", "bootstrap"])
     assert r.exit_code == 0 and json.loads(r.stdout) == guard.bootstrap_template(load_plan(E2E))
@@ -1140,7 +1148,7 @@ def test_cli_guard_bootstrap_prints_the_template_and_calls_no_aws(tmp_path):
 
 # --- the runbook says when the guard fires, what KMS needs, and the bootstrap ------------------------------
 def test_the_runbook_states_when_the_guard_fires_its_bootstrap_and_the_kms_needs():
-    from cutover import runbook
+    from cutover.compile import runbook
 
     def guard_section(plan) -> str:
         text = runbook.render(plan)

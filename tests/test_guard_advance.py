@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from cutover import guard, orchestrator
-from cutover.aws import GuardResources
+from cutover.compile import guard
+from cutover.commands import orchestrator
+from cutover.adapters.aws import GuardResources
 from cutover.errors import Blocked
 from tests.guardkit import bootstrap_roles
 
@@ -66,7 +67,7 @@ def test_status_says_nothing_of_the_guard_when_the_plan_does_not_use_it(e2e):
 def test_iam_policy_adds_the_guard_when_asked_or_when_a_phase_needs_it(tmp_path):
     from typer.testing import CliRunner
 
-    from cutover.cli import app
+    from cutover.cli.app import app
 
     def sids(*args, plan="phases.yaml"):
         r = CliRunner().invoke(app, ["--plan", plan, "iam-policy", *args])

@@ -12,8 +12,10 @@ import dataclasses
 
 import pytest
 
-from cutover import orchestrator, preflight, readiness
-from cutover.aws import IamAccess, make_session
+from cutover.commands import orchestrator
+from cutover.commands import preflight
+from cutover.commands import readiness
+from cutover.adapters.aws import IamAccess, make_session
 from cutover.errors import AwsError, ExitCode
 from cutover.gates.result import FAIL, PASS
 from cutover.ports import AwsPorts
@@ -32,7 +34,7 @@ def results(out) -> dict[str, dict]:
 
 def encrypt_function(name: str, key: str) -> None:
     """Recreate the function with a customer managed key (the emulator keeps KMSKeyArn from creation only)."""
-    from cutover.aws import EmulatorSeeder, _tiny_zip
+    from cutover.sandbox.seed import EmulatorSeeder, _tiny_zip
     import os
 
     seeder = EmulatorSeeder(os.environ["AWS_ENDPOINT_URL"], "us-east-2")
@@ -84,7 +86,7 @@ def test_a_function_under_a_key_the_plan_does_not_name_blocks_the_advance(e2e):
 
 
 def test_an_unreadable_target_fails_preflight_naming_it(e2e, fault_proxy):
-    from cutover.faultproxy import Faults
+    from cutover.testing.faultproxy import Faults
 
     fault_proxy.reconfigure(Faults(deny={"GetFunctionConfiguration"}))
     pre = preflight.preflight(e2e(dry_run=True), "shadow")
@@ -96,7 +98,7 @@ def test_an_unreadable_target_fails_preflight_naming_it(e2e, fault_proxy):
 def test_the_iam_adapter_says_when_the_emulator_cannot_simulate(aws_env):
     """moto has no SimulatePrincipalPolicy: the adapter raises the project's error (one attempt, fast),
     which the gate reports as not checked; an endpoint that cannot answer is not asked again."""
-    from cutover.aws import CallCounter
+    from cutover.testing.counter import CallCounter
 
     counter = CallCounter()
     access = IamAccess(make_session("us-east-2", None, True, hooks=[counter]))

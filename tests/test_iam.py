@@ -14,10 +14,13 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from cutover import iam, orchestrator, preflight
-from cutover.aws import CallCounter, iam_prefix, make_ports
-from cutover.cli import app
-from cutover.plan import load_plan
+from cutover.compile import iam
+from cutover.commands import orchestrator
+from cutover.commands import preflight
+from cutover.testing.counter import CallCounter
+from cutover.adapters.aws import iam_prefix, make_ports
+from cutover.cli.app import app
+from cutover.plan.load import load_plan
 from cutover.redact import sensitive_values
 from tests.guardkit import ALIAS, KEY, variant
 
@@ -227,7 +230,7 @@ def test_a_plan_without_secrets_logs_or_secure_flags_gets_no_statements_for_them
 
 
 def test_notifications_are_published_only_by_the_read_write_variant():
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     topic = "arn:aws:sns:us-east-2:123456789012:cutover-e2e"
     text = (ROOT / "tests/plans/e2e.yaml").read_text().replace("flags:\n", f"notify:\n  sns_topic_arn: {topic}\nflags:\n", 1)
@@ -295,7 +298,7 @@ class Recorder(CallCounter):
 
 
 def request_resources(action: str, params: dict, region: str) -> list[str]:
-    """The ARNs IAM evaluates for one call, written out independently of cutover.iam."""
+    """The ARNs IAM evaluates for one call, written out independently of cutover.compile.iam."""
     head = f"{region}:{EMULATOR_ACCOUNT}"
     service = action.split(":")[0]
     if service == "ssm":
@@ -385,8 +388,8 @@ def test_the_repo_plan_policy_allows_every_call_of_its_rollback_status_and_dry_r
     worker function's environment (one update) and its SSM flags; status and a dry-run rollback read them.
     Every call is allowed by the policy for exactly those resources; drop the function from the write
     grant and the update is refused."""
-    from cutover.aws import EmulatorSeeder
-    from cutover.sandbox import seed
+    from cutover.sandbox.seed import EmulatorSeeder
+    from cutover.sandbox.emulator import seed
 
     plan = load_plan(REPO_PLAN)
     seed(plan, aws_env["AWS_ENDPOINT_URL"])  # flags at their rollback values, the worker with other variables
@@ -450,7 +453,7 @@ def test_cli_invalid_plan_is_exit_2(tmp_path):
 
 
 def test_iam_policy_needs_no_boto3():
-    code = ("import sys; from typer.testing import CliRunner; from cutover.cli import app; "
+    code = ("import sys; from typer.testing import CliRunner; from cutover.cli.app import app; "
             f"r = CliRunner().invoke(app, ['--plan', {str(REPO_PLAN)!r}, 'iam-policy']); "
             "print(r.exit_code, 'boto3' in sys.modules, 'botocore' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -463,7 +466,7 @@ def generated_policies(plan) -> dict[str, dict]:
     """Every IAM policy cutover generates for a plan: the operator's (`iam-policy`, with and without
     --read-only and --guard), the guard's two roles, and the roles of the bootstrap template (the account
     filled in as CloudFormation would)."""
-    from cutover import guard
+    from cutover.compile import guard
     from tests.guardkit import resolve
 
     def cli(*args: str) -> dict:

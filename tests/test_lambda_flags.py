@@ -1,6 +1,6 @@
 """Flags kept in a Lambda function's environment.
 
-Unit tests drive the read-merge-write protocol (`cutover.lambdaenv`) on an in-memory function store
+Unit tests drive the read-merge-write protocol (`cutover.core.lambdaenv`) on an in-memory function store
 that has what moto lacks (RevisionId checks, updates that stay InProgress or fail). Integration tests
 run mixed plans (tests/plans/e2e.yaml: SSM parameters and two variables of `e2e-worker`) on the
 emulator; faults injected from outside (conflicts, denials, lost responses) are in test_faults_lambda.py.
@@ -12,11 +12,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cutover import orchestrator
-from cutover.aws import CallCounter
-from cutover.clock import FakeClock
+from cutover.commands import orchestrator
+from cutover.testing.counter import CallCounter
+from cutover.testing.clock import FakeClock
 from cutover.errors import AwsError, Blocked, ExitCode
-from cutover.lambdaenv import ENV_LIMIT, WRITE_ATTEMPTS, EnvWriter, env_size
+from cutover.limits import ENV_LIMIT, env_size
+from cutover.core.lambdaenv import WRITE_ATTEMPTS, EnvWriter
 from tests.fakes import FakeFunctionStore
 
 WORKER = {"KEEP_ME": "yes", "LOG_LEVEL": "DEBUG", "FLAG_A": "off", "FLAG_B": "none"}

@@ -11,10 +11,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cutover import guard, iam
-from cutover.cli import app
+from cutover.compile import guard
+from cutover.compile import iam
+from cutover.cli.app import app
 from cutover.errors import UsageError
-from cutover.plan import load_plan
+from cutover.plan.load import load_plan
 
 ACCOUNT = "123456789012"
 

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cutover.clock import FakeClock
+from cutover.testing.clock import FakeClock
 from cutover.errors import AwsError
 from cutover.gates import FAIL, PASS, run_check
-from cutover.model import FieldLimit, LogsQueryCheck
+from cutover.model.plan import FieldLimit, LogsQueryCheck
 from gatefakes import make_ctx
 
 CHECK = LogsQueryCheck("openai_failures", ("/aws/lambda/worker",),
@@ -96,7 +96,7 @@ def test_the_adapter_on_the_emulator_returns_complete_rows_without_ptr(aws_ports
 
 def test_plan_format_and_errors():
     from cutover.errors import PlanError
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     head = ("version: 1\nname: demo\nregion: us-east-2\nflags:\n  mode: {parameter: /demo/mode, rollback: \"off\"}\n"
             "checks:\n  q:\n    type: logs_query\n    log_groups: [/aws/lambda/worker]\n    query: \"stats count() as n\"\n"
@@ -115,7 +115,7 @@ def _with_query(path="tests/plans/e2e.yaml"):
     import dataclasses
     from pathlib import Path
 
-    from cutover.plan import load_plan
+    from cutover.plan.load import load_plan
 
     plan = load_plan(Path(__file__).parent.parent / path)
     shadow = dataclasses.replace(plan.phases[0], gates=(*plan.phases[0].gates, "openai_failures"))
@@ -123,7 +123,8 @@ def _with_query(path="tests/plans/e2e.yaml"):
 
 
 def test_iam_and_runbook_name_the_query():
-    from cutover import iam, runbook
+    from cutover.compile import iam
+    from cutover.compile import runbook
 
     stmts = {s["Sid"]: s for s in iam.policy(_with_query(), read_only=True)["Statement"]}
     assert stmts["QueryGateLogGroups"]["Action"] == ["logs:StartQuery"]
@@ -136,7 +137,7 @@ def test_iam_and_runbook_name_the_query():
 
 
 def test_a_rehearsal_answers_logs_queries_from_canned_results(tmp_path, monkeypatch):
-    from cutover.rehearse import rehearse
+    from cutover.sandbox.rehearse import rehearse
 
     monkeypatch.chdir(tmp_path)
     out = rehearse(_with_query(), tmp_path / "evidence")
@@ -147,7 +148,7 @@ def test_a_rehearsal_answers_logs_queries_from_canned_results(tmp_path, monkeypa
 def test_the_schema_names_every_logs_query_field():
     import dataclasses
 
-    from cutover.schema import plan_schema
+    from cutover.plan.schema import plan_schema
 
     props = plan_schema()["$defs"]["logs_query_check"]["properties"]
     assert set(props) == {f.name for f in dataclasses.fields(LogsQueryCheck)} - {"name"}

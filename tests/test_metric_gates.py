@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cutover.clock import FakeClock
+from cutover.testing.clock import FakeClock
 from cutover.gates import FAIL, PASS, GateContext, run_check
-from cutover.model import MetricQuery
-from cutover.plan import parse_plan
+from cutover.model.plan import MetricQuery
+from cutover.plan.load import parse_plan
 from cutover.redact import Redactor
 
 NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=5)
@@ -49,7 +49,7 @@ FAILED = MetricQuery(NS, "Failed", {"Env": "prod"})
 
 def put_counts(end: datetime, minutes: int, handled: int, failed: int | None) -> None:
     """Per-minute counts for the `minutes` before `end` (failed None: no Failed datapoints at all)."""
-    from cutover.aws import EmulatorSeeder
+    from cutover.sandbox.seed import EmulatorSeeder
 
     seeder = EmulatorSeeder(os.environ["AWS_ENDPOINT_URL"], "us-east-2")
     stamps = [end - timedelta(minutes=i) for i in range(1, minutes + 1)]
@@ -73,7 +73,8 @@ def ctx_for(ports) -> GateContext:
 
 @pytest.fixture
 def counted(aws_env):
-    from cutover.aws import CallCounter, make_ports
+    from cutover.testing.counter import CallCounter
+    from cutover.adapters.aws import make_ports
 
     counter = CallCounter()
     return make_ports("us-east-2", None, read_only=True, counter=counter), counter
@@ -142,8 +143,8 @@ def test_inconclusive_pass_lets_no_data_through_and_says_so(counted):
 
 
 def test_access_denied_is_an_error_that_blocks_even_with_inconclusive_pass(aws_env, emulator, monkeypatch):
-    from cutover.aws import make_ports
-    from cutover.faultproxy import FaultProxy, Faults
+    from cutover.adapters.aws import make_ports
+    from cutover.testing.faultproxy import FaultProxy, Faults
 
     seed(window_failed=1)
     with FaultProxy(emulator.endpoint, Faults(deny={"GetMetricData"})) as proxy:
@@ -158,7 +159,7 @@ def test_access_denied_is_an_error_that_blocks_even_with_inconclusive_pass(aws_e
 
 def test_a_value_check_judges_the_worst_period(counted):
     ports, _ = counted
-    from cutover.aws import EmulatorSeeder
+    from cutover.sandbox.seed import EmulatorSeeder
 
     duration = MetricQuery("AWS/Lambda", "Duration", {"FunctionName": "worker"})
     EmulatorSeeder(os.environ["AWS_ENDPOINT_URL"], "us-east-2").put_metric_points(
@@ -234,8 +235,8 @@ def test_the_schema_names_every_metric_field_and_jsonschema_agrees():
 
     import yaml
 
-    from cutover.model import MetricCheck
-    from cutover.schema import plan_schema
+    from cutover.model.plan import MetricCheck
+    from cutover.plan.schema import plan_schema
 
     props = plan_schema()["$defs"]["metric_check"]["properties"]
     assert set(props) == {f.name for f in dataclasses.fields(MetricCheck)} - {"name"}
@@ -247,7 +248,7 @@ def test_the_schema_names_every_metric_field_and_jsonschema_agrees():
 
 
 def test_iam_policy_grants_get_metric_data_only_to_plans_with_metric_checks():
-    from cutover import iam
+    from cutover.compile import iam
 
     plan = parse_plan(PLAN.format(extra=WITHIN_BASELINE))
     for read_only in (False, True):
@@ -259,7 +260,7 @@ def test_iam_policy_grants_get_metric_data_only_to_plans_with_metric_checks():
 
 
 def test_the_runbook_says_each_metric_gate_and_watch_in_words():
-    from cutover import runbook
+    from cutover.compile import runbook
 
     text = PLAN.format(extra="    min_total: 200\n    max_rate: 0.05\n    baseline: {offsets: [7d], worse_by: 0.005}\n")
     text = text.replace("    gates: [order_success]\n", "    gates: [order_success]\n    watch: [order_success]\n    bake: 1h\n")
@@ -276,7 +277,7 @@ def test_the_runbook_says_each_metric_gate_and_watch_in_words():
 
 def test_pages_are_merged_by_query_id_and_partial_data_is_an_error():
     """moto never pages GetMetricData nor returns PartialData: the merge is tested on AWS-shaped pages."""
-    from cutover.aws import merge_metric_pages
+    from cutover.adapters.aws import merge_metric_pages
     from cutover.errors import AwsError
 
     t = [datetime(2026, 1, 1, 0, m, tzinfo=timezone.utc) for m in range(4)]
@@ -292,7 +293,7 @@ def test_pages_are_merged_by_query_id_and_partial_data_is_an_error():
 
 
 def test_sandbox_seeding_makes_every_metric_check_pass(counted):
-    from cutover.sandbox import seed_metrics
+    from cutover.sandbox.emulator import seed_metrics
 
     ports, _ = counted
     extra = ("    max_rate: 0.01\n    min_total: 5000\n    baseline: {offsets: [1d]}\n"

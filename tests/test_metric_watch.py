@@ -10,10 +10,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cutover import orchestrator, watch
-from cutover.clock import FakeClock
+from cutover.commands import orchestrator
+from cutover.commands import watch
+from cutover.testing.clock import FakeClock
 from cutover.errors import ExitCode
-from cutover.model import MetricCheck, MetricQuery
+from cutover.model.plan import MetricCheck, MetricQuery
 
 START = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=2)
 BAKE = 1800.0
@@ -41,7 +42,7 @@ def put_minutes(rates: list[float], seed: int = 0) -> None:
     """Per-minute Handled and Failed from the bake's start: minute i fails at rates[i], binomial noise."""
     import os
 
-    from cutover.aws import EmulatorSeeder
+    from cutover.sandbox.seed import EmulatorSeeder
 
     rng = random.Random(seed)
     stamps = [START + timedelta(minutes=i) for i in range(len(rates))]

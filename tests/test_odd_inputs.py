@@ -207,7 +207,7 @@ def test_a_shared_folder_given_as_evidence_dir_keeps_its_mode(odd, e2e):
                                     "us-isob-east-1", "il-central-1", "mx-central-1"])
 def test_real_regions_are_accepted(region, monkeypatch):
     from cutover import regions
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     monkeypatch.delenv(regions.ALLOW_UNKNOWN, raising=False)
     assert regions.problem(region) is None
@@ -221,7 +221,7 @@ def test_real_regions_are_accepted(region, monkeypatch):
 def test_a_bad_region_in_the_plan_points_at_its_line(region, says, monkeypatch):
     from cutover import regions
     from cutover.errors import PlanError
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     monkeypatch.delenv(regions.ALLOW_UNKNOWN, raising=False)
     text = Path(E2E).read_text()

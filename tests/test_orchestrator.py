@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cutover import orchestrator, state
-from cutover.aws import CallCounter, make_ports
+from cutover.commands import orchestrator
+from cutover.core import state
+from cutover.testing.counter import CallCounter
+from cutover.adapters.aws import make_ports
 from cutover.errors import Blocked, ExitCode, GateFailed
 
 ROOT = Path(__file__).parent.parent

@@ -22,10 +22,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cutover import model, schema
-from cutover import plan as plan_module
+from cutover.model import plan as model
+from cutover.plan import schema
+from cutover.plan import load as plan_module
 from cutover.errors import PlanError, UsageError
-from cutover.model import (
+from cutover.model.plan import (
     AlarmsCheck,
     CommandCheck,
     EnvCheck,
@@ -35,7 +36,8 @@ from cutover.model import (
     LogFreshnessCheck,
     SecretsCheck,
 )
-from cutover.plan import format_duration, load_plan, parse_duration, parse_plan, plan_schema, summarize
+from cutover.model.durations import format_duration, parse_duration
+from cutover.plan.load import load_plan, parse_plan, plan_schema, summarize
 from cutover.redact import HIDDEN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1089,7 +1091,7 @@ def test_mutated_repo_plan_raises_only_plan_errors(edits: list) -> None:
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, cutover.plan; "
+        "import sys, cutover.plan.load; "
         "heavy = {'boto3', 'botocore', 'pydantic', 'jsonschema', 'rich', 'typer'} & set(sys.modules); "
         "print(sorted(heavy))"
     )

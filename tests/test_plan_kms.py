@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cutover.plan import parse_plan
+from cutover.plan.load import parse_plan
 from tests.test_plan import FLAGS, assert_error, lambda_flags, plan_text
 
 KEY = "arn:aws:kms:us-east-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -57,7 +57,7 @@ def test_every_flag_of_one_function_names_the_same_key():
 def test_kms_key_is_for_lambda_flags_and_in_the_schema():
     ssm = FLAGS.replace("    parameter: /app/kill\n", f'    parameter: /app/kill\n    kms_key: "{KEY}"  # <-\n')
     assert_error(plan_text(flags=ssm), "unknown key 'kms_key'")
-    from cutover.schema import plan_schema
+    from cutover.plan.schema import plan_schema
 
     prop = plan_schema()["$defs"]["lambda_target"]["properties"]["kms_key"]
     assert prop["type"] == "string" and "pattern" in prop and "customer managed" in prop["description"]

@@ -11,9 +11,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cutover import flags, guard, program, runbook
-from cutover.clock import FakeClock
-from cutover.plan import load_plan
+from cutover.core import flags
+from cutover.compile import guard
+from cutover.model import program
+from cutover.compile import runbook
+from cutover.testing.clock import FakeClock
+from cutover.plan.load import load_plan
 from fakes import FakeFunctionStore, FakeParameterStore
 
 FUNCTIONS = ("fn-a", "fn-b", "fn-c")

@@ -132,14 +132,14 @@ def test_value_redacts_structures_and_credential_named_keys():
 
 
 def test_sensitive_values_of_a_plan():
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     plan = parse_plan(Path(__file__).parent.joinpath("plans", "e2e.yaml").read_text())
     assert set(sensitive_values(plan)) == {"none", "canary@example.com", "cohort@example.com", "*"}
 
 
 def test_load_plan_registers_sensitive_values(tmp_path):
-    from cutover.plan import load_plan
+    from cutover.plan.load import load_plan
     from cutover.redact import REDACTOR
 
     text = Path(__file__).parent.joinpath("plans", "e2e.yaml").read_text()
@@ -588,7 +588,7 @@ def reason_for(p: Planted) -> str:
 
 
 def _hold_lock() -> None:
-    from cutover.aws import make_ports
+    from cutover.adapters.aws import make_ports
 
     record = {"holder": "arn:aws:sts::123456789012:assumed-role/release/gone", "host": "elsewhere", "pid": 1,
               "command": "advance", "run_id": "deadbeef", "acquired_at": "2026-01-01T00:00:00Z", "expires_at": "2999-01-01T00:00:00Z"}
@@ -617,7 +617,7 @@ def _aws_records(endpoint: str) -> dict[str, str]:
 def run_every_command(p: Planted, base_url: str, workdir: Path) -> tuple[list[tuple[list[str], object]], dict[str, str]]:
     from typer.testing import CliRunner
 
-    from cutover.cli import app
+    from cutover.cli.app import app
     from cutover.redact import REDACTOR
 
     out = workdir / "out"  # everything cutover writes (the plan file itself holds the planted flag value)
@@ -632,7 +632,8 @@ def run_every_command(p: Planted, base_url: str, workdir: Path) -> tuple[list[tu
     reason = reason_for(p)
     for argv, _ in COMMANDS:
         if argv == [DRIFT]:
-            from cutover.aws import EmulatorSeeder, make_ports
+            from cutover.sandbox.seed import EmulatorSeeder
+            from cutover.adapters.aws import make_ports
 
             make_ports("us-east-2", None, read_only=False).params.put("/leak/allow", p.live_flag, secure=True)
             seeder = EmulatorSeeder(os.environ["AWS_ENDPOINT_URL"], "us-east-2")
@@ -671,7 +672,7 @@ def assert_never_shown(p: Planted, results, files) -> None:
 def leaky_aws(monkeypatch, upstream):
     """AWS failing with exception messages that echo planted values: an AccessDenied naming them, and
     an unexpected exception (a bug) carrying them."""
-    from cutover.aws import CloudWatchLogs
+    from cutover.adapters.aws import CloudWatchLogs
     from cutover.errors import AwsError
 
     real = CloudWatchLogs.events
@@ -757,7 +758,7 @@ def test_status_and_confirmations_show_public_values_and_label_the_rollback_valu
     """`sha256:140bedbf` was "none" and `sha256:684888c0` was "*": nobody could confirm "everyone"."""
     import dataclasses
 
-    from cutover import orchestrator
+    from cutover.commands import orchestrator
 
     public = dataclasses.replace(e2e.plan.flag("allow"), public_values=("none", "*"))
     plan = dataclasses.replace(e2e.plan, flags=tuple(public if f.name == "allow" else f for f in e2e.plan.flags))
@@ -802,8 +803,8 @@ def test_log_events_are_redacted_on_the_console_and_in_the_file(tmp_path, capsys
 def test_an_unexpected_exception_never_shows_its_message(e2e, tmp_path, monkeypatch, verbose):
     from typer.testing import CliRunner
 
-    from cutover import orchestrator
-    from cutover.cli import app
+    from cutover.commands import orchestrator
+    from cutover.cli.app import app
     from cutover.redact import REDACTOR
 
     secret = "exc-planted-Secret-88"

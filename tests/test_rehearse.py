@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cutover import rehearse
-from cutover.plan import load_plan
+from cutover.sandbox import rehearse
+from cutover.plan.load import load_plan
 
 ROOT = Path(__file__).parent.parent
 
@@ -40,17 +40,17 @@ def test_rehearse_fails_when_a_step_misbehaves(tmp_path, monkeypatch):
     # nobody sets, through a check the sandbox cannot seed.
     import dataclasses
 
-    from cutover.model import EnvCheck
+    from cutover.model.plan import EnvCheck
 
     checks = dict(plan.checks, env_ok=EnvCheck("env_ok", present=("CUTOVER_TEST_NEVER_SET_ANYWHERE",)))
     broken = dataclasses.replace(plan, checks=checks)
-    monkeypatch.setattr("cutover.sandbox.sandbox_env", _env_without("CUTOVER_TEST_NEVER_SET_ANYWHERE"))
+    monkeypatch.setattr("cutover.sandbox.emulator.sandbox_env", _env_without("CUTOVER_TEST_NEVER_SET_ANYWHERE"))
     out = rehearse.rehearse(broken, tmp_path)
     assert out.exit_code != 0 and "FAILED" in out.headline
 
 
 def _env_without(name):
-    from cutover import sandbox
+    from cutover.sandbox import emulator as sandbox
 
     real = sandbox.sandbox_env
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cutover import machine, runbook
-from cutover.cli import app
-from cutover.plan import load_plan
+from cutover.core import machine
+from cutover.compile import runbook
+from cutover.cli.app import app
+from cutover.plan.load import load_plan
 from cutover.redact import HIDDEN, sensitive_values
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,7 @@ def test_render_does_not_depend_on_what_the_process_redacted_before():
 
 
 def test_a_sensitive_value_quoted_in_free_text_is_hidden_too():
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     text = E2E_PLAN.read_text().replace('rollback: "safe"', 'rollback: "safe"\n    description: canary@example.com only')
     md = runbook.render(parse_plan(text, "e2e.yaml"))
@@ -160,7 +161,7 @@ phases:
 
 
 def mixed(**replace: str):
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     text = MIXED
     for old, new in replace.items():
@@ -351,7 +352,7 @@ TOPIC = "arn:aws:sns:us-east-2:123456789012:cutover-e2e"
 
 def e2e_with_operator_options():
     """The e2e plan plus a notification topic, restricted four-eyes approval and auto-rollback."""
-    from cutover.plan import parse_plan
+    from cutover.plan.load import parse_plan
 
     text = E2E_PLAN.read_text().replace("flags:\n", f"notify:\n  sns_topic_arn: {TOPIC}\nflags:\n", 1)
     text = text.replace("    approval: true\n", "    approval: true\n    approvers: ['arn:aws:sts::123456789012:assumed-role/release-*/*']\n"
@@ -475,7 +476,7 @@ def test_cli_invalid_plan_is_exit_2(tmp_path):
 
 
 def test_runbook_needs_no_boto3():
-    code = ("import sys; from typer.testing import CliRunner; from cutover.cli import app; "
+    code = ("import sys; from typer.testing import CliRunner; from cutover.cli.app import app; "
             f"r = CliRunner().invoke(app, ['--plan', {str(REPO_PLAN)!r}, 'runbook', '--check']); "
             "print(r.exit_code, 'boto3' in sys.modules, 'botocore' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from cutover.aws import EmulatorSeeder, make_ports
+from cutover.sandbox.seed import EmulatorSeeder
+from cutover.adapters.aws import make_ports
 from cutover.errors import UsageError
-from cutover.model import (
+from cutover.model.plan import (
     AlarmsCheck,
     CommandCheck,
     EnvCheck,
@@ -27,7 +28,7 @@ from cutover.model import (
     SecretsCheck,
     SsmTarget,
 )
-from cutover.sandbox import plan_reroutes, reroute_url, sandbox_env, secret_refs, seed
+from cutover.sandbox.emulator import plan_reroutes, reroute_url, sandbox_env, secret_refs, seed
 
 REGION = "us-east-2"
 REPO = Path(__file__).resolve().parents[1]
@@ -212,14 +213,14 @@ def test_plan_reroutes_list_every_http_check():
 
 
 def test_seed_the_repository_plan(aws_env, emulator):
-    plan_module = pytest.importorskip("cutover.plan")
+    plan_module = pytest.importorskip("cutover.plan.load")
     path = REPO / "phases.yaml"
     if not path.exists() or not hasattr(plan_module, "load_plan"):
         pytest.skip("no phases.yaml / load_plan yet")
     plan = plan_module.load_plan(str(path))
     summary = seed(plan, emulator)
     ports = make_ports(plan.region, None, read_only=True)
-    from cutover import flags as flagmod
+    from cutover.core import flags as flagmod
 
     live = flagmod.read_live(plan, ports.params, functions=ports.functions)
     assert {f.name: live[f.key].value for f in plan.flags} == plan.rollback_values()
@@ -232,7 +233,7 @@ def test_seed_the_repository_plan(aws_env, emulator):
 
 
 def test_log_markers_follow_a_fast_forwarded_clock(aws_env, emulator):
-    from cutover.sandbox import seed_log_markers
+    from cutover.sandbox.emulator import seed_log_markers
 
     plan = small_plan()
     seed(plan, emulator)
@@ -244,7 +245,7 @@ def test_log_markers_follow_a_fast_forwarded_clock(aws_env, emulator):
 
 
 def test_log_markers_stop_at_the_newest_time_the_emulator_accepts(aws_env, emulator):
-    from cutover.sandbox import seed_log_markers
+    from cutover.sandbox.emulator import seed_log_markers
 
     real = datetime.now(timezone.utc)
     assert seed_log_markers(small_plan(), emulator, real + timedelta(hours=5)) == 2

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from cutover import flags, guard, iam, runbook
-from cutover.clock import FakeClock
-from cutover.plan import load_plan
+from cutover.core import flags
+from cutover.compile import guard
+from cutover.compile import iam
+from cutover.compile import runbook
+from cutover.testing.clock import FakeClock
+from cutover.plan.load import load_plan
 from fakes import FakeParameterStore
 
 SMALL, LARGE = 60, 240  # 4x the flags

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from cutover import state
-from cutover.clock import FakeClock
+from cutover.core import state
+from cutover.testing.clock import FakeClock
 from cutover.errors import Blocked
-from cutover.model import Flag, Phase, Plan, SsmTarget
+from cutover.model.plan import Flag, Phase, Plan, SsmTarget
 from cutover.ports import Param
 from tests.fakes import FakeParameterStore
 

@@ -5,8 +5,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cutover import orchestrator, state, watch
-from cutover.clock import FakeClock
+from cutover.commands import orchestrator
+from cutover.core import state
+from cutover.commands import watch
+from cutover.testing.clock import FakeClock
 from cutover.errors import ExitCode
 
 
@@ -89,7 +91,7 @@ def test_cli_watch_prints_json_lines(e2e, tmp_path):
 
     from typer.testing import CliRunner
 
-    from cutover.cli import app
+    from cutover.cli.app import app
 
     assert orchestrator.advance(e2e()).exit_code == 0  # shadow, no bake: the first poll completes it
     result = CliRunner().invoke(app, ["--plan", "tests/plans/e2e.yaml", "--evidence-dir", str(tmp_path), "watch", "--interval", "1"])
@@ -99,7 +101,7 @@ def test_cli_watch_prints_json_lines(e2e, tmp_path):
 
 @pytest.mark.parametrize("interval", [float("nan"), float("inf"), 0, -5, 0.5, 3601])
 def test_an_interval_out_of_range_is_refused_before_any_aws_call(e2e, interval):
-    from cutover.aws import CallCounter
+    from cutover.testing.counter import CallCounter
     from cutover.errors import UsageError
 
     counter = CallCounter()

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from cutover.clock import FakeClock
+from cutover.testing.clock import FakeClock
 from cutover.errors import AwsError, ExitCode
 from cutover.gates import run_gates
 from cutover.gates.window import OVERRIDDEN
-from cutover.plan import parse_plan
+from cutover.plan.load import parse_plan
 from cutover.ports import CalendarReading
 from tests.gatefakes import FakeCalendars, make_ctx
 from tests.test_cli import Cli, cli, params, state_param  # noqa: F401 - cli and params are fixtures
@@ -194,9 +194,9 @@ class _CalendarServer:
 
 
 def _adapter(url: str):
-    from cutover.aws import SsmChangeCalendars, _Clients, make_session
+    from cutover.adapters.aws import SsmChangeCalendars, Clients, make_session
 
-    return SsmChangeCalendars(_Clients(make_session("us-east-2", None, True), endpoint_url=url))
+    return SsmChangeCalendars(Clients(make_session("us-east-2", None, True), endpoint_url=url))
 
 
 def test_the_adapter_reads_state_and_next_transition_at_the_given_instant(aws_env):
@@ -243,7 +243,7 @@ def _state(e2e):
 
 
 def test_a_window_closing_while_the_gates_ran_stops_before_the_first_write(e2e):
-    from cutover import orchestrator
+    from cutover.commands import orchestrator
 
     clock = FakeClock(MON_1458_CST)
     before = e2e.live()
@@ -261,7 +261,7 @@ def test_a_window_closing_while_the_gates_ran_stops_before_the_first_write(e2e):
 
 
 def test_an_override_is_recorded_with_who_and_why_and_rollback_is_never_held(e2e):
-    from cutover import orchestrator
+    from cutover.commands import orchestrator
 
     plan = e2e_window_plan("    allow_override: true\n")
     clock = FakeClock(MON_1858_CST)
@@ -291,7 +291,7 @@ def test_an_override_is_recorded_with_who_and_why_and_rollback_is_never_held(e2e
 
 
 def test_rollback_to_is_never_held_by_a_closed_window(e2e):
-    from cutover import orchestrator
+    from cutover.commands import orchestrator
 
     plan = e2e_window_plan("    allow_override: true\n")
     clock = FakeClock(MON_1858_CST)
@@ -308,14 +308,15 @@ def test_the_guard_and_watch_never_run_gates():
     they roll back through orchestrator.rollback, tested above while a window is closed."""
     import inspect
 
-    from cutover import guard, watch
+    from cutover.compile import guard
+    from cutover.commands import watch
 
     for source in (inspect.getsource(guard), inspect.getsource(watch)):
         assert "run_gates" not in source and "run_check" not in source and "check_window" not in source
 
 
 def test_iam_policy_grants_get_calendar_state_on_the_exact_calendars():
-    from cutover.iam import policy
+    from cutover.compile.iam import policy
 
     arn = "arn:aws:ssm:us-east-1:210987654321:document/CompanyFreeze"
     plan = window_plan(extra=f"    change_calendars: [ProdFreeze, '{arn}']")
@@ -327,7 +328,7 @@ def test_iam_policy_grants_get_calendar_state_on_the_exact_calendars():
 
 
 def test_the_runbook_says_the_window_in_words():
-    from cutover.runbook import describe_check
+    from cutover.compile.runbook import describe_check
 
     plan = window_plan(allow='["Mon-Thu 09:00-15:00", "Fri 22:00-02:00"]',
                        extra="    deny: [\"2026-11-26..2026-11-30\"]\n    change_calendars: [ProdFreeze]\n"
@@ -340,7 +341,7 @@ def test_the_runbook_says_the_window_in_words():
 
 
 def test_the_sandbox_serves_every_calendar_as_open():
-    from cutover.sandbox import serve_open_calendars
+    from cutover.sandbox.emulator import serve_open_calendars
 
     plan = window_plan(allow='["Mon-Sun 00:00-24:00"]', extra="    change_calendars: [ProdFreeze]")
     ctx = make_ctx(clock=FakeClock(utc(2026, 1, 5, 16, 0)))
@@ -405,7 +406,7 @@ def test_cli_advance_in_a_closed_window_fails_then_the_override_is_recorded(cli,
 
 
 def test_rehearse_runs_at_any_hour_with_calendars_read_as_open(tmp_path, monkeypatch):
-    from cutover import rehearse
+    from cutover.sandbox import rehearse
 
     monkeypatch.setenv("E2E_READ_ONLY", "true")
     # Its own plan name: moto's state is process-wide, and earlier tests left records of plan e2e in it.

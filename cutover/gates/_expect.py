@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from cutover.model import AlarmExpect
+from cutover.model.plan import AlarmExpect
 from cutover.ports import Alarm
 
 from ._fmt import one_line
@@ -19,7 +19,7 @@ def _number(x: float) -> str:
 
 
 def _period(seconds: float) -> str:
-    from cutover.plan import format_duration
+    from cutover.model.durations import format_duration
 
     return format_duration(seconds)
 

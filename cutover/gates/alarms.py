@@ -9,7 +9,7 @@ quiet_for (we cannot see its history, only how long it has been in its current s
 from __future__ import annotations
 
 from cutover.errors import AwsError
-from cutover.model import AlarmsCheck
+from cutover.model.plan import AlarmsCheck
 from cutover.ports import Alarm
 
 from ._aws import aws_fail

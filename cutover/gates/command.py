@@ -17,7 +17,7 @@ import shlex
 import signal
 import subprocess
 
-from cutover.model import CommandCheck
+from cutover.model.plan import CommandCheck
 
 from ._fail import Fail, Skip
 from ._fmt import duration, one_line

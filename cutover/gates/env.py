@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cutover.model import EnvCheck
+from cutover.model.plan import EnvCheck
 
 from ._fail import Fail
 from .context import GateContext

@@ -11,13 +11,14 @@ import re
 from urllib.parse import urlsplit
 
 from cutover import __version__
-from cutover.model import GraphqlCheck, HttpCheck
+from cutover.model.plan import GraphqlCheck, HttpCheck
+from cutover.model.templates import fixed_host, host_allowed, is_loopback, sends_secret
 
 from . import _transport
 from ._fail import Fail
 from ._fmt import duration, one_line
 from .context import GateContext
-from .templates import Templates, fixed_host, host_allowed, is_loopback, sends_secret
+from .templates import Templates
 
 READ_METHODS = ("GET", "HEAD")
 USER_AGENT = f"cutover/{__version__} (preflight)"

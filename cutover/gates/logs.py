@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Iterator
 
 from cutover.errors import AwsError
-from cutover.model import LogAbsentCheck, LogFreshnessCheck
+from cutover.model.plan import LogAbsentCheck, LogFreshnessCheck
 from cutover.ports import LogEvent
 
 from ._aws import aws_fail

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from cutover import stats
 from cutover.errors import AwsError
-from cutover.model import LogsQueryCheck
+from cutover.model.plan import LogsQueryCheck
 
 from ._aws import aws_fail
 from ._fail import Fail, Passed

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from cutover import stats
 from cutover.errors import AwsError
-from cutover.model import MetricCheck
+from cutover.model.plan import MetricCheck
 from cutover.ports import AwsPorts, Datapoints
 
 from ._aws import aws_fail

@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterable
 
 from cutover.errors import UsageError
-from cutover.model import Plan
+from cutover.model.plan import Plan
 
 from ._fail import Fail, Passed, Skip
 from ._fmt import duration, one_line

@@ -6,7 +6,7 @@ Values are registered with the redactor the moment they are read and go nowhere 
 from __future__ import annotations
 
 from cutover.errors import AwsError
-from cutover.model import SecretsCheck
+from cutover.model.plan import SecretsCheck
 
 from ._aws import DENIED, aws_fail, code_of, is_not_found
 from ._fail import Fail

@@ -1,5 +1,5 @@
 """window: a change may start now, by the plan's weekly hours, deny dates and SSM Change Calendars
-(cutover.schedule decides; this reads the calendars and turns its verdict into a gate result).
+(cutover.model.schedule decides; this reads the calendars and turns its verdict into a gate result).
 
 A calendar that cannot be read (denied, throttled after the client's retries, unknown) counts as
 CLOSED, naming the error. With `advance --outside-window --reason TEXT` a closed window passes, but
@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from cutover.errors import AwsError
-from cutover.model import WindowCheck
-from cutover.schedule import CalendarState, evaluate
+from cutover.model.plan import WindowCheck
+from cutover.model.schedule import CalendarState, evaluate
 
 from ._aws import code_of
 from ._fail import Fail

@@ -5,10 +5,11 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from cutover import evidence, runbook
-from cutover.cli import EPILOG
+from cutover.core import evidence
+from cutover.compile import runbook
+from cutover.cli.app import EPILOG
 from cutover.errors import ExitCode
-from cutover.plan import load_plan
+from cutover.plan.load import load_plan
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,13 +11,14 @@ import pytest
 from pyflakes.api import check
 from pyflakes.reporter import Reporter
 
-from cutover import guard, guard_scripts
-from cutover.clock import FakeClock
+from cutover import guard_scripts
+from cutover.compile import guard
+from cutover.testing.clock import FakeClock
 from cutover.errors import AwsError
 from cutover.guard_scripts import merge_environment
 from cutover.guard_scripts.merge_environment import NotSet, Retry, UpdateFailed, merge
-from cutover.lambdaenv import EnvWriter
-from cutover.plan import load_plan
+from cutover.core.lambdaenv import EnvWriter
+from cutover.plan.load import load_plan
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = ("merge_environment", "verify_and_record")
@@ -109,7 +110,7 @@ def test_the_cli_runs_the_same_loop(monkeypatch):
     store = FakeFunctionStore({"fn": {"FLAG": "on"}})
     store.before_update = lambda fn: store.set(fn, {**store.env[fn], "OTHER": str(store.revision[fn])})
     calls = []
-    monkeypatch.setattr("cutover.lambdaenv.merge", lambda *a: calls.append(a) or merge(*a))
+    monkeypatch.setattr("cutover.core.lambdaenv.merge", lambda *a: calls.append(a) or merge(*a))
     with pytest.raises(AwsError, match="after 6 attempts"):
         EnvWriter(store, FakeClock()).apply("fn", {"FLAG": "off"})
     assert len(calls) == 1 and len(store.updates()) == 6

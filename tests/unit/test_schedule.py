@@ -1,4 +1,4 @@
-"""Change windows (cutover.schedule): parsing with messages and hints, open/closed at an injected
+"""Change windows (cutover.model.schedule): parsing with messages and hints, open/closed at an injected
 instant, the next change and its text, calendars, stay_open_for, and both DST transitions in
 America/Chicago and Europe/Dublin. Every instant is explicit; no test reads the real clock."""
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cutover.schedule import (
+from cutover.model.schedule import (
     HORIZON, WEEKDAYS, CalendarState, ScheduleError, evaluate, format_instant, format_span, local_instant,
     parse_schedule, parse_timezone,
 )

@@ -1,0 +1,2 @@
+"""The typer app (`app`): parse, call one use case, render its Outcome, map errors to exit codes;
+the `guard` subcommands in `guard`."""

@@ -1,0 +1,431 @@
+"""The typer app: parse, call one use case, render, map errors to the contract's exit codes.
+
+Kept thin and quick to import: boto3 loads only when a command needs AWS, never for --help or validate.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+
+from cutover.cli.options import GLOBAL_FIELDS, options, start, take
+from cutover.cli.render import emit, run, say, write
+from cutover.cli.wiring import check_evidence_dir, check_out_file, load_plan, require_yes_or_tty, runtime
+from cutover.errors import ExitCode, Incomplete, UsageError
+
+
+class GlobalsAnywhere(TyperGroup):
+    """The top-level group. Its options (--plan, --json, ...) are also accepted after any command name,
+    guard subcommands included, with the same meaning: hands put them where they are used
+    (`cutover status --json`, `cutover rollback --yes --reason x --plan other.yaml`)."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        shared = [o for o in self.params if o.name in GLOBAL_FIELDS]
+        for command in self.commands.values():
+            _accept_globals(command, shared)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] in ROLLBACK_WORDS:
+            ctx.fail(f"no command '{args[0]}': did you mean `cutover rollback`? (every flag back to its known-safe value)")
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """Each command's whole first sentence, wrapped (click cuts it to the terminal's width with "...")."""
+        rows = [(name, command.get_short_help_str(limit=1000)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+ROLLBACK_WORDS = ("abort", "undo", "revert")  # what users of other rollout tools type
+
+
+EPILOG = """\b
+During an incident, the only command you need:
+  cutover rollback --yes --reason "what happened"
+
+\b
+""" + textwrap.fill(ExitCode.summary_line(), 88)
+
+
+def _accept_globals(command, options) -> None:
+    """Give `command` (and its subcommands) copies of the global options that default to "not given";
+    what is given there overrides what was given before the command name."""
+    for option in options:
+        mine = copy.copy(option)
+        mine.default, mine.envvar, mine.show_envvar = (False if option.is_flag else None), None, False
+        command.params.append(mine)
+    inner = command.callback
+
+    def callback(**kw):
+        take({name: kw.pop(name) for name in GLOBAL_FIELDS if name in kw})
+        return inner(**kw) if inner is not None else None
+
+    command.callback = callback
+    for sub in getattr(command, "commands", {}).values():
+        _accept_globals(sub, options)
+
+
+app = typer.Typer(
+    cls=GlobalsAnywhere,
+    epilog=EPILOG,
+    rich_markup_mode=None,  # plain help: rich's help formatter costs more start-up than the rest of the CLI
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Step a production feature through its cutover plan, one phase at a time, and roll it back with one command.",
+)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    plan: Path = typer.Option(Path("phases.yaml"), "--plan", envvar="CUTOVER_PLAN", help="The cutover plan."),
+    region: Optional[str] = typer.Option(None, "--region", help="AWS Region (overrides the plan's)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="AWS profile."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    evidence_dir: Path = typer.Option(Path("evidence"), "--evidence-dir", help="Where evidence reports go."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Log every step to stderr."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colour on a terminal (as does the NO_COLOR variable)."),
+    region_override: bool = typer.Option(False, "--region-override",
+                                         help="Act on a region (--region) or account other than the plan's, on purpose."),
+) -> None:
+    """(Every invocation starts from the defaults: the app may run more than once in one process.)"""
+    start(ctx)
+    take(dict(plan=plan, region=region, profile=profile, json_out=json_out, evidence_dir=evidence_dir,
+                       verbose=verbose, no_color=no_color, region_override=region_override))
+
+
+def _interval(seconds: float) -> float:
+    """--interval's callback: click's usage error (exit 2) for nan, inf or out of range (FloatRange lets nan through)."""
+    from cutover.commands.watch import interval_problem
+
+    problem = interval_problem(seconds)
+    if problem:
+        raise typer.BadParameter(problem)
+    return seconds
+
+
+def _port(port: int) -> int:
+    if not 0 <= port <= 65535:
+        raise typer.BadParameter(f"{port} is not a port from 1 to 65535 (or 0 for a free one)")
+    return port
+
+
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+# --- commands ----------------------------------------------------------------------------------------
+@app.command()
+def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan format's JSON Schema.")) -> None:
+    """Check the plan and print a summary of its phases. Exit 0 or 2."""
+
+    def body():
+        if schema:
+            from cutover.plan.load import plan_schema
+
+            say(json.dumps(plan_schema(), indent=2))
+            return
+        from cutover.outcome import Outcome
+        from cutover.plan.load import summarize
+
+        plan = load_plan()
+        summary = summarize(plan)
+        lines = [f"region {plan.region}, state {plan.state_prefix}, write rate {plan.write_rate}/s, sha256 {plan.digest[:12]}",
+                 "rollback order: " + ", ".join(f"{f['name']}={f['rollback']}" for f in summary["flags"])]
+        for function in plan.functions:  # where the flags that are not SSM parameters live
+            names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
+            lines.append(f"Lambda function {function} environment: {', '.join(names)}")
+        for i, p in enumerate(summary["phases"]):
+            sets = ", ".join(f"{k}={v}" for k, v in p["changes"].items()) or "no changes (the rollback values)"
+            extra = (", approval required" if p["approval"] else "") + (f", bake {p['bake']}" if plan.phases[i].bake else "")
+            lines.append(f"phase {i} {p['name']}: sets {sets}; gates {', '.join(p['gates']) or 'none'}{extra}")
+        emit("validate", Outcome(ExitCode.OK, f"{plan.path}: plan '{plan.name}' is valid: {len(plan.phases)} phases, "
+                                              f"{len(plan.flags)} flags, {len(plan.checks)} checks", lines, summary))
+
+    run("validate", body)
+
+
+@app.command()
+def status(check: bool = typer.Option(False, "--check", help="Exit 5 on drift, an unfinished transition or a bad state record.")) -> None:
+    """Where the cutover stands: phase, lock, live flags against declared values, alarms."""
+
+    def body():
+        from cutover.commands import orchestrator
+
+        emit("status", orchestrator.status(runtime(load_plan(), dry_run=True, command="status"), check=check))
+
+    run("status", body)
+
+
+@app.command()
+def preflight(
+    phase: Optional[str] = typer.Option(None, "--phase", help="The phase whose gates to run (default: the next one)."),
+    out_md: Optional[Path] = typer.Option(None, "--out-md", help="Also write the report as markdown to this file."),
+    skip: list[str] = typer.Option([], "--skip", help="Skip a check (diagnosis only: not valid for sign-off)."),
+) -> None:
+    """Run a phase's gates only. Prints overall_status PASS|FAIL; exit 0 or 1. Read-only."""
+
+    def body():
+        from cutover.commands import preflight as pf
+
+        if out_md is not None:
+            check_out_file("--out-md", out_md)
+        rt = runtime(load_plan(), dry_run=True, command="preflight")
+        outcome = pf.preflight(rt, phase, tuple(skip), out_md)
+        emit("preflight", outcome)
+
+    run("preflight", body)
+
+
+@app.command()
+def advance(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Run the gates and show what would change; write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    approve: bool = typer.Option(False, "--approve", help="Approve entering a phase that requires approval."),
+    reason: str = typer.Option("", "--reason", help="Why, for the record."),
+    accept_plan_change: bool = typer.Option(False, "--accept-plan-change",
+                                            help="Proceed although the plan changed since the last transition."),
+    outside_window: bool = typer.Option(False, "--outside-window",
+                                        help="Pass closed window checks that say allow_override: true (needs --reason)."),
+) -> None:
+    """Pass the next phase's gates, then converge its flags. Exactly one phase per call."""
+
+    def body():
+        from cutover.commands import orchestrator
+
+        if outside_window and not reason.strip():
+            raise UsageError("--outside-window needs --reason TEXT: an override is recorded with who and why",
+                             'add --reason "why this change cannot wait for the window"')
+        require_yes_or_tty(yes, dry_run, "advance")
+        rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="advance")
+        rt.outside_window = reason if outside_window else None
+        emit("advance", orchestrator.advance(rt, approve, reason, accept_plan_change=accept_plan_change))
+
+    run("advance", body)
+
+
+@app.command()
+def rollback(
+    to: Optional[str] = typer.Option(None, "--to", help="Roll back to an earlier phase instead of the known-safe values."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    reason: str = typer.Option("", "--reason", help="Why, for the record."),
+) -> None:
+    """Converge every flag to its rollback value (or an earlier phase). Never gated; never waits for the lock."""
+
+    def body():
+        from cutover.commands import orchestrator
+        from cutover.progress import second_ctrl_c_aborts
+
+        require_yes_or_tty(yes, dry_run, "rollback")
+        rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="rollback")
+        try:
+            with second_ctrl_c_aborts(rt.progress, lambda line: say(line, err=True)):
+                outcome = orchestrator.rollback(rt, to, reason)
+        except KeyboardInterrupt:
+            if rt.progress.planned is None:
+                raise  # before any write: the usual "interrupted"
+            restored, left = rt.progress.confirmed, rt.progress.not_confirmed
+            raise Incomplete(f"rollback aborted by a second Ctrl-C: restored: {', '.join(restored) or 'none'}; "
+                             f"not restored: {', '.join(left) or 'none'}",
+                             "flags already restored stay restored; finish it: cutover rollback --yes") from None
+        emit("rollback", outcome)
+
+    run("rollback", body)
+
+
+@app.command()
+def watch(
+    auto_rollback: bool = typer.Option(False, "--auto-rollback", help="Roll back at once on an alarm or drift (exit 6)."),
+    interval: float = typer.Option(30.0, "--interval", callback=_interval,
+                                   help="Seconds between polls, from 1 to 3600."),
+) -> None:
+    """Watch the current phase's alarms and flags through its bake; roll back (or say how) on trouble."""
+
+    def body():
+        from cutover.commands import watch as w
+
+        plan = load_plan()
+        # Read-only unless a rollback may follow (the flag, or `auto_rollback: true` on some phase).
+        may_roll_back = auto_rollback or any(p.auto_rollback for p in plan.phases)
+        rt = runtime(plan, dry_run=not may_roll_back, yes=True, command="watch")
+        as_lines = options().json or not sys.stderr.isatty()
+        try:
+            if as_lines:  # JSON Lines on stdout: one per poll, then the final document on one line
+                outcome = w.watch(rt, auto_rollback, interval, w.json_lines(say))
+            else:
+                with w.LiveView() as view:
+                    outcome = w.watch(rt, auto_rollback, interval, view)
+        except KeyboardInterrupt:  # the normal way out of a watch, not an error (unless it was rolling back)
+            if rt.progress.planned is not None:
+                raise
+            from cutover.outcome import Outcome
+
+            outcome = Outcome(ExitCode.OK, "stopped watching (Ctrl-C); nothing was changed",
+                              hint="watch again: cutover watch; roll back any time: cutover rollback")
+        emit("watch", outcome, compact=as_lines)
+
+    run("watch", body)
+
+
+@app.command()
+def history() -> None:
+    """Every state change: when, who, from, to, reason."""
+
+    def body():
+        from cutover.commands import orchestrator
+
+        emit("history", orchestrator.history(runtime(load_plan(), dry_run=True, command="history")))
+
+    run("history", body)
+
+
+@app.command()
+def runbook(
+    out: Optional[str] = typer.Option(None, "--out", help="The runbook file (default: runbooks/<plan name>.md next to "
+                                                          "the plan; - prints it on stdout)."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if the file differs from a fresh render; write nothing."),
+) -> None:
+    """Render the on-call runbook (markdown) from the plan into runbooks/<plan name>.md. No AWS calls."""
+
+    def body():
+        from cutover.compile import runbook as rb
+
+        plan = load_plan()
+        if out == "-":
+            if check:
+                raise UsageError("--check compares a file: --out - has none", "cutover runbook --check (or --out FILE --check)")
+            if options().json:
+                from cutover.outcome import Outcome
+
+                emit("runbook", Outcome(ExitCode.OK, f"runbook for plan '{plan.name}'", data={"markdown": rb.render(plan)}))
+            # Not through say(): the runbook is redacted as it is rendered (fingerprints, PII patterns), so
+            # stdout is byte for byte what --out writes and --check compares.
+            write(rb.render(plan), nl=False)
+            return
+        path = Path(out) if out is not None else Path(plan.path).parent / "runbooks" / f"{plan.name}.md"
+        emit("runbook", rb.check(plan, path) if check else rb.write(plan, path))
+
+    run("runbook", body)
+
+
+def fits_where(doc: dict) -> None:
+    """A policy too large for a managed policy still fits inline on a role (one flag over 6,144 is not a
+    reason to print nothing); too large for that, nothing AWS accepts can be printed: exit 2."""
+    from cutover import limits
+    from cutover.compile import iam
+
+    size = limits.policy_size(doc, placeholder=iam.PLACEHOLDER_ACCOUNT)
+    inline = limits.over(limits.ROLE_INLINE_POLICIES, size)
+    if inline:
+        raise UsageError(f"the IAM policy for this plan would be {inline}: no policy AWS accepts can hold it; nothing was printed",
+                         "split the flags across plans (each gets its own policy), or grant the parameters by a path "
+                         "wildcard written by hand")
+    managed = limits.over(limits.MANAGED_POLICY, size)
+    if managed:
+        say(f"note: this policy is {managed}: attach it as an inline policy of the operator's role "
+            f"(up to {limits.ROLE_INLINE_POLICIES.size:,} characters for all of a role's inline policies)", err=True)
+
+
+@app.command("iam-policy")
+def iam_policy(
+    read_only: bool = typer.Option(False, "--read-only", help="Only the reads: dry runs, preflight, status, history, rehearsals."),
+    account: str = typer.Option("ACCOUNT_ID", "--account", help="AWS account id for the ARNs (default: the placeholder ACCOUNT_ID)."),
+    with_guard: bool = typer.Option(False, "--guard", help="Add what `cutover guard` needs (always added when a phase has auto_rollback)."),
+) -> None:
+    """Print the least-privilege IAM policy (JSON) for the plan. No AWS calls."""
+
+    def body():
+        from cutover.compile import iam
+
+        plan = load_plan()
+        doc = iam.policy(plan, account, read_only)
+        if with_guard or any(p.auto_rollback for p in plan.phases):
+            from cutover.compile.guard import operator_policy
+
+            guard_doc = operator_policy(plan, account, read_only)
+            doc["Statement"] += [s for s in guard_doc["Statement"] if s["Sid"] != "IdentifyCaller"]
+        if account == iam.PLACEHOLDER_ACCOUNT:
+            say(f"note: the ARNs hold the placeholder account {iam.PLACEHOLDER_ACCOUNT}; replace it, "
+                "or pass --account 123456789012", err=True)
+        fits_where(doc)
+        # The policy document itself, with or without --json. Not through say(): it holds only names
+        # from the plan, and the redactor's credential patterns would mangle ARNs like ...:secret:NAME-??????.
+        write(iam.render(doc))
+
+    run("iam-policy", body)
+
+
+@app.command()
+def unlock(
+    force: bool = typer.Option(False, "--force", help="Required: this breaks another operator's lock."),
+    reason: str = typer.Option("", "--reason", help="Required: why it is safe, for the record."),
+) -> None:
+    """Break a live lock (a rollback never needs this)."""
+
+    def body():
+        from cutover.commands import orchestrator
+
+        if not force or not reason.strip():
+            raise UsageError("unlock needs --force and --reason TEXT", "cutover unlock --force --reason \"why it is safe\"")
+        emit("unlock", orchestrator.unlock(runtime(load_plan(), command="unlock"), force, reason))
+
+    run("unlock", body)
+
+
+@app.command()
+def sandbox(port: int = typer.Option(0, "--port", callback=_port, help="Port for the emulator (default: a free one).")) -> None:
+    """Start an AWS emulator on 127.0.0.1 seeded from the plan, and print the exports to use it."""
+
+    def body():
+        from cutover.sandbox import rehearse
+
+        if port and not _port_is_free(port):  # moto's server would wait for it forever
+            raise UsageError(f"--port {port} is in use on 127.0.0.1", "pick another port, or leave out --port for a free one")
+        rehearse.serve_sandbox(load_plan(), port, say)
+
+    run("sandbox", body)
+
+
+@app.command("rehearse")
+def rehearse_cmd() -> None:
+    """Run the whole plan end to end on the embedded emulator: every phase, an incident, a rollback."""
+
+    def body():
+        from cutover.sandbox import rehearse
+
+        plan = load_plan()
+        check_evidence_dir()
+        emit("rehearse", rehearse.rehearse(plan, options().evidence_dir, verbose=options().verbose))
+
+    run("rehearse", body)
+
+
+from cutover.cli.guard import guard_app  # noqa: E402  (typer only; boto3 loads inside the commands)
+
+app.add_typer(guard_app, name="guard")
+
+
+def main() -> None:
+    app(prog_name="cutover")  # (also under `python -m cutover`: completion scripts and usage name `cutover`)
+
+
+if __name__ == "__main__":
+    main()

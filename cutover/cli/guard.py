@@ -1,0 +1,100 @@
+"""`cutover guard bootstrap|arm|status|disarm`: the plan's rollback armed inside AWS (alarm -> EventBridge
+-> SSM Automation). A typer sub-app registered by cutover.cli.app; the use cases and AWS load inside the commands
+(nothing AWS-shaped is loaded for --help)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from cutover.cli.options import options
+from cutover.cli.render import emit, run, say, write
+from cutover.cli.wiring import load_plan, require_yes_or_tty, runtime
+
+guard_app = typer.Typer(
+    rich_markup_mode=None,  # plain help, like the main app
+    no_args_is_help=True,
+    help="Rollback armed inside AWS: when a plan alarm goes to ALARM, an SSM Automation rolls every flag "
+    "back to its known-safe value, with no laptop awake.",
+)
+
+
+def _connect(plan, dry_run: bool, yes: bool, command: str):
+    """The use case's Runtime and the guard's AWS resources, both read-only in a dry run."""
+    from cutover.adapters.aws import GuardResources
+
+    rt = runtime(plan, dry_run=dry_run, yes=yes, command=command)
+    return rt, GuardResources.connect(plan.region, options().profile, read_only=dry_run)
+
+
+@guard_app.command()
+def bootstrap() -> None:
+    """Print the CloudFormation template (JSON) of the guard's two IAM roles, for an admin to apply once.
+    No AWS calls: the everyday operator never writes IAM."""
+
+    def body():
+        from cutover.compile import guard
+
+        plan = load_plan()
+        guard.check_plan(plan)
+        say(f"note: apply as an admin: {guard.bootstrap_hint(plan)}", err=True)
+        # The template itself, with or without --json (it is JSON): names from the plan, never a value.
+        write(json.dumps(guard.bootstrap_template(plan), indent=2))
+
+    run("guard", body)
+
+
+@guard_app.command()
+def arm(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be created or updated; write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Create or update the guard from the plan: Automation document, EventBridge rule and target (the IAM
+    roles must exist: `cutover guard bootstrap`)."""
+
+    def body():
+        from cutover.commands import guard
+        from cutover.compile.guard import check_plan
+
+        require_yes_or_tty(yes, dry_run, "guard arm")
+        plan = load_plan()
+        check_plan(plan)  # exit 2 before any AWS call
+        rt, store = _connect(plan, dry_run, yes, "guard-arm")
+        emit("guard", guard.arm(rt, store))
+
+    run("guard", body)
+
+
+@guard_app.command()
+def status(
+    check: bool = typer.Option(False, "--check", help="Exit 5 unless the guard is armed and matches the plan."),
+) -> None:
+    """Whether the guard is armed, whether it matches the plan, and what it would do. Read-only."""
+
+    def body():
+        from cutover.commands import guard
+
+        plan = load_plan()
+        rt, store = _connect(plan, True, True, "guard-status")
+        emit("guard", guard.status(rt, store, check=check))
+
+    run("guard", body)
+
+
+@guard_app.command()
+def disarm(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; write nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Remove the guard: the rule's targets, the rule and the document (the bootstrap's roles stay)."""
+
+    def body():
+        from cutover.commands import guard
+
+        require_yes_or_tty(yes, dry_run, "guard disarm")
+        plan = load_plan()
+        rt, store = _connect(plan, dry_run, yes, "guard-disarm")
+        emit("guard", guard.disarm(rt, store))
+
+    run("guard", body)

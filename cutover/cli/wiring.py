@@ -1,0 +1,143 @@
+"""From this invocation's options to what a command runs with: the plan (with --region checked), the
+evidence folder, and a Runtime wired to AWS through the adapters."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from cutover.cli.options import options
+from cutover.cli.render import say, write
+from cutover.errors import UsageError
+
+
+def load_plan():
+    from cutover.plan.load import load_plan as _load
+
+    plan = _load(options().plan)
+    if options().region:
+        from cutover.regions import problem
+
+        wrong = problem(options().region)
+        if wrong:
+            raise UsageError(f"--region {wrong[0]}", wrong[1])
+        if options().region != plan.region and not options().region_override:  # its flags and state live in the plan's region
+            raise UsageError(f"--region {options().region} is not the plan's region {plan.region} ({plan.path}); nothing was done",
+                             f"leave out --region to act on {plan.region}, or add --region-override to act on {options().region} on purpose")
+        plan = dataclasses.replace(plan, region=options().region)
+    return plan
+
+
+# Commands that end with an evidence report (the others only log).
+WRITES_EVIDENCE = frozenset({"advance", "rollback", "preflight", "watch", "guard-arm", "guard-disarm"})
+
+
+def check_evidence_dir(command: str = "") -> None:
+    """Exit 2 before any AWS call if the evidence cannot be written: found out at the end, it would
+    turn a finished advance into an error. A rollback is never stopped by it (nothing may stop a
+    rollback from restoring flags): its evidence and log go to a new private temporary folder, named
+    on stderr before any AWS call."""
+    import tempfile
+
+    from cutover import private
+    from cutover.core import evidence
+
+    try:
+        evidence.check_dir(options().evidence_dir)
+    except OSError as err:
+        why = f"--evidence-dir {options().evidence_dir} {private.why_unusable(options().evidence_dir, err)}"
+        if command != "rollback":
+            raise UsageError(why, "pass --evidence-dir DIR, a folder cutover can create or write to (default ./evidence)") from None
+        options().evidence_dir = Path(tempfile.mkdtemp(prefix="cutover-evidence-"))  # mode 0700
+        write(f"warning: {why}; the rollback goes on, its evidence and log go to {options().evidence_dir}", err=True)
+
+
+def check_out_file(option: str, path: Path) -> None:
+    """Exit 2 before any work if `option`'s file could not be written."""
+    from cutover.private import unwritable_file
+
+    problem = unwritable_file(path)
+    if problem:
+        raise UsageError(f"{option} {path} {problem}", f"pass {option} FILE in a folder you can write to")
+
+
+def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = ""):
+    from cutover import logs
+    from cutover.adapters.aws import make_ports
+    from cutover.core.evidence import LOG_NAME
+    from cutover.commands.orchestrator import Runtime
+
+    if command in WRITES_EVIDENCE:
+        check_evidence_dir(command)
+    logs.configure(options().verbose, options().evidence_dir / LOG_NAME)
+    ports = make_ports(plan.region, options().profile, read_only=dry_run)
+    from cutover.adapters.aws import GuardResources
+
+    rt = Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=options().evidence_dir, dry_run=dry_run,
+                 confirm=_confirmer(yes), log=logs.get().bind(command=command),
+                 guard_store=lambda: GuardResources.connect(plan.region, options().profile, read_only=dry_run))
+    _use_sandbox_stub(rt)
+    _check_account(rt)
+    from cutover.progress import FlagProgress
+
+    # One line per flag as it is confirmed, for a person at a terminal (stderr: stdout stays the result).
+    rt.progress = FlagProgress(out=(lambda line: say(line, err=True)) if sys.stderr.isatty() else None)
+    return rt
+
+
+def _check_account(rt) -> None:
+    """A plan that pins `account:` acts only on that account (one read, before any write)."""
+    plan = rt.plan
+    if not plan.account or options().region_override:
+        return
+    actual = rt.identity().account
+    if actual != plan.account:
+        raise UsageError(f"the credentials are of account {actual}, the plan ({plan.path}) is for account {plan.account}; "
+                         "nothing was done", "use credentials of the plan's account (--profile), or add --region-override "
+                         f"to act on {actual} on purpose")
+
+
+def _use_sandbox_stub(rt) -> None:
+    """Inside `cutover sandbox`, http/graphql checks go to its local stub (CUTOVER_HTTP_STUB). Honoured
+    only when AWS itself is a local emulator: a stub must never stand in for upstream APIs in a real
+    account, so a leftover export there is refused rather than ignored."""
+    from urllib.parse import urlsplit
+
+    stub = os.environ.get("CUTOVER_HTTP_STUB")
+    if not stub:
+        return
+    endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", "")).hostname or ""
+    if endpoint not in ("127.0.0.1", "localhost", "::1"):
+        raise UsageError("CUTOVER_HTTP_STUB is set but AWS_ENDPOINT_URL is not a local emulator; nothing was done",
+                         "unset CUTOVER_HTTP_STUB (it belongs to `cutover sandbox` sessions only)")
+    from cutover.sandbox.emulator import reroute_url
+
+    rt.reroute_url = lambda url: reroute_url(url, stub)
+    rt.notes.append(f"sandbox: http and graphql checks rerouted to the local stub {stub}")
+    from cutover.sandbox.emulator import serve_open_calendars
+
+    rt.notes += serve_open_calendars(rt.plan, rt.aws)
+
+
+def _confirmer(yes: bool):
+    def confirm(summary: str) -> bool:
+        if yes:
+            return True
+        for line in summary.splitlines():
+            say(line, err=True, paint=True)
+        try:
+            return typer.confirm("Proceed?", default=False, err=True)
+        except typer.Abort:  # Ctrl-C or end of input at the prompt: a "no", not an internal error
+            return False
+
+    return confirm
+
+
+def require_yes_or_tty(yes: bool, dry_run: bool, what: str) -> None:
+    if not (yes or dry_run or sys.stdin.isatty()):
+        raise UsageError(f"{what} writes to AWS and needs --yes when not run from a terminal; nothing was written",
+                         "re-run with --yes (or --dry-run to see what would change)")

@@ -1,0 +1,504 @@
+"""The guard: the plan's rollback armed inside AWS, so an alarm rolls the flags back with no laptop awake.
+
+    CloudWatch alarm -> ALARM  ==>  EventBridge rule  ==>  SSM Automation document  ==>  PutParameter x N
+                                                                                     + Lambda env update x F
+
+`cutover guard arm` compiles the plan into AWS resources, all named from the plan:
+
+- the SSM Automation document `cutover-<plan>-rollback` (schemaVersion 0.3), in plan (rollback) order, to
+  exactly the values `cutover rollback` converges to (both come from the rollback program, `program.steps`): one
+  `aws:executeAwsApi` PutParameter step per SSM flag, and one `aws:executeScript` step per Lambda function,
+  at the place of its first flag, setting all its flag variables in one read-merge-write update that keeps
+  every other variable (`LAMBDA_SCRIPT`); every flag step continues past a failure, so every flag is
+  attempted; then one step (`VERIFY_SCRIPT`) that reads every flag back and records rolled_back only if all
+  are restored (else: the rollback is unfinished, the plan's topic is told, the execution fails);
+- the EventBridge rule `cutover-<plan>-rollback`, matching "CloudWatch Alarm State Change" events of the
+  plan's alarms into ALARM, and into INSUFFICIENT_DATA where the alarms check says `insufficient_data:
+  fail` (the default: the guard fires when the gates would fail), whose one target starts that document
+  (`$DEFAULT` version), passing the alarm's name through an input transformer.
+
+They rely on two IAM roles, least privilege, that `arm` never writes: an admin creates them once from
+`bootstrap_template` (`cutover guard bootstrap`), because whoever may write a role's policy may escalate
+to admin. `...-automation` (assumed by SSM Automation: write and read back exactly the flag and state
+parameters, lambda:Get/UpdateFunctionConfiguration on exactly the flag functions, KMS through SSM for
+SecureStrings and through Lambda for the plan's `kms_key`s, Publish to the plan's topic) and `...-events`
+(assumed by EventBridge: start that one document and pass that one role).
+
+Arming is idempotent: it reads what exists, writes only what differs (a changed document becomes a new
+default version), and reads back; it refuses (exit 3) while the roles are missing or not the plan's.
+`status` compares what is armed with the current plan; `disarm` removes the document, rule and target.
+Dry runs read only (the session refuses writes). No boto3 here: AWS is behind the `GuardStore` port
+(`cutover.adapters.aws.GuardResources`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from cutover import guard_scripts, limits
+from cutover.compile import iam
+from cutover.model import program
+from cutover.errors import UsageError
+from cutover.compile.guard_names import GuardArns, Names, fit_name, names
+from cutover.model.plan import ROLLED_BACK, AlarmsCheck, Flag, LambdaTarget, Plan, function_name
+from cutover.redact import HIDDEN, shown
+from cutover.core.state import MAX_RECORD_BYTES, STABLE, StateRecord
+
+PARAMETER = "AlarmName"  # the Automation parameter EventBridge fills with the alarm's name
+MANUAL = "none (started by hand)"  # its default, when someone starts the automation from the console
+REASON = "auto-rollback by guard: alarm {{" + PARAMETER + "}}"
+EXECUTION_ID = "{{automation:EXECUTION_ID}}"  # an Automation system variable: the record's run id
+COMMAND = "guard"
+RECORD_STEP = "VerifyAndRecord"
+TARGET_ID = "cutover-rollback"
+POLICY_NAME = "cutover-guard"
+TAG_PLAN, TAG_DIGEST = "cutover:plan", "cutover:plan-digest"
+ALARM_PATH = "$.detail.alarmName"
+INPUT_TEMPLATE = '{"' + PARAMETER + '":["<alarm>"]}'  # Automation parameters are lists of strings
+_UNSAFE = re.compile(r'["\\<>{}\x00-\x1f\x7f]')  # cannot pass through the transformer and the record's JSON
+
+
+# --- what the plan compiles to -------------------------------------------------------------------------
+def watched_alarms(plan: Plan) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(names, prefixes) of every alarm the plan's alarms checks look at."""
+    inv = iam.inventory(plan)
+    return inv.alarm_names, inv.alarm_prefixes
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Alarms the rule fires on, and on which states."""
+
+    names: tuple[str, ...]
+    prefixes: tuple[str, ...]
+    states: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.names and not self.prefixes
+
+
+FIRE_STRICT = ("ALARM", "INSUFFICIENT_DATA")  # insufficient_data: fail (the default): no data is a failure
+FIRE_LENIENT = ("ALARM",)  # insufficient_data: ok
+
+
+def watches(plan: Plan) -> tuple[Watch, Watch]:
+    """(strict, lenient): the guard fires as the gates judge. An alarm (or prefix) that any check with
+    `insufficient_data: fail` watches fires on INSUFFICIENT_DATA too; the others on ALARM only. Two
+    checks with different policies on one alarm: the stricter wins (listing it in the strict branch
+    is enough, since the branches are alternatives; it is left out of the lenient one to say so)."""
+    alarms = [c for c in plan.checks.values() if isinstance(c, AlarmsCheck)]
+
+    def select(fail: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        mine = [c for c in alarms if (c.insufficient_data == "fail") is fail]
+        return (tuple(dict.fromkeys(n for c in mine for n in (*c.names, *c.expect))),
+                tuple(dict.fromkeys(c.prefix for c in mine if c.prefix)))
+
+    (sn, sp), (ln, lp) = select(True), select(False)
+    return (Watch(sn, sp, FIRE_STRICT),
+            Watch(tuple(n for n in ln if n not in sn), tuple(p for p in lp if p not in sp), FIRE_LENIENT))
+
+
+def check_plan(plan: Plan) -> None:
+    """What a guard cannot express: refused before any AWS call (exit 2)."""
+    alarm_names, prefixes = watched_alarms(plan)
+    if not alarm_names and not prefixes:
+        raise UsageError(f"plan '{plan.name}' names no alarms: there is nothing to arm the guard on",
+                         "add an alarms check (names: or prefix:) to the plan; the guard rolls back when one goes to ALARM")
+    for a in (*alarm_names, *prefixes):
+        if _UNSAFE.search(a):
+            raise UsageError(f"alarm name {a!r} holds a character the guard cannot pass on (quotes, backslashes, <>, {{}})",
+                             "rename the alarm, or leave it out of the plan's alarms checks")
+    for flag, value in program.targets(plan):
+        if "{{" in value or "}}" in value:
+            raise UsageError(f"flag {flag.name}: its rollback value holds '{{{{' or '}}}}', which SSM Automation reads as a variable",
+                             "change the rollback value, or roll this plan back with `cutover rollback` only")
+    _check_sizes(plan)
+
+
+def _check_sizes(plan: Plan) -> None:
+    """The document and the automation role's policy must fit AWS's limits (the emulator takes any size)."""
+    too_big = [(what, why) for what, why in (
+        ("rollback document", limits.over(limits.AUTOMATION_DOCUMENT, limits.document_size(build_document(plan, limits.SIZING_ACCOUNT)))),
+        ("automation role's policy", limits.over(limits.ROLE_INLINE_POLICIES,
+                                                 limits.policy_size(automation_policy(plan, limits.SIZING_ACCOUNT)))),
+    ) if why]
+    if too_big:
+        raise UsageError(f"plan '{plan.name}' has {len(plan.flags)} flags: too many for one guard: the "
+                         + "; the ".join(f"{what} would be {why}" for what, why in too_big),
+                         "split the flags across plans (each with its own guard), or roll this plan back with "
+                         "`cutover rollback` and leave it unguarded")
+
+
+def _step_name(index: int, what: str, prefix: str = "Flag") -> str:
+    return f"{prefix}{index:02d}_{re.sub(r'[^A-Za-z0-9_]', '_', what)}"[:80]
+
+
+# The scripts of the Lambda steps and of the last step: real modules (cutover/guard_scripts/), their
+# source embedded as it is. The Lambda step's `merge` is also the CLI's read-merge-write (lambdaenv).
+SCRIPT_RUNTIME, SCRIPT_HANDLER = guard_scripts.RUNTIME, guard_scripts.HANDLER
+LAMBDA_SCRIPT = guard_scripts.source("merge_environment")
+
+
+def _lambda_step(index: int, function: str, values: dict[str, str]) -> dict:
+    return {
+        "name": _step_name(index, function_name(function), "Env"),
+        "action": "aws:executeScript",
+        "onFailure": "Continue",  # as a PutParameter step: the other flags still roll back
+        "maxAttempts": 3,
+        "timeoutSeconds": 600,  # the most Automation allows a script step
+        "inputs": {"Runtime": SCRIPT_RUNTIME, "Handler": SCRIPT_HANDLER, "Script": LAMBDA_SCRIPT,
+                   "InputPayload": {"Function": function, "Variables": values}},
+    }
+
+
+def _flag_steps(plan: Plan) -> list[dict]:
+    """The rollback program compiled: an executeAwsApi step per SSM write, an executeScript step per
+    Lambda function; each named after the place of its (first) flag in plan order."""
+    position = {f.key: i for i, f in enumerate(plan.flags, 1)}
+    steps = []
+    for step in program.steps(plan):
+        i = position[step.flags[0].key]
+        if isinstance(step, program.MergeEnvironment):
+            steps.append(_lambda_step(i, step.function, step.variables))
+            continue
+        flag, value = step.flag, step.value
+        steps.append({
+            "name": _step_name(i, flag.name),
+            "action": "aws:executeAwsApi",
+            # A failed flag must not stop the others (kill switches come first, but every one counts);
+            # the execution still ends Failed, and `cutover status` shows the flag that differs.
+            "onFailure": "Continue",
+            "maxAttempts": 3,
+            "inputs": {"Service": "ssm", "Api": "PutParameter", "Name": flag.parameter, "Value": value,
+                       "Type": "SecureString" if flag.secure else "String", "Overwrite": True},
+        })
+    return steps
+
+
+def record_template(plan: Plan, automation_role_arn: str) -> dict:
+    """The state record the last step writes when every flag reads back at its rollback value: rolled
+    back, stable, the alarm as the reason (the step adds when). As a mapping, so the alarm's name goes
+    in as a string and the step serialises it (never JSON text with a name spliced in)."""
+    from cutover.model.plandiff import fingerprints
+
+    rec = StateRecord(phase=ROLLED_BACK, status=STABLE, actor=automation_role_arn, run_id=EXECUTION_ID,
+                      plan=plan.name, plan_digest=plan.digest, command=COMMAND, reason=REASON,
+                      plan_items=fingerprints(plan))
+    # Room for the alarm's name (<= 255), the execution id, the times and an unfinished rollback's list.
+    if len(rec.to_json().encode()) + 1200 > MAX_RECORD_BYTES:
+        rec.plan_items = None
+    return json.loads(rec.to_json())
+
+
+# The last step's script. An Automation document cannot carry "some step failed" across `onFailure:
+# Continue` steps (each flag step continues so that every flag is attempted), so this step checks the
+# outcome rather than the steps: it reads every flag back. That also catches a write that reported
+# success but was overwritten since, and needs no access to the execution itself. All restored: the record
+# says rolled_back (stable). Otherwise the record says the rollback is unfinished (status rolling_back,
+# heading to rolled_back, from the phase recorded before: `cutover status` says so and `cutover rollback`
+# finishes it), the plan's topic is told which flags are still live (names and where they live, never a
+# value), and the step fails, so the execution ends Failed. A stale read errs on the safe side: the record
+# says unfinished and `cutover rollback` then finds nothing to do. No double braces (Automation variables).
+VERIFY_SCRIPT = guard_scripts.source("verify_and_record")
+
+
+def _label_of(flag: Flag) -> str:
+    """A flag as a message may name it: its name and where it lives, never a value."""
+    return f"{flag.name} ({flag.where})"
+
+
+def _verify_step(plan: Plan, role: str) -> dict:
+    flags = []
+    for f, value in program.targets(plan):
+        where = ({"Parameter": f.parameter, "Type": "SecureString" if f.secure else "String"} if f.kind == "ssm"
+                 else {"Function": f.target.function, "Variable": f.target.variable})
+        flags.append({"Label": _label_of(f), **where, "Value": value})
+    return {
+        "name": RECORD_STEP,
+        "action": "aws:executeScript",
+        "maxAttempts": 1,  # it tells the topic: a retry would tell twice (its AWS calls retry on their own)
+        "timeoutSeconds": 600,
+        "inputs": {"Runtime": SCRIPT_RUNTIME, "Handler": SCRIPT_HANDLER, "Script": VERIFY_SCRIPT,
+                   "InputPayload": {"StateParameter": plan.state_parameter, "Record": record_template(plan, role),
+                                    "Flags": flags, "Topic": plan.notify_topic or "", "Alarm": "{{" + PARAMETER + "}}"}},
+    }
+
+
+def description(plan: Plan) -> str:
+    return (f"cutover guard for plan {plan.name} (plan sha256 {plan.digest}): when a plan alarm goes to ALARM (or INSUFFICIENT_DATA, as its check says), "
+            f"every flag to its rollback value in plan order, then {plan.state_parameter} marked rolled_back. "
+            "Generated by `cutover guard arm`: re-arm rather than edit; `cutover guard disarm` removes it.")
+
+
+def build_document(plan: Plan, account: str) -> dict:
+    """The SSM Automation document (schemaVersion 0.3) that performs the plan's rollback."""
+    n, arn = names(plan), GuardArns(plan.region, account)
+    role = arn.role(n.automation_role)
+    steps = [*_flag_steps(plan), _verify_step(plan, role)]
+    return {
+        "schemaVersion": "0.3",
+        "description": description(plan),
+        "assumeRole": role,
+        "parameters": {PARAMETER: {"type": "String", "default": MANUAL,
+                                   "description": "The CloudWatch alarm whose state change fired the guard (set by the EventBridge rule)"}},
+        "mainSteps": steps,
+    }
+
+
+def _branch(w: Watch) -> dict:
+    return {"alarmName": [*w.names, *({"prefix": p} for p in w.prefixes)], "state": {"value": list(w.states)}}
+
+
+def build_event_pattern(plan: Plan) -> dict:
+    """State changes of the plan's alarms into ALARM, and into INSUFFICIENT_DATA where a check says
+    `insufficient_data: fail`. EventBridge cannot pair names with states in one list, so a plan with
+    both policies gets one `$or` branch per policy."""
+    branches = [_branch(w) for w in watches(plan) if not w.empty]
+    detail = branches[0] if len(branches) == 1 else {"$or": branches}
+    return {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"], "detail": detail}
+
+
+def build_target(plan: Plan, account: str) -> dict:
+    n, arn = names(plan), GuardArns(plan.region, account)
+    return {
+        "Id": TARGET_ID,
+        "Arn": arn.automation_definition(n.document),
+        "RoleArn": arn.role(n.events_role),
+        "InputTransformer": {"InputPathsMap": {"alarm": ALARM_PATH}, "InputTemplate": INPUT_TEMPLATE},
+    }
+
+
+def _trust(service: str, account: str, source_arn: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole",
+        # No confused deputy: only this account's executions (or this rule) may assume it.
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": source_arn}},
+    }]}
+
+
+def automation_trust(plan: Plan, account: str) -> dict:
+    return _trust("ssm.amazonaws.com", account, GuardArns(plan.region, account).automation_executions())
+
+
+def events_trust(plan: Plan, account: str) -> dict:
+    return _trust("events.amazonaws.com", account, GuardArns(plan.region, account).rule(names(plan).rule))
+
+
+def automation_policy(plan: Plan, account: str) -> dict:
+    """What the automation does and nothing else: PutParameter on the SSM flags and the state record, and
+    read-merge-write of the Lambda functions holding flags; its last step reads them all back (and the
+    record), and tells the plan's topic."""
+    arn = GuardArns(plan.region, account)
+    params = list(dict.fromkeys([*(arn.parameter(f.parameter) for f in plan.ssm_flags), arn.parameter(plan.state_parameter)]))
+    stmts = [iam.statement("RollBackFlagsAndRecordState", ["ssm:PutParameter"], params),
+             iam.statement("ReadBackFlagsAndState", ["ssm:GetParameters"], params)]
+    if plan.functions:
+        stmts.append(iam.statement("RollBackLambdaFlags", [iam.LAMBDA_READ, iam.LAMBDA_WRITE],
+                                    [arn.function(fn) for fn in plan.functions]))
+    if any(f.secure for f in plan.flags):
+        # Writing a SecureString under a customer managed key needs Encrypt; reading it back, Decrypt.
+        stmts.append(iam.statement("SecureStringFlagsViaSsm", ["kms:Encrypt", "kms:Decrypt"], "*",
+                                    {"StringEquals": {"kms:ViaService": arn.via("ssm")}}))
+    keys = iam.inventory(plan).lambda_keys
+    stmts += iam.lambda_key_statements(keys, arn, ["kms:Decrypt", "kms:Encrypt"])  # read-merge-write of an encrypted env
+    if plan.notify_topic:
+        stmts.append(iam.statement("TellThePlanTopic", ["sns:Publish"], [plan.notify_topic]))
+    return {"Version": "2012-10-17", "Statement": stmts}
+
+
+def events_policy(plan: Plan, account: str) -> dict:
+    n, arn = names(plan), GuardArns(plan.region, account)
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "StartRollbackAutomation", "Effect": "Allow", "Action": ["ssm:StartAutomationExecution"],
+         "Resource": [arn.automation_definition(n.document, "*")]},
+        {"Sid": "PassAutomationRole", "Effect": "Allow", "Action": ["iam:PassRole"],
+         "Resource": [arn.role(n.automation_role)],
+         "Condition": {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}},
+    ]}
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    kind: str
+    name: str
+    trust: dict
+    policy: dict
+    description: str
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Everything `arm` makes, for one plan in one account."""
+
+    names: Names
+    document: dict
+    pattern: dict
+    target: dict
+    roles: tuple[RoleSpec, ...]
+    rule_description: str
+    tags: dict[str, str]
+
+
+def role_specs(plan: Plan, account: str) -> tuple[RoleSpec, ...]:
+    n = names(plan)
+    return (
+        RoleSpec("automation role", n.automation_role, automation_trust(plan, account), automation_policy(plan, account),
+                 f"cutover guard {plan.name}: the rollback automation's role (writes the plan's flags, nothing else)"),
+        RoleSpec("events role", n.events_role, events_trust(plan, account), events_policy(plan, account),
+                 f"cutover guard {plan.name}: lets EventBridge start the rollback automation {n.document}"),
+    )
+
+
+def desired(plan: Plan, account: str) -> Desired:
+    n = names(plan)
+    return Desired(
+        names=n,
+        document=build_document(plan, account),
+        pattern=build_event_pattern(plan),
+        target=build_target(plan, account),
+        roles=role_specs(plan, account),
+        rule_description=f"cutover guard {plan.name} (sha256 {plan.digest[:12]}): a plan alarm in ALARM (or INSUFFICIENT_DATA, per its check) starts {n.document}",
+        tags={TAG_PLAN: plan.name, TAG_DIGEST: plan.digest},
+    )
+
+
+# --- the one-time bootstrap: an admin creates the two roles ----------------------------------------------
+# Whoever may write a role's policies or trust may make it an admin and assume it. So the everyday operator
+# never writes IAM: the roles (exactly the least privilege above) are created once by an admin from this
+# template, and again after a plan change that changes them (`guard status` and `guard arm` say when).
+ACCOUNT_VAR = "${AWS::AccountId}"  # filled in by CloudFormation (Fn::Sub): the template needs no account
+
+
+def stack_name(plan: Plan) -> str:
+    return fit_name(plan.name, "-guard-roles", 128)
+
+
+def bootstrap_hint(plan: Plan) -> str:
+    return (f"an admin applies the roles once: cutover guard bootstrap > guard-roles.json && aws cloudformation deploy "
+            f"--template-file guard-roles.json --stack-name {stack_name(plan)} --capabilities CAPABILITY_NAMED_IAM "
+            f"--region {plan.region}; then run `cutover guard arm` again")
+
+
+def _sub_account(node):
+    """Every string naming the account becomes {"Fn::Sub": ...}, so CloudFormation fills it in."""
+    if isinstance(node, dict):
+        return {k: _sub_account(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_sub_account(v) for v in node]
+    return {"Fn::Sub": node} if isinstance(node, str) and ACCOUNT_VAR in node else node
+
+
+def bootstrap_template(plan: Plan) -> dict:
+    """A CloudFormation template (JSON) creating the guard's two roles, each with its one inline policy,
+    exactly as `guard arm` expects them. Printed by `cutover guard bootstrap`; applied by an admin."""
+    resources, outputs = {}, {}
+    for logical, spec in zip(("AutomationRole", "EventsRole"), role_specs(plan, ACCOUNT_VAR)):
+        resources[logical] = {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": spec.name, "Description": spec.description, "AssumeRolePolicyDocument": spec.trust,
+            "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": spec.policy}],
+            "Tags": [{"Key": TAG_PLAN, "Value": plan.name}]}}
+        outputs[logical + "Arn"] = {"Value": {"Fn::GetAtt": [logical, "Arn"]}}
+    return _sub_account({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": (f"cutover guard {plan.name}: the two IAM roles of its rollback armed inside AWS, least privilege "
+                        f"(from the plan, sha256 {plan.digest[:12]}). Apply once as an admin; re-apply when "
+                        "`cutover guard status` says the roles differ."),
+        "Resources": resources,
+        "Outputs": outputs,
+    })
+
+
+def operator_policy(plan: Plan, account: str = iam.PLACEHOLDER_ACCOUNT, read_only: bool = False) -> dict:
+    """What whoever runs `cutover guard` needs: read the guard's resources (`status`, dry runs) and, unless
+    `read_only`, create, update and remove the document, the rule and its target (`arm`, `disarm`). No IAM
+    write: the roles come from the admin's bootstrap (`bootstrap_template`); passing the events role to
+    EventBridge (PutTargets) is the one IAM grant, for that role and that service only."""
+    n, arn = names(plan), GuardArns(plan.region, iam.check_account(account))
+    roles = [arn.role(n.automation_role), arn.role(n.events_role)]
+    doc, rule = arn._arn("ssm", f"document/{n.document}"), arn.rule(n.rule)
+    stmts = [
+        iam.statement("ReadGuardRoles", ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy"], roles),
+        iam.statement("ReadGuardDocument", ["ssm:DescribeDocument", "ssm:GetDocument"], [doc]),
+        iam.statement("ReadGuardRule", ["events:DescribeRule", "events:ListTargetsByRule"], [rule]),
+    ]
+    if not read_only:
+        stmts += [
+            iam.statement("PassEventsRoleToEventBridge", ["iam:PassRole"], [arn.role(n.events_role)],
+                           {"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}}),
+            iam.statement("ManageGuardDocument", ["ssm:CreateDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion",
+                                                   "ssm:AddTagsToResource", "ssm:DeleteDocument"], [doc]),
+            iam.statement("ManageGuardRule", ["events:PutRule", "events:TagResource", "events:PutTargets", "events:RemoveTargets",
+                                               "events:DeleteRule"], [rule]),
+        ]
+    stmts.append(iam.statement("IdentifyCaller", ["sts:GetCallerIdentity"], "*"))
+    return {"Version": "2012-10-17", "Statement": stmts}
+
+
+# --- reading a document back ---------------------------------------------------------------------------
+def document_writes(doc: dict) -> list[dict]:
+    """What a document writes, in order, one row per value: step, kind, key (as `Flag.key`), value, type,
+    and parameter (SSM) or function and variable (Lambda; one row per variable of its step)."""
+    out = []
+    for s in doc.get("mainSteps", []):
+        inputs = s.get("inputs", {})
+        if s.get("action") == "aws:executeAwsApi" and inputs.get("Service") == "ssm" and inputs.get("Api") == "PutParameter":
+            name = inputs.get("Name", "")
+            out.append({"step": s.get("name", ""), "kind": "ssm", "key": name, "parameter": name, "function": None,
+                        "variable": None, "value": inputs.get("Value", ""), "type": inputs.get("Type", "String")})
+        elif s.get("action") == "aws:executeScript" and "StateParameter" in (inputs.get("InputPayload") or {}):
+            payload = inputs["InputPayload"]
+            name, record = payload.get("StateParameter", ""), payload.get("Record")
+            out.append({"step": s.get("name", ""), "kind": "ssm", "key": name, "parameter": name, "function": None,
+                        "variable": None, "type": "String",
+                        "value": json.dumps(record, separators=(",", ":"), sort_keys=True) if isinstance(record, dict) else ""})
+        elif s.get("action") == "aws:executeScript":
+            payload = inputs.get("InputPayload") or {}
+            function = payload.get("Function", "")
+            for variable, value in (payload.get("Variables") or {}).items():
+                out.append({"step": s.get("name", ""), "kind": "lambda", "key": LambdaTarget(function, variable).key,
+                            "parameter": None, "function": function, "variable": variable, "value": value, "type": "String"})
+    return out
+
+
+def write_label(w: dict) -> str:
+    """Where a write goes, for people: the parameter, or 'function env VARIABLE'."""
+    return w["parameter"] if w["kind"] == "ssm" else LambdaTarget(w["function"], w["variable"]).describe()
+
+
+def script_of(step: dict) -> tuple:
+    inputs = step.get("inputs", {})
+    return inputs.get("Runtime"), inputs.get("Handler"), inputs.get("Script")
+
+
+def armed_digest(doc: dict, tags: dict[str, str] | None = None) -> str | None:
+    m = re.search(r"sha256 ([0-9a-f]{64})", doc.get("description", ""))
+    return m.group(1) if m else (tags or {}).get(TAG_DIGEST)
+
+
+def describe_writes(plan: Plan, doc: dict) -> list[dict]:
+    """A document's writes as they may be shown: values as `flags.shown` displays them, values of targets
+    the plan does not know hidden; the state record summarised."""
+    by_key = {f.key: f for f in plan.flags}
+    rows = []
+    for w in document_writes(doc):
+        flag = by_key.get(w["key"])
+        row = {k: w[k] for k in ("step", "kind", "parameter", "function", "variable", "type")}
+        row["target"] = write_label(w)
+        if w["parameter"] == plan.state_parameter:
+            row["flag"] = None
+            try:
+                rec = StateRecord.from_json(w["value"])
+                row["value"] = (f"state {rec.phase} ({rec.status}), reason \"{rec.reason.replace('{{' + PARAMETER + '}}', '<alarm name>')}\", "
+                                "once every flag reads back restored; else rolling_back, naming what is still live"
+                                + (", and the plan's topic is told" if plan.notify_topic else ""))
+            except (ValueError, TypeError):
+                row["value"] = "state record (unreadable)"
+        elif flag is not None:
+            row["flag"], row["value"] = flag.name, shown(flag, w["value"])
+        else:
+            row["flag"], row["value"] = None, HIDDEN  # not in this plan: do not guess
+        rows.append(row)
+    return rows

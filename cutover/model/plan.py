@@ -1,0 +1,422 @@
+"""The frozen, typed plan. `cutover.plan.load` builds it from phases.yaml; everything else only reads it.
+
+Durations are seconds (float). Mappings are plain dicts by convention: treat them as read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Union
+
+PENDING = "pending"
+ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True)
+class SsmTarget:
+    """A flag kept in an SSM parameter."""
+
+    parameter: str
+    kind: str = "ssm"
+
+    @property
+    def key(self) -> str:
+        """Where the flag lives, unique in a plan: the key of its live value (see `flags.read_live`)."""
+        return self.parameter
+
+    def describe(self) -> str:
+        return self.parameter
+
+
+@dataclass(frozen=True)
+class LambdaTarget:
+    """A flag kept in one environment variable of a Lambda function ($LATEST). `function` is spelled as
+    the plan spells it (a name or an ARN); every flag of one function spells it the same way."""
+
+    function: str
+    variable: str
+    kind: str = "lambda"
+    kms_key: str | None = None  # the customer managed key encrypting the environment (key or alias ARN)
+
+    @property
+    def key(self) -> str:
+        return f"lambda:{self.function}/{self.variable}"  # '/' occurs in neither a function name nor an ARN
+
+    @property
+    def function_name(self) -> str:
+        return function_name(self.function)
+
+    def describe(self) -> str:
+        return f"{self.function_name} env {self.variable}"
+
+
+def function_name(function: str) -> str:
+    """'rp-mw-prod-worker', '123456789012:function:rp-mw-prod-worker' or its full ARN -> the bare name."""
+    return function.split(":function:", 1)[1] if ":function:" in function else function
+
+
+Target = Union[SsmTarget, LambdaTarget]
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    target: Target
+    rollback: str
+    sensitive: bool = False
+    secure: bool = False  # SSM only: stored as SecureString
+    description: str = ""
+    line: int = 0
+    # Values of a sensitive flag that may be shown in plain text ("none", "*"); any other is hidden.
+    public_values: tuple[str, ...] = ()
+
+    def is_public(self, value: str) -> bool:
+        """A value that may be shown as it is: any value of a flag that is not sensitive, and the
+        `public_values` of one that is."""
+        return not self.sensitive or value in self.public_values
+
+    @property
+    def key(self) -> str:
+        """The flag's live value is keyed by this (for an SSM flag: its parameter name)."""
+        return self.target.key
+
+    @property
+    def kind(self) -> str:
+        return self.target.kind
+
+    @property
+    def parameter(self) -> str:
+        """The SSM parameter name (SSM flags only)."""
+        assert isinstance(self.target, SsmTarget), f"flag {self.name} is not an SSM flag"
+        return self.target.parameter
+
+    @property
+    def where(self) -> str:
+        """Where the flag lives, for people: '/rp-mw/prod/safe_mode' or 'rp-mw-prod-worker env VAR'."""
+        return self.target.describe()
+
+
+@dataclass(frozen=True)
+class EnvCheck:
+    name: str
+    equals: dict[str, str] = field(default_factory=dict)
+    present: tuple[str, ...] = ()
+    timeout: float = 10.0
+    type: str = "env"
+
+
+@dataclass(frozen=True)
+class SecretsCheck:
+    name: str
+    secret_ids: tuple[str, ...]
+    decrypt: bool = True
+    timeout: float = 30.0
+    type: str = "secrets"
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    name: str
+    url: str  # may hold ${VAR}, ${VAR:-default}
+    method: str = "GET"  # GET or HEAD
+    headers: dict[str, str] = field(default_factory=dict)  # may hold {{secret:ID}} / {{secret:ID#key}}
+    expect_status: tuple[int, ...] = (200,)
+    timeout: float = 10.0
+    # Hosts a secret header may go to besides the one fixed in `url` (for a url whose host is a ${VAR}).
+    allowed_hosts: tuple[str, ...] = ()
+    type: str = "http"
+
+
+@dataclass(frozen=True)
+class GraphqlCheck:
+    name: str
+    url: str
+    query: str
+    variables: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    expect_status: tuple[int, ...] = (200,)
+    timeout: float = 10.0
+    allowed_hosts: tuple[str, ...] = ()
+    type: str = "graphql"
+
+
+@dataclass(frozen=True)
+class LogFreshnessCheck:
+    name: str
+    log_group: str
+    max_age: float
+    json_match: dict | None = None  # exactly one of json_match / contains
+    contains: str | None = None
+    timeout: float = 30.0
+    type: str = "log_freshness"
+
+
+@dataclass(frozen=True)
+class LogAbsentCheck:
+    name: str
+    log_group: str
+    window: float
+    contains: str | None = None  # exactly one of contains / json_match
+    json_match: dict | None = None
+    timeout: float = 30.0
+    type: str = "log_absent"
+
+
+@dataclass(frozen=True)
+class CommandCheck:
+    name: str
+    run: tuple[str, ...]
+    timeout: float = 600.0
+    env: tuple[str, ...] = ()  # variables passed through from the operator's environment (beyond PATH, HOME, LANG)
+    aws_credentials: bool = False  # pass the operator's AWS credentials (AWS_*) through
+    read_only: bool = False  # the program changes nothing: it may run in a dry run (advance --dry-run, preflight)
+    type: str = "command"
+
+
+@dataclass(frozen=True)
+class AlarmExpect:
+    """How one alarm must be configured in CloudWatch; None = not checked."""
+
+    threshold: float | None = None
+    comparison: str | None = None  # a CloudWatch ComparisonOperator, e.g. GreaterThanThreshold
+    period: float | None = None  # seconds
+    evaluation_periods: int | None = None
+    metric: str | None = None  # MetricName
+    namespace: str | None = None
+
+    def declared(self) -> dict[str, object]:
+        """The fields the plan sets, in a stable order."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class AlarmsCheck:
+    name: str
+    names: tuple[str, ...] = ()
+    prefix: str | None = None
+    quiet_for: float = 0.0
+    insufficient_data: str = "fail"  # fail | ok
+    expect: dict[str, AlarmExpect] = field(default_factory=dict)  # alarm name -> its expected configuration
+    timeout: float = 30.0
+    type: str = "alarms"
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """A change window (cutover.model.schedule): weekly `allow` ranges and `deny` dates in `timezone`, and SSM
+    Change Calendars that must all be OPEN. `allow` empty = any time not denied."""
+
+    name: str
+    timezone: str
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    change_calendars: tuple[str, ...] = ()  # names or ARNs
+    stay_open_for: float | str | None = None  # "bake" (the phase's) or seconds
+    allow_override: bool = False  # `advance --outside-window --reason TEXT` may pass it while closed
+    timeout: float = 30.0
+    type: str = "window"
+
+    def schedule(self):
+        from cutover.model.schedule import parse_schedule  # the plan loader validated every entry
+
+        return parse_schedule(self.timezone, self.allow or None, self.deny)
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One CloudWatch metric as GetMetricData asks for it."""
+
+    namespace: str
+    metric: str
+    dimensions: dict[str, str] = field(default_factory=dict)
+    stat: str = "Sum"  # bad/total are always Sum; a value query names its statistic (p99, Average...)
+
+    def describe(self) -> str:
+        dims = ",".join(f"{k}={v}" for k, v in self.dimensions.items())
+        return f"{self.namespace} {self.metric}" + (f" {{{dims}}}" if dims else "") + f" {self.stat}"
+
+
+@dataclass(frozen=True)
+class MetricBaseline:
+    """The same window shifted back by each offset (seconds); their counts are pooled."""
+
+    offsets: tuple[float, ...]
+    worse_by: float = 0.0
+    confidence: float = 0.99
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """A rate (bad/total, with max_rate and/or a baseline) or a value (with max, min, max_ratio)."""
+
+    name: str
+    bad: MetricQuery | None = None
+    total: MetricQuery | None = None
+    value: MetricQuery | None = None
+    window: float = 1800.0  # the window judged; it ends `settle` before now
+    settle: float = 120.0
+    period: float = 60.0
+    min_total: int = 1
+    max_rate: float | None = None
+    baseline: MetricBaseline | None = None
+    max: float | None = None
+    min: float | None = None
+    max_ratio: float | None = None
+    inconclusive: str = "fail"  # fail | pass
+    timeout: float = 30.0
+    type: str = "metric"
+
+    @property
+    def is_rate(self) -> bool:
+        return self.total is not None
+
+
+@dataclass(frozen=True)
+class FieldLimit:
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class LogsQueryCheck:
+    """A CloudWatch Logs Insights query over the last `window`; each `expect` field of its result rows
+    must be within its limits."""
+
+    name: str
+    log_groups: tuple[str, ...]
+    query: str
+    window: float
+    expect: dict[str, FieldLimit] = field(default_factory=dict)
+    inconclusive: str = "fail"  # no row with an expected field: fail (default) | pass
+    timeout: float = 60.0
+    type: str = "logs_query"
+
+
+Check = Union[
+    EnvCheck, SecretsCheck, HttpCheck, GraphqlCheck, LogFreshnessCheck, LogAbsentCheck, CommandCheck, AlarmsCheck,
+    WindowCheck,
+    MetricCheck, LogsQueryCheck,
+]
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    set: dict[str, str]
+    gates: tuple[str, ...]
+    description: str = ""
+    bake: float = 0.0
+    approval: bool = False
+    approvers: tuple[str, ...] = ()  # ARN patterns (fnmatch: * and ?) allowed to approve; empty = anyone
+    separate_approver: bool = False  # the approver must not be who entered the previous phase
+    auto_rollback: bool = False  # `watch` rolls back on its own in this phase, without --auto-rollback
+    watch: tuple[str, ...] = ()  # metric checks judged at every `cutover watch` poll during the bake
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    region: str
+    state_prefix: str
+    flags: tuple[Flag, ...]  # in rollback order
+    checks: dict[str, Check]  # in declaration order
+    phases: tuple[Phase, ...]  # Phase 0 first
+    description: str = ""
+    write_rate: float = 3.0
+    lock_lease: float = 900.0
+    version: int = 1
+    notify_topic: str | None = None  # SNS topic ARN told of every state change (PII-safe text)
+    account: str | None = None  # the AWS account id the plan acts on (`account:`), when pinned
+    digest: str = ""  # sha256 hex of the plan file's bytes
+    path: str = "phases.yaml"
+
+    # --- derived views -------------------------------------------------------------------------
+    @property
+    def state_parameter(self) -> str:
+        return f"{self.state_prefix}/state"
+
+    @property
+    def lock_parameter(self) -> str:
+        return f"{self.state_prefix}/lock"
+
+    @property
+    def phase_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.phases)
+
+    # Cached: a plan never changes once built, and these are asked once per flag at 2,000 flags.
+    @cached_property
+    def ssm_flags(self) -> tuple[Flag, ...]:
+        return tuple(f for f in self.flags if f.kind == "ssm")
+
+    @cached_property
+    def functions(self) -> tuple[str, ...]:
+        """The Lambda functions whose environment holds flags, as the plan spells them, in plan order."""
+        return tuple(dict.fromkeys(f.target.function for f in self.flags if isinstance(f.target, LambdaTarget)))
+
+    @property
+    def function_keys(self) -> dict[str, str | None]:
+        """Each flag function (as spelled) -> the customer managed KMS key the plan names for it, or None."""
+        return {f.target.function: f.target.kms_key for f in self.flags if isinstance(f.target, LambdaTarget)}
+
+    @cached_property
+    def sensitive_values(self) -> tuple[str, ...]:
+        """Every value the plan declares for its sensitive flags (rollback and each phase's `set`), less
+        the flags' public values (those are shown everywhere, so they are never registered); each once,
+        longest first."""
+        values = (v for f in self.flags if f.sensitive
+                  for v in (f.rollback, *(p.set[f.name] for p in self.phases if f.name in p.set)) if not f.is_public(v))
+        return tuple(sorted(set(values), key=lambda v: (-len(v), v)))  # longest first: a value holding another is masked whole
+
+    @cached_property
+    def _flags_by_name(self) -> dict[str, Flag]:
+        return {f.name: f for f in self.flags}
+
+    def flag(self, name: str) -> Flag:
+        return self._flags_by_name[name]
+
+    def phase(self, name: str) -> Phase:
+        for p in self.phases:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def phase_index(self, name: str) -> int:
+        return self.phase_names.index(name)
+
+    def rollback_values(self) -> dict[str, str]:
+        return {f.name: f.rollback for f in self.flags}
+
+    def values_for(self, state: str) -> dict[str, str]:
+        """Every flag's value in a machine state: rollback values overlaid by each phase's `set` up to it.
+
+        `pending` and `rolled_back` are the rollback values.
+        """
+        values = self.rollback_values()
+        if state in (PENDING, ROLLED_BACK):
+            return values
+        for p in self.phases:
+            values.update(p.set)
+            if p.name == state:
+                return values
+        raise KeyError(state)
+
+    def next_phase(self, state: str) -> Phase | None:
+        """The phase an `advance` from `state` enters; None at the last phase."""
+        if state in (PENDING, ROLLED_BACK):
+            return self.phases[0]
+        i = self.phase_index(state)
+        return self.phases[i + 1] if i + 1 < len(self.phases) else None
+
+    def alarm_checks(self, phase: str) -> list[AlarmsCheck]:
+        """The alarms gates of a phase (what `watch` and `status` look at)."""
+        p = self.phase(phase)
+        return [c for g in p.gates if isinstance(c := self.checks[g], AlarmsCheck)]
+
+    def window_checks(self, phase: str) -> list[WindowCheck]:
+        """The window gates of a phase (re-checked just before an advance writes, shown by `status`)."""
+        return [c for g in self.phase(phase).gates if isinstance(c := self.checks[g], WindowCheck)]
+
+    def watch_checks(self, phase: str) -> list[MetricCheck]:
+        """The metric checks a phase's `watch:` lists, judged at every `cutover watch` poll."""
+        return [self.checks[name] for name in self.phase(phase).watch]  # type: ignore[misc]

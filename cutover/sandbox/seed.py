@@ -1,0 +1,173 @@
+"""Writes into the emulator what a plan reads (parameters, functions, secrets, alarms, log groups,
+metrics): loopback endpoints only, never a real account."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import botocore.exceptions as bex
+
+from cutover.adapters.aws import Clients, aws_errors, epoch_ms, error_code, translate
+from cutover.errors import AwsError, NotFound, UsageError
+
+
+def _tiny_zip() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", "def handler(event, context):\n    return {}\n")
+    return buf.getvalue()
+
+
+def _is_loopback(endpoint: str) -> bool:
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class EmulatorSeeder:
+    """Writes fixtures into an AWS emulator (moto) on loopback: used by `cutover sandbox`, `rehearse` and
+    tests. It refuses any other endpoint, so it can never write fixtures into a real account."""
+
+    ALARM_NAMESPACE = "Cutover/Sandbox"
+    STREAM = "cutover-sandbox"
+
+    def __init__(self, endpoint: str, region: str) -> None:
+        if not _is_loopback(endpoint):
+            raise UsageError(f"refusing to seed {endpoint}: not a loopback emulator", "seed only 127.0.0.1")
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
+        self._clients = Clients(session, endpoint_url=endpoint)
+
+    def put_parameter(self, name: str, value: str, *, secure: bool = False) -> None:
+        with aws_errors("ssm:PutParameter", name):
+            self._clients("ssm").put_parameter(
+                Name=name, Value=value, Type="SecureString" if secure else "String", Overwrite=True
+            )
+
+    def delete_parameter(self, name: str) -> None:
+        """Delete a parameter and its history; a missing one is fine."""
+        try:
+            self._clients("ssm").delete_parameter(Name=name)
+        except bex.ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise translate(err, "ssm:DeleteParameter", name) from None
+
+    SANDBOX_ROLE = "cutover-sandbox-lambda"
+
+    def put_function(self, name: str, variables: dict[str, str]) -> None:
+        """A Lambda function with this environment (the emulator stores it; it never runs the code)."""
+        fn = self._clients("lambda")
+        try:
+            with aws_errors("lambda:GetFunctionConfiguration", f"function {name}"):
+                fn.get_function_configuration(FunctionName=name)
+        except NotFound:
+            with aws_errors("lambda:CreateFunction", f"function {name}"):
+                fn.create_function(
+                    FunctionName=name, Runtime="python3.12", Role=self._lambda_role(), Handler="app.handler",
+                    Code={"ZipFile": _tiny_zip()}, Environment={"Variables": variables},
+                )
+            return
+        self.put_environment(name, variables)
+
+    def put_environment(self, name: str, variables: dict[str, str]) -> None:
+        """Replace a function's whole environment (a hand edit in the console, say)."""
+        with aws_errors("lambda:UpdateFunctionConfiguration", f"function {name}"):
+            self._clients("lambda").update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+
+    def environment(self, name: str) -> dict[str, str]:
+        with aws_errors("lambda:GetFunctionConfiguration", f"function {name}"):
+            resp = self._clients("lambda").get_function_configuration(FunctionName=name)
+        return dict((resp.get("Environment") or {}).get("Variables") or {})
+
+    def _lambda_role(self) -> str:
+        iam = self._clients("iam")
+        trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+        with aws_errors("iam:CreateRole", self.SANDBOX_ROLE):
+            try:
+                return iam.create_role(RoleName=self.SANDBOX_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+            except bex.ClientError as exc:
+                if error_code(exc) != "EntityAlreadyExists":
+                    raise
+                return iam.get_role(RoleName=self.SANDBOX_ROLE)["Role"]["Arn"]
+
+    def put_secret(self, secret_id: str, value: str) -> None:
+        sm = self._clients("secretsmanager")
+        with aws_errors("secretsmanager:CreateSecret", f"secret {secret_id}"):
+            try:
+                sm.create_secret(Name=secret_id, SecretString=value)
+            except bex.ClientError as exc:
+                if error_code(exc) != "ResourceExistsException":
+                    raise
+                sm.put_secret_value(SecretId=secret_id, SecretString=value)
+
+    def put_alarm(self, name: str, state: str = "OK", reason: str = "seeded by cutover sandbox", expect=None) -> None:
+        """A metric alarm on a dummy metric (the emulator never evaluates it), then its state. `expect`
+        (an AlarmExpect) sets the configuration a plan's alarms check verifies."""
+        e = expect.declared() if expect is not None else {}
+        cw = self._clients("cloudwatch")
+        with aws_errors("cloudwatch:PutMetricAlarm", name):
+            cw.put_metric_alarm(
+                AlarmName=name,
+                Namespace=e.get("namespace", self.ALARM_NAMESPACE),
+                MetricName=e.get("metric", "Sandbox"),
+                Statistic="Sum",
+                Period=int(e.get("period", 60)),
+                EvaluationPeriods=e.get("evaluation_periods", 1),
+                Threshold=e.get("threshold", 1),
+                ComparisonOperator=e.get("comparison", "GreaterThanThreshold"),
+            )
+        self.set_alarm_state(name, state, reason)
+
+    def set_alarm_state(self, name: str, state: str, reason: str = "set by cutover sandbox") -> None:
+        """Incident injection: moto changes the state (and StateUpdatedTimestamp) only when told to."""
+        with aws_errors("cloudwatch:SetAlarmState", name):
+            self._clients("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
+
+    def put_log_group(self, group: str) -> None:
+        logs = self._clients("logs")
+        with aws_errors("logs:CreateLogGroup", f"log group {group}"):
+            for create, kw in (
+                (logs.create_log_group, {"logGroupName": group}),
+                (logs.create_log_stream, {"logGroupName": group, "logStreamName": self.STREAM}),
+            ):
+                try:
+                    create(**kw)
+                except bex.ClientError as exc:
+                    if error_code(exc) != "ResourceAlreadyExistsException":
+                        raise
+
+    def put_metric_points(self, query: Any, points: list[tuple[datetime, float]]) -> None:
+        """Datapoints of one metric (a model MetricQuery: namespace, name, dimensions), 500 per call."""
+        dims = [{"Name": k, "Value": v} for k, v in query.dimensions.items()]
+        data = [{"MetricName": query.metric, "Dimensions": dims, "Timestamp": when, "Value": value}
+                for when, value in points]
+        for i in range(0, len(data), 500):
+            with aws_errors("cloudwatch:PutMetricData", query.metric):
+                self._clients("cloudwatch").put_metric_data(Namespace=query.namespace, MetricData=data[i:i + 500])
+
+    def put_log_event(self, group: str, message: str, when: datetime) -> None:
+        self.put_log_group(group)
+        with aws_errors("logs:PutLogEvents", f"log group {group}"):
+            resp = self._clients("logs").put_log_events(
+                logGroupName=group,
+                logStreamName=self.STREAM,
+                logEvents=[{"timestamp": epoch_ms(when), "message": message}],
+            )
+        # Events over 2 h in the future or 14 days old are dropped with a 200: never silently.
+        if resp.get("rejectedLogEventsInfo"):
+            raise AwsError(
+                f"the emulator rejected a log event for {group} at {when.isoformat()} (too far from the real time)",
+                "log events must be within 14 days before and 2 hours after the real clock",
+                code="RejectedLogEvent",
+                operation="logs:PutLogEvents",
+            )
