@@ -722,7 +722,7 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     if to is not None:
         if to not in plan.phase_names:
             raise UsageError(f"--to {to}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
-        if view.problem or current not in plan.phase_names or plan.phase_index(to) >= plan.phase_index(current):
+        if view.problem or not machine.allows(plan, current, f"rollback_to_{to}"):  # only to an earlier phase
             raise UsageError(f"--to {to} must name a phase before the current one ({current})",
                              f"use plain `{_again(rt, 'rollback')}` to return every flag to its known-safe value")
         if rec.status == state.ROLLING_BACK and _is_full_rollback(rec) and rec.run_id != rt.run_id:

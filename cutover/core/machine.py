@@ -23,6 +23,7 @@ class CutoverModel:
         self.state = state
         self._gates_pass = gates_pass or (lambda phase: True)
         self.entering: Phase | None = None
+        self.machine = None  # the transitions Machine driving this model (set by build)
 
     def check_gates(self, event) -> bool:
         dest = event.transition.dest
@@ -52,7 +53,7 @@ def build(plan: Plan, state: str, gates_pass: Callable[[Phase], bool] | None = N
     from transitions import Machine  # imported here: `validate` and `--help` stay fast
 
     model = CutoverModel(plan, state, gates_pass)
-    Machine(
+    model.machine = Machine(
         model=model,
         states=states(plan),
         transitions=transition_table(plan),
@@ -62,6 +63,14 @@ def build(plan: Plan, state: str, gates_pass: Callable[[Phase], bool] | None = N
         ignore_invalid_triggers=False,
     )
     return model
+
+
+def allows(plan: Plan, state: str, trigger: str) -> bool:
+    """Whether the plan's machine has the move `trigger` from `state` (e.g. `rollback_to_canary` from
+    `full`): the one authority on legal moves. An unknown state has none."""
+    if state not in states(plan):
+        return False
+    return trigger in build(plan, state).machine.get_triggers(state)
 
 
 def mermaid(plan: Plan) -> str:
