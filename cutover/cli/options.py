@@ -39,7 +39,8 @@ def options() -> Globals:
 def start(ctx) -> Globals:
     """A fresh set of options for a new invocation, on its context (the app's callback)."""
     ctx.obj = Globals()
-    _CURRENT.set(ctx.obj)
+    token = _CURRENT.set(ctx.obj)
+    ctx.call_on_close(lambda: _CURRENT.reset(token))  # gone with the invocation
     return ctx.obj
 
 
