@@ -885,17 +885,15 @@ class GuardResources:
                 "state": resp.get("State", ""), "description": resp.get("Description", "")}
 
     def list_targets(self, rule: str) -> list[dict]:
-        targets: list[dict] = []
-        query: dict[str, Any] = {"Rule": rule}
-        while True:
-            resp = self._call("events", "list_targets_by_rule", "events:ListTargetsByRule", f"rule {rule}",
-                              self.MISSING_RULE, **query)
-            if resp is None:
-                return targets
-            targets += resp.get("Targets", [])
-            if not resp.get("NextToken"):
-                return targets
-            query["NextToken"] = resp["NextToken"]
+        """Every target of the rule (botocore's paginator follows NextToken); [] when there is no rule."""
+        with aws_errors("events:ListTargetsByRule", f"rule {rule}"):
+            try:
+                pages = self._clients("events").get_paginator("list_targets_by_rule").paginate(Rule=rule)
+                return [t for page in pages for t in page.get("Targets", [])]
+            except bex.ClientError as exc:
+                if error_code(exc) in self.MISSING_RULE:
+                    return []
+                raise
 
     def put_rule(self, name: str, pattern: dict, description: str, tags: dict[str, str]) -> str:
         import json
