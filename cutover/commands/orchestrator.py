@@ -143,9 +143,9 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
         rec.status == state.INTERRUPTED or lock is None or not lock_live or rec.status == state.ROLLING_BACK
     )
     if interrupted:
-        lines.append(
-            f"    {rec.status} was interrupted: finish it by re-running `cutover {'rollback' if rec.status == state.ROLLING_BACK else 'advance'}`, or `cutover rollback`"
-        )
+        finish = ("finish it by re-running `cutover rollback`" if rec.status == state.ROLLING_BACK
+                  else "finish it with `cutover advance`, or undo it with `cutover rollback`")
+        lines.append(f"    {rec.status} was interrupted: {finish}")
 
     # Flags: declared values of the recorded phase vs live values (drift); during an unfinished
     # transition, which side each flag is on.
@@ -722,8 +722,11 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     if to is not None:
         if to not in plan.phase_names:
             raise UsageError(f"--to {to}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
-        if view.problem or not machine.allows(plan, current, f"rollback_to_{to}"):  # only to an earlier phase
-            raise UsageError(f"--to {to} must name a phase before the current one ({current})",
+        # An earlier phase (the machine's rollback_to_<phase>), or the current one: its declared values
+        # written again where they drifted (or where an unfinished advance out of it wrote).
+        back = to == current or machine.allows(plan, current, f"rollback_to_{to}")
+        if view.problem or not back:
+            raise UsageError(f"--to {to} must name the current phase ({current}) or one before it",
                              f"use plain `{_again(rt, 'rollback')}` to return every flag to its known-safe value")
         if rec.status == state.ROLLING_BACK and _is_full_rollback(rec) and rec.run_id != rt.run_id:
             raise Blocked(f"a full rollback is in progress (run {rec.run_id} of {rec.actor or 'someone'}); "

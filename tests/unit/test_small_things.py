@@ -1,0 +1,52 @@
+"""Small things a tired person hits (the operator-experience issue, item 14), each pinned by a test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cutover.commands import orchestrator
+from cutover.ports import AwsPorts
+from cutover.plan.load import load_plan
+from cutover.testing.clock import FakeClock
+from tests.fakes import FakeFunctionStore, FakeIdentity, FakeParameterStore
+from tests.gatefakes import FakeAlarms, FakeLogs, FakeSecrets
+
+PLAN = load_plan(str(Path(__file__).resolve().parents[1] / "plans" / "e2e.yaml"))
+
+
+def runtime_with(record: dict, phase: str = "canary") -> orchestrator.Runtime:
+    store = FakeParameterStore()
+    values = PLAN.values_for(phase)
+    for f in PLAN.ssm_flags:
+        store.put(f.parameter, values[f.name], secure=f.secure)
+    functions = FakeFunctionStore({"e2e-worker": {f.target.variable: values[f.name] for f in PLAN.flags if f.kind == "lambda"}})
+    store.put(PLAN.state_parameter, json.dumps({"plan": PLAN.name, "entered_at": "2026-01-01T00:00:00Z", **record}))
+    ports = AwsPorts(params=store, alarms=FakeAlarms(), secrets=FakeSecrets(), logs=FakeLogs(), identity=FakeIdentity(),
+                     region=PLAN.region, functions=functions)
+    return orchestrator.Runtime(plan=PLAN, aws=ports, env={}, clock=FakeClock(), evidence_dir=None)
+
+
+@pytest.mark.parametrize("status,says", [
+    ("rolling_back", "finish it by re-running `cutover rollback`"),
+    ("interrupted", "finish it with `cutover advance`, or undo it with `cutover rollback`"),
+])
+def test_an_unfinished_transition_names_each_command_once(status, says):
+    out = orchestrator.status(runtime_with({"phase": "shadow", "status": status, "target": "canary"}))
+    (line,) = [ln for ln in out.lines if "was interrupted" in ln]
+    assert line.strip() == f"{status} was interrupted: {says}"
+    assert line.count("`cutover rollback`") == 1
+
+
+def test_rollback_to_the_current_phase_repairs_its_drift():
+    rt = runtime_with({"phase": "shadow", "status": "stable"}, phase="shadow")
+    drifted = next(f for f in PLAN.ssm_flags if not f.secure)
+    rt.aws.params.put(drifted.parameter, "someone-else")
+    out = orchestrator.rollback(rt, to="shadow", reason="drift")
+    assert out.exit_code == 0, out.headline
+    assert rt.aws.params.get_many([drifted.parameter])[drifted.parameter].value == PLAN.values_for("shadow")[drifted.name]
+    st = orchestrator.status(rt, check=True)
+    assert st.exit_code == 0 or st.headline.startswith("ALARM MISSING"), st.headline  # (the fake account has no alarms)
+    assert "DRIFT" not in st.headline and st.data["state"]["phase"] == "shadow"
