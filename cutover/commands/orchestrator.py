@@ -884,8 +884,18 @@ def history(rt: Runtime) -> Outcome:
                      "preempted": rec.preempted, "approved_by": rec.approved_by})
         if rec.status == state.STABLE:
             previous = rec.phase
-    lines = [f"v{r['version']} {r['when']} {r['who']}: {r['from']} -> {r['to']} ({r['status']}){' reason: ' + r['reason'] if r['reason'] else ''}" for r in rows]
+    lines = [_history_line(r) for r in rows]
     return Outcome(ExitCode.OK, f"{len(rows)} state change(s) recorded for {rt.plan.name}", lines, {"history": rows})
+
+
+def _history_line(r: dict) -> str:
+    """`v7 WHEN WHO: canary -> full (stable) by `advance`, approved by X, reason: Y`."""
+    line = f"v{r['version']} {r['when']} {r['who']}: {r['from']} -> {r['to']} ({r['status']})"
+    if r.get("command"):
+        line += f" by `{r['command']}`"
+    if r.get("approved_by"):
+        line += f", approved by {r['approved_by']}"
+    return line + (f", reason: {r['reason']}" if r["reason"] else "")
 
 
 def unlock(rt: Runtime, force: bool, reason: str) -> Outcome:

@@ -50,3 +50,10 @@ def test_rollback_to_the_current_phase_repairs_its_drift():
     st = orchestrator.status(rt, check=True)
     assert st.exit_code == 0 or st.headline.startswith("ALARM MISSING"), st.headline  # (the fake account has no alarms)
     assert "DRIFT" not in st.headline and st.data["state"]["phase"] == "shadow"
+
+
+def test_history_in_plain_text_names_the_command_and_the_approver():
+    rt = runtime_with({"phase": "canary", "status": "stable", "actor": "arn:aws:iam::123456789012:user/rm",
+                       "command": "advance", "approved_by": "jane@example.com", "reason": "CAB-42"})
+    (line,) = orchestrator.history(rt).lines
+    assert line.endswith("-> canary (stable) by `advance`, approved by jane@example.com, reason: CAB-42"), line
