@@ -513,7 +513,7 @@ def test_history_lists_transitions(cli):
     assert r.exit_code == 0, r.output
     assert "pending -> shadow (stable)" in r.stdout
     assert "shadow -> canary (stable)" in r.stdout
-    assert "canary -> rolled_back (stable) reason: drill" in r.stdout
+    assert "canary -> rolled_back (stable) by `rollback`, reason: drill" in r.stdout
     r, doc = cli.json("history")
     assert r.exit_code == 0
     stable = [(h["from"], h["to"]) for h in doc["history"] if h["status"] == "stable"]

@@ -18,6 +18,7 @@ from cutover.core import state
 from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
 from cutover.gates.result import GateResult
 from cutover.core.lambdaenv import EnvWriter
+from cutover.model.durations import format_duration
 from cutover.model.plan import PENDING, ROLLED_BACK, Phase
 from cutover.core.notify import notify
 from cutover.outcome import Outcome
@@ -233,12 +234,24 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     hint = view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")
     if restored_unrecorded:
         hint = "run `cutover rollback`: the flags are already safe, it records that in the state record"
+    if not (hint or bad or firing) and view.phase != ROLLED_BACK:
+        hint = data["next"] = _next_step(rt, view)
     if firing:  # the first thing an on-call person must read, and what to do about it
         states = {a["name"]: a["state"] for a in alarms_seen}
         shout = "; ".join(f"ALARM: {n}" if states[n] == "ALARM" else f"ALARM MISSING: {n}" for n in firing)
         headline = f"{shout}; {headline}" if bad else shout
         hint = rollback_now_hint(alarm_reason(firing, states))
     return Outcome(code, headline, lines, data, hint=hint)
+
+
+def _next_step(rt: Runtime, view: state.StateView) -> str:
+    """What a healthy cutover waits for: the next advance, and when its bake allows it."""
+    nxt = rt.plan.next_phase(view.phase)
+    if nxt is None:
+        return ""  # the last phase: nothing left to advance into
+    step = f"`cutover advance` into {nxt.name}" + (" (needs approval: --approve --reason TEXT)" if nxt.approval else "")
+    remaining = bake_remaining(rt, view)
+    return f"{step} in {format_duration(remaining)}, when {view.phase}'s bake ends" if remaining else step
 
 
 FIRING = ("ALARM", "MISSING")  # a named alarm that does not exist cannot say the phase is fine
@@ -341,8 +354,6 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         approver = _check_approval(rt, phase, current, approve, reason, again)
     remaining = bake_remaining(rt, view)
     if remaining > 0:
-        from cutover.model.durations import format_duration
-
         raise GateFailed(
             f"{current} is still baking: {format_duration(remaining)} left of {format_duration(plan.phase(current).bake)}",
             f"wait for the bake to finish (`cutover watch` shows it), then `{again}`",
@@ -644,8 +655,6 @@ def _yield_to_rollback(rt: Runtime, changes: list[flagmod.FlagChange]) -> None:
 
 
 def _bake_text(phase: Phase) -> str:
-    from cutover.model.durations import format_duration
-
     return f"bake {format_duration(phase.bake)}" if phase.bake else "no bake"
 
 
