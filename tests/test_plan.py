@@ -190,6 +190,20 @@ def test_boolean_as_a_name_key() -> None:
     assert "quote it" in assert_error(text, "key 'on'", "boolean").hint
 
 
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "Yes", "OFF"])
+def test_a_yaml_1_1_boolean_where_a_boolean_is_wanted_is_refused(word) -> None:
+    """YAML 1.2 editors and linters read `sensitive: yes` as text: only true and false mean the same to both."""
+    text = plan_text(flags=FLAGS + f"  extra:\n    parameter: /app/extra\n    rollback: x\n    sensitive: {word}  # <-\n")
+    err = assert_error(text, "flags.extra.sensitive", f"'{word}' is a boolean only in YAML 1.1")
+    assert err.hint == "write true or false"
+
+
+@pytest.mark.parametrize("word", ["true", "false", "True", "FALSE"])
+def test_true_and_false_are_booleans_in_both_yaml_versions(word) -> None:
+    text = plan_text(flags=FLAGS + f"  extra:\n    parameter: /app/extra\n    rollback: x\n    sensitive: {word}\n")
+    assert parse_plan(text).flag("extra").sensitive is (word.lower() == "true")
+
+
 def test_an_unquoted_value_that_quoting_would_not_fix_gets_no_quote_hint() -> None:
     text = plan_text(phases=PHASES + "    bake: yes  # <-\n")
     err = assert_error(text, "bake", "expected a duration")

@@ -980,6 +980,10 @@ class Walker:
             return
         wanted = [want] if isinstance(want, str) else list(want)
         got = kind(node)
+        if got == "boolean" and "boolean" in wanted and node.value.lower() not in ("true", "false"):
+            # yes/no/on/off are booleans in YAML 1.1 only: an editor on YAML 1.2 shows them as text
+            raise Violation(node, _at(path, f"{_show(node.value)} is a boolean only in YAML 1.1; YAML 1.2 editors "
+                                            "and linters read it as text"), "write true or false")
         if got in wanted or (got == "integer" and "number" in wanted):
             return
         noun = _FORMAT_NOUN.get(schema.get("format", ""), (" or ".join(_NOUN[w] for w in wanted),))[0]
