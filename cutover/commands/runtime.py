@@ -109,8 +109,8 @@ class Runtime:
             report.actor, report.account = ident.arn, ident.account
         except CutoverError:
             pass
-        if self.notes:
-            outcome.lines += [f"note: {n}" for n in self.notes]
+        if self.notes:  # (once: a use case inside another, e.g. watch's auto-rollback, has added them already)
+            outcome.lines += [line for n in self.notes if (line := f"note: {n}") not in outcome.lines]
             outcome.data.setdefault("notes", list(self.notes))
         if self.evidence_dir is not None:  # the work is done: a report that cannot be written is only a warning
             outcome.evidence_path, problem = evidence.write_or_explain(report, self.evidence_dir)

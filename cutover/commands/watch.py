@@ -19,6 +19,7 @@ from cutover.core import state
 from cutover.errors import CutoverError, ExitCode, UsageError
 from cutover.model.plan import PENDING, ROLLED_BACK
 from cutover.outcome import Outcome
+from cutover.redact import shown
 from cutover.commands.runtime import Runtime
 
 MIN_INTERVAL = 1.0  # DescribeAlarms allows ~9 calls/s per account; one poll a second is far below
@@ -43,6 +44,7 @@ class Poll:
     firing: list[str] = field(default_factory=list)
     event: str = "polling"  # polling | alarm | metric | drift | baked | rolled_back_elsewhere
     metrics: list[dict] = field(default_factory=list)  # each `watch:` check's judgement (every figure)
+    drift_found: dict[str, str] = field(default_factory=dict)  # drifted flag -> what was found, as shown
 
     @property
     def metric_failures(self) -> list[str]:
@@ -63,14 +65,25 @@ def poll(rt: Runtime, phase: str) -> tuple[Poll, state.StateView]:
     live = rt.read_live([plan.state_parameter])
     view = state.interpret(plan, live.get(plan.state_parameter))
     declared = plan.values_for(phase)
-    drift = [f.name for f in plan.flags if not flagmod.is_at(f, live.get(f.key), declared[f.name])]
+    drifted = [f for f in plan.flags if not flagmod.is_at(f, live.get(f.key), declared[f.name])]
+    drift = [f.name for f in drifted]
+    found = {f.name: _found(f, live.get(f.key), declared[f.name]) for f in drifted}
     alarms = orchestrator.alarm_rows(rt, plan.alarm_checks(phase))
     firing = [a["name"] for a in alarms if a["state"] in orchestrator.FIRING]
     rec = view.record
     baked = (rt.clock.now() - state.parse_iso(rec.entered_at)).total_seconds() if rec and rec.entered_at else 0.0
     metrics = _judge_watch(rt, phase, state.parse_iso(rec.entered_at) if rec and rec.entered_at else None)
     return Poll(state.iso(rt.clock.now()), phase, max(baked, 0.0), plan.phase(phase).bake, alarms, drift, firing,
-                metrics=metrics), view
+                metrics=metrics, drift_found=found), view
+
+
+def _found(flag, param, declared: str) -> str:
+    """`mode is 'live', declared 'safe'` (values as `redact.shown` displays them)."""
+    if param is None:
+        return f"{flag.name} is missing, declared {shown(flag, declared)!r}"
+    if param.value == declared:  # a secure flag stored as plain String
+        return f"{flag.name} holds its declared value as {param.type}, not SecureString"
+    return f"{flag.name} is {shown(flag, param.value)!r}, declared {shown(flag, declared)!r}"
 
 
 def _judge_watch(rt: Runtime, phase: str, entered_at) -> list[dict]:
@@ -119,7 +132,7 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
             p.event = "alarm" if p.firing else "metric" if p.metric_failures else "drift"
             show(p)
             why = (f"alarm {', '.join(p.firing)} in ALARM" if p.firing else "; ".join(p.metric_failures)
-                   if p.metric_failures else f"flag drift: {', '.join(p.drift)}")
+                   if p.metric_failures else f"flag drift: {'; '.join(p.drift_found.get(n, n) for n in p.drift)}")
             report.notes.append(f"{why} during {phase}")
             if auto_rollback:
                 rolled = orchestrator.rollback(rt, reason=f"auto-rollback by watch: {why}")
@@ -196,7 +209,7 @@ class LiveView:
         for a in p.alarms:
             style = "red" if a["state"] != "OK" else "green"
             table.add_row(a["name"], f"[{style}]{a['state']}[/{style}]", a["since"])
-        drift = f"[red]drift: {', '.join(p.drift)}[/red]" if p.drift else "[green]flags as declared[/green]"
+        drift = f"[red]drift: {'; '.join(p.drift_found.get(n, n) for n in p.drift)}[/red]" if p.drift else "[green]flags as declared[/green]"
         bar = ProgressBar(total=max(p.bake, 1), completed=min(p.baked, p.bake))
         metrics = [f"[{'green' if m['outcome'] == 'PASS' else 'red'}]{escape(m['reason'])}[/]" for m in p.metrics]
         self.live.update(Group(table, bar, drift, *metrics), refresh=True)

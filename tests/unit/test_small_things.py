@@ -73,3 +73,17 @@ def test_a_healthy_status_says_the_next_step_and_when():
     rt.clock.advance(shadow.bake + 1)
     assert orchestrator.status(rt).data["next"].startswith(f"`cutover advance` into {canary.name}")
     assert "bake ends" not in orchestrator.status(rt).hint
+
+
+def test_watch_says_what_a_drifted_flag_holds_and_each_note_once_after_an_auto_rollback():
+    from cutover.commands import watch
+
+    rt = runtime_with({"phase": "canary", "status": "stable"}, phase="canary")
+    mode = next(f for f in PLAN.ssm_flags if not f.sensitive and not f.secure)
+    rt.aws.params.put(mode.parameter, "hand-edited")
+    rt.notes.append("sandbox: something worth saying")
+    out = watch.watch(rt, auto_rollback=True, interval=30, show=lambda p: None, max_polls=1)
+    assert out.exit_code == 6, out.headline
+    declared = PLAN.values_for("canary")[mode.name]
+    assert f"flag drift: {mode.name} is 'hand-edited', declared '{declared}'" in out.headline
+    assert out.lines.count("note: sandbox: something worth saying") == 1, out.lines
