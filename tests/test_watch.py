@@ -97,6 +97,7 @@ def test_cli_watch_prints_json_lines(e2e, tmp_path):
     result = CliRunner().invoke(app, ["--plan", "tests/plans/e2e.yaml", "--evidence-dir", str(tmp_path), "watch", "--interval", "1"])
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert result.exit_code == 0 and lines[0]["event"] == "baked" and lines[0]["phase"] == "shadow"
+    assert "stderr is not a terminal, so each poll is one JSON line on stdout" in result.stderr  # said, not silent
 
 
 @pytest.mark.parametrize("interval", [float("nan"), float("inf"), 0, -5, 0.5, 3601])

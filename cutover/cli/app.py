@@ -267,6 +267,8 @@ def watch(
         may_roll_back = auto_rollback or any(p.auto_rollback for p in plan.phases)
         rt = runtime(plan, dry_run=not may_roll_back, yes=True, command="watch")
         as_lines = options().json or not sys.stderr.isatty()
+        if as_lines and not options().json:  # no terminal for the live view: say what comes instead
+            say("watch: stderr is not a terminal, so each poll is one JSON line on stdout (as with --json)", err=True)
         try:
             if as_lines:  # JSON Lines on stdout: one per poll, then the final document on one line
                 outcome = w.watch(rt, auto_rollback, interval, w.json_lines(say))
