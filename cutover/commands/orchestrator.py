@@ -345,19 +345,24 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
         if drifted:
             raise Blocked(f"live flags differ from the recorded phase {current}: {', '.join(drifted)}; nothing was written",
                           f"run `cutover status` to see them; restore them with `cutover rollback` (or fix them by hand), then `{again}`")
+    remaining = bake_remaining(rt, view)
+    baking = (f"{current} is still baking: {format_duration(remaining)} left of {format_duration(plan.phase(current).bake)}"
+              if remaining > 0 else "")
     approver = None
     if phase.approval and rt.dry_run and not approve:  # a preview needs no approval: it says who must give it
         approval = _approval_needed(phase)
         rt.notes.append(f"approval will be needed: entering {phase.name} takes --approve --reason TEXT, "
                         f"from {approval['approvers']}" + (f" other than whoever entered {current}" if phase.separate_approver else ""))
     elif phase.approval:
-        approver = _check_approval(rt, phase, current, approve, reason, again)
-    remaining = bake_remaining(rt, view)
-    if remaining > 0:
-        raise GateFailed(
-            f"{current} is still baking: {format_duration(remaining)} left of {format_duration(plan.phase(current).bake)}",
-            f"wait for the bake to finish (`cutover watch` shows it), then `{again}`",
-        )
+        try:
+            approver = _check_approval(rt, phase, current, approve, reason, again)
+        except Blocked as err:  # every reason at once: the approval and the bake
+            if baking:
+                raise Blocked(f"{err.message}; and {baking}",
+                              f"wait for the bake to finish (`cutover watch` shows it), then: {err.hint}") from None
+            raise
+    if baking:
+        raise GateFailed(baking, f"wait for the bake to finish (`cutover watch` shows it), then `{again}`")
 
     lease = None
     if not rt.dry_run:

@@ -87,3 +87,19 @@ def test_watch_says_what_a_drifted_flag_holds_and_each_note_once_after_an_auto_r
     declared = PLAN.values_for("canary")[mode.name]
     assert f"flag drift: {mode.name} is 'hand-edited', declared '{declared}'" in out.headline
     assert out.lines.count("note: sandbox: something worth saying") == 1, out.lines
+
+
+def test_advancing_into_an_approval_phase_during_a_bake_names_both_reasons(tmp_path):
+    import dataclasses
+
+    from cutover.errors import Blocked
+
+    shadow, canary = PLAN.phases[0], PLAN.phases[1]
+    assert canary.approval, "the e2e plan's canary needs approval"
+    plan = dataclasses.replace(PLAN, phases=(dataclasses.replace(shadow, bake=3600.0), *PLAN.phases[1:]))
+    rt = runtime_with({"phase": shadow.name, "status": "stable"}, phase=shadow.name)
+    rt = dataclasses.replace(rt, plan=plan)
+    with pytest.raises(Blocked) as caught:
+        orchestrator.advance(rt, approve=False, reason="")
+    assert "needs explicit approval" in caught.value.message and "still baking: 1h left of 1h" in caught.value.message
+    assert caught.value.hint.startswith("wait for the bake to finish")
