@@ -1038,6 +1038,33 @@ def test_schema_is_valid_draft_2020_12_and_accepts_the_repo_plan() -> None:
     assert list(validator.iter_errors(bad))
 
 
+@pytest.mark.parametrize("edit,why", [
+    (lambda t: t.replace("variable: E2E_COHORT", "variable: AWS_REGION"), "reserved Lambda variable"),
+    (lambda t: t.replace("variable: E2E_COHORT}", "variable: E2E_COHORT}\n    secure: true"), "secure Lambda flag"),
+])
+def test_the_published_schema_says_what_cutover_refuses_through_formats(edit, why) -> None:
+    """Editors validate with the JSON Schema alone: the rules cutover checks through formats are there too."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(plan_schema())
+    text = (PLANS / "e2e.yaml").read_text()
+    assert list(validator.iter_errors(yaml.safe_load(text))) == []
+    bad = edit(text)
+    assert bad != text, why
+    assert list(validator.iter_errors(yaml.safe_load(bad))), why
+    with pytest.raises(PlanError):  # and cutover itself refuses it
+        parse_plan(bad)
+
+
+@pytest.mark.parametrize("query", ["mutation { x }", "  mutation M { x }", "subscription { y }", "# note\nmutation { x }"])
+def test_the_published_schema_refuses_a_graphql_mutation(query) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(plan_schema())
+    ok = yaml.safe_load(with_check("gq:\n  type: graphql\n  url: https://x/graphql\n  query: 'query { shop { name } }'\n"))
+    assert list(validator.iter_errors(ok)) == []
+    bad = yaml.safe_load(with_check(f"gq:\n  type: graphql\n  url: https://x/graphql\n  query: {json.dumps(query)}\n"))
+    assert list(validator.iter_errors(bad)), query
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="/aAwWsSmM._-x1 $", max_size=24))
 def test_ssm_pattern_agrees_with_the_validator(name: str) -> None:

@@ -621,8 +621,21 @@ KEYWORDS = frozenset(
 
 
 def plan_schema() -> dict:
-    """The JSON Schema (draft 2020-12) of phases.yaml version 1 (a copy: callers may change it)."""
-    return copy.deepcopy(_SCHEMA)
+    """The JSON Schema (draft 2020-12) of phases.yaml version 1 (a copy: callers may change it), with the
+    rules cutover checks through its formats also spelled in standard keywords, for editors and other
+    validators (formats are only annotations to them). cutover's own walker reports these rules through
+    the formats, with its own messages."""
+    out = copy.deepcopy(_SCHEMA)
+    defs = out["$defs"]
+    # Lambda sets these variables itself; it refuses to change them.
+    defs["lambda_target"]["properties"]["variable"]["not"] = {"enum": sorted(LAMBDA_RESERVED)}
+    # SecureString is an SSM parameter type: a Lambda flag cannot be secure.
+    defs["flag"]["if"] = {"required": ["lambda"]}
+    defs["flag"]["then"] = {"properties": {"secure": {"const": False}}}
+    # Checks are read-only: a GraphQL document that starts a mutation or a subscription is refused.
+    query = defs["graphql_check"]["properties"]["query"]
+    query["not"] = {"pattern": r"^\s*(#[^\n]*\n\s*)*(mutation|subscription)\b"}
+    return out
 
 
 # --- value formats -----------------------------------------------------------------------------------
