@@ -216,8 +216,13 @@ def folder_name(report: Report) -> str:
     return f"{stamp}-{report.command}-{report.run_id}"
 
 
+DRY_RUNS = "dry-runs"  # the folder the reports of --dry-run previews go to, apart from the real runs
+PREVIEWS = frozenset({"advance", "rollback", "guard-arm", "guard-disarm"})  # the commands with a --dry-run
+
+
 def _is_ours(name: str) -> bool:
-    return name in (LOG_NAME, LOG_NAME + ".tmp") or name.startswith(".cutover-probe-") or bool(_RUN_FOLDER.fullmatch(name))
+    return (name in (LOG_NAME, LOG_NAME + ".tmp", DRY_RUNS) or name.startswith(".cutover-probe-")
+            or bool(_RUN_FOLDER.fullmatch(name)))
 
 
 def prepare_dir(evidence_dir: str | Path) -> Path:
@@ -256,7 +261,10 @@ def markdown(report: Report, redactor: Redactor = REDACTOR) -> str:
 def write(report: Report, evidence_dir: str | Path, redactor: Redactor = REDACTOR) -> Path:
     """report.json and report.md in a new 0700 run folder, each file 0600 and written atomically (a
     crash mid-write must not leave a truncated report that looks complete)."""
-    folder = prepare_dir(evidence_dir) / folder_name(report)
+    root = prepare_dir(evidence_dir)
+    if report.dry_run and report.command in PREVIEWS:  # previews pile up: one folder for them all
+        root = prepare_dir(root / DRY_RUNS)
+    folder = root / folder_name(report)
     if not private.make_dir(folder):
         private.tighten(folder, private.DIR_MODE)
     data = redactor.value(report.to_dict())

@@ -103,3 +103,16 @@ def test_advancing_into_an_approval_phase_during_a_bake_names_both_reasons(tmp_p
         orchestrator.advance(rt, approve=False, reason="")
     assert "needs explicit approval" in caught.value.message and "still baking: 1h left of 1h" in caught.value.message
     assert caught.value.hint.startswith("wait for the bake to finish")
+
+
+def test_dry_runs_write_their_evidence_under_one_folder(tmp_path):
+    from cutover.core import evidence
+
+    def report(command, dry_run):
+        return evidence.Report(command=command, run_id="abc12345", plan="e2e", plan_digest="0" * 64, region="us-east-2",
+                               started_at="2026-01-01T00:00:00Z", dry_run=dry_run)
+
+    assert Path(evidence.write(report("advance", True), tmp_path)).parent == tmp_path / evidence.DRY_RUNS
+    assert Path(evidence.write(report("rollback", False), tmp_path)).parent == tmp_path
+    assert Path(evidence.write(report("preflight", True), tmp_path)).parent == tmp_path  # evidence of the gates
+    assert Path(evidence.write(report("watch", True), tmp_path)).parent == tmp_path  # a read-only watch is real
