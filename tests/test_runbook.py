@@ -121,14 +121,16 @@ def test_ssm_only_plans_render_as_before_and_their_manual_rollback_is_put_parame
     text = runbook.render(minimal)
     assert "| 1 | kill_switch | SSM parameter `/app/kill_switch` | `off` |" in text
     assert "Lambda" not in text and "lambda" not in text
-    assert sh_lines(manual(text)) == [
-        f"aws ssm put-parameter --region {minimal.region} --name /app/kill_switch --value off --type String --overwrite"]
+    pager = 'export AWS_PAGER=""  # AWS CLI v2 would page every output (and can hang without a terminal)'
+    assert sh_lines(manual(text)) == [  # the pager off first: a paging CLI hangs a 2 a.m. shell
+        pager, f"aws ssm put-parameter --region {minimal.region} --name /app/kill_switch --value off --type String --overwrite"]
 
     every = load_plan(EVERY_CHECK)  # `cohort` is sensitive and secure, and its rollback value "none" is public
     lines = sh_lines(manual(runbook.render(every)))
     put = f"aws ssm put-parameter --region {every.region} --name"
-    assert lines[0] == f"{put} /app/mode --value safe --type String --overwrite"
-    assert lines[1] == f"{put} /app/cohort --value none --type SecureString --overwrite"
+    assert lines[0] == pager
+    assert lines[1] == f"{put} /app/mode --value safe --type String --overwrite"
+    assert lines[2] == f"{put} /app/cohort --value none --type SecureString --overwrite"
 
 
 # Flags of both kinds interleaved in rollback order, two variables of one function apart, a second function,
@@ -482,3 +484,16 @@ def test_runbook_needs_no_boto3():
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert p.stdout.split() == ["0", "False", "False"], p.stderr
+
+
+def test_the_rollback_by_hand_needs_no_cutover_to_finish():
+    """Issue 15 item 15: where to run from, the pager off, how to tell the guard fired, and how the state
+    record catches up after a rollback by hand."""
+    text = runbook.render(load_plan(REPO_PLAN))
+    box = text.split("### If `cutover` itself cannot run", 1)[0]
+    assert "from the folder that holds `phases.yaml`" in box
+    assert 'export AWS_PAGER=""' in manual(text)
+    assert "finds the flags restored (writing none of them" in manual(text)
+    assert "Did it fire? `cutover history` shows a change by `guard`" in text
+    assert "describe-automation-executions --region us-east-2 --filters Key=DocumentNamePrefix,Values=cutover-order-status-prod-rollback" in text
+    assert "run `cutover runbook` again" in text and "--out FILE" not in text

@@ -10,6 +10,7 @@ States: `pending`, one per phase, `rolled_back`. Triggers:
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from cutover.model.plan import PENDING, ROLLED_BACK, Phase, Plan
@@ -73,14 +74,26 @@ def allows(plan: Plan, state: str, trigger: str) -> bool:
     return trigger in build(plan, state).machine.get_triggers(state)
 
 
+# Mermaid takes a state id as a plain word; other names (`canary-1`) and its own keywords (`note`) break
+# the diagram, so they are declared under an alias: `state "canary-1" as s2`.
+_PLAIN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_MERMAID_WORDS = {"note", "state", "end", "direction", "class", "classdef", "click", "as", "style", "linkstyle"}
+
+
+def _mermaid_ids(plan: Plan) -> dict[str, str]:
+    return {s: s if _PLAIN_ID.fullmatch(s) and s.lower() not in _MERMAID_WORDS else f"s{i}"
+            for i, s in enumerate(states(plan))}
+
+
 def mermaid(plan: Plan) -> str:
     """A Mermaid state diagram drawn from the same transition table the machine uses."""
-    lines = ["stateDiagram-v2", f"    [*] --> {PENDING}"]
+    ids = _mermaid_ids(plan)
+    lines = ["stateDiagram-v2", *(f'    state "{s}" as {i}' for s, i in ids.items() if s != i), f"    [*] --> {ids[PENDING]}"]
     for t in transition_table(plan):
         sources = states(plan) if t["source"] == "*" else t["source"]
         for source in [sources] if isinstance(sources, str) else sources:
             if source == t["dest"]:
                 continue
             label = "advance (gates)" if t["trigger"] == "advance" else t["trigger"].replace("_", " ")
-            lines.append(f"    {source} --> {t['dest']}: {label}")
+            lines.append(f"    {ids[source]} --> {ids[t['dest']]}: {label}")
     return "\n".join(lines) + "\n"
