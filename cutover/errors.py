@@ -21,6 +21,8 @@ class ExitCode(IntEnum):
     DRIFT = 5, "drift", "drift or bad state record", (
         "drift (`status --check`): live flags differ from the recorded phase, or the state record is unusable")
     ROLLED_BACK = 6, "rolled_back", "rolled back", "rolled back (`watch --auto-rollback` fired)"
+    CHANGES_PENDING = 7, "changes_pending", "changes pending (--detailed-exitcode)", (
+        "changes pending: a dry run with `--detailed-exitcode` found work to do (0 then means nothing to do)")
 
     def __new__(cls, value: int, word: str, summary: str, meaning: str) -> "ExitCode":
         member = int.__new__(cls, value)

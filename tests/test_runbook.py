@@ -394,7 +394,7 @@ def test_exit_codes_and_the_digest_at_the_end():
     plan = load_plan(REPO_PLAN)
     text = runbook.render(plan)
     codes = re.findall(r"^\| (\d) \| ", section(text, "## Exit codes"), re.M)
-    assert codes == [str(c) for c in range(7)]
+    assert codes == [str(c) for c in range(8)]
     assert re.findall(r"^##+ .*", text, re.M)[-1] == "## Plan"
     assert plan.digest in section(text, "## Plan")
     assert text.endswith("render it again.\n")

@@ -204,6 +204,11 @@ def advance(
                                             help="Proceed although the plan changed since the last transition."),
     outside_window: bool = typer.Option(False, "--outside-window",
                                         help="Pass closed window checks that say allow_override: true (needs --reason)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="With --dry-run: save the decision to FILE (for --from)."),
+    from_file: Optional[Path] = typer.Option(None, "--from",
+                                             help="Apply exactly the advance saved by `advance --dry-run --out FILE`."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                           help="With --dry-run: exit 7 when the advance would do something, 0 when not."),
 ) -> None:
     """Pass the next phase's gates, then converge its flags. Exactly one phase per call."""
 
@@ -213,12 +218,32 @@ def advance(
         if outside_window and not reason.strip():
             raise UsageError("--outside-window needs --reason TEXT: an override is recorded with who and why",
                              'add --reason "why this change cannot wait for the window"')
+        if out is not None and not dry_run:
+            raise UsageError("--out saves a preview: it goes with --dry-run", "cutover advance --dry-run --out FILE")
+        if from_file is not None and (dry_run or out is not None):
+            raise UsageError("--from applies a saved advance: it does not go with --dry-run or --out",
+                             "cutover advance --from FILE")
+        saved = None
+        if from_file is not None:
+            from cutover.commands.saved import load
+
+            saved = load(from_file)  # exit 2 on a file that is not one, before any AWS call
+        if out is not None:
+            check_out_file("--out", out)
         require_yes_or_tty(yes, dry_run, "advance")
         rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="advance")
         rt.outside_window = reason if outside_window else None
-        emit("advance", orchestrator.advance(rt, approve, reason, accept_plan_change=accept_plan_change))
+        outcome = orchestrator.advance(rt, approve, reason, accept_plan_change=accept_plan_change, save_to=out, saved=saved)
+        emit("advance", pending_or_not(outcome) if detailed_exitcode else outcome)
 
     run("advance", body)
+
+
+def pending_or_not(outcome):
+    """--detailed-exitcode: a dry run that found work to do exits 7 (0 stays "nothing to do")."""
+    if outcome.exit_code == ExitCode.OK and outcome.data.get("dry_run") and outcome.headline.startswith("dry run:"):
+        outcome.exit_code = ExitCode.CHANGES_PENDING
+    return outcome
 
 
 @app.command()
@@ -227,6 +252,8 @@ def rollback(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     reason: str = typer.Option("", "--reason", help="Why, for the record."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                           help="With --dry-run: exit 7 when the rollback would do something, 0 when not."),
 ) -> None:
     """Converge every flag to its rollback value (or an earlier phase). Never gated; never waits for the lock."""
 
@@ -246,7 +273,7 @@ def rollback(
             raise Incomplete(f"rollback aborted by a second Ctrl-C: restored: {', '.join(restored) or 'none'}; "
                              f"not restored: {', '.join(left) or 'none'}",
                              "flags already restored stay restored; finish it: cutover rollback --yes") from None
-        emit("rollback", outcome)
+        emit("rollback", pending_or_not(outcome) if detailed_exitcode else outcome)
 
     run("rollback", body)
 

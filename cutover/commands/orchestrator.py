@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from pathlib import Path
 from typing import Callable, NoReturn
 
 from cutover.core import evidence
@@ -311,7 +312,9 @@ class Preempted(Blocked):
 
 
 def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str = "advance",
-            accept_plan_change: bool = False) -> Outcome:
+            accept_plan_change: bool = False, save_to: Path | None = None, saved: dict | None = None) -> Outcome:
+    """Enter the next phase. A dry run may save its decision (`save_to`); `saved` is such a decision,
+    applied only if everything it was made on is unchanged (`commands.saved`)."""
     plan = rt.plan
     live, view, lock = _live(rt)
     rec = view.record
@@ -328,6 +331,11 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     if phase is None:
         return rt.finish(report, Outcome(ExitCode.OK, f"nothing to do: {current} is the last phase", data={"phase": current}))
     report.from_state, report.to_state = current, phase.name
+    if saved is not None:  # before anything else is decided: the saved decision must still be the one
+        from cutover.commands.saved import check
+
+        check(saved, rt, view, current, phase.name)
+        rt.notes.append(f"applying the advance saved at {saved.get('created_at')} (the gates run again now)")
     resuming = rec is not None and rec.status in (state.ADVANCING, state.INTERRUPTED)
 
     if rec is not None and rec.plan_digest and rec.plan_digest != plan.digest:
@@ -399,6 +407,11 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
                 rt.notes.append(f"dry run: not run (not read_only): {', '.join(not_run)}; the real advance runs them first")
             if phase.auto_rollback:
                 rt.notes.append(f"{phase.name} has auto_rollback: true: entering it arms the guard first (see `cutover guard arm --dry-run`)")
+            if save_to is not None:
+                from cutover.commands.saved import save
+
+                save(save_to, rt, view, data)
+                rt.notes.append(f"saved to {save_to}: apply exactly this with `cutover advance --from {save_to}`")
             return rt.finish(report, Outcome(
                 ExitCode.OK, f"dry run: gates pass; advancing {current} -> {phase.name} would change {len(changes)} flag(s)",
                 gate_lines + _change_lines(changes), data))

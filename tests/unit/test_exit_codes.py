@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_codes_are_the_contracts():
     assert [(c.value, c.name) for c in ExitCode] == [(0, "OK"), (1, "GATE_FAILED"), (2, "USAGE"), (3, "BLOCKED"),
-                                                     (4, "INCOMPLETE"), (5, "DRIFT"), (6, "ROLLED_BACK")]
+                                                     (4, "INCOMPLETE"), (5, "DRIFT"), (6, "ROLLED_BACK"),
+                                                     (7, "CHANGES_PENDING")]
     assert f"{ExitCode.DRIFT}" == "5" and ExitCode(3) is ExitCode.BLOCKED  # prints and parses as a number
 
 
