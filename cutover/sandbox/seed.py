@@ -3,7 +3,6 @@ metrics): loopback endpoints only, never a real account."""
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +12,7 @@ import botocore.exceptions as bex
 
 from cutover.adapters.aws import Clients, aws_errors, epoch_ms, error_code, translate
 from cutover.errors import AwsError, NotFound, UsageError
+from cutover.model.templates import is_loopback
 
 
 def _tiny_zip() -> bytes:
@@ -25,16 +25,6 @@ def _tiny_zip() -> bytes:
     return buf.getvalue()
 
 
-def _is_loopback(endpoint: str) -> bool:
-    host = urlsplit(endpoint).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class EmulatorSeeder:
     """Writes fixtures into an AWS emulator (moto) on loopback: used by `cutover sandbox`, `rehearse` and
     tests. It refuses any other endpoint, so it can never write fixtures into a real account."""
@@ -43,7 +33,7 @@ class EmulatorSeeder:
     STREAM = "cutover-sandbox"
 
     def __init__(self, endpoint: str, region: str) -> None:
-        if not _is_loopback(endpoint):
+        if not is_loopback(urlsplit(endpoint).hostname or ""):
             raise UsageError(f"refusing to seed {endpoint}: not a loopback emulator", "seed only 127.0.0.1")
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
         self._clients = Clients(session, endpoint_url=endpoint)
