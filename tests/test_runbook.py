@@ -4,6 +4,7 @@ tells a stale committed runbook from a current one and writes nothing."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -497,3 +498,26 @@ def test_the_rollback_by_hand_needs_no_cutover_to_finish():
     assert "Did it fire? `cutover history` shows a change by `guard`" in text
     assert "describe-automation-executions --region us-east-2 --filters Key=DocumentNamePrefix,Values=cutover-order-status-prod-rollback" in text
     assert "run `cutover runbook` again" in text and "--out FILE" not in text
+
+
+@pytest.mark.parametrize("hidden_set", [True, False])
+def test_step_b_is_a_command_that_sets_the_variables_and_keeps_the_others(tmp_path, hidden_set):
+    """Issue 15 item 15: no hand-edited JSON at 2 a.m. The runbook's own step b, run as written."""
+    plan = mixed()
+    text = manual(runbook.render(plan))
+    block = text[text.index("Lambda function `mixed-worker`"):].split("If a command fails")[0]
+    script = re.search(r"```sh\n([^`]*?python3 - (\S+) <<'PY'\n[^`]*?\nPY)\n```", block)
+    assert script, block
+    env_file = tmp_path / script.group(2)
+    env_file.write_text(json.dumps({"Variables": {"LOG_LEVEL": "INFO", "MIXED_OUTBOUND": "on", "MIXED_COHORT": "beta"}}))
+    hidden = [f for f in plan.flags if f.kind == "lambda" and f.target.function == "mixed-worker" and f.sensitive]
+    env = {"PATH": os.environ["PATH"], **({runbook._shell_var(f): f.rollback for f in hidden} if hidden_set else {})}
+    p = subprocess.run(["bash", "-c", script.group(1)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    got = json.loads(env_file.read_text())["Variables"]
+    if hidden_set or not hidden:
+        assert p.returncode == 0, p.stderr
+        assert got == {"LOG_LEVEL": "INFO", **{f.target.variable: f.rollback for f in plan.flags
+                                               if f.kind == "lambda" and f.target.function == "mixed-worker"}}
+    else:  # a value the runbook may not show, not given: it stops and changes nothing
+        assert p.returncode != 0 and "set ROLLBACK_" in p.stderr
+        assert got == {"LOG_LEVEL": "INFO", "MIXED_OUTBOUND": "on", "MIXED_COHORT": "beta"}

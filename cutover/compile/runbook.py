@@ -462,9 +462,8 @@ def _manual_lambda(plan: Plan, typed: dict[str, str | None], n: int, flags: list
         '   If the file says `"Variables": null`, STOP: Lambda did not return the environment (for example, it',
         "   cannot decrypt it). Writing the flags alone would replace it: do not run step c, get help.",
         "",
-        f"b. Edit {_code(env_file)}: set these variables to these values and change nothing else. Values are JSON",
-        '   strings: keep the double quotes. A variable that is missing goes in as a new line `"NAME": "value",`',
-        '   right after the line `"Variables": {`.',
+        f"b. Set these variables in {_code(env_file)} and change nothing else (the command below does it: no JSON",
+        "   to edit by hand):",
         "",
         "| variable | set it to |",
         "|---|---|",
@@ -476,8 +475,8 @@ def _manual_lambda(plan: Plan, typed: dict[str, str | None], n: int, flags: list
                  f"the `rollback:` value of {_code(f.name)} in {plan_file} ({why})")
         lines.append(f"| {_code(f.target.variable)} | {_cell(shown)} |")
     visible = [f.target.variable for f in flags if not f.sensitive]
+    lines += ["", *_set_variables(plan, typed, flags, env_file), ""]
     lines += [
-        "",
         "c. Send it back in one update (refused if the function changed since step a), wait until Lambda has",
         "   applied it, check the variables, then delete the file: it holds the function's whole environment.",
         "",
@@ -506,6 +505,41 @@ def _manual_lambda(plan: Plan, typed: dict[str, str | None], n: int, flags: list
         "",
     ]
     return lines
+
+
+def _set_variables(plan: Plan, typed: dict[str, str | None], flags: list[Flag], env_file: str) -> list[str]:
+    """Step b as a command: a Python one-off that sets the variables in the file read at step a and keeps
+    every other one. A value the runbook may not show comes from a shell variable the operator sets."""
+    hidden = [f for f in flags if typed[f.name] is None]
+    lines = []
+    if hidden:
+        example = _code(_shell_var(hidden[0]) + "='...'")
+        lines += [f"   First set {_names(_shell_var(f) for f in hidden)} to the `rollback:` value of "
+                  f"{_names(f.name for f in hidden)} in {_code(Path(plan.path).name)}, e.g. {example}; without it the",
+                  "   command stops and changes nothing.", ""]
+    values = [f"    {json.dumps(f.target.variable)}: " + (json.dumps(typed[f.name], ensure_ascii=False) if typed[f.name] is not None
+              else f"os.environ.get({json.dumps(_shell_var(f))}) or sys.exit({json.dumps('set ' + _shell_var(f) + ' first')}),")
+              .rstrip(",") + "," for f in flags]
+    return lines + [
+        "```sh",
+        f"{_shell_var_exports(hidden)}python3 - {shlex.quote(env_file)} <<'PY'",
+        "import json, os, sys",
+        "path = sys.argv[1]",
+        "doc = json.load(open(path))",
+        'if doc.get("Variables") is None:',
+        '    sys.exit("STOP: the file holds no environment (Lambda did not return it): do not run step c")',
+        'doc["Variables"].update({',
+        *values,
+        "})",
+        'json.dump(doc, open(path, "w"))',
+        "PY",
+        "```",
+    ]
+
+
+def _shell_var_exports(hidden: list[Flag]) -> str:
+    """The hidden values' shell variables are passed to Python (set, not exported, they would not be)."""
+    return "".join(f'{_shell_var(f)}="${{{_shell_var(f)}}}" ' for f in hidden)
 
 
 def _env_vars(plan: Plan) -> tuple[list[str], dict[str, str | None]]:
