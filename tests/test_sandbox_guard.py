@@ -1,0 +1,155 @@
+"""The sandbox plays the guard (issue 15 item 11): an alarm fires -> the armed document's steps run -> flags
+restored -> history says guard. Against the real emulator over HTTP; the document, rule and target are
+the ones `guard.arm` wrote, read back from the emulator; the scripts' boto3 reaches it through
+AWS_ENDPOINT_URL. `GuardPlayer.poll()` is one look at the alarms, so most tests need no thread and no wait.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from cutover import guard, orchestrator, state
+from cutover.aws import EmulatorSeeder, GuardResources
+from cutover.errors import UsageError
+from cutover.model import ROLLED_BACK
+from cutover.sandbox_guard import GuardPlayer, bootstrap_roles
+
+ALARM = "e2e-errors"
+
+
+def advance_to(e2e, phase: str) -> None:
+    """Real advances, as an operator at the sandbox would run them."""
+    while (e2e.state().record.phase if e2e.state().record else "pending") != phase:
+        out = orchestrator.advance(e2e(), approve=True, reason="sandbox rehearsal")
+        assert out.exit_code == 0, out.headline
+
+
+@pytest.fixture
+def armed_e2e(e2e, emulator):
+    """The e2e plan in canary (flags live), its guard armed in the emulator as `cutover guard arm` does."""
+    assert bootstrap_roles(e2e.plan, emulator.endpoint) == [guard.names(e2e.plan).automation_role,
+                                                           guard.names(e2e.plan).events_role]
+    out = guard.arm(e2e(), GuardResources.connect(e2e.plan.region, None, read_only=False))
+    assert out.exit_code == 0, out.headline
+    advance_to(e2e, "canary")
+    assert e2e.live() != e2e.plan.rollback_values()
+    return e2e
+
+
+def player(e2e, emulator) -> tuple[GuardPlayer, list[str]]:
+    said: list[str] = []
+    p = GuardPlayer(e2e.plan, emulator.endpoint, said.append)
+    assert p.poll() == []  # the first look records the states
+    return p, said
+
+
+def set_alarm(e2e, emulator, name: str, value: str) -> None:
+    EmulatorSeeder(emulator.endpoint, e2e.plan.region).set_alarm_state(name, value, "sandbox test")
+
+
+def test_an_alarm_in_alarm_runs_the_armed_document_flags_restored_history_says_guard(armed_e2e, emulator):
+    e2e = armed_e2e
+    p, said = player(e2e, emulator)
+    set_alarm(e2e, emulator, ALARM, "ALARM")
+    (execution,) = p.poll()
+
+    assert said[0] == f"guard: alarm {ALARM} in ALARM -> running the guard's document (as AWS would)"
+    armed = json.loads(GuardResources.connect(e2e.plan.region, None, True).get_document(guard.names(e2e.plan).document)["content"])
+    assert execution.status == "Success" and [s for s, _ in execution.steps] == [s["name"] for s in armed["mainSteps"]]
+    assert said[1].startswith(f"guard: execution {execution.execution_id} of cutover-e2e-rollback (version 1) ended Success")
+    assert e2e.live() == e2e.plan.rollback_values()
+    view = e2e.state()
+    assert view.problem is None and view.record.phase == ROLLED_BACK and view.record.status == state.STABLE
+    assert view.record.run_id == execution.execution_id
+    last = orchestrator.history(e2e(dry_run=True)).data["history"][-1]
+    assert last["command"] == "guard" and last["to"] == ROLLED_BACK
+    assert last["who"] == f"arn:aws:iam::123456789012:role/{guard.names(e2e.plan).automation_role}"
+    assert last["reason"] == f"auto-rollback by guard: alarm {ALARM}"
+    assert orchestrator.status(e2e(dry_run=True), check=True).exit_code == 0
+
+    # Still in ALARM: no new state change, so no second execution (EventBridge fires on changes).
+    assert p.poll() == [] and len(said) == 2
+
+
+@pytest.mark.parametrize("alarm,value,fires", [
+    (ALARM, "INSUFFICIENT_DATA", True),  # the alarms check's default insufficient_data: fail
+    ("someone-elses-alarm", "ALARM", False),
+    (ALARM, "OK", False),
+])
+def test_the_armed_rule_decides_what_fires(armed_e2e, emulator, alarm, value, fires):
+    e2e = armed_e2e
+    EmulatorSeeder(emulator.endpoint, e2e.plan.region).put_alarm("someone-elses-alarm", "OK")
+    if value == "OK":
+        set_alarm(e2e, emulator, ALARM, "ALARM")  # OK is a change only from another state
+    p, said = player(e2e, emulator)
+    before = e2e.live()
+    set_alarm(e2e, emulator, alarm, value)
+    ran = p.poll()
+    assert bool(ran) is fires
+    assert (e2e.live() == e2e.plan.rollback_values()) is fires and (fires or e2e.live() == before)
+    if fires:
+        assert said[0] == f"guard: alarm {alarm} in {value} -> running the guard's document (as AWS would)"
+    elif value == "ALARM":
+        assert said == [f"guard: alarm {alarm} in ALARM: the armed rule does not fire on it"]
+    else:
+        assert said == []
+
+
+def test_without_an_armed_guard_nothing_rolls_back_and_it_says_so(e2e, emulator):
+    advance_to(e2e, "canary")
+    p, said = player(e2e, emulator)
+    before = e2e.live()
+    set_alarm(e2e, emulator, ALARM, "ALARM")
+    assert p.poll() == []
+    assert said == [f"guard: alarm {ALARM} in ALARM, but no guard is armed here: nothing rolls back "
+                    "(`cutover guard arm --yes` arms it)"]
+    assert e2e.live() == before and e2e.state().record.phase == "canary"
+
+
+def test_it_runs_what_is_armed_not_what_the_plan_says(armed_e2e, emulator):
+    """A hand-edited armed document: the sandbox writes its value, and the document's own last step
+    sees the flag still live and records the rollback as unfinished."""
+    e2e = armed_e2e
+    store = GuardResources.connect(e2e.plan.region, None, read_only=False)
+    name = guard.names(e2e.plan).document
+    doc = json.loads(store.get_document(name)["content"])
+    kill = next(s for s in doc["mainSteps"] if s["inputs"].get("Name") == "/e2e/kill")
+    kill["inputs"]["Value"] = "edited-by-hand"
+    from cutover.limits import document_content
+
+    assert store.update_document(name, document_content(doc), {}) == "2"
+    p, said = player(e2e, emulator)
+    set_alarm(e2e, emulator, ALARM, "ALARM")
+    (execution,) = p.poll()
+
+    assert execution.version == "2" and execution.status == "Failed"
+    assert e2e.direct().get_many(["/e2e/kill"])["/e2e/kill"].value == "edited-by-hand"
+    failed = [s for s, r in execution.steps if r != "Success"]
+    assert failed == [guard.RECORD_STEP] and "ended Failed" in said[1] and "rollback UNFINISHED" in said[1]
+    view = e2e.state()
+    assert view.record.status == "rolling_back" and "UNFINISHED, still live: kill" in view.record.reason
+
+
+def test_the_watcher_thread_runs_the_guard_when_the_alarm_fires(armed_e2e, emulator):
+    e2e = armed_e2e
+    said: list[str] = []
+    p = GuardPlayer(e2e.plan, emulator.endpoint, said.append).start(interval=0.05)
+    try:
+        deadline = time.monotonic() + 60  # bounded polling: generous for a loaded machine
+        while p._seen is None and time.monotonic() < deadline:  # its first look, before the incident
+            time.sleep(0.02)
+        set_alarm(e2e, emulator, ALARM, "ALARM")
+        while not (p.executions and p.executions[0].steps and len(said) >= 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        p.stop()
+    assert [e.status for e in p.executions] == ["Success"], said
+    assert e2e.state().record.phase == ROLLED_BACK and e2e.live() == e2e.plan.rollback_values()
+
+
+def test_it_refuses_to_run_scripts_unless_boto3_points_at_the_emulator(e2e, emulator):
+    with pytest.raises(UsageError, match="AWS_ENDPOINT_URL is not the sandbox's emulator"):
+        GuardPlayer(e2e.plan, emulator.endpoint, print, environ={"AWS_ENDPOINT_URL": "https://ssm.us-east-2.amazonaws.com"})
