@@ -76,6 +76,7 @@ def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None]) -> None:
 
             ready = time.strftime("%H:%M", time.localtime(time.time() + quiet))
             say(f"The alarms were just created OK: alarms gates (quiet for {format_duration(quiet)}) pass from {ready}.")
+        player = _play_the_guard(plan, sb, say)
         say("\nIn another terminal, paste these lines, then use cutover as usual:")
         say("unset " + " ".join(sb.emulator.UNSET))
         for k, v in sb.env.items():
@@ -86,6 +87,30 @@ def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None]) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             say("sandbox stopped")
+        finally:
+            if player is not None:
+                player.stop()
+
+
+def _play_the_guard(plan: Plan, sb: Sandbox, say: Callable[[str], None]):
+    """The guard's roles as an admin would apply them, and a watcher doing EventBridge's and Automation's
+    part (the emulator runs neither); None for a plan the guard cannot express."""
+    from cutover import guard
+    from cutover.sandbox_guard import GuardPlayer, bootstrap_roles
+
+    try:
+        guard.check_plan(plan)
+    except CutoverError as err:
+        say(f"Guard: not available for this plan ({err.message})")
+        return None
+    roles = bootstrap_roles(plan, sb.emulator.endpoint)
+    say(f"Guard: roles {', '.join(roles)} applied from `cutover guard bootstrap` (as an admin would); "
+        "`cutover guard arm --yes` arms it here.")
+    say("  The emulator runs no EventBridge delivery or Automation, so this sandbox plays them: when a plan alarm "
+        "changes state while the guard is armed, it runs the armed document's steps (e.g. `aws cloudwatch "
+        "set-alarm-state --state-value ALARM ...`, then `cutover history`).")
+    sb.emulator.apply_env(os.environ, plan.region)  # the document's scripts make their own boto3 clients
+    return GuardPlayer(plan, sb.emulator.endpoint, say).start()
 
 
 # --- the rehearsal -----------------------------------------------------------------------------------

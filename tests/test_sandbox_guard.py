@@ -7,7 +7,14 @@ AWS_ENDPOINT_URL. `GuardPlayer.poll()` is one look at the alarms, so most tests 
 from __future__ import annotations
 
 import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +25,8 @@ from cutover.model import ROLLED_BACK
 from cutover.sandbox_guard import GuardPlayer, bootstrap_roles
 
 ALARM = "e2e-errors"
+ROOT = Path(__file__).resolve().parent.parent
+E2E = str(ROOT / "tests" / "plans" / "e2e.yaml")
 
 
 def advance_to(e2e, phase: str) -> None:
@@ -153,3 +162,70 @@ def test_the_watcher_thread_runs_the_guard_when_the_alarm_fires(armed_e2e, emula
 def test_it_refuses_to_run_scripts_unless_boto3_points_at_the_emulator(e2e, emulator):
     with pytest.raises(UsageError, match="AWS_ENDPOINT_URL is not the sandbox's emulator"):
         GuardPlayer(e2e.plan, emulator.endpoint, print, environ={"AWS_ENDPOINT_URL": "https://ssm.us-east-2.amazonaws.com"})
+
+
+# --- `cutover sandbox` itself, as an operator uses it ----------------------------------------------------
+class SandboxProcess:
+    """`cutover sandbox` in a child process (moto is process-global: it cannot share the test's emulator);
+    its console lines arrive on a queue."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "cutover", "--plan", E2E, "sandbox"], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.lines.put(line.rstrip("\n")) for line in self.proc.stdout], daemon=True).start()
+
+    def until(self, wanted, timeout: float = 120) -> str:
+        """The first console line (from now on) for which `wanted(line)` holds; bounded by `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if wanted(line):
+                return line
+        raise AssertionError(f"the sandbox never said it; it said: {self.seen}")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+
+def test_cutover_sandbox_plays_the_guard_alarm_fires_flags_restored_history_says_guard(tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    base.update(PYTHONUNBUFFERED="1", AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    sandbox = SandboxProcess(base)
+    try:
+        sandbox.until(lambda line: line == "Press Ctrl-C to stop.", timeout=180)
+        assert any(line.startswith("Guard: roles cutover-e2e-rollback-automation, cutover-e2e-rollback-events applied")
+                   for line in sandbox.seen), sandbox.seen
+        exports = dict(line[len("export "):].split("=", 1) for line in sandbox.seen if line.startswith("export "))
+        operator = {**base, **{k: v.strip("'") for k, v in exports.items()}}
+
+        def cutover(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "cutover", "--plan", E2E, "--evidence-dir", str(tmp_path / "ev"), *args],
+                                  cwd=ROOT, env=operator, capture_output=True, text=True, timeout=300)
+
+        for args in (("guard", "arm", "--yes"), ("advance", "--yes", "--reason", "rehearsal"),
+                     ("advance", "--yes", "--approve", "--reason", "rehearsal")):
+            done = cutover(*args)
+            assert done.returncode == 0, (args, done.stdout, done.stderr)
+        EmulatorSeeder(operator["AWS_ENDPOINT_URL"], "us-east-2").set_alarm_state(ALARM, "ALARM", "rehearsed incident")
+
+        assert sandbox.until(lambda line: line.startswith("guard: alarm")) == \
+            f"guard: alarm {ALARM} in ALARM -> running the guard's document (as AWS would)"
+        assert "ended Success" in sandbox.until(lambda line: line.startswith("guard: execution"))
+        history = json.loads(cutover("--json", "history").stdout)["history"]
+        assert history[-1]["command"] == "guard" and history[-1]["to"] == ROLLED_BACK
+        assert history[-1]["who"].endswith(":role/cutover-e2e-rollback-automation")
+        assert cutover("status", "--check").returncode == 0
+    finally:
+        code = sandbox.stop()
+    assert code == 0 and sandbox.until(lambda line: line == "sandbox stopped", timeout=30)
