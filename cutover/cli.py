@@ -367,6 +367,12 @@ def _port(port: int) -> int:
     return port
 
 
+def _time_scale(scale: int) -> int:
+    if not 1 <= scale <= 3600:
+        raise typer.BadParameter(f"{scale} is not a time scale from 1 (real time) to 3600 (an hour a second)")
+    return scale
+
+
 def _port_is_free(port: int) -> bool:
     import socket
 
@@ -637,7 +643,9 @@ def unlock(
 
 
 @app.command()
-def sandbox(port: int = typer.Option(0, "--port", callback=_port, help="Port for the emulator (default: a free one).")) -> None:
+def sandbox(port: int = typer.Option(0, "--port", callback=_port, help="Port for the emulator (default: a free one)."),
+            time_scale: int = typer.Option(1, "--time-scale", metavar="N", callback=_time_scale,
+                                           help="Make every bake and alarm quiet window N times shorter (in a copy of the plan).")) -> None:
     """Start an AWS emulator on 127.0.0.1 seeded from the plan, and print the exports to use it."""
 
     def body():
@@ -645,7 +653,7 @@ def sandbox(port: int = typer.Option(0, "--port", callback=_port, help="Port for
 
         if port and not _port_is_free(port):  # moto's server would wait for it forever
             raise UsageError(f"--port {port} is in use on 127.0.0.1", "pick another port, or leave out --port for a free one")
-        rehearse.serve_sandbox(load_plan(), port, say)
+        rehearse.serve_sandbox(load_plan(), port, say, time_scale)
 
     run("sandbox", body)
 

@@ -62,8 +62,21 @@ class Sandbox:
         return reroute_url(url, self.stub.base)
 
 
-def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None]) -> None:
+def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None], time_scale: int = 1) -> None:
+    """`time_scale` > 1: the session uses a copy of the plan with bakes and alarm quiet windows that much shorter."""
+    import tempfile
+
+    from cutover.sandbox import compress_time
+
+    with tempfile.TemporaryDirectory(prefix="cutover-sandbox-") as folder:  # private (0700); removed at the end
+        compressed = compress_time(plan, time_scale, folder) if time_scale > 1 else None
+        _serve(compressed.plan if compressed else plan, port, say,
+               compressed.lines(time_scale) if compressed else [], {"CUTOVER_PLAN": compressed.path} if compressed else {})
+
+
+def _serve(plan: Plan, port: int, say: Callable[[str], None], time_lines: list[str], exports: dict[str, str]) -> None:
     with Sandbox(plan, port) as sb:
+        sb.env.update(exports)
         say(f"AWS emulator (moto) on {sb.emulator.endpoint}, seeded from {plan.path}:")
         for line in sb.seeded.lines():
             say(f"  {line}")
@@ -76,6 +89,8 @@ def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None]) -> None:
 
             ready = time.strftime("%H:%M", time.localtime(time.time() + quiet))
             say(f"The alarms were just created OK: alarms gates (quiet for {format_duration(quiet)}) pass from {ready}.")
+        for line in time_lines:
+            say(line)
         player = _play_the_guard(plan, sb, say)
         say("\nIn another terminal, paste these lines, then use cutover as usual:")
         say("unset " + " ".join(sb.emulator.UNSET))
