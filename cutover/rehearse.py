@@ -69,9 +69,11 @@ def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None], time_scale:
     from cutover.sandbox import compress_time
 
     with tempfile.TemporaryDirectory(prefix="cutover-sandbox-") as folder:  # private (0700); removed at the end
-        compressed = compress_time(plan, time_scale, folder) if time_scale > 1 else None
-        _serve(compressed.plan if compressed else plan, port, say,
-               compressed.lines(time_scale) if compressed else [], {"CUTOVER_PLAN": compressed.path} if compressed else {})
+        if time_scale > 1:
+            compressed = compress_time(plan, time_scale, folder)
+            _serve(compressed.plan, port, say, compressed.lines(time_scale), {"CUTOVER_PLAN": compressed.path})
+        else:
+            _serve(plan, port, say, [], {})
 
 
 def _serve(plan: Plan, port: int, say: Callable[[str], None], time_lines: list[str], exports: dict[str, str]) -> None:
@@ -83,14 +85,14 @@ def _serve(plan: Plan, port: int, say: Callable[[str], None], time_lines: list[s
         say(f"HTTP stub on {sb.stub.base}; with the exports below, http/graphql checks go to it:")
         for note in sb.notes:
             say(f"  {note}")
+        for line in time_lines:
+            say(line)
         quiet = max((c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)), default=0)
         if quiet:
             from cutover.plan import format_duration
 
             ready = time.strftime("%H:%M", time.localtime(time.time() + quiet))
             say(f"The alarms were just created OK: alarms gates (quiet for {format_duration(quiet)}) pass from {ready}.")
-        for line in time_lines:
-            say(line)
         player = _play_the_guard(plan, sb, say)
         say("\nIn another terminal, paste these lines, then use cutover as usual:")
         say("unset " + " ".join(sb.emulator.UNSET))
