@@ -2,12 +2,13 @@
 a role by hand. cutover itself never writes IAM; tests that arm the guard call `bootstrap_roles` first.
 
 `bootstrap_roles` applies the template's roles with the IAM API, as CloudFormation would (Fn::Sub fills
-in the account). The emulator's CloudFormation creates them too, but stores an inline policy as Python
-text and ignores policy changes on a stack update, so `test_guard.py` checks CloudFormation separately."""
+in the account): `cutover.sandbox.guard.bootstrap_roles`, which `cutover sandbox` runs too. The emulator's
+CloudFormation creates them as well, but stores an inline policy as Python text and ignores policy changes
+on a stack update, so `test_guard.py` checks CloudFormation separately."""
 
 from __future__ import annotations
 
-import json
+from cutover.sandbox.guard import resolve_account as resolve  # noqa: F401 - CloudFormation's Fn::Sub, for tests
 
 
 def admin_clients(region: str):
@@ -17,39 +18,13 @@ def admin_clients(region: str):
     return Clients(make_session(region, None, False))
 
 
-def resolve(node, account: str):
-    """The template with CloudFormation's Fn::Sub of the account applied."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::Sub"}:
-            return node["Fn::Sub"].replace("${AWS::AccountId}", account)
-        return {k: resolve(v, account) for k, v in node.items()}
-    if isinstance(node, list):
-        return [resolve(v, account) for v in node]
-    return node
-
-
 def bootstrap_roles(plan) -> list[str]:
-    """Create (or bring back to the template) the plan's two roles; their names."""
-    from cutover.compile import guard
+    """Create (or bring back to the template) the plan's two roles, as `cutover sandbox` does; their names."""
+    import os
 
-    clients = admin_clients(plan.region)
-    iam = clients("iam")
-    account = clients("sts").get_caller_identity()["Account"]
-    template = resolve(guard.bootstrap_template(plan), account)
-    made = []
-    for resource in template["Resources"].values():
-        assert resource["Type"] == "AWS::IAM::Role"
-        props = resource["Properties"]
-        name, trust = props["RoleName"], json.dumps(props["AssumeRolePolicyDocument"])
-        try:
-            iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, Description=props["Description"],
-                            Tags=props["Tags"])
-        except iam.exceptions.EntityAlreadyExistsException:
-            iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
-        for policy in props["Policies"]:
-            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"]))
-        made.append(name)
-    return made
+    from cutover.sandbox.guard import bootstrap_roles as apply_template
+
+    return apply_template(plan, os.environ["AWS_ENDPOINT_URL"])
 
 
 KEY = "arn:aws:kms:us-east-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

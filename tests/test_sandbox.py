@@ -260,3 +260,51 @@ def test_a_log_event_the_emulator_drops_is_an_error_not_silence(aws_env, emulato
     with pytest.raises(AwsError) as exc:
         emulator.seeder(REGION).put_log_event("/t/g", "x", datetime.now(timezone.utc) + timedelta(hours=3))
     assert exc.value.code == "RejectedLogEvent"
+
+
+# --- compressed time (`cutover sandbox --time-scale N`) ---------------------------------------------------
+
+
+def test_time_scale_copies_the_plan_with_bakes_and_quiet_windows_shorter_and_nothing_else(tmp_path):
+    from cutover.plan.load import load_plan
+    from cutover.sandbox.emulator import compress_time
+
+    plan = load_plan(REPO / "phases.yaml")
+    out = compress_time(plan, 60, str(tmp_path))
+    assert [p.bake for p in out.plan.phases] == [30.0, 60.0, 120.0] == [p.bake / 60 for p in plan.phases]
+    alarms = [c for c in plan.checks.values() if c.type == "alarms"]
+    assert alarms and all(out.plan.checks[c.name].quiet_for == c.quiet_for / 60 for c in alarms)
+    assert out.changes == ["quiet_for of alarms_quiet: 15m -> 15s", "bake of shadow: 30m -> 30s",
+                           "bake of canary: 1h -> 1m", "bake of full: 2h -> 2m"]
+    # Byte for byte the same otherwise: comments and line numbers kept (plan errors point at the same lines).
+    before, after = (REPO / "phases.yaml").read_text().splitlines(), Path(out.path).read_text().splitlines()
+    assert len(before) == len(after)
+    assert [(a, b) for a, b in zip(before, after) if a != b] == [
+        ("    quiet_for: 15m", "    quiet_for: 15s"), ("    bake: 30m", "    bake: 30s"),
+        ("    bake: 1h", "    bake: 60s"), ("    bake: 2h", "    bake: 120s")]
+    assert oct(os.stat(out.path).st_mode & 0o777) == "0o600"
+    assert out.lines(60)[0].startswith("Time scale x60: bakes and alarm quiet windows are 60 times shorter")
+
+
+def test_time_scale_rounds_up_and_keeps_zero(tmp_path):
+    from cutover.plan.load import load_plan, parse_plan
+    from cutover.sandbox.emulator import compress_time
+
+    e2e = REPO / "tests" / "plans" / "e2e.yaml"
+    src = tmp_path / "src" / "e2e.yaml"
+    src.parent.mkdir()
+    src.write_text(e2e.read_text().replace('    set: {mode: "shadow"}\n', '    set: {mode: "shadow"}\n    bake: 90s\n', 1))
+    out = compress_time(load_plan(src), 3600, str(tmp_path))
+    assert out.plan.phases[0].bake == 1 and out.plan.checks["quiet"].quiet_for == 0  # 90s -> 1s; 0s stays 0
+    assert out.changes == ["bake of shadow: 1m30s -> 1s"]
+    assert parse_plan(Path(out.path).read_bytes(), "x").name == "e2e"  # same name: same state parameters
+
+
+@pytest.mark.parametrize("scale", ["0", "3601", "x"])
+def test_sandbox_time_scale_out_of_range_is_a_usage_error(scale):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cutover", "--plan", str(REPO / "tests" / "plans" / "e2e.yaml"), "sandbox",
+                           "--time-scale", scale], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "--time-scale" in done.stderr, done.stderr

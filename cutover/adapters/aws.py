@@ -384,7 +384,7 @@ def error_code(exc: bex.ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
@@ -427,7 +427,7 @@ class SsmParameterStore:
                 resp = self._client().get_parameters(Names=batch, WithDecryption=True)
             for p in resp.get("Parameters", []):  # InvalidParameters (missing names) are simply absent
                 found[p["Name"]] = Param(
-                    p["Name"], p["Value"], int(p["Version"]), p.get("Type", "String"), _utc(p.get("LastModifiedDate"))
+                    p["Name"], p["Value"], int(p["Version"]), p.get("Type", "String"), as_utc(p.get("LastModifiedDate"))
                 )
         return found
 
@@ -457,7 +457,7 @@ class SsmParameterStore:
                             p["Name"],
                             p.get("Value", ""),
                             int(p["Version"]),
-                            _utc(p.get("LastModifiedDate")),
+                            as_utc(p.get("LastModifiedDate")),
                             None if user in (None, "", "N/A") else user,  # moto says "N/A"
                         )
                     )
@@ -532,7 +532,7 @@ class CloudWatchAlarms:
                 when = a.get("StateTransitionedTimestamp") or a.get("StateUpdatedTimestamp")
                 found.setdefault(
                     a["AlarmName"],
-                    Alarm(a["AlarmName"], a["StateValue"], _utc(when), a.get("StateReason", ""), **self._config(a)),
+                    Alarm(a["AlarmName"], a["StateValue"], as_utc(when), a.get("StateReason", ""), **self._config(a)),
                 )
 
     @staticmethod
@@ -578,7 +578,7 @@ def _iso_instant(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return _utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
+        return as_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
     except ValueError:
         return None
 
@@ -626,7 +626,7 @@ def merge_metric_pages(ids: list[str], pages: Iterable[dict]) -> dict[str, list]
     status: dict[str, str] = {}
     for page in pages:
         for r in page.get("MetricDataResults", []):
-            found.setdefault(r["Id"], []).extend(zip(map(_utc, r.get("Timestamps", [])), r.get("Values", [])))
+            found.setdefault(r["Id"], []).extend(zip(map(as_utc, r.get("Timestamps", [])), r.get("Values", [])))
             status[r["Id"]] = r.get("StatusCode", "Complete")
     if bad := sorted(f"{qid} {code}" for qid, code in status.items() if code != "Complete"):
         raise AwsError(f"GetMetricData returned incomplete results ({', '.join(bad)})",

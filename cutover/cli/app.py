@@ -15,9 +15,9 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
-from cutover.cli.options import GLOBAL_FIELDS, options, start, take
-from cutover.cli.render import emit, run, say, write
-from cutover.cli.wiring import check_evidence_dir, check_out_file, load_plan, require_yes_or_tty, runtime
+from cutover.cli.app.options import GLOBAL_FIELDS, options, start, take
+from cutover.cli.app.render import emit, run, say, write
+from cutover.cli.app.wiring import check_evidence_dir, check_out_file, load_plan, require_yes_or_tty, runtime
 from cutover.errors import ExitCode, Incomplete, UsageError
 
 
@@ -118,6 +118,12 @@ def _port(port: int) -> int:
     if not 0 <= port <= 65535:
         raise typer.BadParameter(f"{port} is not a port from 1 to 65535 (or 0 for a free one)")
     return port
+
+
+def _time_scale(scale: int) -> int:
+    if not 1 <= scale <= 3600:
+        raise typer.BadParameter(f"{scale} is not a time scale from 1 (real time) to 3600 (an hour a second)")
+    return scale
 
 
 def _port_is_free(port: int) -> bool:
@@ -420,15 +426,17 @@ def unlock(
 
 
 @app.command()
-def sandbox(port: int = typer.Option(0, "--port", callback=_port, help="Port for the emulator (default: a free one).")) -> None:
+def sandbox(port: int = typer.Option(0, "--port", callback=_port, help="Port for the emulator (default: a free one)."),
+            time_scale: int = typer.Option(1, "--time-scale", metavar="N", callback=_time_scale,
+                                           help="Make every bake and alarm quiet window N times shorter (in a copy of the plan).")) -> None:
     """Start an AWS emulator on 127.0.0.1 seeded from the plan, and print the exports to use it."""
 
     def body():
-        from cutover.sandbox import rehearse
+        from cutover.sandbox.emulator import rehearse
 
         if port and not _port_is_free(port):  # moto's server would wait for it forever
             raise UsageError(f"--port {port} is in use on 127.0.0.1", "pick another port, or leave out --port for a free one")
-        rehearse.serve_sandbox(load_plan(), port, say)
+        rehearse.serve_sandbox(load_plan(), port, say, time_scale, say_exactly=write)
 
     run("sandbox", body)
 
@@ -438,7 +446,7 @@ def rehearse_cmd() -> None:
     """Run the whole plan end to end on the embedded emulator: every phase, an incident, a rollback."""
 
     def body():
-        from cutover.sandbox import rehearse
+        from cutover.sandbox.emulator import rehearse
 
         plan = load_plan()
         check_evidence_dir()

@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -231,6 +232,84 @@ def open_windows(plan: Plan) -> tuple[Plan, list[str]]:
     names = ", ".join(c.name for c in windows)
     return dataclasses.replace(plan, checks=checks), [
         f"window checks {names} read as open at any hour (a rehearsal fast-forwards its clock); `preflight` shows the real window"]
+
+
+# --- compressed time ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Compressed:
+    plan: Plan  # loaded from the copy
+    path: str  # the copy, for CUTOVER_PLAN
+    changes: list[str]  # "bake of shadow 1h -> 1m", ...
+
+    def lines(self, scale: int) -> list[str]:
+        if not self.changes:
+            return [f"Time scale x{scale}: the plan has no bake or alarm quiet window to compress"]
+        return [f"Time scale x{scale}: bakes and alarm quiet windows are {scale} times shorter, in a copy of the plan "
+                f"({self.path}, exported below as CUTOVER_PLAN: leave out --plan):",
+                *(f"  {c}" for c in self.changes),
+                "  Nothing else is compressed: log ages, metric windows, change windows and lock leases run in real time, "
+                "as the emulator's own timestamps do."]
+
+
+def _compressed(seconds: float, scale: int) -> int:
+    return 0 if seconds <= 0 else max(1, math.ceil(seconds / scale))
+
+
+def _duration_nodes(text: str) -> list[tuple[Any, str, str]]:
+    """(YAML value node, phase or check name, key) of every phase's `bake` and alarms check's `quiet_for`."""
+    import yaml
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    top = {k.value: v for k, v in root.value}
+    found = []
+    for phase in getattr(top.get("phases"), "value", []):
+        fields = {k.value: v for k, v in phase.value}
+        if "bake" in fields:
+            found.append((fields["bake"], getattr(fields.get("name"), "value", "?"), "bake"))
+    for name, check in getattr(top.get("checks"), "value", []):
+        fields = {k.value: v for k, v in check.value}
+        if getattr(fields.get("type"), "value", "") == "alarms" and "quiet_for" in fields:
+            found.append((fields["quiet_for"], name.value, "quiet_for"))
+    return found
+
+
+def compress_time(plan: Plan, scale: int, folder: str) -> Compressed:
+    """A copy of the plan file in `folder` with every phase's `bake` and every alarms check's `quiet_for`
+    divided by `scale` (rounded up to whole seconds), byte for byte the same otherwise (comments and line
+    numbers kept), loaded back and checked to differ from the plan in those durations only."""
+    from pathlib import Path
+
+    from cutover.errors import UsageError
+    from cutover.model.durations import format_duration
+    from cutover.plan.load import load_plan
+
+    text = Path(plan.path).read_text(encoding="utf-8")
+    want = {"bake": {p.name: p.bake for p in plan.phases},
+            "quiet_for": {c.name: c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)}}
+    edits: dict[int, tuple[int, str, str]] = {}  # start -> (end, new text, what changed), in file order below
+    for node, owner, key in _duration_nodes(text):
+        old = want[key][owner]
+        new = _compressed(old, scale)
+        if new != old:  # (plans have no YAML anchors: every node is one value)
+            edits[node.start_mark.index] = (node.end_mark.index, f"{new}s",
+                                            f"{key} of {owner}: {format_duration(old)} -> {format_duration(new)}")
+    for start in sorted(edits, reverse=True):
+        end, value, _ = edits[start]
+        text = text[:start] + value + text[end:]
+    changes = [edits[start][2] for start in sorted(edits)]
+    path = Path(folder) / Path(plan.path).name
+    path.touch(mode=0o600)  # it holds the plan's declared values, sensitive ones too
+    path.write_text(text, encoding="utf-8")
+    copy = load_plan(path)
+    expected = dataclasses.replace(
+        plan, path=copy.path, digest=copy.digest,
+        phases=tuple(dataclasses.replace(p, bake=_compressed(p.bake, scale)) for p in plan.phases),
+        checks={n: dataclasses.replace(c, quiet_for=_compressed(c.quiet_for, scale)) if isinstance(c, AlarmsCheck) else c
+                for n, c in plan.checks.items()})
+    if copy != expected:
+        raise UsageError(f"--time-scale: the copy of {plan.path} with shorter bakes and quiet windows reads back "
+                         "different in other ways; nothing was started", "run `cutover sandbox` without --time-scale")
+    return Compressed(copy, str(path), changes)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
 from cutover.model.plan import AlarmsCheck, MetricCheck, Plan
 from cutover.commands.runtime import new_run_id
-from cutover.sandbox.emulator import open_calendars_note, open_windows, serve_open_calendars
+from cutover.sandbox.emulator import DUMMY_KEY, open_calendars_note, open_windows, serve_open_calendars
 
 STUB_COMMAND = (sys.executable, "-c", "raise SystemExit(0)")
 
@@ -65,30 +65,76 @@ class Sandbox:
         return reroute_url(url, self.stub.base)
 
 
-def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None]) -> None:
+def serve_sandbox(plan: Plan, port: int, say: Callable[[str], None], time_scale: int = 1,
+                  say_exactly: Callable[[str], None] | None = None) -> None:
+    """`time_scale` > 1: the session uses a copy of the plan with bakes and alarm quiet windows that much shorter.
+    `say_exactly` prints a line unredacted: the emulator's dummy credentials, which must paste as they are."""
+    import tempfile
+
+    from cutover.sandbox.emulator import compress_time
+
+    with tempfile.TemporaryDirectory(prefix="cutover-sandbox-") as folder:  # private (0700); removed at the end
+        if time_scale > 1:
+            compressed = compress_time(plan, time_scale, folder)
+            _serve(compressed.plan, port, say, compressed.lines(time_scale), {"CUTOVER_PLAN": compressed.path},
+                   say_exactly or say)
+        else:
+            _serve(plan, port, say, [], {}, say_exactly or say)
+
+
+def _serve(plan: Plan, port: int, say: Callable[[str], None], time_lines: list[str], exports: dict[str, str],
+           say_exactly: Callable[[str], None]) -> None:
     with Sandbox(plan, port) as sb:
+        sb.env.update(exports)
         say(f"AWS emulator (moto) on {sb.emulator.endpoint}, seeded from {plan.path}:")
         for line in sb.seeded.lines():
             say(f"  {line}")
         say(f"HTTP stub on {sb.stub.base}; with the exports below, http/graphql checks go to it:")
         for note in sb.notes:
             say(f"  {note}")
+        for line in time_lines:
+            say(line)
         quiet = max((c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)), default=0)
         if quiet:
             from cutover.model.durations import format_duration
 
             ready = time.strftime("%H:%M", time.localtime(time.time() + quiet))
             say(f"The alarms were just created OK: alarms gates (quiet for {format_duration(quiet)}) pass from {ready}.")
+        player = _play_the_guard(plan, sb, say)
         say("\nIn another terminal, paste these lines, then use cutover as usual:")
         say("unset " + " ".join(sb.emulator.UNSET))
-        for k, v in sb.env.items():
-            say(f"export {k}='{v}'")
+        for k, v in sb.env.items():  # the dummy key is no secret: masked, the pasted line would be wrong
+            (say_exactly if v == DUMMY_KEY else say)(f"export {k}='{v}'")
         say("Press Ctrl-C to stop.")
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             say("sandbox stopped")
+        finally:
+            if player is not None:
+                player.stop()
+
+
+def _play_the_guard(plan: Plan, sb: Sandbox, say: Callable[[str], None]):
+    """The guard's roles as an admin would apply them, and a watcher doing EventBridge's and Automation's
+    part (the emulator runs neither); None for a plan the guard cannot express."""
+    from cutover.compile import guard
+    from cutover.sandbox.guard import GuardPlayer, bootstrap_roles
+
+    try:
+        guard.check_plan(plan)
+    except CutoverError as err:
+        say(f"Guard: not available for this plan ({err.message})")
+        return None
+    roles = bootstrap_roles(plan, sb.emulator.endpoint)
+    say(f"Guard: roles {', '.join(roles)} applied from `cutover guard bootstrap` (as an admin would); "
+        "`cutover guard arm --yes` arms it here.")
+    say("  The emulator runs no EventBridge delivery or Automation, so this sandbox plays them: when a plan alarm "
+        "changes state while the guard is armed, it runs the armed document's steps (e.g. `aws cloudwatch "
+        "set-alarm-state --state-value ALARM ...`, then `cutover history`).")
+    sb.emulator.apply_env(os.environ, plan.region)  # the document's scripts make their own boto3 clients
+    return GuardPlayer(plan, sb.emulator.endpoint, say).start()
 
 
 # --- the rehearsal -----------------------------------------------------------------------------------
@@ -174,18 +220,17 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
         fast_forward(plan.phases[-1].bake, f"bake of {plan.phases[-1].name}")
         attempt("advance past the last phase", ExitCode.OK, "nothing to do", lambda: orchestrator.advance(runtime()))
 
+        from cutover.commands import preflight
+
         incident = _incident_alarm(plan)
         if incident:
             sb.emulator.seeder(plan.region).set_alarm_state(incident, "ALARM", "rehearsal: injected incident")
             notes.append(f"incident injected: alarm {incident} set to ALARM")
-            from cutover.commands import preflight
-
             attempt(f"incident: {incident} in ALARM; preflight --phase {plan.phases[-1].name}", ExitCode.GATE_FAILED,
                     "gate fails naming the alarm", lambda: preflight.preflight(runtime(True), plan.phases[-1].name))
         regressed = _incident_metric(plan)
         if regressed:
             phase_name, check = regressed
-            from cutover.commands import preflight
             from cutover.sandbox.emulator import seed_regression
 
             seed_regression(plan, sb.emulator, check, clock.now())

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import boto3
 import botocore.exceptions as bex
 
-from cutover.adapters.aws import Clients, aws_errors, epoch_ms, error_code, translate
+from cutover.adapters.aws import Clients, GuardResources, as_utc, aws_errors, epoch_ms, error_code, translate
 from cutover.errors import AwsError, NotFound, UsageError
 from cutover.model.templates import is_loopback
 
@@ -122,6 +122,50 @@ class EmulatorSeeder:
         """Incident injection: moto changes the state (and StateUpdatedTimestamp) only when told to."""
         with aws_errors("cloudwatch:SetAlarmState", name):
             self._clients("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
+
+    def alarm_states(self) -> dict[str, dict[str, Any]]:
+        """Every metric alarm in the emulator: name -> {"state", "reason", "updated"} (what the sandbox's
+        guard imitation watches for state changes)."""
+        out: dict[str, dict[str, Any]] = {}
+        with aws_errors("cloudwatch:DescribeAlarms"):
+            for page in self._clients("cloudwatch").get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+                for a in page.get("MetricAlarms", []):
+                    out[a["AlarmName"]] = {"state": a.get("StateValue", ""), "reason": a.get("StateReason", ""),
+                                           "updated": as_utc(a.get("StateUpdatedTimestamp"))}
+        return out
+
+    def put_role(self, name: str, trust: dict, policies: dict[str, dict], description: str = "",
+                 tags: dict[str, str] | None = None) -> None:
+        """Create a role with these inline policies, or bring an existing one back to them (what an admin
+        applying `cutover guard bootstrap` does; cutover itself never writes IAM in a real account)."""
+        import json
+
+        iam = self._clients("iam")
+        with aws_errors("iam:CreateRole", f"role {name}"):
+            try:
+                iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description,
+                                Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()])
+            except bex.ClientError as exc:
+                if error_code(exc) != "EntityAlreadyExists":
+                    raise
+                iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+            for policy_name, doc in policies.items():
+                iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(doc))
+
+    def call_api(self, service: str, api: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """One API call by its AWS name (`ssm`, `PutParameter`), as an Automation `aws:executeAwsApi` step
+        makes it: the sandbox's guard imitation runs the armed document's steps with it."""
+        client = self._clients(service.lower())
+        method = {api_name: py for py, api_name in client.meta.method_to_api_mapping.items()}.get(api)
+        if method is None:
+            raise UsageError(f"{service} has no API {api}", "check the document step's Service and Api")
+        with aws_errors(f"{service.lower()}:{api}", str(inputs.get("Name", ""))):
+            resp = getattr(client, method)(**inputs)
+        return {k: v for k, v in resp.items() if k != "ResponseMetadata"}
+
+    def guard_resources(self) -> GuardResources:
+        """The guard's resources (document, rule, targets, roles) in the emulator."""
+        return GuardResources(self._clients)
 
     def put_log_group(self, group: str) -> None:
         logs = self._clients("logs")
