@@ -16,9 +16,12 @@ ROOT = Path(__file__).parent.parent
 def test_rehearse_walks_every_phase_injects_an_incident_and_rolls_back(plan_file, tmp_path, monkeypatch):
     monkeypatch.setenv("E2E_READ_ONLY", "true")
     plan = load_plan(ROOT / plan_file)
-    out = rehearse.rehearse(plan, tmp_path)
+    seen: list[str] = []
+    out = rehearse.rehearse(plan, tmp_path, progress=seen.append)
     assert out.exit_code == 0, out.lines
     steps = [s["step"] for s in out.data["steps"]]
+    # Not silent: one line per step as it ends (the CLI sends them to a terminal's stderr).
+    assert [line.split("] ", 1)[1].rsplit(" (", 1)[0] for line in seen] == [f"ok   {s}" for s in steps]
     for phase in plan.phases:
         assert f"advance into {phase.name}" in steps
     assert any(s.startswith("incident:") for s in steps) and "rollback" in steps and "rollback again" in steps

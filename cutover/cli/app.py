@@ -15,9 +15,9 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
-from cutover.cli.app.options import GLOBAL_FIELDS, options, start, take
-from cutover.cli.app.render import emit, run, say, write
-from cutover.cli.app.wiring import check_evidence_dir, check_out_file, load_plan, require_yes_or_tty, runtime
+from cutover.cli.options import GLOBAL_FIELDS, options, start, take
+from cutover.cli.render import emit, run, say, write
+from cutover.cli.wiring import check_evidence_dir, check_out_file, load_plan, require_yes_or_tty, runtime
 from cutover.errors import ExitCode, Incomplete, UsageError
 
 
@@ -450,7 +450,9 @@ def rehearse_cmd() -> None:
 
         plan = load_plan()
         check_evidence_dir()
-        emit("rehearse", rehearse.rehearse(plan, options().evidence_dir, verbose=options().verbose))
+        on_terminal = sys.stderr.isatty() and not options().json  # a step line as each ends, on stderr
+        emit("rehearse", rehearse.rehearse(plan, options().evidence_dir, verbose=options().verbose,
+                                           progress=(lambda line: say(line, err=True, paint=True)) if on_terminal else None))
 
     run("rehearse", body)
 

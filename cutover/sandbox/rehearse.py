@@ -138,7 +138,9 @@ def _play_the_guard(plan: Plan, sb: Sandbox, say: Callable[[str], None]):
 
 
 # --- the rehearsal -----------------------------------------------------------------------------------
-def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestrator.Outcome:
+def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False,
+             progress: Callable[[str], None] | None = None) -> orchestrator.Outcome:
+    """The whole plan on the emulator; `progress` is told each step as it ends (a person at a terminal)."""
     from cutover import logs
     from cutover.adapters.aws import make_ports
 
@@ -147,6 +149,7 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
     clock = OffsetClock()
     started_at = state.iso(clock.now())
     steps: list[Step] = []
+    began = time.monotonic()
     with Sandbox(plan) as sb:
         sb.emulator.apply_env(os.environ, plan.region)  # boto3 reads AWS_ENDPOINT_URL and the dummy keys
         notes = ["clock fast-forwarded through each bake and alarm quiet window (the emulator's clock cannot move)",
@@ -179,6 +182,8 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False) -> orchestra
             step.ok = code == expected_code and not problem
             step.outcome = f"exit {code}: {text}" + (f"; {problem}" if problem else "")
             steps.append(step)
+            if progress is not None:
+                progress(f"[{len(steps)}] {'ok  ' if step.ok else 'FAIL'} {name} ({time.monotonic() - began:.0f}s)")
 
         def flags_at(dest: str):
             def check() -> str | None:
