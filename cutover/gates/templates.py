@@ -12,11 +12,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ._fail import Fail
-from .context import GateContext
-from .secrets import fetch_secret
+
+if TYPE_CHECKING:  # the plan loader uses this module's URL rules: it must not load the AWS ports with it
+    from .context import GateContext
 
 _TOKEN = re.compile(
     r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?P<dflt>:-(?P<default>[^}]*))?\}"
@@ -101,6 +103,8 @@ class Templates:
 
     def _secret(self, secret_id: str, key: str | None, where: str) -> str:
         if secret_id not in self._cache:
+            from .secrets import fetch_secret
+
             self._cache[secret_id] = fetch_secret(self.ctx, secret_id)
             if secret_id not in self.secret_ids:
                 self.secret_ids.append(secret_id)
