@@ -53,11 +53,12 @@ SCALE_SIZES = (10, 100, 500, 2000)
 QUICK_SCALE_SIZES = (10, 100)
 # The alternatives that lose writes, and the AWS CLI (one process per write), only up to these sizes:
 # at 3 writes/s each run at 500 flags takes about 3 minutes, and the whole run should stay near 30.
-MAX_FLAGS = {"boto3_default": 200, "boto3_adaptive": 200, "aws_cli": 48}
-METHODS = ("cutover", "paced_loop", "burst_loop", "boto3_default", "boto3_adaptive", "aws_cli")
+MAX_FLAGS = {"exact_loop": 200, "boto3_default": 200, "boto3_adaptive": 200, "aws_cli": 48}
+METHODS = ("cutover", "exact_loop", "paced_loop", "burst_loop", "boto3_default", "boto3_adaptive", "aws_cli")
 METHOD_TITLES = {
     "cutover": "cutover rollback",
-    "paced_loop": "paced boto3 loop + read-back",
+    "exact_loop": "boto3 loop paced at exactly 1/rate + read-back",
+    "paced_loop": "boto3 loop paced at 1/rate + 10 ms + read-back",
     "burst_loop": "burst-aware boto3 loop + read-back",
     "boto3_default": "boto3 loop, default retries",
     "boto3_adaptive": "boto3 loop, adaptive retries",
@@ -182,7 +183,7 @@ def _method_command(method: str, plan_path: str, names_file: str, evidence: Path
     if method == "aws_cli":  # what an operator types in a shell: one `aws` process per parameter
         loop = 'for n in $(cat "$1"); do aws ssm put-parameter --name "$n" --value off --type String --overwrite >/dev/null; done'
         return ["bash", "-c", loop, "aws-loop", names_file]
-    mode = {"paced_loop": "paced", "burst_loop": "burst", "boto3_default": "default", "boto3_adaptive": "adaptive"}[method]
+    mode = {"exact_loop": "exact", "paced_loop": "paced", "burst_loop": "burst", "boto3_default": "default", "boto3_adaptive": "adaptive"}[method]
     return [sys.executable, LOOPS, mode, names_file, "off", str(QUOTA)]
 
 

@@ -5,8 +5,11 @@ its own process (so each pays its own start-up, as it would in an incident):
     python scripts/bench_loops.py MODE NAMES_FILE VALUE RATE
 
 MODE is one of
-    paced     one PutParameter every 1/RATE s, then read everything back and rewrite what is wrong
-    burst     bursts of 3 writes at each second (a bucket known to hold 3), then the same read-back
+    exact     each PutParameter 1/RATE s after the previous one started, then read everything back and
+              rewrite what is wrong
+    paced     the same with 10 ms more between writes
+    burst     bursts of 3 writes, each 1 s after the write 3 before it (a bucket known to hold 3), then
+              the same read-back
     default   every write at once, one after another, boto3's default retry mode; no read-back
     adaptive  the same with boto3's adaptive retry mode (client-side rate limiting); no read-back
 
@@ -24,22 +27,28 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 BURST = 3
+MARGIN = 0.01  # s; the quota is any one-second window, measured where the requests arrive
 
 
 def schedule(mode: str, rate: float):
-    """Seconds after the first write at which write i may start (None: as soon as the last one ended)."""
-    if mode == "paced":
-        return lambda i: i / rate
-    if mode == "burst":
-        return lambda i: (i // BURST) * (1.0 + 0.01)  # 10 ms margin: the quota is any one-second window
+    """When write i may start, from the starts of the writes before it (None: as soon as the last ended).
+    Spaced from the writes actually sent, not from a fixed timetable: one slow call must not make the
+    next ones catch up in a burst the quota refuses."""
+    if mode == "exact":  # exactly 1/RATE after the previous write started
+        return lambda starts: starts[-1] + 1 / rate
+    if mode == "paced":  # the same, plus the margin: the quota counts arrivals, which jitter by milliseconds
+        return lambda starts: starts[-1] + 1 / rate + MARGIN
+    if mode == "burst":  # 3 at once, then each 1 s after the one 3 before
+        return lambda starts: starts[-BURST] + 1.0 + MARGIN if len(starts) >= BURST else starts[-1]
     return None
 
 
 def write_all(client, names: list[str], value: str, at) -> None:
-    start = time.monotonic()
-    for i, name in enumerate(names):
-        if at is not None:
-            time.sleep(max(0.0, start + at(i) - time.monotonic()))
+    starts: list[float] = []
+    for name in names:
+        if at is not None and starts:
+            time.sleep(max(0.0, at(starts) - time.monotonic()))
+        starts.append(time.monotonic())
         try:
             client.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
         except ClientError:
@@ -67,7 +76,7 @@ def main(mode: str, names_file: str, value: str, rate: str) -> int:
     client = boto3.client("ssm", config=config)
     at = schedule(mode, float(rate))
     write_all(client, names, value, at)
-    if mode in ("paced", "burst"):
+    if mode in ("exact", "paced", "burst"):
         read_back(client, names, value, at)
     return 0
 
