@@ -6,6 +6,7 @@ alternatives, start-up, gate concurrency, API economy, scale, a mixed SSM + Lamb
     python scripts/bench.py --quick         # rollback at 12 and 48 flags, scale at 10 and 100: about 4 minutes
     python scripts/bench.py --sizes 12,48 --scale-sizes 10,100,500
     python scripts/bench.py --render        # docs/BENCHMARKS.md again from docs/benchmarks.json, nothing run
+    python scripts/bench.py --only api,gates  # some sections, printed; docs/ left as they are
 
 Everything runs on this machine: moto's server on 127.0.0.1 as AWS, cutover's fault proxy in front of
 it as the account-wide PutParameter quota (3 calls in any one-second window, ThrottlingException
@@ -41,7 +42,7 @@ from cutover.sandbox import Emulator  # noqa: E402
 REGION = "us-east-2"
 QUOTA = 3  # PutParameter per second, the proxy's window and every plan's write_rate
 BURST = 3  # what a bucket that allows bursts would let through at once
-WORK = Path(tempfile.mkdtemp(prefix="cutover-bench-"))
+WORK = Path(tempfile.gettempdir())  # a fresh folder of its own for each run: see main()
 CUTOVER = [sys.executable, "-m", "cutover"]
 LOOPS = str(ROOT / "scripts" / "bench_loops.py")
 JSON_OUT = ROOT / "docs" / "benchmarks.json"
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", help="rollback sizes, comma-separated (default 12,48,200,500)")
     ap.add_argument("--scale-sizes", help="scale sizes, comma-separated (default 10,100,500,2000)")
     ap.add_argument("--no-caps", action="store_true", help="run every alternative at every size (much longer)")
-    ap.add_argument("--only", help=f"comma-separated sections among {','.join(SECTIONS)}")
+    ap.add_argument("--only", help=f"comma-separated sections among {','.join(SECTIONS)}; printed, docs/ left as they are")
     ap.add_argument("--render", action="store_true", help=f"only render {MD_OUT.name} from {JSON_OUT.name}")
     args = ap.parse_args(argv)
     if args.render:
@@ -429,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     # As `pip install` does: byte-compiled modules. This machine sets PYTHONDONTWRITEBYTECODE, and an
     # editable install is never compiled, so every run would otherwise compile cutover from source.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "cutover")], check=True, capture_output=True)
+    global WORK
+    WORK = Path(tempfile.mkdtemp(prefix="cutover-bench-"))  # plans, name lists, evidence; removed at the end
     started = time.perf_counter()
     results = {"meta": _meta(sys.argv[1:] if argv is None else argv)}
     with Emulator(region=REGION) as emu:
@@ -439,8 +442,13 @@ def main(argv: list[str] | None = None) -> int:
             if name in only:
                 print(f"{name}...", file=sys.stderr)
                 results[name] = steps[name]()
+    shutil.rmtree(WORK, ignore_errors=True)
     results["meta"]["total_s"] = round(time.perf_counter() - started, 1)
     results["meta"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    if args.only:  # a partial run must not overwrite the committed figures of a whole one
+        print(json.dumps(results, indent=2))
+        print(render(results))
+        return 0
     JSON_OUT.parent.mkdir(exist_ok=True)
     JSON_OUT.write_text(json.dumps(results, indent=2) + "\n")
     MD_OUT.write_text(render(results))
