@@ -1,27 +1,34 @@
 #!/usr/bin/env python3
-"""Benchmarks: rollback at the SSM write quota, gate concurrency, API economy, start-up and scale.
+"""Benchmarks: rollback at the SSM write quota against the honest minimum and the hand-written
+alternatives, start-up, gate concurrency, API economy, scale, a mixed SSM + Lambda plan.
 
-    python scripts/bench.py              # about 2-3 minutes; writes docs/BENCHMARKS.md
+    python scripts/bench.py                 # about 30 minutes; writes docs/benchmarks.json and docs/BENCHMARKS.md
+    python scripts/bench.py --quick         # rollback at 12 and 48 flags, scale at 10 and 100: about 4 minutes
+    python scripts/bench.py --sizes 12,48 --scale-sizes 10,100,500
+    python scripts/bench.py --render        # docs/BENCHMARKS.md again from docs/benchmarks.json, nothing run
+    python scripts/bench.py --only api,gates  # some sections, printed; docs/ left as they are
 
 Everything runs on this machine: moto's server on 127.0.0.1 as AWS, cutover's fault proxy in front of
 it as the account-wide PutParameter quota (3 calls in any one-second window, ThrottlingException
-beyond), a local HTTP server for the upstream checks. `cutover` itself runs as a real process, timed
-from process start to exit. These are benchmark figures, not tests: nothing here asserts.
+beyond), a local HTTP server for the upstream checks. Every rollback method is its own process, timed
+from spawn to exit; the proxy's timeline (CLOCK_MONOTONIC, one clock for all processes) says when
+each write was accepted. These are benchmark figures, not tests: nothing here asserts.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,9 +40,31 @@ from cutover.testing.faultproxy import Faults, FaultProxy  # noqa: E402
 from cutover.sandbox.emulator import Emulator  # noqa: E402
 
 REGION = "us-east-2"
-QUOTA = 3
-WORK = Path(tempfile.mkdtemp(prefix="cutover-bench-"))
+QUOTA = 3  # PutParameter per second, the proxy's window and every plan's write_rate
+BURST = 3  # what a bucket that allows bursts would let through at once
+WORK = Path(tempfile.gettempdir())  # a fresh folder of its own for each run: see main()
 CUTOVER = [sys.executable, "-m", "cutover"]
+LOOPS = str(ROOT / "scripts" / "bench_loops.py")
+JSON_OUT = ROOT / "docs" / "benchmarks.json"
+MD_OUT = ROOT / "docs" / "BENCHMARKS.md"
+
+SIZES = (12, 48, 200, 500)
+QUICK_SIZES = (12, 48)
+SCALE_SIZES = (10, 100, 500, 2000)
+QUICK_SCALE_SIZES = (10, 100)
+# The alternatives that lose writes, and the AWS CLI (one process per write), only up to these sizes:
+# at 3 writes/s each run at 500 flags takes about 3 minutes, and the whole run should stay near 30.
+MAX_FLAGS = {"exact_loop": 200, "boto3_default": 200, "boto3_adaptive": 200, "aws_cli": 48}
+METHODS = ("cutover", "exact_loop", "paced_loop", "burst_loop", "boto3_default", "boto3_adaptive", "aws_cli")
+METHOD_TITLES = {
+    "cutover": "cutover rollback",
+    "exact_loop": "boto3 loop paced at exactly 1/rate + read-back",
+    "paced_loop": "boto3 loop paced at 1/rate + 10 ms + read-back",
+    "burst_loop": "burst-aware boto3 loop + read-back",
+    "boto3_default": "boto3 loop, default retries",
+    "boto3_adaptive": "boto3 loop, adaptive retries",
+    "aws_cli": "AWS CLI loop",
+}
 
 
 # --- plans --------------------------------------------------------------------------------------------
@@ -59,6 +88,7 @@ def plan_text(name: str, flags: int, alarms: int, phases: int, write_rate: float
         lines += ["  fresh:", "    type: log_freshness", f"    log_group: {log_group}", '    contains: "refresh ok"', "    max_age: 8h"]
         gates.append("fresh")
     lines.append("phases:")
+    phases = min(phases, flags)
     per_phase = max(1, math.ceil(flags / phases))
     for p in range(phases):
         chunk = range(p * per_phase, min(flags, (p + 1) * per_phase))
@@ -69,31 +99,41 @@ def plan_text(name: str, flags: int, alarms: int, phases: int, write_rate: float
     return str(path)
 
 
-def seed(emu: Emulator, plan_path: str, flag_value: str) -> None:
+def flag_names(name: str, flags: int) -> list[str]:
+    return [f"/bench/{name}/f{i:04d}" for i in range(flags)]
+
+
+def seed(emu: Emulator, plan_path: str, flag_value: str | None) -> None:
+    """The plan's resources, its flags at their rollback values, then (unless None) every flag at `flag_value`."""
     from cutover.plan.load import load_plan
     from cutover.sandbox.emulator import seed as seed_plan
 
     plan = load_plan(plan_path)
     seed_plan(plan, emu)
-    seeder = emu.seeder(REGION)
-    for f in plan.flags:
-        seeder.put_parameter(f.parameter, flag_value)
+    if flag_value is not None:
+        seeder = emu.seeder(REGION)
+        for f in plan.flags:
+            seeder.put_parameter(f.parameter, flag_value)
 
 
 def env_for(endpoint: str) -> dict[str, str]:
     env = dict(os.environ)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
         env.pop(k, None)
     env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": REGION})
+                "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
     return env
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess, float]:
-    start_wall = time.time()
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
-    return time.perf_counter() - start, proc, start_wall
+    return time.perf_counter() - start, proc
+
+
+def median_of(cmd: list[str], n: int, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    runs = [run(cmd, env) for _ in range(n)]
+    return statistics.median(w for w, _ in runs), runs[-1][1]
 
 
 def live_values(endpoint: str, names: list[str]) -> dict[str, str]:
@@ -104,34 +144,91 @@ def live_values(endpoint: str, names: list[str]) -> dict[str, str]:
 
 
 # --- 1. rollback at the write quota ---------------------------------------------------------------------
-def bench_rollback(emu: Emulator) -> list[dict]:
-    rows = []
-    for n in (12, 48):
-        emu.reset()
+def bench_rollback(emu: Emulator, sizes: tuple[int, ...], capped: bool = True) -> dict:
+    """Per size: every method that applies, each preceded by a minimal boto3 process (its start-up is
+    measured between the runs, under the same load), all through a fresh quota proxy."""
+    sizes_out, runs = [], []
+    for n in sizes:
         plan_path = plan_text(f"rb{n}", n, 0, 2)
-        seed(emu, plan_path, "on")  # every flag out of place
-        evidence = WORK / f"ev-rb{n}"
-        with FaultProxy(emu.endpoint, Faults(write_quota=QUOTA)) as proxy:
-            wall, proc, t0 = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(evidence), "rollback", "--yes"],
-                                 env_for(proxy.endpoint))
-            writes = sum(1 for _, op, _ in proxy.write_log if op == "PutParameter")
-            throttled = proxy.injected["quota"]
-            first_call = None
-        names = [f"/bench/rb{n}/f{i:04d}" for i in range(n)]
-        live = live_values(emu.endpoint, names)
-        wrong = [k for k in names if live.get(k) != "off"]
-        confirmed = _confirm_times(evidence / "cutover.log.jsonl", t0)
-        startup = _startup(env_for(emu.endpoint), plan_path)
-        bound = math.floor((writes - 1) / QUOTA) if writes else 0.0
-        rows.append({
-            "flags": n, "exit": proc.returncode, "wall_s": round(wall, 2), "writes": writes,
-            "quota_bound_s": bound, "startup_s": round(startup, 2),
-            "ratio_to_bound_plus_startup": round(wall / (bound + startup), 2) if bound + startup else None,
-            "kill_switch_confirmed_s": round(confirmed.get("f0000", float("nan")), 2),
-            "failed_or_unverified": len(wrong), "throttled_by_quota": throttled,
+        names = flag_names(f"rb{n}", n)
+        names_file = WORK / f"rb{n}.names"
+        names_file.write_text("\n".join(names) + "\n")
+        probes = []
+        for method in METHODS:
+            if method == "aws_cli" and not shutil.which("aws"):
+                continue
+            if capped and n > MAX_FLAGS.get(method, n):
+                continue
+            probes.append(_boto3_probe(emu))
+            runs.append(_run_method(emu, method, n, plan_path, names, str(names_file)))
+            print(f"  rollback {n:>4} flags  {method:<15} {runs[-1]['wall_s']:>7} s  lost {runs[-1]['lost']}", file=sys.stderr)
+        boto3_wall = statistics.median(p["wall_s"] for p in probes)
+        sizes_out.append({
+            "flags": n, "even_s": round((n - 1) / QUOTA, 3), "burst_s": float((n - 1) // BURST),
+            "boto3_process_s": round(boto3_wall, 3),
+            "boto3_first_write_s": round(statistics.median(p["first_write_s"] for p in probes), 3),
+            "honest_minimum_s": round(boto3_wall + (n - 1) / QUOTA, 3),
+            "burst_minimum_s": round(boto3_wall + (n - 1) // BURST, 3),
+            "load_average": round(os.getloadavg()[0], 2),
         })
-        rows[-1].update(_naive(emu, plan_path, names))
-    return rows
+        for r in runs:
+            if r["flags"] == n:
+                r["ratio_to_honest_minimum"] = round(r["wall_s"] / sizes_out[-1]["honest_minimum_s"], 3)
+    return {"quota": QUOTA, "retry_mode_default": _default_retry_mode(), "aws_cli": _aws_cli_version(),
+            "capped_at": MAX_FLAGS if capped else {}, "sizes": sizes_out, "runs": runs}
+
+
+def _method_command(method: str, plan_path: str, names_file: str, evidence: Path) -> list[str]:
+    if method == "cutover":
+        return [*CUTOVER, "--plan", plan_path, "--evidence-dir", str(evidence), "rollback", "--yes", "--reason", "bench"]
+    if method == "aws_cli":  # what an operator types in a shell: one `aws` process per parameter
+        loop = 'for n in $(cat "$1"); do aws ssm put-parameter --name "$n" --value off --type String --overwrite >/dev/null; done'
+        return ["bash", "-c", loop, "aws-loop", names_file]
+    mode = {"exact_loop": "exact", "paced_loop": "paced", "burst_loop": "burst", "boto3_default": "default", "boto3_adaptive": "adaptive"}[method]
+    return [sys.executable, LOOPS, mode, names_file, "off", str(QUOTA)]
+
+
+def _through_quota(emu: Emulator, cmd: list[str]) -> dict:
+    """One process through a fresh quota proxy: its wall time and the proxy's timeline, from spawn."""
+    with FaultProxy(emu.endpoint, Faults(write_quota=QUOTA)) as proxy:
+        spawn, spawn_wall = time.monotonic(), time.time()
+        proc = subprocess.run(cmd, env=env_for(proxy.endpoint), capture_output=True, text=True, cwd=ROOT)
+        wall = time.monotonic() - spawn
+        puts = [(t - spawn, name) for t, op, name in proxy.write_log if op == "PutParameter"]
+        throttled = proxy.injected["quota"]
+    return {"proc": proc, "wall": wall, "puts": puts, "throttled": throttled, "spawn": spawn, "spawn_wall": spawn_wall}
+
+
+def _boto3_probe(emu: Emulator) -> dict:
+    """The start-up every method must pay at least: spawn, import boto3, make a client, one write, exit."""
+    code = ("import boto3; boto3.client('ssm').put_parameter(Name='/bench/probe', Value='off', Type='String', "
+            "Overwrite=True)")
+    t = _through_quota(emu, [sys.executable, "-c", code])
+    return {"wall_s": t["wall"], "first_write_s": t["puts"][0][0] if t["puts"] else float("nan")}
+
+
+def _run_method(emu: Emulator, method: str, n: int, plan_path: str, names: list[str], names_file: str) -> dict:
+    emu.reset()
+    seeder = emu.seeder(REGION)
+    for name in names:  # every flag out of place
+        seeder.put_parameter(name, "on")
+    evidence = WORK / f"ev-{method}-{n}"
+    t = _through_quota(emu, _method_command(method, plan_path, names_file, evidence))
+    live = live_values(emu.endpoint, names)
+    first_write = next((s for s, name in t["puts"] if name == names[0]), None)
+    if method == "cutover":
+        confirmed = _confirm_times(evidence / "cutover.log.jsonl", t["spawn_wall"]).get("f0000")
+    else:
+        confirmed = next((float(line.split()[2]) - t["spawn"] for line in t["proc"].stdout.splitlines()
+                          if line.startswith("confirmed ") and line.split()[1] == names[0]), None)
+    return {"method": method, "flags": n, "exit": t["proc"].returncode, "wall_s": round(t["wall"], 3),
+            "writes": len(t["puts"]), "flag_writes": sum(1 for _, name in t["puts"] if name in set(names)),
+            "throttled": t["throttled"], "lost": sum(1 for name in names if live.get(name) != "off"),
+            "kill_switch_written_s": _round(first_write), "kill_switch_confirmed_s": _round(confirmed)}
+
+
+def _round(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(x, digits)
 
 
 def _confirm_times(log: Path, t0: float) -> dict[str, float]:
@@ -146,45 +243,17 @@ def _confirm_times(log: Path, t0: float) -> dict[str, float]:
     return out
 
 
-def _startup(env: dict[str, str], plan_path: str) -> float:
-    """Process start to exit of a command that reaches AWS once (status --json), median of 3: the fixed cost."""
-    times = [run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(WORK / "ev-startup"), "history"], env)[0] for _ in range(3)]
-    return statistics.median(times)
+def _default_retry_mode() -> str:
+    import botocore.session
+
+    return f"{botocore.session.get_session().get_config_variable('retry_mode')} (botocore {botocore.__version__})"
 
 
-def _naive(emu: Emulator, plan_path: str, names: list[str]) -> dict:
-    """What a hand-written script would do: put every parameter, default retries, sequential or parallel."""
-    import boto3
-
-    out = {}
-    for mode in ("sequential", "parallel"):
-        seeder = emu.seeder(REGION)
-        for name in names:
-            seeder.put_parameter(name, "on")
-        with FaultProxy(emu.endpoint, Faults(write_quota=QUOTA)) as proxy:
-            client = boto3.client("ssm", region_name=REGION, endpoint_url=proxy.endpoint,
-                                  aws_access_key_id="testing", aws_secret_access_key="testing")
-            failures = []
-
-            def put(name):
-                try:
-                    client.put_parameter(Name=name, Value="off", Type="String", Overwrite=True)
-                except Exception as err:  # noqa: BLE001 - counting what a naive script would lose
-                    failures.append(type(err).__name__)
-
-            start = time.perf_counter()
-            if mode == "sequential":
-                for name in names:
-                    put(name)
-            else:
-                with ThreadPoolExecutor(16) as pool:
-                    list(pool.map(put, names))
-            wall = time.perf_counter() - start
-        live = live_values(emu.endpoint, names)
-        out[f"naive_{mode}_s"] = round(wall, 2)
-        out[f"naive_{mode}_failed"] = len(failures)
-        out[f"naive_{mode}_left_wrong"] = sum(1 for n in names if live.get(n) != "off")
-    return out
+def _aws_cli_version() -> str | None:
+    if not shutil.which("aws"):
+        return None
+    proc = subprocess.run(["aws", "--version"], capture_output=True, text=True)
+    return (proc.stdout or proc.stderr).strip().split(" ")[0] or None
 
 
 # --- 2. gate concurrency --------------------------------------------------------------------------------
@@ -236,47 +305,73 @@ def bench_api(emu: Emulator) -> dict:
     plan_path = plan_text("economy", 50, 40, 2)
     seed(emu, plan_path, "off")
     with FaultProxy(emu.endpoint) as proxy:
-        wall, proc, _ = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(WORK / "ev-api"), "status"], env_for(proxy.endpoint))
+        wall, proc = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(WORK / "ev-api"), "status"], env_for(proxy.endpoint))
         calls = dict(proxy.calls)
     minimum = math.ceil(50 / 10) + 1 + 1  # GetParameters for the flags, one DescribeAlarms, state+lock in one read
     return {"exit": proc.returncode, "calls": calls, "total": sum(calls.values()), "minimum": minimum,
             "over_minimum": sum(calls.values()) - minimum}
 
 
-# --- 4. start-up ----------------------------------------------------------------------------------------
-def bench_startup() -> dict:
-    def median(cmd, n=15):
-        run(cmd)  # warm the file cache
-        return statistics.median(run(cmd)[0] for _ in range(n))
 
-    typer_s = median([sys.executable, "-c", "import typer"])
-    help_s = median([*CUTOVER, "--help"])
-    validate_s = median([*CUTOVER, "--plan", str(ROOT / "phases.yaml"), "validate"])
-    probe = subprocess.run([sys.executable, "-c", "import sys, runpy; sys.argv=['cutover','--plan','phases.yaml','validate'];\n"
-                            "import cutover.cli.app as c\ntry: c.main()\nexcept SystemExit: pass\nprint('boto3' in sys.modules, file=sys.stderr)"],
-                           capture_output=True, text=True, cwd=ROOT)
-    return {"import_typer_s": round(typer_s, 3), "help_s": round(help_s, 3), "validate_s": round(validate_s, 3),
-            "help_ratio": round(help_s / typer_s, 2), "validate_ratio": round(validate_s / typer_s, 2),
-            "validate_imports_boto3": probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "?"}
+
+# --- 4. start-up ----------------------------------------------------------------------------------------
+HEAVY = ("boto3", "botocore", "moto", "pydantic", "structlog", "rich")
+
+
+def bench_startup(runs: int) -> dict:
+    """`--help` and `validate` against `python -c "import typer"`, interleaved, median of `runs`; and
+    which heavy libraries each imports (from `python -X importtime`)."""
+    cmds = {"import_typer": [sys.executable, "-c", "import typer"], "help": [*CUTOVER, "--help"],
+            "validate": [*CUTOVER, "--plan", str(ROOT / "phases.yaml"), "validate"]}
+    walls: dict[str, list[float]] = {k: [] for k in cmds}
+    for cmd in cmds.values():
+        run(cmd)  # warm the file cache
+    for _ in range(runs):
+        for name, cmd in cmds.items():
+            walls[name].append(run(cmd)[0])
+    med = {k: statistics.median(v) for k, v in walls.items()}
+    out = {f"{k}_s": round(v, 3) for k, v in med.items()}
+    for name in ("help", "validate"):
+        out[f"{name}_ratio"] = round(med[name] / med["import_typer"], 2)
+        out[f"{name}_heavy_imports"] = _heavy_imports(cmds[name][1:])
+    out["runs"] = runs
+    return out
+
+
+def _heavy_imports(args: list[str]) -> list[str]:
+    proc = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True, cwd=ROOT)
+    top = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    return sorted(top & set(HEAVY))
 
 
 # --- 5. scale -------------------------------------------------------------------------------------------
-def bench_scale(emu: Emulator) -> list[dict]:
+SCALE_COMMANDS = {"validate": ["validate"], "status": ["status"], "advance --dry-run": ["advance", "--dry-run"],
+                  "runbook": ["runbook", "--out", "-"], "guard bootstrap": ["guard", "bootstrap"]}
+
+
+def bench_scale(emu: Emulator, sizes: tuple[int, ...]) -> dict:
+    """Each command at each size, median of 3, process start to exit; a 1-flag plan gives each command's
+    fixed cost, subtracted to show what each flag adds."""
     rows = []
-    for frac in (0.125, 0.25, 0.5, 1.0):
-        flags, alarms = int(500 * frac), int(200 * frac)
+    for n in (1, *sizes):
+        alarms = max(1, n // 10)
         emu.reset()
-        plan_path = plan_text(f"scale{flags}", flags, alarms, 10, write_rate=10)
-        seed(emu, plan_path, "off")
+        plan_path = plan_text(f"scale{n}", n, alarms, 10, write_rate=10)
+        seed(emu, plan_path, None)
         env = env_for(emu.endpoint)
-        validate = statistics.median(run([*CUTOVER, "--plan", plan_path, "validate"])[0] for _ in range(3))
-        dry = []
-        for _ in range(3):
-            wall, proc, _ = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(WORK / "ev-scale"), "advance", "--dry-run"], env)
-            dry.append(wall)
-        rows.append({"flags": flags, "alarms": alarms, "phases": 10, "validate_s": round(validate, 3),
-                     "advance_dry_run_s": round(statistics.median(dry), 3), "dry_run_exit": proc.returncode})
-    return rows
+        row = {"flags": n, "alarms": alarms, "phases": min(10, n)}
+        for label, args in SCALE_COMMANDS.items():
+            reps = 5 if n == 1 else 3  # the fixed cost is subtracted from every size: measure it more often
+            wall, proc = median_of([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(WORK / "ev-scale"), *args], reps, env)
+            row[label] = {"wall_s": round(wall, 3), "exit": proc.returncode}
+        print(f"  scale {n:>5} flags  " + "  ".join(f"{k} {row[k]['wall_s']}" for k in SCALE_COMMANDS), file=sys.stderr)
+        rows.append(row)
+    fixed = rows[0]
+    for row in rows[1:]:
+        for label in SCALE_COMMANDS:
+            added = row[label]["wall_s"] - fixed[label]["wall_s"]
+            row[label]["per_flag_ms"] = round(added / (row["flags"] - 1) * 1000, 3)
+    return {"fixed": fixed, "rows": rows[1:]}
 
 
 # --- 6. a mixed plan: SSM and Lambda flags (the repo's Order Status plan) ---------------------------------
@@ -291,12 +386,13 @@ def bench_mixed(emu: Emulator) -> dict:
     set_flags(plan, emu, plan.values_for("full"))  # every flag out of place
     evidence = WORK / "ev-mixed"
     with FaultProxy(emu.endpoint, Faults(write_quota=QUOTA)) as proxy:
-        wall, proc, t0 = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(evidence), "rollback", "--yes"],
-                             env_for(proxy.endpoint))
+        t0 = time.time()
+        wall, proc = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(evidence), "rollback", "--yes"],
+                         env_for(proxy.endpoint))
         rollback_calls = dict(proxy.calls)
         proxy.calls.clear()
-        _, status, _ = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(evidence), "status", "--check"],
-                           env_for(proxy.endpoint))
+        _, status = run([*CUTOVER, "--plan", plan_path, "--evidence-dir", str(evidence), "status", "--check"],
+                        env_for(proxy.endpoint))
         status_calls = dict(proxy.calls)
     envs = function_environments(plan, emu)
     flag_vars = {f.target.variable for f in plan.flags if f.kind == "lambda"}
@@ -305,134 +401,275 @@ def bench_mixed(emu: Emulator) -> dict:
     return {"plan": "phases.yaml", "ssm_flags": len(plan.ssm_flags), "lambda_flags": len(plan.flags) - len(plan.ssm_flags),
             "functions": len(plan.functions), "exit": proc.returncode, "wall_s": round(wall, 2),
             "rollback_calls": rollback_calls, "updates_per_function": rollback_calls.get("UpdateFunctionConfiguration", 0) / len(plan.functions),
-            "kill_switch_confirmed_s": round(confirmed.get(plan.flags[0].name, float("nan")), 2),
+            "kill_switch_confirmed_s": _round(confirmed.get(plan.flags[0].name)),
             "others_kept": others_kept, "status_exit": status.returncode, "status_calls": status_calls,
             "status_minimum": 1 + len(plan.functions) + 1}  # one GetParameters (flags, state, lock), one read per function, alarms
 
 
-# --- report ---------------------------------------------------------------------------------------------
-def main() -> int:
+
+
+# --- run and render -------------------------------------------------------------------------------------
+SECTIONS = ("rollback", "startup", "gates", "api", "scale", "mixed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="rollback at 12 and 48 flags, scale at 10 and 100")
+    ap.add_argument("--sizes", help="rollback sizes, comma-separated (default 12,48,200,500)")
+    ap.add_argument("--scale-sizes", help="scale sizes, comma-separated (default 10,100,500,2000)")
+    ap.add_argument("--no-caps", action="store_true", help="run every alternative at every size (much longer)")
+    ap.add_argument("--only", help=f"comma-separated sections among {','.join(SECTIONS)}; printed, docs/ left as they are")
+    ap.add_argument("--render", action="store_true", help=f"only render {MD_OUT.name} from {JSON_OUT.name}")
+    args = ap.parse_args(argv)
+    if args.render:
+        MD_OUT.write_text(render(json.loads(JSON_OUT.read_text())))
+        return 0
+    sizes = _ints(args.sizes) or (QUICK_SIZES if args.quick else SIZES)
+    scale_sizes = _ints(args.scale_sizes) or (QUICK_SCALE_SIZES if args.quick else SCALE_SIZES)
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    # As `pip install` does: byte-compiled modules. This machine sets PYTHONDONTWRITEBYTECODE, and an
+    # editable install is never compiled, so every run would otherwise compile cutover from source.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "cutover")], check=True, capture_output=True)
+    global WORK
+    WORK = Path(tempfile.mkdtemp(prefix="cutover-bench-"))  # plans, name lists, evidence; removed at the end
     started = time.perf_counter()
+    results = {"meta": _meta(sys.argv[1:] if argv is None else argv)}
     with Emulator(region=REGION) as emu:
-        results = {"rollback": bench_rollback(emu), "gates": bench_gates(emu), "api": bench_api(emu),
-                   "startup": bench_startup(), "scale": bench_scale(emu), "mixed": bench_mixed(emu)}
-    results["total_s"] = round(time.perf_counter() - started, 1)
-    (ROOT / "docs").mkdir(exist_ok=True)
-    (ROOT / "docs" / "BENCHMARKS.md").write_text(render(results))
-    (ROOT / "docs" / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(render(results))
+        steps = {"rollback": lambda: bench_rollback(emu, sizes, capped=not args.no_caps),
+                 "startup": lambda: bench_startup(7 if args.quick else 15), "gates": lambda: bench_gates(emu),
+                 "api": lambda: bench_api(emu), "scale": lambda: bench_scale(emu, scale_sizes), "mixed": lambda: bench_mixed(emu)}
+        for name in SECTIONS:
+            if name in only:
+                print(f"{name}...", file=sys.stderr)
+                results[name] = steps[name]()
+    shutil.rmtree(WORK, ignore_errors=True)
+    results["meta"]["total_s"] = round(time.perf_counter() - started, 1)
+    results["meta"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    if args.only:  # a partial run must not overwrite the committed figures of a whole one
+        print(json.dumps(results, indent=2))
+        print(render(results))
+        return 0
+    JSON_OUT.parent.mkdir(exist_ok=True)
+    JSON_OUT.write_text(json.dumps(results, indent=2) + "\n")
+    MD_OUT.write_text(render(results))
+    print(MD_OUT.read_text())
     return 0
 
 
+def _ints(text: str | None) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",")) if text else ()
+
+
+def _meta(argv: list[str]) -> dict:
+    import boto3
+    import botocore
+
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.machine(),
+            "cores": os.cpu_count(), "python": platform.python_version(), "system": f"{platform.system()} {platform.release()}",
+            "boto3": boto3.__version__, "botocore": botocore.__version__,
+            "command": " ".join(["python scripts/bench.py", *argv]).strip(),
+            "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _cell(x) -> str:
+    return "-" if x is None else str(x)
+
+
 def render(r: dict) -> str:
-    cpu = os.cpu_count()
+    m = r["meta"]
     out = [
-        "# Benchmarks",
-        "",
-        "Generated by `python scripts/bench.py` (raw numbers in `docs/benchmarks.json`); do not edit by hand.",
-        "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.machine()}, {cpu} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}",
-        f"- command: `python scripts/bench.py` (total {r['total_s']} s)",
-        f"- AWS: moto server on 127.0.0.1; the write quota is cutover's fault proxy ({QUOTA} PutParameter in any 1 s window)",
-        "",
-        "## 1. Rollback at the SSM write quota",
-        "",
-        "Every flag out of place; `cutover rollback --yes` timed from process start to exit. The quota-bound minimum",
-        "is the time the writes need at 3 per second: floor((writes - 1) / 3) s. Start-up is the median wall time of",
-        "`cutover history` (process start, imports, one AWS read, exit) on the same plan.",
-        "",
-        "| flags | exit | wall s | writes | quota-bound s | start-up s | wall / (bound + start-up) | kill switch confirmed s | failed or unverified | throttled |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "# Benchmarks", "",
+        "Generated by `python scripts/bench.py` (raw numbers in `docs/benchmarks.json`; `--render` redraws this file",
+        "from them); do not edit by hand.", "",
+        f"- date: {m['date']}; command: `{m['command']}` (total {m.get('total_s', '?')} s)",
+        f"- machine: {m['machine']}, {m['cores']} cores, Python {m['python']}, {m['system']}, boto3 {m['boto3']}, botocore {m['botocore']}",
+        f"- **the machine was shared**: {m['cores']} cores with other work running (load average "
+        f"{m['load_average_start'][0]} at the start, {m.get('load_average_end', ['?'])[0]} at the end); absolute times are noisy,",
+        "  which is why every method's start-up is measured between the runs, under the same load",
+        f"- AWS: moto server on 127.0.0.1; the write quota is cutover's fault proxy ({QUOTA} PutParameter in any 1 s window,",
+        "  ThrottlingException beyond); cutover's modules byte-compiled first, as `pip install` leaves them", "",
     ]
-    for x in r["rollback"]:
-        out.append(f"| {x['flags']} | {x['exit']} | {x['wall_s']} | {x['writes']} | {x['quota_bound_s']} | {x['startup_s']} | "
-                   f"{x['ratio_to_bound_plus_startup']} | {x['kill_switch_confirmed_s']} | {x['failed_or_unverified']} | {x['throttled_by_quota']} |")
-    out += ["", "The same writes by hand, through the same quota (boto3 defaults: legacy retries, 5 attempts):", "",
-            "| flags | sequential s | sequential failed | left wrong | parallel (16 threads) s | parallel failed | left wrong |",
-            "|---|---|---|---|---|---|---|"]
-    for x in r["rollback"]:
-        out.append(f"| {x['flags']} | {x['naive_sequential_s']} | {x['naive_sequential_failed']} | {x['naive_sequential_left_wrong']} | "
-                   f"{x['naive_parallel_s']} | {x['naive_parallel_failed']} | {x['naive_parallel_left_wrong']} |")
-    g = r["gates"]
-    out += ["", "Targets: wall at most 1.15 x (quota-bound minimum + start-up); kill switch confirmed within 1.5 s; zero failed writes.", "",
-            "## 2. Gate concurrency", "",
-            "8 HTTP checks against a local server answering each after 300 ms, plus an alarms gate (5 alarms) and a log gate;",
-            "`run_gates` in-process (clients warm), median of 3.", "",
-            "| checks | all passed | wall s | slowest check s | sum of checks s | wall / slowest |", "|---|---|---|---|---|---|",
-            f"| {g['checks']} | {g['all_passed']} | {g['wall_s']} | {g['slowest_check_s']} | {g['sum_of_checks_s']} | {g['ratio']} |",
-            "", "Target: wall at most 1.5 x the slowest check.", ""]
-    a = r["api"]
-    out += ["## 3. API economy", "", "`cutover status` on a plan with 50 flags and 40 alarms; every call counted by the proxy.", "",
-            "| exit | calls by operation | total | minimum | over minimum |", "|---|---|---|---|---|",
-            f"| {a['exit']} | {', '.join(f'{k} {v}' for k, v in sorted(a['calls'].items()))} | {a['total']} | {a['minimum']} | {a['over_minimum']} |",
-            "", "Minimum: 5 GetParameters for the flags, 1 DescribeAlarms, the state and lock reads (they ride in one GetParameters). Target: at most minimum + 2.", ""]
-    s = r["startup"]
-    out += ["## 4. Start-up", "", "Median of 15 runs each.", "",
-            "| python -c 'import typer' s | cutover --help s | cutover validate s | help ratio | validate ratio | validate imports boto3 |",
-            "|---|---|---|---|---|---|",
-            f"| {s['import_typer_s']} | {s['help_s']} | {s['validate_s']} | {s['help_ratio']} | {s['validate_ratio']} | {s['validate_imports_boto3']} |",
-            "", "Target: at most 1.5 x; neither imports boto3.", ""]
-    out += ["## 5. Scale", "", "Generated plans, 10 phases; `validate` and `advance --dry-run` (real gates: one alarms check over every alarm),",
-            "process start to exit, median of 3.", "",
-            "| flags | alarms | validate s | advance --dry-run s | dry-run exit |", "|---|---|---|---|---|"]
-    for x in r["scale"]:
-        out.append(f"| {x['flags']} | {x['alarms']} | {x['validate_s']} | {x['advance_dry_run_s']} | {x['dry_run_exit']} |")
-    out += ["", "Target: time grows linearly with size.", ""]
-    m = r["mixed"]
-    out += ["## 6. A mixed plan: SSM and Lambda flags", "",
-            f"The repo's `phases.yaml` ({m['ssm_flags']} SSM flags, {m['lambda_flags']} variables of {m['functions']} Lambda function), every flag",
-            "out of place; `cutover rollback --yes` through the write quota, then `cutover status --check`; calls counted by the proxy.", "",
-            "| exit | wall s | rollback calls | updates per function | kill switch confirmed s | other variables kept | status calls | status minimum |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| {m['exit']} | {m['wall_s']} | {', '.join(f'{k} {v}' for k, v in sorted(m['rollback_calls'].items()))} | "
-            f"{m['updates_per_function']} | {m['kill_switch_confirmed_s']} | {m['others_kept']} | "
-            f"{', '.join(f'{k} {v}' for k, v in sorted(m['status_calls'].items()))} | {m['status_minimum']} |",
-            "", "Targets: one UpdateFunctionConfiguration per function; every other variable kept; kill switch confirmed within 1.5 s;",
-            "status at most minimum + 2 calls.", ""]
-    out += ["## Verdicts", ""] + [f"- {v}" for v in verdicts(r)] + [""]
+    if "rollback" in r:
+        out += _render_rollback(r["rollback"])
+    if "startup" in r:
+        out += _render_startup(r["startup"], r.get("rollback"))
+    if "gates" in r:
+        g = r["gates"]
+        out += ["## 3. Gate concurrency", "",
+                "8 HTTP checks against a local server answering each after 300 ms, plus an alarms gate (5 alarms) and a log gate;",
+                "`run_gates` in-process (clients warm), median of 3.", "",
+                "| checks | all passed | wall s | slowest check s | sum of checks s | wall / slowest |", "|---|---|---|---|---|---|",
+                f"| {g['checks']} | {g['all_passed']} | {g['wall_s']} | {g['slowest_check_s']} | {g['sum_of_checks_s']} | {g['ratio']} |",
+                "", "Target: wall at most 1.5 x the slowest check.", ""]
+    if "api" in r:
+        a = r["api"]
+        out += ["## 4. API economy", "", "`cutover status` on a plan with 50 flags and 40 alarms; every call counted by the proxy.", "",
+                "| exit | calls by operation | total | minimum | over minimum |", "|---|---|---|---|---|",
+                f"| {a['exit']} | {_calls(a['calls'])} | {a['total']} | {a['minimum']} | {a['over_minimum']} |",
+                "", "Minimum: 5 GetParameters for the flags, 1 DescribeAlarms, the state and lock reads (they ride in one "
+                "GetParameters). Target: at most minimum + 2.", ""]
+    if "scale" in r:
+        out += _render_scale(r["scale"])
+    if "mixed" in r:
+        x = r["mixed"]
+        out += ["## 6. A mixed plan: SSM and Lambda flags", "",
+                f"The repo's `phases.yaml` ({x['ssm_flags']} SSM flags, {x['lambda_flags']} variables of {x['functions']} Lambda function), every flag",
+                "out of place; `cutover rollback --yes` through the write quota, then `cutover status --check`; calls counted by the proxy.", "",
+                "| exit | wall s | rollback calls | updates per function | kill switch confirmed s | other variables kept | status calls | status minimum |",
+                "|---|---|---|---|---|---|---|---|",
+                f"| {x['exit']} | {x['wall_s']} | {_calls(x['rollback_calls'])} | {x['updates_per_function']} | {x['kill_switch_confirmed_s']} | "
+                f"{x['others_kept']} | {_calls(x['status_calls'])} | {x['status_minimum']} |",
+                "", "Targets: one UpdateFunctionConfiguration per function; every other variable kept; status at most minimum + 2 calls.", ""]
+    out += ["## Verdicts", "", "Each target with the measured figure; a miss is a miss.", ""] + [f"- {v}" for v in verdicts(r)] + [""]
     return "\n".join(out)
 
 
-def verdicts(r: dict) -> list[str]:
-    """Each target, met or missed, from the numbers above (and why, where a miss has a known cause)."""
+def _calls(calls: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))
+
+
+def _render_rollback(rb: dict) -> list[str]:
+    caps = ", ".join(f"{METHOD_TITLES[k]} up to {v}" for k, v in rb["capped_at"].items()) or "none"
+    out = ["## 1. Rollback at the SSM write quota", "",
+           "Every flag out of place (SSM parameters); each method is its own process, timed from spawn to exit, through a",
+           f"fresh quota proxy. boto3's default retry mode here: {rb['retry_mode_default']}. AWS CLI: {rb['aws_cli'] or 'not installed: no AWS CLI loop'}.", "",
+           "The bound on N flag writes at 3 per second: even pacing puts the last write (N-1)/3 s after the first; a bucket",
+           "that allowed bursts of 3 would need floor((N-1)/3) s. The **honest minimum** adds the wall time of a minimal",
+           "boto3 process (spawn, `import boto3`, a client, one PutParameter, exit), run before every method's run under the",
+           "same load (the median per size). It leaves out any read-back, so a method that verifies its writes cannot reach 1.0.", "",
+           "| flags | even pacing s | burst-3 s | minimal boto3 process s | its first write after spawn s | honest minimum s | burst-3 minimum s | load |",
+           "|---|---|---|---|---|---|---|---|"]
+    for s in rb["sizes"]:
+        out.append(f"| {s['flags']} | {s['even_s']} | {s['burst_s']} | {s['boto3_process_s']} | {s['boto3_first_write_s']} | "
+                   f"{s['honest_minimum_s']} | {s['burst_minimum_s']} | {s['load_average']} |")
+    out += ["", "Per run: wall; its ratio to the honest minimum; PutParameter calls accepted (cutover's include its state",
+            "record and lock); calls the quota refused; flags left wrong at the end (lost); when the kill switch (the first",
+            "flag) was accepted by the proxy and when the method itself had confirmed it by reading it back, after spawn",
+            "(\"-\": the method never reads back).", "",
+            "| flags | method | exit | wall s | x honest minimum | writes | throttled | lost | kill switch written s | kill switch confirmed s |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for x in rb["runs"]:
+        out.append(f"| {x['flags']} | {METHOD_TITLES[x['method']]} | {x['exit']} | {x['wall_s']} | {x.get('ratio_to_honest_minimum')} | "
+                   f"{x['writes']} | {x['throttled']} | {x['lost']} | {_cell(x['kill_switch_written_s'])} | {_cell(x['kill_switch_confirmed_s'])} |")
+    out += ["", f"Sizes run per alternative (to keep a full run near 30 minutes): {caps}.", "",
+            "Targets: cutover's wall at most 1.05 x the honest minimum at 48 and 200 flags; faster than every alternative that",
+            "ends correct (exit 0, nothing lost); 0 lost, 0 throttled.", ""]
+    return out
+
+
+def _render_startup(s: dict, rb: dict | None) -> list[str]:
+    out = ["## 2. Start-up", "", f"Interleaved runs, median of {s['runs']}; heavy libraries from `python -X importtime` "
+           f"(any of {', '.join(HEAVY)}).", "",
+           "| python -c 'import typer' s | cutover --help s | help ratio | help imports | cutover validate s | validate ratio | validate imports |",
+           "|---|---|---|---|---|---|---|",
+           f"| {s['import_typer_s']} | {s['help_s']} | {s['help_ratio']} | {', '.join(s['help_heavy_imports']) or 'none'} | "
+           f"{s['validate_s']} | {s['validate_ratio']} | {', '.join(s['validate_heavy_imports']) or 'none'} |", ""]
+    first = _first_writes(rb) if rb else []
+    if first:
+        out += ["A rollback's first write: spawn to the proxy accepting the kill switch (the plan's first flag), against",
+                "the minimal boto3 process's one write (median per size of the runs between the methods). cutover's grows",
+                "with the plan: it reads every flag before it writes the first.", "",
+                "| flags | cutover rollback s | minimal boto3 process s | ratio |", "|---|---|---|---|"]
+        out += [f"| {f['flags']} | {f['cutover']} | {f['boto3']} | {f['ratio']} |" for f in first] + [""]
+    out += ["Targets: --help at most 1.5 x and validate at most 2 x `import typer`, neither importing a heavy library;",
+            "a rollback's first write at most 1.2 x the minimal boto3 process's.", ""]
+    return out
+
+
+def _first_writes(rb: dict) -> list[dict]:
+    """Per size: cutover's kill switch accepted after spawn, against the minimal boto3 process's one write."""
     out = []
-    for x in r["rollback"]:
-        ok = x["ratio_to_bound_plus_startup"] is not None and x["ratio_to_bound_plus_startup"] <= 1.15
-        out.append(f"rollback of {x['flags']} flags: {x['ratio_to_bound_plus_startup']} x (bound + start-up), target 1.15: "
-                   f"{'met' if ok else 'MISSED'}" + ("" if ok else " — writes are paced evenly (1/rate + 10 ms apart, never in bursts, "
-                   "as DESIGN section 5 asks), while the bound assumes bursts of 3 at each second; the gap is a fixed ~0.4-0.7 s "
-                   "that matters only for small plans"))
-        ks = x["kill_switch_confirmed_s"]
-        out.append(f"rollback of {x['flags']} flags: kill switch confirmed {ks} s after process start, target 1.5 s: "
-                   f"{'met' if ks <= 1.5 else 'MISSED'}")
-        out.append(f"rollback of {x['flags']} flags: {x['failed_or_unverified']} failed or unverified writes, target 0: "
-                   f"{'met' if x['failed_or_unverified'] == 0 and x['exit'] == 0 else 'MISSED'} "
-                   f"(hand-written loops left {x['naive_sequential_left_wrong']} / {x['naive_parallel_left_wrong']} flags wrong)")
-    g = r["gates"]
-    out.append(f"gate concurrency: {g['ratio']} x the slowest check, target 1.5: {'met' if g['ratio'] <= 1.5 else 'MISSED'}")
-    a = r["api"]
-    out.append(f"API economy: {a['total']} calls, minimum {a['minimum']}, target minimum + 2: {'met' if a['over_minimum'] <= 2 else 'MISSED'}")
-    m = r["mixed"]
-    status_total = sum(m["status_calls"].values())
-    out.append(f"mixed plan: {m['updates_per_function']} update(s) per function, other variables kept: {m['others_kept']}, "
-               f"kill switch confirmed {m['kill_switch_confirmed_s']} s: "
-               f"{'met' if m['updates_per_function'] == 1 and m['others_kept'] and m['exit'] == 0 and m['kill_switch_confirmed_s'] <= 1.5 else 'MISSED'}")
-    out.append(f"mixed plan status: {status_total} calls, minimum {m['status_minimum']}: "
-               f"{'met' if status_total <= m['status_minimum'] + 2 else 'MISSED'}")
-    s = r["startup"]
-    for name in ("help", "validate"):
-        ratio = s[f"{name}_ratio"]
-        out.append(f"start-up, {name}: {ratio} x `import typer`, target 1.5: {'met' if ratio <= 1.5 else 'MISSED'}"
-                   + ("" if ratio <= 1.5 else " — typer 0.29 builds a pydantic adapter for each parameter when a command runs "
-                      "(importing pydantic, ~70 ms, which `import typer` alone does not pay), and validate also loads "
-                      "pyyaml and the plan schema; boto3 is not imported"))
-    first, last = r["scale"][0], r["scale"][-1]
-    growth = last["flags"] / first["flags"]
-    dry_growth = (last["advance_dry_run_s"] / first["advance_dry_run_s"]) if first["advance_dry_run_s"] else 0
-    out.append(f"scale: {growth:.0f} x the size took {dry_growth:.1f} x the time for advance --dry-run and "
-               f"{last['validate_s'] / first['validate_s']:.1f} x for validate (fixed start-up dominates): "
-               f"{'at most linear' if dry_growth <= growth * 1.2 else 'SUPERLINEAR'}")
+    for s in rb["sizes"]:
+        mine = next((x["kill_switch_written_s"] for x in rb["runs"] if x["method"] == "cutover" and x["flags"] == s["flags"]), None)
+        if mine is not None:
+            out.append({"flags": s["flags"], "cutover": mine, "boto3": s["boto3_first_write_s"],
+                        "ratio": round(mine / s["boto3_first_write_s"], 2)})
+    return out
+
+
+def _render_scale(sc: dict) -> list[str]:
+    labels = list(SCALE_COMMANDS)
+    f = sc["fixed"]
+    out = ["## 5. Scale", "",
+           "Generated plans (10 phases, one alarms check over flags/10 alarms, write rate 10); each command from process",
+           "start to exit, median of 3 (of 5 for the 1-flag plan). A 1-flag plan gives each command's fixed cost (start-up,",
+           "imports, AWS clients); per flag = (wall - fixed) / (flags - 1), noise at 10 flags. Linear growth shows as a flat",
+           "per-flag cost.", "",
+           "| flags | " + " | ".join(f"{k} s (per flag ms)" for k in labels) + " |", "|---|" + "---|" * len(labels),
+           f"| fixed (1 flag) | " + " | ".join(f"{f[k]['wall_s']}" + ("" if f[k]['exit'] == 0 else f" exit {f[k]['exit']}") for k in labels) + " |"]
+    for row in sc["rows"]:
+        out.append(f"| {row['flags']} | " + " | ".join(
+            f"{row[k]['wall_s']} ({row[k]['per_flag_ms']})" + ("" if row[k]["exit"] == 0 else f" exit {row[k]['exit']}") for k in labels) + " |")
+    out += ["", "`runbook` is `runbook --out -`; `guard bootstrap` renders the guard's CloudFormation template (no AWS calls);",
+            "a non-zero exit is shown beside its time: `guard bootstrap` exits 2 from 100 flags on (the guard's automation",
+            "role policy would pass IAM's 10,240 characters), so from there its time is that of the refusal.", "",
+            "Target: time grows linearly with size (the per-flag cost at the largest size at most 1.5 x that at the one before).", ""]
+    return out
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def verdicts(r: dict) -> list[str]:
+    """Each target, met or missed, from the numbers above."""
+    out = []
+    if "rollback" in r:
+        out += _rollback_verdicts(r["rollback"])
+    if "startup" in r:
+        s = r["startup"]
+        for name, target in (("help", 1.5), ("validate", 2.0)):
+            heavy = s[f"{name}_heavy_imports"]
+            out.append(f"start-up, {name}: {s[f'{name}_ratio']} x `import typer` ({s[f'{name}_s']} s against {s['import_typer_s']} s), "
+                       f"target {target}: {_met(s[f'{name}_ratio'] <= target)}; heavy imports: {', '.join(heavy) or 'none'}")
+        for f in _first_writes(r["rollback"]) if "rollback" in r else []:
+            out.append(f"start-up, rollback of {f['flags']} flags, first write: {f['cutover']} s after spawn against {f['boto3']} s "
+                       f"for a minimal boto3 process, {f['ratio']} x, target 1.2: {_met(f['ratio'] <= 1.2)}")
+    if "gates" in r:
+        g = r["gates"]
+        out.append(f"gate concurrency: {g['ratio']} x the slowest check, target 1.5: {_met(g['ratio'] <= 1.5)}")
+    if "api" in r:
+        a = r["api"]
+        out.append(f"API economy: {a['total']} calls, minimum {a['minimum']}, target minimum + 2: {_met(a['over_minimum'] <= 2)}")
+    if "scale" in r:
+        rows = r["scale"]["rows"]
+        if len(rows) >= 2:
+            before, last = rows[-2], rows[-1]
+            for label in SCALE_COMMANDS:
+                a, b = before[label]["per_flag_ms"], last[label]["per_flag_ms"]
+                linear = b <= max(a, 0.05) * 1.5  # below 0.05 ms a flag, the difference is noise
+                exits = {row[label]["exit"] for row in rows}
+                out.append(f"scale, {label}: {a} ms a flag at {before['flags']} flags, {b} at {last['flags']}: "
+                           f"{'linear' if linear else 'SUPERLINEAR'}" + ("" if exits == {0} else f" (exit codes {sorted(exits)})"))
+    if "mixed" in r:
+        m = r["mixed"]
+        ok = m["updates_per_function"] == 1 and m["others_kept"] and m["exit"] == 0
+        out.append(f"mixed plan: {m['updates_per_function']} update(s) per function, other variables kept: {m['others_kept']}, "
+                   f"exit {m['exit']}: {_met(ok)}")
+        total = sum(m["status_calls"].values())
+        out.append(f"mixed plan status: {total} calls, minimum {m['status_minimum']}: {_met(total <= m['status_minimum'] + 2)}")
+    return out
+
+
+def _rollback_verdicts(rb: dict) -> list[str]:
+    out = []
+    honest = {s["flags"]: s["honest_minimum_s"] for s in rb["sizes"]}
+    for n in honest:
+        runs = {x["method"]: x for x in rb["runs"] if x["flags"] == n}
+        mine = runs.get("cutover")
+        if mine is None:
+            continue
+        correct = mine["exit"] == 0 and mine["lost"] == 0
+        out.append(f"rollback, {n} flags: {mine['wall_s']} s, {mine['ratio_to_honest_minimum']} x the honest minimum "
+                   f"({honest[n]} s)" + (f", target 1.05: {_met(mine['ratio_to_honest_minimum'] <= 1.05)}" if n in (48, 200) else "")
+                   + f"; {mine['lost']} lost, {mine['throttled']} throttled: {_met(correct and mine['throttled'] == 0)}")
+        rivals = {k: x for k, x in runs.items() if k != "cutover" and x["exit"] == 0 and x["lost"] == 0}
+        faster = sorted(f"{METHOD_TITLES[k]} {x['wall_s']} s" for k, x in rivals.items() if x["wall_s"] <= mine["wall_s"])
+        wrong = sorted(f"{METHOD_TITLES[k]} (lost {x['lost']}, exit {x['exit']})" for k, x in runs.items()
+                       if k != "cutover" and not (x["exit"] == 0 and x["lost"] == 0))
+        out.append(f"rollback, {n} flags: faster than every alternative that ends correct: {_met(not faster)}"
+                   + (f" (faster: {', '.join(faster)})" if faster else "")
+                   + (f"; not correct: {', '.join(wrong)}" if wrong else ""))
     return out
 
 
