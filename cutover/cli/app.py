@@ -432,7 +432,7 @@ def sandbox(port: int = typer.Option(0, "--port", callback=_port, help="Port for
     """Start an AWS emulator on 127.0.0.1 seeded from the plan, and print the exports to use it."""
 
     def body():
-        from cutover.sandbox.emulator import rehearse
+        from cutover.sandbox import rehearse
 
         if port and not _port_is_free(port):  # moto's server would wait for it forever
             raise UsageError(f"--port {port} is in use on 127.0.0.1", "pick another port, or leave out --port for a free one")
@@ -446,7 +446,7 @@ def rehearse_cmd() -> None:
     """Run the whole plan end to end on the embedded emulator: every phase, an incident, a rollback."""
 
     def body():
-        from cutover.sandbox.emulator import rehearse
+        from cutover.sandbox import rehearse
 
         plan = load_plan()
         check_evidence_dir()
