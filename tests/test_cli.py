@@ -459,10 +459,12 @@ def test_rollback_dry_run_or_without_yes_writes_nothing(cli, e2e, emulator, para
     assert state_param(params).version == version
 
 
-def test_rollback_to_an_earlier_phase_only(cli, e2e, params):
+def test_rollback_to_an_earlier_phase_or_the_current_one_only(cli, e2e, params):
     put_phase(e2e, params, "canary")
     version = state_param(params).version
-    for to in ("canary", "full", "nope"):
+    same = cli("rollback", "--to", "canary", "--yes")  # the current phase: its drift converged; here, none
+    assert same.exit_code == 0 and "nothing to do: every flag is already at its canary value" in same.stdout
+    for to in ("full", "nope"):
         r = cli("rollback", "--to", to, "--yes")
         assert r.exit_code == 2, (to, r.output)
         assert f"--to {to}" in r.stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from cutover.commands import guard as guard_cmd
 from cutover.compile import guard
 from cutover.commands import orchestrator
 from cutover.core import state
@@ -44,7 +45,7 @@ def armed_e2e(e2e, emulator):
     """The e2e plan in canary (flags live), its guard armed in the emulator as `cutover guard arm` does."""
     assert bootstrap_roles(e2e.plan, emulator.endpoint) == [guard.names(e2e.plan).automation_role,
                                                            guard.names(e2e.plan).events_role]
-    out = guard.arm(e2e(), GuardResources.connect(e2e.plan.region, None, read_only=False))
+    out = guard_cmd.arm(e2e(), GuardResources.connect(e2e.plan.region, None, read_only=False))
     assert out.exit_code == 0, out.headline
     advance_to(e2e, "canary")
     assert e2e.live() != e2e.plan.rollback_values()
