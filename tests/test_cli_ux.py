@@ -307,9 +307,10 @@ def test_runbook_and_its_check_default_to_runbooks_plan_name(tmp_path):
 def test_help_ends_with_the_incident_command_and_the_exit_codes():
     p = cutover("--help")
     assert p.returncode == 0
-    tail = p.stdout.strip().splitlines()[-4:]
+    tail = p.stdout.strip().split("Commands:")[1].splitlines()[-7:]  # the epilog: the incident command, the codes
     assert any('cutover rollback --yes --reason "what happened"' in line for line in tail), tail
-    assert "6 rolled back" in " ".join(tail) and "5 drift" in " ".join(tail), tail
+    assert "6 rolled back" in " ".join(tail) and "5 drift" in " ".join(tail) and "7 changes" in " ".join(tail), tail
+    assert p.stdout.rstrip().endswith("(--detailed-exitcode)")  # the codes end the help
     commands = p.stdout.split("Commands:")[1]
     assert "..." not in commands and "alarms" in commands  # summaries whole, not cut mid-phrase
 
