@@ -92,3 +92,21 @@ def test_the_cli_round_trip_and_the_detailed_exit_code(e2e, tmp_path):
     assert applied.exit_code == 0 and "entered shadow" in applied.stdout, applied.stdout + applied.stderr
     again = cli("advance", "--from", str(plan_file), "--yes")  # the state moved on: the same file no longer applies
     assert again.exit_code == ExitCode.BLOCKED and "the saved advance no longer applies" in again.stderr
+
+
+def test_every_command_that_acts_on_aws_names_the_account_and_region(e2e, tmp_path):
+    """Issue 15 item 9: not only `status` and the confirmation say where a command acted."""
+    from typer.testing import CliRunner
+
+    from cutover.cli.app import app
+
+    def cli(*args):
+        return CliRunner().invoke(app, ["--plan", "tests/plans/e2e.yaml", "--evidence-dir", str(tmp_path / "ev"), *args])
+
+    where = f"  account 123456789012, region {e2e.plan.region}"
+    for args in (["advance", "--dry-run"], ["preflight"], ["rollback", "--yes", "--reason", "drill"]):
+        r = cli(*args)
+        assert r.stdout.splitlines()[1] == where, (args, r.stdout)
+    doc = json.loads(cli("--json", "advance", "--dry-run").stdout)
+    assert (doc["account"], doc["region"]) == ("123456789012", e2e.plan.region)
+    assert cli("status").stdout.count("account 123456789012") == 1  # status says it itself, once

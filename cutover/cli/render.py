@@ -69,6 +69,9 @@ def emit(command: str, outcome, compact: bool = False) -> None:
         say(json.dumps(REDACTOR.value(doc), indent=None if compact else 2, default=str))
     else:
         say(outcome.headline, paint=True)
+        where = acts_on(outcome)
+        if where:
+            say(f"  {where}")
         for line in outcome.lines:
             say(f"  {line}", paint=True)
         if outcome.hint:
@@ -76,6 +79,14 @@ def emit(command: str, outcome, compact: bool = False) -> None:
         if outcome.evidence_path:
             say(f"evidence: {outcome.evidence_path}")
     raise typer.Exit(outcome.exit_code)
+
+
+def acts_on(outcome) -> str:
+    """`account 123456789012, region us-east-2` for an outcome that acted on AWS, unless a line says it."""
+    account, region = outcome.data.get("account"), outcome.data.get("region")
+    if not (account and region) or any(line.startswith("account ") for line in outcome.lines):
+        return ""
+    return f"account {account}, region {region}"
 
 
 def fail(command: str, err: CutoverError) -> None:

@@ -109,6 +109,9 @@ class Runtime:
             report.actor, report.account = ident.arn, ident.account
         except CutoverError:
             pass
+        if report.account:  # what the run acted on: the renderer names it (issue 15 item 9)
+            outcome.data.setdefault("account", report.account)
+            outcome.data.setdefault("region", self.plan.region)
         if self.notes:  # (once: a use case inside another, e.g. watch's auto-rollback, has added them already)
             outcome.lines += [line for n in self.notes if (line := f"note: {n}") not in outcome.lines]
             outcome.data.setdefault("notes", list(self.notes))
