@@ -73,6 +73,9 @@ def test_the_cli_saves_and_refuses_files_that_are_not_saved_advances(tmp_path):
     p = subprocess.run([sys.executable, "-m", "cutover", "--plan", "tests/plans/e2e.yaml", "advance", "--out", str(bad)],
                        cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 2 and "--out saves a preview: it goes with --dry-run" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "cutover", "--plan", "tests/plans/e2e.yaml", "advance", "--from",
+                        str(tmp_path / "missing.json")], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2 and "cannot read it (No such file or directory)" in p.stderr, p.stderr
 
 
 def test_the_cli_round_trip_and_the_detailed_exit_code(e2e, tmp_path):

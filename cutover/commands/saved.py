@@ -50,8 +50,13 @@ def save(path: Path, rt: Runtime, view: StateView, data: dict) -> None:
 def load(path: Path) -> dict:
     """The saved decision in `path` (exit 2 on a file that is not one)."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+        text = path.read_text()
+    except OSError as err:  # a missing or unreadable file is not "not a saved advance": say which
+        raise UsageError(f"--from {path}: cannot read it ({err.strerror or type(err).__name__})",
+                         "pass the file `cutover advance --dry-run --out FILE` wrote") from None
+    try:
+        doc = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as err:
         raise UsageError(f"--from {path}: not a saved advance ({type(err).__name__})",
                          "make one with `cutover advance --dry-run --out FILE`") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("basis"), dict):
