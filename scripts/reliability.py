@@ -3,7 +3,7 @@
 cases were tried and how many passed. The counts come from the tests themselves (tests/conftest.py
 `reliability` fixture), not from this script.
 
-    python scripts/reliability.py            # runs tests/test_faults_*.py, writes docs/RELIABILITY.md
+    python scripts/reliability.py            # runs tests/integration/test_faults_*.py, writes docs/RELIABILITY.md
     python scripts/reliability.py --from COUNTS.json "SUMMARY" WALL_S
                                              # from a run made with CUTOVER_RELIABILITY_OUT=COUNTS.json
 """
@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FAULT_TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_faults_*.py"))
+FAULT_TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "integration").glob("test_faults_*.py"))
 
 
 def main(argv: list[str]) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
         # The counts of a run already made (e.g. CI's whole suite, which includes the fault tests, run
         # with CUTOVER_RELIABILITY_OUT=FILE): FILE, that run's pytest summary line, its wall time in s.
         counts, summary, wall = argv[1:4]
-        rows = json.loads(Path(counts).read_text())
+        rows = load_counts(Path(counts))
         write(rows, ["python", "-m", "pytest", "-q"], summary, float(wall))
         return 0
     out = Path(tempfile.mkdtemp()) / "reliability.json"
@@ -39,11 +39,22 @@ def main(argv: list[str]) -> int:
                           capture_output=True, text=True)
     elapsed = time.monotonic() - started
     summary = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
-    rows = json.loads(out.read_text()) if out.exists() else {}
+    rows = load_counts(out)
     write(rows, ["python", "-m", "pytest", "-q", *FAULT_TESTS], summary, elapsed)
     if proc.returncode != 0:
         print(proc.stdout[-4000:], proc.stderr[-2000:], file=sys.stderr)
     return proc.returncode
+
+
+def load_counts(path: Path) -> dict:
+    """The counts in PATH, or summed over PATH.gw0, PATH.gw1, ... (one per pytest-xdist worker)."""
+    rows: dict = {}
+    for part in [path] * path.exists() + sorted(path.parent.glob(path.name + ".gw*")):
+        for fault_class, row in json.loads(part.read_text()).items():
+            mine = rows.setdefault(fault_class, {"how": row["how"], "tried": 0, "passed": 0})
+            mine["tried"] += row["tried"]
+            mine["passed"] += row["passed"]
+    return rows
 
 
 def write(rows: dict, cmd: list[str], summary: str, elapsed: float) -> None:

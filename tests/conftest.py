@@ -205,5 +205,6 @@ def reliability():
     yield rel
     out = os.environ.get("CUTOVER_RELIABILITY_OUT")
     if out:
-        with open(out, "w") as f:
+        worker = os.environ.get("PYTEST_XDIST_WORKER")  # under pytest-xdist, one file per worker: OUT.gw0, ...
+        with open(f"{out}.{worker}" if worker else out, "w") as f:
             json.dump(rel.rows, f, indent=2)

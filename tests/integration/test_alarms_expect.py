@@ -28,7 +28,7 @@ try:
 except ImportError:  # tests/ became a package
     from tests.gatefakes import FakeAlarms, make_ctx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-2"
 ERRORS = "app-error-rate"
 OPENAI = "app-openai-failures"

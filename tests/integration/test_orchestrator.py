@@ -14,7 +14,7 @@ from cutover.testing.counter import CallCounter
 from cutover.adapters.aws import make_ports
 from cutover.errors import Blocked, ExitCode, GateFailed
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def advance_to(e2e, phase):

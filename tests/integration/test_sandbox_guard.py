@@ -29,7 +29,7 @@ from cutover.model.plan import ROLLED_BACK
 from cutover.sandbox.guard import GuardPlayer, bootstrap_roles
 
 ALARM = "e2e-errors"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 E2E = str(ROOT / "tests" / "plans" / "e2e.yaml")
 
 

@@ -18,7 +18,7 @@ from cutover.errors import ExitCode
 from cutover.testing.faultproxy import Faults
 from cutover.sandbox.emulator import OTHER_VARIABLES
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 # Each test runs a real CLI process per kill point (about ten), each seeded from scratch: on a loaded
 # 2-core machine that can run past the suite's default 300 s.
 pytestmark = pytest.mark.timeout(900)

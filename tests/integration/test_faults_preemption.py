@@ -18,7 +18,7 @@ from cutover.errors import Blocked, CutoverError, ExitCode
 from cutover.testing.faultproxy import Faults, Hold
 from cutover.model.plan import ROLLED_BACK
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def advance_to(e2e, phase):

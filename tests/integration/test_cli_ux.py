@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.test_cli import CANARY_VALUES, E2E, PENDING_VALUES, ROOT, live, params, put_phase, state_record  # noqa: F401 (params: a fixture)
+from tests.integration.test_cli import CANARY_VALUES, E2E, PENDING_VALUES, ROOT, live, params, put_phase, state_record  # noqa: F401 (params: a fixture)
 
 pytestmark = pytest.mark.usefixtures("e2e")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 E2E = str(ROOT / "tests" / "plans" / "e2e.yaml")
 HANG = 30  # seconds: generous, a loaded machine must not flake; it only catches a hang
 

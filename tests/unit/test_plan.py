@@ -40,8 +40,8 @@ from cutover.model.durations import format_duration, parse_duration
 from cutover.plan.load import load_plan, parse_plan, plan_schema, summarize
 from cutover.redact import HIDDEN
 
-ROOT = Path(__file__).resolve().parents[1]
-PLANS = Path(__file__).resolve().parent / "plans"
+ROOT = Path(__file__).resolve().parents[2]
+PLANS = Path(__file__).resolve().parents[1] / "plans"
 REPO_PLAN = ROOT / "phases.yaml"
 
 HEAD = """\

@@ -14,7 +14,7 @@ from cutover.commands import orchestrator
 from cutover.errors import CutoverError
 from cutover.plan.load import load_plan
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 RUNS = 50
 # Tens of runs against the emulator: on a loaded 2-core machine one test takes up to about two minutes.
 RACE_TIMEOUT = pytest.mark.timeout(600)

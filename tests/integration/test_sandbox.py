@@ -31,7 +31,7 @@ from cutover.model.plan import (
 from cutover.sandbox.emulator import plan_reroutes, reroute_url, sandbox_env, secret_refs, seed
 
 REGION = "us-east-2"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def small_plan() -> Plan:

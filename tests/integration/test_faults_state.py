@@ -12,7 +12,7 @@ from cutover.commands import orchestrator
 from cutover.core import state
 from cutover.errors import Blocked, ExitCode
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 BAD_RECORDS = {
     "deleted": None,

@@ -17,7 +17,7 @@ from cutover.commands import orchestrator
 from cutover.commands.saved import load
 from cutover.errors import Blocked, ExitCode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def save_shadow(e2e, tmp_path) -> Path:

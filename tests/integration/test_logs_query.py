@@ -12,7 +12,7 @@ from cutover.testing.clock import FakeClock
 from cutover.errors import AwsError
 from cutover.gates import FAIL, PASS, run_check
 from cutover.model.plan import FieldLimit, LogsQueryCheck
-from gatefakes import make_ctx
+from tests.gatefakes import make_ctx
 
 CHECK = LogsQueryCheck("openai_failures", ("/aws/lambda/worker",),
                        "filter @message like /request_failed/ | stats count() as failures", 3600.0,
@@ -117,7 +117,7 @@ def _with_query(path="tests/plans/e2e.yaml"):
 
     from cutover.plan.load import load_plan
 
-    plan = load_plan(Path(__file__).parent.parent / path)
+    plan = load_plan(Path(__file__).parents[2] / path)
     shadow = dataclasses.replace(plan.phases[0], gates=(*plan.phases[0].gates, "openai_failures"))
     return dataclasses.replace(plan, checks={**plan.checks, "openai_failures": CHECK}, phases=(shadow, *plan.phases[1:]))
 

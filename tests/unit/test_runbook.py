@@ -21,7 +21,7 @@ from cutover.cli.app import app
 from cutover.plan.load import load_plan
 from cutover.redact import HIDDEN, sensitive_values
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPO_PLAN = ROOT / "phases.yaml"
 E2E_PLAN = ROOT / "tests" / "plans" / "e2e.yaml"
 EVERY_CHECK = ROOT / "tests" / "plans" / "every_check.yaml"

@@ -9,7 +9,7 @@ import pytest
 from cutover.sandbox import rehearse
 from cutover.plan.load import load_plan
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.mark.parametrize("plan_file", ["phases.yaml", "tests/plans/e2e.yaml"])

@@ -15,7 +15,7 @@ from cutover.compile import iam
 from cutover.compile import runbook
 from cutover.testing.clock import FakeClock
 from cutover.plan.load import load_plan
-from fakes import FakeParameterStore
+from tests.fakes import FakeParameterStore
 
 SMALL, LARGE = 60, 240  # 4x the flags
 LINEAR = 4 * 1.25  # allowance for fixed costs and rounding; quadratic work would reach ~16

@@ -20,7 +20,7 @@ from cutover.ports import AwsPorts
 from tests.fakes import FakeFunctionStore, FakeIdentity, FakeParameterStore
 from tests.gatefakes import FakeAlarms, FakeLogs, FakeSecrets
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 # Tens of hand-written records per test, each through status, rollback and a re-read: it can run past the suite's
 # default 300 s on a loaded 2-core machine.
 MANY_RECORDS = pytest.mark.timeout(600)

@@ -23,9 +23,9 @@ from cutover.gates.window import OVERRIDDEN
 from cutover.plan.load import parse_plan
 from cutover.ports import CalendarReading
 from tests.gatefakes import FakeCalendars, make_ctx
-from tests.test_cli import Cli, cli, params, state_param  # noqa: F401 - cli and params are fixtures
+from tests.integration.test_cli import Cli, cli, params, state_param  # noqa: F401 - cli and params are fixtures
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 E2E_TEXT = (ROOT / "tests" / "plans" / "e2e.yaml").read_text()
 CHICAGO_HOURS = '["Mon-Thu 09:00-15:00"]'
 

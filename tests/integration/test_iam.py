@@ -24,7 +24,7 @@ from cutover.plan.load import load_plan
 from cutover.redact import sensitive_values
 from tests.guardkit import ALIAS, KEY, variant
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPO_PLAN = ROOT / "phases.yaml"
 PLANS = [REPO_PLAN, *sorted((ROOT / "tests" / "plans").glob("*.yaml"))]
 VALID_PLANS = [p for p in PLANS if p.name in ("phases.yaml", "e2e.yaml", "every_check.yaml", "minimal.yaml")]

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cutover.plan.load import parse_plan
-from tests.test_plan import FLAGS, assert_error, lambda_flags, plan_text
+from tests.unit.test_plan import FLAGS, assert_error, lambda_flags, plan_text
 
 KEY = "arn:aws:kms:us-east-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 ALIAS = "arn:aws:kms:us-east-2:123456789012:alias/worker-env"

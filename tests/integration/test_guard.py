@@ -38,7 +38,7 @@ from cutover.redact import HIDDEN
 from cutover.sandbox.emulator import OTHER_VARIABLES
 from tests.guardkit import KEY, admin_clients, bootstrap_roles, variant
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 E2E = ROOT / "tests" / "plans" / "e2e.yaml"
 # The repo plan and every valid test plan (billion_laughs and python_tag are invalid on purpose).
 PLANS = {"repo": ROOT / "phases.yaml", "e2e": E2E, "minimal": ROOT / "tests" / "plans" / "minimal.yaml",

@@ -134,7 +134,7 @@ def test_value_redacts_structures_and_credential_named_keys():
 def test_sensitive_values_of_a_plan():
     from cutover.plan.load import parse_plan
 
-    plan = parse_plan(Path(__file__).parent.joinpath("plans", "e2e.yaml").read_text())
+    plan = parse_plan(Path(__file__).parents[1].joinpath("plans", "e2e.yaml").read_text())
     assert set(sensitive_values(plan)) == {"none", "canary@example.com", "cohort@example.com", "*"}
 
 
@@ -142,7 +142,7 @@ def test_load_plan_registers_sensitive_values(tmp_path):
     from cutover.plan.load import load_plan
     from cutover.redact import REDACTOR
 
-    text = Path(__file__).parent.joinpath("plans", "e2e.yaml").read_text()
+    text = Path(__file__).parents[1].joinpath("plans", "e2e.yaml").read_text()
     path = tmp_path / "p.yaml"
     path.write_text(text.replace('allow: "canary@example.com"', 'allow: "cohort-7f3a9-zz"'))
     load_plan(path)
@@ -814,7 +814,7 @@ def test_an_unexpected_exception_never_shows_its_message(e2e, tmp_path, monkeypa
         raise RuntimeError(f"failed for jane@example.com with {secret}")
 
     monkeypatch.setattr(orchestrator, "history", boom)
-    argv = ["--plan", str(Path(__file__).parent / "plans" / "e2e.yaml"), "--evidence-dir", str(tmp_path)]
+    argv = ["--plan", str(Path(__file__).parents[1] / "plans" / "e2e.yaml"), "--evidence-dir", str(tmp_path)]
     r = CliRunner().invoke(app, [*argv, *(["-v"] if verbose else []), "history"])
     assert r.exit_code == 4 and "internal error: RuntimeError in history" in r.stderr
     for stream in (r.stdout, r.stderr):

@@ -21,7 +21,7 @@ from cutover.cli import render as cli_render
 from cutover.cli import wiring as cli_wiring
 from cutover.cli.app import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 E2E = str(ROOT / "tests" / "plans" / "e2e.yaml")
 REPO_PLAN = str(ROOT / "phases.yaml")
 REGION = "us-east-2"

@@ -17,7 +17,7 @@ from cutover.model import program
 from cutover.compile import runbook
 from cutover.testing.clock import FakeClock
 from cutover.plan.load import load_plan
-from fakes import FakeFunctionStore, FakeParameterStore
+from tests.fakes import FakeFunctionStore, FakeParameterStore
 
 FUNCTIONS = ("fn-a", "fn-b", "fn-c")
 
