@@ -17,6 +17,8 @@ import shlex
 from pathlib import Path
 from typing import Iterator
 
+from cutover import checks as check_types
+from cutover.checks import words
 from cutover.compile import iam
 from cutover.core import machine
 from cutover.model import program
@@ -40,35 +42,19 @@ from cutover.model.plan import (
 from cutover.errors import ExitCode, UsageError
 from cutover.model.durations import format_duration
 from cutover.model.templates import ENV_REF
-from cutover.redact import HIDDEN, MIN_REGISTERED_LEN, Redactor, is_public, shown
+from cutover.redact import HIDDEN, MIN_REGISTERED_LEN, is_public, shown
 
 
 
 # --- small formatting helpers ----------------------------------------------------------------------------
 
 
-# The redactor's patterns only (emails, tokens...): the process-wide REDACTOR also masks whatever this
-# process registered at runtime, which would make the text depend on what ran before it.
-_PATTERNS = Redactor()
-
-
-def _safe(text: str) -> str:
-    """Plan text with credential- and PII-shaped pieces masked."""
-    return _PATTERNS.text(str(text))
-
-
-def _code(text: str) -> str:
-    """An inline code span that survives backticks inside the text."""
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
+_safe, _code, _names = words.safe, words.code, words.names  # shared with the check types' own words
 
 
 def _cell(text: str) -> str:
     """Text safe inside a markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _names(items) -> str:
-    return ", ".join(_code(i) for i in items)
 
 
 def _shown(plan: Plan, flag: str, value: str) -> str:
@@ -120,11 +106,6 @@ def _commands(rows: list[tuple[str, str]]) -> list[str]:
 # --- gate descriptions: one line from each check's type and fields ---------------------------------------
 
 
-def _env(c: EnvCheck) -> str:
-    parts = [_code(f"{k}={_safe(v)}") for k, v in c.equals.items()] + [f"{_code(k)} set" for k in c.present]
-    return "your shell has " + ", ".join(parts) if parts else "no environment requirements"
-
-
 def _secrets(c: SecretsCheck) -> str:
     what = "exist and decrypt (GetSecretValue)" if c.decrypt else "exist and are not scheduled for deletion (not read)"
     return f"secrets {_names(c.secret_ids)} {what}"
@@ -159,10 +140,6 @@ def _log_fresh(c: LogFreshnessCheck) -> str:
 
 def _log_absent(c: LogAbsentCheck) -> str:
     return f"no log event {_match(c)} in {_code(c.log_group)} in the last {format_duration(c.window)}"
-
-
-def _command(c: CommandCheck) -> str:
-    return f"{_code(_safe(shlex.join(c.run)))} exits 0 within {format_duration(c.timeout)} (run from the plan's directory)"
 
 
 def _alarms(c: AlarmsCheck) -> str:
@@ -251,14 +228,13 @@ def _logs_query(c) -> str:
             f"{format_duration(c.window)} gives, in every row, {'; '.join(limits)}; {no_rows}; a failed query blocks")
 
 
+# The types not yet in `cutover.checks.TYPES` (those describe themselves).
 _DESCRIBE = {
-    "env": _env,
     "secrets": _secrets,
     "http": _http,
     "graphql": _graphql,
     "log_freshness": _log_fresh,
     "log_absent": _log_absent,
-    "command": _command,
     "alarms": _alarms,
     "window": _window,
     "metric": _metric,
@@ -268,7 +244,8 @@ _DESCRIBE = {
 
 def describe_check(check) -> str:
     """One human line for a check, e.g. "alarms `a`, `b` OK and quiet for 15m; no data fails"."""
-    return _DESCRIBE[check.type](check)
+    listed = check_types.by_kind().get(check.type)
+    return listed.describe(check) if listed is not None else _DESCRIBE[check.type](check)
 
 
 def _expect_lines(c: AlarmsCheck) -> list[str]:

@@ -24,14 +24,13 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from cutover import checks as check_types
 from cutover.plan import schema
 from cutover.errors import PlanError
 from cutover.model.plan import (
     AlarmExpect,
     AlarmsCheck,
     Check,
-    CommandCheck,
-    EnvCheck,
     Flag,
     GraphqlCheck,
     HttpCheck,
@@ -392,14 +391,13 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
                             f"{longest.name!r}); the function's other variables count too")
 
 
+# The types not yet in `cutover.checks.TYPES` (those build themselves: `CheckType.build`).
 _CHECK_CLASSES: dict[str, type] = {
-    "env": EnvCheck,
     "secrets": SecretsCheck,
     "http": HttpCheck,
     "graphql": GraphqlCheck,
     "log_freshness": LogFreshnessCheck,
     "log_absent": LogAbsentCheck,
-    "command": CommandCheck,
     "alarms": AlarmsCheck,
     "window": WindowCheck,
     "metric": MetricCheck,
@@ -436,9 +434,14 @@ def _checks(node: MappingNode) -> dict[str, Check]:
     for key, value in node.value:
         fields = fields_of(value)
         type_field = fields.pop("type")
-        cls = _CHECK_CLASSES[type_field[1].value]
         kwargs = {k: _check_value(k, v, ("checks", key.value, k), type_field[1].value) for k, (_, v) in fields.items()}
-        checks[key.value] = cls(name=key.value, **kwargs)
+        listed = check_types.by_kind().get(type_field[1].value)
+        if listed is not None:
+            checks[key.value] = listed.build(key.value, kwargs)
+            for node, sub, message, hint in listed.problems(checks[key.value], fields):
+                raise Violation(node, f"{where(('checks', key.value, *sub))}: {message}", hint)
+            continue
+        checks[key.value] = _CHECK_CLASSES[type_field[1].value](name=key.value, **kwargs)
         if isinstance(checks[key.value], MetricCheck):
             check_metric_rules({"type": type_field, **fields}, checks[key.value], ("checks", key.value))
         if isinstance(checks[key.value], LogsQueryCheck):
@@ -447,8 +450,6 @@ def _checks(node: MappingNode) -> dict[str, Check]:
             _expect_names(fields["expect"][1], checks[key.value], ("checks", key.value, "expect"))
         if isinstance(checks[key.value], (HttpCheck, GraphqlCheck)):
             _secret_destination(fields, checks[key.value], ("checks", key.value))
-        if "env" in fields and not _value(fields, "aws_credentials", False):
-            _no_aws_names(fields["env"][1], ("checks", key.value, "env"))
     return checks
 
 
@@ -468,14 +469,6 @@ def _secret_destination(fields: dict, check: HttpCheck | GraphqlCheck, path: tup
     if check.url[:7].lower() == "http://" and not is_loopback(host or ""):
         raise Violation(url_node, f"{here}: plain http would carry the check's secret in clear",
                         "use https:// (the sandbox and rehearsals reroute https urls to their local stub)")
-
-
-def _no_aws_names(node: SequenceNode, path: tuple) -> None:
-    for i, item in enumerate(node.value):
-        if item.value.startswith("AWS_"):
-            raise Violation(item, f"{where((*path, i))}: {item.value} is an AWS variable; the program gets them only "
-                            "with aws_credentials: true", "add aws_credentials: true to the check (it passes every "
-                            "AWS_* variable), or remove the name")
 
 
 # CloudWatch accepts these periods (seconds): high resolution 10, 20, 30, else whole minutes.

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import re
 from typing import Any, Callable
 
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from cutover import regions
+from cutover import checks, regions
+from cutover.checks.interface import ENV_NAME, fragment, list_of, ref, text
 from cutover.model.durations import DURATION, DURATION_HINT, duration_seconds
 
 # --- patterns (ECMA-262 compatible, so the schema works in editors too) ----------------------------
@@ -31,7 +33,6 @@ PLAN_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 PHASE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ITEM_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"  # flag and check names
 REGION = regions.SHAPE  # us-east-2, us-gov-west-1, eusc-de-east-1
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_ID = r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$"  # a name or an ARN
 LOG_GROUP = r"^[A-Za-z0-9._/#-]{1,512}$"
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
@@ -63,7 +64,10 @@ LAMBDA_RESERVED = frozenset(
 
 RESERVED_PHASES = ("pending", "rolled_back")  # machine states that are not phases
 
-CHECK_TYPES = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms", "window", "metric", "logs_query")
+# The order the schema lists the check types in (the types in `cutover.checks.TYPES` fill their places;
+# a type not named here comes after them).
+_PUBLISHED_ORDER = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms", "window",
+                    "metric", "logs_query")
 ALARM_COMPARISONS = (
     "GreaterThanThreshold",
     "GreaterThanOrEqualToThreshold",
@@ -75,35 +79,7 @@ ALARM_COMPARISONS = (
 )
 
 
-def _ref(name: str, **extra: Any) -> dict:
-    return {"$ref": f"#/$defs/{name}", **extra}
-
-
-def _str(**extra: Any) -> dict:
-    return {"type": "string", **extra}
-
-
-def _list_of(item: dict, **extra: Any) -> dict:
-    return {"type": "array", "items": item, "minItems": 1, **extra}
-
-
-_TIMEOUT = "how long the check may take before it fails"
-
-
-def _check(kind: str, title: str, props: dict, required: list[str], timeout: str, **extra: Any) -> dict:
-    """One check type: a closed object whose `type` is `kind`; every type has a `timeout`."""
-    return {
-        "title": title,
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["type", *required],
-        "properties": {
-            "type": {"const": kind},
-            **props,
-            "timeout": _ref("positive_duration", default=timeout, description=_TIMEOUT),
-        },
-        **extra,
-    }
+_ref, _str, _list_of, _check = ref, text, list_of, fragment  # shared with the check types' own fragments
 
 
 _LOG_MATCH = {
@@ -128,7 +104,7 @@ _METRIC = {
 }
 METRIC_STAT = r"^(SampleCount|Average|Sum|Minimum|Maximum|p(100|[0-9]{1,2})(\.[0-9]{1,2})?)$"
 
-_SCHEMA: dict = {
+_BASE: dict = {  # every check type's own fragment is added by _schema()
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "cutover plan (phases.yaml), version 1",
     "type": "object",
@@ -319,38 +295,6 @@ _SCHEMA: dict = {
                 },
             },
         },
-        "check": {
-            "type": "object",
-            "required": ["type"],
-            "properties": {
-                "type": {"type": "string", "enum": list(CHECK_TYPES), "description": "the check type: " + ", ".join(CHECK_TYPES)},
-            },
-            "allOf": [
-                {"if": {"required": ["type"], "properties": {"type": {"const": t}}}, "then": _ref(f"{t}_check")}
-                for t in CHECK_TYPES
-            ],
-        },
-        "env_check": _check(
-            "env",
-            "env check",
-            {
-                "equals": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "description": "variables that must have exactly these values",
-                    "propertyNames": _str(title="variable", pattern=ENV_NAME, description="an environment variable name"),
-                    "additionalProperties": _str(description="the required value, quoted"),
-                },
-                "present": _list_of(
-                    _str(pattern=ENV_NAME, description="an environment variable name"),
-                    uniqueItems=True,
-                    description="variables that must be set",
-                ),
-            },
-            [],
-            "10s",
-            anyOf=[{"required": ["equals"]}, {"required": ["present"]}],
-        ),
         "secrets_check": _check(
             "secrets",
             "secrets check",
@@ -424,33 +368,6 @@ _SCHEMA: dict = {
             ["log_group", "window"],
             "30s",
             oneOf=_ONE_MATCH,
-        ),
-        "command_check": _check(
-            "command",
-            "command check",
-            {
-                "run": _list_of(
-                    _str(minLength=1, description="one argument, quoted"),
-                    description="the program and its arguments, e.g. [python, scripts/report.py]",
-                ),
-                "env": _list_of(
-                    _str(pattern=ENV_NAME, description="an environment variable name"),
-                    uniqueItems=True,
-                    description="variables passed through from the operator's environment, besides PATH, HOME, "
-                    "LANG, LC_ALL and LC_CTYPE (the program gets no other)",
-                ),
-                "aws_credentials": {
-                    "type": "boolean", "default": False,
-                    "description": "pass the operator's AWS_* variables (credentials, profile, region) to the program",
-                },
-                "read_only": {
-                    "type": "boolean", "default": False,
-                    "description": "the program changes nothing, so it may run in a dry run (advance --dry-run, "
-                    "preflight); otherwise a dry run skips it",
-                },
-            },
-            ["run"],
-            "10m",
         ),
         "alarms_check": _check(
             "alarms",
@@ -613,6 +530,49 @@ _SCHEMA: dict = {
     },
 }
 
+_LEGACY_CHECKS = ("secrets", "http", "graphql", "log_freshness", "log_absent", "alarms", "window", "metric", "logs_query")
+
+
+def check_types() -> tuple[str, ...]:
+    """Every check type's `type:` word, in the schema's order."""
+    listed = [t.kind for t in checks.TYPES]
+    known = [k for k in _PUBLISHED_ORDER if k in listed or k in _LEGACY_CHECKS]
+    return (*known, *(k for k in listed if k not in known))
+
+
+def _check_def(kinds: tuple[str, ...]) -> dict:
+    """The `check` definition: a `type` from the list, then that type's own fragment."""
+    return {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "enum": list(kinds), "description": "the check type: " + ", ".join(kinds)},
+        },
+        "allOf": [
+            {"if": {"required": ["type"], "properties": {"type": {"const": t}}}, "then": _ref(f"{t}_check")}
+            for t in kinds
+        ],
+    }
+
+
+def _schema() -> dict:
+    """The plan schema with every check type's fragment, `check` first, where the schema has always had them."""
+    return _assembled(tuple(checks.TYPES))
+
+
+@functools.lru_cache(maxsize=4)
+def _assembled(types: tuple) -> dict:
+    kinds, own = check_types(), {t.kind: t.schema for t in types}
+    defs: dict = {}
+    for name, value in _BASE["$defs"].items():
+        if name == "secrets_check":  # the first check type's place
+            defs["check"] = _check_def(kinds)
+            defs.update({f"{k}_check": own[k] if k in own else _BASE["$defs"][f"{k}_check"] for k in kinds})
+        if name.removesuffix("_check") not in _LEGACY_CHECKS:
+            defs[name] = value
+    return {**_BASE, "$defs": defs}
+
+
 KEYWORDS = frozenset(
     "$schema $defs $ref title description default type enum const format pattern minLength maxLength "
     "minimum maximum exclusiveMinimum properties additionalProperties required propertyNames minProperties "
@@ -625,7 +585,7 @@ def plan_schema() -> dict:
     rules cutover checks through its formats also spelled in standard keywords, for editors and other
     validators (formats are only annotations to them). cutover's own walker reports these rules through
     the formats, with its own messages."""
-    out = copy.deepcopy(_SCHEMA)
+    out = copy.deepcopy(_schema())
     defs = out["$defs"]
     # Lambda sets these variables itself; it refuses to change them.
     defs["lambda_target"]["properties"]["variable"]["not"] = {"enum": sorted(LAMBDA_RESERVED)}
@@ -1136,12 +1096,12 @@ class Walker:
 
 def validate(node: Node) -> None:
     """Check a composed plan document against the schema; raises Violation."""
-    Walker(_SCHEMA).validate(node)
+    Walker(_schema()).validate(node)
 
 
 def schema_keywords(schema: Any = None) -> set[str]:
     """Every keyword the schema uses (for the test that the walker knows them all)."""
-    schema = _SCHEMA if schema is None else schema
+    schema = _schema() if schema is None else schema
     found: set[str] = set()
     if isinstance(schema, dict):
         for k, v in schema.items():

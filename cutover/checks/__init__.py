@@ -1,0 +1,18 @@
+"""The check types: one module each (`cutover.checks.interface` says what a type gives), listed once here.
+
+A new check type is one new module and one line in `TYPES`: the plan schema, the loader, the gate
+runner, the runbook, the IAM policy and the sandbox's seeding all find it through this list.
+"""
+
+from __future__ import annotations
+
+from cutover.checks import command, env
+from cutover.checks.interface import CheckType
+
+# The one list. (Types not listed yet are still spread over plan/, gates/, compile/ and sandbox/.)
+TYPES: list[CheckType] = [env.TYPE, command.TYPE]
+
+
+def by_kind() -> dict[str, CheckType]:
+    """Each listed type by its `type:` word (read at every use, so a type added to TYPES counts at once)."""
+    return {t.kind: t for t in TYPES}
