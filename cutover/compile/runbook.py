@@ -36,7 +36,6 @@ from cutover.model.plan import (
     LogFreshnessCheck,
     Phase,
     Plan,
-    SecretsCheck,
     function_name,
 )
 from cutover.errors import ExitCode, UsageError
@@ -106,11 +105,6 @@ def _commands(rows: list[tuple[str, str]]) -> list[str]:
 # --- gate descriptions: one line from each check's type and fields ---------------------------------------
 
 
-def _secrets(c: SecretsCheck) -> str:
-    what = "exist and decrypt (GetSecretValue)" if c.decrypt else "exist and are not scheduled for deletion (not read)"
-    return f"secrets {_names(c.secret_ids)} {what}"
-
-
 def _headers(headers: dict) -> str:
     return f", with header {_names(headers)}" if headers else ""
 
@@ -151,36 +145,6 @@ def _alarms(c: AlarmsCheck) -> str:
     quiet = f" and quiet for {format_duration(c.quiet_for)}" if c.quiet_for else ""
     no_data = "no data (INSUFFICIENT_DATA) counts as OK" if c.insufficient_data == "ok" else "no data (INSUFFICIENT_DATA) fails"
     return f"alarms {' and '.join(which)} OK{quiet}; {no_data}"
-
-
-_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-def _weekly_words(text: str) -> str:
-    """"Mon-Thu 09:00-15:00" -> "Monday to Thursday 09:00 to 15:00"; a range past midnight says so."""
-    from cutover.model.schedule import parse_weekly, weekday_number
-
-    entry = parse_weekly(text)
-    days, hours = text.split()[0], lambda m: f"{m // 60 % 24:02d}:{m % 60:02d}"
-    words = " and ".join(" to ".join(_DAY_NAMES[weekday_number(d)] for d in part.split("-")) for part in days.split(","))
-    end = hours(entry.end) + (" the next day" if entry.end > 24 * 60 else "")
-    return f"{words} {hours(entry.start)} to {end}"
-
-
-def _window(c) -> str:
-    when = ("between " + "; or ".join(map(_weekly_words, c.allow))) if c.allow else "at any time"
-    parts = [f"a change may start {when} ({_code(c.timezone)} time)"]
-    if c.deny:
-        parts.append("never in " + ", ".join(_code(d) for d in c.deny) + " (inclusive)")
-    if c.change_calendars:
-        parts.append(f"only while the SSM Change Calendar{'s' if len(c.change_calendars) > 1 else ''} "
-                     f"{_names(c.change_calendars)} {'are' if len(c.change_calendars) > 1 else 'is'} OPEN")
-    if c.stay_open_for is not None:
-        how_long = "the phase's bake" if c.stay_open_for == "bake" else format_duration(c.stay_open_for)
-        parts.append(f"and it must stay open for {how_long}")
-    if c.allow_override:
-        parts.append("outside it only with `cutover advance --outside-window --reason TEXT` (recorded)")
-    return "; ".join(parts)
 
 
 def _metric_name(q) -> str:
@@ -230,13 +194,11 @@ def _logs_query(c) -> str:
 
 # The types not yet in `cutover.checks.TYPES` (those describe themselves).
 _DESCRIBE = {
-    "secrets": _secrets,
     "http": _http,
     "graphql": _graphql,
     "log_freshness": _log_fresh,
     "log_absent": _log_absent,
     "alarms": _alarms,
-    "window": _window,
     "metric": _metric,
     "logs_query": _logs_query,
 }

@@ -23,20 +23,16 @@ from .logs import check_log_absent, check_log_freshness
 from .logs_query import check_logs_query
 from .metric import check_metric
 from .result import FAIL, GateResult, failed, passed, skipped
-from .secrets import check_secrets
-from .window import check_window
 
 log = logging.getLogger("cutover.gates")
 
 # The types not yet in `cutover.checks.TYPES`: check type -> function returning a PASS detail or raising Fail
 CHECKS: dict[str, Callable[..., str]] = {
-    "secrets": check_secrets,
     "http": check_http,
     "graphql": check_graphql,
     "log_freshness": check_log_freshness,
     "log_absent": check_log_absent,
     "alarms": check_alarms,
-    "window": check_window,
     "metric": check_metric,
     "logs_query": check_logs_query,
 }

@@ -13,7 +13,7 @@ from cutover.model.templates import TOKEN
 
 from ._fail import Fail
 from .context import GateContext
-from .secrets import fetch_secret
+from cutover.checks.secrets import fetch_secret
 
 _TOKEN = TOKEN
 

@@ -41,9 +41,7 @@ from cutover.model.plan import (
     Phase,
     Plan,
     LambdaTarget,
-    SecretsCheck,
     SsmTarget,
-    WindowCheck,
 )
 from cutover.plan.metric import check_logs_query_rules, check_metric_rules, logs_query_value, metric_value
 from cutover.redact import REDACTOR, sensitive_values, shown
@@ -393,13 +391,11 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
 
 # The types not yet in `cutover.checks.TYPES` (those build themselves: `CheckType.build`).
 _CHECK_CLASSES: dict[str, type] = {
-    "secrets": SecretsCheck,
     "http": HttpCheck,
     "graphql": GraphqlCheck,
     "log_freshness": LogFreshnessCheck,
     "log_absent": LogAbsentCheck,
     "alarms": AlarmsCheck,
-    "window": WindowCheck,
     "metric": MetricCheck,
     "logs_query": LogsQueryCheck,
 }

@@ -33,7 +33,6 @@ PLAN_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 PHASE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ITEM_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"  # flag and check names
 REGION = regions.SHAPE  # us-east-2, us-gov-west-1, eusc-de-east-1
-SECRET_ID = r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$"  # a name or an ARN
 LOG_GROUP = r"^[A-Za-z0-9._/#-]{1,512}$"
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 URL = r"^(https?://|\$\{)"
@@ -295,20 +294,6 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
                 },
             },
         },
-        "secrets_check": _check(
-            "secrets",
-            "secrets check",
-            {
-                "secret_ids": _list_of(
-                    _str(pattern=SECRET_ID, description="a Secrets Manager secret name or ARN"),
-                    uniqueItems=True,
-                    description="the secrets that must exist",
-                ),
-                "decrypt": {"type": "boolean", "default": True, "description": "GetSecretValue must succeed too"},
-            },
-            ["secret_ids"],
-            "30s",
-        ),
         "http_check": _check(
             "http",
             "http check",
@@ -394,29 +379,6 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
             [],
             "30s",
             anyOf=[{"required": ["names"]}, {"required": ["prefix"]}],
-        ),
-        "window_check": _check(
-            "window",
-            "window check",
-            {
-                "timezone": _str(format="time-zone", description='an IANA time zone name, e.g. "America/Chicago" '
-                                 "(not an abbreviation such as PST or EST)"),
-                "allow": _list_of(_str(format="weekly-range", description='days and hours, e.g. "Mon-Thu 09:00-15:00" '
-                                       'or "Fri 22:00-02:00" (crossing midnight)'),
-                                  description="weekly ranges a change may start in (none: any time)"),
-                "deny": _list_of(_str(format="deny-range", description='a date, a date-time or a range, inclusive, e.g. '
-                                      '"2026-11-26..2026-11-30" or "2026-12-24 12:00..2026-12-26 23:59"'),
-                                 description="dates and times no change may start in (beats allow)"),
-                "change_calendars": _list_of(_str(format="change-calendar", description="an SSM Change Calendar name or ARN"),
-                                             uniqueItems=True, description="SSM Change Calendars that must all be OPEN"),
-                "stay_open_for": {"type": ["string", "integer"], "format": "stay-open-for",
-                                  "description": "`bake` (the phase's) or a duration: refuse a phase whose window "
-                                  "closes sooner"},
-                "allow_override": {"type": "boolean", "default": False,
-                                   "description": "`advance --outside-window --reason TEXT` may pass it while closed"},
-            },
-            ["timezone"],
-            "30s",
         ),
         "metric_check": _check(
             "metric",
@@ -530,7 +492,7 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
     },
 }
 
-_LEGACY_CHECKS = ("secrets", "http", "graphql", "log_freshness", "log_absent", "alarms", "window", "metric", "logs_query")
+_LEGACY_CHECKS = ("http", "graphql", "log_freshness", "log_absent", "alarms", "metric", "logs_query")
 
 
 def check_types() -> tuple[str, ...]:
@@ -565,11 +527,11 @@ def _assembled(types: tuple) -> dict:
     kinds, own = check_types(), {t.kind: t.schema for t in types}
     defs: dict = {}
     for name, value in _BASE["$defs"].items():
-        if name == "secrets_check":  # the first check type's place
-            defs["check"] = _check_def(kinds)
-            defs.update({f"{k}_check": own[k] if k in own else _BASE["$defs"][f"{k}_check"] for k in kinds})
         if name.removesuffix("_check") not in _LEGACY_CHECKS:
             defs[name] = value
+        if name == "phase":  # the checks come after the phases
+            defs["check"] = _check_def(kinds)
+            defs.update({f"{k}_check": own[k] if k in own else _BASE["$defs"][f"{k}_check"] for k in kinds})
     return {**_BASE, "$defs": defs}
 
 
