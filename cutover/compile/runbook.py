@@ -32,8 +32,6 @@ from cutover.model.plan import (
     GraphqlCheck,
     HttpCheck,
     LambdaTarget,
-    LogAbsentCheck,
-    LogFreshnessCheck,
     Phase,
     Plan,
     function_name,
@@ -122,20 +120,6 @@ def _statuses(codes) -> str:
     return " or ".join(str(s) for s in codes)
 
 
-def _match(c: LogFreshnessCheck | LogAbsentCheck) -> str:
-    if c.json_match is not None:
-        return "matching " + _code(_safe(json.dumps(c.json_match, sort_keys=True)))
-    return "containing " + _code(_safe(c.contains or ""))
-
-
-def _log_fresh(c: LogFreshnessCheck) -> str:
-    return f"a log event {_match(c)} in {_code(c.log_group)} within the last {format_duration(c.max_age)}"
-
-
-def _log_absent(c: LogAbsentCheck) -> str:
-    return f"no log event {_match(c)} in {_code(c.log_group)} in the last {format_duration(c.window)}"
-
-
 def _alarms(c: AlarmsCheck) -> str:
     which = []
     if c.names:
@@ -196,8 +180,6 @@ def _logs_query(c) -> str:
 _DESCRIBE = {
     "http": _http,
     "graphql": _graphql,
-    "log_freshness": _log_fresh,
-    "log_absent": _log_absent,
     "alarms": _alarms,
     "metric": _metric,
     "logs_query": _logs_query,

@@ -19,7 +19,6 @@ from cutover import checks as check_types
 from .alarms import check_alarms
 from .context import GateContext
 from .http import check_graphql, check_http
-from .logs import check_log_absent, check_log_freshness
 from .logs_query import check_logs_query
 from .metric import check_metric
 from .result import FAIL, GateResult, failed, passed, skipped
@@ -30,8 +29,6 @@ log = logging.getLogger("cutover.gates")
 CHECKS: dict[str, Callable[..., str]] = {
     "http": check_http,
     "graphql": check_graphql,
-    "log_freshness": check_log_freshness,
-    "log_absent": check_log_absent,
     "alarms": check_alarms,
     "metric": check_metric,
     "logs_query": check_logs_query,

@@ -34,8 +34,6 @@ from cutover.model.plan import (
     Flag,
     GraphqlCheck,
     HttpCheck,
-    LogAbsentCheck,
-    LogFreshnessCheck,
     LogsQueryCheck,
     MetricCheck,
     Phase,
@@ -393,8 +391,6 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
 _CHECK_CLASSES: dict[str, type] = {
     "http": HttpCheck,
     "graphql": GraphqlCheck,
-    "log_freshness": LogFreshnessCheck,
-    "log_absent": LogAbsentCheck,
     "alarms": AlarmsCheck,
     "metric": MetricCheck,
     "logs_query": LogsQueryCheck,

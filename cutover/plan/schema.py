@@ -81,16 +81,6 @@ ALARM_COMPARISONS = (
 _ref, _str, _list_of, _check = ref, text, list_of, fragment  # shared with the check types' own fragments
 
 
-_LOG_MATCH = {
-    "json_match": {
-        "type": "object",
-        "minProperties": 1,
-        "description": "fields a JSON log line must have, e.g. {refresh_succeeded: true}",
-    },
-    "contains": _str(minLength=1, description="text the log line must contain"),
-}
-_ONE_MATCH = [{"required": ["json_match"]}, {"required": ["contains"]}]
-
 _METRIC = {
     "namespace": _str(minLength=1, maxLength=255, description="the metric's namespace, e.g. AWS/Lambda"),
     "metric": _str(minLength=1, maxLength=255, description="the metric name, e.g. Errors"),
@@ -330,30 +320,6 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
             ["url", "query"],
             "10s",
         ),
-        "log_freshness_check": _check(
-            "log_freshness",
-            "log_freshness check",
-            {
-                "log_group": _ref("log_group"),
-                "max_age": _ref("positive_duration", description="the newest match must be younger than this"),
-                **_LOG_MATCH,
-            },
-            ["log_group", "max_age"],
-            "30s",
-            oneOf=_ONE_MATCH,
-        ),
-        "log_absent_check": _check(
-            "log_absent",
-            "log_absent check",
-            {
-                "log_group": _ref("log_group"),
-                "window": _ref("positive_duration", description="how far back to look"),
-                **_LOG_MATCH,
-            },
-            ["log_group", "window"],
-            "30s",
-            oneOf=_ONE_MATCH,
-        ),
         "alarms_check": _check(
             "alarms",
             "alarms check",
@@ -492,7 +458,7 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
     },
 }
 
-_LEGACY_CHECKS = ("http", "graphql", "log_freshness", "log_absent", "alarms", "metric", "logs_query")
+_LEGACY_CHECKS = ("http", "graphql", "alarms", "metric", "logs_query")
 
 
 def check_types() -> tuple[str, ...]:
