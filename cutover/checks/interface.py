@@ -9,7 +9,7 @@ A type gives everything the rest of cutover needs to know about it:
   the schema cannot say (each problem as the node, the key path under the check, a message and a fix);
 - `run(check, ctx)`: the gate (ctx is a `cutover.gates.GateContext`): a PASS detail (or `Passed`), or
   raise `Fail` / `Skip`;
-- `describe(check)`: the check in words, for the runbook;
+- `describe(check)` and `details(check)`: the check in words for the runbook, and any lines under it;
 - `iam(check, arn, read_only)`: the IAM statements its calls need (`arn` is `cutover.compile.iam.Arns`);
 - `seed(check, seeder, now)`: what the emulator must hold for the check to pass in a sandbox.
 
@@ -111,6 +111,10 @@ class CheckType:
 
     def describe(self, check: Any) -> str:
         raise NotImplementedError
+
+    def details(self, check: Any) -> list[str]:
+        """Lines under the check's line in the runbook (markdown, indented), if it has more to say."""
+        return []
 
     def iam(self, check: Any, arn: Any, read_only: bool) -> list[dict]:
         """IAM statements for the check's own calls (none: it calls no AWS API)."""

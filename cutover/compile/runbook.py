@@ -25,7 +25,6 @@ from cutover.model import program
 from cutover.model.plan import (
     PENDING,
     ROLLED_BACK,
-    AlarmsCheck,
     CommandCheck,
     EnvCheck,
     Flag,
@@ -120,17 +119,6 @@ def _statuses(codes) -> str:
     return " or ".join(str(s) for s in codes)
 
 
-def _alarms(c: AlarmsCheck) -> str:
-    which = []
-    if c.names:
-        which.append(_names(c.names))
-    if c.prefix:
-        which.append(f"every alarm named {_code(c.prefix + '*')}")
-    quiet = f" and quiet for {format_duration(c.quiet_for)}" if c.quiet_for else ""
-    no_data = "no data (INSUFFICIENT_DATA) counts as OK" if c.insufficient_data == "ok" else "no data (INSUFFICIENT_DATA) fails"
-    return f"alarms {' and '.join(which)} OK{quiet}; {no_data}"
-
-
 def _metric_name(q) -> str:
     dims = ", ".join(f"{k}={v}" for k, v in q.dimensions.items())
     return f"{_code(_safe(q.metric))} ({_safe(q.namespace)}{', ' + _safe(dims) if dims else ''})"
@@ -180,7 +168,6 @@ def _logs_query(c) -> str:
 _DESCRIBE = {
     "http": _http,
     "graphql": _graphql,
-    "alarms": _alarms,
     "metric": _metric,
     "logs_query": _logs_query,
 }
@@ -190,21 +177,6 @@ def describe_check(check) -> str:
     """One human line for a check, e.g. "alarms `a`, `b` OK and quiet for 15m; no data fails"."""
     listed = check_types.by_kind().get(check.type)
     return listed.describe(check) if listed is not None else _DESCRIBE[check.type](check)
-
-
-def _expect_lines(c: AlarmsCheck) -> list[str]:
-    """How each alarm must be configured (the check fails naming the field that changed in AWS)."""
-    out = []
-    for name, exp in c.expect.items():
-        fields = []
-        for key, value in exp.declared().items():
-            if key == "period":
-                value = format_duration(value)
-            elif isinstance(value, float) and value.is_integer():
-                value = int(value)
-            fields.append(f"{key.replace('_', ' ')} {value}")
-        out.append(f"  - {_code(name)} configured with {', '.join(fields)}")
-    return out
 
 
 # --- sections ------------------------------------------------------------------------------------------
@@ -582,8 +554,8 @@ def _phase(plan: Plan, index: int, phase: Phase, before: dict[str, str]) -> list
     for name in phase.gates:
         check = plan.checks[name]
         lines.append(f"- {_code(name)} ({check.type}): {describe_check(check)}")
-        if isinstance(check, AlarmsCheck):
-            lines += _expect_lines(check)
+        listed = check_types.by_kind().get(check.type)
+        lines += listed.details(check) if listed is not None else []
     if not phase.gates:
         lines.append("- none")
     reason = ' --reason "CHANGE-TICKET"'

@@ -16,7 +16,6 @@ from ._fail import Fail, Passed, Skip
 from ._fmt import duration, one_line
 from cutover import checks as check_types
 
-from .alarms import check_alarms
 from .context import GateContext
 from .http import check_graphql, check_http
 from .logs_query import check_logs_query
@@ -29,7 +28,6 @@ log = logging.getLogger("cutover.gates")
 CHECKS: dict[str, Callable[..., str]] = {
     "http": check_http,
     "graphql": check_graphql,
-    "alarms": check_alarms,
     "metric": check_metric,
     "logs_query": check_logs_query,
 }

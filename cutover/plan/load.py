@@ -29,7 +29,6 @@ from cutover.plan import schema
 from cutover.errors import PlanError
 from cutover.model.plan import (
     AlarmExpect,
-    AlarmsCheck,
     Check,
     Flag,
     GraphqlCheck,
@@ -391,7 +390,6 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
 _CHECK_CLASSES: dict[str, type] = {
     "http": HttpCheck,
     "graphql": GraphqlCheck,
-    "alarms": AlarmsCheck,
     "metric": MetricCheck,
     "logs_query": LogsQueryCheck,
 }
@@ -438,8 +436,6 @@ def _checks(node: MappingNode) -> dict[str, Check]:
             check_metric_rules({"type": type_field, **fields}, checks[key.value], ("checks", key.value))
         if isinstance(checks[key.value], LogsQueryCheck):
             check_logs_query_rules(fields, checks[key.value], ("checks", key.value))
-        if "expect" in fields and isinstance(checks[key.value], AlarmsCheck):
-            _expect_names(fields["expect"][1], checks[key.value], ("checks", key.value, "expect"))
         if isinstance(checks[key.value], (HttpCheck, GraphqlCheck)):
             _secret_destination(fields, checks[key.value], ("checks", key.value))
     return checks
@@ -484,19 +480,6 @@ def _alarm_expect(node: MappingNode, path: tuple) -> AlarmExpect:
         metric=_value(fields, "metric"),
         namespace=_value(fields, "namespace"),
     )
-
-
-def _expect_names(node: MappingNode, check: AlarmsCheck, path: tuple) -> None:
-    """Each alarm named under `expect` is one the check watches: listed in `names`, or under `prefix`."""
-    for k, _ in node.value:
-        name = k.value
-        if name in check.names or (check.prefix and name.startswith(check.prefix)):
-            continue
-        close = difflib.get_close_matches(name, list(check.names), n=1)
-        tip = f"did you mean {close[0]!r}? " if close else ""
-        scope = f"names{' or prefix ' + repr(check.prefix) if check.prefix else ''}"
-        raise Violation(k, f"{where(path)}: alarm {name!r} is not in this check's {scope}",
-                        f"{tip}add it to names, or fix the alarm name under expect")
 
 
 RESERVED_PHASES = schema.RESERVED_PHASES

@@ -320,32 +320,6 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
             ["url", "query"],
             "10s",
         ),
-        "alarms_check": _check(
-            "alarms",
-            "alarms check",
-            {
-                "names": _list_of(_ref("alarm_name"), uniqueItems=True, description="CloudWatch alarm names"),
-                "prefix": _ref("alarm_name", description="every alarm whose name starts with this"),
-                "quiet_for": _ref("duration", default=0, description="each alarm continuously OK for this long"),
-                "insufficient_data": {
-                    "type": "string",
-                    "enum": ["fail", "ok"],
-                    "default": "fail",
-                    "description": "how to treat INSUFFICIENT_DATA: fail (default) or ok",
-                },
-                "expect": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "description": "per alarm, how it must be configured in CloudWatch, e.g. "
-                    "{my-alarm: {threshold: 5, comparison: GreaterThanThreshold, period: 15m}}",
-                    "propertyNames": _ref("alarm_name", title="alarm"),
-                    "additionalProperties": _ref("alarm_expect"),
-                },
-            },
-            [],
-            "30s",
-            anyOf=[{"required": ["names"]}, {"required": ["prefix"]}],
-        ),
         "metric_check": _check(
             "metric",
             "metric check",
@@ -458,7 +432,7 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
     },
 }
 
-_LEGACY_CHECKS = ("http", "graphql", "alarms", "metric", "logs_query")
+_LEGACY_CHECKS = ("http", "graphql", "metric", "logs_query")
 
 
 def check_types() -> tuple[str, ...]:
