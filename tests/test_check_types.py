@@ -149,3 +149,15 @@ def test_the_sandbox_seeds_it(with_ticket, aws_env, emulator):
     seed(toy_plan(), emulator)
     params = make_ports("eu-west-1", None, read_only=True).params.get_many(["/tickets/CHG-42"])
     assert params["/tickets/CHG-42"].value == "approved"
+
+
+def test_loading_a_plan_loads_no_gate_machinery():
+    """Every type's module is imported with the plan loader (the schema needs its fragment), so a gate's
+    machinery is imported only when it runs: `validate` and a rollback do not pay for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cutover.plan.load; "
+            "print(sorted({'subprocess', 'zoneinfo', 'urllib.request', 'http.client', 'cutover.gates'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -15,14 +15,16 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import subprocess
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from cutover.checks.fmt import duration, one_line
 from cutover.checks.interface import ENV_NAME, CheckType, Fail, Problem, Skip, fragment, list_of, text
 from cutover.checks.words import code, safe
 from cutover.model.durations import format_duration
 from cutover.model.plan import CommandCheck
+
+if TYPE_CHECKING:
+    import subprocess
 
 TAIL_LINES = 3
 TAIL_CHARS = 240
@@ -61,6 +63,8 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 def _run(check: CommandCheck, ctx) -> str:
+    import subprocess  # on use: loading a plan (validate, a rollback) does not pay for it
+
     argv = list(ctx.command_override or check.run)
     shown = one_line(ctx.redactor.text(shlex.join(argv)), 120)
     if not argv:

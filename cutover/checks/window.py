@@ -9,6 +9,7 @@ only where the check says `allow_override: true`, and its detail says it was ove
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cutover.checks.aws_faults import code_of
 from cutover.checks.interface import CheckType, Fail, fragment, list_of, text
@@ -16,13 +17,17 @@ from cutover.checks.words import code, names
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
 from cutover.model.plan import WindowCheck
-from cutover.model.schedule import CalendarState, evaluate
+
+if TYPE_CHECKING:
+    from cutover.model.schedule import CalendarState
 
 OVERRIDDEN = "overridden by --outside-window: "  # how a passed-while-closed detail starts
 
 
 def read_calendar(ctx, name: str, at: datetime) -> CalendarState:
     """One calendar as the window sees it; an error is kept (it counts as CLOSED)."""
+    from cutover.model.schedule import CalendarState  # on use: loading a plan does not load time zones
+
     if ctx.aws.calendars is None:
         return CalendarState(name, "CLOSED", None, "no Change Calendar client")
     try:
@@ -40,6 +45,8 @@ def window_verdict(check: WindowCheck, ctx):
     stay, label = check.stay_open_for, "stay_open_for"
     if stay == "bake":
         stay, label = ctx.bake, "bake"
+    from cutover.model.schedule import evaluate
+
     return evaluate(check.schedule(), at, calendars, stay, label)
 
 
