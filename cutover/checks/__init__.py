@@ -6,11 +6,11 @@ runner, the runbook, the IAM policy and the sandbox's seeding all find it throug
 
 from __future__ import annotations
 
-from cutover.checks import alarms, command, env, logs, secrets, window
+from cutover.checks import alarms, command, env, http, logs, secrets, window
 from cutover.checks.interface import CheckType
 
 # The one list. (Types not listed yet are still spread over plan/, gates/, compile/ and sandbox/.)
-TYPES: list[CheckType] = [env.TYPE, secrets.TYPE, logs.FRESHNESS, logs.ABSENT, command.TYPE, alarms.TYPE, window.TYPE]
+TYPES: list[CheckType] = [env.TYPE, secrets.TYPE, http.HTTP, http.GRAPHQL, logs.FRESHNESS, logs.ABSENT, command.TYPE, alarms.TYPE, window.TYPE]
 
 
 def by_kind() -> dict[str, CheckType]:

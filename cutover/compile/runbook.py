@@ -102,23 +102,6 @@ def _commands(rows: list[tuple[str, str]]) -> list[str]:
 # --- gate descriptions: one line from each check's type and fields ---------------------------------------
 
 
-def _headers(headers: dict) -> str:
-    return f", with header {_names(headers)}" if headers else ""
-
-
-def _http(c: HttpCheck) -> str:
-    return f"{c.method} {_code(c.url)} answers {_statuses(c.expect_status)}{_headers(c.headers)}"
-
-
-def _graphql(c: GraphqlCheck) -> str:
-    return (f"GraphQL query to {_code(c.url)} answers {_statuses(c.expect_status)} with no \"errors\""
-            f"{_headers(c.headers)}")
-
-
-def _statuses(codes) -> str:
-    return " or ".join(str(s) for s in codes)
-
-
 def _metric_name(q) -> str:
     dims = ", ".join(f"{k}={v}" for k, v in q.dimensions.items())
     return f"{_code(_safe(q.metric))} ({_safe(q.namespace)}{', ' + _safe(dims) if dims else ''})"
@@ -166,8 +149,6 @@ def _logs_query(c) -> str:
 
 # The types not yet in `cutover.checks.TYPES` (those describe themselves).
 _DESCRIBE = {
-    "http": _http,
-    "graphql": _graphql,
     "metric": _metric,
     "logs_query": _logs_query,
 }

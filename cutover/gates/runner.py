@@ -17,7 +17,6 @@ from ._fmt import duration, one_line
 from cutover import checks as check_types
 
 from .context import GateContext
-from .http import check_graphql, check_http
 from .logs_query import check_logs_query
 from .metric import check_metric
 from .result import FAIL, GateResult, failed, passed, skipped
@@ -26,8 +25,6 @@ log = logging.getLogger("cutover.gates")
 
 # The types not yet in `cutover.checks.TYPES`: check type -> function returning a PASS detail or raising Fail
 CHECKS: dict[str, Callable[..., str]] = {
-    "http": check_http,
-    "graphql": check_graphql,
     "metric": check_metric,
     "logs_query": check_logs_query,
 }

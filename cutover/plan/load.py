@@ -31,8 +31,6 @@ from cutover.model.plan import (
     AlarmExpect,
     Check,
     Flag,
-    GraphqlCheck,
-    HttpCheck,
     LogsQueryCheck,
     MetricCheck,
     Phase,
@@ -388,8 +386,6 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
 
 # The types not yet in `cutover.checks.TYPES` (those build themselves: `CheckType.build`).
 _CHECK_CLASSES: dict[str, type] = {
-    "http": HttpCheck,
-    "graphql": GraphqlCheck,
     "metric": MetricCheck,
     "logs_query": LogsQueryCheck,
 }
@@ -436,27 +432,7 @@ def _checks(node: MappingNode) -> dict[str, Check]:
             check_metric_rules({"type": type_field, **fields}, checks[key.value], ("checks", key.value))
         if isinstance(checks[key.value], LogsQueryCheck):
             check_logs_query_rules(fields, checks[key.value], ("checks", key.value))
-        if isinstance(checks[key.value], (HttpCheck, GraphqlCheck)):
-            _secret_destination(fields, checks[key.value], ("checks", key.value))
     return checks
-
-
-def _secret_destination(fields: dict, check: HttpCheck | GraphqlCheck, path: tuple) -> None:
-    """A check that sends a secret (a {{secret:...}} in its url or headers) must say where it may go: the url's host written out (not a
-    ${VAR}), or `allowed_hosts`; and never over plain http to anything but this machine."""
-    from cutover.model.templates import fixed_host, is_loopback, sends_secret
-
-    if not sends_secret(check):
-        return
-    url_node, host = fields["url"][1], fixed_host(check.url)
-    here = where((*path, "url"))
-    if host is None and not check.allowed_hosts:
-        raise Violation(url_node, f"{here}: the host comes from a ${{VAR}} and the check sends a secret: a changed "
-                        "variable would send the secret to another host",
-                        "write the host in the url, or list where it may go: allowed_hosts: [api.example.com]")
-    if check.url[:7].lower() == "http://" and not is_loopback(host or ""):
-        raise Violation(url_node, f"{here}: plain http would carry the check's secret in clear",
-                        "use https:// (the sandbox and rehearsals reroute https urls to their local stub)")
 
 
 # CloudWatch accepts these periods (seconds): high resolution 10, 20, 30, else whole minutes.

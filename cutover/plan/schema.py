@@ -284,42 +284,6 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
                 },
             },
         },
-        "http_check": _check(
-            "http",
-            "http check",
-            {
-                "url": _ref("url"),
-                "method": {
-                    "type": "string",
-                    "enum": ["GET", "HEAD"],
-                    "default": "GET",
-                    "description": "checks are read-only: use GET or HEAD",
-                },
-                "headers": _ref("headers"),
-                "expect_status": _ref("expect_status"),
-                "allowed_hosts": _ref("allowed_hosts"),
-            },
-            ["url"],
-            "10s",
-        ),
-        "graphql_check": _check(
-            "graphql",
-            "graphql check",
-            {
-                "url": _ref("url"),
-                "query": _str(
-                    format="graphql-query",
-                    minLength=1,
-                    description="a read-only query such as 'query { shop { name } }'",
-                ),
-                "variables": {"type": "object", "description": "the query's variables"},
-                "headers": _ref("headers"),
-                "expect_status": _ref("expect_status"),
-                "allowed_hosts": _ref("allowed_hosts"),
-            },
-            ["url", "query"],
-            "10s",
-        ),
         "metric_check": _check(
             "metric",
             "metric check",
@@ -432,7 +396,7 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
     },
 }
 
-_LEGACY_CHECKS = ("http", "graphql", "metric", "logs_query")
+_LEGACY_CHECKS = ("metric", "logs_query")
 
 
 def check_types() -> tuple[str, ...]:
