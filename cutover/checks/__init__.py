@@ -9,8 +9,11 @@ from __future__ import annotations
 from cutover.checks import alarms, command, env, http, logs, secrets, window
 from cutover.checks.interface import CheckType
 
-# The one list. (Types not listed yet are still spread over plan/, gates/, compile/ and sandbox/.)
-TYPES: list[CheckType] = [env.TYPE, secrets.TYPE, http.HTTP, http.GRAPHQL, logs.FRESHNESS, logs.ABSENT, command.TYPE, alarms.TYPE, window.TYPE]
+# The one list. (metric and logs_query are not in it yet: they are still spread over plan/metric.py,
+# gates/, compile/ and sandbox/.)
+TYPES: list[CheckType] = [
+    env.TYPE, secrets.TYPE, http.HTTP, http.GRAPHQL, logs.FRESHNESS, logs.ABSENT, command.TYPE, alarms.TYPE, window.TYPE,
+]
 
 
 def by_kind() -> dict[str, CheckType]:

@@ -24,7 +24,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cutover import checks, regions
-from cutover.checks.interface import ENV_NAME, fragment, list_of, ref, text
+from cutover.checks.interface import fragment, list_of, ref, text
 from cutover.model.durations import DURATION, DURATION_HINT, duration_seconds
 
 # --- patterns (ECMA-262 compatible, so the schema works in editors too) ----------------------------
