@@ -4,7 +4,7 @@ Who retries what (one owner per layer): botocore retries every call (standard mo
 wire; on top, only the calls whose loss would break a promise retry again, with `backoff`: a flag or
 state write (`flags.PatientStore`, `state.StateStore`: a write is never dropped silently, and a
 read-back tells whether a write whose answer was lost had landed) and a Lambda read-merge-write
-(`lambdaenv`). Gates do not retry: they report the fault (`gates._aws`), and the operator re-runs.
+(`lambdaenv`). Gates do not retry: they report the fault (`checks.aws_faults`), and the operator re-runs.
 """
 
 from __future__ import annotations

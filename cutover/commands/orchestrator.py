@@ -493,7 +493,7 @@ def _closed_windows(rt: Runtime, phase: Phase) -> list[GateResult]:
 def _note_override(rt: Runtime, results: list[GateResult], reason: str) -> str:
     """Window checks passed by --outside-window: said in the run's notes (evidence, output) and in the
     reason the state record and history keep. Returns that reason."""
-    from cutover.gates.window import OVERRIDDEN
+    from cutover.checks.window import OVERRIDDEN
 
     overridden = [r.check for r in results if r.type == "window" and r.detail.startswith(OVERRIDDEN)]
     if not overridden:

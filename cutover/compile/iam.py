@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from cutover import checks as check_types
 from cutover.errors import UsageError
 from cutover.model.plan import AlarmsCheck, LogAbsentCheck, LogFreshnessCheck, Plan, SecretsCheck, WindowCheck, function_name
 
@@ -188,6 +189,7 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     if inv.change_calendars:
         stmts.append(statement("ReadChangeCalendars", ["ssm:GetCalendarState"],
                                 [arn.change_calendar(n) for n in inv.change_calendars]))
+    stmts += _listed_types(plan, arn, read_only)
     if plan.notify_topic and not read_only:  # dry runs never notify (Publish is a write)
         stmts.append(statement("NotifyStateChanges", ["sns:Publish"], [plan.notify_topic]))
     stmts += _kms(inv, arn, read_only)
@@ -199,6 +201,13 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     stmts += lambda_key_statements(inv.lambda_keys, arn, ["kms:Decrypt"] if read_only else ["kms:Decrypt", "kms:Encrypt"])
     stmts.append(statement("IdentifyCaller", ["sts:GetCallerIdentity"], "*"))  # it has no resource
     return {"Version": "2012-10-17", "Statement": stmts}
+
+
+def _listed_types(plan: Plan, arn: Arns, read_only: bool) -> list[dict]:
+    """The statements the check types of `cutover.checks.TYPES` ask for, each once, in plan order."""
+    kinds = check_types.by_kind()
+    found = (s for c in plan.checks.values() if c.type in kinds for s in kinds[c.type].iam(c, arn, read_only))
+    return list({json.dumps(s, sort_keys=True): s for s in found}.values())
 
 
 def _kms(inv: Inventory, arn: Arns, read_only: bool) -> list[dict]:

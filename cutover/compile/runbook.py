@@ -17,58 +17,40 @@ import shlex
 from pathlib import Path
 from typing import Iterator
 
+from cutover import checks as check_types
+from cutover.checks import words
 from cutover.compile import iam
 from cutover.core import machine
 from cutover.model import program
 from cutover.model.plan import (
     PENDING,
     ROLLED_BACK,
-    AlarmsCheck,
     CommandCheck,
     EnvCheck,
     Flag,
     GraphqlCheck,
     HttpCheck,
     LambdaTarget,
-    LogAbsentCheck,
-    LogFreshnessCheck,
     Phase,
     Plan,
-    SecretsCheck,
     function_name,
 )
 from cutover.errors import ExitCode, UsageError
 from cutover.model.durations import format_duration
 from cutover.model.templates import ENV_REF
-from cutover.redact import HIDDEN, MIN_REGISTERED_LEN, Redactor, is_public, shown
+from cutover.redact import HIDDEN, MIN_REGISTERED_LEN, is_public, shown
 
 
 
 # --- small formatting helpers ----------------------------------------------------------------------------
 
 
-# The redactor's patterns only (emails, tokens...): the process-wide REDACTOR also masks whatever this
-# process registered at runtime, which would make the text depend on what ran before it.
-_PATTERNS = Redactor()
-
-
-def _safe(text: str) -> str:
-    """Plan text with credential- and PII-shaped pieces masked."""
-    return _PATTERNS.text(str(text))
-
-
-def _code(text: str) -> str:
-    """An inline code span that survives backticks inside the text."""
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
+_safe, _code, _names = words.safe, words.code, words.names  # shared with the check types' own words
 
 
 def _cell(text: str) -> str:
     """Text safe inside a markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _names(items) -> str:
-    return ", ".join(_code(i) for i in items)
 
 
 def _shown(plan: Plan, flag: str, value: str) -> str:
@@ -120,92 +102,6 @@ def _commands(rows: list[tuple[str, str]]) -> list[str]:
 # --- gate descriptions: one line from each check's type and fields ---------------------------------------
 
 
-def _env(c: EnvCheck) -> str:
-    parts = [_code(f"{k}={_safe(v)}") for k, v in c.equals.items()] + [f"{_code(k)} set" for k in c.present]
-    return "your shell has " + ", ".join(parts) if parts else "no environment requirements"
-
-
-def _secrets(c: SecretsCheck) -> str:
-    what = "exist and decrypt (GetSecretValue)" if c.decrypt else "exist and are not scheduled for deletion (not read)"
-    return f"secrets {_names(c.secret_ids)} {what}"
-
-
-def _headers(headers: dict) -> str:
-    return f", with header {_names(headers)}" if headers else ""
-
-
-def _http(c: HttpCheck) -> str:
-    return f"{c.method} {_code(c.url)} answers {_statuses(c.expect_status)}{_headers(c.headers)}"
-
-
-def _graphql(c: GraphqlCheck) -> str:
-    return (f"GraphQL query to {_code(c.url)} answers {_statuses(c.expect_status)} with no \"errors\""
-            f"{_headers(c.headers)}")
-
-
-def _statuses(codes) -> str:
-    return " or ".join(str(s) for s in codes)
-
-
-def _match(c: LogFreshnessCheck | LogAbsentCheck) -> str:
-    if c.json_match is not None:
-        return "matching " + _code(_safe(json.dumps(c.json_match, sort_keys=True)))
-    return "containing " + _code(_safe(c.contains or ""))
-
-
-def _log_fresh(c: LogFreshnessCheck) -> str:
-    return f"a log event {_match(c)} in {_code(c.log_group)} within the last {format_duration(c.max_age)}"
-
-
-def _log_absent(c: LogAbsentCheck) -> str:
-    return f"no log event {_match(c)} in {_code(c.log_group)} in the last {format_duration(c.window)}"
-
-
-def _command(c: CommandCheck) -> str:
-    return f"{_code(_safe(shlex.join(c.run)))} exits 0 within {format_duration(c.timeout)} (run from the plan's directory)"
-
-
-def _alarms(c: AlarmsCheck) -> str:
-    which = []
-    if c.names:
-        which.append(_names(c.names))
-    if c.prefix:
-        which.append(f"every alarm named {_code(c.prefix + '*')}")
-    quiet = f" and quiet for {format_duration(c.quiet_for)}" if c.quiet_for else ""
-    no_data = "no data (INSUFFICIENT_DATA) counts as OK" if c.insufficient_data == "ok" else "no data (INSUFFICIENT_DATA) fails"
-    return f"alarms {' and '.join(which)} OK{quiet}; {no_data}"
-
-
-_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-def _weekly_words(text: str) -> str:
-    """"Mon-Thu 09:00-15:00" -> "Monday to Thursday 09:00 to 15:00"; a range past midnight says so."""
-    from cutover.model.schedule import parse_weekly, weekday_number
-
-    entry = parse_weekly(text)
-    days, hours = text.split()[0], lambda m: f"{m // 60 % 24:02d}:{m % 60:02d}"
-    words = " and ".join(" to ".join(_DAY_NAMES[weekday_number(d)] for d in part.split("-")) for part in days.split(","))
-    end = hours(entry.end) + (" the next day" if entry.end > 24 * 60 else "")
-    return f"{words} {hours(entry.start)} to {end}"
-
-
-def _window(c) -> str:
-    when = ("between " + "; or ".join(map(_weekly_words, c.allow))) if c.allow else "at any time"
-    parts = [f"a change may start {when} ({_code(c.timezone)} time)"]
-    if c.deny:
-        parts.append("never in " + ", ".join(_code(d) for d in c.deny) + " (inclusive)")
-    if c.change_calendars:
-        parts.append(f"only while the SSM Change Calendar{'s' if len(c.change_calendars) > 1 else ''} "
-                     f"{_names(c.change_calendars)} {'are' if len(c.change_calendars) > 1 else 'is'} OPEN")
-    if c.stay_open_for is not None:
-        how_long = "the phase's bake" if c.stay_open_for == "bake" else format_duration(c.stay_open_for)
-        parts.append(f"and it must stay open for {how_long}")
-    if c.allow_override:
-        parts.append("outside it only with `cutover advance --outside-window --reason TEXT` (recorded)")
-    return "; ".join(parts)
-
-
 def _metric_name(q) -> str:
     dims = ", ".join(f"{k}={v}" for k, v in q.dimensions.items())
     return f"{_code(_safe(q.metric))} ({_safe(q.namespace)}{', ' + _safe(dims) if dims else ''})"
@@ -251,16 +147,8 @@ def _logs_query(c) -> str:
             f"{format_duration(c.window)} gives, in every row, {'; '.join(limits)}; {no_rows}; a failed query blocks")
 
 
+# The types not yet in `cutover.checks.TYPES` (those describe themselves).
 _DESCRIBE = {
-    "env": _env,
-    "secrets": _secrets,
-    "http": _http,
-    "graphql": _graphql,
-    "log_freshness": _log_fresh,
-    "log_absent": _log_absent,
-    "command": _command,
-    "alarms": _alarms,
-    "window": _window,
     "metric": _metric,
     "logs_query": _logs_query,
 }
@@ -268,22 +156,8 @@ _DESCRIBE = {
 
 def describe_check(check) -> str:
     """One human line for a check, e.g. "alarms `a`, `b` OK and quiet for 15m; no data fails"."""
-    return _DESCRIBE[check.type](check)
-
-
-def _expect_lines(c: AlarmsCheck) -> list[str]:
-    """How each alarm must be configured (the check fails naming the field that changed in AWS)."""
-    out = []
-    for name, exp in c.expect.items():
-        fields = []
-        for key, value in exp.declared().items():
-            if key == "period":
-                value = format_duration(value)
-            elif isinstance(value, float) and value.is_integer():
-                value = int(value)
-            fields.append(f"{key.replace('_', ' ')} {value}")
-        out.append(f"  - {_code(name)} configured with {', '.join(fields)}")
-    return out
+    listed = check_types.by_kind().get(check.type)
+    return listed.describe(check) if listed is not None else _DESCRIBE[check.type](check)
 
 
 # --- sections ------------------------------------------------------------------------------------------
@@ -661,8 +535,8 @@ def _phase(plan: Plan, index: int, phase: Phase, before: dict[str, str]) -> list
     for name in phase.gates:
         check = plan.checks[name]
         lines.append(f"- {_code(name)} ({check.type}): {describe_check(check)}")
-        if isinstance(check, AlarmsCheck):
-            lines += _expect_lines(check)
+        listed = check_types.by_kind().get(check.type)
+        lines += listed.details(check) if listed is not None else []
     if not phase.gates:
         lines.append("- none")
     reason = ' --reason "CHANGE-TICKET"'

@@ -14,31 +14,17 @@ from cutover.model.plan import Plan
 
 from ._fail import Fail, Passed, Skip
 from ._fmt import duration, one_line
-from .alarms import check_alarms
-from .command import check_command
+from cutover import checks as check_types
+
 from .context import GateContext
-from .env import check_env
-from .http import check_graphql, check_http
-from .logs import check_log_absent, check_log_freshness
 from .logs_query import check_logs_query
 from .metric import check_metric
 from .result import FAIL, GateResult, failed, passed, skipped
-from .secrets import check_secrets
-from .window import check_window
 
 log = logging.getLogger("cutover.gates")
 
-# check type -> function returning a PASS detail or raising Fail
+# The types not yet in `cutover.checks.TYPES`: check type -> function returning a PASS detail or raising Fail
 CHECKS: dict[str, Callable[..., str]] = {
-    "env": check_env,
-    "secrets": check_secrets,
-    "http": check_http,
-    "graphql": check_graphql,
-    "log_freshness": check_log_freshness,
-    "log_absent": check_log_absent,
-    "command": check_command,
-    "alarms": check_alarms,
-    "window": check_window,
     "metric": check_metric,
     "logs_query": check_logs_query,
 }
@@ -61,7 +47,8 @@ def run_check(check, ctx: GateContext) -> GateResult:
     """Run one check. Never raises: any failure, expected or not, is a FAIL with a next action."""
     t0 = ctx.clock.monotonic()
     try:
-        fn = CHECKS.get(check.type)
+        listed = check_types.by_kind().get(check.type)
+        fn = listed.run if listed is not None else CHECKS.get(check.type)
         if fn is None:
             raise Fail(f"unknown check type {check.type!r}", "fix the check's type in the plan (see `cutover validate --schema`)")
         out = fn(check, ctx)

@@ -1,5 +1,5 @@
 """The syntax of a check field's templates, the one definition: `${VAR}`, `${VAR:-default}`,
-`{{secret:ID}}` and `{{secret:ID#key}}`. Expansion (gates.templates), the sandbox's seeding, the IAM
+`{{secret:ID}}` and `{{secret:ID#key}}`. Expansion (checks.templates), the sandbox's seeding, the IAM
 policy and the runbook all read templates through these.
 
 Where a secret may go is decided from the plan's text (`sends_secret`, `fixed_host`, `host_allowed`):

@@ -24,27 +24,19 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from cutover import checks as check_types
 from cutover.plan import schema
 from cutover.errors import PlanError
 from cutover.model.plan import (
     AlarmExpect,
-    AlarmsCheck,
     Check,
-    CommandCheck,
-    EnvCheck,
     Flag,
-    GraphqlCheck,
-    HttpCheck,
-    LogAbsentCheck,
-    LogFreshnessCheck,
     LogsQueryCheck,
     MetricCheck,
     Phase,
     Plan,
     LambdaTarget,
-    SecretsCheck,
     SsmTarget,
-    WindowCheck,
 )
 from cutover.plan.metric import check_logs_query_rules, check_metric_rules, logs_query_value, metric_value
 from cutover.redact import REDACTOR, sensitive_values, shown
@@ -392,16 +384,8 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
                             f"{longest.name!r}); the function's other variables count too")
 
 
+# The types not yet in `cutover.checks.TYPES` (those build themselves: `CheckType.build`).
 _CHECK_CLASSES: dict[str, type] = {
-    "env": EnvCheck,
-    "secrets": SecretsCheck,
-    "http": HttpCheck,
-    "graphql": GraphqlCheck,
-    "log_freshness": LogFreshnessCheck,
-    "log_absent": LogAbsentCheck,
-    "command": CommandCheck,
-    "alarms": AlarmsCheck,
-    "window": WindowCheck,
     "metric": MetricCheck,
     "logs_query": LogsQueryCheck,
 }
@@ -436,46 +420,19 @@ def _checks(node: MappingNode) -> dict[str, Check]:
     for key, value in node.value:
         fields = fields_of(value)
         type_field = fields.pop("type")
-        cls = _CHECK_CLASSES[type_field[1].value]
         kwargs = {k: _check_value(k, v, ("checks", key.value, k), type_field[1].value) for k, (_, v) in fields.items()}
-        checks[key.value] = cls(name=key.value, **kwargs)
+        listed = check_types.by_kind().get(type_field[1].value)
+        if listed is not None:
+            checks[key.value] = listed.build(key.value, kwargs)
+            for node, sub, message, hint in listed.problems(checks[key.value], fields):
+                raise Violation(node, f"{where(('checks', key.value, *sub))}: {message}", hint)
+            continue
+        checks[key.value] = _CHECK_CLASSES[type_field[1].value](name=key.value, **kwargs)
         if isinstance(checks[key.value], MetricCheck):
             check_metric_rules({"type": type_field, **fields}, checks[key.value], ("checks", key.value))
         if isinstance(checks[key.value], LogsQueryCheck):
             check_logs_query_rules(fields, checks[key.value], ("checks", key.value))
-        if "expect" in fields and isinstance(checks[key.value], AlarmsCheck):
-            _expect_names(fields["expect"][1], checks[key.value], ("checks", key.value, "expect"))
-        if isinstance(checks[key.value], (HttpCheck, GraphqlCheck)):
-            _secret_destination(fields, checks[key.value], ("checks", key.value))
-        if "env" in fields and not _value(fields, "aws_credentials", False):
-            _no_aws_names(fields["env"][1], ("checks", key.value, "env"))
     return checks
-
-
-def _secret_destination(fields: dict, check: HttpCheck | GraphqlCheck, path: tuple) -> None:
-    """A check that sends a secret (a {{secret:...}} in its url or headers) must say where it may go: the url's host written out (not a
-    ${VAR}), or `allowed_hosts`; and never over plain http to anything but this machine."""
-    from cutover.model.templates import fixed_host, is_loopback, sends_secret
-
-    if not sends_secret(check):
-        return
-    url_node, host = fields["url"][1], fixed_host(check.url)
-    here = where((*path, "url"))
-    if host is None and not check.allowed_hosts:
-        raise Violation(url_node, f"{here}: the host comes from a ${{VAR}} and the check sends a secret: a changed "
-                        "variable would send the secret to another host",
-                        "write the host in the url, or list where it may go: allowed_hosts: [api.example.com]")
-    if check.url[:7].lower() == "http://" and not is_loopback(host or ""):
-        raise Violation(url_node, f"{here}: plain http would carry the check's secret in clear",
-                        "use https:// (the sandbox and rehearsals reroute https urls to their local stub)")
-
-
-def _no_aws_names(node: SequenceNode, path: tuple) -> None:
-    for i, item in enumerate(node.value):
-        if item.value.startswith("AWS_"):
-            raise Violation(item, f"{where((*path, i))}: {item.value} is an AWS variable; the program gets them only "
-                            "with aws_credentials: true", "add aws_credentials: true to the check (it passes every "
-                            "AWS_* variable), or remove the name")
 
 
 # CloudWatch accepts these periods (seconds): high resolution 10, 20, 30, else whole minutes.
@@ -499,19 +456,6 @@ def _alarm_expect(node: MappingNode, path: tuple) -> AlarmExpect:
         metric=_value(fields, "metric"),
         namespace=_value(fields, "namespace"),
     )
-
-
-def _expect_names(node: MappingNode, check: AlarmsCheck, path: tuple) -> None:
-    """Each alarm named under `expect` is one the check watches: listed in `names`, or under `prefix`."""
-    for k, _ in node.value:
-        name = k.value
-        if name in check.names or (check.prefix and name.startswith(check.prefix)):
-            continue
-        close = difflib.get_close_matches(name, list(check.names), n=1)
-        tip = f"did you mean {close[0]!r}? " if close else ""
-        scope = f"names{' or prefix ' + repr(check.prefix) if check.prefix else ''}"
-        raise Violation(k, f"{where(path)}: alarm {name!r} is not in this check's {scope}",
-                        f"{tip}add it to names, or fix the alarm name under expect")
 
 
 RESERVED_PHASES = schema.RESERVED_PHASES

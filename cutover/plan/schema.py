@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import re
 from typing import Any, Callable
 
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from cutover import regions
+from cutover import checks, regions
+from cutover.checks.interface import fragment, list_of, ref, text
 from cutover.model.durations import DURATION, DURATION_HINT, duration_seconds
 
 # --- patterns (ECMA-262 compatible, so the schema works in editors too) ----------------------------
@@ -31,8 +33,6 @@ PLAN_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 PHASE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ITEM_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"  # flag and check names
 REGION = regions.SHAPE  # us-east-2, us-gov-west-1, eusc-de-east-1
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-SECRET_ID = r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$"  # a name or an ARN
 LOG_GROUP = r"^[A-Za-z0-9._/#-]{1,512}$"
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 URL = r"^(https?://|\$\{)"
@@ -63,7 +63,10 @@ LAMBDA_RESERVED = frozenset(
 
 RESERVED_PHASES = ("pending", "rolled_back")  # machine states that are not phases
 
-CHECK_TYPES = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms", "window", "metric", "logs_query")
+# The order the schema lists the check types in (the types in `cutover.checks.TYPES` fill their places;
+# a type not named here comes after them).
+_PUBLISHED_ORDER = ("env", "secrets", "http", "graphql", "log_freshness", "log_absent", "command", "alarms", "window",
+                    "metric", "logs_query")
 ALARM_COMPARISONS = (
     "GreaterThanThreshold",
     "GreaterThanOrEqualToThreshold",
@@ -75,46 +78,8 @@ ALARM_COMPARISONS = (
 )
 
 
-def _ref(name: str, **extra: Any) -> dict:
-    return {"$ref": f"#/$defs/{name}", **extra}
+_ref, _str, _list_of, _check = ref, text, list_of, fragment  # shared with the check types' own fragments
 
-
-def _str(**extra: Any) -> dict:
-    return {"type": "string", **extra}
-
-
-def _list_of(item: dict, **extra: Any) -> dict:
-    return {"type": "array", "items": item, "minItems": 1, **extra}
-
-
-_TIMEOUT = "how long the check may take before it fails"
-
-
-def _check(kind: str, title: str, props: dict, required: list[str], timeout: str, **extra: Any) -> dict:
-    """One check type: a closed object whose `type` is `kind`; every type has a `timeout`."""
-    return {
-        "title": title,
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["type", *required],
-        "properties": {
-            "type": {"const": kind},
-            **props,
-            "timeout": _ref("positive_duration", default=timeout, description=_TIMEOUT),
-        },
-        **extra,
-    }
-
-
-_LOG_MATCH = {
-    "json_match": {
-        "type": "object",
-        "minProperties": 1,
-        "description": "fields a JSON log line must have, e.g. {refresh_succeeded: true}",
-    },
-    "contains": _str(minLength=1, description="text the log line must contain"),
-}
-_ONE_MATCH = [{"required": ["json_match"]}, {"required": ["contains"]}]
 
 _METRIC = {
     "namespace": _str(minLength=1, maxLength=255, description="the metric's namespace, e.g. AWS/Lambda"),
@@ -128,7 +93,7 @@ _METRIC = {
 }
 METRIC_STAT = r"^(SampleCount|Average|Sum|Minimum|Maximum|p(100|[0-9]{1,2})(\.[0-9]{1,2})?)$"
 
-_SCHEMA: dict = {
+_BASE: dict = {  # every check type's own fragment is added by _schema()
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "cutover plan (phases.yaml), version 1",
     "type": "object",
@@ -319,188 +284,6 @@ _SCHEMA: dict = {
                 },
             },
         },
-        "check": {
-            "type": "object",
-            "required": ["type"],
-            "properties": {
-                "type": {"type": "string", "enum": list(CHECK_TYPES), "description": "the check type: " + ", ".join(CHECK_TYPES)},
-            },
-            "allOf": [
-                {"if": {"required": ["type"], "properties": {"type": {"const": t}}}, "then": _ref(f"{t}_check")}
-                for t in CHECK_TYPES
-            ],
-        },
-        "env_check": _check(
-            "env",
-            "env check",
-            {
-                "equals": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "description": "variables that must have exactly these values",
-                    "propertyNames": _str(title="variable", pattern=ENV_NAME, description="an environment variable name"),
-                    "additionalProperties": _str(description="the required value, quoted"),
-                },
-                "present": _list_of(
-                    _str(pattern=ENV_NAME, description="an environment variable name"),
-                    uniqueItems=True,
-                    description="variables that must be set",
-                ),
-            },
-            [],
-            "10s",
-            anyOf=[{"required": ["equals"]}, {"required": ["present"]}],
-        ),
-        "secrets_check": _check(
-            "secrets",
-            "secrets check",
-            {
-                "secret_ids": _list_of(
-                    _str(pattern=SECRET_ID, description="a Secrets Manager secret name or ARN"),
-                    uniqueItems=True,
-                    description="the secrets that must exist",
-                ),
-                "decrypt": {"type": "boolean", "default": True, "description": "GetSecretValue must succeed too"},
-            },
-            ["secret_ids"],
-            "30s",
-        ),
-        "http_check": _check(
-            "http",
-            "http check",
-            {
-                "url": _ref("url"),
-                "method": {
-                    "type": "string",
-                    "enum": ["GET", "HEAD"],
-                    "default": "GET",
-                    "description": "checks are read-only: use GET or HEAD",
-                },
-                "headers": _ref("headers"),
-                "expect_status": _ref("expect_status"),
-                "allowed_hosts": _ref("allowed_hosts"),
-            },
-            ["url"],
-            "10s",
-        ),
-        "graphql_check": _check(
-            "graphql",
-            "graphql check",
-            {
-                "url": _ref("url"),
-                "query": _str(
-                    format="graphql-query",
-                    minLength=1,
-                    description="a read-only query such as 'query { shop { name } }'",
-                ),
-                "variables": {"type": "object", "description": "the query's variables"},
-                "headers": _ref("headers"),
-                "expect_status": _ref("expect_status"),
-                "allowed_hosts": _ref("allowed_hosts"),
-            },
-            ["url", "query"],
-            "10s",
-        ),
-        "log_freshness_check": _check(
-            "log_freshness",
-            "log_freshness check",
-            {
-                "log_group": _ref("log_group"),
-                "max_age": _ref("positive_duration", description="the newest match must be younger than this"),
-                **_LOG_MATCH,
-            },
-            ["log_group", "max_age"],
-            "30s",
-            oneOf=_ONE_MATCH,
-        ),
-        "log_absent_check": _check(
-            "log_absent",
-            "log_absent check",
-            {
-                "log_group": _ref("log_group"),
-                "window": _ref("positive_duration", description="how far back to look"),
-                **_LOG_MATCH,
-            },
-            ["log_group", "window"],
-            "30s",
-            oneOf=_ONE_MATCH,
-        ),
-        "command_check": _check(
-            "command",
-            "command check",
-            {
-                "run": _list_of(
-                    _str(minLength=1, description="one argument, quoted"),
-                    description="the program and its arguments, e.g. [python, scripts/report.py]",
-                ),
-                "env": _list_of(
-                    _str(pattern=ENV_NAME, description="an environment variable name"),
-                    uniqueItems=True,
-                    description="variables passed through from the operator's environment, besides PATH, HOME, "
-                    "LANG, LC_ALL and LC_CTYPE (the program gets no other)",
-                ),
-                "aws_credentials": {
-                    "type": "boolean", "default": False,
-                    "description": "pass the operator's AWS_* variables (credentials, profile, region) to the program",
-                },
-                "read_only": {
-                    "type": "boolean", "default": False,
-                    "description": "the program changes nothing, so it may run in a dry run (advance --dry-run, "
-                    "preflight); otherwise a dry run skips it",
-                },
-            },
-            ["run"],
-            "10m",
-        ),
-        "alarms_check": _check(
-            "alarms",
-            "alarms check",
-            {
-                "names": _list_of(_ref("alarm_name"), uniqueItems=True, description="CloudWatch alarm names"),
-                "prefix": _ref("alarm_name", description="every alarm whose name starts with this"),
-                "quiet_for": _ref("duration", default=0, description="each alarm continuously OK for this long"),
-                "insufficient_data": {
-                    "type": "string",
-                    "enum": ["fail", "ok"],
-                    "default": "fail",
-                    "description": "how to treat INSUFFICIENT_DATA: fail (default) or ok",
-                },
-                "expect": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "description": "per alarm, how it must be configured in CloudWatch, e.g. "
-                    "{my-alarm: {threshold: 5, comparison: GreaterThanThreshold, period: 15m}}",
-                    "propertyNames": _ref("alarm_name", title="alarm"),
-                    "additionalProperties": _ref("alarm_expect"),
-                },
-            },
-            [],
-            "30s",
-            anyOf=[{"required": ["names"]}, {"required": ["prefix"]}],
-        ),
-        "window_check": _check(
-            "window",
-            "window check",
-            {
-                "timezone": _str(format="time-zone", description='an IANA time zone name, e.g. "America/Chicago" '
-                                 "(not an abbreviation such as PST or EST)"),
-                "allow": _list_of(_str(format="weekly-range", description='days and hours, e.g. "Mon-Thu 09:00-15:00" '
-                                       'or "Fri 22:00-02:00" (crossing midnight)'),
-                                  description="weekly ranges a change may start in (none: any time)"),
-                "deny": _list_of(_str(format="deny-range", description='a date, a date-time or a range, inclusive, e.g. '
-                                      '"2026-11-26..2026-11-30" or "2026-12-24 12:00..2026-12-26 23:59"'),
-                                 description="dates and times no change may start in (beats allow)"),
-                "change_calendars": _list_of(_str(format="change-calendar", description="an SSM Change Calendar name or ARN"),
-                                             uniqueItems=True, description="SSM Change Calendars that must all be OPEN"),
-                "stay_open_for": {"type": ["string", "integer"], "format": "stay-open-for",
-                                  "description": "`bake` (the phase's) or a duration: refuse a phase whose window "
-                                  "closes sooner"},
-                "allow_override": {"type": "boolean", "default": False,
-                                   "description": "`advance --outside-window --reason TEXT` may pass it while closed"},
-            },
-            ["timezone"],
-            "30s",
-        ),
         "metric_check": _check(
             "metric",
             "metric check",
@@ -613,6 +396,49 @@ _SCHEMA: dict = {
     },
 }
 
+_LEGACY_CHECKS = ("metric", "logs_query")
+
+
+def check_types() -> tuple[str, ...]:
+    """Every check type's `type:` word, in the schema's order."""
+    listed = [t.kind for t in checks.TYPES]
+    known = [k for k in _PUBLISHED_ORDER if k in listed or k in _LEGACY_CHECKS]
+    return (*known, *(k for k in listed if k not in known))
+
+
+def _check_def(kinds: tuple[str, ...]) -> dict:
+    """The `check` definition: a `type` from the list, then that type's own fragment."""
+    return {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "enum": list(kinds), "description": "the check type: " + ", ".join(kinds)},
+        },
+        "allOf": [
+            {"if": {"required": ["type"], "properties": {"type": {"const": t}}}, "then": _ref(f"{t}_check")}
+            for t in kinds
+        ],
+    }
+
+
+def _schema() -> dict:
+    """The plan schema with every check type's fragment, `check` first, where the schema has always had them."""
+    return _assembled(tuple(checks.TYPES))
+
+
+@functools.lru_cache(maxsize=4)
+def _assembled(types: tuple) -> dict:
+    kinds, own = check_types(), {t.kind: t.schema for t in types}
+    defs: dict = {}
+    for name, value in _BASE["$defs"].items():
+        if name.removesuffix("_check") not in _LEGACY_CHECKS:
+            defs[name] = value
+        if name == "phase":  # the checks come after the phases
+            defs["check"] = _check_def(kinds)
+            defs.update({f"{k}_check": own[k] if k in own else _BASE["$defs"][f"{k}_check"] for k in kinds})
+    return {**_BASE, "$defs": defs}
+
+
 KEYWORDS = frozenset(
     "$schema $defs $ref title description default type enum const format pattern minLength maxLength "
     "minimum maximum exclusiveMinimum properties additionalProperties required propertyNames minProperties "
@@ -625,7 +451,7 @@ def plan_schema() -> dict:
     rules cutover checks through its formats also spelled in standard keywords, for editors and other
     validators (formats are only annotations to them). cutover's own walker reports these rules through
     the formats, with its own messages."""
-    out = copy.deepcopy(_SCHEMA)
+    out = copy.deepcopy(_schema())
     defs = out["$defs"]
     # Lambda sets these variables itself; it refuses to change them.
     defs["lambda_target"]["properties"]["variable"]["not"] = {"enum": sorted(LAMBDA_RESERVED)}
@@ -1136,12 +962,12 @@ class Walker:
 
 def validate(node: Node) -> None:
     """Check a composed plan document against the schema; raises Violation."""
-    Walker(_SCHEMA).validate(node)
+    Walker(_schema()).validate(node)
 
 
 def schema_keywords(schema: Any = None) -> set[str]:
     """Every keyword the schema uses (for the test that the walker knows them all)."""
-    schema = _SCHEMA if schema is None else schema
+    schema = _schema() if schema is None else schema
     found: set[str] = set()
     if isinstance(schema, dict):
         for k, v in schema.items():

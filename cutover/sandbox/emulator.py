@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping, MutableMapping
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from cutover import checks as check_types
 from cutover.model.plan import (
     AlarmsCheck,
     EnvCheck,
@@ -573,6 +574,10 @@ def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) ->
         if isinstance(c, LogFreshnessCheck):
             summary.warnings += _conflicts(c, _log_message(c), checks)
     summary.metric_points = seed_metrics(plan, endpoint, now, ahead=METRIC_LEAD)
+    kinds = check_types.by_kind()
+    for c in checks:
+        if c.type in kinds:
+            kinds[c.type].seed(c, aws, now)
     return summary
 
 

@@ -23,9 +23,9 @@ from cutover.gates import FAIL, PASS, SKIPPED, run_check, run_gates
 from cutover.gates._fail import Fail
 from cutover.gates._fmt import duration
 from cutover.gates.context import GateContext
-from cutover.gates.http import operation_keywords
-from cutover.gates.logs import filter_pattern, values_equal
-from cutover.gates.templates import Templates
+from cutover.checks.http_gate import operation_keywords
+from cutover.checks.logs import filter_pattern, values_equal
+from cutover.checks.templates import Templates
 from cutover.model.plan import (
     AlarmExpect,
     AlarmsCheck,

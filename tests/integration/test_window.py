@@ -19,7 +19,7 @@ import pytest
 from cutover.testing.clock import FakeClock
 from cutover.errors import AwsError, ExitCode
 from cutover.gates import run_gates
-from cutover.gates.window import OVERRIDDEN
+from cutover.checks.window import OVERRIDDEN
 from cutover.plan.load import parse_plan
 from cutover.ports import CalendarReading
 from tests.gatefakes import FakeCalendars, make_ctx

@@ -108,3 +108,16 @@ def test_no_module_uses_another_modules_private_names():
 def test_the_private_name_check_sees_a_violation():
     tree = ast.parse("from cutover.commands import orchestrator\nfrom cutover.core.state import _parse\norchestrator._finish(1)\n")
     assert private_uses("x", tree) == ["x: from cutover.core.state import _parse", "x: orchestrator._finish"]
+
+
+def test_check_types_sit_under_the_loader_and_the_runner():
+    """`cutover.checks` (one module per check type) is imported by plan/, gates/, compile/ and sandbox/,
+    and imports none of them: the one list is reachable from every layer that needs it."""
+    g = graph()
+    types = {m for m in g.modules if m.startswith("cutover.checks")}
+    assert {"cutover.checks.env", "cutover.checks.command", "cutover.checks.interface"} <= types
+    above = ("cutover.plan", "cutover.gates", "cutover.compile", "cutover.core", "cutover.sandbox", "cutover.commands",
+             "cutover.cli", "cutover.adapters")
+    assert sorted(f"{m} -> {w}" for m in types for w in g.find_modules_directly_imported_by(m) if w.startswith(above)) == []
+    users = {m.split(".")[1] for m in g.find_modules_that_directly_import("cutover.checks")}
+    assert {"plan", "gates", "compile", "sandbox"} <= users

@@ -1023,7 +1023,7 @@ def test_schema_check_keys_match_the_model() -> None:
         model_fields = {f.name: f.default for f in fields(cls)}
         assert set(props) == set(model_fields) - {"name"}, kind
         assert parse_duration(props["timeout"]["default"]) == model_fields["timeout"], kind
-    assert set(plan_schema()["$defs"]["check"]["properties"]["type"]["enum"]) == set(schema.CHECK_TYPES)
+    assert set(plan_schema()["$defs"]["check"]["properties"]["type"]["enum"]) == set(schema.check_types())
 
 
 def test_schema_is_valid_draft_2020_12_and_accepts_the_repo_plan() -> None:

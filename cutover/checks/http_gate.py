@@ -14,18 +14,17 @@ from cutover import __version__
 from cutover.model.plan import GraphqlCheck, HttpCheck
 from cutover.model.templates import fixed_host, host_allowed, is_loopback, sends_secret
 
-from . import _transport
-from ._fail import Fail
-from ._fmt import duration, one_line
-from .context import GateContext
-from .templates import Templates
+from cutover.checks import http_transport as _transport
+from cutover.checks.fmt import duration, one_line
+from cutover.checks.interface import Fail
+from cutover.checks.templates import Templates
 
 READ_METHODS = ("GET", "HEAD")
 USER_AGENT = f"cutover/{__version__} (preflight)"
 MAX_ERROR_MESSAGE = 120
 
 
-def _prepare(check, ctx: GateContext) -> tuple[str, dict, Templates]:
+def _prepare(check, ctx) -> tuple[str, dict, Templates]:
     tpl = Templates(ctx)
     if sends_secret(check):  # decided before any secret is read
         _check_destination(check, ctx, tpl.expand(check.url, "url", secrets=False))
@@ -38,7 +37,7 @@ def _prepare(check, ctx: GateContext) -> tuple[str, dict, Templates]:
     return url, headers, tpl
 
 
-def _check_destination(check, ctx: GateContext, resolved: str) -> None:
+def _check_destination(check, ctx, resolved: str) -> None:
     """A secret goes only over https to a host the plan names (in the url, or in allowed_hosts). In a
     sandbox or rehearsal every url is rerouted to the local stub (the secrets are the emulator's dummies):
     there the only rule is that it stays on this machine, plain http included."""
@@ -101,7 +100,7 @@ def _ok(reply: _transport.Reply) -> str:
     return f"HTTP {reply.status} in {reply.ms:.0f} ms, {reply.size_text()}{retried}"
 
 
-def check_http(check: HttpCheck, ctx: GateContext) -> str:
+def check_http(check: HttpCheck, ctx) -> str:
     method = (check.method or "GET").upper()
     if method not in READ_METHODS:
         raise Fail(f"method {method} refused: http checks are GET or HEAD only", "fix the plan: use GET or HEAD (a gate never writes)")
@@ -138,7 +137,7 @@ def _is_read_only(query: str) -> bool:
     return not (operation_keywords(query) & {"mutation", "subscription"})
 
 
-def _graphql_errors(body: bytes | None, ctx: GateContext) -> tuple[int, str] | None:
+def _graphql_errors(body: bytes | None, ctx) -> tuple[int, str] | None:
     """(count, "CLASS: message") of a GraphQL `errors` array, or None when there is none."""
     try:
         doc = json.loads(body or b"")
@@ -157,7 +156,7 @@ def _graphql_errors(body: bytes | None, ctx: GateContext) -> tuple[int, str] | N
     return (len(errors) if isinstance(errors, list) else 1), f"{cls}: {msg}"
 
 
-def check_graphql(check: GraphqlCheck, ctx: GateContext) -> str:
+def check_graphql(check: GraphqlCheck, ctx) -> str:
     if not _is_read_only(check.query):
         raise Fail("GraphQL mutation/subscription refused: graphql checks run queries only",
                    "fix the plan: use a `query { ... }` (a gate never writes)")

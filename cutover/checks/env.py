@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import re
 
+from cutover.checks.interface import ENV_NAME, CheckType, Fail, fragment, list_of, text
+from cutover.checks.words import code, safe
 from cutover.model.plan import EnvCheck
-
-from ._fail import Fail
-from .context import GateContext
 
 # A variable whose name looks like a credential never has its actual value shown.
 _SENSITIVE_NAME = re.compile(r"(?i)(key|token|secret|pass|credential|auth|cookie|session)")
 _SHOWABLE_LEN = 40
 
 
-def _shown(ctx: GateContext, name: str, actual: str) -> str | None:
+def _shown(ctx, name: str, actual: str) -> str | None:
     """The actual value if it is safe to print, else None."""
     if _SENSITIVE_NAME.search(name) or len(actual) > _SHOWABLE_LEN or ctx.redactor.text(actual) != actual:
         return None
     return actual
 
 
-def _mismatch(ctx: GateContext, name: str, actual: str | None, expected: str) -> str:
+def _mismatch(ctx, name: str, actual: str | None, expected: str) -> str:
     if actual is None:
         return f"{name} is not set, expected {expected!r}"
     if actual.strip() == expected:
@@ -32,7 +31,7 @@ def _mismatch(ctx: GateContext, name: str, actual: str | None, expected: str) ->
     return f"{name} is {shown!r}, expected {expected!r}"
 
 
-def check_env(check: EnvCheck, ctx: GateContext) -> str:
+def _run(check: EnvCheck, ctx) -> str:
     problems: list[str] = []
     fixes: list[str] = []
     for name, expected in check.equals.items():
@@ -54,3 +53,38 @@ def check_env(check: EnvCheck, ctx: GateContext) -> str:
     if not n:
         raise Fail("no variables listed; the gate would pass vacuously", "list variables under equals/present")
     return f"{len(check.equals)} equal, {len(check.present)} present"
+
+
+class Env(CheckType):
+    kind = "env"
+    model = EnvCheck
+    schema = fragment(
+        "env",
+        "env check",
+        {
+            "equals": {
+                "type": "object",
+                "minProperties": 1,
+                "description": "variables that must have exactly these values",
+                "propertyNames": text(title="variable", pattern=ENV_NAME, description="an environment variable name"),
+                "additionalProperties": text(description="the required value, quoted"),
+            },
+            "present": list_of(
+                text(pattern=ENV_NAME, description="an environment variable name"),
+                uniqueItems=True,
+                description="variables that must be set",
+            ),
+        },
+        [],
+        "10s",
+        anyOf=[{"required": ["equals"]}, {"required": ["present"]}],
+    )
+
+    run = staticmethod(_run)  # the gate, above
+
+    def describe(self, check: EnvCheck) -> str:
+        parts = [code(f"{k}={safe(v)}") for k, v in check.equals.items()] + [f"{code(k)} set" for k in check.present]
+        return "your shell has " + ", ".join(parts) if parts else "no environment requirements"
+
+
+TYPE = Env()

@@ -11,9 +11,8 @@ import re
 
 from cutover.model.templates import TOKEN
 
-from ._fail import Fail
-from .context import GateContext
-from .secrets import fetch_secret
+from cutover.checks.interface import Fail
+from cutover.checks.secrets import fetch_secret
 
 _TOKEN = TOKEN
 
@@ -21,7 +20,7 @@ _TOKEN = TOKEN
 class Templates:
     """Expands the fields of one check run. Remembers which secrets it used (for next actions)."""
 
-    def __init__(self, ctx: GateContext) -> None:
+    def __init__(self, ctx) -> None:
         self.ctx = ctx
         self.secret_ids: list[str] = []
         self._cache: dict[str, str] = {}

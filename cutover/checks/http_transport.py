@@ -13,9 +13,8 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
-from ._fail import Fail
-from ._fmt import duration
-from .context import GateContext
+from cutover.checks.fmt import duration
+from cutover.checks.interface import Fail
 
 CHUNK = 64 * 1024
 MAX_COUNT = 10 * 1024 * 1024  # stop counting a body here ("more than 10 MB")
@@ -90,7 +89,7 @@ def check_headers(headers: dict[str, str]) -> None:
             )
 
 
-def _read(resp, keep: bool, deadline: float, ctx: GateContext) -> tuple[int, bool, bytes | None]:
+def _read(resp, keep: bool, deadline: float, ctx) -> tuple[int, bool, bytes | None]:
     size, kept = 0, bytearray() if keep else None
     while size < MAX_COUNT:
         if ctx.clock.monotonic() > deadline:
@@ -147,7 +146,7 @@ def _transport_fail(exc: BaseException, where: str, timeout: float) -> Fail:
 
 
 def _send_once(
-    ctx: GateContext, method: str, url: str, headers: dict, data: bytes | None, timeout: float, keep: bool, deadline: float
+    ctx, method: str, url: str, headers: dict, data: bytes | None, timeout: float, keep: bool, deadline: float
 ) -> Reply:
     req = urllib.request.Request(url, data=data, headers=headers, method=method)
     where = origin(url)
@@ -165,7 +164,7 @@ def _send_once(
         raise _transport_fail(exc, where, timeout) from None
 
 
-def _retry_after(reply: Reply, ctx: GateContext) -> float:
+def _retry_after(reply: Reply, ctx) -> float:
     raw = (reply.headers.get("Retry-After") or "").strip()
     if not raw:
         return DEFAULT_RETRY_AFTER
@@ -180,7 +179,7 @@ def _retry_after(reply: Reply, ctx: GateContext) -> float:
 
 
 def send(
-    ctx: GateContext,
+    ctx,
     method: str,
     url: str,
     headers: dict,

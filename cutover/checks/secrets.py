@@ -5,12 +5,13 @@ Values are registered with the redactor the moment they are read and go nowhere 
 
 from __future__ import annotations
 
+from cutover.checks.aws_faults import DENIED, aws_fail, code_of, is_not_found
+from cutover.checks.interface import CheckType, Fail, fragment, list_of, text
+from cutover.checks.words import names
 from cutover.errors import AwsError
 from cutover.model.plan import SecretsCheck
 
-from ._aws import DENIED, aws_fail, code_of, is_not_found
-from ._fail import Fail
-from .context import GateContext
+SECRET_ID = r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$"  # a name or an ARN
 
 KMS_CODES = {
     "DecryptionFailure",
@@ -52,7 +53,7 @@ def secret_fail(exc: AwsError, secret_id: str) -> Fail:
     return aws_fail(exc, f"secret {secret_id}", permission="secretsmanager:GetSecretValue")
 
 
-def fetch_secret(ctx: GateContext, secret_id: str) -> str:
+def fetch_secret(ctx, secret_id: str) -> str:
     """GetSecretValue; the value is registered with the redactor before it is returned."""
     try:
         value = ctx.aws.secrets.get_value(secret_id)
@@ -64,7 +65,7 @@ def fetch_secret(ctx: GateContext, secret_id: str) -> str:
     return value
 
 
-def _probe(ctx: GateContext, secret_id: str, decrypt: bool) -> None:
+def _probe(ctx, secret_id: str, decrypt: bool) -> None:
     if decrypt:
         fetch_secret(ctx, secret_id)
         return
@@ -76,7 +77,7 @@ def _probe(ctx: GateContext, secret_id: str, decrypt: bool) -> None:
         raise secret_fail(AwsError("deleted", code="InvalidRequestException"), secret_id)
 
 
-def check_secrets(check: SecretsCheck, ctx: GateContext) -> str:
+def _run(check: SecretsCheck, ctx) -> str:
     problems: list[Fail] = []
     for secret_id in check.secret_ids:
         try:
@@ -94,3 +95,34 @@ def check_secrets(check: SecretsCheck, ctx: GateContext) -> str:
         raise Fail("no secret ids listed; the gate would pass vacuously", "list the secrets in the plan's check")
     noun = "secret exists" if n == 1 else "secrets exist"
     return f"{n} {noun} and decrypt{'s' if n == 1 else ''}" if check.decrypt else f"{n} {noun} (not decrypted)"
+
+
+class Secrets(CheckType):
+    """Its IAM needs and its sandbox secrets are the plan's (`iam.inventory`, `secret_refs`): a secret is
+    also read through {{secret:ID}} in http and graphql checks, and each is granted and seeded once."""
+
+    kind = "secrets"
+    model = SecretsCheck
+    schema = fragment(
+        "secrets",
+        "secrets check",
+        {
+            "secret_ids": list_of(
+                text(pattern=SECRET_ID, description="a Secrets Manager secret name or ARN"),
+                uniqueItems=True,
+                description="the secrets that must exist",
+            ),
+            "decrypt": {"type": "boolean", "default": True, "description": "GetSecretValue must succeed too"},
+        },
+        ["secret_ids"],
+        "30s",
+    )
+
+    run = staticmethod(_run)  # the gate, above
+
+    def describe(self, check: SecretsCheck) -> str:
+        what = "exist and decrypt (GetSecretValue)" if check.decrypt else "exist and are not scheduled for deletion (not read)"
+        return f"secrets {names(check.secret_ids)} {what}"
+
+
+TYPE = Secrets()

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Iterator
 
+from cutover.checks.aws_faults import aws_fail
+from cutover.checks.fmt import duration, stamp
+from cutover.checks.interface import CheckType, Fail, fragment, ref, text
+from cutover.checks.words import code, safe
 from cutover.errors import AwsError
+from cutover.model.durations import format_duration
 from cutover.model.plan import LogAbsentCheck, LogFreshnessCheck
 from cutover.ports import LogEvent
-
-from ._aws import aws_fail
-from ._fail import Fail
-from ._fmt import duration, stamp
-from .context import GateContext
 
 LOOKBACK = 7 * 86400.0  # how far back a failed freshness check looks to say how old the newest match is
 LOOKBACK_STEP = 86400.0  # searched newest day first, so the usual answer costs one more call
@@ -90,7 +90,7 @@ def filter_pattern(check) -> str:
 
 # --- reading ------------------------------------------------------------------------------------
 
-def _events(ctx: GateContext, check, start: datetime, end: datetime) -> Iterator[LogEvent]:
+def _events(ctx, check, start: datetime, end: datetime) -> Iterator[LogEvent]:
     """Stream events; the port pages lazily and may raise mid-iteration, so errors are mapped here."""
     group = check.log_group
     try:
@@ -136,7 +136,7 @@ def _age(now: datetime, t: datetime) -> float:
 
 # --- checks -------------------------------------------------------------------------------------
 
-def _newest_before(ctx: GateContext, check, match, since: datetime, deadline: float) -> tuple[datetime | None, str]:
+def _newest_before(ctx, check, match, since: datetime, deadline: float) -> tuple[datetime | None, str]:
     """Look back from `since`, one day at a time, newest first: (newest match, how far we searched)."""
     now, end = ctx.clock.now(), since
     limit = now - timedelta(seconds=LOOKBACK)
@@ -151,7 +151,7 @@ def _newest_before(ctx: GateContext, check, match, since: datetime, deadline: fl
     return None, f"none in the last {duration(LOOKBACK)}"
 
 
-def check_log_freshness(check: LogFreshnessCheck, ctx: GateContext) -> str:
+def _fresh(check: LogFreshnessCheck, ctx) -> str:
     deadline = ctx.clock.monotonic() + LOOKBACK_BUDGET * check.timeout
     match = matcher(check)
     now = ctx.clock.now()
@@ -171,7 +171,7 @@ def check_log_freshness(check: LogFreshnessCheck, ctx: GateContext) -> str:
     raise Fail(detail, action)
 
 
-def check_log_absent(check: LogAbsentCheck, ctx: GateContext) -> str:
+def _absent(check: LogAbsentCheck, ctx) -> str:
     match = matcher(check)
     now = ctx.clock.now()
     window = duration(check.window)
@@ -186,3 +186,72 @@ def check_log_absent(check: LogAbsentCheck, ctx: GateContext) -> str:
         f"open {check.log_group} around {stamp(found.newest)} (CloudWatch Logs Insights) to see what matched; "
         "resolve it before advancing",
     )
+
+
+_LOG_MATCH = {
+    "json_match": {
+        "type": "object",
+        "minProperties": 1,
+        "description": "fields a JSON log line must have, e.g. {refresh_succeeded: true}",
+    },
+    "contains": text(minLength=1, description="text the log line must contain"),
+}
+_ONE_MATCH = [{"required": ["json_match"]}, {"required": ["contains"]}]
+
+
+def _match(c: LogFreshnessCheck | LogAbsentCheck) -> str:
+    if c.json_match is not None:
+        return "matching " + code(safe(json.dumps(c.json_match, sort_keys=True)))
+    return "containing " + code(safe(c.contains or ""))
+
+
+class LogFreshness(CheckType):
+    """Its IAM needs (FilterLogEvents on its group) are in `iam.inventory`; the sandbox writes its marker
+    event (`cutover.sandbox.emulator.seed_log_markers`, again after a rehearsal fast-forwards its clock)."""
+
+    kind = "log_freshness"
+    model = LogFreshnessCheck
+    schema = fragment(
+        "log_freshness",
+        "log_freshness check",
+        {
+            "log_group": ref("log_group"),
+            "max_age": ref("positive_duration", description="the newest match must be younger than this"),
+            **_LOG_MATCH,
+        },
+        ["log_group", "max_age"],
+        "30s",
+        oneOf=_ONE_MATCH,
+    )
+
+    run = staticmethod(_fresh)  # the gate, above
+
+    def describe(self, check: LogFreshnessCheck) -> str:
+        return f"a log event {_match(check)} in {code(check.log_group)} within the last {format_duration(check.max_age)}"
+
+
+class LogAbsent(CheckType):
+    """Its IAM needs are in `iam.inventory`; the sandbox creates its (empty) group in `emulator.seed`."""
+
+    kind = "log_absent"
+    model = LogAbsentCheck
+    schema = fragment(
+        "log_absent",
+        "log_absent check",
+        {
+            "log_group": ref("log_group"),
+            "window": ref("positive_duration", description="how far back to look"),
+            **_LOG_MATCH,
+        },
+        ["log_group", "window"],
+        "30s",
+        oneOf=_ONE_MATCH,
+    )
+
+    run = staticmethod(_absent)  # the gate, above
+
+    def describe(self, check: LogAbsentCheck) -> str:
+        return f"no log event {_match(check)} in {code(check.log_group)} in the last {format_duration(check.window)}"
+
+
+FRESHNESS, ABSENT = LogFreshness(), LogAbsent()

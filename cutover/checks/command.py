@@ -15,13 +15,16 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import subprocess
+from typing import TYPE_CHECKING, Iterator
 
+from cutover.checks.fmt import duration, one_line
+from cutover.checks.interface import ENV_NAME, CheckType, Fail, Problem, Skip, fragment, list_of, text
+from cutover.checks.words import code, safe
+from cutover.model.durations import format_duration
 from cutover.model.plan import CommandCheck
 
-from ._fail import Fail, Skip
-from ._fmt import duration, one_line
-from .context import GateContext
+if TYPE_CHECKING:
+    import subprocess
 
 TAIL_LINES = 3
 TAIL_CHARS = 240
@@ -44,7 +47,7 @@ def child_env(check: CommandCheck, env) -> dict[str, str]:
     return out | NO_AWS
 
 
-def _tail(ctx: GateContext, output: str) -> str:
+def _tail(ctx, output: str) -> str:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()][-TAIL_LINES:]
     return one_line(ctx.redactor.text(" | ".join(lines)), TAIL_CHARS) if lines else "(no output)"
 
@@ -59,7 +62,9 @@ def _kill_tree(proc: subprocess.Popen) -> None:
         pass
 
 
-def check_command(check: CommandCheck, ctx: GateContext) -> str:
+def _run(check: CommandCheck, ctx) -> str:
+    import subprocess  # on use: loading a plan (validate, a rollback) does not pay for it
+
     argv = list(ctx.command_override or check.run)
     shown = one_line(ctx.redactor.text(shlex.join(argv)), 120)
     if not argv:
@@ -116,3 +121,53 @@ def _signal_name(num: int) -> str:
         return signal.Signals(num).name
     except ValueError:
         return str(num)
+
+
+class Command(CheckType):
+    kind = "command"
+    model = CommandCheck
+    schema = fragment(
+        "command",
+        "command check",
+        {
+            "run": list_of(
+                text(minLength=1, description="one argument, quoted"),
+                description="the program and its arguments, e.g. [python, scripts/report.py]",
+            ),
+            "env": list_of(
+                text(pattern=ENV_NAME, description="an environment variable name"),
+                uniqueItems=True,
+                description="variables passed through from the operator's environment, besides PATH, HOME, "
+                "LANG, LC_ALL and LC_CTYPE (the program gets no other)",
+            ),
+            "aws_credentials": {
+                "type": "boolean", "default": False,
+                "description": "pass the operator's AWS_* variables (credentials, profile, region) to the program",
+            },
+            "read_only": {
+                "type": "boolean", "default": False,
+                "description": "the program changes nothing, so it may run in a dry run (advance --dry-run, "
+                "preflight); otherwise a dry run skips it",
+            },
+        },
+        ["run"],
+        "10m",
+    )
+
+    def problems(self, check: CommandCheck, fields: dict) -> Iterator[Problem]:
+        """An AWS_* name under `env` passes only with aws_credentials: true (which passes them all)."""
+        if "env" not in fields or check.aws_credentials:
+            return
+        for i, item in enumerate(fields["env"][1].value):
+            if item.value.startswith("AWS_"):
+                yield (item, ("env", i), f"{item.value} is an AWS variable; the program gets them only with "
+                       "aws_credentials: true", "add aws_credentials: true to the check (it passes every AWS_* "
+                       "variable), or remove the name")
+
+    run = staticmethod(_run)  # the gate, above
+
+    def describe(self, check: CommandCheck) -> str:
+        return f"{code(safe(shlex.join(check.run)))} exits 0 within {format_duration(check.timeout)} (run from the plan's directory)"
+
+
+TYPE = Command()

@@ -11,7 +11,7 @@ import math
 from cutover.model.plan import AlarmExpect
 from cutover.ports import Alarm
 
-from ._fmt import one_line
+from cutover.checks.fmt import one_line
 
 
 def _number(x: float) -> str:

@@ -8,15 +8,18 @@ quiet_for (we cannot see its history, only how long it has been in its current s
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterator
+
+from cutover.checks.alarm_expect import differences
+from cutover.checks.aws_faults import aws_fail
+from cutover.checks.fmt import duration, stamp
+from cutover.checks.interface import CheckType, Fail, Problem, fragment, list_of, ref
+from cutover.checks.words import code, names as code_names
 from cutover.errors import AwsError
+from cutover.model.durations import format_duration
 from cutover.model.plan import AlarmsCheck
 from cutover.ports import Alarm
-
-from ._aws import aws_fail
-from ._expect import differences
-from ._fail import Fail
-from ._fmt import duration, stamp
-from .context import GateContext
 
 MAX_NAMED = 3  # names listed per problem class before "+N more"
 
@@ -26,7 +29,7 @@ def _names(items: list[str], sep: str = ", ") -> str:
     return head + (f" +{len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else "")
 
 
-def check_alarms(check: AlarmsCheck, ctx: GateContext) -> str:
+def _run(check: AlarmsCheck, ctx) -> str:
     names = list(check.names)
     what = f"alarms {_names(names)}" if names else f"alarms with prefix {check.prefix}"
     if not names and not check.prefix:
@@ -88,3 +91,83 @@ def check_alarms(check: AlarmsCheck, ctx: GateContext) -> str:
     counts = f"{n_ok} alarm{'s' if n_ok != 1 else ''} OK" + (f", {n_ins} INSUFFICIENT_DATA (allowed)" if n_ins else "")
     matched = f"; {len(check.expect)} configured as expected" if check.expect else ""
     return f"{counts}, quiet for >= {duration(check.quiet_for)}{matched}"
+
+
+def _describe(c: AlarmsCheck) -> str:
+    which = []
+    if c.names:
+        which.append(code_names(c.names))
+    if c.prefix:
+        which.append(f"every alarm named {code(c.prefix + '*')}")
+    quiet = f" and quiet for {format_duration(c.quiet_for)}" if c.quiet_for else ""
+    no_data = "no data (INSUFFICIENT_DATA) counts as OK" if c.insufficient_data == "ok" else "no data (INSUFFICIENT_DATA) fails"
+    return f"alarms {' and '.join(which)} OK{quiet}; {no_data}"
+
+
+def _expect_lines(c: AlarmsCheck) -> list[str]:
+    """How each alarm must be configured (the check fails naming the field that changed in AWS)."""
+    out = []
+    for name, exp in c.expect.items():
+        fields = []
+        for key, value in exp.declared().items():
+            if key == "period":
+                value = format_duration(value)
+            elif isinstance(value, float) and value.is_integer():
+                value = int(value)
+            fields.append(f"{key.replace('_', ' ')} {value}")
+        out.append(f"  - {code(name)} configured with {', '.join(fields)}")
+    return out
+
+
+class Alarms(CheckType):
+    """Its IAM needs (DescribeAlarms on its names and prefix) are in `iam.inventory`, with the runbook's
+    list and the guard's rule; the sandbox creates its alarms, OK and configured as `expect` says
+    (`cutover.sandbox.emulator.seed`: one alarm per name across checks)."""
+
+    kind = "alarms"
+    model = AlarmsCheck
+    schema = fragment(
+        "alarms",
+        "alarms check",
+        {
+            "names": list_of(ref("alarm_name"), uniqueItems=True, description="CloudWatch alarm names"),
+            "prefix": ref("alarm_name", description="every alarm whose name starts with this"),
+            "quiet_for": ref("duration", default=0, description="each alarm continuously OK for this long"),
+            "insufficient_data": {
+                "type": "string",
+                "enum": ["fail", "ok"],
+                "default": "fail",
+                "description": "how to treat INSUFFICIENT_DATA: fail (default) or ok",
+            },
+            "expect": {
+                "type": "object",
+                "minProperties": 1,
+                "description": "per alarm, how it must be configured in CloudWatch, e.g. "
+                "{my-alarm: {threshold: 5, comparison: GreaterThanThreshold, period: 15m}}",
+                "propertyNames": ref("alarm_name", title="alarm"),
+                "additionalProperties": ref("alarm_expect"),
+            },
+        },
+        [],
+        "30s",
+        anyOf=[{"required": ["names"]}, {"required": ["prefix"]}],
+    )
+
+    def problems(self, check: AlarmsCheck, fields: dict) -> Iterator[Problem]:
+        """Each alarm named under `expect` is one the check watches: listed in `names`, or under `prefix`."""
+        for k, _ in fields["expect"][1].value if "expect" in fields else ():
+            name = k.value
+            if name in check.names or (check.prefix and name.startswith(check.prefix)):
+                continue
+            close = difflib.get_close_matches(name, list(check.names), n=1)
+            tip = f"did you mean {close[0]!r}? " if close else ""
+            scope = f"names{' or prefix ' + repr(check.prefix) if check.prefix else ''}"
+            yield (k, ("expect",), f"alarm {name!r} is not in this check's {scope}",
+                   f"{tip}add it to names, or fix the alarm name under expect")
+
+    run = staticmethod(_run)  # the gate, above
+    describe = staticmethod(_describe)
+    details = staticmethod(_expect_lines)
+
+
+TYPE = Alarms()

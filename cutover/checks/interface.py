@@ -1,0 +1,124 @@
+"""What a check type is: one object per type, in one module per type, listed once in `cutover.checks.TYPES`.
+
+A type gives everything the rest of cutover needs to know about it:
+
+- `kind` and `model`: the plan's `type:` word and the frozen dataclass a check of that type is;
+- `schema`: its fragment of the plan's JSON Schema (`fragment(...)` below builds one), which the plan
+  loader validates with and `cutover validate --schema` prints;
+- `build(name, values)` and `problems(check, fields)`: the model from the loader's values, and the rules
+  the schema cannot say (each problem as the node, the key path under the check, a message and a fix);
+- `run(check, ctx)`: the gate (ctx is a `cutover.gates.GateContext`): a PASS detail (or `Passed`), or
+  raise `Fail` / `Skip`;
+- `describe(check)` and `details(check)`: the check in words for the runbook, and any lines under it;
+- `iam(check, arn, read_only)`: the IAM statements its calls need (`arn` is `cutover.compile.iam.Arns`);
+- `seed(check, seeder, now)`: what the emulator must hold for the check to pass in a sandbox.
+
+This layer sits under the plan loader and the gates, so it imports neither: the loader and the runner
+come to it. A type's heavy machinery (HTTP, subprocess) is imported inside `run`, so that loading a plan
+(`validate`, a rollback) does not pay for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Iterator
+
+# --- how a check reports anything but a pass ------------------------------------------------------------
+
+
+class Fail(Exception):
+    """Raise Fail(detail, next_action) and the runner turns it into a FAIL."""
+
+    def __init__(self, detail: str, next_action: str, data: dict | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.next_action = next_action
+        self.data = data  # figures for evidence and --json (a metric check's judgement)
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A check may return this instead of a bare detail string, to carry figures into the result."""
+
+    detail: str
+    data: dict | None = None
+
+
+class Skip(Fail):
+    """Not run, for a reason that is no failure (a dry run does not run a program that may write)."""
+
+
+# --- schema fragments -----------------------------------------------------------------------------------
+
+
+def ref(name: str, **extra: Any) -> dict:
+    """A reference to one of the plan schema's `$defs` (durations, urls, log groups...)."""
+    return {"$ref": f"#/$defs/{name}", **extra}
+
+
+def text(**extra: Any) -> dict:
+    return {"type": "string", **extra}
+
+
+def list_of(item: dict, **extra: Any) -> dict:
+    return {"type": "array", "items": item, "minItems": 1, **extra}
+
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_TIMEOUT = "how long the check may take before it fails"
+
+
+def fragment(kind: str, title: str, props: dict, required: list[str], timeout: str, **extra: Any) -> dict:
+    """One check type's schema: a closed object whose `type` is `kind`; every type has a `timeout`."""
+    return {
+        "title": title,
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type", *required],
+        "properties": {
+            "type": {"const": kind},
+            **props,
+            "timeout": ref("positive_duration", default=timeout, description=_TIMEOUT),
+        },
+        **extra,
+    }
+
+
+# --- the interface --------------------------------------------------------------------------------------
+
+# A rule the schema cannot say, broken: (the node, its key path under the check, message, fix).
+Problem = tuple[Any, tuple, str, str]
+
+
+class CheckType:
+    """One check type. Subclass it in one module, and add the instance to `cutover.checks.TYPES`."""
+
+    kind: ClassVar[str]
+    model: ClassVar[type]
+    schema: ClassVar[dict]
+
+    def build(self, name: str, values: dict[str, Any]) -> Any:
+        """The model, from the check's keys as the loader reads them (durations in seconds, lists as tuples)."""
+        return self.model(name=name, **values)
+
+    def problems(self, check: Any, fields: dict) -> Iterator[Problem]:
+        """Rules beyond the schema; `fields` maps each key to its (key node, value node)."""
+        return iter(())
+
+    def run(self, check: Any, ctx: Any) -> str | Passed:
+        raise NotImplementedError
+
+    def describe(self, check: Any) -> str:
+        raise NotImplementedError
+
+    def details(self, check: Any) -> list[str]:
+        """Lines under the check's line in the runbook (markdown, indented), if it has more to say."""
+        return []
+
+    def iam(self, check: Any, arn: Any, read_only: bool) -> list[dict]:
+        """IAM statements for the check's own calls (none: it calls no AWS API)."""
+        return []
+
+    def seed(self, check: Any, seeder: Any, now: datetime) -> None:
+        """Write what the check needs into the emulator (`cutover.sandbox.seed.EmulatorSeeder`)."""
