@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import functools
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, NoReturn
 
@@ -24,7 +25,7 @@ from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomple
 from cutover.gates.result import GateResult
 from cutover.core.lambdaenv import EnvWriter
 from cutover.model.durations import format_duration
-from cutover.model.plan import PENDING, ROLLED_BACK, Phase
+from cutover.model.plan import PENDING, ROLLED_BACK, Phase, Plan
 from cutover.core.notify import notify
 from cutover.outcome import Outcome
 from cutover.commands.runtime import Runtime
@@ -110,13 +111,86 @@ def _account(rt: Runtime) -> str | None:
 
 
 # --- status ------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class StatusFacts:
+    """What `status` reads, all of it before anything is judged."""
+
+    live: flagmod.Live
+    view: state.StateView
+    lock: state.LockRecord | None
+    now: datetime  # the clock, when the reads were made
+    account: str | None
+    alarms: list[dict]
+    guard: tuple[str, str] | None
+    windows: list[str] | None  # None: the state is unreadable, so no next phase to show windows for
+
+
+@dataclasses.dataclass
+class FlagVerdict:
+    """Each flag judged against the recorded phase (and the target of an unfinished transition)."""
+
+    rows: list[dict]
+    labels: dict[str, str | None]  # for people: says when it is a sensitive flag's rollback value
+    drift: list[str]
+    unreadable: list[str]
+    target: dict[str, str] | None
+    restored_unrecorded: bool
+
+
 def status(rt: Runtime, check: bool = False) -> Outcome:
-    plan = rt.plan
+    """Read everything once (`_read_status`), judge it (`judge_flags`, pure), and say it."""
+    facts = _read_status(rt)
+    verdict = judge_flags(rt.plan, facts.view, facts.live)
+    return _present_status(rt, facts, verdict, check)
+
+
+def _read_status(rt: Runtime) -> StatusFacts:
     live, view, lock = _live(rt)
-    now = rt.clock.now()
+    now, account = rt.clock.now(), _account(rt)
+    # Alarms of every alarms gate in the plan, in one batched read; an unreadable source is shown.
+    alarms, guard = _all_alarm_rows(rt), guard_line(rt)
+    windows = None if view.problem else window_lines(rt, rt.plan.next_phase(view.phase))
+    return StatusFacts(live, view, lock, now, account, alarms, guard, windows)
+
+
+def judge_flags(plan: Plan, view: state.StateView, live: flagmod.Live) -> FlagVerdict:
+    """Declared values of the recorded phase vs live values (drift); during an unfinished transition,
+    which side each flag is on. Pure: the reads are made already."""
     rec = view.record
+    declared = plan.values_for(view.phase) if not view.problem else plan.rollback_values()
+    target = plan.values_for(rec.target) if rec and rec.target and not view.problem and rec.status != state.STABLE else None
+    rows, drift, labels = [], [], {}
+    unreadable = [f.name for f in plan.flags if f.kind == "lambda" and f.target.function in live.unreadable]
+    for f in plan.flags:
+        p = live.get(f.key)
+        row = {"flag": f.name, "target": f.where, **({"parameter": f.parameter} if f.kind == "ssm" else {}),
+               "live": flagmod.shown(f, p.value) if p else None, "declared": flagmod.shown(f, declared[f.name])}
+        labels[f.name] = flagmod.shown(f, p.value, label_rollback=True) if p else None
+        if f.name in unreadable:  # unknown, not drift: said below, with why
+            row.update(unreadable=True, drift=False)
+            rows.append(row)
+            continue
+        at_declared = flagmod.is_at(f, p, declared[f.name])
+        if target is not None and target[f.name] != declared[f.name]:
+            at_target = flagmod.is_at(f, p, target[f.name])
+            row["side"] = "target" if at_target else ("recorded phase" if at_declared else "neither")
+            if not (at_target or at_declared):
+                drift.append(f.name)
+        elif not at_declared:
+            drift.append(f.name)
+        row["drift"] = f.name in drift
+        rows.append(row)
+    restored_unrecorded = bool(drift) and not view.problem and view.phase != ROLLED_BACK and not unreadable and all(
+        flagmod.is_at(f, live.get(f.key), f.rollback) for f in plan.flags)
+    return FlagVerdict(rows, labels, drift, unreadable, target, restored_unrecorded)
+
+
+def _present_status(rt: Runtime, facts: StatusFacts, verdict: FlagVerdict, check: bool) -> Outcome:
+    plan, view, lock, live, now = rt.plan, facts.view, facts.lock, facts.live, facts.now
+    rec = view.record
+    drift, unreadable = verdict.drift, verdict.unreadable
     lines: list[str] = []
-    data: dict = {"plan": plan.name, "plan_digest": plan.digest, "region": plan.region, "account": _account(rt)}
+    data: dict = {"plan": plan.name, "plan_digest": plan.digest, "region": plan.region, "account": facts.account}
     lines.append(f"account {data['account'] or 'unknown'}, region {plan.region}")
 
     if view.problem:
@@ -153,74 +227,44 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
                   else "finish it with `cutover advance`, or undo it with `cutover rollback`")
         lines.append(f"    {rec.status} was interrupted: {finish}")
 
-    # Flags: declared values of the recorded phase vs live values (drift); during an unfinished
-    # transition, which side each flag is on.
-    declared = plan.values_for(view.phase) if not view.problem else plan.rollback_values()
-    target = plan.values_for(rec.target) if rec and rec.target and not view.problem and rec.status != state.STABLE else None
-    flag_rows, drift, labels = [], [], {}
-    unreadable = [f.name for f in plan.flags if f.kind == "lambda" and f.target.function in live.unreadable]
-    for f in plan.flags:
-        p = live.get(f.key)
-        row = {"flag": f.name, "target": f.where, **({"parameter": f.parameter} if f.kind == "ssm" else {}),
-               "live": flagmod.shown(f, p.value) if p else None, "declared": flagmod.shown(f, declared[f.name])}
-        labels[f.name] = flagmod.shown(f, p.value, label_rollback=True) if p else None
-        if f.name in unreadable:  # unknown, not drift: said below, with why
-            row.update(unreadable=True, drift=False)
-            flag_rows.append(row)
-            continue
-        at_declared = flagmod.is_at(f, p, declared[f.name])
-        if target is not None and target[f.name] != declared[f.name]:
-            at_target = flagmod.is_at(f, p, target[f.name])
-            row["side"] = "target" if at_target else ("recorded phase" if at_declared else "neither")
-            if not (at_target or at_declared):
-                drift.append(f.name)
-        elif not at_declared:
-            drift.append(f.name)
-        row["drift"] = f.name in drift
-        flag_rows.append(row)
-    data["flags"] = flag_rows
+    data["flags"] = verdict.rows
     lines.append("flags:")
-    for row in flag_rows:
+    for row in verdict.rows:
         mark = "DRIFT " if row["drift"] else ""
         side = f" [{row['side']}]" if "side" in row else ""
-        labelled = labels[row["flag"]]  # for people: says when it is a sensitive flag's rollback value
+        labelled = verdict.labels[row["flag"]]
         seen = "(unreadable)" if row.get("unreadable") else (labelled if labelled is not None else "(missing)")
         where = "" if "parameter" in row else f" in {row['target']}"  # SSM is the default; say where the others live
         lines.append(f"    {mark}{row['flag']} = {seen} (declared {row['declared']}){side}{where}")
     for function, err in live.unreadable.items():
         lines.append(f"    cannot read Lambda function {function}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
-    if target is not None:
-        on_target = [r["flag"] for r in flag_rows if r.get("side") == "target"]
-        on_recorded = [r["flag"] for r in flag_rows if r.get("side") == "recorded phase"]
+    if verdict.target is not None:
+        on_target = [r["flag"] for r in verdict.rows if r.get("side") == "target"]
+        on_recorded = [r["flag"] for r in verdict.rows if r.get("side") == "recorded phase"]
         lines.append(f"    mixed between {rec.phase} and {rec.target}: at {rec.target}: {', '.join(on_target) or 'none'}; at {rec.phase}: {', '.join(on_recorded) or 'none'}")
     data["drift"] = drift
-    restored_unrecorded = bool(drift) and not view.problem and view.phase != ROLLED_BACK and not unreadable and all(
-        flagmod.is_at(f, live.get(f.key), f.rollback) for f in plan.flags)
-    if restored_unrecorded:
+    if verdict.restored_unrecorded:
         lines.append("    every flag is at its rollback value, but the state record says otherwise: a rollback that could "
                      "not write the record (or a hand edit); `cutover rollback` writes the record")
     if live.unreadable:
         data["unreadable_functions"] = {fn: err.message for fn, err in live.unreadable.items()}
 
-    # Alarms of every alarms gate in the plan, in one batched read; those of the phase in play (the
-    # recorded one, and the target of an unfinished transition) that fire make the cutover unhealthy.
-    alarms_seen = _all_alarm_rows(rt)
+    # The alarms of the phase in play (the recorded one, and the target of an unfinished transition)
+    # that fire make the cutover unhealthy.
     in_play = [] if view.problem else [p for p in (view.phase, rec and rec.target) if p in plan.phase_names]
-    firing = firing_alarms(alarms_seen, [c for p in dict.fromkeys(in_play) for c in plan.alarm_checks(p)])
-    data["alarms"], data["firing"] = alarms_seen, firing
-    if alarms_seen:
+    firing = firing_alarms(facts.alarms, [c for p in dict.fromkeys(in_play) for c in plan.alarm_checks(p)])
+    data["alarms"], data["firing"] = facts.alarms, firing
+    if facts.alarms:
         lines.append("alarms:")
-        for a in alarms_seen:
+        for a in facts.alarms:
             lines.append(f"    {a['name']}: {a['state']} since {a['since']}")
 
-    guard = guard_line(rt)
-    if guard is not None:
-        lines.append(guard[1])
-        data["guard"] = guard[0]
-    if not view.problem:
-        windows = window_lines(rt, plan.next_phase(view.phase))
-        lines += windows
-        data["windows"] = windows
+    if facts.guard is not None:
+        lines.append(facts.guard[1])
+        data["guard"] = facts.guard[0]
+    if facts.windows is not None:
+        lines += facts.windows
+        data["windows"] = facts.windows
     bad = bool(view.problem or drift or interrupted or unreadable)
     if view.problem:
         headline = f"state record unreadable: {view.problem}"
@@ -237,12 +281,12 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     # alarms gate fails now: the code `watch` and `preflight` give an alarm).
     code = ExitCode.OK if not check else ExitCode.DRIFT if bad else ExitCode.GATE_FAILED if firing else ExitCode.OK
     hint = view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")
-    if restored_unrecorded:
+    if verdict.restored_unrecorded:
         hint = "run `cutover rollback`: the flags are already safe, it records that in the state record"
     if not (hint or bad or firing) and view.phase != ROLLED_BACK:
         hint = data["next"] = _next_step(rt, view)
     if firing:  # the first thing an on-call person must read, and what to do about it
-        states = {a["name"]: a["state"] for a in alarms_seen}
+        states = {a["name"]: a["state"] for a in facts.alarms}
         shout = "; ".join(f"ALARM: {n}" if states[n] == "ALARM" else f"ALARM MISSING: {n}" for n in firing)
         headline = f"{shout}; {headline}" if bad else shout
         hint = rollback_now_hint(alarm_reason(firing, states))
