@@ -149,12 +149,20 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
             say(json.dumps(plan_schema(), indent=2))
             return
         from cutover.outcome import Outcome
+        from cutover.model.durations import format_duration
         from cutover.plan.load import summarize
 
-        plan = load_plan()
+        plan = load_plan(waves_ok=True)
         summary = summarize(plan)
         lines = [f"region {plan.region}, state {plan.state_prefix}, write rate {plan.write_rate}/s, sha256 {plan.digest[:12]}",
                  "rollback order: " + ", ".join(f"{f['name']}={f['rollback']}" for f in summary["flags"])]
+        for wave in plan.waves:  # where each wave reaches, and how long it waits for the one before
+            reach = "; ".join(f"{t.name} ({t.where}{', as ' + t.role_arn if t.role_arn else ''})"
+                              for t in plan.targets if t.name in wave.targets)
+            lines.append(f"wave {wave.name}: {reach}" + (f"; bake {format_duration(wave.bake)} after the wave before" if wave.bake else ""))
+        if plan.targets:
+            lines.append("note: this version validates targets and waves; advance, rollback and the other commands "
+                         "refuse this plan until they act on every target")
         for function in plan.functions:  # where the flags that are not SSM parameters live
             names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
             lines.append(f"Lambda function {function} environment: {', '.join(names)}")

@@ -15,10 +15,17 @@ from cutover.cli.render import say, write
 from cutover.errors import UsageError
 
 
-def load_plan():
+def load_plan(waves_ok: bool = False):
+    """The --plan file, loaded (exit 2 on any error). Only `validate` takes a plan with targets:
+    acting on several accounts and regions is not built yet, and acting on one of them would be wrong."""
     from cutover.plan.load import load_plan as _load
 
     plan = _load(options().plan)
+    if plan.targets and not waves_ok:
+        raise UsageError(f"{plan.path} declares {len(plan.targets)} target(s) in {len(plan.waves)} wave(s); this version of "
+                         "cutover validates targets and waves but cannot act on them yet; nothing was done",
+                         "run `cutover validate` to check them; to act now, use a plan without targets: and waves: "
+                         "(its region, the caller's account)")
     if options().region:
         from cutover.regions import problem
 
