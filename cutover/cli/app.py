@@ -17,8 +17,8 @@ from typer.core import TyperGroup
 
 from cutover.cli.options import GLOBAL_FIELDS, options, start, take
 from cutover.cli.render import emit, run, say, write
-from cutover.cli.wiring import check_evidence_dir, check_out_file, load_plan, require_yes_or_tty, runtime
-from cutover.errors import ExitCode, Incomplete, UsageError
+from cutover.cli.wiring import check_evidence_dir, check_out_file, load_plan, require_yes_or_tty, runtime, target_runtimes
+from cutover.errors import Blocked, ExitCode, Incomplete, UsageError
 
 
 class GlobalsAnywhere(TyperGroup):
@@ -161,8 +161,8 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
                               for t in plan.targets if t.name in wave.targets)
             lines.append(f"wave {wave.name}: {reach}" + (f"; bake {format_duration(wave.bake)} after the wave before" if wave.bake else ""))
         if plan.targets:
-            lines.append("note: this version validates targets and waves; advance, rollback and the other commands "
-                         "refuse this plan until they act on every target")
+            lines.append("note: with targets, this version runs `status` and `rollback` on every target; advance, watch, "
+                         "preflight, the guard, runbook and iam-policy refuse the plan until they act on every target")
         for function in plan.functions:  # where the flags that are not SSM parameters live
             names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
             lines.append(f"Lambda function {function} environment: {', '.join(names)}")
@@ -183,7 +183,13 @@ def status(check: bool = typer.Option(False, "--check", help="Exit 5 on drift, a
     def body():
         from cutover.commands import orchestrator
 
-        emit("status", orchestrator.status(runtime(load_plan(), dry_run=True, command="status"), check=check))
+        plan = load_plan(waves_ok=True)
+        if plan.targets:  # a row per target, wave by wave
+            from cutover.commands import waves
+
+            emit("status", waves.status(plan, target_runtimes(plan, dry_run=True, command="status"), check=check))
+            return
+        emit("status", orchestrator.status(runtime(plan, dry_run=True, command="status"), check=check))
 
     run("status", body)
 
@@ -268,6 +274,7 @@ def rollback(
     reason: str = typer.Option("", "--reason", help="Why, for the record."),
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
                                            help="With --dry-run: exit 7 when the rollback would do something, 0 when not."),
+    target: Optional[str] = typer.Option(None, "--target", help="A plan with targets: restore this target only."),
 ) -> None:
     """Converge every flag to its rollback value (or an earlier phase). Never gated; never waits for the lock."""
 
@@ -276,7 +283,12 @@ def rollback(
         from cutover.progress import second_ctrl_c_aborts
 
         require_yes_or_tty(yes, dry_run, "rollback")
-        rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="rollback")
+        plan = load_plan(waves_ok=True)
+        if plan.targets or target is not None:
+            outcome = _rollback_targets(plan, target, to, dry_run, yes, reason)
+            emit("rollback", pending_or_not(outcome) if detailed_exitcode else outcome)
+            return
+        rt = runtime(plan, dry_run=dry_run, yes=yes, command="rollback")
         try:
             with second_ctrl_c_aborts(rt.progress, lambda line: say(line, err=True)):
                 outcome = orchestrator.rollback(rt, to, reason)
@@ -290,6 +302,24 @@ def rollback(
         emit("rollback", pending_or_not(outcome) if detailed_exitcode else outcome)
 
     run("rollback", body)
+
+
+def _rollback_targets(plan, target: str | None, to: str | None, dry_run: bool, yes: bool, reason: str):
+    """rollback of a plan with targets: every target (or --target NAME), confirmed once for all."""
+    from cutover.cli.wiring import confirmer
+    from cutover.commands import waves
+
+    if not plan.targets:
+        raise UsageError(f"--target {target}: {plan.path} declares no targets", "leave out --target")
+    if to is not None:
+        raise UsageError("--to is not built yet for a plan with targets; nothing was done",
+                         "roll every target back to its known-safe values: cutover rollback")
+    order = waves.rollback_order(plan, target)
+    summary = "rollback to the known-safe values, in this order (later waves first):\n" + "\n".join(
+        f"  {', '.join(f'{t.name} ({t.where})' for t in wave)}" for wave in order)
+    if not dry_run and not confirmer(yes)(summary):
+        raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+    return waves.rollback(plan, target_runtimes(plan, dry_run=dry_run, command="rollback"), reason, target, dry_run)
 
 
 @app.command()

@@ -90,19 +90,19 @@ def cutover(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_validate_shows_the_waves_and_says_what_is_not_built():
+def test_validate_shows_the_waves_and_says_what_is_not_built():  # (status and rollback: tests/integration/test_waves_targets.py)
     r = cutover("validate")
     assert r.returncode == 0, r.stderr
     assert "wave pilot: use2 (us-east-2 in account (the caller))" in r.stdout
     assert ("wave rest: usw2 (us-west-2 in account (the caller)); euw1 (eu-west-1 in account 222222222222, as "
             "arn:aws:iam::222222222222:role/cutover-operator); bake 30m after the wave before") in r.stdout
-    assert "refuse this plan" in r.stdout
+    assert "refuse the plan" in r.stdout
 
 
-@pytest.mark.parametrize("command", [["status"], ["advance", "--dry-run"], ["rollback", "--dry-run"], ["runbook"], ["iam-policy"]])
+@pytest.mark.parametrize("command", [["advance", "--dry-run"], ["preflight"], ["watch"], ["runbook"], ["iam-policy"], ["guard", "arm", "--yes"]])
 def test_every_other_command_refuses_a_plan_with_targets_before_any_aws_call(command):
     r = cutover(*command)
     assert r.returncode == 2, (r.stdout, r.stderr)
     line = r.stderr.strip().splitlines()[0]
-    assert "declares 3 target(s) in 2 wave(s)" in line and "cannot act on them yet; nothing was done" in line
+    assert "declares 3 target(s) in 2 wave(s)" in line and "acts on targets with `status` and `rollback` only; nothing was done" in line
     assert "Traceback" not in r.stderr
