@@ -1,15 +1,20 @@
 """Use cases: status, advance, rollback, history, unlock. Each returns an Outcome the CLI renders.
 
-Plan, then execute: every command first computes the ordered flag changes from live reads; a dry
-run is the same pipeline on a read-only AWS session, stopping before the first write.
+Read, decide, apply, present: each command reads the flags, the state record and the lock once,
+decides from that read (refusing before anything is written), and hands the decision to an executor.
+A dry run's executor only says what would be written (`DisplayOnlyAdvance`); it runs on a read-only
+AWS session, which refuses any write as a second safeguard.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
+import functools
+from datetime import datetime
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Callable, Iterator, NoReturn
 
 from cutover.core import evidence
 from cutover.core import flags as flagmod
@@ -20,7 +25,7 @@ from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomple
 from cutover.gates.result import GateResult
 from cutover.core.lambdaenv import EnvWriter
 from cutover.model.durations import format_duration
-from cutover.model.plan import PENDING, ROLLED_BACK, Phase
+from cutover.model.plan import PENDING, ROLLED_BACK, Phase, Plan
 from cutover.core.notify import notify
 from cutover.outcome import Outcome
 from cutover.commands.runtime import Runtime
@@ -106,13 +111,86 @@ def _account(rt: Runtime) -> str | None:
 
 
 # --- status ------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class StatusFacts:
+    """What `status` reads, all of it before anything is judged."""
+
+    live: flagmod.Live
+    view: state.StateView
+    lock: state.LockRecord | None
+    now: datetime  # the clock, when the reads were made
+    account: str | None
+    alarms: list[dict]
+    guard: tuple[str, str] | None
+    windows: list[str] | None  # None: the state is unreadable, so no next phase to show windows for
+
+
+@dataclasses.dataclass
+class FlagVerdict:
+    """Each flag judged against the recorded phase (and the target of an unfinished transition)."""
+
+    rows: list[dict]
+    labels: dict[str, str | None]  # for people: says when it is a sensitive flag's rollback value
+    drift: list[str]
+    unreadable: list[str]
+    target: dict[str, str] | None
+    restored_unrecorded: bool
+
+
 def status(rt: Runtime, check: bool = False) -> Outcome:
-    plan = rt.plan
+    """Read everything once (`_read_status`), judge it (`judge_flags`, pure), and say it."""
+    facts = _read_status(rt)
+    verdict = judge_flags(rt.plan, facts.view, facts.live)
+    return _present_status(rt, facts, verdict, check)
+
+
+def _read_status(rt: Runtime) -> StatusFacts:
     live, view, lock = _live(rt)
-    now = rt.clock.now()
+    now, account = rt.clock.now(), _account(rt)
+    # Alarms of every alarms gate in the plan, in one batched read; an unreadable source is shown.
+    alarms, guard = _all_alarm_rows(rt), guard_line(rt)
+    windows = None if view.problem else window_lines(rt, rt.plan.next_phase(view.phase))
+    return StatusFacts(live, view, lock, now, account, alarms, guard, windows)
+
+
+def judge_flags(plan: Plan, view: state.StateView, live: flagmod.Live) -> FlagVerdict:
+    """Declared values of the recorded phase vs live values (drift); during an unfinished transition,
+    which side each flag is on. Pure: the reads are made already."""
     rec = view.record
+    declared = plan.values_for(view.phase) if not view.problem else plan.rollback_values()
+    target = plan.values_for(rec.target) if rec and rec.target and not view.problem and rec.status != state.STABLE else None
+    rows, drift, labels = [], [], {}
+    unreadable = [f.name for f in plan.flags if f.kind == "lambda" and f.target.function in live.unreadable]
+    for f in plan.flags:
+        p = live.get(f.key)
+        row = {"flag": f.name, "target": f.where, **({"parameter": f.parameter} if f.kind == "ssm" else {}),
+               "live": flagmod.shown(f, p.value) if p else None, "declared": flagmod.shown(f, declared[f.name])}
+        labels[f.name] = flagmod.shown(f, p.value, label_rollback=True) if p else None
+        if f.name in unreadable:  # unknown, not drift: said below, with why
+            row.update(unreadable=True, drift=False)
+            rows.append(row)
+            continue
+        at_declared = flagmod.is_at(f, p, declared[f.name])
+        if target is not None and target[f.name] != declared[f.name]:
+            at_target = flagmod.is_at(f, p, target[f.name])
+            row["side"] = "target" if at_target else ("recorded phase" if at_declared else "neither")
+            if not (at_target or at_declared):
+                drift.append(f.name)
+        elif not at_declared:
+            drift.append(f.name)
+        row["drift"] = f.name in drift
+        rows.append(row)
+    restored_unrecorded = bool(drift) and not view.problem and view.phase != ROLLED_BACK and not unreadable and all(
+        flagmod.is_at(f, live.get(f.key), f.rollback) for f in plan.flags)
+    return FlagVerdict(rows, labels, drift, unreadable, target, restored_unrecorded)
+
+
+def _present_status(rt: Runtime, facts: StatusFacts, verdict: FlagVerdict, check: bool) -> Outcome:
+    plan, view, lock, live, now = rt.plan, facts.view, facts.lock, facts.live, facts.now
+    rec = view.record
+    drift, unreadable = verdict.drift, verdict.unreadable
     lines: list[str] = []
-    data: dict = {"plan": plan.name, "plan_digest": plan.digest, "region": plan.region, "account": _account(rt)}
+    data: dict = {"plan": plan.name, "plan_digest": plan.digest, "region": plan.region, "account": facts.account}
     lines.append(f"account {data['account'] or 'unknown'}, region {plan.region}")
 
     if view.problem:
@@ -149,74 +227,44 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
                   else "finish it with `cutover advance`, or undo it with `cutover rollback`")
         lines.append(f"    {rec.status} was interrupted: {finish}")
 
-    # Flags: declared values of the recorded phase vs live values (drift); during an unfinished
-    # transition, which side each flag is on.
-    declared = plan.values_for(view.phase) if not view.problem else plan.rollback_values()
-    target = plan.values_for(rec.target) if rec and rec.target and not view.problem and rec.status != state.STABLE else None
-    flag_rows, drift, labels = [], [], {}
-    unreadable = [f.name for f in plan.flags if f.kind == "lambda" and f.target.function in live.unreadable]
-    for f in plan.flags:
-        p = live.get(f.key)
-        row = {"flag": f.name, "target": f.where, **({"parameter": f.parameter} if f.kind == "ssm" else {}),
-               "live": flagmod.shown(f, p.value) if p else None, "declared": flagmod.shown(f, declared[f.name])}
-        labels[f.name] = flagmod.shown(f, p.value, label_rollback=True) if p else None
-        if f.name in unreadable:  # unknown, not drift: said below, with why
-            row.update(unreadable=True, drift=False)
-            flag_rows.append(row)
-            continue
-        at_declared = flagmod.is_at(f, p, declared[f.name])
-        if target is not None and target[f.name] != declared[f.name]:
-            at_target = flagmod.is_at(f, p, target[f.name])
-            row["side"] = "target" if at_target else ("recorded phase" if at_declared else "neither")
-            if not (at_target or at_declared):
-                drift.append(f.name)
-        elif not at_declared:
-            drift.append(f.name)
-        row["drift"] = f.name in drift
-        flag_rows.append(row)
-    data["flags"] = flag_rows
+    data["flags"] = verdict.rows
     lines.append("flags:")
-    for row in flag_rows:
+    for row in verdict.rows:
         mark = "DRIFT " if row["drift"] else ""
         side = f" [{row['side']}]" if "side" in row else ""
-        labelled = labels[row["flag"]]  # for people: says when it is a sensitive flag's rollback value
+        labelled = verdict.labels[row["flag"]]
         seen = "(unreadable)" if row.get("unreadable") else (labelled if labelled is not None else "(missing)")
         where = "" if "parameter" in row else f" in {row['target']}"  # SSM is the default; say where the others live
         lines.append(f"    {mark}{row['flag']} = {seen} (declared {row['declared']}){side}{where}")
     for function, err in live.unreadable.items():
         lines.append(f"    cannot read Lambda function {function}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
-    if target is not None:
-        on_target = [r["flag"] for r in flag_rows if r.get("side") == "target"]
-        on_recorded = [r["flag"] for r in flag_rows if r.get("side") == "recorded phase"]
+    if verdict.target is not None:
+        on_target = [r["flag"] for r in verdict.rows if r.get("side") == "target"]
+        on_recorded = [r["flag"] for r in verdict.rows if r.get("side") == "recorded phase"]
         lines.append(f"    mixed between {rec.phase} and {rec.target}: at {rec.target}: {', '.join(on_target) or 'none'}; at {rec.phase}: {', '.join(on_recorded) or 'none'}")
     data["drift"] = drift
-    restored_unrecorded = bool(drift) and not view.problem and view.phase != ROLLED_BACK and not unreadable and all(
-        flagmod.is_at(f, live.get(f.key), f.rollback) for f in plan.flags)
-    if restored_unrecorded:
+    if verdict.restored_unrecorded:
         lines.append("    every flag is at its rollback value, but the state record says otherwise: a rollback that could "
                      "not write the record (or a hand edit); `cutover rollback` writes the record")
     if live.unreadable:
         data["unreadable_functions"] = {fn: err.message for fn, err in live.unreadable.items()}
 
-    # Alarms of every alarms gate in the plan, in one batched read; those of the phase in play (the
-    # recorded one, and the target of an unfinished transition) that fire make the cutover unhealthy.
-    alarms_seen = _all_alarm_rows(rt)
+    # The alarms of the phase in play (the recorded one, and the target of an unfinished transition)
+    # that fire make the cutover unhealthy.
     in_play = [] if view.problem else [p for p in (view.phase, rec and rec.target) if p in plan.phase_names]
-    firing = firing_alarms(alarms_seen, [c for p in dict.fromkeys(in_play) for c in plan.alarm_checks(p)])
-    data["alarms"], data["firing"] = alarms_seen, firing
-    if alarms_seen:
+    firing = firing_alarms(facts.alarms, [c for p in dict.fromkeys(in_play) for c in plan.alarm_checks(p)])
+    data["alarms"], data["firing"] = facts.alarms, firing
+    if facts.alarms:
         lines.append("alarms:")
-        for a in alarms_seen:
+        for a in facts.alarms:
             lines.append(f"    {a['name']}: {a['state']} since {a['since']}")
 
-    guard = guard_line(rt)
-    if guard is not None:
-        lines.append(guard[1])
-        data["guard"] = guard[0]
-    if not view.problem:
-        windows = window_lines(rt, plan.next_phase(view.phase))
-        lines += windows
-        data["windows"] = windows
+    if facts.guard is not None:
+        lines.append(facts.guard[1])
+        data["guard"] = facts.guard[0]
+    if facts.windows is not None:
+        lines += facts.windows
+        data["windows"] = facts.windows
     bad = bool(view.problem or drift or interrupted or unreadable)
     if view.problem:
         headline = f"state record unreadable: {view.problem}"
@@ -233,12 +281,12 @@ def status(rt: Runtime, check: bool = False) -> Outcome:
     # alarms gate fails now: the code `watch` and `preflight` give an alarm).
     code = ExitCode.OK if not check else ExitCode.DRIFT if bad else ExitCode.GATE_FAILED if firing else ExitCode.OK
     hint = view.fix if view.problem else ("run `cutover rollback` to restore known-safe values" if bad else "")
-    if restored_unrecorded:
+    if verdict.restored_unrecorded:
         hint = "run `cutover rollback`: the flags are already safe, it records that in the state record"
     if not (hint or bad or firing) and view.phase != ROLLED_BACK:
         hint = data["next"] = _next_step(rt, view)
     if firing:  # the first thing an on-call person must read, and what to do about it
-        states = {a["name"]: a["state"] for a in alarms_seen}
+        states = {a["name"]: a["state"] for a in facts.alarms}
         shout = "; ".join(f"ALARM: {n}" if states[n] == "ALARM" else f"ALARM MISSING: {n}" for n in firing)
         headline = f"{shout}; {headline}" if bad else shout
         hint = rollback_now_hint(alarm_reason(firing, states))
@@ -311,16 +359,57 @@ class Preempted(Blocked):
     pass
 
 
+@dataclasses.dataclass
+class AdvanceDecision:
+    """One advance as decided from a single read of the flags, the state record and the lock, before
+    anything is written: the step, who approved it, and the read the writes are checked against."""
+
+    current: str
+    phase: Phase
+    live: flagmod.Live
+    view: state.StateView
+    resuming: bool
+    approver: str | None
+    reason: str
+    command: str
+    again: str  # what a hint says to re-run: a dry run's hints stay dry runs
+    results: list[GateResult] = dataclasses.field(default_factory=list)
+    changes: list[flagmod.FlagChange] = dataclasses.field(default_factory=list)
+
+    def data(self, report: evidence.Report, dry_run: bool) -> dict:
+        return {"phase": self.current, "target": self.phase.name, "gates": report.gates, "changes": report.changes,
+                "dry_run": dry_run, **({"approval": _approval_needed(self.phase)} if self.phase.approval else {})}
+
+
 def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str = "advance",
             accept_plan_change: bool = False, save_to: Path | None = None, saved: dict | None = None) -> Outcome:
-    """Enter the next phase. A dry run may save its decision (`save_to`); `saved` is such a decision,
-    applied only if everything it was made on is unchanged (`commands.saved`)."""
-    plan = rt.plan
-    live, view, lock = _live(rt)
-    rec = view.record
+    """Enter the next phase: read once and decide (every rule that needs no gate), run the gates under
+    the lock, then hand the decision to an executor: `WritingAdvance` writes it; a dry run's
+    `DisplayOnlyAdvance` only says what would be written. A dry run may save its decision (`save_to`);
+    `saved` is such a decision, applied only if everything it was made on is unchanged (`commands.saved`)."""
     report = rt.new_report("advance", reason=reason)
-    again = _again(rt, "advance")  # what a hint says to re-run: a dry run's hints stay dry runs
+    decided = _decide_advance(rt, report, approve, reason, command, accept_plan_change, saved)
+    if isinstance(decided, Outcome):
+        return rt.finish(report, decided)
+    executor = DisplayOnlyAdvance(rt, save_to) if rt.dry_run else WritingAdvance(rt)
+    with executor.holding_lock(command):
+        failed = _run_advance_gates(rt, decided, report)
+        if failed is not None:
+            return rt.finish(report, failed)
+        decided.reason = _note_override(rt, decided.results, decided.reason)
+        decided.changes = flagmod.diff(rt.plan, rt.plan.values_for(decided.phase.name), decided.live)
+        report.changes = [c.to_dict() for c in decided.changes]
+        return rt.finish(report, executor.enter(decided, report))
 
+
+def _decide_advance(rt: Runtime, report: evidence.Report, approve: bool, reason: str, command: str,
+                    accept_plan_change: bool, saved: dict | None) -> AdvanceDecision | Outcome:
+    """Read once, then every rule that needs no gate: refused (Blocked, GateFailed) or decided; an
+    Outcome when there is nothing to do."""
+    plan = rt.plan
+    live, view, _ = _live(rt)
+    rec = view.record
+    again = _again(rt, "advance")
     if view.problem:
         raise Blocked(f"refusing to advance: {view.problem}", view.fix)
     live.raise_unreadable()  # never advance on a partial view of the flags
@@ -329,7 +418,7 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     current = view.phase
     phase = plan.next_phase(current)
     if phase is None:
-        return rt.finish(report, Outcome(ExitCode.OK, f"nothing to do: {current} is the last phase", data={"phase": current}))
+        return Outcome(ExitCode.OK, f"nothing to do: {current} is the last phase", data={"phase": current})
     report.from_state, report.to_state = current, phase.name
     if saved is not None:  # before anything else is decided: the saved decision must still be the one
         from cutover.commands.saved import check
@@ -371,91 +460,117 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             raise
     if baking:
         raise GateFailed(baking, f"wait for the bake to finish (`cutover watch` shows it), then `{again}`")
+    return AdvanceDecision(current=current, phase=phase, live=live, view=view, resuming=resuming, approver=approver,
+                           reason=reason, command=command, again=again)
 
-    lease = None
-    if not rt.dry_run:
-        ident = rt.identity()
-        lease = state.acquire(plan, rt.params, rt.clock, holder=ident.arn, command=command, run_id=rt.run_id, log=rt.log)
+
+def _run_advance_gates(rt: Runtime, d: AdvanceDecision, report: evidence.Report) -> Outcome | None:
+    """The phase's gates, through the state machine (the one authority on moves): None when they let
+    the advance through, else the outcome that says which failed (nothing written)."""
+    def gates_pass(p: Phase) -> bool:
+        d.results.extend(_run_gates(rt, p))
+        return not _blocking(d.results, rt.dry_run)
+
+    entered = machine.build(rt.plan, ROLLED_BACK if d.current == ROLLED_BACK else d.current, gates_pass).advance()
+    report.gates = [r.to_dict() for r in d.results]
+    if entered:
+        return None
+    failed = _blocking(d.results, rt.dry_run)
+    return Outcome(ExitCode.GATE_FAILED, f"gates for {d.phase.name} failed: {', '.join(failed)}; nothing was written",
+                   _gate_lines(d.results), {"phase": d.current, "target": d.phase.name, "gates": report.gates, "changes": []},
+                   hint=f"fix what each failed gate says, then run `cutover preflight` and `{d.again}` again")
+
+
+class DisplayOnlyAdvance:
+    """A dry run's executor: the decision said, nothing written, no lock taken (the read-only AWS
+    session below refuses any write as a second safeguard)."""
+
+    def __init__(self, rt: Runtime, save_to: Path | None) -> None:
+        self.rt, self.save_to = rt, save_to
+
+    def holding_lock(self, command: str) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def enter(self, d: AdvanceDecision, report: evidence.Report) -> Outcome:
+        rt, data = self.rt, d.data(report, True)
+        if not_run := [r.check for r in d.results if r.status == "SKIPPED"]:
+            rt.notes.append(f"dry run: not run (not read_only): {', '.join(not_run)}; the real advance runs them first")
+        if d.phase.auto_rollback:
+            rt.notes.append(f"{d.phase.name} has auto_rollback: true: entering it arms the guard first (see `cutover guard arm --dry-run`)")
+        if self.save_to is not None:
+            from cutover.commands.saved import save
+
+            save(self.save_to, rt, d.view, data)
+            rt.notes.append(f"saved to {self.save_to}: apply exactly this with `cutover advance --from {self.save_to}`")
+        return Outcome(ExitCode.OK, f"dry run: gates pass; advancing {d.current} -> {d.phase.name} would change "
+                       f"{len(d.changes)} flag(s)", _gate_lines(d.results) + _change_lines(d.changes), data)
+
+
+class WritingAdvance:
+    """The executor that writes: under the lock, the guard armed first where the phase wants it, the
+    state marked `advancing`, the flags converged (yielding to any rollback before each write), the
+    phase recorded, SNS told."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    @contextlib.contextmanager
+    def holding_lock(self, command: str) -> Iterator[None]:
+        rt = self.rt
+        lease = state.acquire(rt.plan, rt.params, rt.clock, holder=rt.identity().arn, command=command,
+                              run_id=rt.run_id, log=rt.log)
         if lease.taken_over is not None:
             rt.notes.append(f"took over a stale lock from {lease.taken_over.holder} ({lease.taken_over.command})")
-    try:
-        results: list[GateResult] = []
+        self.lease = lease
+        try:
+            yield
+        finally:
+            try:
+                lease.release()
+            except CutoverError:
+                pass
 
-        def gates_pass(p: Phase) -> bool:
-            results.extend(_run_gates(rt, p))
-            return not _blocking(results, rt.dry_run)
-
-        model = machine.build(plan, ROLLED_BACK if current == ROLLED_BACK else current, gates_pass)
-        entered = model.advance()
-        report.gates = [r.to_dict() for r in results]
-        gate_lines = _gate_lines(results)
-        if not entered:
-            failed = _blocking(results, rt.dry_run)
-            return rt.finish(report, Outcome(
-                ExitCode.GATE_FAILED, f"gates for {phase.name} failed: {', '.join(failed)}; nothing was written",
-                gate_lines, {"phase": current, "target": phase.name, "gates": report.gates, "changes": []},
-                hint=f"fix what each failed gate says, then run `cutover preflight` and `{again}` again"))
-
-        reason = _note_override(rt, results, reason)
-        target = plan.values_for(phase.name)
-        changes = flagmod.diff(plan, target, live)
-        report.changes = [c.to_dict() for c in changes]
-        data = {"phase": current, "target": phase.name, "gates": report.gates, "changes": report.changes, "dry_run": rt.dry_run,
-                **({"approval": _approval_needed(phase)} if phase.approval else {})}
-        if rt.dry_run:
-            if not_run := [r.check for r in results if r.status == "SKIPPED"]:
-                rt.notes.append(f"dry run: not run (not read_only): {', '.join(not_run)}; the real advance runs them first")
-            if phase.auto_rollback:
-                rt.notes.append(f"{phase.name} has auto_rollback: true: entering it arms the guard first (see `cutover guard arm --dry-run`)")
-            if save_to is not None:
-                from cutover.commands.saved import save
-
-                save(save_to, rt, view, data)
-                rt.notes.append(f"saved to {save_to}: apply exactly this with `cutover advance --from {save_to}`")
-            return rt.finish(report, Outcome(
-                ExitCode.OK, f"dry run: gates pass; advancing {current} -> {phase.name} would change {len(changes)} flag(s)",
-                gate_lines + _change_lines(changes), data))
-        if not rt.confirm(_confirmation(rt, f"advance {current} -> {phase.name}", changes)):
+    def enter(self, d: AdvanceDecision, report: evidence.Report) -> Outcome:
+        rt, plan, phase, rec, changes = self.rt, self.rt.plan, d.phase, d.view.record, d.changes
+        data = d.data(report, False)
+        gate_lines = _gate_lines(d.results)
+        if not rt.confirm(_confirmation(rt, f"advance {d.current} -> {phase.name}", changes)):
             raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
         # The gates (and the confirmation) took a while: a window that has closed since stops us here.
         if closed := _closed_windows(rt, phase):
             report.gates += [r.to_dict() for r in closed]
-            return rt.finish(report, Outcome(
-                ExitCode.GATE_FAILED, f"the window closed while the gates ran: {', '.join(r.check for r in closed)}; "
-                "nothing was written", gate_lines + _gate_lines(closed), {**data, "gates": report.gates, "changes": []},
-                hint="advance again when the window is open"))
-
+            return Outcome(ExitCode.GATE_FAILED, f"the window closed while the gates ran: {', '.join(r.check for r in closed)}; "
+                           "nothing was written", gate_lines + _gate_lines(closed), {**data, "gates": report.gates, "changes": []},
+                           hint="advance again when the window is open")
         if phase.auto_rollback:
             _arm_guard(rt, phase)
         ident = rt.identity()
         store = state.StateStore(plan, rt.params)
-        now_view = _recheck_before_first_write(rt, live, view)
-        base = rec.phase if (resuming and rec) else current
-        marked = store.write(state.StateRecord(
-            phase=base, status=state.ADVANCING, target=phase.name, entered_at=rec.entered_at if rec else "",
-            actor=ident.arn, run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
-            approved_by=approver), rt.clock)
+        now_view = _recheck_before_first_write(rt, d.live, d.view)
+        base = rec.phase if (d.resuming and rec) else d.current
+        record = functools.partial(state.StateRecord, actor=ident.arn, run_id=rt.run_id, plan_digest=plan.digest,
+                                   command=d.command, reason=d.reason)
+        marked = store.write(record(phase=base, status=state.ADVANCING, target=phase.name,
+                                    entered_at=rec.entered_at if rec else "", approved_by=d.approver), rt.clock)
         _check_not_clobbered(rt, store, marked, now_view.version)
 
         def before_write(state_param: Param | None) -> None:
             _stop_if_preempted(rt, state_param, lambda seen: True)
-            lease.renew_if_due()
+            self.lease.renew_if_due()
 
         converger = rt.converger(before_write=before_write)
-        rt.progress.begin(f"advance {current} -> {phase.name}", changes)
+        rt.progress.begin(f"advance {d.current} -> {phase.name}", changes)
         try:
             result = converger.run(changes)
             # A rollback may have started after our last write: never record over it.
-            _write_unless_preempted(rt, store, state.StateRecord(
-                phase=phase.name, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn,
-                run_id=rt.run_id, plan_digest=plan.digest, command=command, reason=reason,
-                approved_by=approver), before_write, marked)
+            _write_unless_preempted(rt, store, record(phase=phase.name, status=state.STABLE, entered_at=state.iso(rt.clock.now()),
+                                                      approved_by=d.approver), before_write, marked)
         except Preempted as err:
             _yield_and_stop(rt, report, data, changes, err)
         except Incomplete as err:
             report.changes = [c.to_dict() for c in changes]
             try:
-                _mark_interrupted(rt, store, base, phase.name, reason, before_write, marked)
+                _mark_interrupted(rt, store, base, phase.name, d.reason, before_write, marked)
             except Preempted as preempted:  # the flags we could not confirm were a rollback's by then
                 _yield_and_stop(rt, report, data, changes, preempted)
             notify(rt, f"advance to {phase.name} INTERRUPTED", [err.message, "run `cutover status`; re-run or roll back"])
@@ -463,18 +578,11 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
             raise
         report.changes = [c.to_dict() for c in result.changes]
         data["changes"] = report.changes
-        notify(rt, f"entered {phase.name}", [f"{current} -> {phase.name} by {ident.arn}", f"{len(changes)} flag(s) changed",
-                                             *([f"approved by {approver}"] if approver else []), f"reason: {reason or '-'}"])
-        return rt.finish(report, Outcome(
-            ExitCode.OK, f"entered {phase.name}: {len(changes)} flag(s) changed and confirmed",
-            gate_lines + _change_lines(changes), data,
-            hint=f"watch it bake: cutover watch ({_bake_text(phase)}); roll back any time: cutover rollback"))
-    finally:
-        if lease is not None:
-            try:
-                lease.release()
-            except CutoverError:
-                pass
+        notify(rt, f"entered {phase.name}", [f"{d.current} -> {phase.name} by {ident.arn}", f"{len(changes)} flag(s) changed",
+                                             *([f"approved by {d.approver}"] if d.approver else []), f"reason: {d.reason or '-'}"])
+        return Outcome(ExitCode.OK, f"entered {phase.name}: {len(changes)} flag(s) changed and confirmed",
+                       gate_lines + _change_lines(changes), data,
+                       hint=f"watch it bake: cutover watch ({_bake_text(phase)}); roll back any time: cutover rollback")
 
 
 def _window_results(rt: Runtime, phase: Phase, **context) -> list[GateResult]:
