@@ -161,7 +161,7 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
                               for t in plan.targets if t.name in wave.targets)
             lines.append(f"wave {wave.name}: {reach}" + (f"; bake {format_duration(wave.bake)} after the wave before" if wave.bake else ""))
         if plan.targets:
-            lines.append("note: with targets, this version runs `status` and `rollback` on every target; advance, watch, "
+            lines.append("note: with targets, this version runs `status`, `advance` and `rollback` on every target; watch, "
                          "preflight, the guard, runbook and iam-policy refuse the plan until they act on every target")
         for function in plan.functions:  # where the flags that are not SSM parameters live
             names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
@@ -251,12 +251,33 @@ def advance(
         if out is not None:
             check_out_file("--out", out)
         require_yes_or_tty(yes, dry_run, "advance")
-        rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="advance")
+        plan = load_plan(waves_ok=True)
+        if plan.targets:
+            outcome = _advance_targets(plan, dry_run, yes, approve, reason,
+                                       {"--accept-plan-change": accept_plan_change, "--outside-window": outside_window,
+                                        "--out": out is not None, "--from": from_file is not None})
+            emit("advance", pending_or_not(outcome) if detailed_exitcode else outcome)
+            return
+        rt = runtime(plan, dry_run=dry_run, yes=yes, command="advance")
         rt.outside_window = reason if outside_window else None
         outcome = orchestrator.advance(rt, approve, reason, accept_plan_change=accept_plan_change, save_to=out, saved=saved)
         emit("advance", pending_or_not(outcome) if detailed_exitcode else outcome)
 
     run("advance", body)
+
+
+def _advance_targets(plan, dry_run: bool, yes: bool, approve: bool, reason: str, unsupported: dict[str, bool]):
+    """advance of a plan with targets: the next (phase, wave) step, confirmed once for its targets."""
+    from cutover.clock import SystemClock
+    from cutover.cli.wiring import confirmer
+    from cutover.commands import waves
+
+    if given := [name for name, on in unsupported.items() if on]:
+        raise UsageError(f"{', '.join(given)} is not built yet for a plan with targets; nothing was done",
+                         "leave it out: `cutover advance` takes the next wave step")
+    confirm = (lambda summary: True) if dry_run else confirmer(yes)
+    return waves.advance(plan, target_runtimes(plan, dry_run=dry_run, command="advance"), SystemClock(), approve, reason,
+                         dry_run, confirm=confirm)
 
 
 def pending_or_not(outcome):

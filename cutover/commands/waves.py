@@ -1,22 +1,29 @@
-"""`status` and `rollback` of a plan with targets (issue 17): every target is one account and region
-with its own state record and lock (under the plan's `state_prefix` there), so each is the single-target
-use case run on that target's Runtime, and the answers are put together here.
+"""`status`, `advance` and `rollback` of a plan with targets (issue 17): every target is one account and
+region with its own state record and lock (under the plan's `state_prefix` there), so each is the
+single-target use case (or its stages: decide, gate, enter) run on that target's Runtime, and the
+answers are put together here.
+
+An advance takes one step (phase, wave): every target of the wave decided and gated before any is written.
 
 A rollback restores every target, later waves first, the targets of a wave in parallel; it goes on past
 a target that fails and names it with the command that retries it alone."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NoReturn
 
+from cutover.clock import Clock
 from cutover.commands import orchestrator
 from cutover.commands.runtime import Runtime
-from cutover.errors import CutoverError, ExitCode, UsageError
+from cutover.core import state
+from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, UsageError
+from cutover.model.durations import format_duration
 from cutover.model.plan import Plan
-from cutover.model.targets import RolloutTarget
+from cutover.model.targets import RolloutTarget, next_step
 from cutover.outcome import Outcome
 
 # A target's Runtime; raises CutoverError when the target cannot be reached (its role not assumable).
@@ -62,15 +69,7 @@ def rollback_order(plan: Plan, only: str | None = None) -> list[list[RolloutTarg
 
 def run_on(targets: list[RolloutTarget], runtime_for: RuntimeFor, use_case: Callable[[Runtime], Outcome]) -> list[TargetResult]:
     """`use_case` on each target at once (each its own session, state and lock), in the order given."""
-    def one(target: RolloutTarget) -> TargetResult:
-        try:
-            return TargetResult(target, outcome=use_case(runtime_for(target)))
-        except CutoverError as err:
-            return TargetResult(target, error=err)
-
-    # Each in a copy of the caller's context: what the command was invoked with (options) holds there too.
-    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-        return [f.result() for f in [pool.submit(contextvars.copy_context().run, one, t) for t in targets]]
+    return [TargetResult(t, outcome=out, error=err) for t, out, err in _each(targets, lambda t: use_case(runtime_for(t)))]
 
 
 def rollback(plan: Plan, runtime_for: RuntimeFor, reason: str = "", only: str | None = None,
@@ -119,3 +118,119 @@ def status(plan: Plan, runtime_for: RuntimeFor, check: bool = False) -> Outcome:
     else:
         headline, hint = f"{len(results)} target(s): flags match the declared values", ""
     return Outcome(worst if check else ExitCode.OK, headline, lines, data, hint=hint)
+
+
+def _each(targets: list, fn: Callable) -> list[tuple[object, object, CutoverError | None]]:
+    """fn(target) for every target at once, each in a copy of the caller's context: (target, value, error)."""
+    def one(target):
+        try:
+            return target, fn(target), None
+        except CutoverError as err:
+            return target, None, err
+
+    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+        return [f.result() for f in [pool.submit(contextvars.copy_context().run, one, t) for t in targets]]
+
+
+def _refuse(failed: list[tuple[object, object, CutoverError | None]], what: str) -> NoReturn:
+    """Stop the whole step, nothing written anywhere, naming each target and why."""
+    target, _, err = failed[0]
+    others = f" (and {', '.join(t.name for t, _, _ in failed[1:])})" if failed[1:] else ""
+    raise type(err)(f"{what}: {target.name} ({target.where}): {err.message}{others}; nothing was written in any target",
+                    err.hint)
+
+
+def advance(plan: Plan, runtime_for: RuntimeFor, clock: Clock, approve: bool = False, reason: str = "",
+            dry_run: bool = False, confirm: Callable[[str], bool] = lambda summary: True) -> Outcome:
+    """One step: the next wave of the current phase, or the first wave of the next phase. Every target
+    of the wave is decided and gated (under its lock) before any of them is written; then they are
+    written in parallel, each paced to its own quota."""
+    runtimes = dict(zip([t.name for t in plan.targets], [None] * len(plan.targets)))
+    seen = _each(list(plan.targets), lambda t: _read_view(runtimes, t, runtime_for))
+    if failed := [r for r in seen if r[2] is not None or r[1].problem]:
+        failed = [(t, v, e or Blocked(v.problem, v.fix)) for t, v, e in failed]
+        _refuse(failed, "cannot tell where every target is")
+    views = {t.name: v for t, v, _ in seen}
+    step = next_step(plan.phase_names, plan.waves, {name: v.phase for name, v in views.items()})
+    if step is None:
+        return Outcome(ExitCode.OK, f"nothing to do: every target is at the last phase, {plan.phases[-1].name}",
+                       data={"targets": [t.name for t in plan.targets]})
+    index, wave, movers = step
+    phase = plan.phases[index]
+    _wait_for_previous_wave(plan, wave, phase.name, views, clock)
+
+    by_name = {t.name: t for t in plan.targets}
+    movers_t = [by_name[n] for n in movers]
+    decided = _each(movers_t, lambda t: _decide(runtimes[t.name], approve, reason))
+    if failed := [r for r in decided if r[2] is not None]:
+        _refuse(failed, f"entering {phase.name} in wave {wave.name} refused")
+    prepared = {t.name: value for t, value, _ in decided}
+    if not confirm(f"advance into {phase.name}, wave {wave.name}: " + ", ".join(f"{t.name} ({t.where})" for t in movers_t)):
+        raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+    with contextlib.ExitStack() as locks:  # every lock of the wave, before any gate
+        for name, (rt, report, d, executor) in prepared.items():
+            try:
+                locks.enter_context(executor.holding_lock("advance"))
+            except CutoverError as err:
+                _refuse([(by_name[name], None, err)], f"entering {phase.name} in wave {wave.name} blocked")
+        gated = _each(movers_t, lambda t: orchestrator.gate_advance(prepared[t.name][0], prepared[t.name][2], prepared[t.name][1]))
+        if failed := [(t, out, e) for t, out, e in gated if e is not None or out is not None]:
+            for t, out, _ in failed:
+                if out is not None:
+                    prepared[t.name][0].finish(prepared[t.name][1], out)
+            lines = [f"{t.name} ({t.where}): {out.headline if out is not None else e.message}" for t, out, e in failed]
+            return Outcome(ExitCode.GATE_FAILED, f"gates for {phase.name} failed in wave {wave.name}: "
+                           f"{', '.join(t.name for t, _, _ in failed)}; nothing was written in any target", lines,
+                           {"phase": phase.name, "wave": wave.name, "failed": [t.name for t, _, _ in failed]},
+                           hint="fix what each failed gate says, then `cutover advance` again")
+        entered = _each(movers_t, lambda t: _enter(prepared[t.name]))
+    results = [TargetResult(t, outcome=out, error=e) for t, out, e in entered]
+    failed = [r for r in results if r.exit_code != ExitCode.OK]
+    data = {"phase": phase.name, "wave": wave.name, "targets": [r.to_dict() for r in results], "dry_run": dry_run,
+            "failed": [r.target.name for r in failed]}
+    lines = [r.line() for r in results]
+    if failed:
+        return Outcome(ExitCode.INCOMPLETE, f"entering {phase.name} in wave {wave.name} did not finish in "
+                       f"{', '.join(r.target.name for r in failed)}", lines, data,
+                       hint="run `cutover status`; re-run `cutover advance`, or restore every target: cutover rollback")
+    if dry_run:
+        changes = sum(len(r.outcome.data.get("changes", [])) for r in results)
+        return Outcome(ExitCode.OK, f"dry run: gates pass in wave {wave.name}; entering {phase.name} there would change "
+                       f"{changes} flag(s) in {len(results)} target(s)", lines, data)
+    return Outcome(ExitCode.OK, f"entered {phase.name} in wave {wave.name}: {', '.join(movers)}", lines, data,
+                   hint="`cutover status` shows every target; roll back any time: cutover rollback")
+
+
+def _read_view(runtimes: dict, target: RolloutTarget, runtime_for: RuntimeFor) -> state.StateView:
+    rt = runtimes[target.name] = runtime_for(target)
+    return state.StateStore(rt.plan, rt.params).read()
+
+
+def _wait_for_previous_wave(plan: Plan, wave, phase: str, views: dict, clock: Clock) -> None:
+    """A wave's `bake`: how long every target of the wave before it must have held `phase`."""
+    i = plan.waves.index(wave)
+    if i == 0 or wave.bake <= 0:
+        return
+    before = plan.waves[i - 1]
+    entered = [state.parse_iso(r.entered_at) for n in before.targets
+               if (r := views[n].record) is not None and r.phase == phase and r.entered_at]
+    if not entered:
+        return
+    left = wave.bake - (clock.now() - max(entered)).total_seconds()
+    if left > 0:
+        raise GateFailed(f"wave {wave.name} waits for wave {before.name} to hold {phase}: {format_duration(left)} left "
+                         f"of {format_duration(wave.bake)}; nothing was written",
+                         "wait for the bake to finish (`cutover status`), then `cutover advance` again")
+
+
+def _decide(rt: Runtime, approve: bool, reason: str):
+    report = rt.new_report("advance", reason=reason)
+    d = orchestrator.decide_advance(rt, report, approve, reason, "advance", False, None)
+    if isinstance(d, Outcome):  # this target has nothing to do: it is at the last phase already
+        raise Blocked(d.headline, "run `cutover status`")
+    return rt, report, d, orchestrator.advance_executor(rt)
+
+
+def _enter(prepared) -> Outcome:
+    rt, report, d, executor = prepared
+    return rt.finish(report, executor.enter(d, report))

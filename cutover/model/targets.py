@@ -59,3 +59,19 @@ def steps(phases: tuple[str, ...], waves: tuple[Wave, ...]) -> list[tuple[str, s
 def account_of_role(role_arn: str) -> str:
     """arn:aws:iam::222222222222:role/name -> 222222222222."""
     return role_arn.split(":")[4]
+
+
+def next_step(phases: tuple[str, ...], waves: tuple[Wave, ...], at: dict[str, str]) -> tuple[int, Wave, list[str]] | None:
+    """The next step from where each target is (`at`: target -> its phase, or pending / rolled_back:
+    before the first): (index of the phase to enter, the wave, its targets still behind). None when
+    every target is at the last phase. The first wave with a target behind moves first, so a later wave
+    never enters a phase before every earlier wave has."""
+    index = {t: phases.index(p) if p in phases else -1 for t, p in at.items()}
+    lowest = min(index.values())
+    if lowest == len(phases) - 1:
+        return None
+    for wave in waves:
+        behind = [t for t in wave.targets if index[t] == lowest]
+        if behind:
+            return lowest + 1, wave, behind
+    return None

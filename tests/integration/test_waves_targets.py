@@ -100,3 +100,95 @@ def test_a_dry_run_writes_nowhere_and_bad_options_are_refused(targets, tmp_path)
     to = cli("rollback", "--to", "shadow", "--yes")
     assert to.exit_code == 2 and "--to is not built yet" in to.output
     assert all(value(s) == "on" for s in targets.values())
+
+
+GATED = """checks:
+  quiet:
+    type: alarms
+    names: [app-errors]
+    quiet_for: 0s
+phases:
+  - name: shadow
+    set: {kill_switch: "off"}
+  - name: canary
+    set: {kill_switch: "on"}
+    gates: [quiet]
+"""
+
+
+def wave_plan(tmp_path, bake: bool = False, gated: bool = False) -> str:
+    text = (ROOT / "tests" / "plans" / "waves.yaml").read_text()
+    if not bake:
+        text = text.replace(", bake: 30m}", "}")
+    if gated:
+        text = text[:text.index("phases:")] + GATED
+    path = tmp_path / "waves.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def alarm(region: str, state: str, account: str | None = None) -> None:
+    """The alarm `app-errors` in one target, in `state`."""
+    from cutover.adapters.aws import assume_role, make_session
+
+    creds = assume_role(f"arn:aws:iam::{account}:role/cutover-operator", "ext-1", region, None, "test") if account else None
+    cw = make_session(region, None, False, credentials=creds).client("cloudwatch")
+    cw.put_metric_alarm(AlarmName="app-errors", MetricName="Errors", Namespace="App", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+    cw.set_alarm_state(AlarmName="app-errors", StateValue=state, StateReason="test")
+
+
+@pytest.fixture
+def safe(targets):
+    for s in targets.values():
+        s.put(FLAG, "off")  # every target at its rollback value, nothing entered yet
+    return targets
+
+
+def phases(targets) -> dict[str, str | None]:
+    return {name: (json.loads(v)["phase"] if (v := value(s, STATE)) else None) for name, s in targets.items()}
+
+
+def test_advance_takes_one_wave_step_at_a_time(safe, tmp_path):
+    cli = Cli(tmp_path / "ev", plan=wave_plan(tmp_path))
+    expected = [
+        ("entered shadow in wave pilot: use2", {"use2": "shadow", "usw2": None, "euw1": None}, ("off", "off", "off")),
+        ("entered shadow in wave rest: usw2, euw1", {"use2": "shadow", "usw2": "shadow", "euw1": "shadow"}, ("off", "off", "off")),
+        ("entered canary in wave pilot: use2", {"use2": "canary", "usw2": "shadow", "euw1": "shadow"}, ("on", "off", "off")),
+        ("entered canary in wave rest: usw2, euw1", {"use2": "canary", "usw2": "canary", "euw1": "canary"}, ("on", "on", "on")),
+    ]
+    for headline, where, flags in expected:
+        result = cli("advance", "--yes", "--reason", "waves")
+        assert result.exit_code == 0 and headline in result.output, result.output
+        assert phases(safe) == where
+        assert tuple(value(safe[n]) for n in ("use2", "usw2", "euw1")) == flags
+    done = cli("advance", "--yes")
+    assert done.exit_code == 0 and "nothing to do: every target is at the last phase" in done.output
+    # And one rollback brings every wave back.
+    assert cli("rollback", "--yes").exit_code == 0
+    assert {n: value(s) for n, s in safe.items()} == {"use2": "off", "usw2": "off", "euw1": "off"}
+
+
+def test_a_failing_gate_in_the_second_wave_writes_nothing_there_and_leaves_the_first(safe, tmp_path):
+    alarm("us-east-2", "OK")
+    alarm("us-west-2", "OK")
+    alarm("eu-west-1", "ALARM", OTHER)  # alarms are regional: only this target's gate fails
+    cli = Cli(tmp_path / "ev", plan=wave_plan(tmp_path, gated=True))
+    for _ in range(3):  # shadow pilot, shadow rest, canary pilot
+        assert cli("advance", "--yes").exit_code == 0
+    assert value(safe["use2"]) == "on"
+    failed = cli("advance", "--yes")
+    assert failed.exit_code == 1, failed.output
+    assert "gates for canary failed in wave rest: euw1; nothing was written in any target" in failed.output
+    assert (value(safe["usw2"]), value(safe["euw1"])) == ("off", "off")  # not even the target whose gate passed
+    assert phases(safe) == {"use2": "canary", "usw2": "shadow", "euw1": "shadow"}
+    assert value(safe["use2"]) == "on"  # the first wave untouched
+
+
+def test_a_wave_waits_for_the_bake_after_the_wave_before(safe, tmp_path):
+    cli = Cli(tmp_path / "ev", plan=wave_plan(tmp_path, bake=True))
+    assert cli("advance", "--yes").exit_code == 0  # shadow, pilot
+    early = cli("advance", "--yes")
+    assert early.exit_code == 1, early.output
+    assert "wave rest waits for wave pilot to hold shadow" in early.output and "left of 30m" in early.output
+    assert phases(safe) == {"use2": "shadow", "usw2": None, "euw1": None}
