@@ -161,8 +161,8 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
                               for t in plan.targets if t.name in wave.targets)
             lines.append(f"wave {wave.name}: {reach}" + (f"; bake {format_duration(wave.bake)} after the wave before" if wave.bake else ""))
         if plan.targets:
-            lines.append("note: with targets, this version runs `status`, `advance` and `rollback` on every target; watch, "
-                         "preflight, the guard, runbook and iam-policy refuse the plan until they act on every target")
+            lines.append("note: with targets, this version runs `status`, `advance`, `rollback` and `iam-policy` for every "
+                         "target; watch, preflight, the guard and runbook refuse the plan until they act on every target")
         for function in plan.functions:  # where the flags that are not SSM parameters live
             names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
             lines.append(f"Lambda function {function} environment: {', '.join(names)}")
@@ -449,7 +449,18 @@ def iam_policy(
     def body():
         from cutover.compile import iam
 
-        plan = load_plan()
+        plan = load_plan(waves_ok=True)
+        if plan.targets:  # a policy per account, and each role's trust policy
+            from cutover.compile.iam_targets import policies
+
+            iam.check_account(account)
+            if account == iam.PLACEHOLDER_ACCOUNT:
+                say(f"note: the caller's account is the placeholder {iam.PLACEHOLDER_ACCOUNT} (targets without account:, "
+                    "and who may assume the roles); replace it, or pass --account 123456789012", err=True)
+            if any(t.external_id and "${" in t.external_id for t in plan.targets):
+                say("note: an external_id given as ${VAR} is shown as written: put its value in the trust policy", err=True)
+            write(json.dumps(policies(plan, account, read_only), indent=2))
+            return
         doc = iam.policy(plan, account, read_only)
         if with_guard or any(p.auto_rollback for p in plan.phases):
             from cutover.compile.guard import operator_policy

@@ -16,15 +16,15 @@ from cutover.errors import UsageError
 
 
 def load_plan(waves_ok: bool = False):
-    """The --plan file, loaded (exit 2 on any error). Only `validate`, `status`, `advance` and `rollback`
-    take a plan with targets (`waves_ok`): the others cannot act on several accounts and regions yet, and acting on
+    """The --plan file, loaded (exit 2 on any error). Only `validate`, `status`, `advance`, `rollback` and
+    `iam-policy` take a plan with targets (`waves_ok`): the others cannot act on several accounts and regions yet, and acting on
     one of them would be wrong."""
     from cutover.plan.load import load_plan as _load
 
     plan = _load(options().plan)
     if plan.targets and not waves_ok:
         raise UsageError(f"{plan.path} declares {len(plan.targets)} target(s) in {len(plan.waves)} wave(s); this version of "
-                         "cutover acts on targets with `status`, `advance` and `rollback` only; nothing was done",
+                         "cutover acts on targets with `status`, `advance`, `rollback` and `iam-policy` only; nothing was done",
                          "`cutover validate` checks the plan; for the other commands, use a plan without targets: and waves: "
                          "(its region, the caller's account)")
     if options().region:

@@ -99,10 +99,32 @@ def test_validate_shows_the_waves_and_says_what_is_not_built():  # (status and r
     assert "refuse the plan" in r.stdout
 
 
-@pytest.mark.parametrize("command", [["preflight"], ["watch"], ["runbook"], ["iam-policy"], ["guard", "arm", "--yes"]])
+@pytest.mark.parametrize("command", [["preflight"], ["watch"], ["runbook"], ["guard", "arm", "--yes"]])
 def test_every_other_command_refuses_a_plan_with_targets_before_any_aws_call(command):
     r = cutover(*command)
     assert r.returncode == 2, (r.stdout, r.stderr)
     line = r.stderr.strip().splitlines()[0]
-    assert "declares 3 target(s) in 2 wave(s)" in line and "acts on targets with `status`, `advance` and `rollback` only; nothing was done" in line
+    assert "declares 3 target(s) in 2 wave(s)" in line and "acts on targets with `status`, `advance`, `rollback` and `iam-policy` only; nothing was done" in line
     assert "Traceback" not in r.stderr
+
+
+def test_iam_policy_gives_a_policy_per_account_and_each_roles_trust_policy():
+    import json
+
+    r = cutover("iam-policy", "--account", "111111111111")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [(a["account"], a["targets"]) for a in doc["accounts"]] == [("111111111111", ["use2", "usw2"]), ("222222222222", ["euw1"])]
+    first = json.dumps(doc["accounts"][0]["policy"])
+    assert "arn:aws:ssm:us-east-2:111111111111:parameter/waves-demo/kill_switch" in first
+    assert "arn:aws:ssm:us-west-2:111111111111:parameter/waves-demo/kill_switch" in first and "eu-west-1" not in first
+    assert "arn:aws:ssm:eu-west-1:222222222222:parameter/cutover/waves-demo/state" in json.dumps(doc["accounts"][1]["policy"])
+    sids = [s["Sid"] for a in doc["accounts"] for s in a["policy"]["Statement"]]
+    assert len(sids) == len(set(sids)) and all(sid.isalnum() for sid in sids)
+    assert sum(s["Sid"].startswith("IdentifyCaller") for s in doc["accounts"][0]["policy"]["Statement"]) == 1
+    [trust] = doc["trust_policies"]
+    assert trust["role_arn"] == "arn:aws:iam::222222222222:role/cutover-operator"
+    stmt = trust["policy"]["Statement"][0]
+    assert stmt["Principal"] == {"AWS": "arn:aws:iam::111111111111:root"} and stmt["Action"] == "sts:AssumeRole"
+    assert stmt["Condition"] == {"StringEquals": {"sts:ExternalId": "${CUTOVER_EXTERNAL_ID}"}}
+    assert "shown as written" in r.stderr
