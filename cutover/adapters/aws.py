@@ -81,14 +81,17 @@ class SessionHook(Protocol):
 
 
 def make_session(
-    region: str | None, profile: str | None, read_only: bool, *, hooks: Iterable[SessionHook] = ()
+    region: str | None, profile: str | None, read_only: bool, *, hooks: Iterable[SessionHook] = (),
+    credentials: Mapping[str, str] | None = None,
 ) -> boto3.Session:
     """A session whose every client (made now or later) carries the read-only guard and the hooks.
     The AWS variables botocore reads (endpoints, retries, region) are checked first: a bad one is a
-    usage error naming it, before any client exists, never a crash or minutes of retries later."""
+    usage error naming it, before any client exists, never a crash or minutes of retries later.
+    `credentials` (from `assume_role`) replace the profile's."""
     check_environment(os.environ)
     try:
-        session = boto3.Session(region_name=region or None, profile_name=profile or None)
+        session = boto3.Session(region_name=region or None, profile_name=None if credentials else (profile or None),
+                                **(credentials or {}))
     except bex.ProfileNotFound:
         raise UsageError(
             f"AWS profile {profile or os.environ.get('AWS_PROFILE', '')!r} not found",
@@ -103,6 +106,17 @@ def make_session(
     for hook in hooks:
         hook.attach(session)
     return session
+
+
+def assume_role(role_arn: str, external_id: str | None, region: str, profile: str | None, session_name: str) -> dict[str, str]:
+    """Credentials of `role_arn` (sent with `external_id` when given), for make_session: assumed from the
+    caller's own credentials. Assuming writes nothing, so a dry run may do it too."""
+    sts = Clients(make_session(region, profile, read_only=False))("sts")
+    extra = {"ExternalId": external_id} if external_id else {}
+    with aws_errors("sts:AssumeRole", role_arn):
+        got = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name, **extra)["Credentials"]
+    return {"aws_access_key_id": got["AccessKeyId"], "aws_secret_access_key": got["SecretAccessKey"],
+            "aws_session_token": got["SessionToken"]}
 
 
 CONNECT_TIMEOUT = 5
@@ -211,9 +225,10 @@ def make_ports(
     *,
     counter: SessionHook | None = None,  # e.g. testing.counter.CallCounter
     hooks: Iterable[SessionHook] = (),
+    credentials: Mapping[str, str] | None = None,  # an assumed role's (assume_role); default: the profile's
 ) -> AwsPorts:
     """Every adapter, from one session (so one guard, one set of credentials, one counter)."""
-    session = make_session(region, profile, read_only, hooks=[*([counter] if counter else []), *hooks])
+    session = make_session(region, profile, read_only, hooks=[*([counter] if counter else []), *hooks], credentials=credentials)
     if not session.region_name:
         raise UsageError(
             "no AWS region", "set `region:` in the plan, pass --region, or set AWS_REGION / AWS_DEFAULT_REGION"

@@ -17,8 +17,8 @@ from typer.core import TyperGroup
 
 from cutover.cli.options import GLOBAL_FIELDS, options, start, take
 from cutover.cli.render import emit, run, say, write
-from cutover.cli.wiring import check_evidence_dir, check_out_file, load_plan, require_yes_or_tty, runtime
-from cutover.errors import ExitCode, Incomplete, UsageError
+from cutover.cli.wiring import check_evidence_dir, check_out_file, load_plan, require_yes_or_tty, runtime, target_runtimes
+from cutover.errors import Blocked, ExitCode, Incomplete, UsageError
 
 
 class GlobalsAnywhere(TyperGroup):
@@ -149,12 +149,20 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
             say(json.dumps(plan_schema(), indent=2))
             return
         from cutover.outcome import Outcome
+        from cutover.model.durations import format_duration
         from cutover.plan.load import summarize
 
-        plan = load_plan()
+        plan = load_plan(waves_ok=True)
         summary = summarize(plan)
         lines = [f"region {plan.region}, state {plan.state_prefix}, write rate {plan.write_rate}/s, sha256 {plan.digest[:12]}",
                  "rollback order: " + ", ".join(f"{f['name']}={f['rollback']}" for f in summary["flags"])]
+        for wave in plan.waves:  # where each wave reaches, and how long it waits for the one before
+            reach = "; ".join(f"{t.name} ({t.where}{', as ' + t.role_arn if t.role_arn else ''})"
+                              for t in plan.targets if t.name in wave.targets)
+            lines.append(f"wave {wave.name}: {reach}" + (f"; bake {format_duration(wave.bake)} after the wave before" if wave.bake else ""))
+        if plan.targets:
+            lines.append("note: with targets, this version runs `status`, `advance`, `rollback` and `iam-policy` for every "
+                         "target; watch, preflight, the guard and runbook refuse the plan until they act on every target")
         for function in plan.functions:  # where the flags that are not SSM parameters live
             names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
             lines.append(f"Lambda function {function} environment: {', '.join(names)}")
@@ -175,7 +183,13 @@ def status(check: bool = typer.Option(False, "--check", help="Exit 5 on drift, a
     def body():
         from cutover.commands import orchestrator
 
-        emit("status", orchestrator.status(runtime(load_plan(), dry_run=True, command="status"), check=check))
+        plan = load_plan(waves_ok=True)
+        if plan.targets:  # a row per target, wave by wave
+            from cutover.commands import waves
+
+            emit("status", waves.status(plan, target_runtimes(plan, dry_run=True, command="status"), check=check))
+            return
+        emit("status", orchestrator.status(runtime(plan, dry_run=True, command="status"), check=check))
 
     run("status", body)
 
@@ -237,12 +251,33 @@ def advance(
         if out is not None:
             check_out_file("--out", out)
         require_yes_or_tty(yes, dry_run, "advance")
-        rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="advance")
+        plan = load_plan(waves_ok=True)
+        if plan.targets:
+            outcome = _advance_targets(plan, dry_run, yes, approve, reason,
+                                       {"--accept-plan-change": accept_plan_change, "--outside-window": outside_window,
+                                        "--out": out is not None, "--from": from_file is not None})
+            emit("advance", pending_or_not(outcome) if detailed_exitcode else outcome)
+            return
+        rt = runtime(plan, dry_run=dry_run, yes=yes, command="advance")
         rt.outside_window = reason if outside_window else None
         outcome = orchestrator.advance(rt, approve, reason, accept_plan_change=accept_plan_change, save_to=out, saved=saved)
         emit("advance", pending_or_not(outcome) if detailed_exitcode else outcome)
 
     run("advance", body)
+
+
+def _advance_targets(plan, dry_run: bool, yes: bool, approve: bool, reason: str, unsupported: dict[str, bool]):
+    """advance of a plan with targets: the next (phase, wave) step, confirmed once for its targets."""
+    from cutover.clock import SystemClock
+    from cutover.cli.wiring import confirmer
+    from cutover.commands import waves
+
+    if given := [name for name, on in unsupported.items() if on]:
+        raise UsageError(f"{', '.join(given)} is not built yet for a plan with targets; nothing was done",
+                         "leave it out: `cutover advance` takes the next wave step")
+    confirm = (lambda summary: True) if dry_run else confirmer(yes)
+    return waves.advance(plan, target_runtimes(plan, dry_run=dry_run, command="advance"), SystemClock(), approve, reason,
+                         dry_run, confirm=confirm)
 
 
 def pending_or_not(outcome):
@@ -260,6 +295,7 @@ def rollback(
     reason: str = typer.Option("", "--reason", help="Why, for the record."),
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
                                            help="With --dry-run: exit 7 when the rollback would do something, 0 when not."),
+    target: Optional[str] = typer.Option(None, "--target", help="A plan with targets: restore this target only."),
 ) -> None:
     """Converge every flag to its rollback value (or an earlier phase). Never gated; never waits for the lock."""
 
@@ -268,7 +304,12 @@ def rollback(
         from cutover.progress import second_ctrl_c_aborts
 
         require_yes_or_tty(yes, dry_run, "rollback")
-        rt = runtime(load_plan(), dry_run=dry_run, yes=yes, command="rollback")
+        plan = load_plan(waves_ok=True)
+        if plan.targets or target is not None:
+            outcome = _rollback_targets(plan, target, to, dry_run, yes, reason)
+            emit("rollback", pending_or_not(outcome) if detailed_exitcode else outcome)
+            return
+        rt = runtime(plan, dry_run=dry_run, yes=yes, command="rollback")
         try:
             with second_ctrl_c_aborts(rt.progress, lambda line: say(line, err=True)):
                 outcome = orchestrator.rollback(rt, to, reason)
@@ -282,6 +323,24 @@ def rollback(
         emit("rollback", pending_or_not(outcome) if detailed_exitcode else outcome)
 
     run("rollback", body)
+
+
+def _rollback_targets(plan, target: str | None, to: str | None, dry_run: bool, yes: bool, reason: str):
+    """rollback of a plan with targets: every target (or --target NAME), confirmed once for all."""
+    from cutover.cli.wiring import confirmer
+    from cutover.commands import waves
+
+    if not plan.targets:
+        raise UsageError(f"--target {target}: {plan.path} declares no targets", "leave out --target")
+    if to is not None:
+        raise UsageError("--to is not built yet for a plan with targets; nothing was done",
+                         "roll every target back to its known-safe values: cutover rollback")
+    order = waves.rollback_order(plan, target)
+    summary = "rollback to the known-safe values, in this order (later waves first):\n" + "\n".join(
+        f"  {', '.join(f'{t.name} ({t.where})' for t in wave)}" for wave in order)
+    if not dry_run and not confirmer(yes)(summary):
+        raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+    return waves.rollback(plan, target_runtimes(plan, dry_run=dry_run, command="rollback"), reason, target, dry_run)
 
 
 @app.command()
@@ -390,7 +449,18 @@ def iam_policy(
     def body():
         from cutover.compile import iam
 
-        plan = load_plan()
+        plan = load_plan(waves_ok=True)
+        if plan.targets:  # a policy per account, and each role's trust policy
+            from cutover.compile.iam_targets import policies
+
+            iam.check_account(account)
+            if account == iam.PLACEHOLDER_ACCOUNT:
+                say(f"note: the caller's account is the placeholder {iam.PLACEHOLDER_ACCOUNT} (targets without account:, "
+                    "and who may assume the roles); replace it, or pass --account 123456789012", err=True)
+            if any(t.external_id and "${" in t.external_id for t in plan.targets):
+                say("note: an external_id given as ${VAR} is shown as written: put its value in the trust policy", err=True)
+            write(json.dumps(policies(plan, account, read_only), indent=2))
+            return
         doc = iam.policy(plan, account, read_only)
         if with_guard or any(p.auto_rollback for p in plan.phases):
             from cutover.compile.guard import operator_policy

@@ -15,10 +15,18 @@ from cutover.cli.render import say, write
 from cutover.errors import UsageError
 
 
-def load_plan():
+def load_plan(waves_ok: bool = False):
+    """The --plan file, loaded (exit 2 on any error). Only `validate`, `status`, `advance`, `rollback` and
+    `iam-policy` take a plan with targets (`waves_ok`): the others cannot act on several accounts and regions yet, and acting on
+    one of them would be wrong."""
     from cutover.plan.load import load_plan as _load
 
     plan = _load(options().plan)
+    if plan.targets and not waves_ok:
+        raise UsageError(f"{plan.path} declares {len(plan.targets)} target(s) in {len(plan.waves)} wave(s); this version of "
+                         "cutover acts on targets with `status`, `advance`, `rollback` and `iam-policy` only; nothing was done",
+                         "`cutover validate` checks the plan; for the other commands, use a plan without targets: and waves: "
+                         "(its region, the caller's account)")
     if options().region:
         from cutover.regions import problem
 
@@ -65,7 +73,10 @@ def check_out_file(option: str, path: Path) -> None:
         raise UsageError(f"{option} {path} {problem}", f"pass {option} FILE in a folder you can write to")
 
 
-def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = ""):
+def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "", credentials=None, evidence_dir=None,
+            one_of_targets: bool = False):
+    """The Runtime of one command on one account and region. `one_of_targets`: one target of several,
+    run in parallel with the others (the log is configured once for all, and no live progress lines)."""
     from cutover import logs
     from cutover.adapters.aws import make_ports
     from cutover.core.evidence import LOG_NAME
@@ -73,20 +84,55 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "")
 
     if command in WRITES_EVIDENCE:
         check_evidence_dir(command)
-    logs.configure(options().verbose, options().evidence_dir / LOG_NAME)
-    ports = make_ports(plan.region, options().profile, read_only=dry_run)
+    evidence_dir = evidence_dir or options().evidence_dir
+    if not one_of_targets:
+        logs.configure(options().verbose, evidence_dir / LOG_NAME)
+    ports = make_ports(plan.region, options().profile, read_only=dry_run, credentials=credentials)
     from cutover.adapters.aws import GuardResources
 
-    rt = Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=options().evidence_dir, dry_run=dry_run,
-                 confirm=_confirmer(yes), log=logs.get().bind(command=command),
-                 guard_store=lambda: GuardResources.connect(plan.region, options().profile, read_only=dry_run))
+    rt = Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=evidence_dir, dry_run=dry_run,
+                 confirm=confirmer(yes), log=logs.get().bind(command=command),
+                 # (a target reached through a role has no guard yet: issue 17's guard per target is not built)
+                 guard_store=None if credentials else lambda: GuardResources.connect(plan.region, options().profile, read_only=dry_run))
     _use_sandbox_stub(rt)
     _check_account(rt)
     from cutover.progress import FlagProgress
 
     # One line per flag as it is confirmed, for a person at a terminal (stderr: stdout stays the result).
-    rt.progress = FlagProgress(out=(lambda line: say(line, err=True)) if sys.stderr.isatty() else None)
+    # Targets run in parallel: their lines would interleave, so each target reports once, at its end.
+    if not one_of_targets:
+        rt.progress = FlagProgress(out=(lambda line: say(line, err=True)) if sys.stderr.isatty() else None)
     return rt
+
+
+def target_runtimes(plan, *, dry_run: bool, command: str):
+    """For a plan with targets: a function from a target to its Runtime, on that target's region and
+    account (its role assumed first, with its external_id), its evidence under EVIDENCE_DIR/TARGET."""
+    from cutover import logs
+    from cutover.adapters.aws import assume_role
+    from cutover.core.evidence import LOG_NAME
+    from cutover.model.templates import ENV_REF, expand_vars
+
+    if command in WRITES_EVIDENCE:
+        check_evidence_dir(command)
+    logs.configure(options().verbose, options().evidence_dir / LOG_NAME)
+
+    def runtime_for(target):
+        credentials = None
+        if target.role_arn:
+            external_id = target.external_id
+            if external_id and ENV_REF.search(external_id):
+                expanded = expand_vars(external_id, os.environ)
+                if ENV_REF.search(expanded):
+                    raise UsageError(f"its external_id {external_id} names a variable that is not set; "
+                                     "nothing was done there", "export it (the value the role's trust policy expects), then re-run")
+                external_id = expanded
+            credentials = assume_role(target.role_arn, external_id, target.region, options().profile, f"cutover-{command}")
+        single = dataclasses.replace(plan, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
+        return runtime(single, dry_run=dry_run, command=command, credentials=credentials,
+                       evidence_dir=options().evidence_dir / target.name, one_of_targets=True)
+
+    return runtime_for
 
 
 def _check_account(rt) -> None:
@@ -123,7 +169,7 @@ def _use_sandbox_stub(rt) -> None:
     rt.notes += serve_open_calendars(rt.plan, rt.aws)
 
 
-def _confirmer(yes: bool):
+def confirmer(yes: bool):
     def confirm(summary: str) -> bool:
         if yes:
             return True

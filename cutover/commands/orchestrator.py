@@ -388,21 +388,34 @@ def advance(rt: Runtime, approve: bool = False, reason: str = "", command: str =
     `DisplayOnlyAdvance` only says what would be written. A dry run may save its decision (`save_to`);
     `saved` is such a decision, applied only if everything it was made on is unchanged (`commands.saved`)."""
     report = rt.new_report("advance", reason=reason)
-    decided = _decide_advance(rt, report, approve, reason, command, accept_plan_change, saved)
+    decided = decide_advance(rt, report, approve, reason, command, accept_plan_change, saved)
     if isinstance(decided, Outcome):
         return rt.finish(report, decided)
-    executor = DisplayOnlyAdvance(rt, save_to) if rt.dry_run else WritingAdvance(rt)
+    executor = advance_executor(rt, save_to)
     with executor.holding_lock(command):
-        failed = _run_advance_gates(rt, decided, report)
+        failed = gate_advance(rt, decided, report)
         if failed is not None:
             return rt.finish(report, failed)
-        decided.reason = _note_override(rt, decided.results, decided.reason)
-        decided.changes = flagmod.diff(rt.plan, rt.plan.values_for(decided.phase.name), decided.live)
-        report.changes = [c.to_dict() for c in decided.changes]
         return rt.finish(report, executor.enter(decided, report))
 
 
-def _decide_advance(rt: Runtime, report: evidence.Report, approve: bool, reason: str, command: str,
+def advance_executor(rt: Runtime, save_to: Path | None = None) -> "DisplayOnlyAdvance | WritingAdvance":
+    return DisplayOnlyAdvance(rt, save_to) if rt.dry_run else WritingAdvance(rt)
+
+
+def gate_advance(rt: Runtime, d: AdvanceDecision, report: evidence.Report) -> Outcome | None:
+    """The gates (under the lock): None when they let the advance through, with the decision's flag
+    changes computed; else the outcome that says which failed (nothing written)."""
+    failed = _run_advance_gates(rt, d, report)
+    if failed is not None:
+        return failed
+    d.reason = _note_override(rt, d.results, d.reason)
+    d.changes = flagmod.diff(rt.plan, rt.plan.values_for(d.phase.name), d.live)
+    report.changes = [c.to_dict() for c in d.changes]
+    return None
+
+
+def decide_advance(rt: Runtime, report: evidence.Report, approve: bool, reason: str, command: str,
                     accept_plan_change: bool, saved: dict | None) -> AdvanceDecision | Outcome:
     """Read once, then every rule that needs no gate: refused (Blocked, GateFailed) or decided; an
     Outcome when there is nothing to do."""

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Union
 
+from cutover.model.targets import Fanout, RolloutTarget, Wave
+
 PENDING = "pending"
 ROLLED_BACK = "rolled_back"
 
@@ -328,6 +330,9 @@ class Plan:
     version: int = 1
     notify_topic: str | None = None  # SNS topic ARN told of every state change (PII-safe text)
     account: str | None = None  # the AWS account id the plan acts on (`account:`), when pinned
+    targets: tuple[RolloutTarget, ...] = ()  # `targets:` as declared; none: the plan's region, the caller's account
+    waves: tuple[Wave, ...] = ()  # `waves:` (one wave of every target when targets come without waves)
+    fanout: Fanout | None = None
     digest: str = ""  # sha256 hex of the plan file's bytes
     path: str = "phases.yaml"
 

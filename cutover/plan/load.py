@@ -26,6 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cutover import checks as check_types
 from cutover.plan import schema
+from cutover.plan import targets as plan_targets
 from cutover.errors import PlanError
 from cutover.model.plan import (
     AlarmExpect,
@@ -236,6 +237,7 @@ def _build(root: MappingNode, digest: str, path: str) -> Plan:
     checks = _checks(top["checks"][1]) if "checks" in top else {}
     phases = _phases(top["phases"][1], {f.name for f in flags}, checks)
     _public_values(top["flags"][1], flags, phases)
+    targets, waves, fanout = plan_targets.build(top, _value(top, "account", None))
     plan = Plan(
         name=name,
         region=top["region"][1].value,
@@ -249,6 +251,9 @@ def _build(root: MappingNode, digest: str, path: str) -> Plan:
         version=_value(top, "version"),
         notify_topic=fields_of(top["notify"][1])["sns_topic_arn"][1].value if "notify" in top else None,
         account=_value(top, "account", None),
+        targets=targets,
+        waves=waves,
+        fanout=fanout,
         digest=digest,
         path=path,
     )
@@ -579,4 +584,7 @@ def summarize(plan: Plan) -> dict:
         ],
         "checks": [{"name": c.name, "type": c.type} for c in plan.checks.values()],
         "phases": phases,
+        **({"targets": [{k: v for k, v in vars(t).items() if v is not None} for t in plan.targets],
+            "waves": [{"name": w.name, "targets": list(w.targets), "bake": format_duration(w.bake)} for w in plan.waves]}
+           if plan.targets else {}),
     }

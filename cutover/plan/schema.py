@@ -33,6 +33,7 @@ PLAN_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 PHASE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 ITEM_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"  # flag and check names
 REGION = regions.SHAPE  # us-east-2, us-gov-west-1, eusc-de-east-1
+ROLE_ARN = r"^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"
 LOG_GROUP = r"^[A-Za-z0-9._/#-]{1,512}$"
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 URL = r"^(https?://|\$\{)"
@@ -138,6 +139,25 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
             "additionalProperties": _ref("check"),
         },
         "phases": _list_of(_ref("phase"), description="the phases in order, Phase 0 first"),
+        "targets": {
+            "type": "object",
+            "minProperties": 1,
+            "description": "where the flags live, one account and region each; default: the plan's region, the caller's account",
+            "propertyNames": _ref("target_name"),
+            "additionalProperties": _ref("target"),
+        },
+        "waves": _list_of(_ref("wave"), description="the order every phase reaches the targets in, wave by wave"),
+        "fanout": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "how fast waves may grow (validate refuses waves that grow faster)",
+            "properties": {
+                "first_wave_max": {"type": "integer", "minimum": 1, "default": 1,
+                                   "description": "the most targets the first wave may hold"},
+                "factor": {"type": "number", "minimum": 1, "default": 3,
+                           "description": "each wave at most this many times the one before"},
+            },
+        },
         "notify": {
             "type": "object",
             "additionalProperties": False,
@@ -152,6 +172,32 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
     "$defs": {
         "flag_name": _str(title="flag", pattern=ITEM_NAME, description="letters, digits, '_', '.' and '-'"),
         "check_name": _str(title="check", pattern=ITEM_NAME, description="letters, digits, '_', '.' and '-'"),
+        "target_name": _str(title="target", pattern=PHASE_NAME,
+                            description="lowercase letters, digits, '_' and '-', at most 63 characters"),
+        "target": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["region"],
+            "properties": {
+                "region": _str(format="aws-region", pattern=REGION, description="an AWS Region such as us-west-2"),
+                "account": _str(pattern=r"^[0-9]{12}$", description="the AWS account id (12 digits, quoted)"),
+                "role_arn": _str(pattern=ROLE_ARN, description="an IAM role ARN, assumed before each step: "
+                                 "arn:aws:iam::ACCOUNT:role/NAME"),
+                "external_id": _str(pattern=r"^([\w+=,.@:/-]{2,1224}|\$\{[A-Za-z_][A-Za-z0-9_]*\})$",
+                                    description="sent when assuming role_arn: 2-1224 characters, or ${ENV_VAR}"),
+            },
+        },
+        "wave": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "targets"],
+            "properties": {
+                "name": _str(pattern=PHASE_NAME, description="lowercase letters, digits, '_' and '-', at most 63 characters"),
+                "targets": _list_of(_ref("target_name"), description="targets reached together, in parallel"),
+                "bake": _ref("duration", default=0, description="how long the previous wave must hold in a phase "
+                             "before this wave enters it"),
+            },
+        },
         "phase_name": _str(
             pattern=PHASE_NAME,
             description="lowercase letters, digits, '_' and '-', at most 63 characters",

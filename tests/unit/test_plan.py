@@ -999,7 +999,7 @@ def test_schema_is_json_and_names_every_top_level_key() -> None:
     s = json.loads(json.dumps(plan_schema()))
     assert s["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     top = {"version", "name", "description", "region", "state_prefix", "write_rate", "lock_lease", "flags",
-           "checks", "phases", "notify", "account"}
+           "checks", "phases", "notify", "account", "targets", "waves", "fanout"}
     assert set(s["properties"]) == top
     assert set(s["$defs"]["flag"]["properties"]) == {"parameter", "lambda", "rollback", "sensitive", "secure",
                                                      "public_values", "description"}

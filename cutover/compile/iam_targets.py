@@ -1,0 +1,55 @@
+"""`iam-policy` for a plan with targets (issue 17): per account, the operator policy of its targets (each
+region's flags, state, lock and gate resources), and for each target reached through `role_arn` the trust
+policy that role needs (the caller's account may assume it, with the target's external_id)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from cutover.compile import iam
+from cutover.model.plan import Plan
+from cutover.model.targets import RolloutTarget
+
+
+def single(plan: Plan, target: RolloutTarget) -> Plan:
+    """The plan as one target sees it: its region and account, no targets of its own."""
+    return dataclasses.replace(plan, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
+
+
+def policies(plan: Plan, caller_account: str, read_only: bool = False) -> dict:
+    """{"accounts": [{account, targets, policy}], "trust_policies": [{target, role_arn, policy}]}. A target
+    without an account of its own is in the caller's (`caller_account`, or the placeholder)."""
+    by_account: dict[str, list[RolloutTarget]] = {}
+    for t in plan.targets:
+        by_account.setdefault(t.account or caller_account, []).append(t)
+    accounts = []
+    for account, targets in by_account.items():
+        statements: list[dict] = []
+        granted: set[str] = set()
+        for t in targets:  # each region's statements, their Sids made unique by the target's name
+            for s in iam.policy(single(plan, t), account, read_only)["Statement"]:
+                grant = json.dumps([s["Action"], s["Resource"], s.get("Condition")])
+                if grant in granted:  # the account-wide ones (IAM simulation, the caller's identity): once
+                    continue
+                granted.add(grant)
+                statements.append({**s, "Sid": f"{s['Sid']}{_sid(t.name)}"})
+        accounts.append({"account": account, "targets": [t.name for t in targets],
+                         "policy": {"Version": "2012-10-17", "Statement": statements}})
+    trust = [{"target": t.name, "role_arn": t.role_arn, "policy": trust_policy(caller_account, t.external_id)}
+             for t in plan.targets if t.role_arn]
+    return {"accounts": accounts, "trust_policies": trust}
+
+
+def trust_policy(caller_account: str, external_id: str | None) -> dict:
+    """Who may assume a target's role: the account cutover runs in, and only with the external id."""
+    stmt = {"Sid": "CutoverOperatorAssumes", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{caller_account}:root"},
+            "Action": "sts:AssumeRole"}
+    if external_id:
+        stmt["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return {"Version": "2012-10-17", "Statement": [stmt]}
+
+
+def _sid(name: str) -> str:
+    """A target's name as a Sid suffix (Sids are letters and digits only): use2 -> Use2, eu-1 -> Eu1."""
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("_", "-").split("-"))

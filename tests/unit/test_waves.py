@@ -1,0 +1,130 @@
+"""targets:, waves: and fanout: (issue 17): parsed into the model, every broken rule one line naming
+its line in phases.yaml, and refused by every command but validate until they act on every target."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cutover.model.targets import Fanout, steps
+from cutover.plan.load import load_plan, parse_plan
+from tests.unit.test_plan import assert_error, plan_text
+
+ROOT = Path(__file__).resolve().parents[2]
+WAVES_PLAN = ROOT / "tests" / "plans" / "waves.yaml"
+
+
+def with_targets(targets: str, waves: str = "", fanout: str = "") -> str:
+    return plan_text() + targets + waves + fanout
+
+
+TWO = "targets:\n  a: {region: us-east-2}\n  b: {region: us-west-2}\n"
+
+
+def test_the_issue_example_parses_into_targets_and_waves():
+    plan = load_plan(WAVES_PLAN)
+    assert [(t.name, t.region, t.account) for t in plan.targets] == [
+        ("use2", "us-east-2", None), ("usw2", "us-west-2", None), ("euw1", "eu-west-1", "222222222222")]
+    euw1 = plan.targets[2]
+    assert euw1.role_arn == "arn:aws:iam::222222222222:role/cutover-operator"
+    assert euw1.external_id == "${CUTOVER_EXTERNAL_ID}"  # expanded when the role is assumed, never stored expanded
+    assert [(w.name, w.targets, w.bake) for w in plan.waves] == [("pilot", ("use2",), 0.0), ("rest", ("usw2", "euw1"), 1800.0)]
+    assert plan.fanout == Fanout(first_wave_max=1, factor=3)
+    assert steps(plan.phase_names, plan.waves) == [("shadow", "pilot"), ("shadow", "rest"), ("canary", "pilot"), ("canary", "rest")]
+
+
+def test_a_plan_without_targets_is_unchanged():
+    plan = parse_plan(plan_text())
+    assert (plan.targets, plan.waves, plan.fanout) == ((), (), None)
+
+
+def test_the_account_comes_from_the_role_when_not_given():
+    plan = parse_plan(with_targets("targets:\n  x: {region: eu-west-1, role_arn: 'arn:aws:iam::333333333333:role/r'}\n"))
+    assert plan.targets[0].account == "333333333333" and [w.targets for w in plan.waves] == [("x",)]
+
+
+@pytest.mark.parametrize("text,words", [
+    (with_targets(TWO, "waves:\n  - {name: one, targets: [a, c]}  # <-\n  - {name: two, targets: [b]}\n"),
+     ["waves[0].targets[1]", "unknown target 'c'", ]),
+    (with_targets(TWO, "waves:\n  - {name: one, targets: [a]}\n  - {name: two, targets: [b, a]}  # <-\n"),
+     ["waves[1].targets[1]", "'a' is already in wave 'one'"]),
+    (with_targets("targets:\n  a: {region: us-east-2}\n  b: {region: us-east-2}  # <-\n", "waves:\n  - {name: one, targets: [a, b]}\n"),
+     ["targets.b", "us-east-2 in account (the caller) is also target 'a'"]),
+    (with_targets(TWO, "waves:  # <-\n  - {name: one, targets: [a]}\n"), ["target(s) b in no wave"]),
+    (with_targets(TWO, "waves:\n  - {name: one, targets: [a]}\n  - {name: one, targets: [b]}  # <-\n"),
+     ["duplicate wave 'one'", "first on line"]),
+    (with_targets(TWO + "  c: {region: eu-west-1}\n",
+                  "waves:\n  - {name: one, targets: [a, b]}  # <-\n  - {name: two, targets: [c]}\n", "fanout: {first_wave_max: 1}\n"),
+     ["waves[0] (one): 2 targets", "the first wave may hold 1"]),
+    (with_targets("targets:\n" + "".join(f"  t{i}: {{region: {r}}}\n" for i, r in enumerate(
+        ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1"])),
+        "waves:\n  - {name: one, targets: [t0]}\n  - {name: two, targets: [t1, t2, t3, t4]}  # <-\n", "fanout: {factor: 3}\n"),
+     ["waves[1] (two): 4 targets", "after 1 target(s), fanout allows at most 3 (factor 3)"]),
+    (with_targets("targets:\n  x: {region: eu-west-1, account: '111111111111', role_arn: 'arn:aws:iam::222222222222:role/r'}  # <-\n"),
+     ["targets.x.role_arn", "the role is in account 222222222222, the target says 111111111111"]),
+    (with_targets("targets:\n  x: {region: eu-west-1, external_id: abc}  # <-\n"),
+     ["targets.x.external_id", "only sent when assuming role_arn"]),
+    (plan_text() + "waves:  # <-\n  - {name: one, targets: [a]}\n", ["waves: needs targets:"]),
+    (with_targets(TWO + "fanout: {factor: 3}\n").replace("targets:\n", "targets:  # <-\n", 1), ["2 targets and no waves:"]),
+    (with_targets("targets:\n  x: {region: mars-1}  # <-\n"), ["region"]),
+    (with_targets("targets:\n  x: {region: us-east-2, role_arn: 'arn:aws:iam::1:role/r'}  # <-\n"), ["role_arn"]),
+    (with_targets("targets:\n  x: {region: us-east-2, colour: red}  # <-\n"), ["colour"]),
+])
+def test_each_broken_rule_is_one_line_on_its_line(text, words):
+    assert_error(text, *words)
+
+
+def test_the_fanout_allows_exactly_its_growth():
+    names = ["us-east-1", "us-east-2", "us-west-1", "us-west-2"]
+    targets = "targets:\n" + "".join(f"  t{i}: {{region: {r}}}\n" for i, r in enumerate(names))
+    plan = parse_plan(with_targets(targets, "waves:\n  - {name: one, targets: [t0]}\n  - {name: two, targets: [t1, t2, t3]}\n",
+                                   "fanout: {first_wave_max: 1, factor: 3}\n"))
+    assert [len(w.targets) for w in plan.waves] == [1, 3]
+
+
+def cutover(*args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # nowhere: nothing may be called
+    return subprocess.run([sys.executable, "-m", "cutover", "--plan", str(WAVES_PLAN), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_validate_shows_the_waves_and_says_what_is_not_built():  # (status and rollback: tests/integration/test_waves_targets.py)
+    r = cutover("validate")
+    assert r.returncode == 0, r.stderr
+    assert "wave pilot: use2 (us-east-2 in account (the caller))" in r.stdout
+    assert ("wave rest: usw2 (us-west-2 in account (the caller)); euw1 (eu-west-1 in account 222222222222, as "
+            "arn:aws:iam::222222222222:role/cutover-operator); bake 30m after the wave before") in r.stdout
+    assert "refuse the plan" in r.stdout
+
+
+@pytest.mark.parametrize("command", [["preflight"], ["watch"], ["runbook"], ["guard", "arm", "--yes"]])
+def test_every_other_command_refuses_a_plan_with_targets_before_any_aws_call(command):
+    r = cutover(*command)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    line = r.stderr.strip().splitlines()[0]
+    assert "declares 3 target(s) in 2 wave(s)" in line and "acts on targets with `status`, `advance`, `rollback` and `iam-policy` only; nothing was done" in line
+    assert "Traceback" not in r.stderr
+
+
+def test_iam_policy_gives_a_policy_per_account_and_each_roles_trust_policy():
+    import json
+
+    r = cutover("iam-policy", "--account", "111111111111")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [(a["account"], a["targets"]) for a in doc["accounts"]] == [("111111111111", ["use2", "usw2"]), ("222222222222", ["euw1"])]
+    first = json.dumps(doc["accounts"][0]["policy"])
+    assert "arn:aws:ssm:us-east-2:111111111111:parameter/waves-demo/kill_switch" in first
+    assert "arn:aws:ssm:us-west-2:111111111111:parameter/waves-demo/kill_switch" in first and "eu-west-1" not in first
+    assert "arn:aws:ssm:eu-west-1:222222222222:parameter/cutover/waves-demo/state" in json.dumps(doc["accounts"][1]["policy"])
+    sids = [s["Sid"] for a in doc["accounts"] for s in a["policy"]["Statement"]]
+    assert len(sids) == len(set(sids)) and all(sid.isalnum() for sid in sids)
+    assert sum(s["Sid"].startswith("IdentifyCaller") for s in doc["accounts"][0]["policy"]["Statement"]) == 1
+    [trust] = doc["trust_policies"]
+    assert trust["role_arn"] == "arn:aws:iam::222222222222:role/cutover-operator"
+    stmt = trust["policy"]["Statement"][0]
+    assert stmt["Principal"] == {"AWS": "arn:aws:iam::111111111111:root"} and stmt["Action"] == "sts:AssumeRole"
+    assert stmt["Condition"] == {"StringEquals": {"sts:ExternalId": "${CUTOVER_EXTERNAL_ID}"}}
+    assert "shown as written" in r.stderr
