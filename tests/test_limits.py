@@ -49,21 +49,59 @@ def iam_policy(path: Path):
     return CliRunner().invoke(app, ["--plan", str(path), "iam-policy", "--account", ACCOUNT])
 
 
-def test_operator_policy_over_the_managed_limit_is_printed_with_a_note_and_over_any_limit_is_refused(tmp_path):
+def grants(docs: list[dict]) -> set[tuple[str, str, str]]:
+    """Every (action, resource, condition) a set of policies allows: what a split must keep."""
+    out = set()
+    for doc in docs:
+        for s in doc["Statement"]:
+            resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            out |= {(a, r, json.dumps(s.get("Condition"), sort_keys=True)) for a in s["Action"] for r in resources}
+    return out
+
+
+def test_operator_policy_over_the_managed_limit_is_split_into_managed_policies(tmp_path):
     size = lambda n: iam_chars(iam.policy(load_plan(str(plan_file(tmp_path, n))), ACCOUNT))  # noqa: E731
-    managed, inline = first_over(size, 6_144), first_over(size, 10_240)
-    assert 60 < managed < inline < 200  # reads and writes in one statement: one ARN per flag
+    managed = first_over(size, 6_144)
+    assert 60 < managed < 200  # reads and writes in one statement: one ARN per flag
 
     fits = iam_policy(plan_file(tmp_path, managed - 1))
     assert fits.exit_code == 0 and "6,144" not in fits.stderr
-    assert iam_chars(json.loads(fits.stdout)) <= 6_144
-    note = iam_policy(plan_file(tmp_path, managed))
-    assert note.exit_code == 0 and json.loads(note.stdout)
-    assert "over the 6,144 AWS allows for an IAM managed policy" in note.stderr and "inline policy" in note.stderr
-    assert iam_policy(plan_file(tmp_path, inline - 1)).exit_code == 0
-    refused = iam_policy(plan_file(tmp_path, inline))
+    one = json.loads(fits.stdout)
+    assert isinstance(one, dict) and iam_chars(one) <= 6_144  # the single policy, as before
+    split = iam_policy(plan_file(tmp_path, managed))
+    assert split.exit_code == 0, split.output
+    parts = json.loads(split.stdout)
+    assert isinstance(parts, list) and len(parts) == 2 and all(iam_chars(p) <= 6_144 for p in parts)
+    whole = iam.policy(load_plan(str(plan_file(tmp_path, managed))), ACCOUNT)
+    assert grants(parts) == grants([whole])
+    assert "printed as a JSON list of 2 managed policies" in split.stderr
+
+
+def test_a_500_flag_operator_policy_is_managed_policies_within_every_limit(tmp_path):
+    r = iam_policy(plan_file(tmp_path, 500))
+    assert r.exit_code == 0, r.output
+    parts = json.loads(r.stdout)
+    assert 1 < len(parts) <= 10 and all(iam_chars(p) <= 6_144 for p in parts)
+    assert grants(parts) == grants([iam.policy(load_plan(str(plan_file(tmp_path, 500))), ACCOUNT)])
+    for p in parts:  # Sids stay unique within each policy
+        sids = [s["Sid"] for s in p["Statement"]]
+        assert len(sids) == len(set(sids))
+
+
+def test_an_operator_policy_over_ten_managed_policies_is_refused(tmp_path):
+    def parts(n):
+        r = iam_policy(plan_file(tmp_path, n))
+        return r, (json.loads(r.stdout) if r.exit_code == 0 else None)
+
+    low, high = 500, 1500  # 10 x 6,144 characters: about 1,000 flags of these names
+    while high - low > 1:  # the smallest count that is refused
+        mid = (low + high) // 2
+        low, high = (mid, high) if parts(mid)[0].exit_code == 0 else (low, mid)
+    last, docs = parts(low)
+    assert len(docs) == 10 and all(iam_chars(p) <= 6_144 for p in docs)
+    refused, _ = parts(high)
     assert refused.exit_code == 2 and refused.stdout == ""
-    assert "over the 10,240 AWS allows for a role's inline policies together" in refused.stderr
+    assert "11 managed policies of 6,144, over the 10 AWS attaches to a role by default" in refused.stderr
     assert "hint: split the flags across plans" in refused.stderr
 
 
