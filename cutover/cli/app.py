@@ -388,7 +388,7 @@ def iam_policy(
     account: str = typer.Option("ACCOUNT_ID", "--account", help="AWS account id for the ARNs (default: the placeholder ACCOUNT_ID)."),
     with_guard: bool = typer.Option(False, "--guard", help="Add what `cutover guard` needs (always added when a phase has auto_rollback)."),
 ) -> None:
-    """Print the least-privilege IAM policy (JSON) for the plan. No AWS calls."""
+    """Print the least-privilege IAM policy (JSON; a list of managed policies when one is too large) for the plan. No AWS calls."""
 
     def body():
         from cutover.compile import iam
