@@ -814,8 +814,9 @@ class GuardResources:
         return [{"Key": k, "Value": v} for k, v in tags.items()]
 
     # --- IAM roles -------------------------------------------------------------------------------------
-    def get_role(self, name: str) -> dict | None:
-        """{"arn", "trust", "policies": {inline policy name: document}} or None."""
+    def get_role(self, name: str, managed: Iterable[str] = ()) -> dict | None:
+        """{"arn", "trust", "policies": {inline policy name: document}, "managed": {attached policy name:
+        document, read for the names in `managed` only (what the operator may read), else None}} or None."""
         resp = self._call("iam", "get_role", "iam:GetRole", f"role {name}", self.MISSING_ROLE, RoleName=name)
         if resp is None:
             return None
@@ -830,7 +831,27 @@ class GuardResources:
                              RoleName=name, PolicyName=pname)
             if got is not None:
                 policies[pname] = self._policy(got.get("PolicyDocument"))
-        return {"arn": role["Arn"], "trust": self._policy(role.get("AssumeRolePolicyDocument")), "policies": policies}
+        return {"arn": role["Arn"], "trust": self._policy(role.get("AssumeRolePolicyDocument")), "policies": policies,
+                "managed": self._attached_policies(name, set(managed))}
+
+    def _attached_policies(self, role: str, readable: set[str]) -> dict[str, dict | None]:
+        """{managed policy name: its default version's document, or None if not `readable`} of the
+        policies attached to `role`."""
+        iam, attached = self._clients("iam"), []
+        with aws_errors("iam:ListAttachedRolePolicies", f"role {role}"):
+            for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role):
+                attached += page.get("AttachedPolicies", [])
+        out = {}
+        for p in attached:
+            if p["PolicyName"] not in readable:
+                out[p["PolicyName"]] = None
+                continue
+            with aws_errors("iam:GetPolicy", f"policy {p['PolicyArn']}"):
+                version = iam.get_policy(PolicyArn=p["PolicyArn"])["Policy"]["DefaultVersionId"]
+            with aws_errors("iam:GetPolicyVersion", f"policy {p['PolicyArn']}"):
+                got = iam.get_policy_version(PolicyArn=p["PolicyArn"], VersionId=version)["PolicyVersion"]
+            out[p["PolicyName"]] = self._policy(got.get("Document"))
+        return out
 
     # --- SSM Automation document -------------------------------------------------------------------
     def get_document(self, name: str, version: str | None = None) -> dict | None:

@@ -420,22 +420,25 @@ def runbook(
     run("runbook", body)
 
 
-def fits_where(doc: dict) -> None:
-    """A policy too large for a managed policy still fits inline on a role (one flag over 6,144 is not a
-    reason to print nothing); too large for that, nothing AWS accepts can be printed: exit 2."""
+def managed_policies(doc: dict) -> list[dict]:
+    """The policy as IAM managed policies: `doc` itself when it fits one (6,144 characters), else the
+    fewest that each fit, at most the 10 IAM attaches to a role by default; more than that: exit 2."""
     from cutover import limits
     from cutover.compile import iam
 
-    size = limits.policy_size(doc, placeholder=iam.PLACEHOLDER_ACCOUNT)
-    inline = limits.over(limits.ROLE_INLINE_POLICIES, size)
-    if inline:
-        raise UsageError(f"the IAM policy for this plan would be {inline}: no policy AWS accepts can hold it; nothing was printed",
-                         "split the flags across plans (each gets its own policy), or grant the parameters by a path "
-                         "wildcard written by hand")
-    managed = limits.over(limits.MANAGED_POLICY, size)
-    if managed:
-        say(f"note: this policy is {managed}: attach it as an inline policy of the operator's role "
-            f"(up to {limits.ROLE_INLINE_POLICIES.size:,} characters for all of a role's inline policies)", err=True)
+    parts = limits.split_policy(doc, placeholder=iam.PLACEHOLDER_ACCOUNT)
+    if len(parts) > limits.MANAGED_POLICIES_PER_ROLE:
+        size = limits.policy_size(doc, placeholder=iam.PLACEHOLDER_ACCOUNT)
+        raise UsageError(f"the IAM policy for this plan would be {size:,} characters: {len(parts)} managed policies of "
+                         f"{limits.MANAGED_POLICY.size:,}, over the {limits.MANAGED_POLICIES_PER_ROLE} AWS attaches to a "
+                         "role by default; nothing was printed",
+                         "split the flags across plans (each gets its own policy), or ask AWS to raise the role's "
+                         "managed-policy quota and grant the parameters by a path wildcard written by hand")
+    if len(parts) > 1:
+        say(f"note: this policy is {limits.over(limits.MANAGED_POLICY, limits.policy_size(doc, iam.PLACEHOLDER_ACCOUNT))}: "
+            f"printed as a JSON list of {len(parts)} managed policies, each within it; create each one and attach "
+            f"all {len(parts)} to the operator's role", err=True)
+    return parts
 
 
 @app.command("iam-policy")
@@ -444,7 +447,7 @@ def iam_policy(
     account: str = typer.Option("ACCOUNT_ID", "--account", help="AWS account id for the ARNs (default: the placeholder ACCOUNT_ID)."),
     with_guard: bool = typer.Option(False, "--guard", help="Add what `cutover guard` needs (always added when a phase has auto_rollback)."),
 ) -> None:
-    """Print the least-privilege IAM policy (JSON) for the plan. No AWS calls."""
+    """Print the least-privilege IAM policy (JSON; a list of managed policies when one is too large) for the plan. No AWS calls."""
 
     def body():
         from cutover.compile import iam
@@ -470,10 +473,11 @@ def iam_policy(
         if account == iam.PLACEHOLDER_ACCOUNT:
             say(f"note: the ARNs hold the placeholder account {iam.PLACEHOLDER_ACCOUNT}; replace it, "
                 "or pass --account 123456789012", err=True)
-        fits_where(doc)
-        # The policy document itself, with or without --json. Not through say(): it holds only names
-        # from the plan, and the redactor's credential patterns would mangle ARNs like ...:secret:NAME-??????.
-        write(iam.render(doc))
+        parts = managed_policies(doc)
+        # The policy document itself (a list of them when it is split), with or without --json. Not through
+        # say(): it holds only names from the plan, and the redactor's credential patterns would mangle ARNs
+        # like ...:secret:NAME-??????.
+        write(iam.render(parts[0] if len(parts) == 1 else parts))
 
     run("iam-policy", body)
 

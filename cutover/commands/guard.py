@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Iterable, Protocol
 
 from cutover import limits
 from cutover.compile.guard import (
     LAMBDA_SCRIPT,
-    POLICY_NAME,
+    PUT_SCRIPT,
     SCRIPT_HANDLER,
     SCRIPT_RUNTIME,
     TARGET_ID,
@@ -42,7 +42,7 @@ class GuardStore(Protocol):
     """What the guard needs from AWS (`cutover.adapters.aws.GuardResources`). Reads return None when absent. The
     roles are only read: an admin creates them (`bootstrap_template`)."""
 
-    def get_role(self, name: str) -> dict | None: ...
+    def get_role(self, name: str, managed: Iterable[str] = ()) -> dict | None: ...
     def get_document(self, name: str, version: str | None = None) -> dict | None: ...
     def create_document(self, name: str, content: str, tags: dict[str, str]) -> str: ...
     def update_document(self, name: str, content: str, tags: dict[str, str]) -> str: ...
@@ -64,10 +64,12 @@ class Observed:
     targets: list[dict]
 
 
-def observe(store: GuardStore, n: Names) -> Observed:
+def observe(store: GuardStore, n: Names, want: Desired | None = None) -> Observed:
+    """What exists; the managed policies `want`'s roles hold are read too (an operator may read those only)."""
     rule = store.get_rule(n.rule)
+    managed = [name for spec in (want.roles if want else ()) for name in spec.managed]
     return Observed(
-        roles={name: store.get_role(name) for name in (n.automation_role, n.events_role)},
+        roles={name: store.get_role(name, managed) for name in (n.automation_role, n.events_role)},
         document=store.get_document(n.document),
         rule=rule,
         targets=store.list_targets(n.rule) if rule is not None else [],
@@ -125,10 +127,10 @@ def _doc_differences(plan: Plan, armed: dict, want: dict, tags: dict[str, str]) 
         if step.get("action") != "aws:executeScript":
             continue
         payload = step.get("inputs", {}).get("InputPayload") or {}
-        verifies = "StateParameter" in payload
-        if script_of(step) != (SCRIPT_RUNTIME, SCRIPT_HANDLER, VERIFY_SCRIPT if verifies else LAMBDA_SCRIPT):
-            what = "that checks the rollback and records it" if verifies else \
-                f"for Lambda function {function_name(payload.get('Function', '?'))}"
+        script, what = ((VERIFY_SCRIPT, "that checks the rollback and records it") if "StateParameter" in payload else
+                        (PUT_SCRIPT, f"writing SSM flags from {step.get('name', '?')}") if "Parameters" in payload else
+                        (LAMBDA_SCRIPT, f"for Lambda function {function_name(payload.get('Function', '?'))}"))
+        if script_of(step) != (SCRIPT_RUNTIME, SCRIPT_HANDLER, script):
             diffs.append(f"the armed step {what} runs another script than this cutover's (armed by another version, or edited)")
     if not any("StateParameter" in (s.get("inputs", {}).get("InputPayload") or {}) for s in armed.get("mainSteps", [])):
         diffs.append("the armed document does not check its rollback: it would record rolled_back even if a flag failed")
@@ -178,6 +180,17 @@ def _target_view(t: dict) -> dict:
     return {k: t.get(k) for k in ("Id", "Arn", "RoleArn", "InputTransformer")}
 
 
+def _policy_differences(kind: str, have: dict[str, dict], want: dict[str, dict]) -> list[str]:
+    """A role's inline (or attached managed) policies against the plan's: by name, then content."""
+    out = [f"{kind} policy {name} is missing" for name in want if name not in have]
+    if any(name in have and have[name] != doc for name, doc in want.items()):
+        out.append("its permissions differ from the plan's least privilege")
+    extra = [name for name in have if name not in want]
+    if extra:
+        out.append(f"extra {kind} policies: {', '.join(extra)}")
+    return out
+
+
 def compare(plan: Plan, want: Desired, seen: Observed) -> list[Resource]:
     """Each resource, in the order `arm` makes them: present? and how it differs from the plan."""
     out = []
@@ -187,12 +200,8 @@ def compare(plan: Plan, want: Desired, seen: Observed) -> list[Resource]:
         if role is not None:
             if role["trust"] != spec.trust:
                 r.differences.append("its trust policy differs")
-            if role["policies"].get(POLICY_NAME) != spec.policy:
-                r.differences.append("its permissions differ from the plan's least privilege"
-                                     if POLICY_NAME in role["policies"] else f"inline policy {POLICY_NAME} is missing")
-            extra = [p for p in role["policies"] if p != POLICY_NAME]
-            if extra:
-                r.differences.append(f"extra inline policies: {', '.join(extra)}")
+            r.differences += _policy_differences("inline", role["policies"], spec.inline)
+            r.differences += _policy_differences("managed", role.get("managed", {}), spec.managed)
         out.append(r)
 
     d = Resource("document", want.names.document, seen.document is not None)
@@ -273,7 +282,7 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
     check_plan(plan)
     report = rt.new_report("guard-arm")
     want = desired(plan, _account(rt))
-    resources = compare(plan, want, observe(store, want.names))
+    resources = compare(plan, want, observe(store, want.names, want))
     todo = [r for r in resources if r.verb != "unchanged"]
     rows = describe_writes(plan, want.document)
     plan_lines = [f"{r.verb} {r.kind} {r.name}" + (f": {'; '.join(r.differences)}" if r.differences else "") for r in resources]
@@ -297,7 +306,7 @@ def arm(rt: Runtime, store: GuardStore) -> Outcome:
     done: dict[str, str] = {}
     try:
         _apply(store, want, resources, done)
-        after = compare(plan, want, observe(store, want.names))
+        after = compare(plan, want, observe(store, want.names, want))
         off = [r for r in after if not r.current]
         if off:
             raise Incomplete("the guard was written but reads back different: " +
@@ -365,7 +374,7 @@ def status(rt: Runtime, store: GuardStore, check: bool = False) -> Outcome:
     """Armed or not; whether it matches the plan (digest, flags, values, alarms); what it would do."""
     plan = rt.plan
     want = desired(plan, _account(rt))
-    seen = observe(store, want.names)
+    seen = observe(store, want.names, want)
     resources = compare(plan, want, seen)
     armed_parts = [r for r in resources if not r.kind.endswith(" role")]  # the roles are the bootstrap's
     present = [r for r in armed_parts if r.present]

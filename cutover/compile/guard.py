@@ -7,7 +7,8 @@
 
 - the SSM Automation document `cutover-<plan>-rollback` (schemaVersion 0.3), in plan (rollback) order, to
   exactly the values `cutover rollback` converges to (both come from the rollback program, `program.steps`): one
-  `aws:executeAwsApi` PutParameter step per SSM flag, and one `aws:executeScript` step per Lambda function,
+  `aws:executeAwsApi` PutParameter step per SSM flag (or, when that would not fit AWS's 64 KB, one
+  `aws:executeScript` step per 100 consecutive SSM flags, `PUT_SCRIPT`), and one `aws:executeScript` step per Lambda function,
   at the place of its first flag, setting all its flag variables in one read-merge-write update that keeps
   every other variable (`LAMBDA_SCRIPT`); every flag step continues past a failure, so every flag is
   attempted; then one step (`VERIFY_SCRIPT`) that reads every flag back and records rolled_back only if all
@@ -33,6 +34,7 @@ Dry runs read only (the session refuses writes). No boto3 here: AWS is behind th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -122,14 +124,26 @@ def _check_sizes(plan: Plan) -> None:
     """The document and the automation role's policy must fit AWS's limits (the emulator takes any size)."""
     too_big = [(what, why) for what, why in (
         ("rollback document", limits.over(limits.AUTOMATION_DOCUMENT, limits.document_size(build_document(plan, limits.SIZING_ACCOUNT)))),
-        ("automation role's policy", limits.over(limits.ROLE_INLINE_POLICIES,
-                                                 limits.policy_size(automation_policy(plan, limits.SIZING_ACCOUNT)))),
+        ("automation role's policy", _role_policy_over(automation_policy(plan, limits.SIZING_ACCOUNT))),
     ) if why]
     if too_big:
         raise UsageError(f"plan '{plan.name}' has {len(plan.flags)} flags: too many for one guard: the "
                          + "; the ".join(f"{what} would be {why}" for what, why in too_big),
                          "split the flags across plans (each with its own guard), or roll this plan back with "
                          "`cutover rollback` and leave it unguarded")
+
+
+def _role_policy_over(policy: dict) -> str | None:
+    """None when the role's policy fits inline (10,240 characters) or split into the managed policies IAM
+    attaches to one role (10 of 6,144), else the sentence saying by how much."""
+    size = limits.policy_size(policy)
+    if not limits.over(limits.ROLE_INLINE_POLICIES, size):
+        return None
+    parts = len(limits.split_policy(policy))
+    if parts <= limits.MANAGED_POLICIES_PER_ROLE:
+        return None
+    return (f"{size:,} characters: {parts} managed policies of {limits.MANAGED_POLICY.size:,}, over the "
+            f"{limits.MANAGED_POLICIES_PER_ROLE} AWS attaches to a role by default (or {limits.ROLE_INLINE_POLICIES.size:,} inline)")
 
 
 def _step_name(index: int, what: str, prefix: str = "Flag") -> str:
@@ -154,27 +168,62 @@ def _lambda_step(index: int, function: str, values: dict[str, str]) -> dict:
     }
 
 
-def _flag_steps(plan: Plan) -> list[dict]:
-    """The rollback program compiled: an executeAwsApi step per SSM write, an executeScript step per
-    Lambda function; each named after the place of its (first) flag in plan order."""
+PUT_SCRIPT = guard_scripts.source("put_parameters")
+BATCH = 100  # SSM flags per step of a compact document: ~33 s of writes at 3 a second, within a script's 600 s
+
+
+def _set_step(index: int, flag: Flag, value: str) -> dict:
+    """One SSM flag, one executeAwsApi step (the layout while the document fits: each flag its own step)."""
+    return {
+        "name": _step_name(index, flag.name),
+        "action": "aws:executeAwsApi",
+        # A failed flag must not stop the others (kill switches come first, but every one counts);
+        # the execution still ends Failed, and `cutover status` shows the flag that differs.
+        "onFailure": "Continue",
+        "maxAttempts": 3,
+        "inputs": {"Service": "ssm", "Api": "PutParameter", "Name": flag.parameter, "Value": value,
+                   "Type": "SecureString" if flag.secure else "String", "Overwrite": True},
+    }
+
+
+def _put_step(index: int, batch: list[program.SetParameter]) -> dict:
+    """Consecutive SSM flags in one executeScript step, in order (a compact document: one step per flag
+    does not fit 64 KB at a few hundred flags). A String's Type is left out: the script's default."""
+    return {
+        "name": _step_name(index, batch[0].flag.name, "Flags"),
+        "action": "aws:executeScript",
+        "onFailure": "Continue",  # as a flag's own step; the script attempts every flag and fails naming the rest
+        "maxAttempts": 1,  # each write retries on its own (adaptive, 10 attempts); a rerun would rewrite them all
+        "timeoutSeconds": 600,
+        "inputs": {"Runtime": SCRIPT_RUNTIME, "Handler": SCRIPT_HANDLER, "Script": PUT_SCRIPT,
+                   "InputPayload": {"Parameters": [{"Name": s.flag.parameter, "Value": s.value,
+                                                    **({"Type": "SecureString"} if s.flag.secure else {})} for s in batch]}},
+    }
+
+
+def _flag_steps(plan: Plan, writes: tuple[program.Step, ...], batch_size: int) -> list[dict]:
+    """The rollback program compiled: one executeScript step per Lambda function, and SSM writes one per
+    executeAwsApi step (batch_size 1) or up to `batch_size` consecutive ones per executeScript step; each
+    step named after the place of its (first) flag in plan order."""
     position = {f.key: i for i, f in enumerate(plan.flags, 1)}
-    steps = []
-    for step in program.steps(plan):
-        i = position[step.flags[0].key]
+    steps: list[dict] = []
+    batch: list[program.SetParameter] = []
+
+    def flush() -> None:
+        if batch:
+            first = position[batch[0].flag.key]
+            steps.append(_set_step(first, batch[0].flag, batch[0].value) if batch_size == 1 else _put_step(first, list(batch)))
+            batch.clear()
+
+    for step in writes:
         if isinstance(step, program.MergeEnvironment):
-            steps.append(_lambda_step(i, step.function, step.variables))
+            flush()
+            steps.append(_lambda_step(position[step.flags[0].key], step.function, step.variables))
             continue
-        flag, value = step.flag, step.value
-        steps.append({
-            "name": _step_name(i, flag.name),
-            "action": "aws:executeAwsApi",
-            # A failed flag must not stop the others (kill switches come first, but every one counts);
-            # the execution still ends Failed, and `cutover status` shows the flag that differs.
-            "onFailure": "Continue",
-            "maxAttempts": 3,
-            "inputs": {"Service": "ssm", "Api": "PutParameter", "Name": flag.parameter, "Value": value,
-                       "Type": "SecureString" if flag.secure else "String", "Overwrite": True},
-        })
+        batch.append(step)
+        if len(batch) == batch_size:
+            flush()
+    flush()
     return steps
 
 
@@ -210,19 +259,25 @@ def _label_of(flag: Flag) -> str:
     return f"{flag.name} ({flag.where})"
 
 
-def _verify_step(plan: Plan, role: str) -> dict:
-    flags = []
-    for f, value in program.targets(plan):
-        where = ({"Parameter": f.parameter, "Type": "SecureString" if f.secure else "String"} if f.kind == "ssm"
-                 else {"Function": f.target.function, "Variable": f.target.variable})
-        flags.append({"Label": _label_of(f), **where, "Value": value})
+def _verify_entry(f: Flag, value: str, compact: bool) -> dict:
+    """A flag as the last step checks it. Compact (every flag is in the document twice): an SSM flag's
+    label is "Flag (Parameter)" and its Type String unless it says SecureString."""
+    if f.kind != "ssm":
+        return {"Label": _label_of(f), "Function": f.target.function, "Variable": f.target.variable, "Value": value}
+    if compact:
+        return {"Flag": f.name, "Parameter": f.parameter, **({"Type": "SecureString"} if f.secure else {}), "Value": value}
+    return {"Label": _label_of(f), "Parameter": f.parameter, "Type": "SecureString" if f.secure else "String", "Value": value}
+
+
+def _verify_step(plan: Plan, record: dict, targets: list[tuple[Flag, str]], compact: bool) -> dict:
+    flags = [_verify_entry(f, value, compact) for f, value in targets]
     return {
         "name": RECORD_STEP,
         "action": "aws:executeScript",
         "maxAttempts": 1,  # it tells the topic: a retry would tell twice (its AWS calls retry on their own)
         "timeoutSeconds": 600,
         "inputs": {"Runtime": SCRIPT_RUNTIME, "Handler": SCRIPT_HANDLER, "Script": VERIFY_SCRIPT,
-                   "InputPayload": {"StateParameter": plan.state_parameter, "Record": record_template(plan, role),
+                   "InputPayload": {"StateParameter": plan.state_parameter, "Record": record,
                                     "Flags": flags, "Topic": plan.notify_topic or "", "Alarm": "{{" + PARAMETER + "}}"}},
     }
 
@@ -233,11 +288,26 @@ def description(plan: Plan) -> str:
             "Generated by `cutover guard arm`: re-arm rather than edit; `cutover guard disarm` removes it.")
 
 
-def build_document(plan: Plan, account: str) -> dict:
-    """The SSM Automation document (schemaVersion 0.3) that performs the plan's rollback."""
-    n, arn = names(plan), GuardArns(plan.region, account)
-    role = arn.role(n.automation_role)
-    steps = [*_flag_steps(plan), _verify_step(plan, role)]
+def build_document(plan: Plan, account: str, compact: bool | None = None) -> dict:
+    """The SSM Automation document (schemaVersion 0.3) that performs the plan's rollback: one step per SSM
+    flag while that fits AWS's 64 KB, else compact (SSM flags in batches, the last step's list shortened).
+    `compact` True or False builds that layout only."""
+    role = GuardArns(plan.region, account).role(names(plan).automation_role)
+    # Computed once for both layouts: the program and the record are most of the work.
+    targets, record = program.targets(plan), record_template(plan, role)
+    writes = program.group(targets)
+
+    def document(compact: bool) -> dict:
+        steps = [*_flag_steps(plan, writes, BATCH if compact else 1), _verify_step(plan, record, targets, compact)]
+        return _document(plan, role, steps)
+
+    if compact is not None:
+        return document(compact)
+    doc = document(compact=False)
+    return document(compact=True) if limits.over(limits.AUTOMATION_DOCUMENT, limits.document_size(doc)) else doc
+
+
+def _document(plan: Plan, role: str, steps: list[dict]) -> dict:
     return {
         "schemaVersion": "0.3",
         "description": description(plan),
@@ -293,8 +363,8 @@ def automation_policy(plan: Plan, account: str) -> dict:
     record), and tells the plan's topic."""
     arn = GuardArns(plan.region, account)
     params = list(dict.fromkeys([*(arn.parameter(f.parameter) for f in plan.ssm_flags), arn.parameter(plan.state_parameter)]))
-    stmts = [iam.statement("RollBackFlagsAndRecordState", ["ssm:PutParameter"], params),
-             iam.statement("ReadBackFlagsAndState", ["ssm:GetParameters"], params)]
+    # One statement for both actions: the parameter ARNs are most of the policy, and IAM limits its size.
+    stmts = [iam.statement("RollBackAndReadBackFlagsAndState", ["ssm:PutParameter", "ssm:GetParameters"], params)]
     if plan.functions:
         stmts.append(iam.statement("RollBackLambdaFlags", [iam.LAMBDA_READ, iam.LAMBDA_WRITE],
                                     [arn.function(fn) for fn in plan.functions]))
@@ -325,8 +395,26 @@ class RoleSpec:
     kind: str
     name: str
     trust: dict
-    policy: dict
+    policy: dict  # the whole least privilege: the one inline policy POLICY_NAME, unless `managed`
     description: str
+    managed: dict[str, dict] = dataclasses.field(default_factory=dict)  # name -> document: `policy` split
+
+    @property
+    def inline(self) -> dict[str, dict]:
+        """The inline policies the role holds: POLICY_NAME, or none when its policy is split into managed ones."""
+        return {} if self.managed else {POLICY_NAME: self.policy}
+
+
+def managed_split(role: str, policy: dict, account: str) -> dict[str, dict]:
+    """A role policy too large for IAM's 10,240 characters of inline policies per role, as managed
+    policies (6,144 each, named `<role>-1`, `-2`, ...); {} when it fits inline (the one policy, as before)."""
+    if not limits.over(limits.ROLE_INLINE_POLICIES, limits.policy_size(policy, account)):
+        return {}
+    try:
+        parts = limits.split_policy(policy, placeholder=account)
+    except ValueError as err:
+        raise UsageError(f"role {role}: {err}", "shorten the plan's parameter names") from None
+    return {f"{role}-{i}": doc for i, doc in enumerate(parts, 1)}
 
 
 @dataclass(frozen=True)
@@ -344,9 +432,11 @@ class Desired:
 
 def role_specs(plan: Plan, account: str) -> tuple[RoleSpec, ...]:
     n = names(plan)
+    policy = automation_policy(plan, account)
     return (
-        RoleSpec("automation role", n.automation_role, automation_trust(plan, account), automation_policy(plan, account),
-                 f"cutover guard {plan.name}: the rollback automation's role (writes the plan's flags, nothing else)"),
+        RoleSpec("automation role", n.automation_role, automation_trust(plan, account), policy,
+                 f"cutover guard {plan.name}: the rollback automation's role (writes the plan's flags, nothing else)",
+                 managed_split(n.automation_role, policy, account)),
         RoleSpec("events role", n.events_role, events_trust(plan, account), events_policy(plan, account),
                  f"cutover guard {plan.name}: lets EventBridge start the rollback automation {n.document}"),
     )
@@ -398,8 +488,12 @@ def bootstrap_template(plan: Plan) -> dict:
     for logical, spec in zip(("AutomationRole", "EventsRole"), role_specs(plan, ACCOUNT_VAR)):
         resources[logical] = {"Type": "AWS::IAM::Role", "Properties": {
             "RoleName": spec.name, "Description": spec.description, "AssumeRolePolicyDocument": spec.trust,
-            "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": spec.policy}],
+            "Policies": [{"PolicyName": name, "PolicyDocument": doc} for name, doc in spec.inline.items()],
             "Tags": [{"Key": TAG_PLAN, "Value": plan.name}]}}
+        for i, (name, doc) in enumerate(spec.managed.items(), 1):  # a policy too large to be inline
+            resources[f"{logical}Policy{i}"] = {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+                "ManagedPolicyName": name, "Description": f"{spec.description} (part {i} of {len(spec.managed)})",
+                "PolicyDocument": doc, "Roles": [{"Ref": logical}]}}
         outputs[logical + "Arn"] = {"Value": {"Fn::GetAtt": [logical, "Arn"]}}
     return _sub_account({
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -420,10 +514,14 @@ def operator_policy(plan: Plan, account: str = iam.PLACEHOLDER_ACCOUNT, read_onl
     roles = [arn.role(n.automation_role), arn.role(n.events_role)]
     doc, rule = arn._arn("ssm", f"document/{n.document}"), arn.rule(n.rule)
     stmts = [
-        iam.statement("ReadGuardRoles", ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy"], roles),
+        iam.statement("ReadGuardRoles", ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy",
+                                          "iam:ListAttachedRolePolicies"], roles),
         iam.statement("ReadGuardDocument", ["ssm:DescribeDocument", "ssm:GetDocument"], [doc]),
         iam.statement("ReadGuardRule", ["events:DescribeRule", "events:ListTargetsByRule"], [rule]),
     ]
+    managed = [arn.policy(name) for spec in role_specs(plan, account) for name in spec.managed]
+    if managed:  # the managed policies of a role too large for inline ones (`managed_split`), exactly
+        stmts.insert(1, iam.statement("ReadGuardRolePolicies", ["iam:GetPolicy", "iam:GetPolicyVersion"], managed))
     if not read_only:
         stmts += [
             iam.statement("PassEventsRoleToEventBridge", ["iam:PassRole"], [arn.role(n.events_role)],
@@ -448,6 +546,11 @@ def document_writes(doc: dict) -> list[dict]:
             name = inputs.get("Name", "")
             out.append({"step": s.get("name", ""), "kind": "ssm", "key": name, "parameter": name, "function": None,
                         "variable": None, "value": inputs.get("Value", ""), "type": inputs.get("Type", "String")})
+        elif s.get("action") == "aws:executeScript" and "Parameters" in (inputs.get("InputPayload") or {}):
+            for p in inputs["InputPayload"]["Parameters"] or []:
+                name = p.get("Name", "")
+                out.append({"step": s.get("name", ""), "kind": "ssm", "key": name, "parameter": name, "function": None,
+                            "variable": None, "value": p.get("Value", ""), "type": p.get("Type", "String")})
         elif s.get("action") == "aws:executeScript" and "StateParameter" in (inputs.get("InputPayload") or {}):
             payload = inputs["InputPayload"]
             name, record = payload.get("StateParameter", ""), payload.get("Record")

@@ -39,6 +39,9 @@ class GuardArns(iam.Arns):
     def role(self, name: str) -> str:
         return f"arn:{self.partition}:iam::{self.account}:role/{name}"
 
+    def policy(self, name: str) -> str:
+        return f"arn:{self.partition}:iam::{self.account}:policy/{name}"
+
     def automation_definition(self, document: str, version: str = "$DEFAULT") -> str:
         return self._arn("ssm", f"automation-definition/{document}:{version}")
 

@@ -246,5 +246,5 @@ def lambda_key_statements(keys: tuple[str, ...], arn: Arns, actions: list[str]) 
     return out
 
 
-def render(doc: dict) -> str:
+def render(doc: dict | list) -> str:
     return json.dumps(doc, indent=2)

@@ -50,14 +50,14 @@ def still_live(ssm, lam, flags):
     for f in flags:
         if "Parameter" in f:
             p = params.get(f["Parameter"]) or {}
-            ok = p.get("Value") == f["Value"] and (f["Type"] != "SecureString" or p.get("Type") == "SecureString")
+            ok = p.get("Value") == f["Value"] and (f.get("Type") != "SecureString" or p.get("Type") == "SecureString")
             why = f" (not read back: {unread[f['Parameter']]})" if f["Parameter"] in unread else ""
         else:
             env = envs[f["Function"]]
             ok = env is not None and env.get(f["Variable"]) == f["Value"]
             why = " (its environment cannot be read)" if env is None else ""
         if not ok:
-            out.append(f["Label"] + why)
+            out.append((f.get("Label") or f"{f['Flag']} ({f['Parameter']})") + why)
     return out
 
 

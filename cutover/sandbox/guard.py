@@ -57,9 +57,15 @@ def bootstrap_roles(plan: Plan, endpoint: str) -> list[str]:
 
     aws = EmulatorSeeder(endpoint, plan.region)
     account = aws.call_api("sts", "GetCallerIdentity", {})["Account"]
-    made = []
-    for resource in resolve_account(guard.bootstrap_template(plan), account)["Resources"].values():
+    made, resources = [], resolve_account(guard.bootstrap_template(plan), account)["Resources"]
+    for resource in resources.values():
         props = resource["Properties"]
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":  # after its role: the template lists roles first
+            for ref in props["Roles"]:
+                aws.attach_managed_policy(resources[ref["Ref"]]["Properties"]["RoleName"],
+                                          guard.GuardArns(plan.region, account).policy(props["ManagedPolicyName"]),
+                                          props["PolicyDocument"], props.get("Description", ""))
+            continue
         aws.put_role(props["RoleName"], props["AssumeRolePolicyDocument"],
                      {p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies", [])},
                      props.get("Description", ""), {t["Key"]: t["Value"] for t in props.get("Tags", [])})

@@ -151,6 +151,25 @@ class EmulatorSeeder:
                 iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
             for policy_name, doc in policies.items():
                 iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(doc))
+            for gone in set(iam.list_role_policies(RoleName=name)["PolicyNames"]) - set(policies):  # as a stack update does
+                iam.delete_role_policy(RoleName=name, PolicyName=gone)
+
+    def attach_managed_policy(self, role: str, arn: str, doc: dict, description: str = "") -> None:
+        """Create (or bring back to `doc`) the managed policy `arn` and attach it to `role`."""
+        import json
+
+        iam, name = self._clients("iam"), arn.rsplit("/", 1)[1]
+        with aws_errors("iam:CreatePolicy", f"policy {name}"):
+            try:
+                iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(doc), Description=description)
+            except bex.ClientError as exc:
+                if error_code(exc) != "EntityAlreadyExists":
+                    raise
+                for old in iam.list_policy_versions(PolicyArn=arn)["Versions"]:  # IAM keeps at most 5
+                    if not old["IsDefaultVersion"]:
+                        iam.delete_policy_version(PolicyArn=arn, VersionId=old["VersionId"])
+                iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(doc), SetAsDefault=True)
+            iam.attach_role_policy(RoleName=role, PolicyArn=arn)
 
     def call_api(self, service: str, api: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """One API call by its AWS name (`ssm`, `PutParameter`), as an Automation `aws:executeAwsApi` step

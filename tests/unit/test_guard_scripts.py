@@ -21,7 +21,7 @@ from cutover.core.lambdaenv import EnvWriter
 from cutover.plan.load import load_plan
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = ("merge_environment", "verify_and_record")
+SCRIPTS = ("merge_environment", "put_parameters", "verify_and_record")
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
