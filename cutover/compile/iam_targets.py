@@ -18,7 +18,8 @@ def single(plan: Plan, target: RolloutTarget) -> Plan:
 
 
 def policies(plan: Plan, caller_account: str, read_only: bool = False) -> dict:
-    """{"accounts": [{account, targets, policy}], "trust_policies": [{target, role_arn, policy}]}. A target
+    """{"accounts": [{account, targets, policy}], "trust_policies": [{target, role_arn, policy}]} (the CLI
+    prints each account's policy as the managed policies it splits into, under "policies"). A target
     without an account of its own is in the caller's (`caller_account`, or the placeholder)."""
     by_account: dict[str, list[RolloutTarget]] = {}
     for t in plan.targets:

@@ -115,13 +115,13 @@ def test_iam_policy_gives_a_policy_per_account_and_each_roles_trust_policy():
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert [(a["account"], a["targets"]) for a in doc["accounts"]] == [("111111111111", ["use2", "usw2"]), ("222222222222", ["euw1"])]
-    first = json.dumps(doc["accounts"][0]["policy"])
+    first = json.dumps(doc["accounts"][0]["policies"])
     assert "arn:aws:ssm:us-east-2:111111111111:parameter/waves-demo/kill_switch" in first
     assert "arn:aws:ssm:us-west-2:111111111111:parameter/waves-demo/kill_switch" in first and "eu-west-1" not in first
-    assert "arn:aws:ssm:eu-west-1:222222222222:parameter/cutover/waves-demo/state" in json.dumps(doc["accounts"][1]["policy"])
-    sids = [s["Sid"] for a in doc["accounts"] for s in a["policy"]["Statement"]]
+    assert "arn:aws:ssm:eu-west-1:222222222222:parameter/cutover/waves-demo/state" in json.dumps(doc["accounts"][1]["policies"])
+    sids = [s["Sid"] for a in doc["accounts"] for p in a["policies"] for s in p["Statement"]]
     assert len(sids) == len(set(sids)) and all(sid.isalnum() for sid in sids)
-    assert sum(s["Sid"].startswith("IdentifyCaller") for s in doc["accounts"][0]["policy"]["Statement"]) == 1
+    assert sum(s["Sid"].startswith("IdentifyCaller") for s in doc["accounts"][0]["policies"][0]["Statement"]) == 1
     [trust] = doc["trust_policies"]
     assert trust["role_arn"] == "arn:aws:iam::222222222222:role/cutover-operator"
     stmt = trust["policy"]["Statement"][0]
