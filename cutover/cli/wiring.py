@@ -78,7 +78,7 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "")
     from cutover.adapters.aws import GuardResources
 
     rt = Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=options().evidence_dir, dry_run=dry_run,
-                 confirm=_confirmer(yes), log=logs.get().bind(command=command),
+                 confirm=_confirmer(yes), assume_yes=yes, log=logs.get().bind(command=command),
                  guard_store=lambda: GuardResources.connect(plan.region, options().profile, read_only=dry_run))
     _use_sandbox_stub(rt)
     _check_account(rt)

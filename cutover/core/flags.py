@@ -290,6 +290,8 @@ class Converger:
         on_event: Callable[[str, FlagChange], None] | None = None,
         keep_going: bool = False,
         after_first_write: Callable[[], None] | None = None,
+        watch: dict[str, Param] | None = None,
+        overtaken: Callable[[str], None] | None = None,
     ) -> None:
         self.plan = plan
         self.keep_going = keep_going  # after a failed write, write the rest (rollback) instead of stopping
@@ -313,6 +315,13 @@ class Converger:
         # Runs once, right after the first write is sent (or has failed): a rollback's `rolling_back`
         # marker, which takes the next write slot instead of the kill switch's.
         self.after_first_write = after_first_write
+        # A full rollback writes its kill switch before its marker: the first flag it restores is the
+        # sign to stop by. `watch`: the SSM flags (by parameter, as this run last knew them) a rollback
+        # would write first; this run's first SSM write joins them. Read with every preemption check;
+        # one found at a newer version holding another value calls `overtaken(flag name)`, which raises.
+        self._watched = dict(watch or {})
+        self.overtaken = overtaken
+        self._watched_mine = False
 
     def run(self, changes: list[FlagChange]) -> ConvergeResult:
         """Write `changes` in order and confirm each by reading it back. Stops (Incomplete) at a flag
@@ -392,7 +401,12 @@ class Converger:
 
     def _check_state(self) -> None:
         """The preemption check, its state read riding along with the read-back of earlier writes."""
-        self.before_write(self._read_back(with_state=True).get(self.plan.state_parameter))
+        live = self._read_back(with_state=True)
+        self.before_write(live.get(self.plan.state_parameter))
+        for name, known in self._watched.items():
+            seen = live.get(name)
+            if self.overtaken and seen is not None and seen.version > known.version and seen.value != known.value:
+                self.overtaken(next(f.name for f in self.plan.ssm_flags if f.parameter == name))
 
     def _ensure_cleared(self) -> None:
         if self.clearance:
@@ -404,6 +418,9 @@ class Converger:
                                             before_attempt=self._ensure_cleared)
         change.written = True
         self._outstanding[id(change)] = change
+        if flag.parameter in self._watched or not self._watched_mine:
+            self._watched[flag.parameter] = Param(flag.parameter, change.new, change.new_version or 0)
+            self._watched_mine = True
         self.on_event("written", change)
 
     def _write_function(self, function: str, changes: list[FlagChange]) -> None:
@@ -426,8 +443,9 @@ class Converger:
 
     # --- read-back --------------------------------------------------------------------------------
     def _read_back(self, with_state: bool = False) -> dict[str, Param]:
-        """One GetParameters call: up to 10 unconfirmed written flags (plus the state record)."""
-        names = [self.plan.state_parameter] if with_state else []
+        """One GetParameters call: up to 10 unconfirmed written flags (plus the state record and the
+        watched flags)."""
+        names = [self.plan.state_parameter, *self._watched] if with_state else []
         waiting = self._waiting()[: READ_BATCH - len(names)]
         names += [c.flag.parameter for c in waiting]
         if not names:
