@@ -168,6 +168,11 @@ class Notifier(Protocol):
         """Send a short message; raise AwsError on failure (the caller logs it and moves on)."""
 
 
+class ServiceSettings(Protocol):
+    def high_throughput(self) -> bool:
+        """Whether SSM Parameter Store's higher-throughput setting is on for the account and region."""
+
+
 @dataclass
 class AwsPorts:
     """Everything the core needs from AWS, bundled so use cases take one argument."""
@@ -184,3 +189,4 @@ class AwsPorts:
     calendars: ChangeCalendars | None = None  # SSM Change Calendars (window checks); None: every calendar unreadable
     metrics: MetricSource | None = None  # CloudWatch GetMetricData, for metric checks
     insights: LogsInsights | None = None  # CloudWatch Logs Insights, for logs_query checks
+    settings: ServiceSettings | None = None  # SSM service settings (the higher-throughput hint)

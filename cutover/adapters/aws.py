@@ -128,10 +128,10 @@ ATTEMPTS_LIMIT = 20  # with standard back-off (up to 20 s each) more would hold 
 RETRY_MODES = ("legacy", "standard", "adaptive")
 
 
-def client_config(service: str) -> Config:
+def client_config(service: str, attempts: int | None = None) -> Config:
     # Attempts in total, first one included. AWS_MAX_ATTEMPTS (the standard variable, same meaning)
     # still wins, e.g. to fail fast in tests. (Config's `max_attempts` would count retries only.)
-    attempts = _max_attempts(os.environ) or MAX_ATTEMPTS.get(service, DEFAULT_MAX_ATTEMPTS)
+    attempts = attempts or _max_attempts(os.environ) or MAX_ATTEMPTS.get(service, DEFAULT_MAX_ATTEMPTS)
     return Config(
         retries={"mode": "standard", "total_max_attempts": attempts},
         connect_timeout=CONNECT_TIMEOUT,
@@ -204,18 +204,20 @@ class Clients:
         self._made: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, service: str):
+    def __call__(self, service: str, attempts: int | None = None):
+        """`attempts`: a client of its own whose calls are tried that many times (a best-effort read)."""
+        key = (service, attempts)
         with self._lock:
-            if service not in self._made:
+            if key not in self._made:
                 with aws_errors(f"{service}:client"):
                     try:
-                        self._made[service] = self._session.client(
-                            service, config=client_config(service), endpoint_url=self._endpoint_url
+                        self._made[key] = self._session.client(
+                            service, config=client_config(service, attempts), endpoint_url=self._endpoint_url
                         )
                     except ValueError as e:  # botocore's "Invalid endpoint: ..." from endpoint_url in ~/.aws/config
                         raise UsageError(f"botocore refused the settings for a {service} client: {_one_line(str(e), 120)}",
                                          "check endpoint_url, max_attempts and retry_mode in your AWS config file") from None
-            return self._made[service]
+            return self._made[key]
 
 
 def make_ports(
@@ -247,6 +249,7 @@ def make_ports(
         calendars=SsmChangeCalendars(clients),
         metrics=CloudWatchMetrics(clients),
         insights=CloudWatchLogsInsights(clients),
+        settings=SsmServiceSettings(clients),
     )
 
 
@@ -586,6 +589,21 @@ class SsmChangeCalendars:
             resp = self._client().get_calendar_state(
                 CalendarNames=[calendar], AtTime=at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
         return CalendarReading(str(resp.get("State", "")), _iso_instant(resp.get("NextTransitionTime")))
+
+
+class SsmServiceSettings:
+    """ServiceSettings on ssm:GetServiceSetting. Tried once: it only feeds a hint, and a status must not
+    wait out retries for it. (The emulator has no GetServiceSetting: tests answer it with a fake server.)"""
+
+    HIGH_THROUGHPUT = "/ssm/parameter-store/high-throughput-enabled"
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self._client = lambda: clients("ssm", attempts=1)
+
+    def high_throughput(self) -> bool:
+        with aws_errors("ssm:GetServiceSetting", self.HIGH_THROUGHPUT):
+            resp = self._client().get_service_setting(SettingId=self.HIGH_THROUGHPUT)
+        return str(resp.get("ServiceSetting", {}).get("SettingValue", "")).lower() == "true"
 
 
 def _iso_instant(text: str | None) -> datetime | None:

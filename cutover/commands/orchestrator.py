@@ -111,6 +111,26 @@ def _account(rt: Runtime) -> str | None:
 
 
 # --- status ------------------------------------------------------------------------------------------
+HIGH_THROUGHPUT_RATE = 10  # writes/s to suggest when SSM's higher-throughput setting is on
+
+
+def throughput_hint(rt: Runtime) -> tuple[bool | None, str]:
+    """(whether SSM's higher-throughput setting is on: None when it cannot be read, a hint): when it is
+    on and the plan paces slower, say that `write_rate: 10` would roll back faster. Only said: the
+    plan's `write_rate` is the rate every command keeps to."""
+    settings = rt.aws.settings
+    if settings is None:
+        return None, ""
+    try:
+        on = settings.high_throughput()
+    except CutoverError:  # not allowed to read it, or not offered here: no hint, nothing else changes
+        return None, ""
+    if not on or rt.plan.write_rate >= HIGH_THROUGHPUT_RATE:
+        return on, ""
+    return on, (f"SSM higher throughput is on in this account and region: `write_rate: {HIGH_THROUGHPUT_RATE}` in "
+                f"{rt.plan.path} would roll back faster (it keeps to {rt.plan.write_rate:g} writes/s now)")
+
+
 @dataclasses.dataclass
 class StatusFacts:
     """What `status` reads, all of it before anything is judged."""
@@ -123,6 +143,7 @@ class StatusFacts:
     alarms: list[dict]
     guard: tuple[str, str] | None
     windows: list[str] | None  # None: the state is unreadable, so no next phase to show windows for
+    throughput: tuple[bool | None, str]  # SSM's higher-throughput setting, and the hint it gives (throughput_hint)
 
 
 @dataclasses.dataclass
@@ -150,7 +171,7 @@ def _read_status(rt: Runtime) -> StatusFacts:
     # Alarms of every alarms gate in the plan, in one batched read; an unreadable source is shown.
     alarms, guard = _all_alarm_rows(rt), guard_line(rt)
     windows = None if view.problem else window_lines(rt, rt.plan.next_phase(view.phase))
-    return StatusFacts(live, view, lock, now, account, alarms, guard, windows)
+    return StatusFacts(live, view, lock, now, account, alarms, guard, windows, throughput_hint(rt))
 
 
 def judge_flags(plan: Plan, view: state.StateView, live: flagmod.Live) -> FlagVerdict:
@@ -246,6 +267,9 @@ def _present_status(rt: Runtime, facts: StatusFacts, verdict: FlagVerdict, check
     if verdict.restored_unrecorded:
         lines.append("    every flag is at its rollback value, but the state record says otherwise: a rollback that could "
                      "not write the record (or a hand edit); `cutover rollback` writes the record")
+    elif drift and not view.problem and all(flagmod.is_at(f, live.get(f.key), f.rollback) for f in plan.flags if f.name in drift):
+        lines.append("    the flags that differ are at their rollback values: a rollback that stopped before it marked the state "
+                     "record (it writes the kill switch first), or a hand edit; `cutover rollback` finishes it")
     if live.unreadable:
         data["unreadable_functions"] = {fn: err.message for fn, err in live.unreadable.items()}
 
@@ -259,6 +283,9 @@ def _present_status(rt: Runtime, facts: StatusFacts, verdict: FlagVerdict, check
         for a in facts.alarms:
             lines.append(f"    {a['name']}: {a['state']} since {a['since']}")
 
+    data["high_throughput"], faster = facts.throughput
+    if faster:
+        lines.append(f"note: {faster}")
     if facts.guard is not None:
         lines.append(facts.guard[1])
         data["guard"] = facts.guard[0]
@@ -571,7 +598,11 @@ class WritingAdvance:
             _stop_if_preempted(rt, state_param, lambda seen: True)
             self.lease.renew_if_due()
 
-        converger = rt.converger(before_write=before_write)
+        def overtaken(flag: str) -> NoReturn:
+            raise Preempted(f"preempted: {flag} was changed by someone else while advancing (a rollback writes its "
+                            "kill switch first); stopped before the next write", "run `cutover status`; the rollback owns the flags now")
+
+        converger = rt.converger(before_write=before_write, watch=_rollback_firsts(plan, d.live), overtaken=overtaken)
         rt.progress.begin(f"advance {d.current} -> {phase.name}", changes)
         try:
             result = converger.run(changes)
@@ -596,6 +627,15 @@ class WritingAdvance:
         return Outcome(ExitCode.OK, f"entered {phase.name}: {len(changes)} flag(s) changed and confirmed",
                        gate_lines + _change_lines(changes), data,
                        hint=f"watch it bake: cutover watch ({_bake_text(phase)}); roll back any time: cutover rollback")
+
+
+def _rollback_firsts(plan, live: dict[str, Param]) -> dict[str, Param]:
+    """The SSM flag a full rollback would write first, as read now: the first one in plan order not at
+    its rollback value (none when every flag is; the advance's own first write is watched too)."""
+    for f in plan.ssm_flags:
+        if not flagmod.is_at(f, live.get(f.key), f.rollback):
+            return {f.parameter: live[f.key]} if f.key in live else {}
+    return {}
 
 
 def _window_results(rt: Runtime, phase: Phase, **context) -> list[GateResult]:
@@ -897,36 +937,51 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     if rt.dry_run:
         return rt.finish(report, Outcome(ExitCode.OK, f"dry run: rollback {current} -> {dest} would change {len(changes)} flag(s)",
                                            _change_lines(changes), data))
-    if not rt.confirm(_confirmation(rt, f"rollback {current} -> {dest}", changes)):
+    # (The confirmation names the account: with --yes nobody reads it, and the kill switch need not wait for STS.)
+    if not rt.assume_yes and not rt.confirm(_confirmation(rt, f"rollback {current} -> {dest}", changes)):
         raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
 
-    ident = rt.identity()
     store = state.StateStore(plan, rt.params)
     preempted, preempted_command = _preempted_run(rt, lock, rec)
     record_errors: list[CutoverError] = []
-    marked = _mark_rolling_back(rt, store, state.StateRecord(
-        phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest, entered_at=rec.entered_at if rec else "",
-        actor=ident.arn, run_id=rt.run_id, plan_digest=plan.digest, command="rollback", reason=reason,
-        preempted=preempted), view.version, partial=to is not None, errors=record_errors)
-    marked_at = rt.clock.monotonic()
-    # Someone may still have a write in flight: the run we preempted, or one whose record landed
-    # between our read and our marker.
-    in_flight = marked is not None and (preempted is not None or marked != (view.version or 0) + 1)
+    marking: dict = {}  # the `rolling_back` marker's version and when it landed, once written
+
+    def mark() -> None:
+        if marking:
+            return
+        actor = _actor(rt, record_errors)  # (asked only now: the kill switch does not wait for STS)
+        marking["version"] = actor and _mark_rolling_back(rt, store, state.StateRecord(
+            phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest, entered_at=rec.entered_at if rec else "",
+            actor=actor, run_id=rt.run_id, plan_digest=plan.digest, command="rollback", reason=reason,
+            preempted=preempted), view.version, partial=to is not None, errors=record_errors)
+        marking["at"] = rt.clock.monotonic()
 
     def before_write(state_param: Param | None) -> None:  # a --to rollback yields to any later rollback
         _stop_if_preempted(rt, state_param, _is_rollback)
 
-    check = before_write if to is not None and marked is not None else None
-    converger = rt.converger(keep_going=True, before_write=check)
+    if to is not None:  # a partial rollback marks first: it must not write a flag over a full rollback's
+        mark()
+    check = before_write if to is not None and marking["version"] is not None else None
+    # A full rollback writes the kill switch (its first change in plan order) first, then its marker in
+    # the next write slot: the marker is what stops a running advance before its next write, and that
+    # advance's writes in flight meanwhile are waited out and written over below, as they always were.
+    converger = rt.converger(keep_going=True, before_write=check, after_first_write=mark)
     lines: list[str] = []
     rt.progress.begin(f"rollback {current} -> {dest}", changes)
     try:
         converger.restore(target, live)
+        mark()  # (no flag needed writing: the record still says where the rollback went)
+        marked = marking["version"]
+        # Someone may still have a write in flight: the run we preempted, or one whose record landed
+        # between our read and our marker.
+        in_flight = marked is not None and (preempted is not None or marked != (view.version or 0) + 1)
         if in_flight:
-            lines.append(_wait_out_in_flight(rt, converger, target, preempted_command, marked_at))
-        _record_rollback(rt, store, state.StateRecord(
-            phase=dest, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=ident.arn, run_id=rt.run_id,
-            plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), check, marked, record_errors)
+            lines.append(_wait_out_in_flight(rt, converger, target, preempted_command, marking["at"]))
+        actor = _actor(rt, record_errors)
+        if actor:
+            _record_rollback(rt, store, state.StateRecord(
+                phase=dest, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=actor, run_id=rt.run_id,
+                plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), check, marked, record_errors)
     except Preempted as err:
         _yield_and_stop(rt, report, data, converger.result.changes, err)
     except Incomplete as err:
@@ -945,13 +1000,24 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
         lines.append(f"preempted run {preempted}")
     automatic = reason.startswith("auto-rollback")
     notify(rt, f"{'AUTOMATIC ' if automatic else ''}ROLLBACK {current} -> {dest}",
-           [f"by {ident.arn}", f"{len(restored)} flag(s) restored and confirmed", f"reason: {reason or '-'}",
+           [f"by {actor or 'unknown'}", f"{len(restored)} flag(s) restored and confirmed", f"reason: {reason or '-'}",
             *([f"preempted run {preempted}"] if preempted else []),
             *(["the state record could not be written"] if record_errors else [])])
     if record_errors:
         _unrecorded_rollback(rt, report, lines, data, record_errors[0])
     return rt.finish(report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(restored)} flag(s) changed, every flag confirmed",
                                        lines, data))
+
+
+def _actor(rt: Runtime, errors: list[CutoverError]) -> str | None:
+    """Who runs this rollback, for its records; None (the error noted) when it cannot be told: the
+    flags are restored all the same, and the unwritten record is reported at the end."""
+    try:
+        return rt.identity().arn
+    except CutoverError as err:
+        if not errors:
+            errors.append(err)
+        return None
 
 
 def _preempted_run(rt: Runtime, lock: state.LockRecord | None, rec: state.StateRecord | None) -> tuple[str | None, str]:

@@ -37,6 +37,7 @@ class Runtime:
     run_id: str = field(default_factory=new_run_id)
     dry_run: bool = False
     confirm: Callable[[str], bool] = lambda summary: True
+    assume_yes: bool = False  # --yes: nobody reads the confirmation, so a rollback does not build it first
     reroute_url: Callable[[str], str] | None = None
     command_override: tuple[str, ...] | None = None
     notes: list[str] = field(default_factory=list)  # substitutions to report (sandbox, rehearsal)

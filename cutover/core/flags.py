@@ -208,19 +208,30 @@ def patient(store: ParameterStore, clock: Clock, pacer: "Pacer | None" = None) -
     return store if isinstance(store, PatientStore) else PatientStore(store, clock, pacer)
 
 
-PACING_MARGIN = 0.01  # seconds: requests reach AWS with some jitter; a throttled write costs far more
+# Seconds added to 1/rate between writes. Measured through the fault proxy's quota (3 PutParameter in
+# any 1 s window), 45-60 writes per run from a separate process, on this project's shared 2-core machine:
+# - spaced from write *starts* only, margins 0, 1, 2, 3, 5, 10, 20 ms (load 4-7): 16-35 throttled per 61
+#   writes at every margin (a late arrival lands closer than 1/rate to the next; botocore's own retry
+#   of the throttled call is not paced, and throttles cascade);
+# - spaced from the estimated arrival (below), margins 0, 2, 5 ms, two runs each (load 8.5-9):
+#   0-2 throttled per 46 writes at every margin, no cascade; 10 ms (docs/BENCHMARKS.md, load 3-5): 0.
+# The margin barely matters next to the arrival estimate; 5 ms keeps half the old one's headroom.
+PACING_MARGIN = 0.005
 
 
 class Pacer:
-    """Keeps writes at most `rate` per second, the account-wide SSM write quota: each write may start
-    1/rate seconds (plus a margin for jitter) after the previous one reached AWS. A write that needed
-    retries reached AWS late, near its end, so the next one is spaced from there, not from its start."""
+    """Keeps writes at most `rate` per second, the account-wide SSM write quota, never in bursts: each
+    write starts 1/rate (+ PACING_MARGIN) after the previous one reached AWS. When that was is
+    estimated from its round trip: its start, unless the round trip took longer than the fastest one
+    seen, when it may have arrived late (a loaded machine, a retry): then its end minus that fastest
+    round trip. Spacing from starts alone lets a late arrival and an on-time one land closer than
+    1/rate, and one throttle costs far more than the milliseconds saved (measured: README, pacing)."""
 
-    def __init__(self, rate: float, clock: Clock) -> None:
-        self.interval = 1.0 / rate + PACING_MARGIN
+    def __init__(self, rate: float, clock: Clock, margin: float = PACING_MARGIN) -> None:
+        self.interval = 1.0 / rate + margin
         self.clock = clock
         self._next: float | None = None
-        self._rtt: float | None = None  # the fastest round trip seen: end - rtt ~ when it arrived
+        self._rtt: float | None = None  # the fastest round trip seen
         self._lock = threading.Lock()
 
     def wait(self, idle: Callable[[], None] | None = None) -> None:
@@ -231,6 +242,7 @@ class Pacer:
             self.clock.sleep(self._next - self.clock.monotonic())
 
     def booked(self, start: float, end: float) -> None:
+        """A write was sent at `start` and answered at `end`."""
         with self._lock:
             rtt = end - start
             self._rtt = rtt if self._rtt is None else min(self._rtt, rtt)
@@ -277,6 +289,9 @@ class Converger:
         before_write: Callable[[Param | None], None] | None = None,
         on_event: Callable[[str, FlagChange], None] | None = None,
         keep_going: bool = False,
+        after_first_write: Callable[[], None] | None = None,
+        watch: dict[str, Param] | None = None,
+        overtaken: Callable[[str], None] | None = None,
     ) -> None:
         self.plan = plan
         self.keep_going = keep_going  # after a failed write, write the rest (rollback) instead of stopping
@@ -297,6 +312,16 @@ class Converger:
         # are sent and confirmed, so a read-back after every write costs O(1), not a scan of the run.
         self._outstanding: dict[int, FlagChange] = {}
         self.clearance = Clearance(self._check_state, clock) if before_write else None
+        # Runs once, right after the first write is sent (or has failed): a rollback's `rolling_back`
+        # marker, which takes the next write slot instead of the kill switch's.
+        self.after_first_write = after_first_write
+        # A full rollback writes its kill switch before its marker: the first flag it restores is the
+        # sign to stop by. `watch`: the SSM flags (by parameter, as this run last knew them) a rollback
+        # would write first; this run's first SSM write joins them. Read with every preemption check;
+        # one found at a newer version holding another value calls `overtaken(flag name)`, which raises.
+        self._watched = dict(watch or {})
+        self.overtaken = overtaken
+        self._watched_mine = False
 
     def run(self, changes: list[FlagChange]) -> ConvergeResult:
         """Write `changes` in order and confirm each by reading it back. Stops (Incomplete) at a flag
@@ -367,10 +392,21 @@ class Converger:
                 if isinstance(step, program.MergeEnvironment):
                     self._failed_functions.add(step.function)
                     self._unwritable.update(f.key for f in self.plan.flags if f.kind == "lambda" and f.target.function == step.function)
+            self._first_write_done()
+
+    def _first_write_done(self) -> None:
+        hook, self.after_first_write = self.after_first_write, None
+        if hook:
+            hook()
 
     def _check_state(self) -> None:
         """The preemption check, its state read riding along with the read-back of earlier writes."""
-        self.before_write(self._read_back(with_state=True).get(self.plan.state_parameter))
+        live = self._read_back(with_state=True)
+        self.before_write(live.get(self.plan.state_parameter))
+        for name, known in self._watched.items():
+            seen = live.get(name)
+            if self.overtaken and seen is not None and seen.version > known.version and seen.value != known.value:
+                self.overtaken(next(f.name for f in self.plan.ssm_flags if f.parameter == name))
 
     def _ensure_cleared(self) -> None:
         if self.clearance:
@@ -382,6 +418,9 @@ class Converger:
                                             before_attempt=self._ensure_cleared)
         change.written = True
         self._outstanding[id(change)] = change
+        if flag.parameter in self._watched or not self._watched_mine:
+            self._watched[flag.parameter] = Param(flag.parameter, change.new, change.new_version or 0)
+            self._watched_mine = True
         self.on_event("written", change)
 
     def _write_function(self, function: str, changes: list[FlagChange]) -> None:
@@ -404,8 +443,9 @@ class Converger:
 
     # --- read-back --------------------------------------------------------------------------------
     def _read_back(self, with_state: bool = False) -> dict[str, Param]:
-        """One GetParameters call: up to 10 unconfirmed written flags (plus the state record)."""
-        names = [self.plan.state_parameter] if with_state else []
+        """One GetParameters call: up to 10 unconfirmed written flags (plus the state record and the
+        watched flags)."""
+        names = [self.plan.state_parameter, *self._watched] if with_state else []
         waiting = self._waiting()[: READ_BATCH - len(names)]
         names += [c.flag.parameter for c in waiting]
         if not names:

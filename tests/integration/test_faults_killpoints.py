@@ -93,6 +93,12 @@ def check_recovery(e2e, command, start, target, k):
         assert st.exit_code == ExitCode.DRIFT and "was interrupted" in text, text
         if view.record.target != view.record.phase and command == "advance":
             assert f"mixed between {start} and {target}" in text, text
+    elif command == "rollback" and k == 1:
+        # A rollback writes the kill switch first, then marks the state: killed in between, the record
+        # still says `stable` and status names the restored flag as drift, with what it means.
+        first = next(f.name for f in e2e.plan.flags if e2e.plan.values_for(start)[f.name] != f.rollback)
+        assert st.exit_code == ExitCode.DRIFT and st.data["drift"] == [first], text
+        assert "a rollback that" in text and "cutover rollback" in st.hint, text  # (either explanation line)
     else:
         # Killed before the state was marked, or after it was finalised: no drift to report.
         assert st.exit_code == ExitCode.OK, text

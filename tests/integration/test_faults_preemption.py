@@ -171,3 +171,58 @@ def test_an_advance_preempted_after_its_last_write_stops_and_records_nothing(e2e
             orchestrator.advance(rt, approve=True, reason="test")
         assert err.value.exit_code == ExitCode.BLOCKED and "preempted" in err.value.message
         assert_rolled_back(e2e)
+
+
+def test_an_advance_racing_a_kill_switch_first_rollback_never_writes_a_flag_after_the_kill_switch(e2e, reliability):
+    """Deterministic, no timing: the advance (shadow -> canary) has written its first flag; a full
+    rollback writes its kill switch and is held right there, before its `rolling_back` marker. The
+    advance must see the restored kill switch itself and stop before its next write (exit 3); released,
+    the rollback finishes and every flag ends at its rollback value."""
+    from cutover.testing.counter import CallCounter
+
+    with reliability.case("preempted by a kill-switch-first rollback", "the rollback is held between its kill switch and its marker"):
+        advance_to(e2e, "shadow")
+        adv = e2e(counter=CallCounter())  # ports of their own: only this run's writes are wrapped
+        rb = e2e(counter=CallCounter(), assume_yes=True)
+        kill_switch_written, marker_may_go = threading.Event(), threading.Event()
+        flag_writes_after_kill_switch: list[str] = []
+        adv_put, adv_env, rb_put = adv.aws.params.put, adv.aws.functions.put_environment, rb.aws.params.put
+
+        def advance_put(name, value, **kw):
+            if kill_switch_written.is_set() and name.startswith("/e2e/"):
+                flag_writes_after_kill_switch.append(name)
+            version = adv_put(name, value, **kw)
+            if name == "/e2e/kill":  # the advance's first flag: now the rollback starts, in another thread
+                threading.Thread(target=lambda: result.update(rollback=outcome(
+                    lambda: orchestrator.rollback(rb, reason="incident")))).start()
+                assert kill_switch_written.wait(60), "the rollback never wrote its kill switch"
+            return version
+
+        def advance_env(function, variables, revision_id):
+            if kill_switch_written.is_set():
+                flag_writes_after_kill_switch.append(function)
+            return adv_env(function, variables, revision_id)
+
+        def rollback_put(name, value, **kw):
+            if name == e2e.plan.state_parameter and not marker_may_go.is_set():
+                assert marker_may_go.wait(60)  # held between the kill switch and the marker
+            version = rb_put(name, value, **kw)
+            if name == "/e2e/kill":
+                kill_switch_written.set()
+            return version
+
+        result: dict = {}
+        adv.aws.params.put, adv.aws.functions.put_environment, rb.aws.params.put = advance_put, advance_env, rollback_put
+        try:
+            code, message = outcome(lambda: orchestrator.advance(adv, approve=True, reason="test"))
+        finally:
+            marker_may_go.set()
+        deadline = threading.Event()
+        for _ in range(600):
+            if "rollback" in result:
+                break
+            deadline.wait(0.1)
+        assert code == ExitCode.BLOCKED and "preempted" in message, message
+        assert flag_writes_after_kill_switch == [], flag_writes_after_kill_switch
+        assert result["rollback"][0] == 0, result
+        assert_rolled_back(e2e)

@@ -100,8 +100,10 @@ def test_rollback_during_an_advance_always_wins(e2e, emulator, reliability):
             assert rb_code == 0, rb_msg
             assert adv_code in (0, 3), adv_msg
             if adv_code == 3:
-                # Preempted mid-flip, or refused up front because the rollback had already begun.
-                assert any(w in adv_msg for w in ("preempted", "rollback is unfinished", "state changed")), adv_msg
+                # Preempted mid-flip, or refused up front because the rollback had already begun (its
+                # kill switch, written before its marker, is a flag that changed while the gates ran).
+                assert any(w in adv_msg for w in ("preempted", "rollback is unfinished", "state changed",
+                                                  "flags changed while the gates ran")), adv_msg
             # Stays there: nothing the advance did afterwards may have moved a flag.
             time.sleep(0.05)
             assert e2e.live() == e2e.plan.rollback_values(), (run, adv_code, adv_msg, _history(e2e))
