@@ -6,7 +6,7 @@ import pytest
 from cutover.adapters.aws import Clients, SsmServiceSettings, make_session
 from cutover.commands import orchestrator
 from cutover.errors import AwsError
-from tests.test_window import _CalendarServer as FakeSsm  # answers any JSON 1.1 SSM call as told
+from tests.integration.test_window import _CalendarServer as FakeSsm  # answers any JSON 1.1 SSM call as told
 
 SETTING = "/ssm/parameter-store/high-throughput-enabled"
 
