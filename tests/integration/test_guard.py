@@ -31,7 +31,7 @@ from cutover.compile import guard
 from cutover.commands import orchestrator
 from cutover.model import program
 from cutover.core import state
-from cutover.errors import Blocked, ExitCode, ReadOnlyViolation, UsageError
+from cutover.errors import AwsError, Blocked, ExitCode, ReadOnlyViolation, UsageError
 from cutover.model.plan import ROLLED_BACK, function_name
 from cutover.plan.load import load_plan, parse_plan
 from cutover.redact import HIDDEN
@@ -133,7 +133,7 @@ class ApiCaller:
 
     def __call__(self, service: str, api: str, inputs: dict) -> None:
         if (service, api) == ("ssm", "PutParameter") and inputs.get("Name") == self.refused:
-            raise self._aws.AwsError(f"refused PutParameter {self.refused} (the test's injected step failure)",
+            raise AwsError(f"refused PutParameter {self.refused} (the test's injected step failure)",
                                      code="AccessDeniedException")
         client = self.clients(service)
         method = {v: k for k, v in client.meta.method_to_api_mapping.items()}[api]
