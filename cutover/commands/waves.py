@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, NoReturn
 
 from cutover.clock import Clock
 from cutover.commands import orchestrator
 from cutover.commands.runtime import Runtime
 from cutover.core import state
-from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, UsageError
+from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
 from cutover.model.durations import format_duration
 from cutover.model.plan import Plan
 from cutover.model.targets import RolloutTarget, next_step
@@ -35,7 +35,6 @@ class TargetResult:
     target: RolloutTarget
     outcome: Outcome | None = None
     error: CutoverError | None = None
-    data: dict = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -127,6 +126,9 @@ def _each(targets: list, fn: Callable) -> list[tuple[object, object, CutoverErro
             return target, fn(target), None
         except CutoverError as err:
             return target, None, err
+        except Exception as err:  # a bug in one target must not stop the others (a rollback above all)
+            return target, None, Incomplete(f"stopped by an unexpected error ({type(err).__name__})",
+                                            "run `cutover status`; re-run the command for this target")
 
     with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
         return [f.result() for f in [pool.submit(contextvars.copy_context().run, one, t) for t in targets]]

@@ -1,6 +1,7 @@
 """targets:, waves: and fanout: (issue 17): parsed into the model, every broken rule one line naming
 its line in phases.yaml, and refused by every command but validate until they act on every target."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,36 @@ def test_iam_policy_gives_a_policy_per_account_and_each_roles_trust_policy():
     assert stmt["Principal"] == {"AWS": "arn:aws:iam::111111111111:root"} and stmt["Action"] == "sts:AssumeRole"
     assert stmt["Condition"] == {"StringEquals": {"sts:ExternalId": "${CUTOVER_EXTERNAL_ID}"}}
     assert "shown as written" in r.stderr
+
+
+def test_a_rollback_goes_on_past_a_target_that_breaks_and_restores_later_waves_first():
+    """On in-memory fakes: one target's runtime raises a bug (not a CutoverError); the others are still
+    restored, in rollback order, and the broken one is named with its retry (exit 4)."""
+    from cutover.commands import waves
+    from cutover.commands.runtime import Runtime
+    from cutover.ports import AwsPorts
+    from cutover.testing.clock import FakeClock
+    from tests.fakes import FakeIdentity, FakeParameterStore
+    from tests.gatefakes import FakeAlarms, FakeLogs, FakeSecrets
+
+    plan = load_plan(WAVES_PLAN)
+    stores, order = {}, []
+
+    def runtime_for(target):
+        if target.name == "usw2":
+            raise RuntimeError("a bug")
+        store = stores[target.name] = FakeParameterStore()
+        store.put("/waves-demo/kill_switch", "on")
+        order.append(target.name)
+        single = dataclasses.replace(plan, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
+        ports = AwsPorts(params=store, alarms=FakeAlarms([]), secrets=FakeSecrets(), logs=FakeLogs(),
+                         identity=FakeIdentity(), region=target.region)
+        return Runtime(plan=single, aws=ports, env={}, clock=FakeClock(), evidence_dir=None)
+
+    out = waves.rollback(plan, runtime_for, reason="test")
+    assert out.exit_code == 4
+    assert "1 of 3 target(s) not restored: usw2" in out.headline and "cutover rollback --target usw2 --yes" in out.hint
+    assert any("usw2" in line and "unexpected error (RuntimeError)" in line for line in out.lines)
+    assert order == ["euw1", "use2"]  # the wave `rest` (usw2, euw1) before `pilot` (use2)
+    assert {n: s.get_many(["/waves-demo/kill_switch"])["/waves-demo/kill_switch"].value for n, s in stores.items()} == {
+        "euw1": "off", "use2": "off"}
