@@ -895,17 +895,48 @@ def _is_full_rollback(rec: state.StateRecord) -> bool:
     return _is_rollback(rec) and heading == ROLLED_BACK
 
 
+@dataclasses.dataclass
+class RollbackDecision:
+    """One rollback as decided from a single read of the flags, the state record and the lock: where to
+    (the rollback values, or a phase for `--to`), the flag changes, and the read the writes check against."""
+
+    current: str
+    dest: str
+    to: str | None
+    live: flagmod.Live
+    view: state.StateView
+    lock: state.LockRecord | None
+    rec: state.StateRecord | None
+    target: dict[str, str]
+    changes: list[flagmod.FlagChange]
+    reason: str
+    data: dict
+
+
 def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     """Never gated, never waits for the lock. Works with a missing or corrupt state record. Flags
     first: a state record that cannot be written is reported once every flag is restored.
 
     A full rollback is never stopped. A `--to` rollback stops before its next write when another
-    rollback takes over (a full one, or a later `--to`), and never starts over a full one."""
+    rollback takes over (a full one, or a later `--to`), and never starts over a full one.
+
+    Read and decide (`decide_rollback`), then execute: `WritingRollback`, or for a dry run
+    `DisplayOnlyRollback`, which only says what would be written."""
+    report = rt.new_report("rollback", reason=reason)
+    decided = decide_rollback(rt, report, to, reason)
+    if isinstance(decided, Outcome):
+        return rt.finish(report, decided)
+    executor = DisplayOnlyRollback(rt) if rt.dry_run else WritingRollback(rt)
+    return executor.enter(decided, report)
+
+
+def decide_rollback(rt: Runtime, report: evidence.Report, to: str | None, reason: str) -> RollbackDecision | Outcome:
+    """One read, then the rules of a `--to` (refused before anything is written) and the flag changes;
+    an Outcome when there is nothing to do."""
     plan = rt.plan
     live, view, lock = _live(rt)
     rec = None if view.problem else view.record
     current = view.phase if not view.problem else "unknown"
-    report = rt.new_report("rollback", reason=reason)
 
     if to is not None:
         if to not in plan.phase_names:
@@ -932,81 +963,105 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
     settled = rec is not None and rec.status == state.STABLE and rec.phase == dest
     never_started = rec is None and not view.problem and dest == ROLLED_BACK
     if not changes and (settled or never_started):
-        return rt.finish(report, Outcome(ExitCode.OK, f"nothing to do: every flag is already at its {dest} value",
-                                           ["no flag changes"], data))
-    if rt.dry_run:
-        return rt.finish(report, Outcome(ExitCode.OK, f"dry run: rollback {current} -> {dest} would change {len(changes)} flag(s)",
-                                           _change_lines(changes), data))
-    # (The confirmation names the account: with --yes nobody reads it, and the kill switch need not wait for STS.)
-    if not rt.assume_yes and not rt.confirm(_confirmation(rt, f"rollback {current} -> {dest}", changes)):
-        raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+        return Outcome(ExitCode.OK, f"nothing to do: every flag is already at its {dest} value", ["no flag changes"], data)
+    return RollbackDecision(current=current, dest=dest, to=to, live=live, view=view, lock=lock, rec=rec, target=target,
+                            changes=changes, reason=reason, data=data)
 
-    store = state.StateStore(plan, rt.params)
-    preempted, preempted_command = _preempted_run(rt, lock, rec)
-    record_errors: list[CutoverError] = []
-    marking: dict = {}  # the `rolling_back` marker's version and when it landed, once written
 
-    def mark() -> None:
-        if marking:
-            return
-        actor = _actor(rt, record_errors)  # (asked only now: the kill switch does not wait for STS)
-        marking["version"] = actor and _mark_rolling_back(rt, store, state.StateRecord(
-            phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest, entered_at=rec.entered_at if rec else "",
-            actor=actor, run_id=rt.run_id, plan_digest=plan.digest, command="rollback", reason=reason,
-            preempted=preempted), view.version, partial=to is not None, errors=record_errors)
-        marking["at"] = rt.clock.monotonic()
+class DisplayOnlyRollback:
+    """A dry run's executor: what the rollback would write, nothing written (the read-only AWS session
+    below refuses any write as a second safeguard)."""
 
-    def before_write(state_param: Param | None) -> None:  # a --to rollback yields to any later rollback
-        _stop_if_preempted(rt, state_param, _is_rollback)
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
 
-    if to is not None:  # a partial rollback marks first: it must not write a flag over a full rollback's
-        mark()
-    check = before_write if to is not None and marking["version"] is not None else None
-    # A full rollback writes the kill switch (its first change in plan order) first, then its marker in
-    # the next write slot: the marker is what stops a running advance before its next write, and that
-    # advance's writes in flight meanwhile are waited out and written over below, as they always were.
-    converger = rt.converger(keep_going=True, before_write=check, after_first_write=mark)
-    lines: list[str] = []
-    rt.progress.begin(f"rollback {current} -> {dest}", changes)
-    try:
-        converger.restore(target, live)
-        mark()  # (no flag needed writing: the record still says where the rollback went)
-        marked = marking["version"]
-        # Someone may still have a write in flight: the run we preempted, or one whose record landed
-        # between our read and our marker.
-        in_flight = marked is not None and (preempted is not None or marked != (view.version or 0) + 1)
-        if in_flight:
-            lines.append(_wait_out_in_flight(rt, converger, target, preempted_command, marking["at"]))
-        actor = _actor(rt, record_errors)
-        if actor:
-            _record_rollback(rt, store, state.StateRecord(
-                phase=dest, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=actor, run_id=rt.run_id,
-                plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), check, marked, record_errors)
-    except Preempted as err:
-        _yield_and_stop(rt, report, data, converger.result.changes, err)
-    except Incomplete as err:
-        report.changes = [c.to_dict() for c in converger.result.changes]
+    def enter(self, d: RollbackDecision, report: evidence.Report) -> Outcome:
+        return self.rt.finish(report, Outcome(ExitCode.OK, f"dry run: rollback {d.current} -> {d.dest} would change "
+                                              f"{len(d.changes)} flag(s)", _change_lines(d.changes), d.data))
+
+
+class WritingRollback:
+    """The executor that writes: the kill switch first, the `rolling_back` marker in the next write
+    slot (first, for a `--to`), every flag converged and confirmed, in-flight writes of a preempted run
+    waited out, the record, SNS told. It finishes its report itself: a failure is evidence too."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def enter(self, d: RollbackDecision, report: evidence.Report) -> Outcome:
+        rt, plan = self.rt, self.rt.plan
+        current, dest, to, live, view, lock, rec = d.current, d.dest, d.to, d.live, d.view, d.lock, d.rec
+        target, changes, reason, data = d.target, d.changes, d.reason, d.data
+        # (The confirmation names the account: with --yes nobody reads it, and the kill switch need not wait for STS.)
+        if not rt.assume_yes and not rt.confirm(_confirmation(rt, f"rollback {current} -> {dest}", changes)):
+            raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+
+        store = state.StateStore(plan, rt.params)
+        preempted, preempted_command = _preempted_run(rt, lock, rec)
+        record_errors: list[CutoverError] = []
+        marking: dict = {}  # the `rolling_back` marker's version and when it landed, once written
+
+        def mark() -> None:
+            if marking:
+                return
+            actor = _actor(rt, record_errors)  # (asked only now: the kill switch does not wait for STS)
+            marking["version"] = actor and _mark_rolling_back(rt, store, state.StateRecord(
+                phase=rec.phase if rec else PENDING, status=state.ROLLING_BACK, target=dest, entered_at=rec.entered_at if rec else "",
+                actor=actor, run_id=rt.run_id, plan_digest=plan.digest, command="rollback", reason=reason,
+                preempted=preempted), view.version, partial=to is not None, errors=record_errors)
+            marking["at"] = rt.clock.monotonic()
+
+        def before_write(state_param: Param | None) -> None:  # a --to rollback yields to any later rollback
+            _stop_if_preempted(rt, state_param, _is_rollback)
+
+        if to is not None:  # a partial rollback marks first: it must not write a flag over a full rollback's
+            mark()
+        check = before_write if to is not None and marking["version"] is not None else None
+        # A full rollback writes the kill switch (its first change in plan order) first, then its marker in
+        # the next write slot: the marker is what stops a running advance before its next write, and that
+        # advance's writes in flight meanwhile are waited out and written over below, as they always were.
+        converger = rt.converger(keep_going=True, before_write=check, after_first_write=mark)
+        lines: list[str] = []
+        rt.progress.begin(f"rollback {current} -> {dest}", changes)
+        try:
+            converger.restore(target, live)
+            mark()  # (no flag needed writing: the record still says where the rollback went)
+            marked = marking["version"]
+            # Someone may still have a write in flight: the run we preempted, or one whose record landed
+            # between our read and our marker.
+            in_flight = marked is not None and (preempted is not None or marked != (view.version or 0) + 1)
+            if in_flight:
+                lines.append(_wait_out_in_flight(rt, converger, target, preempted_command, marking["at"]))
+            actor = _actor(rt, record_errors)
+            if actor:
+                _record_rollback(rt, store, state.StateRecord(
+                    phase=dest, status=state.STABLE, entered_at=state.iso(rt.clock.now()), actor=actor, run_id=rt.run_id,
+                    plan_digest=plan.digest, command="rollback", reason=reason, preempted=preempted), check, marked, record_errors)
+        except Preempted as err:
+            _yield_and_stop(rt, report, data, converger.result.changes, err)
+        except Incomplete as err:
+            report.changes = [c.to_dict() for c in converger.result.changes]
+            if record_errors:
+                err = Incomplete(f"{err.message}; the state record could not be written either: {record_errors[0].message}", err.hint)
+            rt.finish(report, Outcome(err.exit_code, err.message, data=data))
+            raise err from None
+        all_changes = converger.result.changes
+        report.changes = data["changes"] = [c.to_dict() for c in all_changes]
+        restored = list(dict.fromkeys(c.name for c in all_changes))
+        lines = _change_lines(all_changes) + lines
+        if converger.rewrites:
+            lines.append(f"written again after someone else changed them: {', '.join(dict.fromkeys(converger.rewrites))}")
+        if preempted:
+            lines.append(f"preempted run {preempted}")
+        automatic = reason.startswith("auto-rollback")
+        notify(rt, f"{'AUTOMATIC ' if automatic else ''}ROLLBACK {current} -> {dest}",
+               [f"by {actor or 'unknown'}", f"{len(restored)} flag(s) restored and confirmed", f"reason: {reason or '-'}",
+                *([f"preempted run {preempted}"] if preempted else []),
+                *(["the state record could not be written"] if record_errors else [])])
         if record_errors:
-            err = Incomplete(f"{err.message}; the state record could not be written either: {record_errors[0].message}", err.hint)
-        rt.finish(report, Outcome(err.exit_code, err.message, data=data))
-        raise err from None
-    all_changes = converger.result.changes
-    report.changes = data["changes"] = [c.to_dict() for c in all_changes]
-    restored = list(dict.fromkeys(c.name for c in all_changes))
-    lines = _change_lines(all_changes) + lines
-    if converger.rewrites:
-        lines.append(f"written again after someone else changed them: {', '.join(dict.fromkeys(converger.rewrites))}")
-    if preempted:
-        lines.append(f"preempted run {preempted}")
-    automatic = reason.startswith("auto-rollback")
-    notify(rt, f"{'AUTOMATIC ' if automatic else ''}ROLLBACK {current} -> {dest}",
-           [f"by {actor or 'unknown'}", f"{len(restored)} flag(s) restored and confirmed", f"reason: {reason or '-'}",
-            *([f"preempted run {preempted}"] if preempted else []),
-            *(["the state record could not be written"] if record_errors else [])])
-    if record_errors:
-        _unrecorded_rollback(rt, report, lines, data, record_errors[0])
-    return rt.finish(report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(restored)} flag(s) changed, every flag confirmed",
-                                       lines, data))
+            _unrecorded_rollback(rt, report, lines, data, record_errors[0])
+        return rt.finish(report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(restored)} flag(s) changed, every flag confirmed",
+                                           lines, data))
 
 
 def _actor(rt: Runtime, errors: list[CutoverError]) -> str | None:
