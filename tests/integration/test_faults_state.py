@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cutover.commands import advance as advance_module
 from cutover.commands import orchestrator
 from cutover.core import state
 from cutover.errors import Blocked, ExitCode
@@ -72,14 +73,14 @@ def test_a_hand_edit_during_the_gates_stops_the_advance_before_its_first_write(e
         for _ in range(2):
             assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
         before = e2e.state()
-        real_gates = orchestrator._run_gates
+        real_gates = advance_module.run_phase_gates
 
         def gates_with_a_hand_edit(rt, phase):
             results = real_gates(rt, phase)
             e2e.set_flags({"kill": "off"})  # the on-call engineer, by hand, while the gates ran
             return results
 
-        monkeypatch.setattr(orchestrator, "_run_gates", gates_with_a_hand_edit)
+        monkeypatch.setattr(advance_module, "run_phase_gates", gates_with_a_hand_edit)
         with pytest.raises(Blocked) as err:
             orchestrator.advance(e2e(), approve=True, reason="test")
         assert "flags changed while the gates ran: kill; nothing was written" in err.value.message
