@@ -58,7 +58,7 @@ class Poll:
         return [m["reason"] for m in self.metrics if m["outcome"] != "FAIL" and not m["passed"]]
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "target" or v}  # (one target: as before)
 
 
 def poll(rt: Runtime, phase: str) -> tuple[Poll, state.StateView]:
