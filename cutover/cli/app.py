@@ -161,8 +161,9 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
                               for t in plan.targets if t.name in wave.targets)
             lines.append(f"wave {wave.name}: {reach}" + (f"; bake {format_duration(wave.bake)} after the wave before" if wave.bake else ""))
         if plan.targets:
-            lines.append("note: with targets, this version runs `status`, `advance`, `rollback` and `iam-policy` for every "
-                         "target; watch, preflight, the guard and runbook refuse the plan until they act on every target")
+            lines.append("note: with targets, this version runs `status`, `preflight`, `advance`, `watch`, `rollback` and "
+                         "`iam-policy` for every target; history, the guard and runbook refuse the plan until they act on "
+                         "every target")
         for function in plan.functions:  # where the flags that are not SSM parameters live
             names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
             lines.append(f"Lambda function {function} environment: {', '.join(names)}")
@@ -207,7 +208,16 @@ def preflight(
 
         if out_md is not None:
             check_out_file("--out-md", out_md)
-        rt = runtime(load_plan(), dry_run=True, command="preflight")
+        plan = load_plan(waves_ok=True)
+        if plan.targets:  # the next step's wave, a row per target
+            from cutover.commands import waves
+
+            if out_md is not None:
+                raise UsageError("--out-md is not built yet for a plan with targets; nothing was done",
+                                 "leave it out: each target's report is in EVIDENCE_DIR/TARGET")
+            emit("preflight", waves.preflight(plan, target_runtimes(plan, dry_run=True, command="preflight"), phase, tuple(skip)))
+            return
+        rt = runtime(plan, dry_run=True, command="preflight")
         outcome = pf.preflight(rt, phase, tuple(skip), out_md)
         emit("preflight", outcome)
 
@@ -354,9 +364,17 @@ def watch(
     def body():
         from cutover.commands import watch as w
 
-        plan = load_plan()
+        plan = load_plan(waves_ok=True)
         # Read-only unless a rollback may follow (the flag, or `auto_rollback: true` on some phase).
         may_roll_back = auto_rollback or any(p.auto_rollback for p in plan.phases)
+        if plan.targets:  # every target that has entered a phase; one JSON line per target and poll
+            from cutover.clock import SystemClock
+            from cutover.commands import waves
+
+            clock = SystemClock()
+            runtime_for = target_runtimes(plan, dry_run=not may_roll_back, command="watch", clock=clock)
+            emit("watch", waves.watch(plan, runtime_for, clock, auto_rollback, interval, w.json_lines(say)), compact=True)
+            return
         rt = runtime(plan, dry_run=not may_roll_back, yes=True, command="watch")
         as_lines = options().json or not sys.stderr.isatty()
         if as_lines and not options().json:  # no terminal for the live view: say what comes instead

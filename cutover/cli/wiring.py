@@ -16,15 +16,16 @@ from cutover.errors import UsageError
 
 
 def load_plan(waves_ok: bool = False):
-    """The --plan file, loaded (exit 2 on any error). Only `validate`, `status`, `advance`, `rollback` and
-    `iam-policy` take a plan with targets (`waves_ok`): the others cannot act on several accounts and regions yet, and acting on
-    one of them would be wrong."""
+    """The --plan file, loaded (exit 2 on any error). Only `validate`, `status`, `preflight`, `advance`, `watch`,
+    `rollback` and `iam-policy` take a plan with targets (`waves_ok`): the others cannot act on several accounts and
+    regions yet, and acting on one of them would be wrong."""
     from cutover.plan.load import load_plan as _load
 
     plan = _load(options().plan)
     if plan.targets and not waves_ok:
         raise UsageError(f"{plan.path} declares {len(plan.targets)} target(s) in {len(plan.waves)} wave(s); this version of "
-                         "cutover acts on targets with `status`, `advance`, `rollback` and `iam-policy` only; nothing was done",
+                         "cutover acts on targets with `status`, `preflight`, `advance`, `watch`, `rollback` and `iam-policy` only; "
+                         "nothing was done",
                          "`cutover validate` checks the plan; for the other commands, use a plan without targets: and waves: "
                          "(its region, the caller's account)")
     if options().region:
@@ -74,11 +75,12 @@ def check_out_file(option: str, path: Path) -> None:
 
 
 def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "", credentials=None, evidence_dir=None,
-            one_of_targets: bool = False):
+            one_of_targets: bool = False, clock=None):
     """The Runtime of one command on one account and region. `one_of_targets`: one target of several,
     run in parallel with the others (the log is configured once for all, and no live progress lines)."""
     from cutover import logs
     from cutover.adapters.aws import make_ports
+    from cutover.clock import SystemClock
     from cutover.core.evidence import LOG_NAME
     from cutover.commands.orchestrator import Runtime
 
@@ -91,7 +93,7 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "",
     from cutover.adapters.aws import GuardResources
 
     rt = Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=evidence_dir, dry_run=dry_run,
-                 confirm=confirmer(yes), assume_yes=yes, log=logs.get().bind(command=command),
+                 confirm=confirmer(yes), assume_yes=yes, log=logs.get().bind(command=command), clock=clock or SystemClock(),
                  # (a target reached through a role has no guard yet: issue 17's guard per target is not built)
                  guard_store=None if credentials else lambda: GuardResources.connect(plan.region, options().profile, read_only=dry_run))
     _use_sandbox_stub(rt)
@@ -105,9 +107,10 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "",
     return rt
 
 
-def target_runtimes(plan, *, dry_run: bool, command: str):
+def target_runtimes(plan, *, dry_run: bool, command: str, clock=None):
     """For a plan with targets: a function from a target to its Runtime, on that target's region and
-    account (its role assumed first, with its external_id), its evidence under EVIDENCE_DIR/TARGET."""
+    account (its role assumed first, with its external_id, and again on `clock` before its credentials
+    expire: a watch or bake outlives them), its evidence under EVIDENCE_DIR/TARGET."""
     from cutover import logs
     from cutover.adapters.aws import assume_role
     from cutover.core.evidence import LOG_NAME
@@ -127,10 +130,11 @@ def target_runtimes(plan, *, dry_run: bool, command: str):
                     raise UsageError(f"its external_id {external_id} names a variable that is not set; "
                                      "nothing was done there", "export it (the value the role's trust policy expects), then re-run")
                 external_id = expanded
-            credentials = assume_role(target.role_arn, external_id, target.region, options().profile, f"cutover-{command}")
+            credentials = assume_role(target.role_arn, external_id, target.region, options().profile, f"cutover-{command}",
+                                      clock=clock)
         single = dataclasses.replace(plan, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
         return runtime(single, dry_run=dry_run, command=command, credentials=credentials,
-                       evidence_dir=options().evidence_dir / target.name, one_of_targets=True)
+                       evidence_dir=options().evidence_dir / target.name, one_of_targets=True, clock=clock)
 
     return runtime_for
 

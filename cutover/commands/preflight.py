@@ -13,6 +13,15 @@ from cutover.redact import REDACTOR
 from cutover.commands.runtime import Runtime
 
 
+def check_choices(plan, phase_name: str | None, skip: tuple[str, ...]) -> None:
+    """UsageError for a --phase or --skip the plan does not have."""
+    if phase_name is not None and phase_name not in plan.phase_names:
+        raise UsageError(f"--phase {phase_name}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
+    unknown = [s for s in skip if s not in plan.checks]
+    if unknown:
+        raise UsageError(f"--skip {unknown[0]}: no such check in {plan.path}", f"checks are: {', '.join(plan.checks)}")
+
+
 def preflight(rt: Runtime, phase_name: str | None, skip: tuple[str, ...] = (), out_md: Path | None = None):
     from cutover.gates import run_gates
 
@@ -23,11 +32,7 @@ def preflight(rt: Runtime, phase_name: str | None, skip: tuple[str, ...] = (), o
         if nxt is None:
             raise UsageError(f"no next phase: {view.phase} is the last one", "name one with --phase")
         phase_name = nxt.name
-    if phase_name not in plan.phase_names:
-        raise UsageError(f"--phase {phase_name}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
-    unknown = [s for s in skip if s not in plan.checks]
-    if unknown:
-        raise UsageError(f"--skip {unknown[0]}: no such check in {plan.path}", f"checks are: {', '.join(plan.checks)}")
+    check_choices(plan, phase_name, skip)
 
     report = rt.new_report("preflight")
     report.to_state = phase_name

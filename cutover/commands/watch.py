@@ -45,6 +45,7 @@ class Poll:
     event: str = "polling"  # polling | alarm | metric | drift | baked | rolled_back_elsewhere
     metrics: list[dict] = field(default_factory=list)  # each `watch:` check's judgement (every figure)
     drift_found: dict[str, str] = field(default_factory=dict)  # drifted flag -> what was found, as shown
+    target: str = ""  # a plan with targets: the target polled
 
     @property
     def metric_failures(self) -> list[str]:
@@ -57,7 +58,7 @@ class Poll:
         return [m["reason"] for m in self.metrics if m["outcome"] != "FAIL" and not m["passed"]]
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "target" or v}  # (one target: as before)
 
 
 def poll(rt: Runtime, phase: str) -> tuple[Poll, state.StateView]:
@@ -101,11 +102,25 @@ def _judge_watch(rt: Runtime, phase: str, entered_at) -> list[dict]:
     return out
 
 
-def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Poll], None],
-          max_polls: int | None = None) -> Outcome:
+@dataclass
+class Watching:
+    """One watch under way: the phase it holds, the state version it began on, its evidence report."""
+
+    rt: Runtime
+    phase: str
+    version: object
+    report: object
+    auto_rollback: bool
+
+
+def check_interval(interval: float) -> None:
     problem = interval_problem(interval)
     if problem:  # before any AWS call
         raise UsageError(f"interval {problem}", "poll every 30 s (the default) or pass --interval SECONDS")
+
+
+def begin(rt: Runtime, auto_rollback: bool) -> Watching | Outcome:
+    """What to watch, or (an Outcome) why there is nothing to watch."""
     plan = rt.plan
     view = state.StateStore(plan, rt.params).read()
     if view.problem:
@@ -114,57 +129,81 @@ def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Pol
     if phase in (PENDING, ROLLED_BACK) or view.status != state.STABLE:
         return Outcome(ExitCode.OK, f"nothing to watch: the cutover is {phase} ({view.status})",
                        hint="advance first: cutover advance" if phase in (PENDING, ROLLED_BACK) else "run `cutover status`")
-    auto_rollback = auto_rollback or plan.phase(phase).auto_rollback
-    entered_version = view.version
-    report = rt.new_report("watch", from_state=phase, to_state=phase)
+    return Watching(rt, phase, view.version, rt.new_report("watch", from_state=phase, to_state=phase),
+                    auto_rollback or plan.phase(phase).auto_rollback)
+
+
+TROUBLE = ("alarm", "metric", "drift")  # the events that roll back (with auto-rollback)
+
+
+def judge(w: Watching, p: Poll, now_view: state.StateView) -> str:
+    """Set p.event from one poll; return why the watch ends ("" while it goes on)."""
+    if now_view.version != w.version and (now_view.problem or now_view.status != state.STABLE or now_view.phase != w.phase):
+        p.event = "rolled_back_elsewhere"
+        who = now_view.record.actor if now_view.record else "someone"
+        return f"the state changed while watching ({who}: {now_view.phase}, {now_view.status}); watch stopped"
+    if p.firing or p.drift or p.metric_failures:
+        p.event = "alarm" if p.firing else "metric" if p.metric_failures else "drift"
+        why = (f"alarm {', '.join(p.firing)} in ALARM" if p.firing else "; ".join(p.metric_failures)
+               if p.metric_failures else f"flag drift: {'; '.join(p.drift_found.get(n, n) for n in p.drift)}")
+        w.report.notes.append(f"{why} during {w.phase}")
+        return why
+    if p.baked >= p.bake and p.metric_unjudged:  # never a silent pass on no data
+        p.event = "unjudged"
+        return f"{w.phase} baked, but a watched metric has no judgement: {'; '.join(p.metric_unjudged)}"
+    if p.baked >= p.bake:
+        p.event = "baked"
+        return f"{w.phase} baked for {_fmt(p.bake)} with every alarm quiet and no drift"
+    return ""
+
+
+UNJUDGED_HINT = ("check the metric and re-run `cutover watch` (it judges the whole bake again), or roll back: "
+                 "cutover rollback --yes --reason \"no metric data\"")
+
+
+def pause(p: Poll, interval: float) -> float:
+    """How long to sleep before the next poll: the interval, or less when the bake ends sooner."""
+    return min(interval, max(p.bake - p.baked, 0.0)) or interval
+
+
+def watch(rt: Runtime, auto_rollback: bool, interval: float, show: Callable[[Poll], None],
+          max_polls: int | None = None) -> Outcome:
+    check_interval(interval)
+    w = begin(rt, auto_rollback)
+    if isinstance(w, Outcome):
+        return w
     polls = 0
     while True:
-        p, now_view = poll(rt, phase)
+        p, now_view = poll(rt, w.phase)
         polls += 1
-        if now_view.version != entered_version and (now_view.problem or now_view.status != state.STABLE or now_view.phase != phase):
-            p.event = "rolled_back_elsewhere"
-            show(p)
-            who = now_view.record.actor if now_view.record else "someone"
-            return rt.finish(report, Outcome(
-                ExitCode.BLOCKED, f"the state changed while watching ({who}: {now_view.phase}, {now_view.status}); watch stopped",
-                data={"last_poll": p.to_dict()}, hint="run `cutover status`"))
-        if p.firing or p.drift or p.metric_failures:
-            p.event = "alarm" if p.firing else "metric" if p.metric_failures else "drift"
-            show(p)
-            why = (f"alarm {', '.join(p.firing)} in ALARM" if p.firing else "; ".join(p.metric_failures)
-                   if p.metric_failures else f"flag drift: {'; '.join(p.drift_found.get(n, n) for n in p.drift)}")
-            report.notes.append(f"{why} during {phase}")
-            if auto_rollback:
-                rolled = orchestrator.rollback(rt, reason=f"auto-rollback by watch: {why}")
-                return rt.finish(report, Outcome(
-                    ExitCode.ROLLED_BACK, f"{why}: rolled back automatically ({rolled.headline})",
-                    rolled.lines, {"last_poll": p.to_dict(), "rollback": rolled.data}))
-            return rt.finish(report, Outcome(
-                ExitCode.GATE_FAILED, f"{why} during {phase}; nothing was changed",
-                data={"last_poll": p.to_dict()},
-                hint=orchestrator.rollback_now_hint(why)))
-        if p.baked >= p.bake and p.metric_unjudged:  # never a silent pass on no data
-            p.event = "unjudged"
-            show(p)
-            return rt.finish(report, Outcome(
-                ExitCode.GATE_FAILED, f"{phase} baked, but a watched metric has no judgement: "
-                f"{'; '.join(p.metric_unjudged)}", data={"last_poll": p.to_dict()},
-                hint="check the metric and re-run `cutover watch` (it judges the whole bake again), or roll back: "
-                     "cutover rollback --yes --reason \"no metric data\""))
-        if p.baked >= p.bake:
-            p.event = "baked"
-            show(p)
-            nxt = plan.next_phase(phase)
-            return rt.finish(report, Outcome(
-                ExitCode.OK, f"{phase} baked for {_fmt(p.bake)} with every alarm quiet and no drift",
-                data={"last_poll": p.to_dict()},
-                hint=f"the next advance may proceed: cutover advance{' --approve' if nxt and nxt.approval else ''} --reason \"...\""
-                if nxt else "this is the last phase: the cutover is complete"))
+        why = judge(w, p, now_view)
         show(p)
+        if why:
+            return rt.finish(w.report, _ending(w, p, why))
         if max_polls is not None and polls >= max_polls:
-            return rt.finish(report, Outcome(ExitCode.OK, f"stopped after {polls} polls; {phase} still baking",
-                                                            data={"last_poll": p.to_dict()}))
-        rt.clock.sleep(min(interval, max(p.bake - p.baked, 0.0)) or interval)
+            return rt.finish(w.report, Outcome(ExitCode.OK, f"stopped after {polls} polls; {w.phase} still baking",
+                                               data={"last_poll": p.to_dict()}))
+        rt.clock.sleep(pause(p, interval))
+
+
+def _ending(w: Watching, p: Poll, why: str) -> Outcome:
+    """The outcome of a single-target watch that ended with `why` (p.event says how)."""
+    data = {"last_poll": p.to_dict()}
+    if p.event == "rolled_back_elsewhere":
+        return Outcome(ExitCode.BLOCKED, why, data=data, hint="run `cutover status`")
+    if p.event in TROUBLE and w.auto_rollback:
+        rolled = orchestrator.rollback(w.rt, reason=f"auto-rollback by watch: {why}")
+        return Outcome(ExitCode.ROLLED_BACK, f"{why}: rolled back automatically ({rolled.headline})",
+                       rolled.lines, {**data, "rollback": rolled.data})
+    if p.event in TROUBLE:
+        return Outcome(ExitCode.GATE_FAILED, f"{why} during {w.phase}; nothing was changed", data=data,
+                       hint=orchestrator.rollback_now_hint(why))
+    if p.event == "unjudged":
+        return Outcome(ExitCode.GATE_FAILED, why, data=data, hint=UNJUDGED_HINT)
+    nxt = w.rt.plan.next_phase(w.phase)
+    return Outcome(ExitCode.OK, why, data=data,
+                   hint=f"the next advance may proceed: cutover advance{' --approve' if nxt and nxt.approval else ''} --reason \"...\""
+                   if nxt else "this is the last phase: the cutover is complete")
 
 
 def _fmt(seconds: float) -> str:

@@ -18,6 +18,8 @@ from typing import Callable, NoReturn
 
 from cutover.clock import Clock
 from cutover.commands import orchestrator
+from cutover.commands import preflight as pf
+from cutover.commands import watch as watching
 from cutover.commands.runtime import Runtime
 from cutover.core import state
 from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
@@ -107,8 +109,7 @@ def status(plan: Plan, runtime_for: RuntimeFor, check: bool = False) -> Outcome:
         for r in results:
             if r.target in targets:
                 lines.append(f"    {r.line()}")
-    codes = {r.exit_code for r in results}
-    worst = next((c for c in SEVERITY if c in codes), ExitCode.OK)
+    worst = _worst(results)
     unhealthy = [r.target.name for r in results if r.exit_code != ExitCode.OK]
     data = {"targets": [r.to_dict() for r in results], "unhealthy": unhealthy}
     if unhealthy:
@@ -117,6 +118,11 @@ def status(plan: Plan, runtime_for: RuntimeFor, check: bool = False) -> Outcome:
     else:
         headline, hint = f"{len(results)} target(s): flags match the declared values", ""
     return Outcome(worst if check else ExitCode.OK, headline, lines, data, hint=hint)
+
+
+def _worst(results: list[TargetResult]) -> ExitCode:
+    codes = {r.exit_code for r in results}
+    return next((c for c in SEVERITY if c in codes), ExitCode.OK)
 
 
 def _each(targets: list, fn: Callable) -> list[tuple[object, object, CutoverError | None]]:
@@ -147,12 +153,7 @@ def advance(plan: Plan, runtime_for: RuntimeFor, clock: Clock, approve: bool = F
     """One step: the next wave of the current phase, or the first wave of the next phase. Every target
     of the wave is decided and gated (under its lock) before any of them is written; then they are
     written in parallel, each paced to its own quota."""
-    runtimes = dict(zip([t.name for t in plan.targets], [None] * len(plan.targets)))
-    seen = _each(list(plan.targets), lambda t: _read_view(runtimes, t, runtime_for))
-    if failed := [r for r in seen if r[2] is not None or r[1].problem]:
-        failed = [(t, v, e or Blocked(v.problem, v.fix)) for t, v, e in failed]
-        _refuse(failed, "cannot tell where every target is")
-    views = {t.name: v for t, v, _ in seen}
+    runtimes, views = _where_every_target_is(plan, runtime_for)
     step = next_step(plan.phase_names, plan.waves, {name: v.phase for name, v in views.items()})
     if step is None:
         return Outcome(ExitCode.OK, f"nothing to do: every target is at the last phase, {plan.phases[-1].name}",
@@ -203,6 +204,17 @@ def advance(plan: Plan, runtime_for: RuntimeFor, clock: Clock, approve: bool = F
                    hint="`cutover status` shows every target; roll back any time: cutover rollback")
 
 
+def _where_every_target_is(plan: Plan, runtime_for: RuntimeFor) -> tuple[dict[str, Runtime], dict[str, state.StateView]]:
+    """Every target's Runtime and state record (read in parallel), or refused naming the targets that
+    cannot be reached or read."""
+    runtimes = dict(zip([t.name for t in plan.targets], [None] * len(plan.targets)))
+    seen = _each(list(plan.targets), lambda t: _read_view(runtimes, t, runtime_for))
+    if failed := [r for r in seen if r[2] is not None or r[1].problem]:
+        failed = [(t, v, e or Blocked(v.problem, v.fix)) for t, v, e in failed]
+        _refuse(failed, "cannot tell where every target is")
+    return runtimes, {t.name: v for t, v, _ in seen}
+
+
 def _read_view(runtimes: dict, target: RolloutTarget, runtime_for: RuntimeFor) -> state.StateView:
     rt = runtimes[target.name] = runtime_for(target)
     return state.StateStore(rt.plan, rt.params).read()
@@ -236,3 +248,92 @@ def _decide(rt: Runtime, approve: bool, reason: str):
 def _enter(prepared) -> Outcome:
     rt, report, d, executor = prepared
     return rt.finish(report, executor.enter(d, report))
+
+
+def preflight(plan: Plan, runtime_for: RuntimeFor, phase: str | None = None, skip: tuple[str, ...] = ()) -> Outcome:
+    """The gates of the next step (or of --phase) in every target of that step's wave, read-only: a
+    row per target; exit 1 naming the targets whose gates fail."""
+    pf.check_choices(plan, phase, skip)  # before any AWS call
+    runtimes, views = _where_every_target_is(plan, runtime_for)
+    step = next_step(plan.phase_names, plan.waves, {name: v.phase for name, v in views.items()})
+    if step is None and phase is None:
+        raise UsageError(f"no next step: every target is at the last phase, {plan.phases[-1].name}", "name one with --phase")
+    phase = phase or plan.phases[step[0]].name
+    names = step[1].targets if step is not None else [t.name for t in plan.targets]
+    where = f"wave {step[1].name}" if step is not None else "every target"
+    targets = [t for t in plan.targets if t.name in names]
+    results = [TargetResult(t, outcome=out, error=err)
+               for t, out, err in _each(targets, lambda t: pf.preflight(runtimes[t.name], phase, skip))]
+    failed = [r.target.name for r in results if r.exit_code != ExitCode.OK]
+    data = {"phase": phase, "wave": step[1].name if step is not None else None,
+            "targets": [r.to_dict() for r in results], "failed": failed}
+    lines = [line for r in results for line in [r.line(), *(f"    {g}" for g in (r.outcome.lines if r.outcome else []))]]
+    if failed:
+        return Outcome(_worst(results), f"preflight for {phase} in {where}: FAIL in {', '.join(failed)}", lines, data,
+                       hint="fix each FAIL as its target's report says (its evidence), then run preflight again")
+    return Outcome(ExitCode.OK, f"preflight for {phase} in {where}: PASS in {len(results)} target(s)", lines, data)
+
+
+def watch(plan: Plan, runtime_for: RuntimeFor, clock: Clock, auto_rollback: bool, interval: float,
+          show: Callable[[watching.Poll], None], max_polls: int | None = None) -> Outcome:
+    """Every target that has entered a phase, polled together (alarms and drift per target) until each
+    has baked. Trouble in any target ends the watch; with auto-rollback (or a watched phase's
+    `auto_rollback`) EVERY target is rolled back, later waves first (exit 6)."""
+    watching.check_interval(interval)
+    begun = _each(list(plan.targets), lambda t: watching.begin(runtime_for(t), auto_rollback))
+    if failed := [r for r in begun if r[2] is not None]:
+        _refuse(failed, "cannot watch")
+    watched = {t: w for t, w, _ in begun if isinstance(w, watching.Watching)}
+    if not watched:
+        return Outcome(ExitCode.OK, "nothing to watch: no target has entered a phase", hint="advance first: cutover advance")
+    roll_back = any(w.auto_rollback for w in watched.values())
+    polls = 0
+    while True:
+        polled = _each(list(watched), lambda t: _poll_one(t, watched[t]))
+        polls += 1
+        if failed := [r for r in polled if r[2] is not None]:
+            target, _, err = failed[0]
+            raise type(err)(f"watch stopped: {target.name} ({target.where}): {err.message}; nothing was changed", err.hint)
+        for _, (p, _why), _ in polled:
+            show(p)
+        ended = {t: (p, why) for t, (p, why), _ in polled if why and p.event != "baked"}
+        if ended or all(p.event == "baked" for _, (p, _), _ in polled):
+            outcome = _watch_ending(plan, runtime_for, ended, roll_back, len(watched))
+        elif max_polls is not None and polls >= max_polls:
+            outcome = Outcome(ExitCode.OK, f"stopped after {polls} polls; {len(watched)} target(s) still baking")
+        else:
+            clock.sleep(min(watching.pause(p, interval) for _, (p, _), _ in polled if p.event != "baked"))
+            continue
+        outcome.lines = [f"{t.name} ({t.where}): {p.event}{': ' + why if why else ''}" for t, (p, why), _ in polled] + outcome.lines
+        outcome.data["targets"] = {t.name: p.to_dict() for t, (p, _), _ in polled}
+        for t, w in watched.items():  # each target's evidence: the watch's ending
+            w.rt.finish(w.report, Outcome(outcome.exit_code, outcome.headline))
+        return outcome
+
+
+def _poll_one(target: RolloutTarget, w: "watching.Watching") -> tuple["watching.Poll", str]:
+    p, now_view = watching.poll(w.rt, w.phase)
+    p.target = target.name
+    return p, watching.judge(w, p, now_view)
+
+
+def _watch_ending(plan: Plan, runtime_for: RuntimeFor, ended: dict, roll_back: bool, watched: int) -> Outcome:
+    """How a watch of several targets ends: trouble somewhere (rolled back everywhere, or the command
+    to do it), a state changed by someone else, a bake with no judgement, or every target baked."""
+    def named(events) -> str:
+        return "; ".join(f"{t.name}: {why}" for t, (p, why) in ended.items() if p.event in events)
+
+    if trouble := named(watching.TROUBLE):
+        if not roll_back:
+            return Outcome(ExitCode.GATE_FAILED, f"{trouble}; nothing was changed",
+                           hint=orchestrator.rollback_now_hint(trouble))
+        rolled = rollback(plan, runtime_for, reason=f"auto-rollback by watch: {trouble}")
+        code = ExitCode.ROLLED_BACK if rolled.exit_code == ExitCode.OK else rolled.exit_code
+        return Outcome(code, f"{trouble}: every target rolled back automatically ({rolled.headline})", rolled.lines,
+                       {"rollback": rolled.data}, hint=rolled.hint)
+    if elsewhere := named(("rolled_back_elsewhere",)):
+        return Outcome(ExitCode.BLOCKED, elsewhere, hint="run `cutover status`")
+    if unjudged := named(("unjudged",)):
+        return Outcome(ExitCode.GATE_FAILED, unjudged, hint=watching.UNJUDGED_HINT)
+    return Outcome(ExitCode.OK, f"{watched} target(s) baked with every alarm quiet and no drift",
+                   hint="the next advance may proceed: cutover advance --reason \"...\"")

@@ -39,7 +39,7 @@ def make_ports(
     *,
     counter: SessionHook | None = None,  # e.g. testing.counter.CallCounter
     hooks: Iterable[SessionHook] = (),
-    credentials: Mapping[str, str] | None = None,  # an assumed role's (assume_role); default: the profile's
+    credentials=None,  # an assumed role's (assume_role); default: the profile's
 ) -> AwsPorts:
     """Every adapter, from one session (so one guard, one set of credentials, one counter)."""
     session = make_session(region, profile, read_only, hooks=[*([counter] if counter else []), *hooks], credentials=credentials)

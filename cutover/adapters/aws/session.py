@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Protocol
 from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions as bex
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, Credentials, RefreshableCredentials
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from cutover import regions
@@ -24,16 +27,19 @@ class SessionHook(Protocol):
 
 def make_session(
     region: str | None, profile: str | None, read_only: bool, *, hooks: Iterable[SessionHook] = (),
-    credentials: Mapping[str, str] | None = None,
+    credentials: Mapping[str, str] | Credentials | None = None,
 ) -> boto3.Session:
     """A session whose every client (made now or later) carries the read-only guard and the hooks.
     The AWS variables botocore reads (endpoints, retries, region) are checked first: a bad one is a
     usage error naming it, before any client exists, never a crash or minutes of retries later.
-    `credentials` (from `assume_role`) replace the profile's."""
+    `credentials` (from `assume_role`: refreshed before they expire) replace the profile's."""
     check_environment(os.environ)
     try:
-        session = boto3.Session(region_name=region or None, profile_name=None if credentials else (profile or None),
-                                **(credentials or {}))
+        if isinstance(credentials, Credentials):
+            session = boto3.Session(region_name=region or None, botocore_session=_session_with(credentials))
+        else:
+            session = boto3.Session(region_name=region or None, profile_name=None if credentials else (profile or None),
+                                    **(credentials or {}))
     except bex.ProfileNotFound:
         raise UsageError(
             f"AWS profile {profile or os.environ.get('AWS_PROFILE', '')!r} not found",
@@ -50,15 +56,48 @@ def make_session(
     return session
 
 
-def assume_role(role_arn: str, external_id: str | None, region: str, profile: str | None, session_name: str) -> dict[str, str]:
+ROLE_SECONDS = 3600  # an assumed role's session; refreshed on the clock before it ends (a bake outlives it)
+
+
+def assume_role(role_arn: str, external_id: str | None, region: str, profile: str | None, session_name: str,
+                clock=None, seconds: int = ROLE_SECONDS) -> RefreshableCredentials:
     """Credentials of `role_arn` (sent with `external_id` when given), for make_session: assumed from the
-    caller's own credentials. Assuming writes nothing, so a dry run may do it too."""
+    caller's own credentials now (a role that cannot be assumed fails here, before any client uses it),
+    and assumed again whenever they come within 15 minutes of their end on `clock` (botocore refreshes
+    them before any call that would need them). Assuming writes nothing, so a dry run may do it too."""
     sts = Clients(make_session(region, profile, read_only=False))("sts")
     extra = {"ExternalId": external_id} if external_id else {}
-    with aws_errors("sts:AssumeRole", role_arn):
-        got = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name, **extra)["Credentials"]
-    return {"aws_access_key_id": got["AccessKeyId"], "aws_secret_access_key": got["SecretAccessKey"],
-            "aws_session_token": got["SessionToken"]}
+    now = clock.now if clock is not None else (lambda: datetime.now(timezone.utc))
+
+    def assume() -> dict:
+        with aws_errors("sts:AssumeRole", role_arn):
+            got = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=seconds, **extra)["Credentials"]
+        # Its end measured on our clock from now: the same moment (a little early) on the system clock.
+        return {"access_key": got["AccessKeyId"], "secret_key": got["SecretAccessKey"], "token": got["SessionToken"],
+                "expiry_time": (now() + timedelta(seconds=seconds)).isoformat()}
+
+    first = assume()
+    return RefreshableCredentials(first["access_key"], first["secret_key"], first["token"],
+                                  datetime.fromisoformat(first["expiry_time"]), refresh_using=assume,
+                                  method="assume-role", time_fetcher=now)
+
+
+class _Given(CredentialProvider):
+    """The credentials a session was given (an assumed role's), in place of the profile's chain."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    def load(self) -> Credentials:
+        return self._credentials
+
+
+def _session_with(credentials: Credentials) -> botocore.session.Session:
+    session = botocore.session.get_session()
+    session.register_component("credential_provider", CredentialResolver([_Given(credentials)]))
+    return session
 
 
 # SSM's write quota is ~3/s account-wide; 8 standard-mode attempts ride out a throttled burst.
