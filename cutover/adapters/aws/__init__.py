@@ -14,7 +14,7 @@ sandbox, moto or LocalStack work unchanged. Nothing imports this package for `--
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable
 
 from cutover.errors import UsageError
 from cutover.ports import AwsPorts
