@@ -24,7 +24,7 @@ class RolloutTarget:
 
     @property
     def where(self) -> str:
-        return f"{self.region} in account {self.account or '(the caller)'}"
+        return f"{self.region}, account {self.account}" if self.account else f"{self.region}, the caller's account"
 
 
 @dataclass(frozen=True)

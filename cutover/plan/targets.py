@@ -47,7 +47,7 @@ def _targets(node: MappingNode, plan_account: str | None) -> dict[str, RolloutTa
                         fields["external_id"][1].value if "external_id" in fields else None)
         place = (target.region, target.account)
         if place in places:
-            raise Violation(key, f"{where(here)}: {target.where} is also target {places[place]!r}",
+            raise Violation(key, f"{where(here)}: the same account and region as target {places[place]!r} ({target.where})",
                             "each target is one account and region: remove one of them")
         places[place] = key.value
         targets[key.value] = target

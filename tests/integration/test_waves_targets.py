@@ -61,7 +61,7 @@ def test_a_target_that_cannot_be_reached_fails_alone_and_is_named_with_its_retry
     cli = Cli(tmp_path / "ev", plan=WAVES)
     result = cli("rollback", "--yes", "--reason", "drill")
     assert result.exit_code == 4, result.output
-    assert "1 of 3 target(s) not restored: euw1 (eu-west-1 in account 222222222222)" in result.output
+    assert "1 of 3 target(s) not restored: euw1 (eu-west-1, account 222222222222)" in result.output
     assert "cutover rollback --target euw1 --yes" in result.output
     assert "CUTOVER_EXTERNAL_ID" in result.output  # why, in its own line
     assert (value(targets["use2"]), value(targets["usw2"]), value(targets["euw1"])) == ("off", "off", "on")
@@ -80,8 +80,8 @@ def test_status_has_a_row_per_target_and_check_exits_on_the_worst(targets, tmp_p
     healthy = cli("status", "--check")
     assert healthy.exit_code == 0, healthy.output
     assert "3 target(s): flags match the declared values" in healthy.output
-    for row in ("wave pilot:", "use2 (us-east-2 in account (the caller)): rolled_back",
-                "wave rest:", "euw1 (eu-west-1 in account 222222222222): rolled_back"):
+    for row in ("wave pilot:", "use2 (us-east-2, the caller's account): rolled_back",
+                "wave rest:", "euw1 (eu-west-1, account 222222222222): rolled_back"):
         assert row in healthy.output
     targets["usw2"].put(FLAG, "on")  # a hand edit in one region
     drifted = cli("status", "--check", json_out=True)

@@ -27,7 +27,7 @@ def test_preflight_runs_the_next_waves_gates_in_each_of_its_targets(safe, tmp_pa
     assert [(t["target"], t["exit_code"]) for t in doc["targets"]] == [("usw2", 0), ("euw1", 1)]  # wave rest only
     assert [(g["check"], g["status"]) for g in doc["targets"][1]["data"]["gates"]][0] == ("quiet", "FAIL")
     text = cli("preflight").output
-    assert "euw1 (eu-west-1 in account 222222222222): preflight for canary: FAIL" in text
+    assert "euw1 (eu-west-1, account 222222222222): preflight for canary: FAIL" in text
     assert "    quiet FAIL" in text  # each target's gate rows under it
     assert phases(safe) == {"use2": "canary", "usw2": "shadow", "euw1": "shadow"}  # read-only
     assert (value(safe["usw2"]), value(safe["euw1"])) == ("off", "off")

@@ -51,7 +51,7 @@ def test_the_account_comes_from_the_role_when_not_given():
     (with_targets(TWO, "waves:\n  - {name: one, targets: [a]}\n  - {name: two, targets: [b, a]}  # <-\n"),
      ["waves[1].targets[1]", "'a' is already in wave 'one'"]),
     (with_targets("targets:\n  a: {region: us-east-2}\n  b: {region: us-east-2}  # <-\n", "waves:\n  - {name: one, targets: [a, b]}\n"),
-     ["targets.b", "us-east-2 in account (the caller) is also target 'a'"]),
+     ["targets.b", "the same account and region as target 'a' (us-east-2, the caller's account)"]),
     (with_targets(TWO, "waves:  # <-\n  - {name: one, targets: [a]}\n"), ["target(s) b in no wave"]),
     (with_targets(TWO, "waves:\n  - {name: one, targets: [a]}\n  - {name: one, targets: [b]}  # <-\n"),
      ["duplicate wave 'one'", "first on line"]),
@@ -94,8 +94,8 @@ def cutover(*args: str) -> subprocess.CompletedProcess:
 def test_validate_shows_the_waves_and_says_what_is_not_built():  # (status and rollback: tests/integration/test_waves_targets.py)
     r = cutover("validate")
     assert r.returncode == 0, r.stderr
-    assert "wave pilot: use2 (us-east-2 in account (the caller))" in r.stdout
-    assert ("wave rest: usw2 (us-west-2 in account (the caller)); euw1 (eu-west-1 in account 222222222222, as "
+    assert "wave pilot: use2 (us-east-2, the caller's account)" in r.stdout
+    assert ("wave rest: usw2 (us-west-2, the caller's account); euw1 (eu-west-1, account 222222222222, as "
             "arn:aws:iam::222222222222:role/cutover-operator); bake 30m after the wave before") in r.stdout
     assert "refuse the plan" in r.stdout
 
