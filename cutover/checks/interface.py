@@ -5,8 +5,10 @@ A type gives everything the rest of cutover needs to know about it:
 - `kind` and `model`: the plan's `type:` word and the frozen dataclass a check of that type is;
 - `schema`: its fragment of the plan's JSON Schema (`fragment(...)` below builds one), which the plan
   loader validates with and `cutover validate --schema` prints;
-- `build(name, values)` and `problems(check, fields)`: the model from the loader's values, and the rules
-  the schema cannot say (each problem as the node, the key path under the check, a message and a fix);
+- `value(key, node, read)`, `build(name, values)` and `problems(check, fields)`: a key of its own read
+  from its YAML node (nested objects; `read` is the loader's `Nodes`), the model from the loader's values,
+  and the rules the schema cannot say (each problem as the node, the key path under the check, a message
+  and a fix);
 - `run(check, ctx)`: the gate (ctx is a `cutover.gates.GateContext`): a PASS detail (or `Passed`), or
   raise `Fail` / `Skip`;
 - `describe(check)` and `details(check)`: the check in words for the runbook, and any lines under it;
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Protocol
 
 # --- how a check reports anything but a pass ------------------------------------------------------------
 
@@ -91,6 +93,19 @@ def fragment(kind: str, title: str, props: dict, required: list[str], timeout: s
 Problem = tuple[Any, tuple, str, str]
 
 
+class Nodes(Protocol):
+    """How the plan loader reads a YAML node the schema has validated (it passes its own: this layer sits
+    under the loader). Nodes keep their positions, so a rule can point at one."""
+
+    def fields(self, node: Any) -> dict[str, tuple[Any, Any]]:
+        """A mapping's entries by key: (key node, value node)."""
+
+    def number(self, node: Any) -> float: ...
+
+    def seconds(self, node: Any) -> float:
+        """A duration (`30s`, `15m`, or whole seconds) in seconds."""
+
+
 class CheckType:
     """One check type. Subclass it in one module, and add the instance to `cutover.checks.TYPES`."""
 
@@ -98,12 +113,17 @@ class CheckType:
     model: ClassVar[type]
     schema: ClassVar[dict]
 
+    def value(self, key: str, node: Any, read: Nodes) -> Any:
+        """One of the type's own keys from its YAML node (a nested object, say); None: the loader reads it
+        as it reads that key in every type."""
+        return None
+
     def build(self, name: str, values: dict[str, Any]) -> Any:
         """The model, from the check's keys as the loader reads them (durations in seconds, lists as tuples)."""
         return self.model(name=name, **values)
 
     def problems(self, check: Any, fields: dict) -> Iterator[Problem]:
-        """Rules beyond the schema; `fields` maps each key to its (key node, value node)."""
+        """Rules beyond the schema; `fields` maps each key (`type` first) to its (key node, value node)."""
         return iter(())
 
     def run(self, check: Any, ctx: Any) -> str | Passed:
