@@ -87,6 +87,18 @@ def fragment(kind: str, title: str, props: dict, required: list[str], timeout: s
     }
 
 
+# --- IAM statements (cutover.compile.iam builds the policy from them) -------------------------------------
+
+
+def statement(sid: str, actions: list[str], resources, condition: dict | None = None) -> dict:
+    """One Allow statement; `resources` is "*" or a list of ARNs."""
+    stmt = {"Sid": sid, "Effect": "Allow", "Action": actions,
+            "Resource": resources if isinstance(resources, str) else list(resources)}
+    if condition:
+        stmt["Condition"] = condition
+    return stmt
+
+
 # --- the interface --------------------------------------------------------------------------------------
 
 # A rule the schema cannot say, broken: (the node, its key path under the check, message, fix).
@@ -137,7 +149,8 @@ class CheckType:
         return []
 
     def iam(self, check: Any, arn: Any, read_only: bool) -> list[dict]:
-        """IAM statements for the check's own calls (none: it calls no AWS API)."""
+        """IAM statements for the check's own calls (none: it calls no AWS API). Statements of one Sid, from
+        several checks, become one: their resources in order, each once."""
         return []
 
     def seed(self, check: Any, seeder: Any, now: datetime) -> None:

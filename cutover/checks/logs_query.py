@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from cutover import stats
 from cutover.checks.aws_faults import aws_fail
-from cutover.checks.interface import CheckType, Fail, Nodes, Passed, Problem, fragment, list_of, ref, text
+from cutover.checks.interface import CheckType, Fail, Nodes, Passed, Problem, fragment, list_of, ref, statement, text
 from cutover.checks.metric import evidence, gate_result, inconclusive_key
 from cutover.checks.words import code, names, safe
 from cutover.errors import AwsError
@@ -99,8 +99,7 @@ def _bounds(lim: FieldLimit) -> str:
 
 
 class LogsQuery(CheckType):
-    """Its IAM needs (StartQuery on its groups, GetQueryResults on "*") are in `iam.policy`, in their place
-    among the other read statements; the sandbox cans its results (`cutover.sandbox.emulator`)."""
+    """The sandbox cans its results, keyed by query (`cutover.sandbox.emulator`)."""
 
     kind = "logs_query"
     model = LogsQueryCheck
@@ -138,6 +137,11 @@ class LogsQuery(CheckType):
         if len(check.log_groups) > MAX_LOG_GROUPS:
             yield (fields["log_groups"][1], ("log_groups",), f"{len(check.log_groups)} log groups; "
                    f"a Logs Insights query takes at most {MAX_LOG_GROUPS}", "split the check in two")
+
+    def iam(self, check: LogsQueryCheck, arn: Any, read_only: bool) -> list[dict]:
+        return [statement("QueryGateLogGroups", ["logs:StartQuery"], [arn.log_group(g) for g in check.log_groups]),
+                # GetQueryResults names a query id, not a log group: AWS accepts only "*" for it.
+                statement("ReadGateQueryResults", ["logs:GetQueryResults"], "*")]
 
     run = staticmethod(check_logs_query)  # the gate, above
 

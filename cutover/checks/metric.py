@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from cutover import stats
 from cutover.checks.aws_faults import aws_fail
-from cutover.checks.interface import CheckType, Fail, Nodes, Passed, Problem, fragment, ref
+from cutover.checks.interface import CheckType, Fail, Nodes, Passed, Problem, fragment, ref, statement
 from cutover.checks.words import code, safe
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
@@ -235,8 +235,8 @@ def in_words(c: MetricCheck, span: str = "") -> str:
 
 
 class Metric(CheckType):
-    """Its IAM needs (GetMetricData, on "*") are in `iam.policy`, in their place among the other read
-    statements; the sandbox writes its healthy datapoints (`cutover.sandbox.emulator.seed_metrics`)."""
+    """The sandbox writes its healthy datapoints (`cutover.sandbox.emulator.seed_metrics`, again after a
+    rehearsal fast-forwards its clock)."""
 
     kind = "metric"
     model = MetricCheck
@@ -290,6 +290,10 @@ class Metric(CheckType):
         """A limit of its own form, and periods CloudWatch has; the first problem is the one reported."""
         yield from _form_problems(fields, check)
         yield from _period_problems(fields, check)
+
+    def iam(self, check: MetricCheck, arn: Any, read_only: bool) -> list[dict]:
+        # GetMetricData has no resource-level permissions: AWS accepts only "*" for it.
+        return [statement("ReadGateMetrics", [PERMISSION], "*")]
 
     run = staticmethod(check_metric)  # the gate, above
 
