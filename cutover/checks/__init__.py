@@ -6,13 +6,13 @@ runner, the runbook, the IAM policy and the sandbox's seeding all find it throug
 
 from __future__ import annotations
 
-from cutover.checks import alarms, command, env, http, logs, secrets, window
+from cutover.checks import alarms, command, env, http, logs, logs_query, metric, secrets, window
 from cutover.checks.interface import CheckType
 
-# The one list. (metric and logs_query are not in it yet: they are still spread over plan/metric.py,
-# gates/, compile/ and sandbox/.)
+# The one list.
 TYPES: list[CheckType] = [
     env.TYPE, secrets.TYPE, http.HTTP, http.GRAPHQL, logs.FRESHNESS, logs.ABSENT, command.TYPE, alarms.TYPE, window.TYPE,
+    metric.TYPE, logs_query.TYPE,
 ]
 
 

@@ -5,8 +5,10 @@ A type gives everything the rest of cutover needs to know about it:
 - `kind` and `model`: the plan's `type:` word and the frozen dataclass a check of that type is;
 - `schema`: its fragment of the plan's JSON Schema (`fragment(...)` below builds one), which the plan
   loader validates with and `cutover validate --schema` prints;
-- `build(name, values)` and `problems(check, fields)`: the model from the loader's values, and the rules
-  the schema cannot say (each problem as the node, the key path under the check, a message and a fix);
+- `value(key, node, read)`, `build(name, values)` and `problems(check, fields)`: a key of its own read
+  from its YAML node (nested objects; `read` is the loader's `Nodes`), the model from the loader's values,
+  and the rules the schema cannot say (each problem as the node, the key path under the check, a message
+  and a fix);
 - `run(check, ctx)`: the gate (ctx is a `cutover.gates.GateContext`): a PASS detail (or `Passed`), or
   raise `Fail` / `Skip`;
 - `describe(check)` and `details(check)`: the check in words for the runbook, and any lines under it;
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Protocol
 
 # --- how a check reports anything but a pass ------------------------------------------------------------
 
@@ -85,10 +87,35 @@ def fragment(kind: str, title: str, props: dict, required: list[str], timeout: s
     }
 
 
+# --- IAM statements (cutover.compile.iam builds the policy from them) -------------------------------------
+
+
+def statement(sid: str, actions: list[str], resources, condition: dict | None = None) -> dict:
+    """One Allow statement; `resources` is "*" or a list of ARNs."""
+    stmt = {"Sid": sid, "Effect": "Allow", "Action": actions,
+            "Resource": resources if isinstance(resources, str) else list(resources)}
+    if condition:
+        stmt["Condition"] = condition
+    return stmt
+
+
 # --- the interface --------------------------------------------------------------------------------------
 
 # A rule the schema cannot say, broken: (the node, its key path under the check, message, fix).
 Problem = tuple[Any, tuple, str, str]
+
+
+class Nodes(Protocol):
+    """How the plan loader reads a YAML node the schema has validated (it passes its own: this layer sits
+    under the loader). Nodes keep their positions, so a rule can point at one."""
+
+    def fields(self, node: Any) -> dict[str, tuple[Any, Any]]:
+        """A mapping's entries by key: (key node, value node)."""
+
+    def number(self, node: Any) -> float: ...
+
+    def seconds(self, node: Any) -> float:
+        """A duration (`30s`, `15m`, or whole seconds) in seconds."""
 
 
 class CheckType:
@@ -98,12 +125,17 @@ class CheckType:
     model: ClassVar[type]
     schema: ClassVar[dict]
 
+    def value(self, key: str, node: Any, read: Nodes) -> Any:
+        """One of the type's own keys from its YAML node (a nested object, say); None: the loader reads it
+        as it reads that key in every type."""
+        return None
+
     def build(self, name: str, values: dict[str, Any]) -> Any:
         """The model, from the check's keys as the loader reads them (durations in seconds, lists as tuples)."""
         return self.model(name=name, **values)
 
     def problems(self, check: Any, fields: dict) -> Iterator[Problem]:
-        """Rules beyond the schema; `fields` maps each key to its (key node, value node)."""
+        """Rules beyond the schema; `fields` maps each key (`type` first) to its (key node, value node)."""
         return iter(())
 
     def run(self, check: Any, ctx: Any) -> str | Passed:
@@ -117,7 +149,8 @@ class CheckType:
         return []
 
     def iam(self, check: Any, arn: Any, read_only: bool) -> list[dict]:
-        """IAM statements for the check's own calls (none: it calls no AWS API)."""
+        """IAM statements for the check's own calls (none: it calls no AWS API). Statements of one Sid, from
+        several checks, become one: their resources in order, each once."""
         return []
 
     def seed(self, check: Any, seeder: Any, now: datetime) -> None:

@@ -22,7 +22,7 @@ import re
 
 from cutover.core import flags as flagmod
 from cutover.errors import AwsError, CutoverError, NotFound
-from cutover.gates._fmt import one_line
+from cutover.checks.fmt import one_line
 from cutover.gates.result import FAIL, PASS, GateResult
 from cutover.compile.guard_names import GuardArns, names
 from cutover.compile.iam import Arns, inventory

@@ -89,7 +89,7 @@ def _found(flag, param, declared: str) -> str:
 
 def _judge_watch(rt: Runtime, phase: str, entered_at) -> list[dict]:
     """The phase's `watch:` metric checks over the bake so far (none until one period has closed)."""
-    from cutover.gates.metric import evidence, judge_bake
+    from cutover.checks.metric import evidence, judge_bake
 
     if entered_at is None:
         return []

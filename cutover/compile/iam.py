@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from cutover import checks as check_types
+from cutover.checks.interface import statement
 from cutover.errors import UsageError
 from cutover.model.plan import AlarmsCheck, LogAbsentCheck, LogFreshnessCheck, Plan, SecretsCheck, WindowCheck, function_name
 
@@ -145,14 +146,6 @@ def check_account(account: str) -> str:
                      f"pass your account id, e.g. --account 123456789012, or leave {PLACEHOLDER_ACCOUNT} to fill in later")
 
 
-def statement(sid: str, actions: list[str], resources, condition: dict | None = None) -> dict:
-    stmt = {"Sid": sid, "Effect": "Allow", "Action": actions,
-            "Resource": resources if isinstance(resources, str) else list(resources)}
-    if condition:
-        stmt["Condition"] = condition
-    return stmt
-
-
 def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = False) -> dict:
     """The policy document: reads only with `read_only` (dry runs, preflight, status, history, watch
     without auto-rollback, rehearsals against production), else reads and the flag/state/lock writes."""
@@ -171,14 +164,7 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     alarms = [arn.alarm(n) for n in inv.alarm_names] + [arn.alarm(p + "*") for p in inv.alarm_prefixes]
     if alarms:
         stmts.append(statement("DescribeGateAlarms", ["cloudwatch:DescribeAlarms"], alarms))
-    if any(c.type == "metric" for c in plan.checks.values()):
-        # GetMetricData has no resource-level permissions: AWS accepts only "*" for it.
-        stmts.append(statement("ReadGateMetrics", ["cloudwatch:GetMetricData"], "*"))
-    queried = _unique(g for c in plan.checks.values() if c.type == "logs_query" for g in c.log_groups)
-    if queried:
-        stmts.append(statement("QueryGateLogGroups", ["logs:StartQuery"], [arn.log_group(g) for g in queried]))
-        # GetQueryResults names a query id, not a log group: AWS accepts only "*" for it.
-        stmts.append(statement("ReadGateQueryResults", ["logs:GetQueryResults"], "*"))
+    stmts += _listed_types(plan, arn, read_only)
     if inv.log_groups:
         stmts.append(statement("SearchGateLogGroups", ["logs:FilterLogEvents"], [arn.log_group(g) for g in inv.log_groups]))
     if inv.secrets_read:
@@ -189,7 +175,6 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     if inv.change_calendars:
         stmts.append(statement("ReadChangeCalendars", ["ssm:GetCalendarState"],
                                 [arn.change_calendar(n) for n in inv.change_calendars]))
-    stmts += _listed_types(plan, arn, read_only)
     if plan.notify_topic and not read_only:  # dry runs never notify (Publish is a write)
         stmts.append(statement("NotifyStateChanges", ["sns:Publish"], [plan.notify_topic]))
     stmts += _kms(inv, arn, read_only)
@@ -204,10 +189,17 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
 
 
 def _listed_types(plan: Plan, arn: Arns, read_only: bool) -> list[dict]:
-    """The statements the check types of `cutover.checks.TYPES` ask for, each once, in plan order."""
-    kinds = check_types.by_kind()
-    found = (s for c in plan.checks.values() if c.type in kinds for s in kinds[c.type].iam(c, arn, read_only))
-    return list({json.dumps(s, sort_keys=True): s for s in found}.values())
+    """The statements the check types ask for, in the order of `cutover.checks.TYPES` (each type's checks in
+    plan order); statements of one Sid merged into one, their resources in order, each once."""
+    merged: dict[str, dict] = {}
+    for t in check_types.TYPES:
+        for s in (s for c in plan.checks.values() if c.type == t.kind for s in t.iam(c, arn, read_only)):
+            if s["Sid"] not in merged:
+                merged[s["Sid"]] = {**s, "Resource": s["Resource"] if isinstance(s["Resource"], str) else list(s["Resource"])}
+            elif isinstance(s["Resource"], list):
+                have = merged[s["Sid"]]["Resource"]
+                have += [r for r in s["Resource"] if r not in have]
+    return list(merged.values())
 
 
 def _kms(inv: Inventory, arn: Arns, read_only: bool) -> list[dict]:

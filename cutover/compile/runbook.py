@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from cutover import checks as check_types
-from cutover.checks import words
+from cutover.checks import metric, words
 from cutover.compile import iam
 from cutover.core import machine
 from cutover.model import program
@@ -102,62 +102,9 @@ def _commands(rows: list[tuple[str, str]]) -> list[str]:
 # --- gate descriptions: one line from each check's type and fields ---------------------------------------
 
 
-def _metric_name(q) -> str:
-    dims = ", ".join(f"{k}={v}" for k, v in q.dimensions.items())
-    return f"{_code(_safe(q.metric))} ({_safe(q.namespace)}{', ' + _safe(dims) if dims else ''})"
-
-
-def _metric(c, span: str = "") -> str:
-    """A metric check in words: what is measured, over which window, and each limit."""
-    from cutover.stats import number, percent, points
-
-    span = span or f"over the {format_duration(c.window)} ending {format_duration(c.settle)} ago ({format_duration(c.period)} periods)"
-    back = f"the same window {' and '.join(format_duration(o) for o in c.baseline.offsets)} back" if c.baseline else ""
-    limits = []
-    if c.is_rate:
-        what = f"the share of {_metric_name(c.bad)} in {_metric_name(c.total)}"
-        if c.max_rate is not None:
-            limits.append(f"at most {percent(c.max_rate)}")
-        if c.baseline:
-            limits.append(f"not worse than {back} by more than {points(c.baseline.worse_by)} "
-                          f"(one-sided, {100 * c.baseline.confidence:g}% confidence)")
-        few = f"; fewer than {c.min_total} events in the window or the baseline is not enough data"
-    else:
-        what = f"the {_safe(c.value.stat)} of {_metric_name(c.value)}, its worst period,"
-        limits += [f"at most {number(c.max)}"] if c.max is not None else []
-        limits += [f"at least {number(c.min)}"] if c.min is not None else []
-        limits += [f"at most {c.max_ratio:g} times its value {back}"] if c.max_ratio is not None else []
-        few = ""
-    policy = "; not enough data lets it through (inconclusive: pass)" if c.inconclusive == "pass" \
-        else "; not enough data blocks"
-    return f"{what} {span} is {' and '.join(limits)}{few}{policy}; a failed read blocks"
-
-
-def _bounds(lim) -> str:
-    from cutover.stats import number
-
-    return " and ".join([*([f"at most {number(lim.max)}"] if lim.max is not None else []),
-                         *([f"at least {number(lim.min)}"] if lim.min is not None else [])])
-
-
-def _logs_query(c) -> str:
-    limits = [f"{_code(_safe(name))} {_bounds(lim)}" for name, lim in c.expect.items()]
-    no_rows = "no rows lets it through (inconclusive: pass)" if c.inconclusive == "pass" else "no rows blocks"
-    return (f"the Logs Insights query {_code(_safe(c.query))} on {_names(c.log_groups)} over the last "
-            f"{format_duration(c.window)} gives, in every row, {'; '.join(limits)}; {no_rows}; a failed query blocks")
-
-
-# The types not yet in `cutover.checks.TYPES` (those describe themselves).
-_DESCRIBE = {
-    "metric": _metric,
-    "logs_query": _logs_query,
-}
-
-
 def describe_check(check) -> str:
     """One human line for a check, e.g. "alarms `a`, `b` OK and quiet for 15m; no data fails"."""
-    listed = check_types.by_kind().get(check.type)
-    return listed.describe(check) if listed is not None else _DESCRIBE[check.type](check)
+    return check_types.by_kind()[check.type].describe(check)
 
 
 # --- sections ------------------------------------------------------------------------------------------
@@ -535,8 +482,7 @@ def _phase(plan: Plan, index: int, phase: Phase, before: dict[str, str]) -> list
     for name in phase.gates:
         check = plan.checks[name]
         lines.append(f"- {_code(name)} ({check.type}): {describe_check(check)}")
-        listed = check_types.by_kind().get(check.type)
-        lines += listed.details(check) if listed is not None else []
+        lines += check_types.by_kind()[check.type].details(check)
     if not phase.gates:
         lines.append("- none")
     reason = ' --reason "CHANGE-TICKET"'
@@ -581,7 +527,7 @@ def _watch(plan: Plan, index: int, phase: Phase, cli: str) -> list[str]:
     done = "the cutover is complete" if last else f"the next advance ({plan.phases[index + 1].name}) may start"
     auto = ["This phase rolls back on its own on ALARM or drift (`auto_rollback: true`), even without "
             "`--auto-rollback`."] if phase.auto_rollback else []
-    judged = [f"- {_code(c.name)}: {_metric(c, 'over the bake so far')}" for c in plan.watch_checks(phase.name)]
+    judged = [f"- {_code(c.name)}: {metric.in_words(c, 'over the bake so far')}" for c in plan.watch_checks(phase.name)]
     if judged:
         judged = ["Every poll also judges these metric checks over the bake so far, with a sequential test (a "
                   "sustained rise fails like an alarm in ALARM; repeated polls do not raise false alarms):", "",

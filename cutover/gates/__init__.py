@@ -12,7 +12,7 @@ from importlib import import_module
 _WHERE = {
     "GateContext": ".context",
     **dict.fromkeys(("FAIL", "PASS", "SKIPPED", "GateResult", "blocking", "failed", "passed", "skipped"), ".result"),
-    **dict.fromkeys(("CHECKS", "run_check", "run_gates"), ".runner"),
+    **dict.fromkeys(("run_check", "run_gates"), ".runner"),
 }
 
 __all__ = sorted(_WHERE)

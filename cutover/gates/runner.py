@@ -7,27 +7,19 @@ import logging
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable, Iterable
+from typing import Iterable
 
 from cutover.errors import UsageError
 from cutover.model.plan import Plan
 
-from ._fail import Fail, Passed, Skip
-from ._fmt import duration, one_line
 from cutover import checks as check_types
+from cutover.checks.fmt import duration, one_line
+from cutover.checks.interface import Fail, Passed, Skip
 
 from .context import GateContext
-from .logs_query import check_logs_query
-from .metric import check_metric
 from .result import FAIL, GateResult, failed, passed, skipped
 
 log = logging.getLogger("cutover.gates")
-
-# The types not yet in `cutover.checks.TYPES`: check type -> function returning a PASS detail or raising Fail
-CHECKS: dict[str, Callable[..., str]] = {
-    "metric": check_metric,
-    "logs_query": check_logs_query,
-}
 
 MAX_WORKERS = 8
 GRACE = 5.0  # how far past its own timeout a check may run before the runner gives up on it
@@ -48,10 +40,9 @@ def run_check(check, ctx: GateContext) -> GateResult:
     t0 = ctx.clock.monotonic()
     try:
         listed = check_types.by_kind().get(check.type)
-        fn = listed.run if listed is not None else CHECKS.get(check.type)
-        if fn is None:
+        if listed is None:
             raise Fail(f"unknown check type {check.type!r}", "fix the check's type in the plan (see `cutover validate --schema`)")
-        out = fn(check, ctx)
+        out = listed.run(check, ctx)
         detail, data = (out.detail, out.data) if isinstance(out, Passed) else (out, None)
         return passed(check, _clean(ctx, detail), ctx.clock.monotonic() - t0, _figures(ctx, data))
     except Skip as s:

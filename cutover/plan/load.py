@@ -32,14 +32,12 @@ from cutover.model.plan import (
     AlarmExpect,
     Check,
     Flag,
-    LogsQueryCheck,
     MetricCheck,
     Phase,
     Plan,
     LambdaTarget,
     SsmTarget,
 )
-from cutover.plan.metric import check_logs_query_rules, check_metric_rules, logs_query_value, metric_value
 from cutover.redact import REDACTOR, sensitive_values, shown
 from cutover.plan.schema import Violation, fields_of, kind, node_seconds, plan_schema, scalar, where
 from cutover.model.durations import format_duration
@@ -389,11 +387,6 @@ def _check_environment_sizes(plan: Plan, root: MappingNode) -> None:
                             f"{longest.name!r}); the function's other variables count too")
 
 
-# The types not yet in `cutover.checks.TYPES` (those build themselves: `CheckType.build`).
-_CHECK_CLASSES: dict[str, type] = {
-    "metric": MetricCheck,
-    "logs_query": LogsQueryCheck,
-}
 # How each check key becomes a model value; a key means the same thing in every check type.
 _DURATIONS = {"timeout", "max_age", "window", "quiet_for"}
 _LISTS = {"present", "secret_ids", "expect_status", "run", "names", "env", "allowed_hosts", "allow", "deny",
@@ -402,10 +395,19 @@ _TEXT_MAPS = {"equals", "headers"}
 _DATA = {"json_match", "variables"}
 
 
-def _check_value(key: str, node: Node, path: tuple, check_type: str = "") -> Any:
-    if check_type == "metric" and (value := metric_value(key, node)) is not None:
-        return value
-    if check_type == "logs_query" and (value := logs_query_value(key, node)) is not None:
+class _Nodes:
+    """The node readers a check type's `value` hook gets (`cutover.checks.interface.Nodes`)."""
+
+    fields = staticmethod(fields_of)
+    seconds = staticmethod(node_seconds)
+
+    @staticmethod
+    def number(node: Node) -> float:
+        return float(scalar(node))
+
+
+def _check_value(key: str, node: Node, path: tuple, check_type: check_types.CheckType) -> Any:
+    if (value := check_type.value(key, node, _Nodes)) is not None:  # a key the type reads itself
         return value
     if key == "expect":
         return {k.value: _alarm_expect(v, (*path, k.value)) for k, v in node.value}
@@ -423,20 +425,14 @@ def _check_value(key: str, node: Node, path: tuple, check_type: str = "") -> Any
 def _checks(node: MappingNode) -> dict[str, Check]:
     checks: dict[str, Check] = {}
     for key, value in node.value:
-        fields = fields_of(value)
-        type_field = fields.pop("type")
-        kwargs = {k: _check_value(k, v, ("checks", key.value, k), type_field[1].value) for k, (_, v) in fields.items()}
-        listed = check_types.by_kind().get(type_field[1].value)
-        if listed is not None:
-            checks[key.value] = listed.build(key.value, kwargs)
-            for node, sub, message, hint in listed.problems(checks[key.value], fields):
-                raise Violation(node, f"{where(('checks', key.value, *sub))}: {message}", hint)
-            continue
-        checks[key.value] = _CHECK_CLASSES[type_field[1].value](name=key.value, **kwargs)
-        if isinstance(checks[key.value], MetricCheck):
-            check_metric_rules({"type": type_field, **fields}, checks[key.value], ("checks", key.value))
-        if isinstance(checks[key.value], LogsQueryCheck):
-            check_logs_query_rules(fields, checks[key.value], ("checks", key.value))
+        own = fields_of(value)
+        type_field = own.pop("type")
+        fields = {"type": type_field, **own}  # `type` first, as `CheckType.problems` is promised
+        listed = check_types.by_kind()[type_field[1].value]  # the schema admits only listed types
+        kwargs = {k: _check_value(k, v, ("checks", key.value, k), listed) for k, (_, v) in own.items()}
+        checks[key.value] = listed.build(key.value, kwargs)
+        for node, sub, message, hint in listed.problems(checks[key.value], fields):
+            raise Violation(node, f"{where(('checks', key.value, *sub))}: {message}", hint)
     return checks
 
 

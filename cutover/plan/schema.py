@@ -24,7 +24,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cutover import checks, regions
-from cutover.checks.interface import fragment, list_of, ref, text
+from cutover.checks.interface import list_of, ref, text
 from cutover.model.durations import DURATION, DURATION_HINT, duration_seconds
 
 # --- patterns (ECMA-262 compatible, so the schema works in editors too) ----------------------------
@@ -79,7 +79,7 @@ ALARM_COMPARISONS = (
 )
 
 
-_ref, _str, _list_of, _check = ref, text, list_of, fragment  # shared with the check types' own fragments
+_ref, _str, _list_of = ref, text, list_of  # shared with the check types' own fragments
 
 
 _METRIC = {
@@ -330,54 +330,6 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
                 },
             },
         },
-        "metric_check": _check(
-            "metric",
-            "metric check",
-            {
-                "bad": _ref("metric_count", description="the bad events, e.g. {namespace: App, metric: Failed} (Sum)"),
-                "total": _ref("metric_count", description="all events, bad ones included (Sum)"),
-                "value": _ref("metric_value"),
-                "window": _ref("positive_duration", default="30m", description="the window judged; it ends `settle` before now"),
-                "settle": _ref("duration", default="2m", description="how late data may arrive"),
-                "period": _ref("positive_duration", default="1m", description="the GetMetricData period: 10s, 20s, 30s or whole minutes"),
-                "min_total": {"type": "integer", "minimum": 1, "default": 1,
-                              "description": "fewer events than this in the window or the baseline: INCONCLUSIVE"},
-                "max_rate": {"type": "number", "minimum": 0, "maximum": 1,
-                             "description": "FAIL when bad/total is above this, e.g. 0.05"},
-                "baseline": _ref("metric_baseline"),
-                "max": {"type": "number", "description": "FAIL when the value is above this"},
-                "min": {"type": "number", "description": "FAIL when the value is below this"},
-                "max_ratio": {"type": "number", "exclusiveMinimum": 0,
-                              "description": "FAIL when the value is more than this times the baseline's, e.g. 1.2"},
-                "inconclusive": {"type": "string", "enum": ["fail", "pass"], "default": "fail",
-                                 "description": "not enough data: fail (default) blocks, pass lets it through"},
-            },
-            [],
-            "30s",
-            oneOf=[{"required": ["bad", "total"]}, {"required": ["value"]}],
-        ),
-        "logs_query_check": _check(
-            "logs_query",
-            "logs_query check",
-            {
-                "log_groups": _list_of(_ref("log_group"), uniqueItems=True,
-                                       description="the CloudWatch Logs groups queried (at most 50)"),
-                "query": _str(minLength=1, maxLength=10000, description="a Logs Insights query, e.g. "
-                              "'filter @message like /request_failed/ | stats count() as failures'"),
-                "window": _ref("positive_duration", description="how far back the query looks"),
-                "expect": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "description": "per result field, its limits, e.g. {failures: {max: 0}}",
-                    "propertyNames": _str(title="field", minLength=1, maxLength=255),
-                    "additionalProperties": _ref("field_limit"),
-                },
-                "inconclusive": {"type": "string", "enum": ["fail", "pass"], "default": "fail",
-                                 "description": "no row with an expected field: fail (default) blocks, pass lets it through"},
-            },
-            ["log_groups", "query", "window", "expect"],
-            "60s",
-        ),
         "field_limit": {
             "title": "field limits",
             "type": "object",
@@ -442,13 +394,10 @@ _BASE: dict = {  # every check type's own fragment is added by _schema()
     },
 }
 
-_LEGACY_CHECKS = ("metric", "logs_query")
-
-
 def check_types() -> tuple[str, ...]:
     """Every check type's `type:` word, in the schema's order."""
     listed = [t.kind for t in checks.TYPES]
-    known = [k for k in _PUBLISHED_ORDER if k in listed or k in _LEGACY_CHECKS]
+    known = [k for k in _PUBLISHED_ORDER if k in listed]
     return (*known, *(k for k in listed if k not in known))
 
 
@@ -477,11 +426,10 @@ def _assembled(types: tuple) -> dict:
     kinds, own = check_types(), {t.kind: t.schema for t in types}
     defs: dict = {}
     for name, value in _BASE["$defs"].items():
-        if name.removesuffix("_check") not in _LEGACY_CHECKS:
-            defs[name] = value
+        defs[name] = value
         if name == "phase":  # the checks come after the phases
             defs["check"] = _check_def(kinds)
-            defs.update({f"{k}_check": own[k] if k in own else _BASE["$defs"][f"{k}_check"] for k in kinds})
+            defs.update({f"{k}_check": own[k] for k in kinds})
     return {**_BASE, "$defs": defs}
 
 

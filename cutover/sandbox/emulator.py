@@ -619,7 +619,7 @@ def seed_regression(plan: Plan, emulator: "Emulator | str", check: MetricCheck, 
 
 def _period_stamps(c: MetricCheck, now: datetime, ahead: timedelta = timedelta(0)) -> list[datetime]:
     """The start of every period of the check's window at `now`, and of the periods `ahead` after it."""
-    from cutover.gates.metric import window_for
+    from cutover.checks.metric import window_for
 
     start, end = window_for(c, now)
     step = timedelta(seconds=c.period)

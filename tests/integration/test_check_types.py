@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from cutover import checks
-from cutover.checks.interface import CheckType, Fail, Problem, fragment, text
+from cutover.checks.interface import CheckType, Fail, Nodes, Problem, fragment, ref, text
 from cutover.checks.words import code
 from cutover.compile import iam, runbook
 from cutover.errors import PlanError
@@ -27,6 +27,7 @@ from cutover.ports import AwsPorts
 class TicketCheck:
     name: str
     ticket: str
+    valid: tuple[float, float] | None = None  # (opens after approval, stays open for), in seconds
     timeout: float = 10.0
     type: str = "ticket"
 
@@ -37,12 +38,24 @@ class Ticket(CheckType):
     kind = "ticket"
     model = TicketCheck
     schema = fragment("ticket", "ticket check",
-                      {"ticket": text(pattern=r"^[A-Z]+-[0-9]+$", description="a ticket id such as CHG-42")},
+                      {"ticket": text(pattern=r"^[A-Z]+-[0-9]+$", description="a ticket id such as CHG-42"),
+                       "valid": {"type": "object", "additionalProperties": False, "required": ["from", "for"],
+                                 "properties": {"from": ref("duration"), "for": ref("positive_duration")}}},
                       ["ticket"], "10s")
+
+    def value(self, key: str, node: Any, read: Nodes) -> Any:
+        """`valid:` is a nested object: the loader's readers turn it into seconds."""
+        if key == "valid":
+            f = read.fields(node)
+            return read.seconds(f["from"][1]), read.seconds(f["for"][1])
+        return None
 
     def problems(self, check: TicketCheck, fields: dict) -> Iterator[Problem]:
         if check.ticket.startswith("TEST-"):
             yield fields["ticket"][1], ("ticket",), "a TEST- ticket approves nothing", "name the real change ticket"
+        if check.valid is not None and check.valid[1] > 86400:
+            [node] = [v for k, v in fields["valid"][1].value if k.value == "for"]
+            yield node, ("valid", "for"), "a ticket stays valid for a day at most", "ask for a new ticket each day"
 
     def run(self, check: TicketCheck, ctx) -> str:
         if ctx.env.get("APPROVED_TICKET") != check.ticket:
@@ -118,6 +131,20 @@ def test_the_loader_builds_the_model_and_reports_its_rules_with_a_line(with_tick
         toy_plan("TEST-1")
     assert (rule.value.line, rule.value.col) == (11, 13)
     assert "checks.approved.ticket: a TEST- ticket approves nothing" in str(rule.value)
+
+
+def test_the_type_reads_its_nested_keys_and_rules_point_into_them(with_ticket):
+    """The `value` hook: a nested object read with the loader's node readers (durations, integers as
+    seconds); a rule on it reports the nested node's own line and column."""
+    check = "    type: ticket\n    ticket: CHG-42\n    valid: {from: 1h, for: VALID}"
+    assert toy_plan(check=check.replace("VALID", "7200")).checks["approved"].valid == (3600.0, 7200.0)
+    with pytest.raises(PlanError) as rule:
+        toy_plan(check=check.replace("VALID", "2d"))
+    assert (rule.value.line, rule.value.col) == (12, 28)
+    assert "checks.approved.valid.for: a ticket stays valid for a day at most" in str(rule.value)
+    with pytest.raises(PlanError) as bad:  # the fragment's shape, through the schema walker, before the hook
+        toy_plan(check=check.replace("VALID", "soon"))
+    assert (bad.value.line, bad.value.col) == (12, 28)
 
 
 def test_the_runner_runs_it(with_ticket):

@@ -20,8 +20,8 @@ from cutover.testing.clock import FakeClock
 from cutover.clock import SystemClock
 from cutover.errors import AwsError, NotFound, UsageError
 from cutover.gates import FAIL, PASS, SKIPPED, run_check, run_gates
-from cutover.gates._fail import Fail
-from cutover.gates._fmt import duration
+from cutover.checks.interface import Fail
+from cutover.checks.fmt import duration
 from cutover.gates.context import GateContext
 from cutover.checks.http_gate import operation_keywords
 from cutover.checks.logs import filter_pattern, values_equal

@@ -152,3 +152,19 @@ def test_the_schema_names_every_logs_query_field():
 
     props = plan_schema()["$defs"]["logs_query_check"]["properties"]
     assert set(props) == {f.name for f in dataclasses.fields(LogsQueryCheck)} - {"name"}
+
+
+def test_two_queries_share_one_statement_of_each_sid():
+    """Each logs_query check asks for its own groups; the policy holds one StartQuery statement with every
+    group once, in plan order, and one GetQueryResults (IAM refuses a policy with a Sid twice)."""
+    import dataclasses
+
+    from cutover.compile import iam
+
+    plan = _with_query()
+    other = dataclasses.replace(CHECK, name="more_failures", log_groups=("/aws/lambda/other", "/aws/lambda/worker"))
+    plan = dataclasses.replace(plan, checks={**plan.checks, "more_failures": other})
+    sids = [s["Sid"] for s in iam.policy(plan, read_only=True)["Statement"]]
+    assert sids.count("QueryGateLogGroups") == 1 and sids.count("ReadGateQueryResults") == 1
+    [query] = [s for s in iam.policy(plan, read_only=True)["Statement"] if s["Sid"] == "QueryGateLogGroups"]
+    assert query["Resource"] == [f"arn:aws:logs:us-east-2:ACCOUNT_ID:log-group:/aws/lambda/{g}:*" for g in ("worker", "other")]

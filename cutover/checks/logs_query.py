@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cutover import stats
-from cutover.errors import AwsError
-from cutover.model.plan import LogsQueryCheck
+from typing import Any, Iterator
 
-from ._aws import aws_fail
-from ._fail import Fail, Passed
-from .context import GateContext
-from .metric import evidence, gate_result
+from cutover import stats
+from cutover.checks.aws_faults import aws_fail
+from cutover.checks.interface import CheckType, Fail, Nodes, Passed, Problem, fragment, list_of, ref, statement, text
+from cutover.checks.metric import evidence, gate_result, inconclusive_key
+from cutover.checks.words import code, names, safe
+from cutover.errors import AwsError
+from cutover.model.durations import format_duration
+from cutover.model.plan import FieldLimit, LogsQueryCheck
 
 POLL = 1.0  # seconds between GetQueryResults calls
 _RUNNING = {"Scheduled", "Running"}
@@ -30,7 +32,7 @@ def _number(text: str):
         return text  # judged as "not a number": INCONCLUSIVE
 
 
-def run_query(check: LogsQueryCheck, ctx: GateContext, window: tuple) -> list[dict[str, str]]:
+def run_query(check: LogsQueryCheck, ctx, window: tuple) -> list[dict[str, str]]:
     """Start the query and poll it on the injected clock; Fail (an ERROR line) unless it completes."""
     insights = ctx.aws.insights
     if insights is None:
@@ -69,7 +71,7 @@ def judge_rows(check: LogsQueryCheck, rows: list[dict[str, str]], window: tuple)
                            tests=tuple(t for j in judged for t in j.tests))
 
 
-def check_logs_query(check: LogsQueryCheck, ctx: GateContext) -> Passed:
+def check_logs_query(check: LogsQueryCheck, ctx) -> Passed:
     end = ctx.clock.now()
     window = (end - timedelta(seconds=check.window), end)
     try:
@@ -84,3 +86,70 @@ def check_logs_query(check: LogsQueryCheck, ctx: GateContext) -> Passed:
         raise Fail(fail.detail, fail.next_action, evidence(check, judgement)) from None
     judgement = judge_rows(check, rows, window)
     return gate_result(check, judgement, {**evidence(check, judgement), "rows": len(rows)})
+
+
+# --- the type: its schema, its nested keys, its rule, its words ------------------------------------------
+
+MAX_LOG_GROUPS = 50  # StartQuery takes at most 50 log groups
+
+
+def _bounds(lim: FieldLimit) -> str:
+    return " and ".join([*([f"at most {stats.number(lim.max)}"] if lim.max is not None else []),
+                         *([f"at least {stats.number(lim.min)}"] if lim.min is not None else [])])
+
+
+class LogsQuery(CheckType):
+    """The sandbox cans its results, keyed by query (`cutover.sandbox.emulator`)."""
+
+    kind = "logs_query"
+    model = LogsQueryCheck
+    schema = fragment(
+        "logs_query",
+        "logs_query check",
+        {
+            "log_groups": list_of(ref("log_group"), uniqueItems=True,
+                                  description="the CloudWatch Logs groups queried (at most 50)"),
+            "query": text(minLength=1, maxLength=10000, description="a Logs Insights query, e.g. "
+                          "'filter @message like /request_failed/ | stats count() as failures'"),
+            "window": ref("positive_duration", description="how far back the query looks"),
+            "expect": {
+                "type": "object",
+                "minProperties": 1,
+                "description": "per result field, its limits, e.g. {failures: {max: 0}}",
+                "propertyNames": text(title="field", minLength=1, maxLength=255),
+                "additionalProperties": ref("field_limit"),
+            },
+            "inconclusive": inconclusive_key("no row with an expected field"),
+        },
+        ["log_groups", "query", "window", "expect"],
+        "60s",
+    )
+
+    def value(self, key: str, node: Any, read: Nodes) -> Any:
+        """`expect` as each field's limits, `log_groups` as a tuple."""
+        if key == "expect":
+            return {k.value: FieldLimit(**{n.value: read.number(v) for n, v in limits.value}) for k, limits in node.value}
+        if key == "log_groups":
+            return tuple(item.value for item in node.value)
+        return None
+
+    def problems(self, check: LogsQueryCheck, fields: dict) -> Iterator[Problem]:
+        if len(check.log_groups) > MAX_LOG_GROUPS:
+            yield (fields["log_groups"][1], ("log_groups",), f"{len(check.log_groups)} log groups; "
+                   f"a Logs Insights query takes at most {MAX_LOG_GROUPS}", "split the check in two")
+
+    def iam(self, check: LogsQueryCheck, arn: Any, read_only: bool) -> list[dict]:
+        return [statement("QueryGateLogGroups", ["logs:StartQuery"], [arn.log_group(g) for g in check.log_groups]),
+                # GetQueryResults names a query id, not a log group: AWS accepts only "*" for it.
+                statement("ReadGateQueryResults", ["logs:GetQueryResults"], "*")]
+
+    run = staticmethod(check_logs_query)  # the gate, above
+
+    def describe(self, c: LogsQueryCheck) -> str:
+        limits = [f"{code(safe(name))} {_bounds(lim)}" for name, lim in c.expect.items()]
+        no_rows = "no rows lets it through (inconclusive: pass)" if c.inconclusive == "pass" else "no rows blocks"
+        return (f"the Logs Insights query {code(safe(c.query))} on {names(c.log_groups)} over the last "
+                f"{format_duration(c.window)} gives, in every row, {'; '.join(limits)}; {no_rows}; a failed query blocks")
+
+
+TYPE = LogsQuery()
