@@ -168,6 +168,9 @@ class Notifier(Protocol):
         """Send a short message; raise AwsError on failure (the caller logs it and moves on)."""
 
 
+HIGH_THROUGHPUT_SETTING = "/ssm/parameter-store/high-throughput-enabled"  # its SettingId (GetServiceSetting)
+
+
 class ServiceSettings(Protocol):
     def high_throughput(self) -> bool:
         """Whether SSM Parameter Store's higher-throughput setting is on for the account and region."""

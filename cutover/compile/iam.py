@@ -17,6 +17,7 @@ from cutover import checks as check_types
 from cutover.checks.interface import statement
 from cutover.errors import UsageError
 from cutover.model.plan import AlarmsCheck, LogAbsentCheck, LogFreshnessCheck, Plan, SecretsCheck, WindowCheck, function_name
+from cutover.ports import HIGH_THROUGHPUT_SETTING
 
 PLACEHOLDER_ACCOUNT = "ACCOUNT_ID"
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -127,6 +128,9 @@ class Arns:
         # Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN.
         return self._arn("secretsmanager", f"secret:{secret_id}-??????")
 
+    def service_setting(self, setting_id: str) -> str:
+        return self._arn("ssm", "servicesetting/" + setting_id.lstrip("/"))
+
     def change_calendar(self, name: str) -> str:
         """A Change Calendar is an SSM document: its ARN, unless the plan wrote the ARN itself."""
         return name if name.startswith("arn:") else self._arn("ssm", f"document/{name}")
@@ -184,6 +188,8 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
     stmts.append(statement("SimulateRollbackPermissions", ["iam:SimulatePrincipalPolicy"],
                             [f"arn:{arn.partition}:iam::{arn.account}:{kind}/*" for kind in ("role", "user")]))
     stmts += lambda_key_statements(inv.lambda_keys, arn, ["kms:Decrypt"] if read_only else ["kms:Decrypt", "kms:Encrypt"])
+    # `status` reads whether SSM's higher throughput is on, to say when `write_rate: 10` would roll back faster.
+    stmts.append(statement("ReadThroughputSetting", ["ssm:GetServiceSetting"], [arn.service_setting(HIGH_THROUGHPUT_SETTING)]))
     stmts.append(statement("IdentifyCaller", ["sts:GetCallerIdentity"], "*"))  # it has no resource
     return {"Version": "2012-10-17", "Statement": stmts}
 

@@ -225,7 +225,7 @@ def test_secrets_prefixes_and_templates():
 def test_a_plan_without_secrets_logs_or_secure_flags_gets_no_statements_for_them():
     s = statements(iam.policy(load_plan(ROOT / "tests/plans/minimal.yaml")))
     assert set(s) == {"ReadWriteFlagsStateAndLock", "ReleaseLock", "DescribeGateAlarms",
-                      "SimulateRollbackPermissions", "IdentifyCaller"}
+                      "SimulateRollbackPermissions", "ReadThroughputSetting", "IdentifyCaller"}
     assert s["DescribeGateAlarms"]["Resource"] == ["arn:aws:cloudwatch:eu-west-1:ACCOUNT_ID:alarm:app-*"]
 
 
@@ -301,6 +301,8 @@ def request_resources(action: str, params: dict, region: str) -> list[str]:
     """The ARNs IAM evaluates for one call, written out independently of cutover.compile.iam."""
     head = f"{region}:{EMULATOR_ACCOUNT}"
     service = action.split(":")[0]
+    if action == "ssm:GetServiceSetting":
+        return [f"arn:aws:ssm:{head}:servicesetting/{params['SettingId'].lstrip('/')}"]
     if service == "ssm":
         return [f"arn:aws:ssm:{head}:parameter/{n.lstrip('/')}" for n in params.get("Names") or [params["Name"]]]
     if action == "cloudwatch:DescribeAlarms":
@@ -350,8 +352,9 @@ def test_read_write_policy_allows_every_call_of_advance_history_and_rollback(e2e
     assert called <= actions(doc)
     assert denied(doc, rec, plan.region) == []
     # Least privilege the other way: every action granted is one cutover calls, except those AWS
-    # evaluates server-side (kms) or that serve the operator (GetParameter for the AWS CLI).
-    assert actions(doc) - called <= {"ssm:GetParameter", "kms:Decrypt", "kms:Encrypt"}
+    # evaluates server-side (kms), that serve the operator (GetParameter for the AWS CLI), or that only
+    # `status` makes (GetServiceSetting: its higher-throughput hint).
+    assert actions(doc) - called <= {"ssm:GetParameter", "kms:Decrypt", "kms:Encrypt", "ssm:GetServiceSetting"}
 
 
 def test_read_only_policy_allows_every_call_of_dry_runs_status_preflight_and_history(e2e):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from cutover.errors import NotFound
-from cutover.ports import CalendarReading, Param, ParamVersion
+from cutover.ports import HIGH_THROUGHPUT_SETTING, CalendarReading, Param, ParamVersion
 from cutover.adapters.aws.errors import ClientFactory, chunks, few_names, unique, as_utc, aws_errors
 
 
@@ -79,7 +79,7 @@ class SsmServiceSettings:
     """ServiceSettings on ssm:GetServiceSetting. Tried once: it only feeds a hint, and a status must not
     wait out retries for it. (The emulator has no GetServiceSetting: tests answer it with a fake server.)"""
 
-    HIGH_THROUGHPUT = "/ssm/parameter-store/high-throughput-enabled"
+    HIGH_THROUGHPUT = HIGH_THROUGHPUT_SETTING
 
     def __init__(self, clients: ClientFactory) -> None:
         self._client = lambda: clients("ssm", attempts=1)
