@@ -133,3 +133,12 @@ class FakeFunctionStore:
 
     def updates(self):
         return [f for op, f in self.calls if op == "UpdateFunctionConfiguration"]
+
+
+def ctrl_c_as_at_a_terminal() -> None:
+    """Popen's preexec_fn for a child the test stops with SIGINT: a shell that starts a job in the
+    background (`cmd &`, as a CI runner may) leaves SIGINT ignored in it and all its children, and Python
+    then installs no KeyboardInterrupt. A person's Ctrl-C reaches a process with the default handling."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from tests.integration.test_cli import CANARY_VALUES, E2E, PENDING_VALUES, ROOT, live, params, put_phase, state_record  # noqa: F401 (params: a fixture)
+from tests.fakes import ctrl_c_as_at_a_terminal
 
 pytestmark = pytest.mark.usefixtures("e2e")
 
@@ -217,7 +218,7 @@ def slow_plan(tmp_path, extra: str = "") -> str:
 
 def start(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "cutover", *args], cwd=ROOT, env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_at_a_terminal)
 
 
 def read_until(stream, needle: str, seen: list[str], timeout: float = 60) -> None:

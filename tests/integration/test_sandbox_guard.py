@@ -27,6 +27,7 @@ from cutover.adapters.aws import GuardResources
 from cutover.errors import UsageError
 from cutover.model.plan import ROLLED_BACK
 from cutover.sandbox.guard import GuardPlayer, bootstrap_roles
+from tests.fakes import ctrl_c_as_at_a_terminal
 
 ALARM = "e2e-errors"
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,7 +176,8 @@ class SandboxProcess:
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "cutover", *args], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=ctrl_c_as_at_a_terminal)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=lambda: [self.lines.put(line.rstrip("\n")) for line in self.proc.stdout], daemon=True).start()
