@@ -169,13 +169,19 @@ def test_advance_takes_one_wave_step_at_a_time(safe, tmp_path):
     assert {n: value(s) for n, s in safe.items()} == {"use2": "off", "usw2": "off", "euw1": "off"}
 
 
-def test_a_failing_gate_in_the_second_wave_writes_nothing_there_and_leaves_the_first(safe, tmp_path):
+def up_to_canary_rest_with_an_alarm_in_euw1(tmp_path) -> Cli:
+    """The gated plan advanced to the step (canary, rest), with the canary gate's alarm firing in eu-west-1 only."""
     alarm("us-east-2", "OK")
     alarm("us-west-2", "OK")
     alarm("eu-west-1", "ALARM", OTHER)  # alarms are regional: only this target's gate fails
     cli = Cli(tmp_path / "ev", plan=wave_plan(tmp_path, gated=True))
     for _ in range(3):  # shadow pilot, shadow rest, canary pilot
         assert cli("advance", "--yes").exit_code == 0
+    return cli
+
+
+def test_a_failing_gate_in_the_second_wave_writes_nothing_there_and_leaves_the_first(safe, tmp_path):
+    cli = up_to_canary_rest_with_an_alarm_in_euw1(tmp_path)
     assert value(safe["use2"]) == "on"
     failed = cli("advance", "--yes")
     assert failed.exit_code == 1, failed.output

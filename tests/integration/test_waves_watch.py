@@ -8,18 +8,15 @@ from pathlib import Path
 
 from cutover.testing.clock import FakeClock
 from tests.integration.test_cli import Cli
-from tests.integration.test_waves_targets import FLAG, OTHER, STATE, alarm, phases, safe, targets, value, wave_plan  # noqa: F401
+from tests.integration.test_waves_targets import (  # noqa: F401 (safe, targets: fixtures)
+    OTHER, alarm, phases, safe, targets, up_to_canary_rest_with_an_alarm_in_euw1, value, wave_plan,
+)
 
 ROLE = f"arn:aws:iam::{OTHER}:role/cutover-operator"
 
 
 def test_preflight_runs_the_next_waves_gates_in_each_of_its_targets(safe, tmp_path):
-    alarm("us-east-2", "OK")
-    alarm("us-west-2", "OK")
-    alarm("eu-west-1", "ALARM", OTHER)  # alarms are regional: only this target's gate fails
-    cli = Cli(tmp_path / "ev", plan=wave_plan(tmp_path, gated=True))
-    for _ in range(3):  # shadow pilot, shadow rest, canary pilot
-        assert cli("advance", "--yes").exit_code == 0
+    cli = up_to_canary_rest_with_an_alarm_in_euw1(tmp_path)
     result = cli("preflight", json_out=True)
     assert result.exit_code == 1, result.output
     doc = json.loads(result.stdout)
