@@ -73,7 +73,6 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
-from statistics import median
 from typing import Any, Callable, Hashable, Sequence
 
 PASS = "PASS"
@@ -718,6 +717,8 @@ def baseline_value(baseline: Sequence[Series]) -> float:
     per_offset = [max(v) for i, s in enumerate(baseline) if (v := _values(s, f"baseline offset {i + 1}"))]
     if not per_offset:
         raise _Unusable("the baseline has no datapoints")
+    from statistics import median  # here: statistics (fractions, decimal, random) costs every plan load ~2 ms
+
     return median(per_offset)
 
 
