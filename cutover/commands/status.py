@@ -147,10 +147,12 @@ def _present_status(rt: Runtime, facts: StatusFacts, verdict: FlagVerdict, check
     interrupted = rec is not None and not view.problem and rec.status != state.STABLE and (
         rec.status == state.INTERRUPTED or lock is None or not lock_live or rec.status == state.ROLLING_BACK
     )
+    explain: list[str] = []  # what an unfinished run or an odd flag means (a plan with targets shows these too)
     if interrupted:
         finish = ("finish it by re-running `cutover rollback`" if rec.status == state.ROLLING_BACK
                   else "finish it with `cutover advance`, or undo it with `cutover rollback`")
-        lines.append(f"    {rec.status} was interrupted: {finish}")
+        explain.append(f"{rec.status} was interrupted: {finish}")
+        lines.append(f"    {explain[-1]}")
 
     data["flags"] = verdict.rows
     lines.append("flags:")
@@ -166,14 +168,19 @@ def _present_status(rt: Runtime, facts: StatusFacts, verdict: FlagVerdict, check
     if verdict.target is not None:
         on_target = [r["flag"] for r in verdict.rows if r.get("side") == "target"]
         on_recorded = [r["flag"] for r in verdict.rows if r.get("side") == "recorded phase"]
-        lines.append(f"    mixed between {rec.phase} and {rec.target}: at {rec.target}: {', '.join(on_target) or 'none'}; at {rec.phase}: {', '.join(on_recorded) or 'none'}")
+        explain.append(f"mixed between {rec.phase} and {rec.target}: at {rec.target}: {', '.join(on_target) or 'none'}; "
+                       f"at {rec.phase}: {', '.join(on_recorded) or 'none'}")
+        lines.append(f"    {explain[-1]}")
     data["drift"] = drift
     if verdict.restored_unrecorded:
-        lines.append("    every flag is at its rollback value, but the state record says otherwise: a rollback that could "
-                     "not write the record (or a hand edit); `cutover rollback` writes the record")
+        explain.append("every flag is at its rollback value, but the state record says otherwise: a rollback that could "
+                       "not write the record (or a hand edit); `cutover rollback` writes the record")
+        lines.append(f"    {explain[-1]}")
     elif drift and not view.problem and all(flagmod.is_at(f, live.get(f.key), f.rollback) for f in plan.flags if f.name in drift):
-        lines.append("    the flags that differ are at their rollback values: a rollback that stopped before it marked the state "
-                     "record (it writes the kill switch first), or a hand edit; `cutover rollback` finishes it")
+        explain.append("the flags that differ are at their rollback values: a rollback that stopped before it marked the state "
+                       "record (it writes the kill switch first), or a hand edit; `cutover rollback` finishes it")
+        lines.append(f"    {explain[-1]}")
+    data["explain"] = explain
     if live.unreadable:
         data["unreadable_functions"] = {fn: err.message for fn, err in live.unreadable.items()}
 

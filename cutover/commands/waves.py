@@ -24,7 +24,7 @@ from cutover.commands.runtime import Runtime
 from cutover.core import state
 from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
 from cutover.model.durations import format_duration
-from cutover.model.plan import Plan
+from cutover.model.plan import ROLLED_BACK, Plan
 from cutover.model.targets import RolloutTarget, next_step
 from cutover.outcome import Outcome
 
@@ -109,8 +109,14 @@ def status(plan: Plan, runtime_for: RuntimeFor, check: bool = False) -> Outcome:
         for r in results:
             if r.target in targets:
                 lines.append(f"    {r.line()}")
+                # What an interrupted run left in this target, and which command finishes it.
+                lines += [f"        {why}" for why in (r.outcome.data.get("explain", []) if r.outcome else [])]
+    behind = _rollback_stopped_between_waves(plan, results)
+    lines += behind
     worst = _worst(results)
-    unhealthy = [r.target.name for r in results if r.exit_code != ExitCode.OK]
+    if behind and worst == ExitCode.OK:
+        worst = ExitCode.DRIFT  # (--check) not a place any command leaves every target in
+    unhealthy = [r.target.name for r in results if r.exit_code != ExitCode.OK or (behind and _phase(r) in plan.phase_names)]
     data = {"targets": [r.to_dict() for r in results], "unhealthy": unhealthy}
     if unhealthy:
         headline = f"{len(unhealthy)} of {len(results)} target(s) need attention: {', '.join(unhealthy)}"
@@ -118,6 +124,26 @@ def status(plan: Plan, runtime_for: RuntimeFor, check: bool = False) -> Outcome:
     else:
         headline, hint = f"{len(results)} target(s): flags match the declared values", ""
     return Outcome(worst if check else ExitCode.OK, headline, lines, data, hint=hint)
+
+
+def _phase(r: TargetResult) -> str | None:
+    return r.outcome.data.get("state", {}).get("phase") if r.outcome is not None else None
+
+
+def _rollback_stopped_between_waves(plan: Plan, results: list[TargetResult]) -> list[str]:
+    """A rollback restores later waves first: a later wave rolled back while an earlier one is still in a
+    phase is a rollback that stopped between waves (or `rollback --target`). Each target alone looks
+    healthy; together they are not where any advance or rollback leaves them."""
+    phase = {r.target.name: _phase(r) for r in results}
+    for i, wave in enumerate(plan.waves):
+        rolled = [n for n in wave.targets if phase.get(n) == ROLLED_BACK]
+        still = [n for w in plan.waves[:i] for n in w.targets if phase.get(n) in plan.phase_names]
+        if rolled and still:
+            return [f"wave {wave.name} is rolled back ({', '.join(rolled)}) but {', '.join(still)} of an earlier wave "
+                    f"{'is' if len(still) == 1 else 'are'} still in {', '.join(sorted({phase[n] for n in still}))}: "
+                    "a rollback that stopped between waves (or `cutover rollback --target`); "
+                    "`cutover rollback` restores every target"]
+    return []
 
 
 def _worst(results: list[TargetResult]) -> ExitCode:

@@ -26,6 +26,7 @@ import json
 import os
 import random
 import signal
+import sys
 import threading
 import re
 import time
@@ -100,7 +101,7 @@ class FaultProxy:
 
     # --- lifecycle ---
     def start(self) -> "FaultProxy":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -155,6 +156,14 @@ class FaultProxy:
         if operation in WRITE_OPERATIONS and self.rng.random() < f.lost_response_rate:
             return "lose"
         return None
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that dies mid-request (SIGKILLed by a kill point) resets its connection: that is the
+        fault under test, not an error to print (into the stderr of whatever the test runs next)."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _request(body: bytes, path: str) -> tuple[set[str], str | None]:

@@ -31,9 +31,9 @@ def setup_at(e2e, phase):
         assert orchestrator.advance(e2e(), approve=True, reason="test").exit_code == 0
 
 
-def run_cli(proxy, args, kill_after, tmp_path):
+def run_cli(proxy, args, kill_after, tmp_path, plan=ROOT / "tests/plans/e2e.yaml"):
     proxy.reconfigure(Faults(kill_after_writes=kill_after))
-    cmd = [sys.executable, "-m", "cutover", "--plan", str(ROOT / "tests/plans/e2e.yaml"),
+    cmd = [sys.executable, "-m", "cutover", "--plan", str(plan),
            "--evidence-dir", str(tmp_path / "ev"), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     proxy.faults.kill_pid = proc.pid  # the child needs far longer than this to make its first call

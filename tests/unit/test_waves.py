@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from cutover.core.state import StateRecord
 from cutover.model.targets import Fanout, steps
 from cutover.plan.load import load_plan, parse_plan
+from tests.fakes import FakeIdentity, FakeParameterStore
 from tests.unit.test_plan import assert_error, plan_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,15 +133,23 @@ def test_iam_policy_gives_a_policy_per_account_and_each_roles_trust_policy():
     assert "shown as written" in r.stderr
 
 
+def fake_runtime(plan, target, store):
+    """A Runtime of one target of `plan` on in-memory fakes, its parameter store `store`."""
+    from cutover.commands.runtime import Runtime
+    from cutover.ports import AwsPorts
+    from cutover.testing.clock import FakeClock
+    from tests.gatefakes import FakeAlarms, FakeLogs, FakeSecrets
+
+    single = dataclasses.replace(plan, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
+    ports = AwsPorts(params=store, alarms=FakeAlarms([]), secrets=FakeSecrets(), logs=FakeLogs(),
+                     identity=FakeIdentity(), region=target.region)
+    return Runtime(plan=single, aws=ports, env={}, clock=FakeClock(), evidence_dir=None)
+
+
 def test_a_rollback_goes_on_past_a_target_that_breaks_and_restores_later_waves_first():
     """On in-memory fakes: one target's runtime raises a bug (not a CutoverError); the others are still
     restored, in rollback order, and the broken one is named with its retry (exit 4)."""
     from cutover.commands import waves
-    from cutover.commands.runtime import Runtime
-    from cutover.ports import AwsPorts
-    from cutover.testing.clock import FakeClock
-    from tests.fakes import FakeIdentity, FakeParameterStore
-    from tests.gatefakes import FakeAlarms, FakeLogs, FakeSecrets
 
     plan = load_plan(WAVES_PLAN)
     stores, order = {}, []
@@ -150,10 +160,7 @@ def test_a_rollback_goes_on_past_a_target_that_breaks_and_restores_later_waves_f
         store = stores[target.name] = FakeParameterStore()
         store.put("/waves-demo/kill_switch", "on")
         order.append(target.name)
-        single = dataclasses.replace(plan, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
-        ports = AwsPorts(params=store, alarms=FakeAlarms([]), secrets=FakeSecrets(), logs=FakeLogs(),
-                         identity=FakeIdentity(), region=target.region)
-        return Runtime(plan=single, aws=ports, env={}, clock=FakeClock(), evidence_dir=None)
+        return fake_runtime(plan, target, store)
 
     out = waves.rollback(plan, runtime_for, reason="test")
     assert out.exit_code == 4
@@ -162,3 +169,36 @@ def test_a_rollback_goes_on_past_a_target_that_breaks_and_restores_later_waves_f
     assert order == ["euw1", "use2"]  # the wave `rest` (usw2, euw1) before `pilot` (use2)
     assert {n: s.get_many(["/waves-demo/kill_switch"])["/waves-demo/kill_switch"].value for n, s in stores.items()} == {
         "euw1": "off", "use2": "off"}
+
+
+def test_status_says_under_each_target_what_a_killed_rollback_left_and_that_it_stopped_between_waves():
+    """What a rollback SIGKILLed half-way leaves (tests/integration/test_waves_killpoints.py): wave rest
+    restored, euw1's record still `rolling_back`, wave pilot still in canary. Each target alone has its
+    explanation; together, a rollback that stopped between waves (status used to say only
+    'is unfinished' per target, and nothing at all once every target of wave rest was finished)."""
+    from cutover.commands import waves
+
+    plan = load_plan(WAVES_PLAN)
+    records = {"use2": ("on", StateRecord("canary")), "usw2": ("off", StateRecord("rolled_back")),
+               "euw1": ("off", StateRecord("canary", status="rolling_back", target="rolled_back", command="rollback"))}
+    stores = {}
+    for name, (flag, record) in records.items():
+        store = stores[name] = FakeParameterStore()
+        store.put("/waves-demo/kill_switch", flag)
+        store.put("/cutover/waves-demo/state", dataclasses.replace(record, plan=plan.name).to_json())
+
+    def runtime_for(target):
+        return fake_runtime(plan, target, stores[target.name])
+
+    out = waves.status(plan, runtime_for, check=True)
+    assert out.exit_code == 5 and out.headline == "2 of 3 target(s) need attention: use2, euw1", out.headline
+    row = out.lines.index(next(line for line in out.lines if line.strip().startswith("euw1 (")))
+    assert out.lines[row + 1] == "        rolling_back was interrupted: finish it by re-running `cutover rollback`"
+    assert ("wave rest is rolled back (usw2) but use2 of an earlier wave is still in canary: a rollback that stopped "
+            "between waves (or `cutover rollback --target`); `cutover rollback` restores every target") in out.lines
+
+    stores["euw1"].put("/cutover/waves-demo/state", StateRecord("rolled_back", plan=plan.name).to_json())
+    finished_rest = waves.status(plan, runtime_for, check=True)  # each target alone healthy now
+    assert finished_rest.exit_code == 5 and "need attention: use2" in finished_rest.headline
+    assert any("a rollback that stopped between waves" in line for line in finished_rest.lines)
+    assert waves.status(plan, runtime_for).exit_code == 0  # (without --check: informative only)
