@@ -161,9 +161,10 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
                               for t in plan.targets if t.name in wave.targets)
             lines.append(f"wave {wave.name}: {reach}" + (f"; bake {format_duration(wave.bake)} after the wave before" if wave.bake else ""))
         if plan.targets:
-            lines.append("note: with targets, this version runs `status`, `preflight`, `advance`, `watch`, `rollback` and "
-                         "`iam-policy` for every target; history, the guard and runbook refuse the plan until they act on "
-                         "every target")
+            from cutover.cli.wiring import NOT_FOR_TARGETS, TARGET_COMMANDS, listed
+
+            lines.append(f"note: with targets, this version runs {listed(TARGET_COMMANDS)} for every target; "
+                         f"{NOT_FOR_TARGETS} refuse the plan until they act on every target")
         for function in plan.functions:  # where the flags that are not SSM parameters live
             names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
             lines.append(f"Lambda function {function} environment: {', '.join(names)}")
@@ -420,7 +421,7 @@ def runbook(
     def body():
         from cutover.compile import runbook as rb
 
-        plan = load_plan()
+        plan = load_plan(waves_ok=True)
         if out == "-":
             if check:
                 raise UsageError("--check compares a file: --out - has none", "cutover runbook --check (or --out FILE --check)")

@@ -25,7 +25,7 @@ from cutover.core import state
 from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
 from cutover.model.durations import format_duration
 from cutover.model.plan import Plan
-from cutover.model.targets import RolloutTarget, next_step
+from cutover.model.targets import RolloutTarget, next_step, rollback_waves
 from cutover.outcome import Outcome
 
 # A target's Runtime; raises CutoverError when the target cannot be reached (its role not assumable).
@@ -63,9 +63,7 @@ def rollback_order(plan: Plan, only: str | None = None) -> list[list[RolloutTarg
     if only is not None and only not in {t.name for t in plan.targets}:
         raise UsageError(f"--target {only}: no such target in {plan.path}",
                          f"targets are: {', '.join(t.name for t in plan.targets)}")
-    by_name = {t.name: t for t in plan.targets}
-    waves = [[by_name[n] for n in w.targets if only in (None, n)] for w in reversed(plan.waves)]
-    return [w for w in waves if w]
+    return rollback_waves(plan.targets, plan.waves, only)
 
 
 def run_on(targets: list[RolloutTarget], runtime_for: RuntimeFor, use_case: Callable[[Runtime], Outcome]) -> list[TargetResult]:
