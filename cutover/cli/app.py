@@ -405,7 +405,13 @@ def history() -> None:
     def body():
         from cutover.commands import orchestrator
 
-        emit("history", orchestrator.history(runtime(load_plan(), dry_run=True, command="history")))
+        plan = load_plan(waves_ok=True)
+        if plan.targets:  # each target's own record
+            from cutover.commands import waves
+
+            emit("history", waves.history(plan, target_runtimes(plan, dry_run=True, command="history")))
+            return
+        emit("history", orchestrator.history(runtime(plan, dry_run=True, command="history")))
 
     run("history", body)
 
@@ -508,6 +514,7 @@ def iam_policy(
 def unlock(
     force: bool = typer.Option(False, "--force", help="Required: this breaks another operator's lock."),
     reason: str = typer.Option("", "--reason", help="Required: why it is safe, for the record."),
+    target: Optional[str] = typer.Option(None, "--target", help="A plan with targets: the target whose lock to break."),
 ) -> None:
     """Break a live lock (a rollback never needs this)."""
 
@@ -516,7 +523,19 @@ def unlock(
 
         if not force or not reason.strip():
             raise UsageError("unlock needs --force and --reason TEXT", "cutover unlock --force --reason \"why it is safe\"")
-        emit("unlock", orchestrator.unlock(runtime(load_plan(), command="unlock"), force, reason))
+        plan = load_plan(waves_ok=True)
+        if plan.targets:  # each target has its own lock: break one, named
+            from cutover.commands import waves
+
+            if target is None:
+                raise UsageError(f"{plan.path} declares {len(plan.targets)} target(s), each with its own lock; nothing was done",
+                                 f"name the one to break: cutover unlock --target NAME --force --reason TEXT "
+                                 f"(targets: {', '.join(t.name for t in plan.targets)})")
+            emit("unlock", waves.unlock(plan, target_runtimes(plan, dry_run=False, command="unlock"), target, force, reason))
+            return
+        if target is not None:
+            raise UsageError(f"--target {target}: {plan.path} declares no targets", "leave out --target")
+        emit("unlock", orchestrator.unlock(runtime(plan, command="unlock"), force, reason))
 
     run("unlock", body)
 

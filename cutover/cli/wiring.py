@@ -16,8 +16,8 @@ from cutover.errors import UsageError
 
 
 # The commands that act on every target of a plan with targets; the others refuse such a plan.
-TARGET_COMMANDS = ("status", "preflight", "advance", "watch", "rollback", "iam-policy", "runbook")
-NOT_FOR_TARGETS = "history, unlock, rehearse, sandbox and the guard"
+TARGET_COMMANDS = ("status", "preflight", "advance", "watch", "rollback", "iam-policy", "runbook", "history", "unlock")
+NOT_FOR_TARGETS = "rehearse, sandbox and the guard"
 
 
 def listed(names) -> str:
