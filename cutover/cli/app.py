@@ -563,11 +563,15 @@ def rehearse_cmd() -> None:
     def body():
         from cutover.sandbox import rehearse
 
-        plan = load_plan()
+        plan = load_plan(waves_ok=True)
         check_evidence_dir()
         on_terminal = sys.stderr.isatty() and not options().json  # a step line as each ends, on stderr
-        emit("rehearse", rehearse.rehearse(plan, options().evidence_dir, verbose=options().verbose,
-                                           progress=(lambda line: say(line, err=True, paint=True)) if on_terminal else None))
+        if plan.targets:  # every target seeded, every (phase, wave) step, a rollback of all
+            from cutover.sandbox.rehearse_targets import rehearse_targets as rehearse_one
+        else:
+            rehearse_one = rehearse.rehearse
+        emit("rehearse", rehearse_one(plan, options().evidence_dir, verbose=options().verbose,
+                                      progress=(lambda line: say(line, err=True, paint=True)) if on_terminal else None))
 
     run("rehearse", body)
 

@@ -16,8 +16,9 @@ from cutover.errors import UsageError
 
 
 # The commands that act on every target of a plan with targets; the others refuse such a plan.
-TARGET_COMMANDS = ("status", "preflight", "advance", "watch", "rollback", "iam-policy", "runbook", "history", "unlock")
-NOT_FOR_TARGETS = "rehearse, sandbox and the guard"
+TARGET_COMMANDS = ("status", "preflight", "advance", "watch", "rollback", "iam-policy", "runbook", "history", "unlock",
+                   "rehearse")
+NOT_FOR_TARGETS = "sandbox and the guard"
 
 
 def listed(names) -> str:
@@ -142,8 +143,7 @@ def target_runtimes(plan, *, dry_run: bool, command: str, clock=None):
                 external_id = expanded
             credentials = assume_role(target.role_arn, external_id, target.region, options().profile, f"cutover-{command}",
                                       clock=clock)
-        single = dataclasses.replace(plan, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
-        return runtime(single, dry_run=dry_run, command=command, credentials=credentials,
+        return runtime(plan.at_target(target), dry_run=dry_run, command=command, credentials=credentials,
                        evidence_dir=options().evidence_dir / target.name, one_of_targets=True, clock=clock)
 
     return runtime_for

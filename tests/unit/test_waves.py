@@ -101,7 +101,7 @@ def test_validate_shows_the_waves_and_says_what_is_not_built():  # (status and r
     assert "refuse the plan" in r.stdout
 
 
-@pytest.mark.parametrize("command", [["rehearse"], ["guard", "arm", "--yes"]])
+@pytest.mark.parametrize("command", [["sandbox"], ["guard", "arm", "--yes"]])
 def test_every_other_command_refuses_a_plan_with_targets_before_any_aws_call(command):
     r = cutover(*command)
     assert r.returncode == 2, (r.stdout, r.stderr)
