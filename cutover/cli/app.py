@@ -161,9 +161,10 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
                               for t in plan.targets if t.name in wave.targets)
             lines.append(f"wave {wave.name}: {reach}" + (f"; bake {format_duration(wave.bake)} after the wave before" if wave.bake else ""))
         if plan.targets:
-            lines.append("note: with targets, this version runs `status`, `preflight`, `advance`, `watch`, `rollback` and "
-                         "`iam-policy` for every target; history, the guard and runbook refuse the plan until they act on "
-                         "every target")
+            from cutover.cli.wiring import NOT_FOR_TARGETS, TARGET_COMMANDS, listed
+
+            lines.append(f"note: with targets, this version runs {listed(TARGET_COMMANDS)} for every target; "
+                         f"{NOT_FOR_TARGETS} refuse the plan until they act on every target")
         for function in plan.functions:  # where the flags that are not SSM parameters live
             names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
             lines.append(f"Lambda function {function} environment: {', '.join(names)}")
@@ -404,7 +405,13 @@ def history() -> None:
     def body():
         from cutover.commands import orchestrator
 
-        emit("history", orchestrator.history(runtime(load_plan(), dry_run=True, command="history")))
+        plan = load_plan(waves_ok=True)
+        if plan.targets:  # each target's own record
+            from cutover.commands import waves
+
+            emit("history", waves.history(plan, target_runtimes(plan, dry_run=True, command="history")))
+            return
+        emit("history", orchestrator.history(runtime(plan, dry_run=True, command="history")))
 
     run("history", body)
 
@@ -420,7 +427,7 @@ def runbook(
     def body():
         from cutover.compile import runbook as rb
 
-        plan = load_plan()
+        plan = load_plan(waves_ok=True)
         if out == "-":
             if check:
                 raise UsageError("--check compares a file: --out - has none", "cutover runbook --check (or --out FILE --check)")
@@ -507,6 +514,7 @@ def iam_policy(
 def unlock(
     force: bool = typer.Option(False, "--force", help="Required: this breaks another operator's lock."),
     reason: str = typer.Option("", "--reason", help="Required: why it is safe, for the record."),
+    target: Optional[str] = typer.Option(None, "--target", help="A plan with targets: the target whose lock to break."),
 ) -> None:
     """Break a live lock (a rollback never needs this)."""
 
@@ -515,7 +523,19 @@ def unlock(
 
         if not force or not reason.strip():
             raise UsageError("unlock needs --force and --reason TEXT", "cutover unlock --force --reason \"why it is safe\"")
-        emit("unlock", orchestrator.unlock(runtime(load_plan(), command="unlock"), force, reason))
+        plan = load_plan(waves_ok=True)
+        if plan.targets:  # each target has its own lock: break one, named
+            from cutover.commands import waves
+
+            if target is None:
+                raise UsageError(f"{plan.path} declares {len(plan.targets)} target(s), each with its own lock; nothing was done",
+                                 f"name the one to break: cutover unlock --target NAME --force --reason TEXT "
+                                 f"(targets: {', '.join(t.name for t in plan.targets)})")
+            emit("unlock", waves.unlock(plan, target_runtimes(plan, dry_run=False, command="unlock"), target, force, reason))
+            return
+        if target is not None:
+            raise UsageError(f"--target {target}: {plan.path} declares no targets", "leave out --target")
+        emit("unlock", orchestrator.unlock(runtime(plan, command="unlock"), force, reason))
 
     run("unlock", body)
 
@@ -543,11 +563,15 @@ def rehearse_cmd() -> None:
     def body():
         from cutover.sandbox import rehearse
 
-        plan = load_plan()
+        plan = load_plan(waves_ok=True)
         check_evidence_dir()
         on_terminal = sys.stderr.isatty() and not options().json  # a step line as each ends, on stderr
-        emit("rehearse", rehearse.rehearse(plan, options().evidence_dir, verbose=options().verbose,
-                                           progress=(lambda line: say(line, err=True, paint=True)) if on_terminal else None))
+        if plan.targets:  # every target seeded, every (phase, wave) step, a rollback of all
+            from cutover.sandbox.rehearse_targets import rehearse_targets as rehearse_one
+        else:
+            rehearse_one = rehearse.rehearse
+        emit("rehearse", rehearse_one(plan, options().evidence_dir, verbose=options().verbose,
+                                      progress=(lambda line: say(line, err=True, paint=True)) if on_terminal else None))
 
     run("rehearse", body)
 

@@ -15,17 +15,28 @@ from cutover.cli.render import say, write
 from cutover.errors import UsageError
 
 
+# The commands that act on every target of a plan with targets; the others refuse such a plan.
+TARGET_COMMANDS = ("status", "preflight", "advance", "watch", "rollback", "iam-policy", "runbook", "history", "unlock",
+                   "rehearse")
+NOT_FOR_TARGETS = "sandbox and the guard"
+
+
+def listed(names) -> str:
+    """`a`, `b` and `c`."""
+    quoted = [f"`{n}`" for n in names]
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
+
+
 def load_plan(waves_ok: bool = False):
-    """The --plan file, loaded (exit 2 on any error). Only `validate`, `status`, `preflight`, `advance`, `watch`,
-    `rollback` and `iam-policy` take a plan with targets (`waves_ok`): the others cannot act on several accounts and
-    regions yet, and acting on one of them would be wrong."""
+    """The --plan file, loaded (exit 2 on any error). Only `validate` and TARGET_COMMANDS take a plan with
+    targets (`waves_ok`): the others cannot act on several accounts and regions yet, and acting on one of
+    them would be wrong."""
     from cutover.plan.load import load_plan as _load
 
     plan = _load(options().plan)
     if plan.targets and not waves_ok:
         raise UsageError(f"{plan.path} declares {len(plan.targets)} target(s) in {len(plan.waves)} wave(s); this version of "
-                         "cutover acts on targets with `status`, `preflight`, `advance`, `watch`, `rollback` and `iam-policy` only; "
-                         "nothing was done",
+                         f"cutover acts on targets with {listed(TARGET_COMMANDS)} only; nothing was done",
                          "`cutover validate` checks the plan; for the other commands, use a plan without targets: and waves: "
                          "(its region, the caller's account)")
     if options().region:
@@ -132,8 +143,7 @@ def target_runtimes(plan, *, dry_run: bool, command: str, clock=None):
                 external_id = expanded
             credentials = assume_role(target.role_arn, external_id, target.region, options().profile, f"cutover-{command}",
                                       clock=clock)
-        single = dataclasses.replace(plan, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
-        return runtime(single, dry_run=dry_run, command=command, credentials=credentials,
+        return runtime(plan.at_target(target), dry_run=dry_run, command=command, credentials=credentials,
                        evidence_dir=options().evidence_dir / target.name, one_of_targets=True, clock=clock)
 
     return runtime_for

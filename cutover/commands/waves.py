@@ -11,6 +11,7 @@ a target that fails and names it with the command that retries it alone."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from cutover.core import state
 from cutover.errors import Blocked, CutoverError, ExitCode, GateFailed, Incomplete, UsageError
 from cutover.model.durations import format_duration
 from cutover.model.plan import ROLLED_BACK, Plan
-from cutover.model.targets import RolloutTarget, next_step
+from cutover.model.targets import RolloutTarget, next_step, rollback_waves
 from cutover.outcome import Outcome
 
 # A target's Runtime; raises CutoverError when the target cannot be reached (its role not assumable).
@@ -63,9 +64,7 @@ def rollback_order(plan: Plan, only: str | None = None) -> list[list[RolloutTarg
     if only is not None and only not in {t.name for t in plan.targets}:
         raise UsageError(f"--target {only}: no such target in {plan.path}",
                          f"targets are: {', '.join(t.name for t in plan.targets)}")
-    by_name = {t.name: t for t in plan.targets}
-    waves = [[by_name[n] for n in w.targets if only in (None, n)] for w in reversed(plan.waves)]
-    return [w for w in waves if w]
+    return rollback_waves(plan.targets, plan.waves, only)
 
 
 def run_on(targets: list[RolloutTarget], runtime_for: RuntimeFor, use_case: Callable[[Runtime], Outcome]) -> list[TargetResult]:
@@ -144,6 +143,36 @@ def _rollback_stopped_between_waves(plan: Plan, results: list[TargetResult]) -> 
                     "a rollback that stopped between waves (or `cutover rollback --target`); "
                     "`cutover rollback` restores every target"]
     return []
+
+
+def history(plan: Plan, runtime_for: RuntimeFor) -> Outcome:
+    """Each target's state changes (its own record, in its account and region), wave by wave; a target
+    that cannot be read is one line naming why, and the exit code is the worst target's, as for status."""
+    by_wave = [[t for t in plan.targets if t.name in w.targets] for w in plan.waves]
+    results = [r for wave in by_wave for r in run_on(wave, runtime_for, orchestrator.history)]
+    lines = []
+    for r in results:
+        if r.outcome is None:
+            lines.append(f"target {r.line()}")
+            continue
+        lines.append(f"target {r.target.name} ({r.target.where}): {len(r.outcome.data['history'])} state change(s)")
+        lines += [f"    {line}" for line in r.outcome.lines]
+    unreadable = [r.target.name for r in results if r.outcome is None]
+    data = {"targets": [r.to_dict() for r in results], "unreadable": unreadable}
+    changes = sum(len(r.outcome.data["history"]) for r in results if r.outcome is not None)
+    headline = f"{changes} state change(s) recorded in {len(results) - len(unreadable)} of {len(results)} target(s)"
+    if unreadable:
+        return Outcome(_worst(results), headline + f"; not read: {', '.join(unreadable)}", lines, data,
+                       hint="see each target's line for why; fix it and re-run `cutover history`")
+    return Outcome(ExitCode.OK, headline, lines, data)
+
+
+def unlock(plan: Plan, runtime_for: RuntimeFor, target: str, force: bool, reason: str) -> Outcome:
+    """Break the lock of one target (each target has its own lock)."""
+    [[one]] = rollback_order(plan, target)
+    outcome = orchestrator.unlock(runtime_for(one), force, reason)
+    return dataclasses.replace(outcome, headline=f"{one.name} ({one.where}): {outcome.headline}",
+                               data={**outcome.data, "target": one.name})
 
 
 def _worst(results: list[TargetResult]) -> ExitCode:

@@ -392,6 +392,12 @@ class Plan:
     def rollback_values(self) -> dict[str, str]:
         return {f.name: f.rollback for f in self.flags}
 
+    def at_target(self, target: RolloutTarget) -> "Plan":
+        """This plan as a single-target plan on `target`'s region and account (what each target runs)."""
+        import dataclasses
+
+        return dataclasses.replace(self, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
+
     def values_for(self, state: str) -> dict[str, str]:
         """Every flag's value in a machine state: rollback values overlaid by each phase's `set` up to it.
 

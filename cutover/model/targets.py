@@ -56,6 +56,15 @@ def steps(phases: tuple[str, ...], waves: tuple[Wave, ...]) -> list[tuple[str, s
     return [(p, w.name) for p in phases for w in waves]
 
 
+def rollback_waves(targets: tuple[RolloutTarget, ...], waves: tuple[Wave, ...],
+                   only: str | None = None) -> list[list[RolloutTarget]]:
+    """The targets in the order a rollback restores them: later waves first, a wave's targets together
+    (`only`: that one target). The runbook's manual rollback follows the same order."""
+    by_name = {t.name: t for t in targets}
+    order = [[by_name[n] for n in w.targets if only in (None, n)] for w in reversed(waves)]
+    return [w for w in order if w]
+
+
 def account_of_role(role_arn: str) -> str:
     """arn:aws:iam::222222222222:role/name -> 222222222222."""
     return role_arn.split(":")[4]

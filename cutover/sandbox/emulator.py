@@ -533,13 +533,13 @@ class SeedSummary:
         }
 
 
-def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) -> SeedSummary:
+def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None, role_arn: str | None = None) -> SeedSummary:
     """Seed the emulator (an Emulator or its endpoint URL) so every gate of the plan can pass:
     flags at their rollback values (pending), secrets, OK alarms, fresh log events, empty log groups."""
     from cutover.sandbox.seed import EmulatorSeeder
 
     endpoint = emulator.endpoint if isinstance(emulator, Emulator) else emulator
-    aws = EmulatorSeeder(endpoint, plan.region)
+    aws = EmulatorSeeder(endpoint, plan.region, role_arn)  # (role_arn: a target of another account)
     now = now or datetime.now(timezone.utc)
     summary = SeedSummary()
 
@@ -573,7 +573,7 @@ def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) ->
     for c in checks:
         if isinstance(c, LogFreshnessCheck):
             summary.warnings += _conflicts(c, _log_message(c), checks)
-    summary.metric_points = seed_metrics(plan, endpoint, now, ahead=METRIC_LEAD)
+    summary.metric_points = seed_metrics(plan, endpoint, now, ahead=METRIC_LEAD, role_arn=role_arn)
     kinds = check_types.by_kind()
     for c in checks:
         if c.type in kinds:
@@ -584,14 +584,15 @@ def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None) ->
 SEED_RATE = 0.005  # the share of bad events seeded for rate checks (under any max_rate, it is halved)
 
 
-def seed_metrics(plan: Plan, emulator: "Emulator | str", now: datetime, ahead: timedelta = timedelta(0)) -> int:
+def seed_metrics(plan: Plan, emulator: "Emulator | str", now: datetime, ahead: timedelta = timedelta(0),
+                 role_arn: str | None = None) -> int:
     """Metric data so every metric check passes at `now` (and up to `ahead` later): the judged window and
     each baseline window, at one steady healthy level. A rehearsal calls it again after fast-forwarding
     its clock (where spans overlap, Sums add up: bad and total alike, so the rate stays the same).
     Returns the datapoints written."""
     from cutover.sandbox.seed import EmulatorSeeder
 
-    aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region)
+    aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region, role_arn)
     written = 0
     for c in plan.checks.values():
         if not isinstance(c, MetricCheck):
@@ -697,7 +698,7 @@ def function_environments(plan: Plan, emulator: "Emulator | str") -> dict[str, d
     return {fn: aws.environment(function_name(fn)) for fn in plan.functions}
 
 
-def seed_log_markers(plan: Plan, emulator: "Emulator | str", now: datetime) -> int:
+def seed_log_markers(plan: Plan, emulator: "Emulator | str", now: datetime, role_arn: str | None = None) -> int:
     """Write a fresh matching event for every log_freshness check, a few minutes before `now` (as the
     real scheduled jobs would); a rehearsal calls it again after fast-forwarding its clock.
 
@@ -707,7 +708,7 @@ def seed_log_markers(plan: Plan, emulator: "Emulator | str", now: datetime) -> i
     from cutover.sandbox.seed import EmulatorSeeder
 
     endpoint = emulator.endpoint if isinstance(emulator, Emulator) else emulator
-    return sum(_put_log_markers(plan, EmulatorSeeder(endpoint, plan.region), now).values())
+    return sum(_put_log_markers(plan, EmulatorSeeder(endpoint, plan.region, role_arn), now).values())
 
 
 # The newest timestamp CloudWatch Logs (and moto) accept, less a margin.

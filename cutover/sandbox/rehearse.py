@@ -50,7 +50,10 @@ class Sandbox:
 
         self.emulator = Emulator(self.port, self.plan.region).start()
         self.stub = HttpStub().start()
-        self.seeded = seed(self.plan, self.emulator)
+        if self.plan.targets:  # every target in its region, one of another account as its role
+            self.seeded = {t.name: seed(self.plan.at_target(t), self.emulator, role_arn=t.role_arn) for t in self.plan.targets}
+        else:
+            self.seeded = seed(self.plan, self.emulator)
         self.env = sandbox_env(self.plan, self.emulator, self.stub)
         self.notes = [f"{r.check}: {r.original} -> {r.rerouted} (local stub)" for r in plan_reroutes(self.plan, self.stub.base, self.env)]
         return self
@@ -148,8 +151,7 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False,
     plan, window_notes = open_windows(plan)
     clock = OffsetClock()
     started_at = state.iso(clock.now())
-    steps: list[Step] = []
-    began = time.monotonic()
+    attempt = Attempts(progress)
     with Sandbox(plan) as sb:
         sb.emulator.apply_env(os.environ, plan.region)  # boto3 reads AWS_ENDPOINT_URL and the dummy keys
         notes = ["clock fast-forwarded through each bake and alarm quiet window (the emulator's clock cannot move)",
@@ -170,20 +172,6 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False,
                 plan=plan, aws=ports, env={**os.environ, **sb.env}, clock=clock,
                 evidence_dir=evidence_dir, dry_run=dry_run, reroute_url=sb.reroute, command_override=STUB_COMMAND,
                 notes=list(notes), log=logs.get().bind(command="rehearse"))
-
-        def attempt(name: str, expected_code: int, expected: str, fn, verify=None) -> None:
-            step = Step(name, expected)
-            try:
-                out = fn()
-                code, text = out.exit_code, out.headline
-            except CutoverError as err:
-                code, text = err.exit_code, err.message
-            problem = verify() if (verify and code == expected_code) else None
-            step.ok = code == expected_code and not problem
-            step.outcome = f"exit {code}: {text}" + (f"; {problem}" if problem else "")
-            steps.append(step)
-            if progress is not None:
-                progress(f"[{len(steps)}] {'ok  ' if step.ok else 'FAIL'} {name} ({time.monotonic() - began:.0f}s)")
 
         def flags_at(dest: str):
             def check() -> str | None:
@@ -254,6 +242,36 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False,
                 lambda: None if len(state.StateStore(plan, make_ports(plan.region, None, True).params).history()) >= 2 * len(plan.phases) + 2
                 else "fewer state versions than transitions")
 
+    return finish(plan, attempt.steps, notes, started_at, evidence_dir)
+
+
+class Attempts:
+    """Runs each step of a rehearsal and records whether it behaved as expected (its exit code, then
+    `verify`); `progress` is told each step as it ends."""
+
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.steps: list[Step] = []
+        self.progress = progress
+        self.began = time.monotonic()
+
+    def __call__(self, name: str, expected_code: int, expected: str, fn, verify=None) -> None:
+        step = Step(name, expected)
+        try:
+            out = fn()
+            code, text = out.exit_code, out.headline
+        except CutoverError as err:
+            code, text = err.exit_code, err.message
+        problem = verify() if (verify and code == expected_code) else None
+        step.ok = code == expected_code and not problem
+        step.outcome = f"exit {code}: {text}" + (f"; {problem}" if problem else "")
+        self.steps.append(step)
+        if self.progress is not None:
+            self.progress(f"[{len(self.steps)}] {'ok  ' if step.ok else 'FAIL'} {name} ({time.monotonic() - self.began:.0f}s)")
+
+
+def finish(plan: Plan, steps: list[Step], notes: list[str], started_at: str, evidence_dir: Path,
+           lines: list[str] = (), data: dict | None = None) -> orchestrator.Outcome:
+    """The rehearsal's outcome (`lines` and `data` added after the steps) and its evidence report."""
     ok = all(s.ok for s in steps)
     report = evidence.Report(command="rehearse", run_id=new_run_id(), plan=plan.name, plan_digest=plan.digest,
                              region=plan.region, started_at=started_at, steps=[s.__dict__ for s in steps],
@@ -261,8 +279,8 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False,
     outcome = orchestrator.Outcome(
         ExitCode.OK if ok else ExitCode.INCOMPLETE,
         f"rehearsal {'passed' if ok else 'FAILED'}: {sum(s.ok for s in steps)}/{len(steps)} steps behaved as expected",
-        [f"{'ok  ' if s.ok else 'FAIL'} {s.step}: {s.outcome}" for s in steps] + [f"note: {n}" for n in notes],
-        {"steps": [s.__dict__ for s in steps], "notes": notes},
+        [f"{'ok  ' if s.ok else 'FAIL'} {s.step}: {s.outcome}" for s in steps] + list(lines) + [f"note: {n}" for n in notes],
+        {"steps": [s.__dict__ for s in steps], "notes": notes, **(data or {})},
     )
     # Wall-clock times for the report: the rehearsal's own clock was fast-forwarded.
     report.final_status, report.exit_code, report.ended_at = outcome.headline, outcome.exit_code, state.iso(SystemClock().now())

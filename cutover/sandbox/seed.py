@@ -32,10 +32,17 @@ class EmulatorSeeder:
     ALARM_NAMESPACE = "Cutover/Sandbox"
     STREAM = "cutover-sandbox"
 
-    def __init__(self, endpoint: str, region: str) -> None:
+    def __init__(self, endpoint: str, region: str, role_arn: str | None = None) -> None:
+        """`role_arn`: write as that role, in its account (the emulator routes an assumed role's calls to the
+        role's account), as a target of another account is reached."""
         if not is_loopback(urlsplit(endpoint).hostname or ""):
             raise UsageError(f"refusing to seed {endpoint}: not a loopback emulator", "seed only 127.0.0.1")
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
+        if role_arn:
+            got = session.client("sts", endpoint_url=endpoint).assume_role(
+                RoleArn=role_arn, RoleSessionName="cutover-sandbox-seed")["Credentials"]
+            session = boto3.Session(aws_access_key_id=got["AccessKeyId"], aws_secret_access_key=got["SecretAccessKey"],
+                                    aws_session_token=got["SessionToken"], region_name=region)
         self._clients = Clients(session, endpoint_url=endpoint)
 
     def put_parameter(self, name: str, value: str, *, secure: bool = False) -> None:
