@@ -11,8 +11,8 @@ a target that fails and names it with the command that retries it alone."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import contextvars
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, NoReturn
@@ -67,6 +67,11 @@ def rollback_order(plan: Plan, only: str | None = None) -> list[list[RolloutTarg
     return rollback_waves(plan.targets, plan.waves, only)
 
 
+def targets_by_wave(plan: Plan) -> list[list[RolloutTarget]]:
+    """The targets of each wave, in wave order (as advance enters them)."""
+    return [[t for t in plan.targets if t.name in w.targets] for w in plan.waves]
+
+
 def run_on(targets: list[RolloutTarget], runtime_for: RuntimeFor, use_case: Callable[[Runtime], Outcome]) -> list[TargetResult]:
     """`use_case` on each target at once (each its own session, state and lock), in the order given."""
     return [TargetResult(t, outcome=out, error=err) for t, out, err in _each(targets, lambda t: use_case(runtime_for(t)))]
@@ -100,7 +105,7 @@ SEVERITY = (ExitCode.DRIFT, ExitCode.INCOMPLETE, ExitCode.USAGE, ExitCode.BLOCKE
 
 
 def status(plan: Plan, runtime_for: RuntimeFor, check: bool = False) -> Outcome:
-    by_wave = [[t for t in plan.targets if t.name in w.targets] for w in plan.waves]
+    by_wave = targets_by_wave(plan)
     results = [r for wave in by_wave for r in run_on(wave, runtime_for, lambda rt: orchestrator.status(rt, check=True))]
     lines = []
     for wave, targets in zip(plan.waves, by_wave):
@@ -148,7 +153,7 @@ def _rollback_stopped_between_waves(plan: Plan, results: list[TargetResult]) -> 
 def history(plan: Plan, runtime_for: RuntimeFor) -> Outcome:
     """Each target's state changes (its own record, in its account and region), wave by wave; a target
     that cannot be read is one line naming why, and the exit code is the worst target's, as for status."""
-    by_wave = [[t for t in plan.targets if t.name in w.targets] for w in plan.waves]
+    by_wave = targets_by_wave(plan)
     results = [r for wave in by_wave for r in run_on(wave, runtime_for, orchestrator.history)]
     lines = []
     for r in results:
