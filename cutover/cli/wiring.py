@@ -105,8 +105,8 @@ def runtime(plan, *, dry_run: bool = False, yes: bool = True, command: str = "",
 
     rt = Runtime(plan=plan, aws=ports, env=dict(os.environ), evidence_dir=evidence_dir, dry_run=dry_run,
                  confirm=confirmer(yes), assume_yes=yes, log=logs.get().bind(command=command), clock=clock or SystemClock(),
-                 # (a target reached through a role has no guard yet: issue 17's guard per target is not built)
-                 guard_store=None if credentials else lambda: GuardResources.connect(plan.region, options().profile, read_only=dry_run))
+                 guard_store=lambda: GuardResources.connect(plan.region, options().profile, read_only=dry_run,
+                                                            credentials=credentials))
     _use_sandbox_stub(rt)
     _check_account(rt)
     from cutover.progress import FlagProgress

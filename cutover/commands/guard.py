@@ -276,55 +276,112 @@ def _steps_for_evidence(resources: list[Resource], done: dict[str, str], dry_run
     return rows
 
 
+@dataclass
+class ArmDecision:
+    """What `arm` would make, decided from one read: every resource compared with the plan, those to write
+    (`todo`), and what is shown and recorded."""
+
+    want: Desired
+    resources: list[Resource]
+    todo: list[Resource]
+    info: list[str]
+    data: dict
+
+    @property
+    def plan_lines(self) -> list[str]:
+        return [f"{r.verb} {r.kind} {r.name}" + (f": {'; '.join(r.differences)}" if r.differences else "") for r in self.resources]
+
+    @property
+    def summary(self) -> str:
+        return ", ".join(f"{r.verb} {r.kind} {r.name}" for r in self.todo)
+
+
 def arm(rt: Runtime, store: GuardStore) -> Outcome:
-    """Create or update the guard for `rt.plan`; idempotent. A dry run reads only."""
+    """Create or update the guard for `rt.plan`; idempotent. Read and decide (`prepare_arm`), then an
+    executor: `WritingArm`, or for a dry run `DisplayOnlyArm` (reads only)."""
+    report, decided = prepare_arm(rt, store)
+    if isinstance(decided, Outcome):
+        return rt.finish(report, decided)
+    return arm_executor(rt, store).execute(decided, report)
+
+
+def arm_executor(rt: Runtime, store: GuardStore) -> "DisplayOnlyArm | WritingArm":
+    return DisplayOnlyArm(rt) if rt.dry_run else WritingArm(rt, store)
+
+
+def prepare_arm(rt: Runtime, store: GuardStore) -> tuple:
+    """(report, decision), or (report, Outcome) when the guard is armed and matches the plan already. One
+    read of what exists (`observe`), then `decide_arm`; refused (exit 3) while the roles are not the plan's."""
     plan = rt.plan
     check_plan(plan)
     report = rt.new_report("guard-arm")
     want = desired(plan, _account(rt))
-    resources = compare(plan, want, observe(store, want.names, want))
-    todo = [r for r in resources if r.verb != "unchanged"]
+    d = decide_arm(plan, want, observe(store, want.names, want), rt.dry_run)
+    report.steps = _steps_for_evidence(d.resources, {}, rt.dry_run)
+    _require_bootstrapped(plan, d.resources)
+    if not d.todo:
+        return report, Outcome(ExitCode.OK, f"nothing to do: the guard for {plan.name} is armed and matches the plan",
+                               d.plan_lines + d.info, d.data)
+    return report, d
+
+
+def decide_arm(plan: Plan, want: Desired, seen: Observed, dry_run: bool) -> ArmDecision:
+    """Pure: what exists (`seen`) against what the plan compiles to (`want`)."""
+    resources = compare(plan, want, seen)
     rows = describe_writes(plan, want.document)
-    plan_lines = [f"{r.verb} {r.kind} {r.name}" + (f": {'; '.join(r.differences)}" if r.differences else "") for r in resources]
-    info = [trigger_line(plan), "it will, in order:", *_step_lines(rows)]
-    data = {"action": "arm", "plan": plan.name, "plan_digest": plan.digest, "dry_run": rt.dry_run,
+    data = {"action": "arm", "plan": plan.name, "plan_digest": plan.digest, "dry_run": dry_run,
             "resources": [{**r.to_dict(), "action": r.verb} for r in resources], "steps": rows,
             "names": want.names.__dict__, "alarms": dict(zip(("names", "prefixes"), map(list, watched_alarms(plan))))}
-    report.steps = _steps_for_evidence(resources, {}, rt.dry_run)
-    _require_bootstrapped(plan, resources)
-    if not todo:
-        return rt.finish(report, Outcome(ExitCode.OK, f"nothing to do: the guard for {plan.name} is armed and matches the plan",
-                                           plan_lines + info, data))
-    summary = ", ".join(f"{r.verb} {r.kind} {r.name}" for r in todo)
-    if rt.dry_run:
-        return rt.finish(report, Outcome(
-            ExitCode.OK, f"dry run: arming the guard for {plan.name} would {_count(todo)}; nothing was written",
-            plan_lines + info, data, hint="run `cutover guard arm` to apply"))
-    if not rt.confirm(f"arm the guard for {plan.name}: {summary}"):
-        raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+    return ArmDecision(want, resources, [r for r in resources if r.verb != "unchanged"],
+                       [trigger_line(plan), "it will, in order:", *_step_lines(rows)], data)
 
-    done: dict[str, str] = {}
-    try:
-        _apply(store, want, resources, done)
-        after = compare(plan, want, observe(store, want.names, want))
-        off = [r for r in after if not r.current]
-        if off:
-            raise Incomplete("the guard was written but reads back different: " +
-                             "; ".join(f"{r.kind} {r.name}: {', '.join(r.differences) or 'missing'}" for r in off),
-                             "re-run `cutover guard arm`; `cutover guard status` shows what differs")
-    except CutoverError as err:
+
+class DisplayOnlyArm:
+    """A dry run's executor: what arming would write, nothing written (the session is read-only too)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def execute(self, d: ArmDecision, report) -> Outcome:
+        plan = self.rt.plan
+        return self.rt.finish(report, Outcome(
+            ExitCode.OK, f"dry run: arming the guard for {plan.name} would {_count(d.todo)}; nothing was written",
+            d.plan_lines + d.info, d.data, hint="run `cutover guard arm` to apply"))
+
+
+class WritingArm:
+    """The executor that writes the document, the rule and its target, reads them back, and tells the
+    plan's topic. It finishes its report itself: a failure is evidence too."""
+
+    def __init__(self, rt: Runtime, store: GuardStore) -> None:
+        self.rt, self.store = rt, store
+
+    def execute(self, d: ArmDecision, report) -> Outcome:
+        rt, store, plan, want, resources, todo = self.rt, self.store, self.rt.plan, d.want, d.resources, d.todo
+        if not rt.confirm(f"arm the guard for {plan.name}: {d.summary}"):
+            raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+        done: dict[str, str] = {}
+        try:
+            _apply(store, want, resources, done)
+            after = compare(plan, want, observe(store, want.names, want))
+            off = [r for r in after if not r.current]
+            if off:
+                raise Incomplete("the guard was written but reads back different: " +
+                                 "; ".join(f"{r.kind} {r.name}: {', '.join(r.differences) or 'missing'}" for r in off),
+                                 "re-run `cutover guard arm`; `cutover guard status` shows what differs")
+        except CutoverError as err:
+            report.steps = _steps_for_evidence(resources, done)
+            rt.finish(report, Outcome(err.exit_code, err.message, data=d.data))
+            raise
         report.steps = _steps_for_evidence(resources, done)
-        rt.finish(report, Outcome(err.exit_code, err.message, data=data))
-        raise
-    report.steps = _steps_for_evidence(resources, done)
-    plan_lines = [f"{done.get(r.name + r.kind, 'unchanged')} {r.kind} {r.name}"
-                  + (f" (its default version is now {done['document version']})" if r.kind == "document" and "document version" in done else "")
-                  for r in resources]
-    notify(rt, "guard ARMED", [f"{_count(todo, past=True)}", trigger_line(plan),
-                               f"rolls back {len(plan.flags)} flag(s) to their known-safe values, then reads them back: rolled_back only if all are restored"])
-    return rt.finish(report, Outcome(
-        ExitCode.OK, f"guard armed for {plan.name}: {_count(todo, past=True)}", plan_lines + info, data,
-        hint="`cutover guard status` shows it; disarm for planned work with `cutover guard disarm`"))
+        lines = [f"{done.get(r.name + r.kind, 'unchanged')} {r.kind} {r.name}"
+                 + (f" (its default version is now {done['document version']})" if r.kind == "document" and "document version" in done else "")
+                 for r in resources]
+        notify(rt, "guard ARMED", [f"{_count(todo, past=True)}", trigger_line(plan),
+                                   f"rolls back {len(plan.flags)} flag(s) to their known-safe values, then reads them back: rolled_back only if all are restored"])
+        return rt.finish(report, Outcome(
+            ExitCode.OK, f"guard armed for {plan.name}: {_count(todo, past=True)}", lines + d.info, d.data,
+            hint="`cutover guard status` shows it; disarm for planned work with `cutover guard disarm`"))
 
 
 def _require_bootstrapped(plan: Plan, resources: list[Resource]) -> None:
@@ -426,13 +483,46 @@ def status(rt: Runtime, store: GuardStore, check: bool = False) -> Outcome:
     return Outcome(code, headline, lines, data, hint=hint)
 
 
+@dataclass
+class DisarmDecision:
+    """What `disarm` would remove (kind, name), in order: the rule's targets, the rule, the document."""
+
+    names: Names
+    found: list[tuple[str, str]]
+    targets: list[str]  # the ids of the rule's targets
+    lines: list[str]
+    kept: list[str]
+    data: dict
+
+
 def disarm(rt: Runtime, store: GuardStore) -> Outcome:
     """Remove the target(s), the rule and the document. The roles stay: they are the admin's bootstrap
-    (removing them is deleting its stack). A dry run reads only."""
-    plan = rt.plan
-    n = names(plan)
+    (removing them is deleting its stack). Read and decide (`prepare_disarm`), then an executor:
+    `WritingDisarm`, or for a dry run `DisplayOnlyDisarm` (reads only)."""
+    report, decided = prepare_disarm(rt, store)
+    if isinstance(decided, Outcome):
+        return rt.finish(report, decided)
+    return disarm_executor(rt, store).execute(decided, report)
+
+
+def disarm_executor(rt: Runtime, store: GuardStore) -> "DisplayOnlyDisarm | WritingDisarm":
+    return DisplayOnlyDisarm(rt) if rt.dry_run else WritingDisarm(rt, store)
+
+
+def prepare_disarm(rt: Runtime, store: GuardStore) -> tuple:
+    """(report, decision), or (report, Outcome) when nothing is armed: one read, then `decide_disarm`."""
+    n = names(rt.plan)
     report = rt.new_report("guard-disarm")
-    seen = observe(store, n)
+    d = decide_disarm(rt.plan, n, observe(store, n), rt.dry_run)
+    report.steps = [{"step": line, "expected": "removed", "outcome": "dry run: would remove" if rt.dry_run else "not reached",
+                     "ok": rt.dry_run} for line in d.lines]
+    if not d.found:
+        return report, Outcome(ExitCode.OK, f"nothing to do: no guard is armed for {rt.plan.name}", d.kept, d.data)
+    return report, d
+
+
+def decide_disarm(plan: Plan, n: Names, seen: Observed, dry_run: bool) -> DisarmDecision:
+    """Pure: what of the guard exists, to be removed; the bootstrap's roles are kept."""
     found = []
     if seen.targets:
         found.append(("targets", f"{n.rule}: {', '.join(t.get('Id', '?') for t in seen.targets)}"))
@@ -440,37 +530,51 @@ def disarm(rt: Runtime, store: GuardStore) -> Outcome:
         found.append(("rule", n.rule))
     if seen.document is not None:
         found.append(("document", n.document))
-    lines = [f"remove {kind} {name}" for kind, name in found]
     kept = [name for name in (n.automation_role, n.events_role) if seen.roles.get(name) is not None]
     kept_line = ([f"kept: roles {', '.join(kept)} (the bootstrap's; to remove them an admin deletes the stack: "
                   f"aws cloudformation delete-stack --stack-name {stack_name(plan)})"] if kept else [])
-    data = {"action": "disarm", "plan": plan.name, "dry_run": rt.dry_run,
+    data = {"action": "disarm", "plan": plan.name, "dry_run": dry_run,
             "resources": [{"kind": k, "name": v} for k, v in found], "names": n.__dict__}
-    report.steps = [{"step": line, "expected": "removed", "outcome": "dry run: would remove" if rt.dry_run else "not reached",
-                     "ok": rt.dry_run} for line in lines]
-    if not found:
-        return rt.finish(report, Outcome(ExitCode.OK, f"nothing to do: no guard is armed for {plan.name}", kept_line, data))
-    if rt.dry_run:
-        return rt.finish(report, Outcome(ExitCode.OK, f"dry run: disarming the guard for {plan.name} would remove "
-                                                        f"{len(found)} resource(s); nothing was written", lines + kept_line, data,
-                                           hint="run `cutover guard disarm` to apply"))
-    if not rt.confirm(f"disarm the guard for {plan.name}: no automatic rollback until it is armed again; " + "; ".join(lines)):
-        raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
-    try:
-        for i, (kind, name) in enumerate(found):
-            if kind == "targets":
-                store.remove_targets(n.rule, [t["Id"] for t in seen.targets])
-            elif kind == "rule":
-                store.delete_rule(name)
-            else:
-                store.delete_document(name)
-            report.steps[i].update(outcome="removed", ok=True)
-        left = observe(store, n)
-        if left.rule is not None or left.document is not None:
-            raise Incomplete("the guard was removed but some of it still reads back", "re-run `cutover guard disarm`")
-    except CutoverError as err:
-        rt.finish(report, Outcome(err.exit_code, err.message, data=data))
-        raise
-    notify(rt, "guard DISARMED", [f"removed {len(found)} resource(s)", "no automatic rollback until `cutover guard arm`"])
-    return rt.finish(report, Outcome(ExitCode.OK, f"guard disarmed for {plan.name}: removed {len(found)} resource(s)", lines + kept_line, data,
-                                       hint="no automatic rollback now; re-arm after planned work: cutover guard arm"))
+    return DisarmDecision(n, found, [t["Id"] for t in seen.targets], [f"remove {kind} {name}" for kind, name in found],
+                          kept_line, data)
+
+
+class DisplayOnlyDisarm:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def execute(self, d: DisarmDecision, report) -> Outcome:
+        return self.rt.finish(report, Outcome(ExitCode.OK, f"dry run: disarming the guard for {self.rt.plan.name} would remove "
+                                                         f"{len(d.found)} resource(s); nothing was written", d.lines + d.kept, d.data,
+                                              hint="run `cutover guard disarm` to apply"))
+
+
+class WritingDisarm:
+    """Removes what was found, in order, then reads back; finishes its report itself."""
+
+    def __init__(self, rt: Runtime, store: GuardStore) -> None:
+        self.rt, self.store = rt, store
+
+    def execute(self, d: DisarmDecision, report) -> Outcome:
+        rt, store, plan, n = self.rt, self.store, self.rt.plan, d.names
+        if not rt.confirm(f"disarm the guard for {plan.name}: no automatic rollback until it is armed again; " + "; ".join(d.lines)):
+            raise Blocked("not confirmed; nothing was written", "re-run and answer yes, or pass --yes")
+        try:
+            for i, (kind, name) in enumerate(d.found):
+                if kind == "targets":
+                    store.remove_targets(n.rule, d.targets)
+                elif kind == "rule":
+                    store.delete_rule(name)
+                else:
+                    store.delete_document(name)
+                report.steps[i].update(outcome="removed", ok=True)
+            left = observe(store, n)
+            if left.rule is not None or left.document is not None:
+                raise Incomplete("the guard was removed but some of it still reads back", "re-run `cutover guard disarm`")
+        except CutoverError as err:
+            rt.finish(report, Outcome(err.exit_code, err.message, data=d.data))
+            raise
+        notify(rt, "guard DISARMED", [f"removed {len(d.found)} resource(s)", "no automatic rollback until `cutover guard arm`"])
+        return rt.finish(report, Outcome(ExitCode.OK, f"guard disarmed for {plan.name}: removed {len(d.found)} resource(s)",
+                                         d.lines + d.kept, d.data,
+                                         hint="no automatic rollback now; re-arm after planned work: cutover guard arm"))

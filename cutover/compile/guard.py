@@ -349,18 +349,70 @@ def _trust(service: str, account: str, source_arn: str) -> dict:
     }]}
 
 
+# --- the roles: one pair per account ----------------------------------------------------------------------
+# IAM is global: a role's name is unique in its account, whatever the region. A plan with targets in two regions
+# of one account therefore shares one pair of roles there (the same names as a single-target plan's), whose
+# trust and policy cover the guard of each of those regions (`Plan.guard_regions`), rather than a pair per
+# target: an admin bootstraps each account once, and `rollback --in-aws` runs every region of an account
+# under the one execution role name that Automation's TargetLocations take per location.
+def guard_regions(plan: Plan) -> tuple[str, ...]:
+    """The regions whose guard runs as this account's roles: the plan's own, or its account's targets'."""
+    return plan.scope.account_regions if plan.scope is not None else (plan.region,)
+
+
+def _merged(docs: list[dict]) -> dict:
+    """IAM policies of the same statements in several regions, as one: each statement (by Sid, or by
+    position) with the union of its Resources and of each condition's values. One policy: itself."""
+    if len(docs) == 1:
+        return docs[0]
+
+    def union(values):
+        flat = list(dict.fromkeys(x for v in values for x in (v if isinstance(v, list) else [v])))
+        return flat[0] if len(flat) == 1 else flat
+
+    merged: dict[str, dict] = {}
+    for doc in docs:
+        for i, stmt in enumerate(doc["Statement"]):
+            key = stmt.get("Sid") or f"#{i}"
+            merged.setdefault(key, []).append(stmt)
+    statements = []
+    for group in merged.values():
+        out = dict(group[0])
+        if "Resource" in out:
+            out["Resource"] = union(s["Resource"] for s in group)
+            if isinstance(group[0]["Resource"], list) and not isinstance(out["Resource"], list):
+                out["Resource"] = [out["Resource"]]
+        if "Condition" in out:
+            out["Condition"] = {op: {k: union(s["Condition"][op][k] for s in group) for k in keys}
+                                for op, keys in group[0]["Condition"].items()}
+        statements.append(out)
+    return {**docs[0], "Statement": statements}
+
+
+def _in_regions(plan: Plan, build) -> dict:
+    """`build(plan)` in each of the guard's regions, merged (a single-target plan: exactly `build(plan)`)."""
+    regions = guard_regions(plan)
+    if regions == (plan.region,):
+        return build(plan)
+    return _merged([build(dataclasses.replace(plan, region=r)) for r in regions])
+
+
 def automation_trust(plan: Plan, account: str) -> dict:
-    return _trust("ssm.amazonaws.com", account, GuardArns(plan.region, account).automation_executions())
+    return _in_regions(plan, lambda p: _trust("ssm.amazonaws.com", account, GuardArns(p.region, account).automation_executions()))
 
 
 def events_trust(plan: Plan, account: str) -> dict:
-    return _trust("events.amazonaws.com", account, GuardArns(plan.region, account).rule(names(plan).rule))
+    return _in_regions(plan, lambda p: _trust("events.amazonaws.com", account, GuardArns(p.region, account).rule(names(p).rule)))
 
 
 def automation_policy(plan: Plan, account: str) -> dict:
     """What the automation does and nothing else: PutParameter on the SSM flags and the state record, and
     read-merge-write of the Lambda functions holding flags; its last step reads them all back (and the
-    record), and tells the plan's topic."""
+    record), and tells the plan's topic. In every region of `guard_regions`."""
+    return _in_regions(plan, lambda p: _automation_policy(p, account))
+
+
+def _automation_policy(plan: Plan, account: str) -> dict:
     arn = GuardArns(plan.region, account)
     params = list(dict.fromkeys([*(arn.parameter(f.parameter) for f in plan.ssm_flags), arn.parameter(plan.state_parameter)]))
     # One statement for both actions: the parameter ARNs are most of the policy, and IAM limits its size.
@@ -380,6 +432,10 @@ def automation_policy(plan: Plan, account: str) -> dict:
 
 
 def events_policy(plan: Plan, account: str) -> dict:
+    return _in_regions(plan, lambda p: _events_policy(p, account))
+
+
+def _events_policy(plan: Plan, account: str) -> dict:
     n, arn = names(plan), GuardArns(plan.region, account)
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "StartRollbackAutomation", "Effect": "Allow", "Action": ["ssm:StartAutomationExecution"],
@@ -467,9 +523,15 @@ def stack_name(plan: Plan) -> str:
 
 
 def bootstrap_hint(plan: Plan) -> str:
-    return (f"an admin applies the roles once: cutover guard bootstrap > guard-roles.json && aws cloudformation deploy "
-            f"--template-file guard-roles.json --stack-name {stack_name(plan)} --capabilities CAPABILITY_NAMED_IAM "
-            f"--region {plan.region}; then run `cutover guard arm` again")
+    if plan.scope is None:
+        return (f"an admin applies the roles once: cutover guard bootstrap > guard-roles.json && aws cloudformation deploy "
+                f"--template-file guard-roles.json --stack-name {stack_name(plan)} --capabilities CAPABILITY_NAMED_IAM "
+                f"--region {plan.region}; then run `cutover guard arm` again")
+    # A target's: one stack per account (IAM is global), in one of its regions; it serves all of them.
+    shared = f" (its roles serve the guard in {', '.join(plan.scope.account_regions)})" if len(plan.scope.account_regions) > 1 else ""
+    return (f"an admin of the target's account applies the roles once{shared}: cutover guard bootstrap --target {plan.scope.name} "
+            f"> guard-roles.json && aws cloudformation deploy --template-file guard-roles.json --stack-name {stack_name(plan)} "
+            f"--capabilities CAPABILITY_NAMED_IAM --region {plan.scope.account_regions[0]}; then run `cutover guard arm` again")
 
 
 def _sub_account(node):

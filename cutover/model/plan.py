@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Union
 
-from cutover.model.targets import Fanout, RolloutTarget, Wave
+from cutover.model.targets import Fanout, RolloutTarget, TargetScope, Wave
 
 PENDING = "pending"
 ROLLED_BACK = "rolled_back"
@@ -333,6 +333,7 @@ class Plan:
     targets: tuple[RolloutTarget, ...] = ()  # `targets:` as declared; none: the plan's region, the caller's account
     waves: tuple[Wave, ...] = ()  # `waves:` (one wave of every target when targets come without waves)
     fanout: Fanout | None = None
+    scope: TargetScope | None = None  # a target's plan (`at_target`): which target, and its account's regions
     digest: str = ""  # sha256 hex of the plan file's bytes
     path: str = "phases.yaml"
 
@@ -393,10 +394,13 @@ class Plan:
         return {f.name: f.rollback for f in self.flags}
 
     def at_target(self, target: RolloutTarget) -> "Plan":
-        """This plan as a single-target plan on `target`'s region and account (what each target runs)."""
+        """This plan as a single-target plan on `target`'s region and account (what each target runs),
+        knowing which target it is and the regions of every target in that account (`scope`)."""
         import dataclasses
 
-        return dataclasses.replace(self, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
+        regions = tuple(dict.fromkeys(t.region for t in self.targets if t.account == target.account)) or (target.region,)
+        return dataclasses.replace(self, region=target.region, account=target.account, targets=(), waves=(), fanout=None,
+                                   scope=TargetScope(target.name, regions))
 
     def values_for(self, state: str) -> dict[str, str]:
         """Every flag's value in a machine state: rollback values overlaid by each phase's `set` up to it.

@@ -28,6 +28,15 @@ class RolloutTarget:
 
 
 @dataclass(frozen=True)
+class TargetScope:
+    """What a target's plan (`Plan.at_target`) knows of the others: its own name, and the regions of every
+    target in its account (the guard's roles are one pair per account: IAM is global)."""
+
+    name: str
+    account_regions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Wave:
     name: str
     targets: tuple[str, ...]

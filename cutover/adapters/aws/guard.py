@@ -27,10 +27,12 @@ class GuardResources:
 
     @classmethod
     def connect(
-        cls, region: str | None, profile: str | None, read_only: bool, *, hooks: Iterable[SessionHook] = ()
+        cls, region: str | None, profile: str | None, read_only: bool, *, hooks: Iterable[SessionHook] = (),
+        credentials=None,
     ) -> "GuardResources":
-        """On its own session, with the read-only guard when `read_only` (dry runs and `guard status`)."""
-        return cls(Clients(make_session(region, profile, read_only, hooks=hooks)))
+        """On its own session, with the read-only guard when `read_only` (dry runs and `guard status`);
+        `credentials`: a target's assumed role (`assume_role`), in place of the profile's."""
+        return cls(Clients(make_session(region, profile, read_only, hooks=hooks, credentials=credentials)))
 
     def _call(self, service: str, method: str, action: str, resource: str, missing: Iterable[str] = (), **kw):
         """One API call; None when the error code says the resource does not exist."""
