@@ -164,7 +164,7 @@ def validate(schema: bool = typer.Option(False, "--schema", help="Print the plan
             from cutover.cli.wiring import NOT_FOR_TARGETS, TARGET_COMMANDS, listed
 
             lines.append(f"note: with targets, this version runs {listed(TARGET_COMMANDS)} for every target; "
-                         f"{NOT_FOR_TARGETS} refuse the plan until they act on every target")
+                         f"{NOT_FOR_TARGETS} refuses the plan until it acts on every target")
         for function in plan.functions:  # where the flags that are not SSM parameters live
             names = [f"{f.name} ({f.target.variable})" for f in plan.flags if f.kind == "lambda" and f.target.function == function]
             lines.append(f"Lambda function {function} environment: {', '.join(names)}")

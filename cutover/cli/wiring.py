@@ -17,8 +17,8 @@ from cutover.errors import UsageError
 
 # The commands that act on every target of a plan with targets; the others refuse such a plan.
 TARGET_COMMANDS = ("status", "preflight", "advance", "watch", "rollback", "iam-policy", "runbook", "history", "unlock",
-                   "rehearse")
-NOT_FOR_TARGETS = "sandbox and the guard"
+                   "rehearse", "guard")
+NOT_FOR_TARGETS = "sandbox"
 
 
 def listed(names) -> str:

@@ -74,7 +74,7 @@ def targets_by_wave(plan: Plan) -> list[list[RolloutTarget]]:
 
 def run_on(targets: list[RolloutTarget], runtime_for: RuntimeFor, use_case: Callable[[Runtime], Outcome]) -> list[TargetResult]:
     """`use_case` on each target at once (each its own session, state and lock), in the order given."""
-    return [TargetResult(t, outcome=out, error=err) for t, out, err in _each(targets, lambda t: use_case(runtime_for(t)))]
+    return [TargetResult(t, outcome=out, error=err) for t, out, err in each_target(targets, lambda t: use_case(runtime_for(t)))]
 
 
 def rollback(plan: Plan, runtime_for: RuntimeFor, reason: str = "", only: str | None = None,
@@ -117,9 +117,9 @@ def status(plan: Plan, runtime_for: RuntimeFor, check: bool = False) -> Outcome:
                 lines += [f"        {why}" for why in (r.outcome.data.get("explain", []) if r.outcome else [])]
     behind = _rollback_stopped_between_waves(plan, results)
     lines += behind
-    worst = _worst(results)
-    if behind and worst == ExitCode.OK:
-        worst = ExitCode.DRIFT  # (--check) not a place any command leaves every target in
+    code = worst(results)
+    if behind and code == ExitCode.OK:
+        code = ExitCode.DRIFT  # (--check) not a place any command leaves every target in
     unhealthy = [r.target.name for r in results if r.exit_code != ExitCode.OK or (behind and _phase(r) in plan.phase_names)]
     data = {"targets": [r.to_dict() for r in results], "unhealthy": unhealthy}
     if unhealthy:
@@ -127,7 +127,7 @@ def status(plan: Plan, runtime_for: RuntimeFor, check: bool = False) -> Outcome:
         hint = "see each target's line; restore every target: cutover rollback (one: cutover rollback --target NAME)"
     else:
         headline, hint = f"{len(results)} target(s): flags match the declared values", ""
-    return Outcome(worst if check else ExitCode.OK, headline, lines, data, hint=hint)
+    return Outcome(code if check else ExitCode.OK, headline, lines, data, hint=hint)
 
 
 def _phase(r: TargetResult) -> str | None:
@@ -167,7 +167,7 @@ def history(plan: Plan, runtime_for: RuntimeFor) -> Outcome:
     changes = sum(len(r.outcome.data["history"]) for r in results if r.outcome is not None)
     headline = f"{changes} state change(s) recorded in {len(results) - len(unreadable)} of {len(results)} target(s)"
     if unreadable:
-        return Outcome(_worst(results), headline + f"; not read: {', '.join(unreadable)}", lines, data,
+        return Outcome(worst(results), headline + f"; not read: {', '.join(unreadable)}", lines, data,
                        hint="see each target's line for why; fix it and re-run `cutover history`")
     return Outcome(ExitCode.OK, headline, lines, data)
 
@@ -180,12 +180,12 @@ def unlock(plan: Plan, runtime_for: RuntimeFor, target: str, force: bool, reason
                                data={**outcome.data, "target": one.name})
 
 
-def _worst(results: list[TargetResult]) -> ExitCode:
+def worst(results: list[TargetResult]) -> ExitCode:
     codes = {r.exit_code for r in results}
     return next((c for c in SEVERITY if c in codes), ExitCode.OK)
 
 
-def _each(targets: list, fn: Callable) -> list[tuple[object, object, CutoverError | None]]:
+def each_target(targets: list, fn: Callable) -> list[tuple[object, object, CutoverError | None]]:
     """fn(target) for every target at once, each in a copy of the caller's context: (target, value, error)."""
     def one(target):
         try:
@@ -224,7 +224,7 @@ def advance(plan: Plan, runtime_for: RuntimeFor, clock: Clock, approve: bool = F
 
     by_name = {t.name: t for t in plan.targets}
     movers_t = [by_name[n] for n in movers]
-    decided = _each(movers_t, lambda t: _decide(runtimes[t.name], approve, reason))
+    decided = each_target(movers_t, lambda t: _decide(runtimes[t.name], approve, reason))
     if failed := [r for r in decided if r[2] is not None]:
         _refuse(failed, f"entering {phase.name} in wave {wave.name} refused")
     prepared = {t.name: value for t, value, _ in decided}
@@ -236,7 +236,7 @@ def advance(plan: Plan, runtime_for: RuntimeFor, clock: Clock, approve: bool = F
                 locks.enter_context(executor.holding_lock("advance"))
             except CutoverError as err:
                 _refuse([(by_name[name], None, err)], f"entering {phase.name} in wave {wave.name} blocked")
-        gated = _each(movers_t, lambda t: orchestrator.gate_advance(prepared[t.name][0], prepared[t.name][2], prepared[t.name][1]))
+        gated = each_target(movers_t, lambda t: orchestrator.gate_advance(prepared[t.name][0], prepared[t.name][2], prepared[t.name][1]))
         if failed := [(t, out, e) for t, out, e in gated if e is not None or out is not None]:
             for t, out, _ in failed:
                 if out is not None:
@@ -246,7 +246,7 @@ def advance(plan: Plan, runtime_for: RuntimeFor, clock: Clock, approve: bool = F
                            f"{', '.join(t.name for t, _, _ in failed)}; nothing was written in any target", lines,
                            {"phase": phase.name, "wave": wave.name, "failed": [t.name for t, _, _ in failed]},
                            hint="fix what each failed gate says, then `cutover advance` again")
-        entered = _each(movers_t, lambda t: _enter(prepared[t.name]))
+        entered = each_target(movers_t, lambda t: _enter(prepared[t.name]))
     results = [TargetResult(t, outcome=out, error=e) for t, out, e in entered]
     failed = [r for r in results if r.exit_code != ExitCode.OK]
     data = {"phase": phase.name, "wave": wave.name, "targets": [r.to_dict() for r in results], "dry_run": dry_run,
@@ -268,7 +268,7 @@ def _where_every_target_is(plan: Plan, runtime_for: RuntimeFor) -> tuple[dict[st
     """Every target's Runtime and state record (read in parallel), or refused naming the targets that
     cannot be reached or read."""
     runtimes = dict(zip([t.name for t in plan.targets], [None] * len(plan.targets)))
-    seen = _each(list(plan.targets), lambda t: _read_view(runtimes, t, runtime_for))
+    seen = each_target(list(plan.targets), lambda t: _read_view(runtimes, t, runtime_for))
     if failed := [r for r in seen if r[2] is not None or r[1].problem]:
         failed = [(t, v, e or Blocked(v.problem, v.fix)) for t, v, e in failed]
         _refuse(failed, "cannot tell where every target is")
@@ -323,13 +323,13 @@ def preflight(plan: Plan, runtime_for: RuntimeFor, phase: str | None = None, ski
     where = f"wave {step[1].name}" if step is not None else "every target"
     targets = [t for t in plan.targets if t.name in names]
     results = [TargetResult(t, outcome=out, error=err)
-               for t, out, err in _each(targets, lambda t: pf.preflight(runtimes[t.name], phase, skip))]
+               for t, out, err in each_target(targets, lambda t: pf.preflight(runtimes[t.name], phase, skip))]
     failed = [r.target.name for r in results if r.exit_code != ExitCode.OK]
     data = {"phase": phase, "wave": step[1].name if step is not None else None,
             "targets": [r.to_dict() for r in results], "failed": failed}
     lines = [line for r in results for line in [r.line(), *(f"    {g}" for g in (r.outcome.lines if r.outcome else []))]]
     if failed:
-        return Outcome(_worst(results), f"preflight for {phase} in {where}: FAIL in {', '.join(failed)}", lines, data,
+        return Outcome(worst(results), f"preflight for {phase} in {where}: FAIL in {', '.join(failed)}", lines, data,
                        hint="fix each FAIL as its target's report says (its evidence), then run preflight again")
     return Outcome(ExitCode.OK, f"preflight for {phase} in {where}: PASS in {len(results)} target(s)", lines, data)
 
@@ -340,7 +340,7 @@ def watch(plan: Plan, runtime_for: RuntimeFor, clock: Clock, auto_rollback: bool
     has baked. Trouble in any target ends the watch; with auto-rollback (or a watched phase's
     `auto_rollback`) EVERY target is rolled back, later waves first (exit 6)."""
     watching.check_interval(interval)
-    begun = _each(list(plan.targets), lambda t: watching.begin(runtime_for(t), auto_rollback))
+    begun = each_target(list(plan.targets), lambda t: watching.begin(runtime_for(t), auto_rollback))
     if failed := [r for r in begun if r[2] is not None]:
         _refuse(failed, "cannot watch")
     watched = {t: w for t, w, _ in begun if isinstance(w, watching.Watching)}
@@ -349,7 +349,7 @@ def watch(plan: Plan, runtime_for: RuntimeFor, clock: Clock, auto_rollback: bool
     roll_back = any(w.auto_rollback for w in watched.values())
     polls = 0
     while True:
-        polled = _each(list(watched), lambda t: _poll_one(t, watched[t]))
+        polled = each_target(list(watched), lambda t: _poll_one(t, watched[t]))
         polls += 1
         if failed := [r for r in polled if r[2] is not None]:
             target, _, err = failed[0]

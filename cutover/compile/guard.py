@@ -360,7 +360,7 @@ def guard_regions(plan: Plan) -> tuple[str, ...]:
     return plan.scope.account_regions if plan.scope is not None else (plan.region,)
 
 
-def _merged(docs: list[dict]) -> dict:
+def merged_policies(docs: list[dict]) -> dict:
     """IAM policies of the same statements in several regions, as one: each statement (by Sid, or by
     position) with the union of its Resources and of each condition's values. One policy: itself."""
     if len(docs) == 1:
@@ -394,7 +394,7 @@ def _in_regions(plan: Plan, build) -> dict:
     regions = guard_regions(plan)
     if regions == (plan.region,):
         return build(plan)
-    return _merged([build(dataclasses.replace(plan, region=r)) for r in regions])
+    return merged_policies([build(dataclasses.replace(plan, region=r)) for r in regions])
 
 
 def automation_trust(plan: Plan, account: str) -> dict:

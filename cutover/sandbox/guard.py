@@ -18,6 +18,7 @@ between two polls.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,7 +26,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from cutover.compile import guard
 from cutover.errors import CutoverError, UsageError
@@ -50,12 +51,12 @@ def resolve_account(node: Any, account: str) -> Any:
     return node
 
 
-def bootstrap_roles(plan: Plan, endpoint: str) -> list[str]:
+def bootstrap_roles(plan: Plan, endpoint: str, role_arn: str | None = None) -> list[str]:
     """Apply `cutover guard bootstrap`'s template to the emulator, as an admin would (create the two roles,
-    or bring them back to the template); the roles' names."""
+    or bring them back to the template); the roles' names. `role_arn`: in that role's account (a target's)."""
     from cutover.sandbox.seed import EmulatorSeeder
 
-    aws = EmulatorSeeder(endpoint, plan.region)
+    aws = EmulatorSeeder(endpoint, plan.region, role_arn)
     account = aws.call_api("sts", "GetCallerIdentity", {})["Account"]
     made, resources = [], resolve_account(guard.bootstrap_template(plan), account)["Resources"]
     for resource in resources.values():
@@ -241,13 +242,41 @@ def execute(doc: dict, params: dict, system: dict[str, str], aws, execution: Exe
     return execution
 
 
+_SCRIPTS = threading.Lock()
+
+
+@contextlib.contextmanager
+def scripts_as(environment: dict[str, str]) -> Iterator[None]:
+    """The document's scripts make plain boto3 clients, which in AWS run in the execution's region as the
+    automation role: here, with the target's region and credentials in the environment (and boto3's default
+    session made afresh, so it reads them), one execution at a time (the environment is the process's)."""
+    import boto3
+
+    with _SCRIPTS:
+        saved = {k: os.environ.get(k) for k in environment}
+        os.environ.update(environment)
+        boto3.DEFAULT_SESSION = None
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            boto3.DEFAULT_SESSION = None
+
+
 # --- the sandbox's watcher ---------------------------------------------------------------------------------
 class GuardPlayer:
     """Watches the emulator's alarms; on a state change the armed rule matches, runs the armed document
     once, as EventBridge and Automation would. `poll()` is one look (tests call it); `start()` polls in a
     background thread until `stop()`."""
 
-    def __init__(self, plan: Plan, endpoint: str, say: Callable[[str], None], *, environ=os.environ) -> None:
+    def __init__(self, plan: Plan, endpoint: str, say: Callable[[str], None], *, environ=os.environ,
+                 role_arn: str | None = None) -> None:
+        """`plan`'s region (a target's plan: that target's); `role_arn`: the target's account, reached
+        through that role (the emulator routes an assumed role's calls to its account)."""
         from cutover.sandbox.seed import EmulatorSeeder
 
         if environ.get("AWS_ENDPOINT_URL") != endpoint:
@@ -255,7 +284,7 @@ class GuardPlayer:
             raise UsageError(f"AWS_ENDPOINT_URL is not the sandbox's emulator {endpoint}: the guard's scripts would "
                              "reach elsewhere", "point AWS_ENDPOINT_URL at the emulator (Emulator.apply_env)")
         self.plan, self.say = plan, say
-        self.aws = EmulatorSeeder(endpoint, plan.region)
+        self.aws = EmulatorSeeder(endpoint, plan.region, role_arn)
         self.store = self.aws.guard_resources()
         self.executions: list[Execution] = []
         self._seen: dict[str, str] | None = None
@@ -308,8 +337,9 @@ class GuardPlayer:
             if stored is None:
                 raise ValueError(f"the target names document {target.document}, which does not exist")
             execution.version = stored.get("version") or target.version
-            execute(json.loads(stored["content"]), automation_parameters(target.target, event),
-                    self.system_variables(execution.execution_id), self.aws, execution)
+            with scripts_as(self.aws.client_environment()):
+                execute(json.loads(stored["content"]), automation_parameters(target.target, event),
+                        self.system_variables(execution.execution_id), self.aws, execution)
         except (ValueError, KeyError, CutoverError) as err:  # the execution does not start, as in AWS
             why = err.message if isinstance(err, CutoverError) else str(err)
             execution.steps.append(("start", f"Failed: {why}"))

@@ -43,7 +43,15 @@ class EmulatorSeeder:
                 RoleArn=role_arn, RoleSessionName="cutover-sandbox-seed")["Credentials"]
             session = boto3.Session(aws_access_key_id=got["AccessKeyId"], aws_secret_access_key=got["SecretAccessKey"],
                                     aws_session_token=got["SessionToken"], region_name=region)
+        self._session = session
         self._clients = Clients(session, endpoint_url=endpoint)
+
+    def client_environment(self) -> dict[str, str]:
+        """This seeder's credentials and region as the environment variables a plain boto3 client reads."""
+        creds = self._session.get_credentials().get_frozen_credentials()
+        return {"AWS_ACCESS_KEY_ID": creds.access_key, "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+                "AWS_SESSION_TOKEN": creds.token or "", "AWS_DEFAULT_REGION": self._session.region_name,
+                "AWS_REGION": self._session.region_name}
 
     def put_parameter(self, name: str, value: str, *, secure: bool = False) -> None:
         with aws_errors("ssm:PutParameter", name):

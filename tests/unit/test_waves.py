@@ -87,10 +87,10 @@ def test_the_fanout_allows_exactly_its_growth():
     assert [len(w.targets) for w in plan.waves] == [1, 3]
 
 
-def cutover(*args: str) -> subprocess.CompletedProcess:
+def cutover(*args: str, plan: Path = WAVES_PLAN) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # nowhere: nothing may be called
-    return subprocess.run([sys.executable, "-m", "cutover", "--plan", str(WAVES_PLAN), *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "cutover", "--plan", str(plan), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -100,10 +100,10 @@ def test_validate_shows_the_waves_and_says_what_is_not_built():  # (status and r
     assert "wave pilot: use2 (us-east-2, the caller's account)" in r.stdout
     assert ("wave rest: usw2 (us-west-2, the caller's account); euw1 (eu-west-1, account 222222222222, as "
             "arn:aws:iam::222222222222:role/cutover-operator); bake 30m after the wave before") in r.stdout
-    assert "refuse the plan" in r.stdout
+    assert "`sandbox` refuses the plan" in r.stdout or "sandbox refuses the plan" in r.stdout
 
 
-@pytest.mark.parametrize("command", [["sandbox"], ["guard", "arm", "--yes"]])
+@pytest.mark.parametrize("command", [["sandbox"]])
 def test_every_other_command_refuses_a_plan_with_targets_before_any_aws_call(command):
     r = cutover(*command)
     assert r.returncode == 2, (r.stdout, r.stderr)
@@ -111,6 +111,27 @@ def test_every_other_command_refuses_a_plan_with_targets_before_any_aws_call(com
     assert "declares 3 target(s) in 2 wave(s)" in line and f"acts on targets with {listed(TARGET_COMMANDS)} only; nothing was done" in line
     assert "`runbook`" in line
     assert "Traceback" not in r.stderr
+
+
+def test_guard_bootstrap_prints_one_template_per_account_with_no_aws_call():
+    import json
+
+    guarded = ROOT / "tests" / "plans" / "waves_guard.yaml"
+    r = cutover("guard", "bootstrap", plan=guarded)  # two accounts: which one?
+    assert r.returncode == 2 and "the targets are in 2 accounts" in r.stderr, r.stderr
+    assert "--target use2 (us-east-2, the caller's account); --target euw1 (eu-west-1, account 222222222222)" in r.stderr
+    for target, regions, other in (("use2", ["us-east-2", "us-west-2"], "eu-west-1"), ("usw2", ["us-east-2", "us-west-2"], "eu-west-1"),
+                                   ("euw1", ["eu-west-1"], "us-")):
+        r = cutover("guard", "bootstrap", "--target", target, plan=guarded)
+        assert r.returncode == 0, r.stderr
+        template = json.loads(r.stdout)
+        roles = [res["Properties"] for res in template["Resources"].values() if res["Type"] == "AWS::IAM::Role"]
+        # The same two names in every account (IAM is global: one pair per account covers its regions).
+        assert [p["RoleName"] for p in roles] == ["cutover-waves-guard-rollback-automation", "cutover-waves-guard-rollback-events"]
+        text = json.dumps(template)
+        assert all(f"arn:aws:ssm:{region}:" in text for region in regions) and other not in text
+        assert "--stack-name cutover-waves-guard-guard-roles" in r.stderr and f"--target {target}" in r.stderr
+    assert cutover("guard", "bootstrap", "--target", "mars", plan=guarded).returncode == 2
 
 
 def test_iam_policy_gives_a_policy_per_account_and_each_roles_trust_policy():
