@@ -42,16 +42,23 @@ def disarm(plan: Plan, runtime_for: RuntimeFor, dry_run: bool = False, confirm: 
 def _change(plan: Plan, runtime_for: RuntimeFor, dry_run: bool, confirm: Confirm, only: str | None, verb: str,
             prepare: Callable, executor: Callable) -> Outcome:
     """Read and decide in every target (`prepare`), confirm once, then each target's executor."""
-    targets = chosen(plan, only)
+    def reach(t: RolloutTarget) -> Runtime:
+        rt = runtime_for(t)
+        rt.identity()  # (its account: the roles' pair is the account's)
+        return rt
+
+    reached = each_target(chosen(plan, only), reach)
+    if verb == "arm":
+        _check_one_role_pair_per_account(plan, [(t, rt) for t, rt, err in reached if err is None])
+    runtimes = {t: rt for t, rt, err in reached if err is None}
 
     def read_and_decide(t: RolloutTarget):
-        rt = runtime_for(t)
+        rt = runtimes[t]
         store = rt.guard_store()
         return (rt, store, *prepare(rt, store))
 
-    prepared = each_target(targets, read_and_decide)
-    if verb == "arm":
-        _check_one_role_pair_per_account(plan, [(t, p[0]) for t, p, err in prepared if err is None])
+    decided = {t: (p, err) for t, p, err in each_target(list(runtimes), read_and_decide)}
+    prepared = [(t, *decided.get(t, (None, err))) for t, _, err in reached]
     todo = [(t, p) for t, p, err in prepared if err is None and not isinstance(p[3], Outcome)]
     if todo and not dry_run and not confirm(f"{verb} the guard in {len(todo)} target(s):\n" + "\n".join(
             f"  {t.name} ({t.where}): {_summary(d)}" for t, (_, _, _, d) in todo)):

@@ -713,10 +713,47 @@ def _guard(plan: Plan) -> list[str]:
     return lines
 
 
-def _no_guard() -> list[str]:
-    return ["## The guard (rollback armed inside AWS)", "",
-            "Not built for a plan with targets yet: `cutover guard` refuses this plan, so nothing rolls back inside AWS.",
-            "Watch each step with `cutover watch --auto-rollback` instead.", ""]
+def _guard_targets(plan: Plan) -> list[str]:
+    """The guard of a plan with targets: one per target, in its region; the roles bootstrapped per account."""
+    from cutover.compile.guard import names, stack_name, watched_alarms
+
+    cli = cli_prefix(plan)
+    n = names(plan)
+    lines = ["## The guard (rollback armed inside AWS)", ""]
+    if not any(watched_alarms(plan)):
+        return lines + ["This plan names no alarms, so there is no guard to arm: watch each step with "
+                        "`cutover watch --auto-rollback` instead.", ""]
+    lines += [
+        "Armed per target: each target has its own SSM Automation document and EventBridge rule, in its own region",
+        "and account (alarms and rules are regional). When a plan alarm there changes state, it restores that target's",
+        "flags and state record only, in rollback order, and reads them back. It fires:",
+        "",
+        *_fires_on(plan),
+        "",
+        f"The other targets are left as they are: to restore every target, run `{cli} rollback --yes`.",
+        "",
+        f"**Bootstrap, once per account, by an admin.** The guard runs as two IAM roles ({_code(n.automation_role)},",
+        f"{_code(n.events_role)}); IAM is global, so an account holds one pair, serving every target of it:",
+        "",
+        "```sh",
+    ]
+    for account in dict.fromkeys(t.account for t in plan.targets):
+        first = next(t for t in plan.targets if t.account == account)
+        lines += [f"{cli} guard bootstrap --target {first.name} > guard-roles.json   # {first.where.split(', ', 1)[1]}",
+                  f"aws cloudformation deploy --template-file guard-roles.json --stack-name {stack_name(plan)} \\",
+                  f"    --capabilities CAPABILITY_NAMED_IAM --region {first.region}"]
+    lines += [
+        "```",
+        "",
+        *_commands([
+            (f"{cli} guard status", "a section per target: armed? matching this plan?"),
+            (f"{cli} guard arm --dry-run", "what arming would create or change, per target"),
+            (f"{cli} guard arm --yes", "arm every target (again after every plan change)"),
+            (f"{cli} guard disarm --yes", "stand every target's down before planned work (one: --target NAME)"),
+        ]),
+        "",
+    ]
+    return lines
 
 
 def _diagram(plan: Plan) -> list[str]:
@@ -751,7 +788,7 @@ def _digest(plan: Plan) -> list[str]:
 def render(plan: Plan) -> str:
     """The runbook as markdown. Same plan file, same text."""
     sections = [_header(plan), _rollback(plan), _prerequisites(plan), _phases(plan),
-                _no_guard() if plan.targets else _guard(plan), _diagram(plan),
+                _guard_targets(plan) if plan.targets else _guard(plan), _diagram(plan),
                 _exit_codes(), _digest(plan)]
     text = "\n".join(line for section in sections for line in section) + "\n"
     # Flag values are hidden where shown; this also catches a sensitive value quoted in free text

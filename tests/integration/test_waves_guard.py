@@ -156,3 +156,14 @@ def test_a_target_whose_account_is_not_bootstrapped_is_refused_alone(plan, emula
     assert "cutover guard bootstrap --target euw1" in result.output
     assert rule(emulator, "use2") is not None and rule(emulator, "usw2") is not None and rule(emulator, "euw1") is None
     assert guard.names(plan).rule == RULE
+
+
+def test_targets_of_one_account_spelled_two_ways_are_refused_before_any_write(plan, emulator, tmp_path):
+    text = Path(PLAN_PATH).read_text().replace("usw2: {region: us-west-2}", 'usw2: {region: us-west-2, account: "123456789012"}')
+    path = tmp_path / "waves_guard.yaml"
+    path.write_text(text)
+    bootstrap(plan, emulator, "use2", "euw1")
+    result = Cli(tmp_path / "ev", plan=str(path))("guard", "arm", "--yes")
+    assert result.exit_code == 2, result.output
+    assert "targets use2, usw2 are all in account 123456789012, but not all of them say account:" in result.output
+    assert all(rule(emulator, n) is None for n in WHERE)

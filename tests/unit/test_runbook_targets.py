@@ -58,11 +58,22 @@ def test_the_external_id_value_never_appears(monkeypatch):
     assert "ext-secret-4711" not in text and "${CUTOVER_EXTERNAL_ID}" in text
 
 
-def test_the_rollback_section_names_the_order_and_the_guard_is_said_not_built():
+def test_the_rollback_section_names_the_order():
     text = runbook.render(load_plan(WAVES))
     assert "It restores every target, later waves first (`usw2`, `euw1`, `use2`)" in text
     assert "rollback --to" not in text  # not built for targets
-    assert "guard arm" not in text and "Not built for a plan with targets yet" in text
+    assert "no alarms, so there is no guard to arm" in text  # (waves.yaml has no alarms)
+
+
+def test_the_guard_is_armed_per_target_and_bootstrapped_once_per_account():
+    guarded = ROOT / "tests" / "plans" / "waves_guard.yaml"
+    text = runbook.render(load_plan(guarded))
+    cli = f"cutover --plan {guarded.as_posix()}"
+    assert "restores that target's" in text and f"{cli} guard arm --yes" in text
+    assert f"{cli} guard bootstrap --target use2 > guard-roles.json   # the caller's account" in text
+    assert f"{cli} guard bootstrap --target euw1 > guard-roles.json   # account 222222222222" in text
+    assert "--target usw2 >" not in text  # usw2 shares use2's account, so its roles
+    assert text.count("--stack-name cutover-waves-guard-guard-roles") == 2
 
 
 def test_cli_writes_and_checks_a_targets_runbook(tmp_path):
