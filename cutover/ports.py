@@ -176,6 +176,21 @@ class ServiceSettings(Protocol):
         """Whether SSM Parameter Store's higher-throughput setting is on for the account and region."""
 
 
+class AutomationStarter(Protocol):
+    """SSM Automation in the caller's account and one region: the start of one execution across accounts
+    and regions (`rollback --in-aws`), and what it needs there. AwsError when AWS refuses."""
+
+    def role_exists(self, name: str) -> bool:
+        """Whether the caller's account has the IAM role `name` (iam:GetRole)."""
+
+    def document_exists(self, name: str) -> bool:
+        """Whether this region holds the Automation document `name` (ssm:DescribeDocument)."""
+
+    def start(self, document: str, parameters: dict[str, list[str]], locations: list[dict], max_errors: str,
+              max_concurrency: str) -> str:
+        """ssm:StartAutomationExecution of `document` with TargetLocations `locations`: its execution id."""
+
+
 @dataclass
 class AwsPorts:
     """Everything the core needs from AWS, bundled so use cases take one argument."""

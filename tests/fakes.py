@@ -142,3 +142,25 @@ def ctrl_c_as_at_a_terminal() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class FakeAutomationStarter:
+    """AutomationStarter (`rollback --in-aws`): moto implements no Automation execution, let alone across
+    accounts, so the use case is tested through this. Records every start; `refuse` makes start raise."""
+
+    def __init__(self, roles=("AWS-SystemsManager-AutomationAdministrationRole",), documents=(), refuse=None) -> None:
+        self.roles, self.documents, self.refuse = set(roles), set(documents), refuse
+        self.started: list[dict] = []
+
+    def role_exists(self, name: str) -> bool:
+        return name in self.roles
+
+    def document_exists(self, name: str) -> bool:
+        return name in self.documents
+
+    def start(self, document, parameters, locations, max_errors, max_concurrency) -> str:
+        if self.refuse is not None:
+            raise self.refuse
+        self.started.append({"document": document, "parameters": parameters, "locations": locations,
+                             "max_errors": max_errors, "max_concurrency": max_concurrency})
+        return f"exec-{len(self.started)}"

@@ -307,6 +307,8 @@ def rollback(
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
                                            help="With --dry-run: exit 7 when the rollback would do something, 0 when not."),
     target: Optional[str] = typer.Option(None, "--target", help="A plan with targets: restore this target only."),
+    in_aws: bool = typer.Option(False, "--in-aws", help="A plan with targets: start the rollback as one SSM Automation "
+                                "execution across every target account and region (the guard's document), and return."),
 ) -> None:
     """Converge every flag to its rollback value (or an earlier phase). Never gated; never waits for the lock."""
 
@@ -316,6 +318,9 @@ def rollback(
 
         require_yes_or_tty(yes, dry_run, "rollback")
         plan = load_plan(waves_ok=True)
+        if in_aws:
+            emit("rollback", _rollback_in_aws(plan, target, to, dry_run, yes, reason))
+            return
         if plan.targets or target is not None:
             outcome = _rollback_targets(plan, target, to, dry_run, yes, reason)
             emit("rollback", pending_or_not(outcome) if detailed_exitcode else outcome)
@@ -334,6 +339,25 @@ def rollback(
         emit("rollback", pending_or_not(outcome) if detailed_exitcode else outcome)
 
     run("rollback", body)
+
+
+def _rollback_in_aws(plan, target: str | None, to: str | None, dry_run: bool, yes: bool, reason: str):
+    """rollback --in-aws: one Automation execution across every target, started from the caller's account."""
+    from cutover.adapters.aws import Clients, SsmAutomationStarter, make_ports, make_session
+    from cutover.cli.wiring import confirmer
+    from cutover.commands.rollback_in_aws import require_targets, rollback_in_aws, start_region
+
+    if target is not None or to is not None:
+        raise UsageError("--in-aws restores every target to its known-safe values: it takes no --target or --to; "
+                         "nothing was done", "leave them out, or roll back from here: cutover rollback --target NAME --yes")
+    require_targets(plan)  # before any AWS call
+    caller = make_ports(plan.region, options().profile, read_only=True).identity.caller()
+    region = start_region(plan, caller.account)
+    if not dry_run and not confirmer(yes)(f"start the rollback inside AWS from {region} (account {caller.account}) "
+                                          f"across {len(plan.targets)} target(s)"):
+        raise Blocked("not confirmed; nothing was started", "re-run and answer yes, or pass --yes")
+    starter = SsmAutomationStarter(Clients(make_session(region, options().profile, dry_run)))
+    return rollback_in_aws(plan, starter, caller, reason, dry_run)
 
 
 def _rollback_targets(plan, target: str | None, to: str | None, dry_run: bool, yes: bool, reason: str):

@@ -167,3 +167,26 @@ def test_targets_of_one_account_spelled_two_ways_are_refused_before_any_write(pl
     assert result.exit_code == 2, result.output
     assert "targets use2, usw2 are all in account 123456789012, but not all of them say account:" in result.output
     assert all(rule(emulator, n) is None for n in WHERE)
+
+
+def test_rollback_in_aws_checks_the_administration_role_and_the_armed_document_on_the_emulator(plan, emulator, tmp_path):
+    """The adapter's reads against the emulator; the start itself is tested on a fake port
+    (tests/unit/test_rollback_in_aws.py): moto implements no Automation execution."""
+    from cutover.adapters.aws import Clients, SsmAutomationStarter, make_session
+    from cutover.commands.rollback_in_aws import ADMIN_ROLE
+
+    cli = Cli(tmp_path / "ev", plan=PLAN_PATH)
+    starter = SsmAutomationStarter(Clients(make_session("us-east-2", None, True)))
+    assert not starter.role_exists(ADMIN_ROLE) and not starter.document_exists(RULE)
+    refused = cli("rollback", "--in-aws", "--yes")
+    assert refused.exit_code == 3 and f"account 123456789012 has no role {ADMIN_ROLE}" in refused.output, refused.output
+    seeder(emulator, "use2").put_role(ADMIN_ROLE, {"Version": "2012-10-17", "Statement": []}, {})
+    unarmed = cli("rollback", "--in-aws", "--yes")
+    assert unarmed.exit_code == 3 and "is not armed in us-east-2" in unarmed.output, unarmed.output
+    bootstrap(plan, emulator, "use2", "euw1")
+    assert cli("guard", "arm", "--yes").exit_code == 0
+    assert starter.document_exists(RULE)
+    dry = cli("rollback", "--in-aws", "--dry-run", json_out=True)
+    assert dry.exit_code == 0, dry.output
+    assert [loc["Regions"] for loc in json.loads(dry.stdout)["target_locations"]] == [["us-east-2", "us-west-2"], ["eu-west-1"]]
+    assert {n: value(emulator, n) for n in WHERE} == {"use2": "on", "usw2": "on", "euw1": "on"}

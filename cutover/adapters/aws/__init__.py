@@ -30,6 +30,7 @@ from cutover.adapters.aws.session import Clients, SessionHook, assume_role, clie
 from cutover.adapters.aws.sns import SnsNotifier
 from cutover.adapters.aws.ssm import SsmChangeCalendars, SsmParameterStore, SsmServiceSettings
 from cutover.adapters.aws.sts import StsIdentity
+from cutover.adapters.aws.automation import SsmAutomationStarter
 
 
 def make_ports(
@@ -66,6 +67,7 @@ def make_ports(
 
 
 __all__ = [  # what the rest of cutover (and the tests) import from here
+    "SsmAutomationStarter",
     "make_ports", "make_session", "assume_role", "client_config", "Clients", "SessionHook",
     "aws_errors", "as_utc", "epoch_ms", "error_code", "translate",
     "iam_action", "iam_prefix", "is_read_operation",
