@@ -299,10 +299,15 @@ class ArmDecision:
 def arm(rt: Runtime, store: GuardStore) -> Outcome:
     """Create or update the guard for `rt.plan`; idempotent. Read and decide (`prepare_arm`), then an
     executor: `WritingArm`, or for a dry run `DisplayOnlyArm` (reads only)."""
-    report, decided = prepare_arm(rt, store)
+    return decided_then_executed(rt, store, prepare_arm, arm_executor)
+
+
+def decided_then_executed(rt: Runtime, store: GuardStore, prepare, executor) -> Outcome:
+    """`prepare` (read and decide), then the executor of the decision; a decided Outcome (nothing to do) as it is."""
+    report, decided = prepare(rt, store)
     if isinstance(decided, Outcome):
         return rt.finish(report, decided)
-    return arm_executor(rt, store).execute(decided, report)
+    return executor(rt, store).execute(decided, report)
 
 
 def arm_executor(rt: Runtime, store: GuardStore) -> "DisplayOnlyArm | WritingArm":
@@ -499,10 +504,7 @@ def disarm(rt: Runtime, store: GuardStore) -> Outcome:
     """Remove the target(s), the rule and the document. The roles stay: they are the admin's bootstrap
     (removing them is deleting its stack). Read and decide (`prepare_disarm`), then an executor:
     `WritingDisarm`, or for a dry run `DisplayOnlyDisarm` (reads only)."""
-    report, decided = prepare_disarm(rt, store)
-    if isinstance(decided, Outcome):
-        return rt.finish(report, decided)
-    return disarm_executor(rt, store).execute(decided, report)
+    return decided_then_executed(rt, store, prepare_disarm, disarm_executor)
 
 
 def disarm_executor(rt: Runtime, store: GuardStore) -> "DisplayOnlyDisarm | WritingDisarm":
