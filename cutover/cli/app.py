@@ -511,7 +511,7 @@ def iam_policy(
                     "and who may assume the roles); replace it, or pass --account 123456789012", err=True)
             if any(t.external_id and "${" in t.external_id for t in plan.targets):
                 say("note: an external_id given as ${VAR} is shown as written: put its value in the trust policy", err=True)
-            doc = policies(plan, account, read_only)
+            doc = policies(plan, account, read_only, with_guard or any(p.auto_rollback for p in plan.phases))
             for entry in doc["accounts"]:  # each account's as managed policies that fit (usually one)
                 entry["policies"] = managed_policies(entry.pop("policy"))
             write(json.dumps(doc, indent=2))

@@ -17,7 +17,7 @@ def single(plan: Plan, target: RolloutTarget) -> Plan:
     return dataclasses.replace(plan, region=target.region, account=target.account, targets=(), waves=(), fanout=None)
 
 
-def policies(plan: Plan, caller_account: str, read_only: bool = False) -> dict:
+def policies(plan: Plan, caller_account: str, read_only: bool = False, with_guard: bool = False) -> dict:
     """{"accounts": [{account, targets, policy}], "trust_policies": [{target, role_arn, policy}]} (the CLI
     prints each account's policy as the managed policies it splits into, under "policies"). A target
     without an account of its own is in the caller's (`caller_account`, or the placeholder)."""
@@ -29,7 +29,7 @@ def policies(plan: Plan, caller_account: str, read_only: bool = False) -> dict:
         statements: list[dict] = []
         granted: set[str] = set()
         for t in targets:  # each region's statements, their Sids made unique by the target's name
-            for s in iam.policy(single(plan, t), account, read_only)["Statement"]:
+            for s in _statements(plan, t, account, read_only, with_guard):
                 grant = json.dumps([s["Action"], s["Resource"], s.get("Condition")])
                 if grant in granted:  # the account-wide ones (IAM simulation, the caller's identity): once
                     continue
@@ -40,6 +40,17 @@ def policies(plan: Plan, caller_account: str, read_only: bool = False) -> dict:
     trust = [{"target": t.name, "role_arn": t.role_arn, "policy": trust_policy(caller_account, t.external_id)}
              for t in plan.targets if t.role_arn]
     return {"accounts": accounts, "trust_policies": trust}
+
+
+def _statements(plan: Plan, target: RolloutTarget, account: str, read_only: bool, with_guard: bool) -> list[dict]:
+    """The operator's statements for one target; `with_guard`: and what `cutover guard` needs there (its roles
+    are the account's pair, so their statements repeat across its targets and are kept once)."""
+    out = iam.policy(single(plan, target), account, read_only)["Statement"]
+    if with_guard:
+        from cutover.compile.guard import operator_policy
+
+        out += [s for s in operator_policy(plan.at_target(target), account, read_only)["Statement"] if s["Sid"] != "IdentifyCaller"]
+    return out
 
 
 def trust_policy(caller_account: str, external_id: str | None) -> dict:

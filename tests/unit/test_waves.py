@@ -225,3 +225,19 @@ def test_status_says_under_each_target_what_a_killed_rollback_left_and_that_it_s
     assert finished_rest.exit_code == 5 and "need attention: use2" in finished_rest.headline
     assert any("a rollback that stopped between waves" in line for line in finished_rest.lines)
     assert waves.status(plan, runtime_for).exit_code == 0  # (without --check: informative only)
+
+
+def test_iam_policy_guard_adds_each_targets_guard_permissions_the_roles_once_per_account():
+    import json
+
+    r = cutover("iam-policy", "--guard", "--account", "111111111111", plan=ROOT / "tests" / "plans" / "waves_guard.yaml")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    sids = {a["account"]: [s["Sid"] for p in a["policies"] for s in p["Statement"]] for a in doc["accounts"]}
+    assert {"ManageGuardRuleUse2", "ManageGuardRuleUsw2", "ReadGuardRolesUse2"} <= set(sids["111111111111"])
+    assert "ReadGuardRolesUsw2" not in sids["111111111111"]  # one pair of roles per account: read once
+    assert {"ManageGuardDocumentEuw1", "PassEventsRoleToEventBridgeEuw1"} <= set(sids["222222222222"])
+    text = json.dumps(doc["accounts"][0])
+    assert "arn:aws:events:us-west-2:111111111111:rule/cutover-waves-guard-rollback" in text
+    plain = json.loads(cutover("iam-policy", "--account", "111111111111").stdout)  # waves.yaml: no auto_rollback, no --guard
+    assert "Guard" not in json.dumps(plain)
