@@ -540,3 +540,20 @@ def test_no_generated_policy_lets_its_holder_escalate_to_admin(path):
                 "iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:GetPolicy",
                 "iam:GetPolicyVersion", "iam:PassRole", "iam:SimulatePrincipalPolicy")}
             assert not writes, (name, writes)
+
+
+@pytest.mark.parametrize("target", ["use2", "usw2", "euw1"])
+def test_a_targets_guard_policies_spanning_its_accounts_regions_let_no_one_escalate(target):
+    """A plan with targets: the account's one role pair covers the regions of its targets (policies merged
+    across regions) and `iam-policy --guard` adds each target's guard permissions; parliament as above."""
+    from cutover.compile import guard
+    from cutover.compile.iam_targets import policies
+
+    plan = load_plan(ROOT / "tests/plans/waves_guard.yaml")
+    one = plan.at_target(next(t for t in plan.targets if t.name == target))
+    docs = {spec.kind: spec.policy for spec in guard.role_specs(one, "111111111111")}
+    docs |= {f"operator {a['account']}": a["policy"] for a in policies(plan, "111111111111", with_guard=True)["accounts"]}
+    for name, doc in docs.items():
+        jsonschema.validate(doc, POLICY_SCHEMA)
+        unexplained = [(f.issue, f.severity, f.location) for f in parliament_findings(doc) if not justified(f, doc)]
+        assert unexplained == [], (name, unexplained)
