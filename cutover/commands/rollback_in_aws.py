@@ -46,7 +46,7 @@ def require_targets(plan: Plan) -> None:
     """A single-target plan is refused (exit 2): its guard's document is one `aws ssm start-automation-execution`
     away, and `cutover rollback` restores it from here; --in-aws is the fan-out across targets."""
     if not plan.targets:
-        raise UsageError(f"--in-aws needs a plan with targets: ({plan.path} has none); nothing was done",
+        raise UsageError(f"--in-aws needs a plan with targets ({plan.path} declares no targets:); nothing was done",
                          "roll back from here: cutover rollback --yes (the guard rolls back inside AWS on an alarm)")
 
 
