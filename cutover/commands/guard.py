@@ -18,6 +18,7 @@ from cutover.compile.guard import (
     VERIFY_SCRIPT,
     Desired,
     armed_digest,
+    without_administrator_trust,
     bootstrap_hint,
     check_plan,
     describe_writes,
@@ -198,7 +199,7 @@ def compare(plan: Plan, want: Desired, seen: Observed) -> list[Resource]:
         role = seen.roles.get(spec.name)
         r = Resource(spec.kind, spec.name, role is not None)
         if role is not None:
-            if role["trust"] != spec.trust:
+            if without_administrator_trust(role["trust"]) != spec.trust:
                 r.differences.append("its trust policy differs")
             r.differences += _policy_differences("inline", role["policies"], spec.inline)
             r.differences += _policy_differences("managed", role.get("managed", {}), spec.managed)

@@ -16,14 +16,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cutover.compile.guard import PARAMETER, names
+from cutover.compile.guard import ADMIN_ACCOUNT_PARAMETER, ADMIN_ROLE, PARAMETER, names
 from cutover.errors import Blocked, ExitCode, UsageError
 from cutover.model.plan import Plan
 from cutover.outcome import Outcome
 from cutover.ports import AutomationStarter, Identity
 
-# Cross-account and cross-Region Automation is started through this role of the caller's account (AWS's name).
-ADMIN_ROLE = "AWS-SystemsManager-AutomationAdministrationRole"
 ADMIN_ROLE_DOCS = "https://docs.aws.amazon.com/systems-manager/latest/userguide/running-automations-multiple-accounts-regions.html"
 _UNSAFE = re.compile(r'["\\<>{}\x00-\x1f\x7f]')
 
@@ -79,8 +77,9 @@ def rollback_in_aws(plan: Plan, starter: AutomationStarter, caller: Identity, re
     if not starter.role_exists(ADMIN_ROLE):
         raise Blocked(f"account {caller.account} has no role {ADMIN_ROLE}, which Automation needs to run across "
                       "accounts and regions; nothing was started",
-                      f"an admin creates it ({ADMIN_ROLE_DOCS}), and lets each target's {names(plan).automation_role} "
-                      "trust it; meanwhile: cutover rollback --yes")
+                      f"an admin creates it ({ADMIN_ROLE_DOCS}); each account's `cutover guard bootstrap` template "
+                      f"lets it assume the automation role when applied with {ADMIN_ACCOUNT_PARAMETER}={caller.account}; "
+                      "meanwhile: cutover rollback --yes")
     if not starter.document_exists(d.document):
         raise Blocked(f"the guard's document {d.document} is not armed in {d.region} (account {caller.account}); "
                       "nothing was started", "arm it: cutover guard arm --yes; or roll back from here: cutover rollback --yes")

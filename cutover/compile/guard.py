@@ -401,6 +401,27 @@ def automation_trust(plan: Plan, account: str) -> dict:
     return _in_regions(plan, lambda p: _trust("ssm.amazonaws.com", account, GuardArns(p.region, account).automation_executions()))
 
 
+# `cutover rollback --in-aws` (a plan with targets) runs the guard's document in every target account as its
+# automation role, assumed by Automation through this role of the account that starts it (AWS's name).
+ADMIN_ROLE = "AWS-SystemsManager-AutomationAdministrationRole"
+ADMIN_ACCOUNT_PARAMETER = "AdministratorAccountId"  # the bootstrap template's one parameter (a plan with targets)
+
+
+def administrator_trust(region: str, account: str) -> dict:
+    """The trust statement letting `account`'s administration role assume a target's automation role."""
+    return {"Sid": "RollbackInAwsFromTheAdministratorAccount", "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{iam.partition(region)}:iam::{account}:role/{ADMIN_ROLE}"}, "Action": "sts:AssumeRole"}
+
+
+def without_administrator_trust(trust: dict | None) -> dict | None:
+    """A role's trust as `guard arm` compares it: without the administrator statement (which names the
+    account that starts `rollback --in-aws`, the admin's choice when bootstrapping, unknown to `arm`)."""
+    if not trust or "Statement" not in trust:
+        return trust
+    kept = [s for s in trust["Statement"] if not str((s.get("Principal") or {}).get("AWS", "")).endswith(f":role/{ADMIN_ROLE}")]
+    return {**trust, "Statement": kept}
+
+
 def events_trust(plan: Plan, account: str) -> dict:
     return _in_regions(plan, lambda p: _trust("events.amazonaws.com", account, GuardArns(p.region, account).rule(names(p).rule)))
 
@@ -516,6 +537,7 @@ def desired(plan: Plan, account: str) -> Desired:
 # never writes IAM: the roles (exactly the least privilege above) are created once by an admin from this
 # template, and again after a plan change that changes them (`guard status` and `guard arm` say when).
 ACCOUNT_VAR = "${AWS::AccountId}"  # filled in by CloudFormation (Fn::Sub): the template needs no account
+ADMIN_ACCOUNT_VAR = "${" + ADMIN_ACCOUNT_PARAMETER + "}"
 
 
 def stack_name(plan: Plan) -> str:
@@ -531,7 +553,9 @@ def bootstrap_hint(plan: Plan) -> str:
     shared = f" (its roles serve the guard in {', '.join(plan.scope.account_regions)})" if len(plan.scope.account_regions) > 1 else ""
     return (f"an admin of the target's account applies the roles once{shared}: cutover guard bootstrap --target {plan.scope.name} "
             f"> guard-roles.json && aws cloudformation deploy --template-file guard-roles.json --stack-name {stack_name(plan)} "
-            f"--capabilities CAPABILITY_NAMED_IAM --region {plan.scope.account_regions[0]}; then run `cutover guard arm` again")
+            f"--capabilities CAPABILITY_NAMED_IAM --region {plan.scope.account_regions[0]} --parameter-overrides "
+            f"{ADMIN_ACCOUNT_PARAMETER}=<the account that runs cutover without a role, where {ADMIN_ROLE} exists>; "
+            "then run `cutover guard arm` again")
 
 
 def _sub_account(node):
@@ -540,7 +564,7 @@ def _sub_account(node):
         return {k: _sub_account(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_sub_account(v) for v in node]
-    return {"Fn::Sub": node} if isinstance(node, str) and ACCOUNT_VAR in node else node
+    return {"Fn::Sub": node} if isinstance(node, str) and (ACCOUNT_VAR in node or ADMIN_ACCOUNT_VAR in node) else node
 
 
 def bootstrap_template(plan: Plan) -> dict:
@@ -548,8 +572,11 @@ def bootstrap_template(plan: Plan) -> dict:
     exactly as `guard arm` expects them. Printed by `cutover guard bootstrap`; applied by an admin."""
     resources, outputs = {}, {}
     for logical, spec in zip(("AutomationRole", "EventsRole"), role_specs(plan, ACCOUNT_VAR)):
+        trust = spec.trust
+        if plan.scope is not None and logical == "AutomationRole":  # a plan with targets: `rollback --in-aws`
+            trust = {**trust, "Statement": [*trust["Statement"], administrator_trust(plan.region, ADMIN_ACCOUNT_VAR)]}
         resources[logical] = {"Type": "AWS::IAM::Role", "Properties": {
-            "RoleName": spec.name, "Description": spec.description, "AssumeRolePolicyDocument": spec.trust,
+            "RoleName": spec.name, "Description": spec.description, "AssumeRolePolicyDocument": trust,
             "Policies": [{"PolicyName": name, "PolicyDocument": doc} for name, doc in spec.inline.items()],
             "Tags": [{"Key": TAG_PLAN, "Value": plan.name}]}}
         for i, (name, doc) in enumerate(spec.managed.items(), 1):  # a policy too large to be inline
@@ -557,8 +584,14 @@ def bootstrap_template(plan: Plan) -> dict:
                 "ManagedPolicyName": name, "Description": f"{spec.description} (part {i} of {len(spec.managed)})",
                 "PolicyDocument": doc, "Roles": [{"Ref": logical}]}}
         outputs[logical + "Arn"] = {"Value": {"Fn::GetAtt": [logical, "Arn"]}}
+    parameters = {ADMIN_ACCOUNT_PARAMETER: {
+        "Type": "String", "AllowedPattern": "^[0-9]{12}$",
+        "ConstraintDescription": "an AWS account id (12 digits)",
+        "Description": (f"the account that starts `cutover rollback --in-aws` (where cutover runs without a role); its "
+                        f"{ADMIN_ROLE} may assume the automation role")}} if plan.scope is not None else {}
     return _sub_account({
         "AWSTemplateFormatVersion": "2010-09-09",
+        **({"Parameters": parameters} if parameters else {}),
         "Description": (f"cutover guard {plan.name}: the two IAM roles of its rollback armed inside AWS, least privilege "
                         f"(from the plan, sha256 {plan.digest[:12]}). Apply once as an admin; re-apply when "
                         "`cutover guard status` says the roles differ."),

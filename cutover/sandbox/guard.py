@@ -40,14 +40,15 @@ _VAR = re.compile(r"\{\{\s*([A-Za-z0-9_:.-]+)\s*\}\}")
 
 
 # --- the admin's part: the guard's roles -------------------------------------------------------------------
-def resolve_account(node: Any, account: str) -> Any:
-    """A CloudFormation template with its Fn::Sub of the account applied (what CloudFormation does)."""
+def resolve_account(node: Any, account: str, administrator: str | None = None) -> Any:
+    """A CloudFormation template with its Fn::Sub of the account (and of the administrator account
+    parameter, a plan with targets) applied: what CloudFormation does."""
     if isinstance(node, dict):
         if set(node) == {"Fn::Sub"}:
-            return node["Fn::Sub"].replace(guard.ACCOUNT_VAR, account)
-        return {k: resolve_account(v, account) for k, v in node.items()}
+            return node["Fn::Sub"].replace(guard.ACCOUNT_VAR, account).replace(guard.ADMIN_ACCOUNT_VAR, administrator or account)
+        return {k: resolve_account(v, account, administrator) for k, v in node.items()}
     if isinstance(node, list):
-        return [resolve_account(v, account) for v in node]
+        return [resolve_account(v, account, administrator) for v in node]
     return node
 
 
@@ -58,7 +59,9 @@ def bootstrap_roles(plan: Plan, endpoint: str, role_arn: str | None = None) -> l
 
     aws = EmulatorSeeder(endpoint, plan.region, role_arn)
     account = aws.call_api("sts", "GetCallerIdentity", {})["Account"]
-    made, resources = [], resolve_account(guard.bootstrap_template(plan), account)["Resources"]
+    # The account that would start `rollback --in-aws`: the one the sandbox runs in without a role.
+    administrator = EmulatorSeeder(endpoint, plan.region).call_api("sts", "GetCallerIdentity", {})["Account"] if role_arn else account
+    made, resources = [], resolve_account(guard.bootstrap_template(plan), account, administrator)["Resources"]
     for resource in resources.values():
         props = resource["Properties"]
         if resource["Type"] == "AWS::IAM::ManagedPolicy":  # after its role: the template lists roles first

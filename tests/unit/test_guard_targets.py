@@ -79,3 +79,25 @@ def test_merged_policies_union_resources_and_condition_values_by_statement():
     assert m["Statement"][0]["Resource"] == ["r1", "shared", "r2"]
     assert m["Statement"][1]["Resource"] == "*" and m["Statement"][1]["Condition"] == {"StringEquals": {"kms:ViaService": ["ssm.a", "ssm.b"]}}
     assert guard.merged_policies([a]) is a
+
+
+def test_a_targets_bootstrap_lets_the_administrator_accounts_automation_role_start_rollback_in_aws():
+    """`rollback --in-aws` runs as each account's automation role, assumed through the starting account's
+    AWS-SystemsManager-AutomationAdministrationRole: the template trusts it, the account a parameter."""
+    from cutover.sandbox.guard import resolve_account
+
+    template = guard.bootstrap_template(target("euw1"))
+    assert template["Parameters"][guard.ADMIN_ACCOUNT_PARAMETER]["AllowedPattern"] == "^[0-9]{12}$"
+    applied = resolve_account(template, OTHER, MINE)
+    trust = applied["Resources"]["AutomationRole"]["Properties"]["AssumeRolePolicyDocument"]
+    admin = [s for s in trust["Statement"] if "AWS" in s["Principal"]]
+    assert admin == [guard.administrator_trust("eu-west-1", MINE)]
+    assert admin[0]["Principal"]["AWS"] == f"arn:aws:iam::{MINE}:role/AWS-SystemsManager-AutomationAdministrationRole"
+    # The events role is only EventBridge's; `guard arm` compares the trust without the administrator's statement.
+    events = applied["Resources"]["EventsRole"]["Properties"]["AssumeRolePolicyDocument"]
+    assert all("AWS" not in s["Principal"] for s in events["Statement"])
+    assert guard.without_administrator_trust(trust) == guard.role_specs(target("euw1"), OTHER)[0].trust
+    assert "--parameter-overrides AdministratorAccountId=" in guard.bootstrap_hint(target("euw1"))
+    # A single-target plan's template is unchanged: no parameter, no administrator.
+    single = guard.bootstrap_template(E2E)
+    assert "Parameters" not in single and "AutomationAdministrationRole" not in json.dumps(single)
