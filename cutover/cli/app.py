@@ -345,7 +345,8 @@ def _rollback_in_aws(plan, target: str | None, to: str | None, dry_run: bool, ye
     """rollback --in-aws: one Automation execution across every target, started from the caller's account."""
     from cutover.adapters.aws import Clients, SsmAutomationStarter, make_ports, make_session
     from cutover.cli.wiring import confirmer
-    from cutover.commands.rollback_in_aws import require_targets, rollback_in_aws, start_region
+    from cutover.commands.rollback_in_aws import require_targets, rollback_in_aws
+    from cutover.compile.guard import in_aws_start_region as start_region
 
     if target is not None or to is not None:
         raise UsageError("--in-aws restores every target to its known-safe values: it takes no --target or --to; "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cutover.compile.guard import ADMIN_ACCOUNT_PARAMETER, ADMIN_ROLE, PARAMETER, names
+from cutover.compile.guard import ADMIN_ACCOUNT_PARAMETER, ADMIN_ROLE, PARAMETER, in_aws_start_region as start_region, names
 from cutover.errors import Blocked, ExitCode, UsageError
 from cutover.model.plan import Plan
 from cutover.outcome import Outcome
@@ -46,11 +46,6 @@ def require_targets(plan: Plan) -> None:
     if not plan.targets:
         raise UsageError(f"--in-aws needs a plan with targets ({plan.path} declares no targets:); nothing was done",
                          "roll back from here: cutover rollback --yes (the guard rolls back inside AWS on an alarm)")
-
-
-def start_region(plan: Plan, caller_account: str) -> str:
-    """The first target in the caller's account (its document is armed there), else the plan's region."""
-    return next((t.region for t in plan.targets if (t.account or caller_account) == caller_account), plan.region)
 
 
 def decide(plan: Plan, caller_account: str, reason: str) -> InAwsDecision:

@@ -413,6 +413,26 @@ def administrator_trust(region: str, account: str) -> dict:
             "Principal": {"AWS": f"arn:{iam.partition(region)}:iam::{account}:role/{ADMIN_ROLE}"}, "Action": "sts:AssumeRole"}
 
 
+def in_aws_start_region(plan: Plan, caller_account: str) -> str:
+    """Where `rollback --in-aws` starts: the first target in the caller's account (its document is armed
+    there), else the plan's region."""
+    return next((t.region for t in plan.targets if (t.account or caller_account) == caller_account), plan.region)
+
+
+def in_aws_statements(plan: Plan, caller_account: str) -> list[dict]:
+    """What starting `rollback --in-aws` needs in the caller's account: read the administration role, pass
+    the roles the execution runs as to SSM, and start the guard's document (one region)."""
+    region = in_aws_start_region(plan, caller_account)
+    n, arn = names(plan), GuardArns(region, iam.check_account(caller_account))
+    roles = [arn.role(ADMIN_ROLE), arn.role(n.automation_role)]
+    return [
+        iam.statement("ReadAutomationAdministrationRole", ["iam:GetRole"], [arn.role(ADMIN_ROLE)]),
+        iam.statement("PassRolesToAutomation", ["iam:PassRole"], roles, {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}),
+        iam.statement("StartRollbackInAws", ["ssm:StartAutomationExecution"],
+                      [arn.automation_definition(n.document, "*")]),
+    ]
+
+
 def without_administrator_trust(trust: dict | None) -> dict | None:
     """A role's trust as `guard arm` compares it: without the administrator statement (which names the
     account that starts `rollback --in-aws`, the admin's choice when bootstrapping, unknown to `arm`)."""

@@ -35,6 +35,10 @@ def policies(plan: Plan, caller_account: str, read_only: bool = False, with_guar
                     continue
                 granted.add(grant)
                 statements.append({**s, "Sid": f"{s['Sid']}{_sid(t.name)}"})
+        if with_guard and not read_only and account == caller_account:  # `rollback --in-aws` starts here
+            from cutover.compile.guard import in_aws_statements
+
+            statements += in_aws_statements(plan, caller_account)
         accounts.append({"account": account, "targets": [t.name for t in targets],
                          "policy": {"Version": "2012-10-17", "Statement": statements}})
     trust = [{"target": t.name, "role_arn": t.role_arn, "policy": trust_policy(caller_account, t.external_id)}

@@ -101,3 +101,17 @@ def test_a_targets_bootstrap_lets_the_administrator_accounts_automation_role_sta
     # A single-target plan's template is unchanged: no parameter, no administrator.
     single = guard.bootstrap_template(E2E)
     assert "Parameters" not in single and "AutomationAdministrationRole" not in json.dumps(single)
+
+
+def test_iam_policy_with_guard_lets_the_callers_account_start_rollback_in_aws_and_no_other():
+    from cutover.compile import iam_targets
+
+    by_account = {a["account"]: a["policy"]["Statement"] for a in iam_targets.policies(PLAN, MINE, with_guard=True)["accounts"]}
+    mine = {s["Sid"]: s for s in by_account[MINE]}
+    assert mine["StartRollbackInAws"]["Action"] == ["ssm:StartAutomationExecution"]
+    assert mine["StartRollbackInAws"]["Resource"] == [f"arn:aws:ssm:us-east-2:{MINE}:automation-definition/cutover-waves-guard-rollback:*"]
+    assert mine["PassRolesToAutomation"]["Condition"] == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}
+    assert f"arn:aws:iam::{MINE}:role/AWS-SystemsManager-AutomationAdministrationRole" in mine["ReadAutomationAdministrationRole"]["Resource"]
+    assert not any(s["Sid"].startswith(("StartRollbackInAws", "PassRolesToAutomation")) for s in by_account[OTHER])
+    read_only = iam_targets.policies(PLAN, MINE, read_only=True, with_guard=True)["accounts"]
+    assert not any("ssm:StartAutomationExecution" in s["Action"] for a in read_only for s in a["policy"]["Statement"])
