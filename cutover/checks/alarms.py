@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 from cutover.checks.alarm_expect import differences
 from cutover.checks.aws_faults import aws_fail
 from cutover.checks.fmt import duration, stamp
-from cutover.checks.interface import CheckType, Fail, Problem, fragment, list_of, ref
+from cutover.checks.interface import CheckType, Fail, Problem, fragment, list_of, ref, statement
 from cutover.checks.words import code, names as code_names
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
@@ -122,9 +122,14 @@ def _expect_lines(c: AlarmsCheck) -> list[str]:
 
 
 class Alarms(CheckType):
-    """Its IAM needs (DescribeAlarms on its names and prefix) are in `iam.inventory`, with the runbook's
-    list and the guard's rule; the sandbox creates its alarms, OK and configured as `expect` says
-    (`cutover.sandbox.emulator.seed`: one alarm per name across checks)."""
+    """Its IAM needs: DescribeAlarms on its names and prefix (`iam`, below; the runbook's list and the
+    guard's rule take the same names from `iam.inventory`); the sandbox creates its alarms, OK and
+    configured as `expect` says (`cutover.sandbox.emulator.seed`: one alarm per name across checks)."""
+
+    def iam(self, check: AlarmsCheck, arn, read_only: bool) -> list[dict]:
+        named = dict.fromkeys((*check.names, *check.expect))  # `expect` configures alarms it may also name
+        alarms = [arn.alarm(n) for n in named] + ([arn.alarm(check.prefix + "*")] if check.prefix else [])
+        return [statement("DescribeGateAlarms", ["cloudwatch:DescribeAlarms"], alarms)]
 
     kind = "alarms"
     model = AlarmsCheck

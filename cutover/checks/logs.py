@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from cutover.checks.aws_faults import aws_fail
 from cutover.checks.fmt import duration, stamp
-from cutover.checks.interface import CheckType, Fail, fragment, ref, text
+from cutover.checks.interface import CheckType, Fail, fragment, ref, statement, text
 from cutover.checks.words import code, safe
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
@@ -207,9 +207,16 @@ def _match(c: LogFreshnessCheck | LogAbsentCheck) -> str:
     return "containing " + code(safe(c.contains or ""))
 
 
-class LogFreshness(CheckType):
-    """Its IAM needs (FilterLogEvents on its group) are in `iam.inventory`; the sandbox writes its marker
-    event (`cutover.sandbox.emulator.seed_log_markers`, again after a rehearsal fast-forwards its clock)."""
+class _LogSearch(CheckType):
+    """What both log types share: they search one group with FilterLogEvents."""
+
+    def iam(self, check: LogFreshnessCheck | LogAbsentCheck, arn, read_only: bool) -> list[dict]:
+        return [statement("SearchGateLogGroups", ["logs:FilterLogEvents"], [arn.log_group(check.log_group)])]
+
+
+class LogFreshness(_LogSearch):
+    """Its IAM needs: FilterLogEvents on its group (`_LogSearch.iam`); the sandbox writes its marker event
+    (`cutover.sandbox.emulator.seed_log_markers`, again after a rehearsal fast-forwards its clock)."""
 
     kind = "log_freshness"
     model = LogFreshnessCheck
@@ -232,8 +239,9 @@ class LogFreshness(CheckType):
         return f"a log event {_match(check)} in {code(check.log_group)} within the last {format_duration(check.max_age)}"
 
 
-class LogAbsent(CheckType):
-    """Its IAM needs are in `iam.inventory`; the sandbox creates its (empty) group in `emulator.seed`."""
+class LogAbsent(_LogSearch):
+    """Its IAM needs: FilterLogEvents on its group (`_LogSearch.iam`); the sandbox creates its (empty) group
+    in `emulator.seed`."""
 
     kind = "log_absent"
     model = LogAbsentCheck

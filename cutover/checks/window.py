@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cutover.checks.aws_faults import code_of
-from cutover.checks.interface import CheckType, Fail, fragment, list_of, text
+from cutover.checks.interface import CheckType, Fail, fragment, list_of, statement, text
 from cutover.checks.words import code, names
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
@@ -105,7 +105,13 @@ def _describe(c: WindowCheck) -> str:
 
 
 class Window(CheckType):
-    """Its IAM needs (GetCalendarState on its calendars) are in `iam.inventory`, with the runbook's list."""
+    """Its IAM needs: GetCalendarState on its calendars (`iam`, below); the runbook lists them from
+    `iam.inventory`."""
+
+    def iam(self, check: WindowCheck, arn, read_only: bool) -> list[dict]:
+        if not check.change_calendars:
+            return []
+        return [statement("ReadChangeCalendars", ["ssm:GetCalendarState"], [arn.change_calendar(n) for n in check.change_calendars])]
 
     kind = "window"
     model = WindowCheck

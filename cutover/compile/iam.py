@@ -165,20 +165,12 @@ def policy(plan: Plan, account: str = PLACEHOLDER_ACCOUNT, read_only: bool = Fal
         stmts.append(statement("ReadLambdaFlags", [LAMBDA_READ], functions))
         if not read_only:
             stmts.append(statement("WriteLambdaFlags", [LAMBDA_WRITE], functions))
-    alarms = [arn.alarm(n) for n in inv.alarm_names] + [arn.alarm(p + "*") for p in inv.alarm_prefixes]
-    if alarms:
-        stmts.append(statement("DescribeGateAlarms", ["cloudwatch:DescribeAlarms"], alarms))
-    stmts += _listed_types(plan, arn, read_only)
-    if inv.log_groups:
-        stmts.append(statement("SearchGateLogGroups", ["logs:FilterLogEvents"], [arn.log_group(g) for g in inv.log_groups]))
+    stmts += _listed_types(plan, arn, read_only)  # the check types' own: alarms, logs, windows, metrics, queries
     if inv.secrets_read:
         stmts.append(statement("ReadGateSecrets", ["secretsmanager:GetSecretValue"], [arn.secret(s) for s in inv.secrets_read]))
     if inv.secrets_described:
         stmts.append(statement("DescribeGateSecrets", ["secretsmanager:DescribeSecret"],
                                 [arn.secret(s) for s in inv.secrets_described]))
-    if inv.change_calendars:
-        stmts.append(statement("ReadChangeCalendars", ["ssm:GetCalendarState"],
-                                [arn.change_calendar(n) for n in inv.change_calendars]))
     if plan.notify_topic and not read_only:  # dry runs never notify (Publish is a write)
         stmts.append(statement("NotifyStateChanges", ["sns:Publish"], [plan.notify_topic]))
     stmts += _kms(inv, arn, read_only)
@@ -201,7 +193,7 @@ def _listed_types(plan: Plan, arn: Arns, read_only: bool) -> list[dict]:
     for t in check_types.TYPES:
         for s in (s for c in plan.checks.values() if c.type == t.kind for s in t.iam(c, arn, read_only)):
             if s["Sid"] not in merged:
-                merged[s["Sid"]] = {**s, "Resource": s["Resource"] if isinstance(s["Resource"], str) else list(s["Resource"])}
+                merged[s["Sid"]] = {**s, "Resource": s["Resource"] if isinstance(s["Resource"], str) else list(dict.fromkeys(s["Resource"]))}
             elif isinstance(s["Resource"], list):
                 have = merged[s["Sid"]]["Resource"]
                 have += [r for r in s["Resource"] if r not in have]
