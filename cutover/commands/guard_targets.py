@@ -95,7 +95,7 @@ def _check_one_role_pair_per_account(plan: Plan, reached: list[tuple[RolloutTarg
 
 def _combined(results: list[TargetResult], verb: str, dry_run: bool, only: str | None) -> Outcome:
     failed = [r for r in results if r.exit_code != ExitCode.OK]
-    lines = [line for r in results for line in [r.line(), *(f"    {x}" for x in (r.outcome.lines if r.outcome else []))]]
+    lines = [line for r in results for line in r.section()]
     data = {"action": verb, "dry_run": dry_run, "targets": [r.to_dict() for r in results],
             "failed": [r.target.name for r in failed]}
     past = {"arm": "armed", "disarm": "disarmed"}[verb]
@@ -120,7 +120,7 @@ def status(plan: Plan, runtime_for: RuntimeFor, check: bool = False, only: str |
     target's guard is armed and matches the plan. A target that cannot be read exits with its error either way."""
     results = [TargetResult(t, out, err) for t, out, err in each_target(
         chosen(plan, only), lambda t: _status_one(runtime_for(t)))]
-    lines = [line for r in results for line in [r.line(), *(f"    {x}" for x in (r.outcome.lines if r.outcome else []))]]
+    lines = [line for r in results for line in r.section()]
     state = {r.target.name: (r.outcome.data.get("state") if r.outcome else "unknown") for r in results}
     off = [n for n, s in state.items() if s != "armed"]
     data = {"targets": [r.to_dict() for r in results], "states": state, "not_armed": off}

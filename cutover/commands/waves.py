@@ -52,6 +52,10 @@ class TargetResult:
     def line(self) -> str:
         return f"{self.target.name} ({self.target.where}): {self.headline}"
 
+    def section(self) -> list[str]:
+        """Its line, and its outcome's lines indented under it."""
+        return [self.line(), *(f"    {x}" for x in (self.outcome.lines if self.outcome else []))]
+
     def to_dict(self) -> dict:
         return {"target": self.target.name, "region": self.target.region, "account": self.target.account,
                 "exit_code": self.exit_code, "headline": self.headline,
@@ -327,7 +331,7 @@ def preflight(plan: Plan, runtime_for: RuntimeFor, phase: str | None = None, ski
     failed = [r.target.name for r in results if r.exit_code != ExitCode.OK]
     data = {"phase": phase, "wave": step[1].name if step is not None else None,
             "targets": [r.to_dict() for r in results], "failed": failed}
-    lines = [line for r in results for line in [r.line(), *(f"    {g}" for g in (r.outcome.lines if r.outcome else []))]]
+    lines = [line for r in results for line in r.section()]
     if failed:
         return Outcome(worst(results), f"preflight for {phase} in {where}: FAIL in {', '.join(failed)}", lines, data,
                        hint="fix each FAIL as its target's report says (its evidence), then run preflight again")
