@@ -15,7 +15,10 @@ from typing import Callable
 
 
 class Progress:
-    def begin(self, what: str, changes: list) -> None:
+    def begin(self, what: str, changes: list, *, rest_unread: bool = False) -> None:
+        """`rest_unread`: `changes` is only the kill switch; more() adds the rest once they are read."""
+
+    def more(self, changes: list) -> None:
         pass
 
     def flag(self, event: str, change) -> None:
@@ -29,12 +32,20 @@ class FlagProgress(Progress):
         self.planned: list[str] | None = None  # None until a write begins
         self.confirmed: list[str] = []
         self.started = 0.0
+        self.rest_unread = False  # the flags after the kill switch are not read yet
 
-    def begin(self, what: str, changes: list) -> None:
-        self.what, self.started = what, time.monotonic()
+    def begin(self, what: str, changes: list, *, rest_unread: bool = False) -> None:
+        self.what, self.started, self.rest_unread = what, time.monotonic(), rest_unread
         self.planned = list(dict.fromkeys(c.name for c in changes))
         self.confirmed = []
-        self._say(f"{what}: {len(self.planned)} flag(s) to write")
+        self._say(f"{what}: the kill switch first, the other flags once it is written" if rest_unread
+                  else f"{what}: {len(self.planned)} flag(s) to write")
+
+    def more(self, changes: list) -> None:
+        self.rest_unread = False
+        new = [n for n in dict.fromkeys(c.name for c in changes) if n not in (self.planned or [])]
+        self.planned = [*(self.planned or []), *new]
+        self._say(f"{self.what}: {len(new)} more flag(s) to write")
 
     def flag(self, event: str, change) -> None:
         if event != "confirmed" or self.planned is None or change.name in self.confirmed:
@@ -43,12 +54,21 @@ class FlagProgress(Progress):
             self.planned.append(change.name)
         self.confirmed.append(change.name)
         left = self.not_confirmed
-        self._say(f"  {time.monotonic() - self.started:5.1f}s  {change.name} ({change.flag.where}) confirmed; "
-                  f"{len(self.confirmed)} of {len(self.planned)} done" + (f"; left: {', '.join(left)}" if left else ""))
+        how_far = (f"{len(self.confirmed)} done; the other flags are read next" if self.rest_unread
+                   else f"{len(self.confirmed)} of {len(self.planned)} done" + (f"; left: {', '.join(left)}" if left else ""))
+        self._say(f"  {time.monotonic() - self.started:5.1f}s  {change.name} ({change.flag.where}) confirmed; {how_far}")
 
     @property
     def not_confirmed(self) -> list[str]:
         return [n for n in self.planned or [] if n not in self.confirmed]
+
+    @property
+    def so_far(self) -> str:
+        """How far the write got, in words, e.g. for a Ctrl-C."""
+        if self.rest_unread:
+            return (f"{len(self.confirmed)} restored (the kill switch is written first; "
+                    "the other flags are not read yet)")
+        return f"{len(self.confirmed)} of {len(self.planned or [])} restored"
 
     def _say(self, line: str) -> None:
         if self.out is not None:
@@ -67,7 +87,7 @@ def second_ctrl_c_aborts(progress: FlagProgress, say: Callable[[str], None]):
         presses += 1
         if progress.planned is None or presses > 1:
             raise KeyboardInterrupt
-        say(f"{progress.what} in progress: {len(progress.confirmed)} of {len(progress.planned)} restored; "
+        say(f"{progress.what} in progress: {progress.so_far}; "
             "press Ctrl-C again to abort (flags already restored stay restored)")
 
     previous = signal.signal(signal.SIGINT, on_sigint)

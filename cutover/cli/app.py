@@ -332,7 +332,8 @@ def rollback(
         except KeyboardInterrupt:
             if rt.progress.planned is None:
                 raise  # before any write: the usual "interrupted"
-            restored, left = rt.progress.confirmed, rt.progress.not_confirmed
+            restored = rt.progress.confirmed
+            left = [*rt.progress.not_confirmed, *(["the flags after the kill switch (not read yet)"] if rt.progress.rest_unread else [])]
             raise Incomplete(f"rollback aborted by a second Ctrl-C: restored: {', '.join(restored) or 'none'}; "
                              f"not restored: {', '.join(left) or 'none'}",
                              "flags already restored stay restored; finish it: cutover rollback --yes") from None

@@ -25,7 +25,7 @@ from cutover.commands.transition import (
 
 @dataclasses.dataclass
 class RollbackDecision:
-    """One rollback as decided from a single read of the flags, the state record and the lock: where to
+    """One rollback as decided from a single read of the flags (or the first ones), the state record and the lock: where to
     (the rollback values, or a phase for `--to`), the flag changes, and the read the writes check against."""
 
     current: str
@@ -39,6 +39,9 @@ class RollbackDecision:
     changes: list[flagmod.FlagChange]
     reason: str
     data: dict
+    # Only the kill switch is decided (`changes`), from a read of the first flags: the executor reads
+    # every other flag once it is written, while the marker waits for its write slot.
+    rest_unread: bool = False
 
 
 def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
@@ -60,15 +63,24 @@ def rollback(rt: Runtime, to: str | None = None, reason: str = "") -> Outcome:
 
 def decide_rollback(rt: Runtime, report: evidence.Report, to: str | None, reason: str) -> RollbackDecision | Outcome:
     """One read, then the rules of a `--to` (refused before anything is written) and the flag changes;
-    an Outcome when there is nothing to do."""
+    an Outcome when there is nothing to do. A full rollback with `--yes` whose first change shows in
+    one small read decides only that change (the kill switch): the other flags are read once it is
+    written (`rest_unread`)."""
     plan = rt.plan
-    live, view, lock = read_all(rt)
+    if to is not None and to not in plan.phase_names:  # (before any read: a typo must not wait for AWS)
+        raise UsageError(f"--to {to}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
+    dest = to or ROLLED_BACK
+    target = {f.name: v for f, v in program.targets(plan, dest)}
+    early = _read_up_to_the_kill_switch(rt, target) if to is None and rt.assume_yes and not rt.dry_run else None
+    if early is not None:
+        live, kill_switch = early
+        view, lock = state.interpret(plan, live.get(plan.state_parameter)), state.parse_lock(live.get(plan.lock_parameter))
+    else:
+        live, view, lock = read_all(rt)
     rec = None if view.problem else view.record
     current = view.phase if not view.problem else "unknown"
 
     if to is not None:
-        if to not in plan.phase_names:
-            raise UsageError(f"--to {to}: no such phase in {plan.path}", f"phases are: {', '.join(plan.phase_names)}")
         # An earlier phase (the machine's rollback_to_<phase>), or the current one: its declared values
         # written again where they drifted (or where an unfinished advance out of it wrote).
         back = to == current or machine.allows(plan, current, f"rollback_to_{to}")
@@ -79,13 +91,9 @@ def decide_rollback(rt: Runtime, report: evidence.Report, to: str | None, reason
             raise Blocked(f"a full rollback is in progress (run {rec.run_id} of {rec.actor or 'someone'}); "
                           f"--to {to} would undo it; nothing was written",
                           "wait for it to finish (`cutover status`); if it died, finish it: cutover rollback")
-    dest = to or ROLLED_BACK
-    for function, err in live.unreadable.items():  # its flags are written anyway, after the ones before them
-        rt.notes.append(f"cannot read Lambda function {function} ({err.message}): its flags show as (missing) "
-                        "and are written after the flags before them in rollback order")
-    target = {f.name: v for f, v in program.targets(plan, dest)}
+    note_unreadable_functions(rt, live)
     report.from_state, report.to_state = current, dest
-    changes = flagmod.diff(plan, target, live)
+    changes = [kill_switch] if early is not None else flagmod.diff(plan, target, live)
     report.changes = [c.to_dict() for c in changes]
     data = {"from": current, "to": dest, "changes": report.changes, "dry_run": rt.dry_run}
     settled = rec is not None and rec.status == state.STABLE and rec.phase == dest
@@ -93,7 +101,27 @@ def decide_rollback(rt: Runtime, report: evidence.Report, to: str | None, reason
     if not changes and (settled or never_started):
         return Outcome(ExitCode.OK, f"nothing to do: every flag is already at its {dest} value", ["no flag changes"], data)
     return RollbackDecision(current=current, dest=dest, to=to, live=live, view=view, lock=lock, rec=rec, target=target,
-                            changes=changes, reason=reason, data=data)
+                            changes=changes, reason=reason, data=data, rest_unread=early is not None)
+
+
+def _read_up_to_the_kill_switch(rt: Runtime, target: dict[str, str]) -> tuple[flagmod.Live, flagmod.FlagChange] | None:
+    """One GetParameters call: the state record, the lock and the SSM flags that come first in
+    rollback order. Their first change (only if every flag before it was read) is the kill switch, and
+    nothing else needs reading before it is written. None when that call does not show it (the first
+    flags are already safe, or a Lambda flag comes first): then everything is read first, as before."""
+    plan = rt.plan
+    leading = flagmod.leading_ssm_flags(plan, flagmod.READ_BATCH - 2)
+    if not leading:
+        return None
+    live = flagmod.read_params(plan, rt.params, [plan.state_parameter, plan.lock_parameter, *(f.parameter for f in leading)])
+    first = flagmod.diff(plan, {f.name: target[f.name] for f in leading if f.name in target}, live)[:1]
+    return (live, first[0]) if first else None
+
+
+def note_unreadable_functions(rt: Runtime, live: flagmod.Live) -> None:
+    for function, err in live.unreadable.items():  # its flags are written anyway, after the ones before them
+        rt.notes.append(f"cannot read Lambda function {function} ({err.message}): its flags show as (missing) "
+                        "and are written after the flags before them in rollback order")
 
 
 class DisplayOnlyRollback:
@@ -148,10 +176,27 @@ class WritingRollback:
         # A full rollback writes the kill switch (its first change in plan order) first, then its marker in
         # the next write slot: the marker is what stops a running advance before its next write, and that
         # advance's writes in flight meanwhile are waited out and written over below, as they always were.
-        converger = rt.converger(keep_going=True, before_write=check, after_first_write=mark)
+        rest: dict = {}  # with rest_unread: every flag read right after the kill switch, or the read's error
+
+        def read_the_rest() -> None:  # (in the wait for the marker's write slot: it costs no slot)
+            try:
+                rest["live"] = rt.read_live()
+            except CutoverError as err:
+                rest["error"] = err
+
+        def after_kill_switch() -> None:
+            if d.rest_unread:
+                read_the_rest()
+            mark()
+
+        converger = rt.converger(keep_going=True, before_write=check, after_first_write=after_kill_switch)
         lines: list[str] = []
-        rt.progress.begin(f"rollback {current} -> {dest}", changes)
+        # (Before the try: from here on a first Ctrl-C only reports progress, the kill switch's write included.)
+        rt.progress.begin(f"rollback {current} -> {dest}", changes, rest_unread=d.rest_unread)
         try:
+            if d.rest_unread:
+                converger.write_first(changes[0])
+                live = self._the_rest(converger, rest, target, report, data)
             converger.restore(target, live)
             mark()  # (no flag needed writing: the record still says where the rollback went)
             marked = marking["version"]
@@ -190,6 +235,23 @@ class WritingRollback:
             _unrecorded_rollback(rt, report, lines, data, record_errors[0])
         return rt.finish(report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(restored)} flag(s) changed, every flag confirmed",
                                            lines, data))
+
+
+    def _the_rest(self, converger: flagmod.Converger, rest: dict, target: dict[str, str], report: evidence.Report,
+                  data: dict) -> flagmod.Live:
+        """Every flag as read right after the kill switch, its changes added to the rollback's; a read
+        that failed ends the rollback Incomplete, naming what was written."""
+        if "error" in rest:
+            err = rest["error"]
+            written = ", ".join(c.name for c in converger.result.changes if c.written) or "none"
+            raise Incomplete(f"reading the flags after the kill switch failed: {err.message}; written: {written}; "
+                             "the other flags were not restored", err.hint or "re-run: cutover rollback --yes")
+        live = rest["live"]
+        note_unreadable_functions(self.rt, live)
+        more = converger.still_to_write(target, live)
+        report.changes = data["changes"] = [c.to_dict() for c in converger.result.changes + more]
+        self.rt.progress.more(more)
+        return live
 
 
 def _actor(rt: Runtime, errors: list[CutoverError]) -> str | None:

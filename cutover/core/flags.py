@@ -114,10 +114,33 @@ def read_live(plan: Plan, store: ParameterStore, extra: list[str] = (), function
             for f in plan.flags:
                 if isinstance(f.target, LambdaTarget) and f.target.function == function and f.target.variable in config.variables:
                     live[f.key] = Param(f.key, config.variables[f.target.variable], 0)
+    _register_private(plan, live)
+    return live
+
+
+def read_params(plan: Plan, store: ParameterStore, names: list[str]) -> Live:
+    """Just these SSM names (flags' parameters and others), in one call for up to 10: a rollback's read
+    before its kill switch. Private live values are registered as `read_live` does."""
+    live = Live(store.get_many(names))
+    _register_private(plan, live)
+    return live
+
+
+def _register_private(plan: Plan, live: Live) -> None:
     for f in plan.flags:
         if f.key in live and not is_public(f, live[f.key].value):
             REDACTOR.register(live[f.key].value)
-    return live
+
+
+def leading_ssm_flags(plan: Plan, most: int) -> list[Flag]:
+    """The SSM flags that come first in rollback (plan) order, up to `most`, stopping at the first
+    Lambda flag: the flags a rollback can read in one call before deciding its first write."""
+    leading = []
+    for f in plan.flags[:most]:
+        if f.kind != "ssm":
+            break
+        leading.append(f)
+    return leading
 
 
 def env_writer(functions: FunctionStore | None, clock: Clock) -> EnvWriter:
@@ -336,10 +359,22 @@ class Converger:
         return self.result
 
     def restore(self, target: dict[str, str], live: dict[str, Param]) -> ConvergeResult:
-        """A rollback: write every flag not at `target`, confirm, then settle()."""
-        self._write_all(diff(self.plan, target, live))
+        """A rollback: write every flag not at `target`, confirm, then settle(). Flags this run has
+        written already (a kill switch written before the full read) are not written again."""
+        self._write_all(self.still_to_write(target, live))
         self._verify()
         return self.settle(target)
+
+    def still_to_write(self, target: dict[str, str], live: dict[str, Param]) -> list[FlagChange]:
+        """The changes that bring `live` to `target`, less the flags this run has written or failed to
+        write (settle() reads those again at the end)."""
+        done = {c.flag.key for c in self.result.changes if c.written} | self._unwritable
+        return [c for c in diff(self.plan, target, live) if c.flag.key not in done]
+
+    def write_first(self, change: FlagChange) -> None:
+        """One change before anything else is read (a rollback's kill switch); `after_first_write` runs
+        right after it. Confirmed with the rest, by restore()."""
+        self._write_all([change])
 
     def settle(self, target: dict[str, str]) -> ConvergeResult:
         """Read every flag again and re-write, paced, each one found at another value (a preempted

@@ -214,6 +214,9 @@ def _operation(headers, body: bytes, method: str = "POST", path: str = "") -> st
 def _handler(proxy: FaultProxy):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as two writes: without TCP_NODELAY the body waits for the client's
+        # delayed ACK (about 40 ms per call on a kept-alive connection), a delay AWS does not have.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args) -> None:
             pass

@@ -242,7 +242,9 @@ def test_rollback_first_ctrl_c_reports_progress_and_goes_on(e2e, params, tmp_pat
     read_until(proc.stderr, "flag_written", seen)  # the rollback is writing
     proc.send_signal(signal.SIGINT)
     read_until(proc.stderr, "press Ctrl-C again to abort", seen)
-    assert any(" of 5 restored" in line and "rollback canary -> rolled_back in progress" in line for line in seen), seen
+    # (Before the other flags are read, only the kill switch is counted.)
+    assert any((" of 5 restored" in line or "restored (the kill switch is written first; the other flags are not read yet)" in line)
+               and "rollback canary -> rolled_back in progress" in line for line in seen), seen
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "rolled back canary -> rolled_back" in out
@@ -390,9 +392,12 @@ def test_progress_lines_on_a_terminal_and_only_there(e2e, params, tmp_path):
     p, screen = with_a_terminal("--json", "rollback", "--yes", "--evidence-dir", str(tmp_path / "ev"), on=("stderr",))
     assert p.returncode == 0
     assert json.loads(p.stdout)["headline"].startswith("rolled back canary")  # stdout: the one JSON document
-    assert "rollback canary -> rolled_back: 5 flag(s) to write" in screen, screen
+    # --yes: the kill switch is written before the other flags are read, then the other four
+    assert "rollback canary -> rolled_back: the kill switch first, the other flags once it is written" in screen, screen
+    assert "rollback canary -> rolled_back: 4 more flag(s) to write" in screen, screen
     progress = [line for line in screen.splitlines() if " confirmed; " in line]
-    assert len(progress) == 5 and "5 of 5 done" in progress[-1] and "left: " in progress[0], progress
+    assert len(progress) == 5 and "5 of 5 done" in progress[-1], progress
+    assert "left: " in progress[0] and any("kill (/e2e/kill) confirmed" in line for line in progress), progress
     assert all("s  " in line for line in progress)  # elapsed time
     assert "canary@example.com" not in screen
     put_phase(e2e, params, "canary")

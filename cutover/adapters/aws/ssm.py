@@ -13,20 +13,31 @@ class SsmParameterStore:
     """ParameterStore on SSM Parameter Store."""
 
     BATCH = 10  # GetParameters takes at most 10 names
+    PARALLEL = 8  # calls at once: under botocore's 10 pooled connections per client
 
     def __init__(self, clients: ClientFactory) -> None:
         self._client = lambda: clients("ssm")
 
     def get_many(self, names: list[str]) -> dict[str, Param]:
-        found: dict[str, Param] = {}
-        for batch in chunks(unique(names), self.BATCH):
-            with aws_errors("ssm:GetParameters", few_names(batch)):
-                resp = self._client().get_parameters(Names=batch, WithDecryption=True)
-            for p in resp.get("Parameters", []):  # InvalidParameters (missing names) are simply absent
-                found[p["Name"]] = Param(
-                    p["Name"], p["Value"], int(p["Version"]), p.get("Type", "String"), as_utc(p.get("LastModifiedDate"))
-                )
-        return found
+        """Up to 10 names per GetParameters call; the calls of a long list run side by side (a rollback
+        reads every flag before its second write: 48 flags are 5 calls, one round trip, not five)."""
+        batches = list(chunks(unique(names), self.BATCH))
+        if len(batches) <= 1:
+            pages = [self._get(batch) for batch in batches]
+        else:
+            from concurrent.futures import ThreadPoolExecutor  # (only here: most commands read one batch)
+
+            with ThreadPoolExecutor(max_workers=min(self.PARALLEL, len(batches))) as pool:
+                pages = list(pool.map(self._get, batches))  # the first failing batch's error is raised
+        return {p.name: p for page in pages for p in page}
+
+    def _get(self, batch: list[str]) -> list[Param]:
+        with aws_errors("ssm:GetParameters", few_names(batch)):
+            resp = self._client().get_parameters(Names=batch, WithDecryption=True)
+        return [  # InvalidParameters (missing names) are simply absent
+            Param(p["Name"], p["Value"], int(p["Version"]), p.get("Type", "String"), as_utc(p.get("LastModifiedDate")))
+            for p in resp.get("Parameters", [])
+        ]
 
     def put(self, name: str, value: str, *, secure: bool = False, overwrite: bool = True) -> int:
         with aws_errors("ssm:PutParameter", name):
