@@ -23,6 +23,7 @@ import html
 import json
 import re
 import threading
+from functools import cached_property
 from typing import Any, Iterable
 from urllib.parse import quote, quote_plus
 
@@ -98,10 +99,15 @@ _TLD = rf"(?:[^\W\d_]|{_DOMAIN_ESCAPED}){{2,}}"
 
 class _IfPresent:
     """A pattern tried only on text holding its anchor: most text holds no '@' in any form, and the
-    email pattern is the costly one."""
+    email pattern is the costly one, to run and to compile (~1 ms, so on first need: `validate` prints
+    no '@' and never compiles it)."""
 
     def __init__(self, anchor: str, pattern: str) -> None:
-        self.anchor, self.pattern = re.compile(anchor), re.compile(pattern)
+        self.anchor, self._source = re.compile(anchor), pattern
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(self._source)  # (two threads may both compile it once: the same pattern)
 
     def sub(self, repl, text: str) -> str:
         return self.pattern.sub(repl, text) if self.anchor.search(text) else text

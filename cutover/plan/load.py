@@ -1,8 +1,9 @@
 """phases.yaml -> a frozen `Plan`, with every error reported as FILE:LINE:COL.
 
 Three steps, each refusing with a `PlanError`:
-1. read: UTF-8 only, size-capped; YAML composed (not constructed) with a safe loader that refuses
-   anchors/aliases (no alias bombs), unknown tags, and documents too big or too deep;
+1. read: UTF-8 only, size-capped; YAML composed (not constructed) by pyyaml's composer with limits that
+   refuse anchors/aliases (no alias bombs), unknown tags, and documents too big or too deep; its events
+   come from libyaml (C) where pyyaml has it and the two read the text alike, else from pure pyyaml;
 2. structure: the node tree is checked against the JSON Schema (`cutover.plan.schema`), the one source of
    truth for keys, types and value formats;
 3. meaning: references (phase `set` -> flags, `gates` -> checks), duplicate names and parameters,
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
+from yaml.composer import Composer
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from cutover import checks as check_types
 from cutover.plan import schema
@@ -141,13 +144,13 @@ def _position(text: str, index: int) -> _Pos:
     return _Pos(line, index - (text.rfind("\n", 0, index) + 1))
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader's composer with limits: no anchors or aliases, core tags only, bounded size and depth."""
+class _Limits:
+    """The composer's limits, for either parser under it: no anchors or aliases, core tags only, bounded
+    size and depth (mixed in before pyyaml's `Composer`)."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self._nodes = 0
-        self._depth = 0
+    def compose_document(self) -> Node:
+        self._nodes, self._depth = 0, 0
+        return super().compose_document()
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         event = self.peek_event()
@@ -170,6 +173,42 @@ class _Loader(yaml.SafeLoader):
         return node
 
 
+class _Loader(_Limits, yaml.SafeLoader):
+    """Pure Python: pyyaml's reader, scanner, parser and composer. Its messages are the plan's YAML errors."""
+
+
+if yaml.__with_libyaml__:
+
+    class _LibyamlLoader(_Limits, Composer, Resolver, yaml._yaml.CParser):
+        """libyaml's scanner and parser (C, several times faster) feeding pyyaml's composer, so the
+        limits, tags and nodes are the pure-Python loader's; its marks have line, column and index only."""
+
+        def __init__(self, text: str) -> None:
+            yaml._yaml.CParser.__init__(self, text)
+            Composer.__init__(self)
+            Resolver.__init__(self)
+
+        def compose_scalar_node(self, anchor: Any) -> ScalarNode:
+            node = super().compose_scalar_node(anchor)
+            if node.style == "":  # libyaml's word for plain; pyyaml says None (and the schema reads it)
+                node.style = None
+            return node
+
+else:
+    _LibyamlLoader = None  # pyyaml built without libyaml: everything is read by `_Loader`
+
+_READ_DIFFERENTLY = "\t?!\ufeff"  # libyaml and pyyaml disagree on these (tests/unit/test_plan_loaders.py)
+
+
+def _libyaml_reads_it_alike(text: str) -> bool:
+    """False for text libyaml may read otherwise than pyyaml: with a tab (`v\tersion:` is a key to
+    libyaml), '?' (`{a?b: 1}`: a key), '!' (`key: !` is '' to libyaml, null to pyyaml), a byte-order mark
+    anywhere, a character pyyaml's reader refuses as unprintable, or no line break at its end (libyaml
+    then puts the end of the stream on a line after the last). (~40 us for a 12 KB plan.)"""
+    return ((not text or text.endswith("\n")) and not any(c in text for c in _READ_DIFFERENTLY)
+            and not yaml.reader.Reader.NON_PRINTABLE.search(text))
+
+
 def _check_tag(node: Node) -> None:
     if node.tag == _MERGE:
         raise Violation(node, "'<<' (a YAML merge key) is not supported", 'quote it if you mean the text: "<<"')
@@ -180,12 +219,37 @@ def _check_tag(node: Node) -> None:
 
 
 def _compose(text: str) -> MappingNode:
+    root, _ = _document(text)
+    if root is None or (isinstance(root, ScalarNode) and kind(root) == "null"):
+        raise Violation(_Pos(0, 0), "the plan is empty", "run `cutover validate --schema` for the format")
+    if not isinstance(root, MappingNode):
+        raise Violation(root, "the plan must be a mapping of keys (version:, name:, flags:, phases: ...)",
+                        "run `cutover validate --schema` for the format")
+    return root
+
+
+def _document(text: str) -> tuple[Node | None, str]:
+    """The text's one YAML document as nodes, and which parser read it: "libyaml" when pyyaml has it and
+    the text holds nothing the two read differently, else "pyyaml" (also when libyaml's reading is refused,
+    by YAML or by a limit: pyyaml then finds the same refusal, in its own words as always)."""
+    if _LibyamlLoader is not None and _libyaml_reads_it_alike(text):
+        loader = _LibyamlLoader(text)
+        try:
+            return loader.get_single_node(), "libyaml"
+        except (yaml.YAMLError, Violation):
+            pass
+        finally:
+            loader.dispose()
+    return _pyyaml_document(text), "pyyaml"
+
+
+def _pyyaml_document(text: str) -> Node | None:
     try:
         loader = _Loader(text)  # a str is checked for unprintable characters here
     except yaml.reader.ReaderError as e:
         raise _reader_violation(e, text) from None
     try:
-        root = loader.get_single_node()
+        return loader.get_single_node()
     except yaml.MarkedYAMLError as e:
         raise _syntax_violation(e) from None
     except yaml.reader.ReaderError as e:
@@ -194,12 +258,6 @@ def _compose(text: str) -> MappingNode:
         raise Violation(_Pos(0, 0), "invalid YAML: " + _one_line(str(e)), "check the file's syntax") from None
     finally:
         loader.dispose()
-    if root is None or (isinstance(root, ScalarNode) and kind(root) == "null"):
-        raise Violation(_Pos(0, 0), "the plan is empty", "run `cutover validate --schema` for the format")
-    if not isinstance(root, MappingNode):
-        raise Violation(root, "the plan must be a mapping of keys (version:, name:, flags:, phases: ...)",
-                        "run `cutover validate --schema` for the format")
-    return root
 
 
 def _one_line(text: str) -> str:

@@ -254,6 +254,15 @@ def test_encoded_and_non_ascii_emails_are_masked(email):
     assert out == "reply to [REDACTED:email] now"
 
 
+def test_the_email_pattern_is_compiled_when_a_text_first_holds_an_at_sign():
+    """Start-up: `cutover validate` prints no '@', so it does not pay for compiling the email pattern."""
+    from cutover import redact
+
+    rule = redact._IfPresent(redact._AT, redact._EMAIL._source)
+    assert rule.sub("[mail]", "no at sign here") == "no at sign here" and "pattern" not in vars(rule)
+    assert rule.sub("[mail]", "to a.b%40example.com") == "to [mail]" and "pattern" in vars(rule)
+
+
 EMAIL_ENCODINGS = {k: v for k, v in ENCODINGS.items() if not k.startswith("base64")}  # a pattern cannot decode base64
 
 
