@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Iterator, Protocol
 
 if TYPE_CHECKING:
-    from cutover.model.plan import MetricQuery
+    from cutover.model.metrics import MetricQuery
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,18 @@ TYPES: list[CheckType] = [
 ]
 
 
+def secret_refs(plan) -> dict[str, set[str]]:
+    """Every secret the plan's checks read -> the JSON keys read from it (empty set: a plain string secret)."""
+    kinds = by_kind()
+    refs: dict[str, set[str]] = {}
+    for check in plan.checks.values():
+        for sid, key in kinds[check.type].secret_refs(check):
+            keys = refs.setdefault(sid, set())
+            if key:
+                keys.add(key)
+    return refs
+
+
 def by_kind() -> dict[str, CheckType]:
     """Each listed type by its `type:` word (read at every use, so a type added to TYPES counts at once)."""
     return {t.kind: t for t in TYPES}

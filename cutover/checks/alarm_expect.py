@@ -6,11 +6,29 @@ someone changed to 10%, or to a 1-hour period: the alarm would stay OK while the
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import math
 from typing import TYPE_CHECKING
 
-from cutover.model.plan import AlarmExpect
+
 from cutover.checks.fmt import one_line
+
+
+@dataclass(frozen=True)
+class AlarmExpect:
+    """How one alarm must be configured in CloudWatch; None = not checked."""
+
+    threshold: float | None = None
+    comparison: str | None = None  # a CloudWatch ComparisonOperator, e.g. GreaterThanThreshold
+    period: float | None = None  # seconds
+    evaluation_periods: int | None = None
+    metric: str | None = None  # MetricName
+    namespace: str | None = None
+
+    def declared(self) -> dict[str, object]:
+        """The fields the plan sets, in a stable order."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
 
 if TYPE_CHECKING:  # annotations only: importing the ports costs every plan load ~3 ms
     from cutover.ports import Alarm

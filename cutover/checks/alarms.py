@@ -8,17 +8,31 @@ quiet_for (we cannot see its history, only how long it has been in its current s
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import difflib
 from typing import TYPE_CHECKING, Iterator
 
-from cutover.checks.alarm_expect import differences
+from cutover.checks.alarm_expect import AlarmExpect, differences
 from cutover.checks.aws_faults import aws_fail
 from cutover.checks.fmt import duration, stamp
-from cutover.checks.interface import CheckType, Fail, Problem, fragment, list_of, ref, statement
+from cutover.checks.interface import CheckType, Fail, Nodes, Problem, fragment, list_of, ref, statement
+from cutover.checks.metric import HIGH_RES_PERIODS
 from cutover.checks.words import code, names as code_names
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
-from cutover.model.plan import AlarmsCheck
+
+
+@dataclass(frozen=True)
+class AlarmsCheck:
+    name: str
+    names: tuple[str, ...] = ()
+    prefix: str | None = None
+    quiet_for: float = 0.0
+    insufficient_data: str = "fail"  # fail | ok
+    expect: dict[str, AlarmExpect] = field(default_factory=dict)  # alarm name -> its expected configuration
+    timeout: float = 30.0
+    type: str = "alarms"
+
 
 if TYPE_CHECKING:  # annotations only: importing the ports costs every plan load ~3 ms
     from cutover.ports import Alarm
@@ -160,8 +174,21 @@ class Alarms(CheckType):
         anyOf=[{"required": ["names"]}, {"required": ["prefix"]}],
     )
 
+    def value(self, key: str, node, read: Nodes) -> dict[str, AlarmExpect] | None:
+        """`expect:`, each alarm's expected configuration."""
+        if key != "expect":
+            return None
+        return {k.value: _expected(v, read) for k, v in node.value}
+
     def problems(self, check: AlarmsCheck, fields: dict) -> Iterator[Problem]:
-        """Each alarm named under `expect` is one the check watches: listed in `names`, or under `prefix`."""
+        """A period under `expect` is one CloudWatch has; each alarm named there is one the check watches:
+        listed in `names`, or under `prefix`."""
+        for k, v in fields["expect"][1].value if "expect" in fields else ():
+            period = check.expect[k.value].period
+            if period is not None and period not in HIGH_RES_PERIODS and period % 60:
+                node = next(pv for pk, pv in v.value if pk.value == "period")
+                yield (node, ("expect", k.value, "period"), f"CloudWatch has no period of {node.value}",
+                       "use 10s, 20s, 30s or whole minutes (1m, 5m, 15m, 1h)")
         for k, _ in fields["expect"][1].value if "expect" in fields else ():
             name = k.value
             if name in check.names or (check.prefix and name.startswith(check.prefix)):
@@ -175,6 +202,23 @@ class Alarms(CheckType):
     run = staticmethod(_run)  # the gate, above
     describe = staticmethod(_describe)
     details = staticmethod(_expect_lines)
+
+
+def _expected(node, read: Nodes) -> AlarmExpect:
+    fields = read.fields(node)
+
+    def get(key: str):
+        return read.scalar(fields[key][1]) if key in fields else None
+
+    threshold = get("threshold")
+    return AlarmExpect(
+        threshold=float(threshold) if threshold is not None else None,
+        comparison=get("comparison"),
+        period=read.seconds(fields["period"][1]) if "period" in fields else None,
+        evaluation_periods=get("evaluation_periods"),
+        metric=get("metric"),
+        namespace=get("namespace"),
+    )
 
 
 TYPE = Alarms()

@@ -12,6 +12,7 @@ cannot know what a program writes).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import os
 import shlex
 import signal
@@ -21,7 +22,18 @@ from cutover.checks.fmt import duration, one_line
 from cutover.checks.interface import ENV_NAME, CheckType, Fail, Problem, Skip, fragment, list_of, text
 from cutover.checks.words import code, safe
 from cutover.model.durations import format_duration
-from cutover.model.plan import CommandCheck
+
+
+@dataclass(frozen=True)
+class CommandCheck:
+    name: str
+    run: tuple[str, ...]
+    timeout: float = 600.0
+    env: tuple[str, ...] = ()  # variables passed through from the operator's environment (beyond PATH, HOME, LANG)
+    aws_credentials: bool = False  # pass the operator's AWS credentials (AWS_*) through
+    read_only: bool = False  # the program changes nothing: it may run in a dry run (advance --dry-run, preflight)
+    type: str = "command"
+
 
 if TYPE_CHECKING:
     import subprocess

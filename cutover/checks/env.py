@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import re
 
 from cutover.checks.interface import ENV_NAME, CheckType, Fail, fragment, list_of, text
 from cutover.checks.words import code, safe
-from cutover.model.plan import EnvCheck
+
+
+@dataclass(frozen=True)
+class EnvCheck:
+    name: str
+    equals: dict[str, str] = field(default_factory=dict)
+    present: tuple[str, ...] = ()
+    timeout: float = 10.0
+    type: str = "env"
+
 
 # A variable whose name looks like a credential never has its actual value shown.
 _SENSITIVE_NAME = re.compile(r"(?i)(key|token|secret|pass|credential|auth|cookie|session)")

@@ -2,17 +2,43 @@
 `cutover.checks.http_gate`, imported when one runs: loading a plan does not load urllib and ssl).
 
 Their IAM needs and sandbox secrets are the plan's: a {{secret:ID}} in a url or header is read (and
-granted, and seeded) once with the `secrets` checks' (`iam.inventory`, `cutover.model.templates.secret_refs`);
+granted, and seeded) once with the `secrets` checks' (`iam.inventory`, `cutover.checks.secret_refs`);
 the sandbox reroutes their urls to its HTTP stub (`cutover.sandbox.emulator.plan_reroutes`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from cutover.checks.interface import CheckType, Problem, fragment, ref, text
 from cutover.checks.words import code, names
-from cutover.model.plan import GraphqlCheck, HttpCheck
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    name: str
+    url: str  # may hold ${VAR}, ${VAR:-default}
+    method: str = "GET"  # GET or HEAD
+    headers: dict[str, str] = field(default_factory=dict)  # may hold {{secret:ID}} / {{secret:ID#key}}
+    expect_status: tuple[int, ...] = (200,)
+    timeout: float = 10.0
+    # Hosts a secret header may go to besides the one fixed in `url` (for a url whose host is a ${VAR}).
+    allowed_hosts: tuple[str, ...] = ()
+    type: str = "http"
+
+
+@dataclass(frozen=True)
+class GraphqlCheck:
+    name: str
+    url: str
+    query: str
+    variables: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    expect_status: tuple[int, ...] = (200,)
+    timeout: float = 10.0
+    allowed_hosts: tuple[str, ...] = ()
+    type: str = "graphql"
 
 
 def _headers(headers: dict) -> str:
@@ -24,6 +50,17 @@ def _statuses(codes) -> str:
 
 
 class _Request(CheckType):
+    def secret_refs(self, check: HttpCheck | GraphqlCheck) -> Iterator[tuple[str, str | None]]:
+        from cutover.model.templates import SECRET_REF
+
+        for text in self.templated(check):
+            for m in SECRET_REF.finditer(str(text)):
+                yield m["sid"].strip(), (m["key"].strip() if m["key"] else None)
+
+    def templated(self, check: HttpCheck | GraphqlCheck) -> list[str]:
+        """The fields that may hold ${VAR} and {{secret:...}}."""
+        return [check.url, *check.headers.values()]
+
     def problems(self, check: HttpCheck | GraphqlCheck, fields: dict) -> Iterator[Problem]:
         """A check that sends a secret (a {{secret:...}} in its url or headers) must say where it may go: the
         url's host written out (not a ${VAR}), or `allowed_hosts`; and never over plain http to anything but
@@ -76,6 +113,11 @@ class Http(_Request):
 class Graphql(_Request):
     kind = "graphql"
     model = GraphqlCheck
+
+    def templated(self, check: GraphqlCheck) -> list[str]:
+        import json
+
+        return [*super().templated(check), check.query, json.dumps(check.variables)]
     schema = fragment(
         "graphql",
         "graphql check",

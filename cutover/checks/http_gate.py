@@ -11,7 +11,6 @@ import re
 from urllib.parse import urlsplit
 
 from cutover import __version__
-from cutover.model.plan import GraphqlCheck, HttpCheck
 from cutover.model.templates import fixed_host, host_allowed, is_loopback, sends_secret
 
 from cutover.checks import http_transport as _transport
@@ -100,7 +99,8 @@ def _ok(reply: _transport.Reply) -> str:
     return f"HTTP {reply.status} in {reply.ms:.0f} ms, {reply.size_text()}{retried}"
 
 
-def check_http(check: HttpCheck, ctx) -> str:
+def check_http(check, ctx) -> str:
+    """`check`: a `cutover.checks.http.HttpCheck` (not imported: that module imports this one to run it)."""
     method = (check.method or "GET").upper()
     if method not in READ_METHODS:
         raise Fail(f"method {method} refused: http checks are GET or HEAD only", "fix the plan: use GET or HEAD (a gate never writes)")
@@ -156,7 +156,8 @@ def _graphql_errors(body: bytes | None, ctx) -> tuple[int, str] | None:
     return (len(errors) if isinstance(errors, list) else 1), f"{cls}: {msg}"
 
 
-def check_graphql(check: GraphqlCheck, ctx) -> str:
+def check_graphql(check, ctx) -> str:
+    """`check`: a `cutover.checks.http.GraphqlCheck`."""
     if not _is_read_only(check.query):
         raise Fail("GraphQL mutation/subscription refused: graphql checks run queries only",
                    "fix the plan: use a `query { ... }` (a gate never writes)")

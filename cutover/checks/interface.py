@@ -13,6 +13,8 @@ A type gives everything the rest of cutover needs to know about it:
   raise `Fail` / `Skip`;
 - `describe(check)` and `details(check)`: the check in words for the runbook, and any lines under it;
 - `iam(check, arn, read_only)`: the IAM statements its calls need (`arn` is `cutover.compile.iam.Arns`);
+- `secret_refs(check)`: the Secrets Manager secrets it reads, each with a JSON key or None (a `{{secret:ID#key}}`
+  in an http header counts): read, granted and seeded once per plan, whichever types read them;
 - `seed(check, seeder, now)`: what the emulator must hold for the check to pass in a sandbox.
 
 This layer sits under the plan loader and the gates, so it imports neither: the loader and the runner
@@ -114,6 +116,9 @@ class Nodes(Protocol):
 
     def number(self, node: Any) -> float: ...
 
+    def scalar(self, node: Any) -> Any:
+        """A scalar as YAML means it (a number, a boolean, null or text)."""
+
     def seconds(self, node: Any) -> float:
         """A duration (`30s`, `15m`, or whole seconds) in seconds."""
 
@@ -152,6 +157,10 @@ class CheckType:
         """IAM statements for the check's own calls (none: it calls no AWS API). Statements of one Sid, from
         several checks, become one: their resources in order, each once."""
         return []
+
+    def secret_refs(self, check: Any) -> Iterator[tuple[str, str | None]]:
+        """(secret id, JSON key or None) for each secret the check reads."""
+        return iter(())
 
     def seed(self, check: Any, seeder: Any, now: datetime) -> None:
         """Write what the check needs into the emulator (`cutover.sandbox.seed.EmulatorSeeder`)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
@@ -19,7 +19,29 @@ from cutover.checks.interface import CheckType, Fail, fragment, ref, statement, 
 from cutover.checks.words import code, safe
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
-from cutover.model.plan import LogAbsentCheck, LogFreshnessCheck
+
+
+@dataclass(frozen=True)
+class LogFreshnessCheck:
+    name: str
+    log_group: str
+    max_age: float
+    json_match: dict | None = None  # exactly one of json_match / contains
+    contains: str | None = None
+    timeout: float = 30.0
+    type: str = "log_freshness"
+
+
+@dataclass(frozen=True)
+class LogAbsentCheck:
+    name: str
+    log_group: str
+    window: float
+    contains: str | None = None  # exactly one of contains / json_match
+    json_match: dict | None = None
+    timeout: float = 30.0
+    type: str = "log_absent"
+
 
 if TYPE_CHECKING:  # annotations only: importing the ports costs every plan load ~3 ms
     from cutover.ports import LogEvent

@@ -7,6 +7,7 @@ row carrying an expected field is INCONCLUSIVE (blocks unless `inconclusive: pas
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from typing import Any, Iterator
@@ -18,7 +19,28 @@ from cutover.checks.metric import evidence, gate_result, inconclusive_key
 from cutover.checks.words import code, names, safe
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
-from cutover.model.plan import FieldLimit, LogsQueryCheck
+
+
+@dataclass(frozen=True)
+class FieldLimit:
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class LogsQueryCheck:
+    """A CloudWatch Logs Insights query over the last `window`; each `expect` field of its result rows
+    must be within its limits."""
+
+    name: str
+    log_groups: tuple[str, ...]
+    query: str
+    window: float
+    expect: dict[str, FieldLimit] = field(default_factory=dict)
+    inconclusive: str = "fail"  # no row with an expected field: fail (default) | pass
+    timeout: float = 60.0
+    type: str = "logs_query"
+
 
 POLL = 1.0  # seconds between GetQueryResults calls
 _RUNNING = {"Scheduled", "Running"}

@@ -10,6 +10,7 @@ ERROR always block. Every figure goes into the result's `data` (evidence and --j
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -20,7 +21,43 @@ from cutover.checks.interface import CheckType, Fail, Nodes, Passed, Problem, fr
 from cutover.checks.words import code, safe
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
-from cutover.model.plan import MetricBaseline, MetricCheck, MetricQuery
+from cutover.model.metrics import MetricQuery
+
+
+@dataclass(frozen=True)
+class MetricBaseline:
+    """The same window shifted back by each offset (seconds); their counts are pooled."""
+
+    offsets: tuple[float, ...]
+    worse_by: float = 0.0
+    confidence: float = 0.99
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """A rate (bad/total, with max_rate and/or a baseline) or a value (with max, min, max_ratio)."""
+
+    name: str
+    bad: MetricQuery | None = None
+    total: MetricQuery | None = None
+    value: MetricQuery | None = None
+    window: float = 1800.0  # the window judged; it ends `settle` before now
+    settle: float = 120.0
+    period: float = 60.0
+    min_total: int = 1
+    max_rate: float | None = None
+    baseline: MetricBaseline | None = None
+    max: float | None = None
+    min: float | None = None
+    max_ratio: float | None = None
+    inconclusive: str = "fail"  # fail | pass
+    timeout: float = 30.0
+    type: str = "metric"
+
+    @property
+    def is_rate(self) -> bool:
+        return self.total is not None
+
 
 if TYPE_CHECKING:  # annotations only: importing the ports costs every plan load ~3 ms
     from cutover.ports import AwsPorts, Datapoints

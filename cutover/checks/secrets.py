@@ -5,11 +5,22 @@ Values are registered with the redactor the moment they are read and go nowhere 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Iterator
 from cutover.checks.aws_faults import DENIED, aws_fail, code_of, is_not_found
 from cutover.checks.interface import CheckType, Fail, fragment, list_of, text
 from cutover.checks.words import names
 from cutover.errors import AwsError
-from cutover.model.plan import SecretsCheck
+
+
+@dataclass(frozen=True)
+class SecretsCheck:
+    name: str
+    secret_ids: tuple[str, ...]
+    decrypt: bool = True
+    timeout: float = 30.0
+    type: str = "secrets"
+
 
 SECRET_ID = r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$"  # a name or an ARN
 
@@ -119,6 +130,9 @@ class Secrets(CheckType):
     )
 
     run = staticmethod(_run)  # the gate, above
+
+    def secret_refs(self, check: SecretsCheck) -> Iterator[tuple[str, str | None]]:
+        return ((sid, None) for sid in check.secret_ids)
 
     def describe(self, check: SecretsCheck) -> str:
         what = "exist and decrypt (GetSecretValue)" if check.decrypt else "exist and are not scheduled for deletion (not read)"

@@ -8,6 +8,7 @@ only where the check says `allow_override: true`, and its detail says it was ove
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,28 @@ from cutover.checks.interface import CheckType, Fail, fragment, list_of, stateme
 from cutover.checks.words import code, names
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
-from cutover.model.plan import WindowCheck
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """A change window (cutover.model.schedule): weekly `allow` ranges and `deny` dates in `timezone`, and SSM
+    Change Calendars that must all be OPEN. `allow` empty = any time not denied."""
+
+    name: str
+    timezone: str
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    change_calendars: tuple[str, ...] = ()  # names or ARNs
+    stay_open_for: float | str | None = None  # "bake" (the phase's) or seconds
+    allow_override: bool = False  # `advance --outside-window --reason TEXT` may pass it while closed
+    timeout: float = 30.0
+    type: str = "window"
+
+    def schedule(self):
+        from cutover.model.schedule import parse_schedule  # the plan loader validated every entry
+
+        return parse_schedule(self.timezone, self.allow or None, self.deny)
+
 
 if TYPE_CHECKING:
     from cutover.model.schedule import CalendarState

@@ -284,7 +284,7 @@ def alarm_rows(rt: Runtime, checks: list) -> list[dict]:
 
 def _all_alarm_rows(rt: Runtime) -> list[dict]:
     """Every alarm of the plan, for status: an unreadable alarm source is shown, not fatal."""
-    from cutover.model.plan import AlarmsCheck
+    from cutover.checks.alarms import AlarmsCheck
 
     try:
         return alarm_rows(rt, [c for c in rt.plan.checks.values() if isinstance(c, AlarmsCheck)])

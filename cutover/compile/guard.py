@@ -44,7 +44,8 @@ from cutover.compile import iam
 from cutover.model import program
 from cutover.errors import UsageError
 from cutover.compile.guard_names import GuardArns, Names, fit_name, names
-from cutover.model.plan import ROLLED_BACK, AlarmsCheck, Flag, LambdaTarget, Plan, function_name
+from cutover.model.plan import ROLLED_BACK, Flag, LambdaTarget, Plan, function_name
+from cutover.checks.alarms import AlarmsCheck
 from cutover.redact import HIDDEN, shown
 from cutover.core.state import MAX_RECORD_BYTES, STABLE, StateRecord
 

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from cutover import checks as check_types
 from cutover.checks.interface import statement
 from cutover.errors import UsageError
-from cutover.model.plan import AlarmsCheck, LogAbsentCheck, LogFreshnessCheck, Plan, SecretsCheck, WindowCheck, function_name
+from cutover.model.plan import Plan, function_name
+from cutover.checks.alarms import AlarmsCheck
+from cutover.checks.logs import LogAbsentCheck, LogFreshnessCheck
+from cutover.checks.secrets import SecretsCheck
+from cutover.checks.window import WindowCheck
 from cutover.ports import HIGH_THROUGHPUT_SETTING
 
 PLACEHOLDER_ACCOUNT = "ACCOUNT_ID"
@@ -79,7 +83,7 @@ def inventory(plan: Plan) -> Inventory:
 
 def _template_secrets(plan: Plan) -> list[str]:
     """Secrets read through {{secret:ID}} in http/graphql checks (the sandbox's scan, minus `secrets` checks)."""
-    from cutover.model.templates import secret_refs
+    from cutover.checks import secret_refs
 
     others = {k: c for k, c in plan.checks.items() if not isinstance(c, SecretsCheck)}
     return list(secret_refs(dataclasses.replace(plan, checks=others)))

@@ -22,25 +22,15 @@ from cutover.checks import metric, words
 from cutover.compile import iam
 from cutover.core import machine
 from cutover.model import program
-from cutover.model.plan import (
-    PENDING,
-    ROLLED_BACK,
-    CommandCheck,
-    EnvCheck,
-    Flag,
-    GraphqlCheck,
-    HttpCheck,
-    LambdaTarget,
-    Phase,
-    Plan,
-    function_name,
-)
+from cutover.model.plan import PENDING, ROLLED_BACK, Flag, LambdaTarget, Phase, Plan, function_name
+from cutover.checks.command import CommandCheck
+from cutover.checks.env import EnvCheck
+from cutover.checks.http import GraphqlCheck, HttpCheck
 from cutover.errors import ExitCode, UsageError
 from cutover.model.durations import format_duration
 from cutover.model.targets import account_of_role, rollback_waves
 from cutover.model.templates import ENV_REF
 from cutover.redact import HIDDEN, MIN_REGISTERED_LEN, is_public, shown
-
 
 
 # --- small formatting helpers ----------------------------------------------------------------------------

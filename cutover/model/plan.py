@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Union
+from typing import Protocol, Union
 
 from cutover.model.targets import Fanout, RolloutTarget, TargetScope, Wave
 
@@ -99,207 +99,13 @@ class Flag:
         return self.target.describe()
 
 
-@dataclass(frozen=True)
-class EnvCheck:
-    name: str
-    equals: dict[str, str] = field(default_factory=dict)
-    present: tuple[str, ...] = ()
-    timeout: float = 10.0
-    type: str = "env"
-
-
-@dataclass(frozen=True)
-class SecretsCheck:
-    name: str
-    secret_ids: tuple[str, ...]
-    decrypt: bool = True
-    timeout: float = 30.0
-    type: str = "secrets"
-
-
-@dataclass(frozen=True)
-class HttpCheck:
-    name: str
-    url: str  # may hold ${VAR}, ${VAR:-default}
-    method: str = "GET"  # GET or HEAD
-    headers: dict[str, str] = field(default_factory=dict)  # may hold {{secret:ID}} / {{secret:ID#key}}
-    expect_status: tuple[int, ...] = (200,)
-    timeout: float = 10.0
-    # Hosts a secret header may go to besides the one fixed in `url` (for a url whose host is a ${VAR}).
-    allowed_hosts: tuple[str, ...] = ()
-    type: str = "http"
-
-
-@dataclass(frozen=True)
-class GraphqlCheck:
-    name: str
-    url: str
-    query: str
-    variables: dict = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    expect_status: tuple[int, ...] = (200,)
-    timeout: float = 10.0
-    allowed_hosts: tuple[str, ...] = ()
-    type: str = "graphql"
-
-
-@dataclass(frozen=True)
-class LogFreshnessCheck:
-    name: str
-    log_group: str
-    max_age: float
-    json_match: dict | None = None  # exactly one of json_match / contains
-    contains: str | None = None
-    timeout: float = 30.0
-    type: str = "log_freshness"
-
-
-@dataclass(frozen=True)
-class LogAbsentCheck:
-    name: str
-    log_group: str
-    window: float
-    contains: str | None = None  # exactly one of contains / json_match
-    json_match: dict | None = None
-    timeout: float = 30.0
-    type: str = "log_absent"
-
-
-@dataclass(frozen=True)
-class CommandCheck:
-    name: str
-    run: tuple[str, ...]
-    timeout: float = 600.0
-    env: tuple[str, ...] = ()  # variables passed through from the operator's environment (beyond PATH, HOME, LANG)
-    aws_credentials: bool = False  # pass the operator's AWS credentials (AWS_*) through
-    read_only: bool = False  # the program changes nothing: it may run in a dry run (advance --dry-run, preflight)
-    type: str = "command"
-
-
-@dataclass(frozen=True)
-class AlarmExpect:
-    """How one alarm must be configured in CloudWatch; None = not checked."""
-
-    threshold: float | None = None
-    comparison: str | None = None  # a CloudWatch ComparisonOperator, e.g. GreaterThanThreshold
-    period: float | None = None  # seconds
-    evaluation_periods: int | None = None
-    metric: str | None = None  # MetricName
-    namespace: str | None = None
-
-    def declared(self) -> dict[str, object]:
-        """The fields the plan sets, in a stable order."""
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-@dataclass(frozen=True)
-class AlarmsCheck:
-    name: str
-    names: tuple[str, ...] = ()
-    prefix: str | None = None
-    quiet_for: float = 0.0
-    insufficient_data: str = "fail"  # fail | ok
-    expect: dict[str, AlarmExpect] = field(default_factory=dict)  # alarm name -> its expected configuration
-    timeout: float = 30.0
-    type: str = "alarms"
-
-
-@dataclass(frozen=True)
-class WindowCheck:
-    """A change window (cutover.model.schedule): weekly `allow` ranges and `deny` dates in `timezone`, and SSM
-    Change Calendars that must all be OPEN. `allow` empty = any time not denied."""
+class Check(Protocol):
+    """A check as the plan holds it: the frozen dataclass of its type, defined with the type in its module
+    of `cutover.checks` (this layer sits under them, so it knows a check by its `type:` word only)."""
 
     name: str
-    timezone: str
-    allow: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ()
-    change_calendars: tuple[str, ...] = ()  # names or ARNs
-    stay_open_for: float | str | None = None  # "bake" (the phase's) or seconds
-    allow_override: bool = False  # `advance --outside-window --reason TEXT` may pass it while closed
-    timeout: float = 30.0
-    type: str = "window"
-
-    def schedule(self):
-        from cutover.model.schedule import parse_schedule  # the plan loader validated every entry
-
-        return parse_schedule(self.timezone, self.allow or None, self.deny)
-
-
-@dataclass(frozen=True)
-class MetricQuery:
-    """One CloudWatch metric as GetMetricData asks for it."""
-
-    namespace: str
-    metric: str
-    dimensions: dict[str, str] = field(default_factory=dict)
-    stat: str = "Sum"  # bad/total are always Sum; a value query names its statistic (p99, Average...)
-
-    def describe(self) -> str:
-        dims = ",".join(f"{k}={v}" for k, v in self.dimensions.items())
-        return f"{self.namespace} {self.metric}" + (f" {{{dims}}}" if dims else "") + f" {self.stat}"
-
-
-@dataclass(frozen=True)
-class MetricBaseline:
-    """The same window shifted back by each offset (seconds); their counts are pooled."""
-
-    offsets: tuple[float, ...]
-    worse_by: float = 0.0
-    confidence: float = 0.99
-
-
-@dataclass(frozen=True)
-class MetricCheck:
-    """A rate (bad/total, with max_rate and/or a baseline) or a value (with max, min, max_ratio)."""
-
-    name: str
-    bad: MetricQuery | None = None
-    total: MetricQuery | None = None
-    value: MetricQuery | None = None
-    window: float = 1800.0  # the window judged; it ends `settle` before now
-    settle: float = 120.0
-    period: float = 60.0
-    min_total: int = 1
-    max_rate: float | None = None
-    baseline: MetricBaseline | None = None
-    max: float | None = None
-    min: float | None = None
-    max_ratio: float | None = None
-    inconclusive: str = "fail"  # fail | pass
-    timeout: float = 30.0
-    type: str = "metric"
-
-    @property
-    def is_rate(self) -> bool:
-        return self.total is not None
-
-
-@dataclass(frozen=True)
-class FieldLimit:
-    max: float | None = None
-    min: float | None = None
-
-
-@dataclass(frozen=True)
-class LogsQueryCheck:
-    """A CloudWatch Logs Insights query over the last `window`; each `expect` field of its result rows
-    must be within its limits."""
-
-    name: str
-    log_groups: tuple[str, ...]
-    query: str
-    window: float
-    expect: dict[str, FieldLimit] = field(default_factory=dict)
-    inconclusive: str = "fail"  # no row with an expected field: fail (default) | pass
-    timeout: float = 60.0
-    type: str = "logs_query"
-
-
-Check = Union[
-    EnvCheck, SecretsCheck, HttpCheck, GraphqlCheck, LogFreshnessCheck, LogAbsentCheck, CommandCheck, AlarmsCheck,
-    WindowCheck,
-    MetricCheck, LogsQueryCheck,
-]
+    type: str
+    timeout: float
 
 
 @dataclass(frozen=True)
@@ -423,15 +229,18 @@ class Plan:
         i = self.phase_index(state)
         return self.phases[i + 1] if i + 1 < len(self.phases) else None
 
-    def alarm_checks(self, phase: str) -> list[AlarmsCheck]:
+    def gates_of_type(self, phase: str, kind: str) -> list[Check]:
+        """A phase's gates of one type (`type:` word), in gate order."""
+        return [c for g in self.phase(phase).gates if (c := self.checks[g]).type == kind]
+
+    def alarm_checks(self, phase: str) -> list[Check]:
         """The alarms gates of a phase (what `watch` and `status` look at)."""
-        p = self.phase(phase)
-        return [c for g in p.gates if isinstance(c := self.checks[g], AlarmsCheck)]
+        return self.gates_of_type(phase, "alarms")
 
-    def window_checks(self, phase: str) -> list[WindowCheck]:
+    def window_checks(self, phase: str) -> list[Check]:
         """The window gates of a phase (re-checked just before an advance writes, shown by `status`)."""
-        return [c for g in self.phase(phase).gates if isinstance(c := self.checks[g], WindowCheck)]
+        return self.gates_of_type(phase, "window")
 
-    def watch_checks(self, phase: str) -> list[MetricCheck]:
+    def watch_checks(self, phase: str) -> list[Check]:
         """The metric checks a phase's `watch:` lists, judged at every `cutover watch` poll."""
         return [self.checks[name] for name in self.phase(phase).watch]  # type: ignore[misc]

@@ -31,16 +31,7 @@ from cutover import checks as check_types
 from cutover.plan import schema
 from cutover.plan import targets as plan_targets
 from cutover.errors import PlanError
-from cutover.model.plan import (
-    AlarmExpect,
-    Check,
-    Flag,
-    MetricCheck,
-    Phase,
-    Plan,
-    LambdaTarget,
-    SsmTarget,
-)
+from cutover.model.plan import Check, Flag, Phase, Plan, LambdaTarget, SsmTarget
 from cutover.redact import REDACTOR, sensitive_values, shown
 from cutover.plan.schema import Violation, fields_of, kind, node_seconds, plan_schema, scalar, where
 from cutover.model.durations import format_duration
@@ -458,6 +449,7 @@ class _Nodes:
 
     fields = staticmethod(fields_of)
     seconds = staticmethod(node_seconds)
+    scalar = staticmethod(scalar)
 
     @staticmethod
     def number(node: Node) -> float:
@@ -467,8 +459,6 @@ class _Nodes:
 def _check_value(key: str, node: Node, path: tuple, check_type: check_types.CheckType) -> Any:
     if (value := check_type.value(key, node, _Nodes)) is not None:  # a key the type reads itself
         return value
-    if key == "expect":
-        return {k.value: _alarm_expect(v, (*path, k.value)) for k, v in node.value}
     if key in _DURATIONS or (key == "stay_open_for" and node.value != "bake"):
         return node_seconds(node)
     if key in _LISTS:
@@ -492,29 +482,6 @@ def _checks(node: MappingNode) -> dict[str, Check]:
         for node, sub, message, hint in listed.problems(checks[key.value], fields):
             raise Violation(node, f"{where(('checks', key.value, *sub))}: {message}", hint)
     return checks
-
-
-# CloudWatch accepts these periods (seconds): high resolution 10, 20, 30, else whole minutes.
-_HIGH_RES_PERIODS = (10.0, 20.0, 30.0)
-
-
-def _alarm_expect(node: MappingNode, path: tuple) -> AlarmExpect:
-    fields = fields_of(node)
-    period = None
-    if "period" in fields:
-        period = node_seconds(fields["period"][1])
-        if period not in _HIGH_RES_PERIODS and period % 60:
-            raise Violation(fields["period"][1], f"{where((*path, 'period'))}: CloudWatch has no period of "
-                            f"{fields['period'][1].value}", "use 10s, 20s, 30s or whole minutes (1m, 5m, 15m, 1h)")
-    threshold = _value(fields, "threshold")
-    return AlarmExpect(
-        threshold=float(threshold) if threshold is not None else None,
-        comparison=_value(fields, "comparison"),
-        period=period,
-        evaluation_periods=_value(fields, "evaluation_periods"),
-        metric=_value(fields, "metric"),
-        namespace=_value(fields, "namespace"),
-    )
 
 
 RESERVED_PHASES = schema.RESERVED_PHASES
@@ -586,7 +553,7 @@ def _phase_watch(fields: dict, checks: dict[str, Check], path: tuple) -> tuple[s
     for item in fields["watch"][1].value:
         if item.value not in checks:
             raise _undeclared(item, path, "check", item.value, list(checks), "checks")
-        if not isinstance(checks[item.value], MetricCheck):
+        if checks[item.value].type != "metric":
             raise Violation(item, f"{where(path)}: {item.value!r} is a {checks[item.value].type} check; watch: takes "
                             "metric checks", "list it under gates:, or watch a check of type: metric")
     return tuple(item.value for item in fields["watch"][1].value)

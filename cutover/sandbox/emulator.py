@@ -27,18 +27,14 @@ from typing import Any, Mapping, MutableMapping
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from cutover import checks as check_types
-from cutover.model.plan import (
-    AlarmsCheck,
-    EnvCheck,
-    GraphqlCheck,
-    HttpCheck,
-    LogAbsentCheck,
-    LogFreshnessCheck,
-    MetricCheck,
-    Plan,
-    function_name,
-)
-from cutover.model.templates import ENV_REF, expand_vars, secret_refs
+from cutover.model.plan import Plan, function_name
+from cutover.checks.alarms import AlarmsCheck
+from cutover.checks.env import EnvCheck
+from cutover.checks.http import GraphqlCheck, HttpCheck
+from cutover.checks.logs import LogAbsentCheck, LogFreshnessCheck
+from cutover.checks.metric import MetricCheck
+from cutover.checks import secret_refs
+from cutover.model.templates import ENV_REF, expand_vars
 
 DUMMY_KEY = "testing"
 # A seeded Lambda function also holds variables the plan does not own, as a real one does: every

@@ -21,7 +21,9 @@ from cutover.core import state
 from cutover.core import flags as flagmod
 from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
-from cutover.model.plan import AlarmsCheck, MetricCheck, Plan
+from cutover.model.plan import Plan
+from cutover.checks.alarms import AlarmsCheck
+from cutover.checks.metric import MetricCheck
 from cutover.commands.runtime import new_run_id
 from cutover.sandbox.emulator import DUMMY_KEY, open_calendars_note, open_windows, serve_open_calendars
 

@@ -16,7 +16,8 @@ from cutover.core import flags as flagmod
 from cutover.core import state
 from cutover.errors import ExitCode
 from cutover.model.durations import format_duration
-from cutover.model.plan import AlarmsCheck, Plan
+from cutover.model.plan import Plan
+from cutover.checks.alarms import AlarmsCheck
 from cutover.model.targets import RolloutTarget, steps
 from cutover.model.templates import ENV_REF, expand_vars
 from cutover.sandbox.emulator import CannedInsights, open_calendars_note, open_windows, seed_log_markers, seed_metrics, \

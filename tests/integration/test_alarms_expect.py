@@ -18,7 +18,8 @@ from cutover.clock import SystemClock
 from cutover.errors import PlanError
 from cutover.gates import FAIL, PASS, run_check
 from cutover.gates.context import GateContext
-from cutover.model.plan import AlarmExpect, AlarmsCheck
+from cutover.checks.alarm_expect import AlarmExpect
+from cutover.checks.alarms import AlarmsCheck
 from cutover.plan.load import load_plan, parse_plan
 from cutover.ports import Alarm
 from cutover.redact import Redactor

@@ -26,19 +26,14 @@ from cutover.gates.context import GateContext
 from cutover.checks.http_gate import operation_keywords
 from cutover.checks.logs import filter_pattern, values_equal
 from cutover.checks.templates import Templates
-from cutover.model.plan import (
-    AlarmExpect,
-    AlarmsCheck,
-    CommandCheck,
-    EnvCheck,
-    GraphqlCheck,
-    HttpCheck,
-    LogAbsentCheck,
-    LogFreshnessCheck,
-    Phase,
-    Plan,
-    SecretsCheck,
-)
+from cutover.model.plan import Phase, Plan
+from cutover.checks.alarm_expect import AlarmExpect
+from cutover.checks.alarms import AlarmsCheck
+from cutover.checks.command import CommandCheck
+from cutover.checks.env import EnvCheck
+from cutover.checks.http import GraphqlCheck, HttpCheck
+from cutover.checks.logs import LogAbsentCheck, LogFreshnessCheck
+from cutover.checks.secrets import SecretsCheck
 from cutover.redact import Redactor
 
 try:

@@ -11,7 +11,7 @@ import pytest
 from cutover.testing.clock import FakeClock
 from cutover.errors import AwsError
 from cutover.gates import FAIL, PASS, run_check
-from cutover.model.plan import FieldLimit, LogsQueryCheck
+from cutover.checks.logs_query import FieldLimit, LogsQueryCheck
 from tests.gatefakes import make_ctx
 
 CHECK = LogsQueryCheck("openai_failures", ("/aws/lambda/worker",),

@@ -10,7 +10,7 @@ import pytest
 
 from cutover.testing.clock import FakeClock
 from cutover.gates import FAIL, PASS, GateContext, run_check
-from cutover.model.plan import MetricQuery
+from cutover.model.metrics import MetricQuery
 from cutover.plan.load import parse_plan
 from cutover.redact import Redactor
 
@@ -235,7 +235,7 @@ def test_the_schema_names_every_metric_field_and_jsonschema_agrees():
 
     import yaml
 
-    from cutover.model.plan import MetricCheck
+    from cutover.checks.metric import MetricCheck
     from cutover.plan.schema import plan_schema
 
     props = plan_schema()["$defs"]["metric_check"]["properties"]

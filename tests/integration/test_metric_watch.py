@@ -14,7 +14,8 @@ from cutover.commands import orchestrator
 from cutover.commands import watch
 from cutover.testing.clock import FakeClock
 from cutover.errors import ExitCode
-from cutover.model.plan import MetricCheck, MetricQuery
+from cutover.checks.metric import MetricCheck
+from cutover.model.metrics import MetricQuery
 
 START = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=2)
 BAKE = 1800.0

@@ -43,7 +43,7 @@ def test_rehearse_fails_when_a_step_misbehaves(tmp_path, monkeypatch):
     # nobody sets, through a check the sandbox cannot seed.
     import dataclasses
 
-    from cutover.model.plan import EnvCheck
+    from cutover.checks.env import EnvCheck
 
     checks = dict(plan.checks, env_ok=EnvCheck("env_ok", present=("CUTOVER_TEST_NEVER_SET_ANYWHERE",)))
     broken = dataclasses.replace(plan, checks=checks)

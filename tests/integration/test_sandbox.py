@@ -14,20 +14,13 @@ import pytest
 from cutover.sandbox.seed import EmulatorSeeder
 from cutover.adapters.aws import make_ports
 from cutover.errors import UsageError
-from cutover.model.plan import (
-    AlarmsCheck,
-    CommandCheck,
-    EnvCheck,
-    Flag,
-    GraphqlCheck,
-    HttpCheck,
-    LogAbsentCheck,
-    LogFreshnessCheck,
-    Phase,
-    Plan,
-    SecretsCheck,
-    SsmTarget,
-)
+from cutover.model.plan import Flag, Phase, Plan, SsmTarget
+from cutover.checks.alarms import AlarmsCheck
+from cutover.checks.command import CommandCheck
+from cutover.checks.env import EnvCheck
+from cutover.checks.http import GraphqlCheck, HttpCheck
+from cutover.checks.logs import LogAbsentCheck, LogFreshnessCheck
+from cutover.checks.secrets import SecretsCheck
 from cutover.sandbox.emulator import plan_reroutes, reroute_url, sandbox_env, secret_refs, seed
 
 REGION = "us-east-2"

@@ -26,16 +26,12 @@ from cutover.model import plan as model
 from cutover.plan import schema
 from cutover.plan import load as plan_module
 from cutover.errors import PlanError, UsageError
-from cutover.model.plan import (
-    AlarmsCheck,
-    CommandCheck,
-    EnvCheck,
-    GraphqlCheck,
-    HttpCheck,
-    LogAbsentCheck,
-    LogFreshnessCheck,
-    SecretsCheck,
-)
+from cutover.checks.alarms import AlarmsCheck
+from cutover.checks.command import CommandCheck
+from cutover.checks.env import EnvCheck
+from cutover.checks.http import GraphqlCheck, HttpCheck
+from cutover.checks.logs import LogAbsentCheck, LogFreshnessCheck
+from cutover.checks.secrets import SecretsCheck
 from cutover.model.durations import format_duration, parse_duration
 from cutover.plan.load import load_plan, parse_plan, plan_schema, summarize
 from cutover.redact import HIDDEN
