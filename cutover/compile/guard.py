@@ -189,7 +189,8 @@ def _set_step(index: int, flag: Flag, value: str) -> dict:
 
 def _put_step(index: int, batch: list[program.SetParameter]) -> dict:
     """Consecutive SSM flags in one executeScript step, in order (a compact document: one step per flag
-    does not fit 64 KB at a few hundred flags). A String's Type is left out: the script's default."""
+    does not fit 64 KB at a few hundred flags). Each as [parameter, value] (+ "SecureString"): a list,
+    not a mapping, since its keys would be most of the document."""
     return {
         "name": _step_name(index, batch[0].flag.name, "Flags"),
         "action": "aws:executeScript",
@@ -197,9 +198,13 @@ def _put_step(index: int, batch: list[program.SetParameter]) -> dict:
         "maxAttempts": 1,  # each write retries on its own (adaptive, 10 attempts); a rerun would rewrite them all
         "timeoutSeconds": 600,
         "inputs": {"Runtime": SCRIPT_RUNTIME, "Handler": SCRIPT_HANDLER, "Script": PUT_SCRIPT,
-                   "InputPayload": {"Parameters": [{"Name": s.flag.parameter, "Value": s.value,
-                                                    **({"Type": "SecureString"} if s.flag.secure else {})} for s in batch]}},
+                   "InputPayload": {"Parameters": [[s.flag.parameter, s.value, *_secure(s.flag)] for s in batch]}},
     }
+
+
+def _secure(flag: Flag) -> list[str]:
+    """A compact entry's last item: the type, for a SecureString only."""
+    return ["SecureString"] if flag.secure else []
 
 
 def _flag_steps(plan: Plan, writes: tuple[program.Step, ...], batch_size: int) -> list[dict]:
@@ -261,12 +266,12 @@ def _label_of(flag: Flag) -> str:
 
 
 def _verify_entry(f: Flag, value: str, compact: bool) -> dict:
-    """A flag as the last step checks it. Compact (every flag is in the document twice): an SSM flag's
-    label is "Flag (Parameter)" and its Type String unless it says SecureString."""
+    """A flag as the last step checks it. Compact (every flag is in the document twice): an SSM flag is
+    [flag, parameter, value] (+ "SecureString"), labelled "flag (parameter)" by the script."""
     if f.kind != "ssm":
         return {"Label": _label_of(f), "Function": f.target.function, "Variable": f.target.variable, "Value": value}
     if compact:
-        return {"Flag": f.name, "Parameter": f.parameter, **({"Type": "SecureString"} if f.secure else {}), "Value": value}
+        return [f.name, f.parameter, value, *_secure(f)]
     return {"Label": _label_of(f), "Parameter": f.parameter, "Type": "SecureString" if f.secure else "String", "Value": value}
 
 
@@ -663,10 +668,9 @@ def document_writes(doc: dict) -> list[dict]:
             out.append({"step": s.get("name", ""), "kind": "ssm", "key": name, "parameter": name, "function": None,
                         "variable": None, "value": inputs.get("Value", ""), "type": inputs.get("Type", "String")})
         elif s.get("action") == "aws:executeScript" and "Parameters" in (inputs.get("InputPayload") or {}):
-            for p in inputs["InputPayload"]["Parameters"] or []:
-                name = p.get("Name", "")
+            for name, value, *kind in inputs["InputPayload"]["Parameters"] or []:  # [parameter, value] (+ type)
                 out.append({"step": s.get("name", ""), "kind": "ssm", "key": name, "parameter": name, "function": None,
-                            "variable": None, "value": p.get("Value", ""), "type": p.get("Type", "String")})
+                            "variable": None, "value": value, "type": kind[0] if kind else "String"})
         elif s.get("action") == "aws:executeScript" and "StateParameter" in (inputs.get("InputPayload") or {}):
             payload = inputs["InputPayload"]
             name, record = payload.get("StateParameter", ""), payload.get("Record")

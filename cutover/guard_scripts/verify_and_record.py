@@ -10,7 +10,7 @@ RECORD_LIMIT = 4096  # bytes: an SSM standard parameter
 
 def handler(events, context):
     ssm = boto3.client("ssm", config=CONFIG)
-    live = still_live(ssm, boto3.client("lambda", config=CONFIG), events["Flags"])
+    live = still_live(ssm, boto3.client("lambda", config=CONFIG), [entry(f) for f in events["Flags"]])
     record = dict(events["Record"], updated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     if live:
         record.update(phase=recorded_phase(ssm, events["StateParameter"]), status="rolling_back", target="rolled_back",
@@ -27,6 +27,14 @@ def handler(events, context):
         raise RuntimeError(f"rollback UNFINISHED: {len(live)} flag(s) still live: {', '.join(live) or 'none'}; "
                            + "; ".join([*problems, told]) + "; run `cutover rollback` to finish it")
     return {"Restored": len(events["Flags"]), "Notified": told}
+
+
+def entry(flag):
+    """A flag to check: a mapping, or in a compact document [flag, parameter, value] (+ "SecureString")."""
+    if isinstance(flag, dict):
+        return flag
+    name, parameter, value, *kind = flag
+    return {"Label": f"{name} ({parameter})", "Parameter": parameter, "Value": value, "Type": kind[0] if kind else "String"}
 
 
 def still_live(ssm, lam, flags):
@@ -57,7 +65,7 @@ def still_live(ssm, lam, flags):
             ok = env is not None and env.get(f["Variable"]) == f["Value"]
             why = " (its environment cannot be read)" if env is None else ""
         if not ok:
-            out.append((f.get("Label") or f"{f['Flag']} ({f['Parameter']})") + why)
+            out.append(f["Label"] + why)
     return out
 
 

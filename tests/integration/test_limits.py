@@ -21,14 +21,15 @@ from cutover.plan.load import load_plan
 ACCOUNT = "123456789012"
 
 
-def plan_file(tmp_path: Path, n: int, value_len: int = 3) -> Path:
-    """n SSM flags (rollback values of `value_len` characters), one alarm so a guard can be armed."""
+def plan_file(tmp_path: Path, n: int, value_len: int = 3, prefix: str = "/edge") -> Path:
+    """n SSM flags (rollback values of `value_len` characters, parameters under `prefix`), one alarm so a
+    guard can be armed."""
     lines = ["version: 1", f"name: edge{n}", "region: us-east-2", "flags:"]
     for i in range(n):
-        lines += [f"  f{i:04d}:", f"    parameter: /edge/f{i:04d}", f'    rollback: "{"x" * value_len}"']
+        lines += [f"  f{i:04d}:", f"    parameter: {prefix}/f{i:04d}", f'    rollback: "{"x" * value_len}"']
     lines += ["checks:", "  quiet:", "    type: alarms", "    names: [edge-errors]", "phases:",
               "  - name: live", "    set: {" + ", ".join(f'f{i:04d}: "on"' for i in range(n)) + "}", "    gates: [quiet]"]
-    path = tmp_path / f"edge{n}-{value_len}.yaml"
+    path = tmp_path / f"edge{n}-{value_len}-{len(prefix)}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -160,6 +161,17 @@ def test_a_document_too_large_for_one_step_per_flag_is_compact_and_keeps_the_rol
     assert [len(b) for b in batches] == [100] * 5 and {s["inputs"]["Script"] for s in large["mainSteps"][:-1]} == {guard.PUT_SCRIPT}
 
 
+def test_a_500_flag_document_with_longer_parameter_names_fits(tmp_path):
+    """A compact document lists each flag twice (its write, its check): as [parameter, value] and [flag,
+    parameter, value], not mappings, 500 flags under a 26-character prefix fit (as mappings they did not)."""
+    plan = load_plan(str(plan_file(tmp_path, 500, prefix="/cutover/orders-prod/flags")))
+    doc = guard.build_document(plan, ACCOUNT)
+    assert document_bytes(doc) <= 64 * 1024, document_bytes(doc)
+    assert [(w["key"], w["value"]) for w in guard.document_writes(doc)[:-1]] == program.writes(program.steps(plan))
+    checked = doc["mainSteps"][-1]["inputs"]["InputPayload"]["Flags"]
+    assert checked[0] == ["f0000", "/cutover/orders-prod/flags/f0000", "xxx"] and len(checked) == 500
+
+
 def test_guard_refuses_a_document_over_64_kb(tmp_path):
     """Long rollback values grow the document (each value is in it twice) and not the policy."""
     size = lambda n: document_bytes(guard.build_document(load_plan(str(plan_file(tmp_path, n, value_len=1500))), ACCOUNT))  # noqa: E731
@@ -242,11 +254,32 @@ def test_the_batch_step_attempts_every_flag_and_fails_naming_the_ones_not_writte
 
     namespace: dict = {}
     exec(compile(guard.PUT_SCRIPT, "<put_parameters>", "exec"), namespace)  # noqa: S102 - as Automation runs it
-    batch = [{"Name": "/edge/a", "Value": "1"}, {"Name": "/aws/edge-b", "Value": "2"},
-             {"Name": "/edge/c", "Value": "3", "Type": "SecureString"}]
+    batch = [["/edge/a", "1"], ["/aws/edge-b", "2"], ["/edge/c", "3", "SecureString"]]
     with pytest.raises(RuntimeError, match=r"^1 of 3 flag\(s\) not written: /aws/edge-b \(\w+\)$"):
         namespace["handler"]({"Parameters": batch}, {})
     store = SsmParameterStore(Clients(make_session("us-east-2", None, True)))
     got = store.get_many(["/edge/a", "/edge/c"])
-    assert (got["/edge/a"].value, got["/edge/c"].value) == ("1", "3")
+    assert (got["/edge/a"].value, got["/edge/c"].value, got["/edge/c"].type) == ("1", "3", "SecureString")
     assert namespace["handler"]({"Parameters": batch[:1]}, {}) == {"Written": 1}
+
+
+def test_the_last_step_of_a_compact_document_names_a_flag_still_live(aws_env):
+    """Compact entries ([flag, parameter, value] + "SecureString") are checked as mappings are: a flag not at
+    its value is named "flag (parameter)", the record says unfinished, and the step fails."""
+    from cutover.adapters.aws import Clients, SsmParameterStore, make_session
+
+    store = SsmParameterStore(Clients(make_session("us-east-2", None, False)))
+    store.put("/edge/ok", "off")
+    store.put("/edge/secret", "s3", secure=True)
+    store.put("/edge/live", "on")
+    namespace: dict = {}
+    exec(compile(guard.VERIFY_SCRIPT, "<verify_and_record>", "exec"), namespace)  # noqa: S102 - as Automation runs it
+    record = {"phase": "rolled_back", "status": "stable", "reason": "auto-rollback by guard", "plan": "edge",
+              "plan_digest": "0" * 64, "run_id": "exec-1"}
+    flags = [["ok", "/edge/ok", "off"], ["secret", "/edge/secret", "s3", "SecureString"], ["live", "/edge/live", "off"]]
+    events = {"StateParameter": "/edge/state", "Record": record, "Flags": flags, "Topic": "", "Alarm": "edge-errors"}
+    with pytest.raises(RuntimeError, match=r"1 flag\(s\) still live: live \(/edge/live\);"):
+        namespace["handler"](events, {})
+    assert "UNFINISHED, still live: live (/edge/live)" in store.get_many(["/edge/state"])["/edge/state"].value
+    store.put("/edge/live", "off")
+    assert namespace["handler"](events, {})["Restored"] == 3
