@@ -236,7 +236,6 @@ class WritingRollback:
         return rt.finish(report, Outcome(ExitCode.OK, f"rolled back {current} -> {dest}: {len(restored)} flag(s) changed, every flag confirmed",
                                            lines, data))
 
-
     def _the_rest(self, converger: flagmod.Converger, rest: dict, target: dict[str, str], report: evidence.Report,
                   data: dict) -> flagmod.Live:
         """Every flag as read right after the kill switch, its changes added to the rollback's; a read
