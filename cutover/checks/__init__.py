@@ -28,6 +28,17 @@ def secret_refs(plan) -> dict[str, set[str]]:
     return refs
 
 
+def needs(plan) -> dict[str, tuple]:
+    """What the plan's checks need before they can pass (`CheckType.needs`): each kind of need -> its items,
+    in plan order, each once. A kind no check needs is absent."""
+    kinds = by_kind()
+    found: dict[str, dict] = {}
+    for check in plan.checks.values():
+        for need in kinds[check.type].needs(check):
+            found.setdefault(need.kind, {})[need.item] = None
+    return {kind: tuple(items) for kind, items in found.items()}
+
+
 def by_kind() -> dict[str, CheckType]:
     """Each listed type by its `type:` word (read at every use, so a type added to TYPES counts at once)."""
     return {t.kind: t for t in TYPES}

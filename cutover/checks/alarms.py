@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterator
 from cutover.checks.alarm_expect import AlarmExpect, differences
 from cutover.checks.aws_faults import aws_fail
 from cutover.checks.fmt import duration, stamp
-from cutover.checks.interface import CheckType, Fail, Nodes, Problem, fragment, list_of, ref, statement
+from cutover.checks.interface import CheckType, Fail, Need, Nodes, Problem, fragment, list_of, ref, statement
 from cutover.checks.metric import HIGH_RES_PERIODS
 from cutover.checks.words import code, names as code_names
 from cutover.errors import AwsError
@@ -137,13 +137,18 @@ def _expect_lines(c: AlarmsCheck) -> list[str]:
 
 class Alarms(CheckType):
     """Its IAM needs: DescribeAlarms on its names and prefix (`iam`, below; the runbook's list and the
-    guard's rule take the same names from `iam.inventory`); the sandbox creates its alarms, OK and
+    guard's rule take the same names from `needs`, through `iam.inventory`); the sandbox creates its alarms, OK and
     configured as `expect` says (`cutover.sandbox.emulator.seed`: one alarm per name across checks)."""
 
     def iam(self, check: AlarmsCheck, arn, read_only: bool) -> list[dict]:
         named = dict.fromkeys((*check.names, *check.expect))  # `expect` configures alarms it may also name
         alarms = [arn.alarm(n) for n in named] + ([arn.alarm(check.prefix + "*")] if check.prefix else [])
         return [statement("DescribeGateAlarms", ["cloudwatch:DescribeAlarms"], alarms)]
+
+    def needs(self, check: AlarmsCheck) -> Iterator[Need]:
+        yield from (Need("alarm", n) for n in (*check.names, *check.expect))
+        if check.prefix:
+            yield Need("alarm_prefix", check.prefix)
 
     kind = "alarms"
     model = AlarmsCheck

@@ -19,7 +19,7 @@ import signal
 from typing import TYPE_CHECKING, Iterator
 
 from cutover.checks.fmt import duration, one_line
-from cutover.checks.interface import ENV_NAME, CheckType, Fail, Problem, Skip, fragment, list_of, text
+from cutover.checks.interface import ENV_NAME, CheckType, Fail, Need, Problem, Skip, fragment, list_of, text
 from cutover.checks.words import code, safe
 from cutover.model.durations import format_duration
 
@@ -177,6 +177,9 @@ class Command(CheckType):
                        "variable), or remove the name")
 
     run = staticmethod(_run)  # the gate, above
+
+    def needs(self, check: CommandCheck) -> Iterator[Need]:
+        yield Need("command", tuple(check.run))
 
     def describe(self, check: CommandCheck) -> str:
         return f"{code(safe(shlex.join(check.run)))} exits 0 within {format_duration(check.timeout)} (run from the plan's directory)"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import re
+from typing import Iterator
 
-from cutover.checks.interface import ENV_NAME, CheckType, Fail, fragment, list_of, text
+from cutover.checks.interface import ENV_NAME, CheckType, Fail, Need, fragment, list_of, text
 from cutover.checks.words import code, safe
 
 
@@ -91,6 +92,10 @@ class Env(CheckType):
     )
 
     run = staticmethod(_run)  # the gate, above
+
+    def needs(self, check: EnvCheck) -> Iterator[Need]:
+        yield from (Need("env", (k, v)) for k, v in check.equals.items())
+        yield from (Need("env", (k, None)) for k in check.present)
 
     def describe(self, check: EnvCheck) -> str:
         parts = [code(f"{k}={safe(v)}") for k, v in check.equals.items()] + [f"{code(k)} set" for k in check.present]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from cutover.checks.interface import CheckType, Problem, fragment, ref, text
+from cutover.checks.interface import CheckType, Need, Problem, fragment, ref, text
 from cutover.checks.words import code, names
 
 
@@ -59,6 +59,18 @@ class _Request(CheckType):
 
     def templated(self, check: HttpCheck | GraphqlCheck) -> list[str]:
         """The fields that may hold ${VAR} and {{secret:...}}."""
+        return [check.url, *check.headers.values()]
+
+    def needs(self, check: HttpCheck | GraphqlCheck) -> Iterator[Need]:
+        """The secrets its templates read, and the ${VAR}s of its url, headers (and query) with their defaults."""
+        from cutover.model.templates import ENV_REF
+
+        yield from dict.fromkeys(Need("secret_read", sid) for sid, _ in self.secret_refs(check))
+        for m in (m for t in self.shell_texts(check) for m in ENV_REF.finditer(t)):
+            yield Need("env_ref", (m["var"], m["default"]))
+
+    def shell_texts(self, check: HttpCheck | GraphqlCheck) -> list[str]:
+        """The texts whose ${VAR}s the runbook asks the operator's shell for."""
         return [check.url, *check.headers.values()]
 
     def problems(self, check: HttpCheck | GraphqlCheck, fields: dict) -> Iterator[Problem]:
@@ -118,6 +130,9 @@ class Graphql(_Request):
         import json
 
         return [*super().templated(check), check.query, json.dumps(check.variables)]
+
+    def shell_texts(self, check: GraphqlCheck) -> list[str]:
+        return [*super().shell_texts(check), check.query]
     schema = fragment(
         "graphql",
         "graphql check",

@@ -15,6 +15,8 @@ A type gives everything the rest of cutover needs to know about it:
 - `iam(check, arn, read_only)`: the IAM statements its calls need (`arn` is `cutover.compile.iam.Arns`);
 - `secret_refs(check)`: the Secrets Manager secrets it reads, each with a JSON key or None (a `{{secret:ID#key}}`
   in an http header counts): read, granted and seeded once per plan, whichever types read them;
+- `needs(check)`: what must exist before it can pass, as `Need`s (alarms, log groups, secrets, calendars,
+  shell variables, local programs): the IAM inventory and the runbook's "Before you start" list them;
 - `seed(check, seeder, now)`: what the emulator must hold for the check to pass in a sandbox.
 
 This layer sits under the plan loader and the gates, so it imports neither: the loader and the runner
@@ -101,6 +103,30 @@ def statement(sid: str, actions: list[str], resources, condition: dict | None = 
     return stmt
 
 
+# --- what a check needs before it can pass (cutover.compile.iam.inventory, the runbook's prerequisites) ---
+
+
+@dataclass(frozen=True)
+class Need:
+    """One thing a check needs: `kind` is one of NEEDS, `item` a name (a tuple for `env` and `env_ref`)."""
+
+    kind: str
+    item: Any
+
+
+NEEDS = {
+    "alarm": "a CloudWatch alarm, by name",
+    "alarm_prefix": "every CloudWatch alarm whose name starts with this",
+    "log_group": "a CloudWatch Logs log group",
+    "change_calendar": "an SSM Change Calendar (name or ARN)",
+    "secret_read": "a Secrets Manager secret read with GetSecretValue",
+    "secret_described": "a Secrets Manager secret only described (DescribeSecret)",
+    "env": "(variable, value): the operator's shell sets it to value; value None: set to anything",
+    "env_ref": "(variable, default): a ${VAR} in a check's text; default None: it must be set",
+    "command": "a local program's argv (a tuple), run by the gate",
+}
+
+
 # --- the interface --------------------------------------------------------------------------------------
 
 # A rule the schema cannot say, broken: (the node, its key path under the check, message, fix).
@@ -160,6 +186,10 @@ class CheckType:
 
     def secret_refs(self, check: Any) -> Iterator[tuple[str, str | None]]:
         """(secret id, JSON key or None) for each secret the check reads."""
+        return iter(())
+
+    def needs(self, check: Any) -> Iterator[Need]:
+        """What must exist (or be set) before the check can pass; kinds as in NEEDS."""
         return iter(())
 
     def seed(self, check: Any, seeder: Any, now: datetime) -> None:

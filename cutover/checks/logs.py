@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from cutover.checks.aws_faults import aws_fail
 from cutover.checks.fmt import duration, stamp
-from cutover.checks.interface import CheckType, Fail, fragment, ref, statement, text
+from cutover.checks.interface import CheckType, Fail, Need, fragment, ref, statement, text
 from cutover.checks.words import code, safe
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
@@ -234,6 +234,9 @@ class _LogSearch(CheckType):
 
     def iam(self, check: LogFreshnessCheck | LogAbsentCheck, arn, read_only: bool) -> list[dict]:
         return [statement("SearchGateLogGroups", ["logs:FilterLogEvents"], [arn.log_group(check.log_group)])]
+
+    def needs(self, check: LogFreshnessCheck | LogAbsentCheck) -> Iterator[Need]:
+        yield Need("log_group", check.log_group)
 
 
 class LogFreshness(_LogSearch):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 from cutover.checks.aws_faults import DENIED, aws_fail, code_of, is_not_found
-from cutover.checks.interface import CheckType, Fail, fragment, list_of, text
+from cutover.checks.interface import CheckType, Fail, Need, fragment, list_of, text
 from cutover.checks.words import names
 from cutover.errors import AwsError
 
@@ -109,8 +109,8 @@ def _run(check: SecretsCheck, ctx) -> str:
 
 
 class Secrets(CheckType):
-    """Its IAM needs and its sandbox secrets are the plan's (`iam.inventory`, `secret_refs`): a secret is
-    also read through {{secret:ID}} in http and graphql checks, and each is granted and seeded once."""
+    """Its IAM needs and its sandbox secrets are the plan's (`needs` through `iam.inventory`, `secret_refs`): a
+    secret is also read through {{secret:ID}} in http and graphql checks, and each is granted and seeded once."""
 
     kind = "secrets"
     model = SecretsCheck
@@ -133,6 +133,10 @@ class Secrets(CheckType):
 
     def secret_refs(self, check: SecretsCheck) -> Iterator[tuple[str, str | None]]:
         return ((sid, None) for sid in check.secret_ids)
+
+    def needs(self, check: SecretsCheck) -> Iterator[Need]:
+        """Read (GetSecretValue) with decrypt: true, else only described."""
+        return (Need("secret_read" if check.decrypt else "secret_described", sid) for sid in check.secret_ids)
 
     def describe(self, check: SecretsCheck) -> str:
         what = "exist and decrypt (GetSecretValue)" if check.decrypt else "exist and are not scheduled for deletion (not read)"

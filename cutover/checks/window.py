@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from cutover.checks.aws_faults import code_of
-from cutover.checks.interface import CheckType, Fail, fragment, list_of, statement, text
+from cutover.checks.interface import CheckType, Fail, Need, fragment, list_of, statement, text
 from cutover.checks.words import code, names
 from cutover.errors import AwsError
 from cutover.model.durations import format_duration
@@ -127,13 +127,15 @@ def _describe(c: WindowCheck) -> str:
 
 
 class Window(CheckType):
-    """Its IAM needs: GetCalendarState on its calendars (`iam`, below); the runbook lists them from
-    `iam.inventory`."""
+    """Its IAM needs: GetCalendarState on its calendars (`iam`, below); the runbook lists them (`needs`)."""
 
     def iam(self, check: WindowCheck, arn, read_only: bool) -> list[dict]:
         if not check.change_calendars:
             return []
         return [statement("ReadChangeCalendars", ["ssm:GetCalendarState"], [arn.change_calendar(n) for n in check.change_calendars])]
+
+    def needs(self, check: WindowCheck) -> Iterator[Need]:
+        return (Need("change_calendar", n) for n in check.change_calendars)
 
     kind = "window"
     model = WindowCheck

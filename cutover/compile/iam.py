@@ -8,7 +8,6 @@ sensitive value cannot reach the policy. No boto3 here: the policy is computed f
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -17,10 +16,6 @@ from cutover import checks as check_types
 from cutover.checks.interface import statement
 from cutover.errors import UsageError
 from cutover.model.plan import Plan, function_name
-from cutover.checks.alarms import AlarmsCheck
-from cutover.checks.logs import LogAbsentCheck, LogFreshnessCheck
-from cutover.checks.secrets import SecretsCheck
-from cutover.checks.window import WindowCheck
 from cutover.ports import HIGH_THROUGHPUT_SETTING
 
 PLACEHOLDER_ACCOUNT = "ACCOUNT_ID"
@@ -61,10 +56,8 @@ def _unique(items) -> tuple[str, ...]:
 
 
 def inventory(plan: Plan) -> Inventory:
-    checks = list(plan.checks.values())
-    alarms = [c for c in checks if isinstance(c, AlarmsCheck)]
-    secret_checks = [c for c in checks if isinstance(c, SecretsCheck)]
-    read = _unique([*(s for c in secret_checks if c.decrypt for s in c.secret_ids), *_template_secrets(plan)])
+    need = check_types.needs(plan).get  # what the checks need, by kind (`CheckType.needs`)
+    read = need("secret_read", ())
     return Inventory(
         flag_parameters=_unique(f.parameter for f in plan.ssm_flags),
         secure_parameters=_unique(f.parameter for f in plan.ssm_flags if f.secure),
@@ -72,21 +65,13 @@ def inventory(plan: Plan) -> Inventory:
         lambda_keys=_unique(k for k in plan.function_keys.values() if k),
         state_parameter=plan.state_parameter,
         lock_parameter=plan.lock_parameter,
-        alarm_names=_unique(n for c in alarms for n in (*c.names, *c.expect)),
-        alarm_prefixes=_unique(c.prefix for c in alarms if c.prefix),
-        log_groups=_unique(c.log_group for c in checks if isinstance(c, (LogFreshnessCheck, LogAbsentCheck))),
+        alarm_names=need("alarm", ()),
+        alarm_prefixes=need("alarm_prefix", ()),
+        log_groups=need("log_group", ()),
         secrets_read=read,
-        secrets_described=_unique(s for c in secret_checks if not c.decrypt for s in c.secret_ids if s not in read),
-        change_calendars=_unique(n for c in checks if isinstance(c, WindowCheck) for n in c.change_calendars),
+        secrets_described=tuple(s for s in need("secret_described", ()) if s not in read),
+        change_calendars=need("change_calendar", ()),
     )
-
-
-def _template_secrets(plan: Plan) -> list[str]:
-    """Secrets read through {{secret:ID}} in http/graphql checks (the sandbox's scan, minus `secrets` checks)."""
-    from cutover.checks import secret_refs
-
-    others = {k: c for k, c in plan.checks.items() if not isinstance(c, SecretsCheck)}
-    return list(secret_refs(dataclasses.replace(plan, checks=others)))
 
 
 # --- ARNs ---------------------------------------------------------------------------------------------

@@ -23,9 +23,6 @@ from cutover.compile import iam
 from cutover.core import machine
 from cutover.model import program
 from cutover.model.plan import PENDING, ROLLED_BACK, Flag, LambdaTarget, Phase, Plan, function_name
-from cutover.checks.command import CommandCheck
-from cutover.checks.env import EnvCheck
-from cutover.checks.http import GraphqlCheck, HttpCheck
 from cutover.errors import ExitCode, UsageError
 from cutover.model.durations import format_duration
 from cutover.model.targets import account_of_role, rollback_waves
@@ -438,21 +435,16 @@ def _shell_var_exports(hidden: list[Flag]) -> str:
 
 def _env_vars(plan: Plan) -> tuple[list[str], dict[str, str | None]]:
     """Env lines from env checks, and ${VAR} used in http/graphql checks -> its default (None: required)."""
-    required: list[str] = []
-    for c in plan.checks.values():
-        if isinstance(c, EnvCheck):
-            required += [_code(f"{k}={_safe(v)}") for k, v in c.equals.items()]
-            required += [f"{_code(k)} set (any value)" for k in c.present]
-    in_env_checks = {k for c in plan.checks.values() if isinstance(c, EnvCheck) for k in (*c.equals, *c.present)}
+    need = check_types.needs(plan).get
+    settings = need("env", ())
+    required = [_code(f"{k}={_safe(v)}") if v is not None else f"{_code(k)} set (any value)" for k, v in settings]
+    in_env_checks = {k for k, _ in settings}
     refs: dict[str, str | None] = {}
-    for c in plan.checks.values():
-        if isinstance(c, (HttpCheck, GraphqlCheck)):
-            texts = [c.url, *c.headers.values()] + ([c.query] if isinstance(c, GraphqlCheck) else [])
-            for m in (m for t in texts for m in ENV_REF.finditer(t)):
-                if m["default"] is None or refs.get(m["var"], "") is None:
-                    refs[m["var"]] = None  # required wherever one use has no default
-                else:
-                    refs.setdefault(m["var"], m["default"])
+    for var, default in need("env_ref", ()):
+        if default is None or refs.get(var, "") is None:
+            refs[var] = None  # required wherever one use has no default
+        else:
+            refs.setdefault(var, default)
     return list(dict.fromkeys(required)), {k: v for k, v in refs.items() if k not in in_env_checks}
 
 
@@ -503,9 +495,9 @@ def _prerequisites(plan: Plan) -> list[str]:
                  "rollback's calls allowed for you and the guard's role. If not, the advance stops (exit 1) naming the target.")
     if plan.notify_topic:
         lines.append(f"- **Notifications**: every state change and rollback is posted to SNS topic {_code(plan.notify_topic)}.")
-    commands = [c for c in plan.checks.values() if isinstance(c, CommandCheck)]
+    commands = check_types.needs(plan).get("command", ())
     if commands:
-        lines.append(f"- **Local commands** the gates run: {', '.join(_code(_safe(shlex.join(c.run))) for c in commands)}")
+        lines.append(f"- **Local commands** the gates run: {', '.join(_code(_safe(shlex.join(argv))) for argv in commands)}")
     return lines + [""]
 
 

@@ -1,6 +1,6 @@
 """A new check type is one module and one line in `cutover.checks.TYPES`: a toy type, written here in
-full, is picked up by the plan schema, the loader (its own rules included), the gate runner, the runbook,
-the IAM policy and the sandbox's seeding, with nothing else changed. The last test seeds the emulator
+full, is picked up by the plan schema, the loader (its own rules included), the gate runner, the runbook
+(its words and its prerequisites), the IAM policy and the sandbox's seeding, with nothing else changed. The last test seeds the emulator
 (moto over HTTP); the others are pure."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from cutover import checks
-from cutover.checks.interface import CheckType, Fail, Nodes, Problem, fragment, ref, text
+from cutover.checks.interface import CheckType, Fail, Need, Nodes, Problem, fragment, ref, text
 from cutover.checks.words import code
 from cutover.compile import iam, runbook
 from cutover.errors import PlanError
@@ -67,6 +67,10 @@ class Ticket(CheckType):
 
     def iam(self, check: TicketCheck, arn, read_only: bool) -> list[dict]:
         return [iam.statement("ReadChangeTickets", ["ssm:GetParameter"], [arn.parameter("/tickets/*")])]
+
+    def needs(self, check: TicketCheck) -> Iterator[Need]:
+        yield Need("env", ("APPROVED_TICKET", check.ticket))
+        yield Need("log_group", "/tickets/audit")
 
     def seed(self, check: TicketCheck, seeder, now) -> None:
         seeder.put_parameter(f"/tickets/{check.ticket}", "approved")
@@ -158,6 +162,15 @@ def test_the_runner_runs_it(with_ticket):
 
 def test_the_runbook_describes_it(with_ticket):
     assert "- `approved` (ticket): change ticket `CHG-42` is approved" in runbook.render(toy_plan()).splitlines()
+
+
+def test_the_runbook_lists_what_it_needs_before_you_start(with_ticket):
+    """`needs`: the operator's shell variable and the log group, in "Before you start" and the inventory."""
+    text = runbook.render(toy_plan())
+    before = text[text.index("## Before you start"):].split("\n## ", 1)[0].splitlines()
+    assert "  - `APPROVED_TICKET=CHG-42`" in before
+    assert "- **Log groups** (CloudWatch Logs): `/tickets/audit`" in before
+    assert iam.inventory(toy_plan()).log_groups == ("/tickets/audit",)
 
 
 def test_the_iam_policy_grants_its_calls(with_ticket):
