@@ -6,7 +6,7 @@ someone changed to 10%, or to a 1-hour period: the alarm would stay OK while the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import math
 from typing import TYPE_CHECKING
 

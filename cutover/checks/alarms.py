@@ -137,13 +137,25 @@ def _expect_lines(c: AlarmsCheck) -> list[str]:
 
 class Alarms(CheckType):
     """Its IAM needs: DescribeAlarms on its names and prefix (`iam`, below; the runbook's list and the
-    guard's rule take the same names from `needs`, through `iam.inventory`); the sandbox creates its alarms, OK and
-    configured as `expect` says (`cutover.sandbox.emulator.seed`: one alarm per name across checks)."""
+    guard's rule take the same names from `needs`, through `iam.inventory`); the sandbox creates its alarms,
+    OK and configured as `expect` says (`seed`: one alarm per name across checks)."""
 
     def iam(self, check: AlarmsCheck, arn, read_only: bool) -> list[dict]:
         named = dict.fromkeys((*check.names, *check.expect))  # `expect` configures alarms it may also name
         alarms = [arn.alarm(n) for n in named] + ([arn.alarm(check.prefix + "*")] if check.prefix else [])
         return [statement("DescribeGateAlarms", ["cloudwatch:DescribeAlarms"], alarms)]
+
+    def seed(self, plan, seeder, now) -> list[str]:
+        checks = self.checks_in(plan)
+        names: dict[str, None] = {}
+        for c in checks:
+            names.update(dict.fromkeys(c.names))
+            if c.prefix and not any(n.startswith(c.prefix) for n in c.names):
+                names[c.prefix + "sandbox"] = None  # so a prefix-only check finds something
+        expects = {n: e for c in checks for n, e in c.expect.items()}
+        for name in [*names, *(n for n in expects if n not in names)]:
+            seeder.put_alarm(name, "OK", expect=expects.get(name))  # configured as the plan's `expect` says
+        return []
 
     def needs(self, check: AlarmsCheck) -> Iterator[Need]:
         yield from (Need("alarm", n) for n in (*check.names, *check.expect))

@@ -12,7 +12,7 @@ cannot know what a program writes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import os
 import shlex
 import signal

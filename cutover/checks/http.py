@@ -53,8 +53,8 @@ class _Request(CheckType):
     def secret_refs(self, check: HttpCheck | GraphqlCheck) -> Iterator[tuple[str, str | None]]:
         from cutover.model.templates import SECRET_REF
 
-        for text in self.templated(check):
-            for m in SECRET_REF.finditer(str(text)):
+        for template in self.templated(check):
+            for m in SECRET_REF.finditer(str(template)):
                 yield m["sid"].strip(), (m["key"].strip() if m["key"] else None)
 
     def templated(self, check: HttpCheck | GraphqlCheck) -> list[str]:
@@ -62,9 +62,11 @@ class _Request(CheckType):
         return [check.url, *check.headers.values()]
 
     def needs(self, check: HttpCheck | GraphqlCheck) -> Iterator[Need]:
-        """The secrets its templates read, and the ${VAR}s of its url, headers (and query) with their defaults."""
+        """Its url, the secrets its templates read, and the ${VAR}s of its url, headers (and query) with
+        their defaults."""
         from cutover.model.templates import ENV_REF
 
+        yield Need("url", check.url)
         yield from dict.fromkeys(Need("secret_read", sid) for sid, _ in self.secret_refs(check))
         for m in (m for t in self.shell_texts(check) for m in ENV_REF.finditer(t)):
             yield Need("env_ref", (m["var"], m["default"]))

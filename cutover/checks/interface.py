@@ -17,7 +17,8 @@ A type gives everything the rest of cutover needs to know about it:
   in an http header counts): read, granted and seeded once per plan, whichever types read them;
 - `needs(check)`: what must exist before it can pass, as `Need`s (alarms, log groups, secrets, calendars,
   shell variables, local programs): the IAM inventory and the runbook's "Before you start" list them;
-- `seed(check, seeder, now)`: what the emulator must hold for the check to pass in a sandbox.
+- `seed(plan, seeder, now)` and `refresh(plan, seeder, now)`: what the emulator must hold for the type's
+  checks to pass in a sandbox, and what must be written again once a rehearsal moves its clock on.
 
 This layer sits under the plan loader and the gates, so it imports neither: the loader and the runner
 come to it. A type's heavy machinery (HTTP, subprocess) is imported inside `run`, so that loading a plan
@@ -124,6 +125,7 @@ NEEDS = {
     "env": "(variable, value): the operator's shell sets it to value; value None: set to anything",
     "env_ref": "(variable, default): a ${VAR} in a check's text; default None: it must be set",
     "command": "a local program's argv (a tuple), run by the gate",
+    "url": "an HTTP(S) endpoint the check calls, as the plan writes it (the sandbox reroutes it to its stub)",
 }
 
 
@@ -192,5 +194,16 @@ class CheckType:
         """What must exist (or be set) before the check can pass; kinds as in NEEDS."""
         return iter(())
 
-    def seed(self, check: Any, seeder: Any, now: datetime) -> None:
-        """Write what the check needs into the emulator (`cutover.sandbox.seed.EmulatorSeeder`)."""
+    def checks_in(self, plan: Any) -> list:
+        """The plan's checks of this type, in plan order."""
+        return [c for c in plan.checks.values() if c.type == self.kind]
+
+    def seed(self, plan: Any, seeder: Any, now: datetime) -> list[str]:
+        """Write what this type's checks in `plan` need to pass at `now` into the emulator (a
+        `cutover.sandbox.seed.EmulatorSeeder`); any warnings for the operator. Called once per type, with
+        all its checks, so what several checks name is written once."""
+        return []
+
+    def refresh(self, plan: Any, seeder: Any, now: datetime) -> None:
+        """Once a rehearsal has fast-forwarded its clock to `now`: write again what ages (a log marker,
+        metric data); what `seed` wrote otherwise still holds."""

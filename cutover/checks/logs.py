@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from cutover.checks.aws_faults import aws_fail
@@ -239,9 +239,38 @@ class _LogSearch(CheckType):
         yield Need("log_group", check.log_group)
 
 
+# --- the sandbox's log events ----------------------------------------------------------------------------
+
+# The newest timestamp CloudWatch Logs (and moto) accept, less a margin.
+MAX_LOG_LEAD = timedelta(hours=2) - timedelta(minutes=5)
+
+
+def _seeded_message(c: LogFreshnessCheck | LogAbsentCheck) -> str:
+    """The event the sandbox writes for a freshness check; what a log_absent check would count."""
+    return json.dumps(c.json_match) if c.json_match is not None else (c.contains or "")
+
+
 class LogFreshness(_LogSearch):
     """Its IAM needs: FilterLogEvents on its group (`_LogSearch.iam`); the sandbox writes its marker event
-    (`cutover.sandbox.emulator.seed_log_markers`, again after a rehearsal fast-forwards its clock)."""
+    (`seed`, and `refresh` after a rehearsal fast-forwards its clock)."""
+
+    def seed(self, plan, seeder, now: datetime) -> list[str]:
+        """The markers, and a warning for each that a log_absent check on its group would count."""
+        self.refresh(plan, seeder, now)
+        absent = ABSENT.checks_in(plan)
+        return [f"log group {fresh.log_group}: the event seeded for {fresh.name} also matches {c.name}"
+                for fresh in self.checks_in(plan) for c in absent
+                if c.log_group == fresh.log_group and _seeded_message(c) in _seeded_message(fresh)]
+
+    def refresh(self, plan, seeder, now: datetime) -> None:
+        """A fresh matching event for every check, a few minutes before `now` (as the real scheduled jobs
+        would). moto, like AWS, drops events more than 2 h ahead of the real time, so a marker for a clock
+        further ahead is written at the newest accepted time instead: the gate still measures its true age
+        from `now`, and passes while that age is under max_age."""
+        newest = datetime.now(timezone.utc) + MAX_LOG_LEAD
+        for c in self.checks_in(plan):
+            age = min(timedelta(minutes=5), timedelta(seconds=c.max_age / 2))  # always well inside max_age
+            seeder.put_log_event(c.log_group, _seeded_message(c), min(now - age, newest))
 
     kind = "log_freshness"
     model = LogFreshnessCheck
@@ -266,7 +295,12 @@ class LogFreshness(_LogSearch):
 
 class LogAbsent(_LogSearch):
     """Its IAM needs: FilterLogEvents on its group (`_LogSearch.iam`); the sandbox creates its (empty) group
-    in `emulator.seed`."""
+    (`seed`)."""
+
+    def seed(self, plan, seeder, now: datetime) -> list[str]:
+        for group in dict.fromkeys(c.log_group for c in self.checks_in(plan)):
+            seeder.put_log_group(group)
+        return []
 
     kind = "log_absent"
     model = LogAbsentCheck

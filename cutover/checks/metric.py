@@ -10,7 +10,7 @@ ERROR always block. Every figure goes into the result's `data` (evidence and --j
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -273,9 +273,75 @@ def in_words(c: MetricCheck, span: str = "") -> str:
     return f"{what} {span} is {' and '.join(limits)}{few}{policy}; a failed read blocks"
 
 
+# --- the sandbox's datapoints -------------------------------------------------------------------------
+
+SEED_AHEAD = timedelta(hours=2)  # healthy data is seeded this far ahead, so a sandbox's metric gates pass that long
+SEED_RATE = 0.005  # the share of bad events seeded for rate checks (under any max_rate, it is halved)
+
+
+def inside(high: float | None, low: float | None) -> float:
+    """A value within max (high) and min (low), whichever are set."""
+    if high is not None and low is not None:
+        return (high + low) / 2
+    if high is not None:
+        return high / 2 if high > 0 else high - 1
+    if low is not None:
+        return low * 2 if low > 0 else low + 1
+    return 100.0
+
+
+def _period_stamps(c: MetricCheck, now: datetime, ahead: timedelta = timedelta(0)) -> list[datetime]:
+    """The start of every period of the check's window at `now`, and of the periods `ahead` after it."""
+    start, end = window_for(c, now)
+    step = timedelta(seconds=c.period)
+    return [start + i * step for i in range(int((end + ahead - start) / step))]
+
+
+def _healthy(c: MetricCheck, baseline: bool) -> list[tuple[MetricQuery, float]]:
+    """(query, value per period) that pass the check: a steady low rate, or a value inside its limits."""
+    if c.is_rate:
+        window_periods = max(1, int(c.window // c.period))
+        total = max(1000, -(-2 * c.min_total // window_periods))  # enough for a whole bad event per period
+        rate = SEED_RATE if c.max_rate is None else min(SEED_RATE, c.max_rate / 2)
+        return [(c.total, float(total)), (c.bad, float(round(total * rate)))]
+    value = inside(c.max, c.min)
+    if baseline and c.max_ratio:
+        value = value / (0.9 * c.max_ratio)  # the window's value is 0.9 x max_ratio times the baseline's
+    return [(c.value, value)]
+
+
+def write_healthy(c: MetricCheck, seeder, now: datetime, ahead: timedelta = timedelta(0)) -> None:
+    """Data so the check passes at `now` (and up to `ahead` later): the judged window and each baseline
+    window, at one steady healthy level. Where spans written twice overlap, Sums add up: bad and total
+    alike, so the rate stays the same."""
+    stamps = _period_stamps(c, now, ahead)
+    for offset in (0.0, *(c.baseline.offsets if c.baseline else ())):
+        shifted = [t - timedelta(seconds=offset) for t in stamps]
+        for query, value in _healthy(c, bool(offset)):
+            seeder.put_metric_points(query, [(t, value) for t in shifted])
+
+
+def write_regression(c: MetricCheck, seeder, now: datetime, share: float = 0.2) -> None:
+    """A metric incident for rehearsals: as many events again in the rate check's current window, `share`
+    of them bad, on top of the healthy data already there, so the check fails."""
+    stamps = _period_stamps(c, now)
+    (total_query, total), _ = _healthy(c, False)
+    seeder.put_metric_points(total_query, [(t, total) for t in stamps])
+    seeder.put_metric_points(c.bad, [(t, float(round(total * share))) for t in stamps])
+
+
 class Metric(CheckType):
-    """The sandbox writes its healthy datapoints (`cutover.sandbox.emulator.seed_metrics`, again after a
+    """The sandbox writes its healthy datapoints (`seed`, for the next SEED_AHEAD; `refresh` after a
     rehearsal fast-forwards its clock)."""
+
+    def seed(self, plan, seeder, now: datetime) -> list[str]:
+        for c in self.checks_in(plan):
+            write_healthy(c, seeder, now, SEED_AHEAD)
+        return []
+
+    def refresh(self, plan, seeder, now: datetime) -> None:
+        for c in self.checks_in(plan):
+            write_healthy(c, seeder, now)
 
     kind = "metric"
     model = MetricCheck

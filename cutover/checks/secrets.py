@@ -5,7 +5,7 @@ Values are registered with the redactor the moment they are read and go nowhere 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 from cutover.checks.aws_faults import DENIED, aws_fail, code_of, is_not_found
 from cutover.checks.interface import CheckType, Fail, Need, fragment, list_of, text

@@ -8,7 +8,7 @@ only where the check says `allow_override: true`, and its detail says it was ove
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Iterator
 

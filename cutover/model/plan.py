@@ -5,7 +5,7 @@ Durations are seconds (float). Mappings are plain dicts by convention: treat the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol, Union
 

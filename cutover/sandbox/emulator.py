@@ -21,20 +21,20 @@ import tempfile
 import threading
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Mapping, MutableMapping
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from cutover import checks as check_types
 from cutover.model.plan import Plan, function_name
-from cutover.checks.alarms import AlarmsCheck
-from cutover.checks.env import EnvCheck
-from cutover.checks.http import GraphqlCheck, HttpCheck
-from cutover.checks.logs import LogAbsentCheck, LogFreshnessCheck
-from cutover.checks.metric import MetricCheck
+from cutover.checks.metric import SEED_AHEAD, inside, write_regression
 from cutover.checks import secret_refs
-from cutover.model.templates import ENV_REF, expand_vars
+from cutover.model.durations import format_duration
+from cutover.model.templates import expand_vars
+
+if TYPE_CHECKING:
+    from cutover.sandbox.seed import Written
 
 DUMMY_KEY = "testing"
 # A seeded Lambda function also holds variables the plan does not own, as a real one does: every
@@ -282,7 +282,7 @@ def compress_time(plan: Plan, scale: int, folder: str) -> Compressed:
 
     text = Path(plan.path).read_text(encoding="utf-8")
     want = {"bake": {p.name: p.bake for p in plan.phases},
-            "quiet_for": {c.name: c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)}}
+            "quiet_for": {c.name: c.quiet_for for c in plan.checks.values() if c.type == "alarms"}}
     edits: dict[int, tuple[int, str, str]] = {}  # start -> (end, new text, what changed), in file order below
     for node, owner, key in _duration_nodes(text):
         old = want[key][owner]
@@ -301,7 +301,7 @@ def compress_time(plan: Plan, scale: int, folder: str) -> Compressed:
     expected = dataclasses.replace(
         plan, path=copy.path, digest=copy.digest,
         phases=tuple(dataclasses.replace(p, bake=_compressed(p.bake, scale)) for p in plan.phases),
-        checks={n: dataclasses.replace(c, quiet_for=_compressed(c.quiet_for, scale)) if isinstance(c, AlarmsCheck) else c
+        checks={n: dataclasses.replace(c, quiet_for=_compressed(c.quiet_for, scale)) if c.type == "alarms" else c
                 for n, c in plan.checks.items()})
     if copy != expected:
         raise UsageError(f"--time-scale: the copy of {plan.path} with shorter bakes and quiet windows reads back "
@@ -462,12 +462,12 @@ class Reroute:
 
 
 def plan_reroutes(plan: Plan, stub_base: str, env: Mapping[str, str] | None = None) -> list[Reroute]:
-    """Every http/graphql check's URL and where the rehearsal sends it, for output and evidence."""
-    env = env or {}
+    """Every URL a check calls (http, graphql) and where the rehearsal sends it, for output and evidence."""
+    env, kinds = env or {}, check_types.by_kind()
     return [
-        Reroute(c.name, c.url, reroute_url(expand_vars(c.url, env), stub_base))
+        Reroute(c.name, need.item, reroute_url(expand_vars(need.item, env), stub_base))
         for c in plan.checks.values()
-        if isinstance(c, (HttpCheck, GraphqlCheck))
+        for need in kinds[c.type].needs(c) if need.kind == "url"
     ]
 
 
@@ -480,18 +480,7 @@ def _dummy_secret(keys: set[str]) -> str:
     return json.dumps({k: token() for k in sorted(keys)}) if keys else token()
 
 
-def _log_message(check: LogFreshnessCheck) -> str:
-    if check.json_match is not None:
-        return json.dumps(check.json_match)
-    return check.contains or ""
-
-
-def _absent_pattern(check: LogAbsentCheck) -> str:
-    return json.dumps(check.json_match) if check.json_match is not None else (check.contains or "")
-
-
-METRIC_LEAD = timedelta(hours=2)  # metric data is seeded this far ahead, so a sandbox's metric gates pass that long
-METRIC_LEAD_TEXT = "2h"
+METRIC_LEAD_TEXT = format_duration(SEED_AHEAD.total_seconds())  # how long the seeded metric data keeps gates passing
 
 
 @dataclass
@@ -553,85 +542,30 @@ def seed(plan: Plan, emulator: "Emulator | str", now: datetime | None = None, ro
         aws.put_secret(sid, _dummy_secret(keys))
         summary.secrets.append(sid)
 
-    names = _alarm_names(plan)
-    expects = {n: e for c in plan.checks.values() if isinstance(c, AlarmsCheck) for n, e in c.expect.items()}
-    for name in names + [n for n in expects if n not in names]:
-        aws.put_alarm(name, "OK", expect=expects.get(name))  # configured as the plan's `expect` says
-        summary.alarms.append(name)
-
-    checks = list(plan.checks.values())
-    for c in checks:
-        if isinstance(c, LogAbsentCheck) and c.log_group not in summary.log_groups:
-            aws.put_log_group(c.log_group)
-            summary.log_groups[c.log_group] = 0
-    for group, count in _put_log_markers(plan, aws, now).items():
-        summary.log_groups[group] = summary.log_groups.get(group, 0) + count
-    for c in checks:
-        if isinstance(c, LogFreshnessCheck):
-            summary.warnings += _conflicts(c, _log_message(c), checks)
-    summary.metric_points = seed_metrics(plan, endpoint, now, ahead=METRIC_LEAD, role_arn=role_arn)
-    kinds = check_types.by_kind()
-    for c in checks:
-        if c.type in kinds:
-            kinds[c.type].seed(c, aws, now)
+    for t in check_types.TYPES:  # what each check type's checks need: alarms, log groups and events, metrics...
+        summary.warnings += t.seed(plan, aws, now)
+    summary.alarms, summary.log_groups = aws.written.alarms, aws.written.log_groups
+    summary.metric_points = aws.written.metric_points
     return summary
 
 
-SEED_RATE = 0.005  # the share of bad events seeded for rate checks (under any max_rate, it is halved)
-
-
-def seed_metrics(plan: Plan, emulator: "Emulator | str", now: datetime, ahead: timedelta = timedelta(0),
-                 role_arn: str | None = None) -> int:
-    """Metric data so every metric check passes at `now` (and up to `ahead` later): the judged window and
-    each baseline window, at one steady healthy level. A rehearsal calls it again after fast-forwarding
-    its clock (where spans overlap, Sums add up: bad and total alike, so the rate stays the same).
-    Returns the datapoints written."""
+def refresh(plan: Plan, emulator: "Emulator | str", now: datetime, role_arn: str | None = None) -> "Written":
+    """Write again what ages, once a rehearsal has fast-forwarded its clock to `now`: each check type's
+    `refresh` (log markers, metric data). Returns what was written."""
     from cutover.sandbox.seed import EmulatorSeeder
 
     aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region, role_arn)
-    written = 0
-    for c in plan.checks.values():
-        if not isinstance(c, MetricCheck):
-            continue
-        stamps = _period_stamps(c, now, ahead)
-        for offset in (0.0, *(c.baseline.offsets if c.baseline else ())):
-            shifted = [t - timedelta(seconds=offset) for t in stamps]
-            for query, value in _healthy(c, bool(offset), len(shifted)):
-                aws.put_metric_points(query, [(t, value) for t in shifted])
-                written += len(shifted)
-    return written
+    for t in check_types.TYPES:
+        t.refresh(plan, aws, now)
+    return aws.written
 
 
-def seed_regression(plan: Plan, emulator: "Emulator | str", check: MetricCheck, now: datetime, share: float = 0.2) -> None:
-    """A metric incident for rehearsals: as many events again in the rate check's current window, `share`
-    of them bad, on top of the healthy data already there, so the check fails."""
+def seed_regression(plan: Plan, emulator: "Emulator | str", check, now: datetime, share: float = 0.2) -> None:
+    """A metric incident for rehearsals (`cutover.checks.metric.write_regression`): the check fails."""
     from cutover.sandbox.seed import EmulatorSeeder
 
-    aws = EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region)
-    stamps = _period_stamps(check, now)
-    (total_query, total), _ = _healthy(check, False, len(stamps))
-    aws.put_metric_points(total_query, [(t, total) for t in stamps])
-    aws.put_metric_points(check.bad, [(t, float(round(total * share))) for t in stamps])
-
-
-def _period_stamps(c: MetricCheck, now: datetime, ahead: timedelta = timedelta(0)) -> list[datetime]:
-    """The start of every period of the check's window at `now`, and of the periods `ahead` after it."""
-    from cutover.checks.metric import window_for
-
-    start, end = window_for(c, now)
-    step = timedelta(seconds=c.period)
-    return [start + i * step for i in range(int((end + ahead - start) / step))]
-
-
-def inside(high: float | None, low: float | None) -> float:
-    """A value within max (high) and min (low), whichever are set."""
-    if high is not None and low is not None:
-        return (high + low) / 2
-    if high is not None:
-        return high / 2 if high > 0 else high - 1
-    if low is not None:
-        return low * 2 if low > 0 else low + 1
-    return 100.0
+    write_regression(check, EmulatorSeeder(emulator.endpoint if isinstance(emulator, Emulator) else emulator, plan.region),
+                     now, share)
 
 
 class CannedInsights:
@@ -652,19 +586,6 @@ class CannedInsights:
     def query_results(self, query_id: str) -> tuple[str, list[dict[str, str]]]:
         query = self._started.get(query_id)
         return ("Complete", self.rows[query]) if query in self.rows else ("Failed", [])
-
-
-def _healthy(c: MetricCheck, baseline: bool, periods: int) -> list[tuple]:
-    """(query, value per period) that pass the check: a steady low rate, or a value inside its limits."""
-    if c.is_rate:
-        window_periods = max(1, int(c.window // c.period))
-        total = max(1000, -(-2 * c.min_total // window_periods))  # enough for a whole bad event per period
-        rate = SEED_RATE if c.max_rate is None else min(SEED_RATE, c.max_rate / 2)
-        return [(c.total, float(total)), (c.bad, float(round(total * rate)))]
-    value = inside(c.max, c.min)
-    if baseline and c.max_ratio:
-        value = value / (0.9 * c.max_ratio)  # the window's value is 0.9 x max_ratio times the baseline's
-    return [(c.value, value)]
 
 
 def set_flags(plan: Plan, emulator: "Emulator | str", values: dict[str, str]) -> None:
@@ -694,54 +615,6 @@ def function_environments(plan: Plan, emulator: "Emulator | str") -> dict[str, d
     return {fn: aws.environment(function_name(fn)) for fn in plan.functions}
 
 
-def seed_log_markers(plan: Plan, emulator: "Emulator | str", now: datetime, role_arn: str | None = None) -> int:
-    """Write a fresh matching event for every log_freshness check, a few minutes before `now` (as the
-    real scheduled jobs would); a rehearsal calls it again after fast-forwarding its clock.
-
-    moto, like AWS, drops events more than 2 h ahead of the real time, so a marker for a clock further
-    ahead is written at the newest accepted time instead: the freshness gate still measures its true
-    age from `now`, and passes while that age is under max_age."""
-    from cutover.sandbox.seed import EmulatorSeeder
-
-    endpoint = emulator.endpoint if isinstance(emulator, Emulator) else emulator
-    return sum(_put_log_markers(plan, EmulatorSeeder(endpoint, plan.region, role_arn), now).values())
-
-
-# The newest timestamp CloudWatch Logs (and moto) accept, less a margin.
-MAX_LOG_LEAD = timedelta(hours=2) - timedelta(minutes=5)
-
-
-def _put_log_markers(plan: Plan, aws, now: datetime) -> dict[str, int]:
-    written: dict[str, int] = {}
-    newest = datetime.now(timezone.utc) + MAX_LOG_LEAD
-    for c in plan.checks.values():
-        if isinstance(c, LogFreshnessCheck):
-            # A few minutes old, but always well inside max_age.
-            age = min(timedelta(minutes=5), timedelta(seconds=c.max_age / 2))
-            aws.put_log_event(c.log_group, _log_message(c), min(now - age, newest))
-            written[c.log_group] = written.get(c.log_group, 0) + 1
-    return written
-
-
-def _alarm_names(plan: Plan) -> list[str]:
-    names: dict[str, None] = {}
-    for c in plan.checks.values():
-        if isinstance(c, AlarmsCheck):
-            names.update(dict.fromkeys(c.names))
-            if c.prefix and not any(n.startswith(c.prefix) for n in c.names):
-                names[c.prefix + "sandbox"] = None  # so a prefix-only check finds something
-    return list(names)
-
-
-def _conflicts(fresh: LogFreshnessCheck, message: str, checks: list) -> list[str]:
-    """A seeded event that a log_absent check on the same group would count as a violation."""
-    return [
-        f"log group {fresh.log_group}: the event seeded for {fresh.name} also matches {c.name}"
-        for c in checks
-        if isinstance(c, LogAbsentCheck) and c.log_group == fresh.log_group and _absent_pattern(c) in message
-    ]
-
-
 # --- the environment a sandbox user needs -------------------------------------------------------------------
 
 # Sandbox values for well-known variables; anything else present-checked gets "sandbox".
@@ -750,22 +623,17 @@ SANDBOX_VALUES = {"SHOPIFY_SHOP_DOMAIN": "sandbox.myshopify.com"}
 
 def sandbox_env(plan: Plan, emulator: Emulator, stub: HttpStub | None = None) -> dict[str, str]:
     """AWS_ENDPOINT_URL and dummy credentials, the values every `env` check wants, and values for the
-    ${VAR}s in check URLs (a URL-valued default points at the stub). Remove Emulator.UNSET too."""
+    ${VAR}s in checks' texts (a URL-valued default points at the stub). Remove Emulator.UNSET too."""
     env = emulator.env(plan.region)
     if stub is not None:
         env["CUTOVER_HTTP_STUB"] = stub.base
-    for c in plan.checks.values():
-        if isinstance(c, (HttpCheck, GraphqlCheck)):
-            for m in ENV_REF.finditer(c.url):
-                default = m["default"]
-                if default is not None and stub is not None and "://" in default:
-                    env.setdefault(m["var"], stub.base)
-                else:
-                    env.setdefault(m["var"], default or SANDBOX_VALUES.get(m["var"], "sandbox"))
-    for c in plan.checks.values():
-        if isinstance(c, EnvCheck):
-            env.update(c.equals)  # the checks' own values win over URL defaults
-            for name in c.present:
-                if name not in c.equals:
-                    env[name] = SANDBOX_VALUES.get(name, "sandbox")
+    need = check_types.needs(plan).get
+    for var, default in need("env_ref", ()):
+        if default is not None and stub is not None and "://" in default:
+            env.setdefault(var, stub.base)
+        else:
+            env.setdefault(var, default or SANDBOX_VALUES.get(var, "sandbox"))
+    wanted = {k: v for k, v in need("env", ()) if v is not None}
+    for name, _ in need("env", ()):  # the env checks' own values win over the texts' defaults
+        env[name] = wanted[name] if name in wanted else SANDBOX_VALUES.get(name, "sandbox")
     return env

@@ -319,7 +319,6 @@ def _metric_fails(check: MetricCheck, rt: orchestrator.Runtime) -> str | None:
 def _refresh_markers(plan: Plan, sb: Sandbox, clock: OffsetClock) -> None:
     """Keep the "last success" markers and the metric data fresh in the fast-forwarded time, as the real
     jobs and traffic would."""
-    from cutover.sandbox.emulator import seed_log_markers, seed_metrics
+    from cutover.sandbox.emulator import refresh
 
-    seed_log_markers(plan, sb.emulator, clock.now())
-    seed_metrics(plan, sb.emulator, clock.now())
+    refresh(plan, sb.emulator, clock.now())

@@ -20,8 +20,7 @@ from cutover.model.plan import Plan
 from cutover.checks.alarms import AlarmsCheck
 from cutover.model.targets import RolloutTarget, steps
 from cutover.model.templates import ENV_REF, expand_vars
-from cutover.sandbox.emulator import CannedInsights, open_calendars_note, open_windows, seed_log_markers, seed_metrics, \
-    serve_open_calendars
+from cutover.sandbox.emulator import CannedInsights, open_calendars_note, open_windows, refresh, serve_open_calendars
 from cutover.sandbox.rehearse import STUB_COMMAND, Attempts, Sandbox, finish
 
 # The emulator does not check an external id: one the environment does not give is this placeholder.
@@ -81,8 +80,7 @@ def rehearse_targets(plan: Plan, evidence_dir: Path, verbose: bool = False,
             if seconds > 0:
                 clock.advance(seconds)
                 for t in plan.targets:  # the markers and metric data fresh in the fast-forwarded time, in every target
-                    seed_log_markers(plan.at_target(t), sb.emulator, clock.now(), role_arn=t.role_arn)
-                    seed_metrics(plan.at_target(t), sb.emulator, clock.now(), role_arn=t.role_arn)
+                    refresh(plan.at_target(t), sb.emulator, clock.now(), role_arn=t.role_arn)
                 notes.append(f"fast-forwarded {format_duration(seconds)}: {why}")
 
         fast_forward(max((c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)), default=0),

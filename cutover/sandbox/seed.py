@@ -3,6 +3,7 @@ metrics): loopback endpoints only, never a real account."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,19 @@ def _tiny_zip() -> bytes:
     return buf.getvalue()
 
 
+@dataclass
+class Written:
+    """What one seeder wrote of the checks' fixtures, for the sandbox's summary."""
+
+    alarms: list[str] = field(default_factory=list)
+    log_groups: dict[str, int] = field(default_factory=dict)  # group -> events written
+    metric_points: int = 0
+
+    @property
+    def log_events(self) -> int:
+        return sum(self.log_groups.values())
+
+
 class EmulatorSeeder:
     """Writes fixtures into an AWS emulator (moto) on loopback: used by `cutover sandbox`, `rehearse` and
     tests. It refuses any other endpoint, so it can never write fixtures into a real account."""
@@ -45,6 +59,7 @@ class EmulatorSeeder:
                                     aws_session_token=got["SessionToken"], region_name=region)
         self._session = session
         self._clients = Clients(session, endpoint_url=endpoint)
+        self.written = Written()
 
     def client_environment(self) -> dict[str, str]:
         """This seeder's credentials and region as the environment variables a plain boto3 client reads."""
@@ -132,6 +147,8 @@ class EmulatorSeeder:
                 ComparisonOperator=e.get("comparison", "GreaterThanThreshold"),
             )
         self.set_alarm_state(name, state, reason)
+        if name not in self.written.alarms:
+            self.written.alarms.append(name)
 
     def set_alarm_state(self, name: str, state: str, reason: str = "set by cutover sandbox") -> None:
         """Incident injection: moto changes the state (and StateUpdatedTimestamp) only when told to."""
@@ -213,6 +230,7 @@ class EmulatorSeeder:
                 except bex.ClientError as exc:
                     if error_code(exc) != "ResourceAlreadyExistsException":
                         raise
+        self.written.log_groups.setdefault(group, 0)
 
     def put_metric_points(self, query: Any, points: list[tuple[datetime, float]]) -> None:
         """Datapoints of one metric (a model MetricQuery: namespace, name, dimensions), 500 per call."""
@@ -222,6 +240,7 @@ class EmulatorSeeder:
         for i in range(0, len(data), 500):
             with aws_errors("cloudwatch:PutMetricData", query.metric):
                 self._clients("cloudwatch").put_metric_data(Namespace=query.namespace, MetricData=data[i:i + 500])
+        self.written.metric_points += len(data)
 
     def put_log_event(self, group: str, message: str, when: datetime) -> None:
         self.put_log_group(group)
@@ -239,3 +258,4 @@ class EmulatorSeeder:
                 code="RejectedLogEvent",
                 operation="logs:PutLogEvents",
             )
+        self.written.log_groups[group] += 1

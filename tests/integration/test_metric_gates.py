@@ -293,14 +293,14 @@ def test_pages_are_merged_by_query_id_and_partial_data_is_an_error():
 
 
 def test_sandbox_seeding_makes_every_metric_check_pass(counted):
-    from cutover.sandbox.emulator import seed_metrics
+    from cutover.sandbox.emulator import refresh
 
     ports, _ = counted
     extra = ("    max_rate: 0.01\n    min_total: 5000\n    baseline: {offsets: [1d]}\n"
              "  lat:\n    type: metric\n    value: {namespace: AWS/Lambda, metric: Duration, stat: Maximum}\n"
              "    max: 3000\n    min: 10\n    max_ratio: 1.2\n    baseline: {offsets: [1h, 2h]}\n")
     plan = parse_plan(PLAN.format(extra=extra))
-    assert seed_metrics(plan, os.environ["AWS_ENDPOINT_URL"], NOW) > 0
+    assert refresh(plan, os.environ["AWS_ENDPOINT_URL"], NOW).metric_points > 0
     for check in plan.checks.values():
         r = run_check(check, ctx_for(ports))
         assert r.status == PASS and r.data["outcome"] == "PASS", r.detail

@@ -114,6 +114,16 @@ def test_incident_injection_moves_an_alarm_to_alarm(aws_env, emulator):
     assert (alarm.state, alarm.reason) == ("ALARM", "injected incident")
 
 
+def test_a_seeded_marker_that_a_log_absent_check_would_count_is_a_warning(aws_env, emulator):
+    import dataclasses
+
+    plan = small_plan()
+    clash = LogAbsentCheck("no_heartbeat_errors", "/aws/lambda/beat", window=600, contains="heartbeat")
+    summary = seed(dataclasses.replace(plan, checks={**plan.checks, clash.name: clash}), emulator)
+    assert summary.warnings == ["log group /aws/lambda/beat: the event seeded for heartbeat also matches no_heartbeat_errors"]
+    assert summary.log_groups["/aws/lambda/beat"] == 1  # the marker, in a group created once
+
+
 def test_seeder_refuses_anything_but_loopback():
     with pytest.raises(UsageError):
         EmulatorSeeder("https://ssm.us-east-2.amazonaws.com", REGION)
@@ -134,6 +144,15 @@ def test_sandbox_env(emulator, http_stub):
     assert env["RICHPANEL_READ_ONLY"] == "true"
     assert env["SHOPIFY_SHOP_DOMAIN"] == "sandbox.myshopify.com"
     assert env["RICHPANEL_API_BASE"] == http_stub.base  # a URL-valued default points at the stub
+
+
+def test_sandbox_env_sets_the_variables_of_headers_too(emulator):
+    import dataclasses
+
+    plan = small_plan()
+    check = HttpCheck("tenant_read", url="https://api.example.com/v1", headers={"x-tenant": "${TENANT_ID}", "x-env": "${DEPLOY_ENV:-staging}"})
+    env = sandbox_env(dataclasses.replace(plan, checks={**plan.checks, check.name: check}), emulator)
+    assert (env["TENANT_ID"], env["DEPLOY_ENV"]) == ("sandbox", "staging")
 
 
 # --- the HTTP stub ---------------------------------------------------------------------------------------
@@ -226,22 +245,22 @@ def test_seed_the_repository_plan(aws_env, emulator):
 
 
 def test_log_markers_follow_a_fast_forwarded_clock(aws_env, emulator):
-    from cutover.sandbox.emulator import seed_log_markers
+    from cutover.sandbox.emulator import refresh
 
     plan = small_plan()
     seed(plan, emulator)
     later = datetime.now(timezone.utc) + timedelta(minutes=90)
-    assert seed_log_markers(plan, emulator, later) == 2
+    assert refresh(plan, emulator, later).log_events == 2
     ports = make_ports(REGION, None, read_only=True)
     events = list(ports.logs.events("/aws/lambda/beat", later - timedelta(seconds=120), later))
     assert [e.message for e in events] == ["heartbeat ok"]
 
 
 def test_log_markers_stop_at_the_newest_time_the_emulator_accepts(aws_env, emulator):
-    from cutover.sandbox.emulator import seed_log_markers
+    from cutover.sandbox.emulator import refresh
 
     real = datetime.now(timezone.utc)
-    assert seed_log_markers(small_plan(), emulator, real + timedelta(hours=5)) == 2
+    assert refresh(small_plan(), emulator, real + timedelta(hours=5)).log_events == 2
     ports = make_ports(REGION, None, read_only=True)
     events = list(ports.logs.events("/aws/lambda/refresh", real, real + timedelta(hours=5)))
     assert len(events) == 1 and real + timedelta(hours=1) < events[0].timestamp < real + timedelta(hours=2)
