@@ -221,6 +221,12 @@ class Alarms(CheckType):
     details = staticmethod(_expect_lines)
 
 
+def longest_quiet(plan) -> float:
+    """The longest `quiet_for` of the plan's alarms checks (0 without one): how long freshly seeded alarms
+    take to count as quiet in a sandbox."""
+    return max((c.quiet_for for c in TYPE.checks_in(plan)), default=0.0)
+
+
 def _expected(node, read: Nodes) -> AlarmExpect:
     fields = read.fields(node)
 

@@ -45,7 +45,7 @@ from cutover.model import program
 from cutover.errors import UsageError
 from cutover.compile.guard_names import GuardArns, Names, fit_name, names
 from cutover.model.plan import ROLLED_BACK, Flag, LambdaTarget, Plan, function_name
-from cutover.checks.alarms import AlarmsCheck
+from cutover.checks import alarms as alarm_checks
 from cutover.redact import HIDDEN, shown
 from cutover.core.state import MAX_RECORD_BYTES, STABLE, StateRecord
 
@@ -92,7 +92,7 @@ def watches(plan: Plan) -> tuple[Watch, Watch]:
     `insufficient_data: fail` watches fires on INSUFFICIENT_DATA too; the others on ALARM only. Two
     checks with different policies on one alarm: the stricter wins (listing it in the strict branch
     is enough, since the branches are alternatives; it is left out of the lenient one to say so)."""
-    alarms = [c for c in plan.checks.values() if isinstance(c, AlarmsCheck)]
+    alarms = alarm_checks.TYPE.checks_in(plan)
 
     def select(fail: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
         mine = [c for c in alarms if (c.insufficient_data == "fail") is fail]

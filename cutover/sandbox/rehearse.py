@@ -22,7 +22,7 @@ from cutover.core import flags as flagmod
 from cutover.clock import OffsetClock, SystemClock
 from cutover.errors import CutoverError, ExitCode
 from cutover.model.plan import Plan
-from cutover.checks.alarms import AlarmsCheck
+from cutover.checks.alarms import longest_quiet
 from cutover.checks.metric import MetricCheck
 from cutover.commands.runtime import new_run_id
 from cutover.sandbox.emulator import DUMMY_KEY, open_calendars_note, open_windows, serve_open_calendars
@@ -99,7 +99,7 @@ def _serve(plan: Plan, port: int, say: Callable[[str], None], time_lines: list[s
             say(f"  {note}")
         for line in time_lines:
             say(line)
-        quiet = max((c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)), default=0)
+        quiet = longest_quiet(plan)
         if quiet:
             from cutover.model.durations import format_duration
 
@@ -195,7 +195,7 @@ def rehearse(plan: Plan, evidence_dir: Path, verbose: bool = False,
                 from cutover.model.durations import format_duration
                 notes.append(f"fast-forwarded {format_duration(seconds)}: {why}")
 
-        fast_forward(max((c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)), default=0),
+        fast_forward(longest_quiet(plan),
                      "the freshly seeded alarms count as quiet")
         attempt("status", ExitCode.OK, "pending, no drift", lambda: orchestrator.status(runtime(True), check=True))
         sb.emulator.start_recording()
@@ -302,7 +302,7 @@ def _incident_metric(plan: Plan) -> tuple[str, MetricCheck] | None:
     """The last phase gated by a rate metric check, and that check (a metric incident to inject)."""
     for phase in reversed(plan.phases):
         for name in phase.gates:
-            if isinstance(check := plan.checks[name], MetricCheck) and check.is_rate:
+            if (check := plan.checks[name]).type == "metric" and check.is_rate:
                 return phase.name, check
     return None
 

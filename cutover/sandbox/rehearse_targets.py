@@ -17,7 +17,7 @@ from cutover.core import state
 from cutover.errors import ExitCode
 from cutover.model.durations import format_duration
 from cutover.model.plan import Plan
-from cutover.checks.alarms import AlarmsCheck
+from cutover.checks.alarms import longest_quiet
 from cutover.model.targets import RolloutTarget, steps
 from cutover.model.templates import ENV_REF, expand_vars
 from cutover.sandbox.emulator import CannedInsights, open_calendars_note, open_windows, refresh, serve_open_calendars
@@ -83,7 +83,7 @@ def rehearse_targets(plan: Plan, evidence_dir: Path, verbose: bool = False,
                     refresh(plan.at_target(t), sb.emulator, clock.now(), role_arn=t.role_arn)
                 notes.append(f"fast-forwarded {format_duration(seconds)}: {why}")
 
-        fast_forward(max((c.quiet_for for c in plan.checks.values() if isinstance(c, AlarmsCheck)), default=0),
+        fast_forward(longest_quiet(plan),
                      "the freshly seeded alarms count as quiet")
         attempt("status", ExitCode.OK, "every target pending, no drift",
                 lambda: waves.status(plan, runtime_for(True), check=True))
