@@ -114,6 +114,10 @@ class Need:
     kind: str
     item: Any
 
+    def __post_init__(self) -> None:
+        if self.kind not in NEEDS:  # a type's own mistake: a need nobody reads would vanish silently
+            raise ValueError(f"unknown need {self.kind!r}: one of {', '.join(NEEDS)}")
+
 
 NEEDS = {
     "alarm": "a CloudWatch alarm, by name",

@@ -203,3 +203,9 @@ def test_loading_a_plan_loads_no_gate_machinery():
             "print(sorted({'subprocess', 'zoneinfo', 'urllib.request', 'http.client', 'cutover.gates'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_need_of_a_kind_nobody_reads_is_refused():
+    """A misspelt need would otherwise drop out of the IAM inventory and the runbook without a word."""
+    with pytest.raises(ValueError, match="unknown need 'alarms'"):
+        Need("alarms", "rp-worker-errors")
