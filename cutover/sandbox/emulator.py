@@ -46,7 +46,7 @@ LOOPBACK = "127.0.0.1"
 
 
 class Emulator:
-    """moto's ThreadedMotoServer in this process, bound to 127.0.0.1 (moto binds 0.0.0.0 by default).
+    """moto's server in this process, bound to 127.0.0.1 (moto binds 0.0.0.0 by default; see moto_server).
 
         with Emulator() as emu:
             os.environ.update(emu.env())
@@ -65,7 +65,8 @@ class Emulator:
 
     def start(self) -> "Emulator":
         from moto.moto_api import recorder
-        from moto.server import ThreadedMotoServer
+
+        from cutover.sandbox.moto_server import MotoServer
 
         if not self.verbose:
             # werkzeug logs every request (and moto's "not implemented" tracebacks) to stderr; our
@@ -75,9 +76,9 @@ class Emulator:
         fd, self._recording = tempfile.mkstemp(prefix="cutover-moto-", suffix=".jsonl")
         os.close(fd)
         recorder._location = self._recording
-        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self._port, verbose=False)
+        self._server = MotoServer(LOOPBACK, self._port)
         self._server.start()
-        host, port = self._server.get_host_and_port()
+        host, port = self._server.address
         self.endpoint = f"http://{host}:{port}"
         return self
 

@@ -320,3 +320,36 @@ def test_sandbox_time_scale_out_of_range_is_a_usage_error(scale):
     done = subprocess.run([sys.executable, "-m", "cutover", "--plan", str(REPO / "tests" / "plans" / "e2e.yaml"), "sandbox",
                            "--time-scale", scale], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "--time-scale" in done.stderr, done.stderr
+
+
+def test_the_emulator_looks_each_hosts_backend_up_once(monkeypatch):
+    """moto finds a request's backend by listing its package and trying every URL pattern; the
+    emulator's server does that once per host, and routes as moto does."""
+    import boto3
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from cutover.sandbox.moto_server import MotoServer
+
+    lookups: list[str | None] = []
+    moto_lookup = DomainDispatcherApplication.get_backend_for_host
+
+    def counted(self, host):
+        lookups.append(host)
+        return moto_lookup(self, host)
+
+    monkeypatch.setattr(DomainDispatcherApplication, "get_backend_for_host", counted)
+    server = MotoServer("127.0.0.1")
+    server.start()
+    try:
+        host, port = server.address
+        clients = {name: boto3.client(name, region_name="us-east-2", endpoint_url=f"http://{host}:{port}",
+                                      aws_access_key_id="testing", aws_secret_access_key="testing")
+                   for name in ("ssm", "logs")}
+        for _ in range(3):
+            clients["ssm"].describe_parameters()
+            clients["logs"].describe_log_groups()
+    finally:
+        server.stop()
+    hosts = [h for h in lookups if h]
+    assert sorted(hosts) == ["logs.us-east-2.amazonaws.com", "ssm.us-east-2.amazonaws.com"]  # once each, not 3 times
+    assert {server.app.backends[h] for h in hosts} == {"ssm", "logs"}
