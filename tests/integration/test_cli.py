@@ -613,10 +613,17 @@ def test_preflight_fail_on_alarm(cli, emulator, tmp_path):
 
 # --- AWS errors --------------------------------------------------------------------------------------
 def test_unreachable_endpoint_is_exit_4_with_one_line(aws_env, monkeypatch, tmp_path):
+    from cutover.clock import SystemClock
+
+    # A refused connection is transient: the flag reads back off and retry (about 40 s of real
+    # sleeps per command). Count the waits instead of sleeping them.
+    waits: list[float] = []
+    monkeypatch.setattr(SystemClock, "sleep", lambda self, seconds: waits.append(seconds))
     cli = Cli(tmp_path / "ev")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     r = cli("status")
+    assert waits, "a refused connection is retried before status gives up"
     assert r.exit_code == 4, r.output
     assert r.stdout == ""
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
