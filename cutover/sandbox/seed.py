@@ -39,6 +39,12 @@ class Written:
         return sum(self.log_groups.values())
 
 
+# A client costs about 50 ms to make (botocore reads and parses its service's model), and a seeder is made
+# for every seeding and refresh (every test, every rehearsal step): the seeders of one emulator and region
+# share their clients. A role's seeder does not: the emulator issued its credentials, and a reset forgets them.
+_SHARED: dict[tuple[str, str], tuple[boto3.Session, Clients]] = {}
+
+
 class EmulatorSeeder:
     """Writes fixtures into an AWS emulator (moto) on loopback: used by `cutover sandbox`, `rehearse` and
     tests. It refuses any other endpoint, so it can never write fixtures into a real account."""
@@ -51,6 +57,10 @@ class EmulatorSeeder:
         role's account), as a target of another account is reached."""
         if not is_loopback(urlsplit(endpoint).hostname or ""):
             raise UsageError(f"refusing to seed {endpoint}: not a loopback emulator", "seed only 127.0.0.1")
+        self.written = Written()
+        if not role_arn and (endpoint, region) in _SHARED:
+            self._session, self._clients = _SHARED[(endpoint, region)]
+            return
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
         if role_arn:
             got = session.client("sts", endpoint_url=endpoint).assume_role(
@@ -59,7 +69,8 @@ class EmulatorSeeder:
                                     aws_session_token=got["SessionToken"], region_name=region)
         self._session = session
         self._clients = Clients(session, endpoint_url=endpoint)
-        self.written = Written()
+        if not role_arn:
+            _SHARED[(endpoint, region)] = (self._session, self._clients)
 
     def client_environment(self) -> dict[str, str]:
         """This seeder's credentials and region as the environment variables a plain boto3 client reads."""
